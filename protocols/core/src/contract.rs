@@ -1,0 +1,251 @@
+//! The stream-layer ↔ parser contract: what a parser is fed and what it answers.
+
+use crate::event::DbEvent;
+use crate::limits::Limits;
+use crate::time::Timestamp;
+
+/// Which way bytes travel. Never a `bool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// Client → server (requests).
+    ToServer,
+    /// Server → client (responses).
+    ToClient,
+}
+
+impl Direction {
+    /// The other direction.
+    pub const fn flip(self) -> Self {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+    /// 0 for `ToServer`, 1 for `ToClient`: an index into per-direction arrays.
+    pub const fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+    /// Short lowercase name, for metrics labels and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::ToServer => "to_server",
+            Direction::ToClient => "to_client",
+        }
+    }
+}
+
+/// What the stream layer hands a parser, in stream order, per direction.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// All contiguous bytes the parser has not consumed yet (earlier tail + new data).
+    Data(&'a [u8]),
+    /// `len` bytes are known to be missing here (loss, snaplen cut, budget overflow, ACK beyond a
+    /// hole). `partial` holds the bytes the parser had left unconsumed before the gap (the head of
+    /// an incomplete message); the stream layer drops them after this call, because what follows
+    /// the gap is not contiguous with them.
+    Gap { len: u64, partial: &'a [u8] },
+    /// The direction ended: FIN (`reset: false`), RST (`reset: true`), idle expiry or end of
+    /// capture. `partial` holds unconsumed bytes of an incomplete message, if any.
+    End { reset: bool, partial: &'a [u8] },
+}
+
+/// A parser's answer to one [`Input`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// `n` bytes were consumed; call again with the rest (if any) and with new data.
+    Consumed(usize),
+    /// `consumed` bytes were consumed; do not call again until at least `need` bytes are buffered
+    /// after them. `need` is exact (taken from a length header), never "one more byte".
+    NeedMore { consumed: usize, need: usize },
+    /// `consumed` bytes were consumed; then drop the next `skip` bytes unbuffered (result rows,
+    /// COPY data, LOBs, the remainder of an over-limit message). Gaps falling inside are harmless.
+    Skip { consumed: usize, skip: u64 },
+    /// The session switched to something the parser cannot read (TLS): stop feeding both
+    /// directions, count their bytes.
+    Upgraded(Upgrade),
+    /// Not this protocol, or unrecoverable: stop feeding, count the bytes that follow.
+    Abandon(Abandon),
+}
+
+/// What a session upgraded to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    /// TLS from here on, in both directions.
+    Tls,
+}
+
+/// Why a parser gave up on a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandon {
+    /// The bytes are not this protocol after all.
+    NotThisProtocol,
+    /// A framing header could not be trusted and no resync point was found within the limits.
+    Unrecoverable,
+}
+
+impl Abandon {
+    /// Short name for counters.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Abandon::NotThisProtocol => "not_this_protocol",
+            Abandon::Unrecoverable => "unrecoverable",
+        }
+    }
+}
+
+/// A protocol probe's verdict on the first bytes of one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// These bytes are this protocol, whatever the port.
+    Certain,
+    /// Could be this protocol; accept it on the protocol's own ports.
+    Unsure,
+    /// These bytes are not this protocol.
+    NotForUs,
+    /// Not enough bytes to tell yet.
+    NeedMore,
+}
+
+/// A point in one direction's stream where a captured TCP segment began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// Offset of the segment's first byte in the direction's stream.
+    pub offset: u64,
+    /// Capture time of that segment.
+    pub ts: Timestamp,
+}
+
+/// Context of one `handle` call: time (from packets) and limits. Built by the stream layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Cx<'a> {
+    /// Capture time of the newest segment delivered in this direction.
+    pub ts: Timestamp,
+    /// Stream offset of the first byte of this call's input.
+    pub base: u64,
+    /// Segment starts covering this call's input, oldest first. May start before `base`.
+    pub marks: &'a [Mark],
+    /// The session's limits.
+    pub limits: &'a Limits,
+}
+
+impl<'a> Cx<'a> {
+    /// A context with a single time and no segment history (tests, simple drivers).
+    pub fn at(ts: Timestamp, limits: &'a Limits) -> Self {
+        Cx {
+            ts,
+            base: 0,
+            marks: &[],
+            limits,
+        }
+    }
+
+    /// Capture time of the segment that carried input byte `pos` of this call.
+    pub fn ts_at(&self, pos: usize) -> Timestamp {
+        let abs = self.base.saturating_add(pos as u64);
+        // Marks are sorted by offset: the last mark at or before `abs` carried the byte.
+        let idx = self.marks.partition_point(|m| m.offset <= abs);
+        match idx.checked_sub(1).and_then(|i| self.marks.get(i)) {
+            Some(m) => m.ts,
+            None => self.ts,
+        }
+    }
+
+    /// Input positions (relative to this call's input) where a captured segment began, in order.
+    /// Resync prefers these: clients and servers start a message at a segment start far more
+    /// often than inside one.
+    pub fn segment_starts(&self) -> impl Iterator<Item = usize> + '_ {
+        let base = self.base;
+        self.marks
+            .iter()
+            .filter(move |m| m.offset >= base)
+            .map(move |m| (m.offset - base) as usize)
+    }
+}
+
+/// How a parser instance starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionOpts {
+    /// The connection was picked up after its start: no TCP handshake, and so no protocol
+    /// handshake either. The parser must not expect a greeting.
+    pub midstream: bool,
+}
+
+/// A sans-IO parser for one protocol session (both directions of one TCP connection).
+pub trait StreamParser: Send {
+    /// Feed one input for direction `dir`; push events into `out`; say how to go on.
+    fn handle(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        input: Input<'_>,
+        out: &mut Vec<DbEvent>,
+    ) -> Progress;
+}
+
+/// How a protocol registers with the engine: name, ports, probe and parser factory. This is the
+/// only protocol-specific thing outside a protocol crate.
+#[derive(Clone, Copy)]
+pub struct ProtocolSpec {
+    /// Name used in records (`protocol`), metrics and `--port NAME=PORT`.
+    pub name: &'static str,
+    /// Ports where an `Unsure` probe is accepted.
+    pub default_ports: &'static [u16],
+    /// Looks at the first bytes of one direction, assuming that direction is `dir`.
+    pub probe: fn(Direction, &[u8]) -> Probe,
+    /// Makes a parser for a new session.
+    pub new_parser: fn(SessionOpts) -> Box<dyn StreamParser>,
+}
+
+impl std::fmt::Debug for ProtocolSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtocolSpec")
+            .field("name", &self.name)
+            .field("default_ports", &self.default_ports)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ts_at_picks_the_segment_that_carried_the_byte() {
+        let limits = Limits::default();
+        let marks = [
+            Mark {
+                offset: 100,
+                ts: Timestamp(1),
+            },
+            Mark {
+                offset: 110,
+                ts: Timestamp(2),
+            },
+            Mark {
+                offset: 150,
+                ts: Timestamp(3),
+            },
+        ];
+        let cx = Cx {
+            ts: Timestamp(3),
+            base: 105,
+            marks: &marks,
+            limits: &limits,
+        };
+        assert_eq!(cx.ts_at(0), Timestamp(1)); // offset 105
+        assert_eq!(cx.ts_at(5), Timestamp(2)); // offset 110
+        assert_eq!(cx.ts_at(44), Timestamp(2)); // offset 149
+        assert_eq!(cx.ts_at(45), Timestamp(3)); // offset 150
+        assert_eq!(cx.segment_starts().collect::<Vec<_>>(), vec![5, 45]);
+    }
+
+    #[test]
+    fn ts_at_without_marks_is_the_newest_time() {
+        let limits = Limits::default();
+        let cx = Cx::at(Timestamp(7), &limits);
+        assert_eq!(cx.ts_at(12), Timestamp(7));
+    }
+}

@@ -1,0 +1,357 @@
+//! Protocol-neutral events: what every parser pushes and what the session layer turns into audit
+//! records. Per-protocol message types never leave their crate; these are owned and small.
+
+use std::borrow::Cow;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::contract::Direction;
+use crate::time::Timestamp;
+
+/// How much of an operation the sensor saw. Lets an auditor tell "no activity" from "activity we
+/// could not see".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Completeness {
+    /// Every byte was seen.
+    #[default]
+    Complete,
+    /// `lost_bytes` bytes of it were never captured (loss, snaplen, budget overflow).
+    Partial { lost_bytes: u64 },
+    /// It was cut: at a limit (statement text kept up to `Limits::max_statement_len`) or at the
+    /// end of the capture. `kept` bytes were kept of `original` (when known, else `kept`).
+    Truncated { kept: u64, original: u64 },
+}
+
+impl Completeness {
+    /// Combine two observations of the same operation: the worse one wins, losses add up.
+    pub fn merge(self, other: Completeness) -> Completeness {
+        use Completeness::*;
+        match (self, other) {
+            (Complete, x) | (x, Complete) => x,
+            (Partial { lost_bytes: a }, Partial { lost_bytes: b }) => Partial {
+                lost_bytes: a.saturating_add(b),
+            },
+            (Partial { lost_bytes }, Truncated { .. })
+            | (Truncated { .. }, Partial { lost_bytes }) => Partial { lost_bytes },
+            (Truncated { kept, original }, Truncated { .. }) => Truncated { kept, original },
+        }
+    }
+    /// True unless `Complete`.
+    pub fn is_incomplete(self) -> bool {
+        !matches!(self, Completeness::Complete)
+    }
+}
+
+/// The operation kind of a request, as written in the record's `op` field. One value per kind,
+/// lowercase, shared across protocols where the meaning is shared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Op(pub Cow<'static, str>);
+
+impl Op {
+    /// Authentication of a new session.
+    pub const LOGIN: Op = Op::new("login");
+    /// The client ended the session.
+    pub const LOGOUT: Op = Op::new("logout");
+    /// A statement sent as text.
+    pub const QUERY: Op = Op::new("query");
+    /// A statement prepared for later execution.
+    pub const PREPARE: Op = Op::new("prepare");
+    /// A prepared statement executed with bind values.
+    pub const EXECUTE: Op = Op::new("execute");
+    /// Change of the default database.
+    pub const INIT_DB: Op = Op::new("init_db");
+    /// Re-authentication on an open session.
+    pub const CHANGE_USER: Op = Op::new("change_user");
+
+    /// A static operation name.
+    pub const fn new(name: &'static str) -> Op {
+        Op(Cow::Borrowed(name))
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who logged in and with what: carried by `login` and `change_user` requests.
+/// Credentials are never here: only the fact that they were sent and the method used.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Login {
+    /// Database user name.
+    pub user: Option<String>,
+    /// Database (schema) asked for at login.
+    pub database: Option<String>,
+    /// The client's program name, from connection attributes or the protocol's own field.
+    pub client_program: Option<String>,
+    /// Authentication method (e.g. `mysql_native_password`, `caching_sha2_password`).
+    pub auth_method: Option<String>,
+    /// Connection attributes as sent by the client, in wire order (bounded).
+    pub attributes: Vec<(String, String)>,
+    /// The client sent credentials (a password, hash or token), which were dropped.
+    pub credentials_redacted: bool,
+}
+
+/// One typed bind value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// The wire type name (e.g. `long`, `var_string`, `datetime`).
+    pub type_name: Cow<'static, str>,
+    /// The decoded value.
+    pub value: ParamValue,
+    /// The value was cut at `Limits::max_param_len`.
+    pub truncated: bool,
+}
+
+/// A decoded bind value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    /// SQL NULL.
+    Null,
+    /// Boolean.
+    Bool(bool),
+    /// Signed integer.
+    Int(i64),
+    /// Unsigned integer.
+    UInt(u64),
+    /// Floating point.
+    Float(f64),
+    /// Text (decimal numbers, strings, dates rendered as text), already converted to UTF-8.
+    Text(String),
+    /// Binary data, written as hex.
+    Bytes(Vec<u8>),
+    /// The value was sent out of band (long data) and is not in the execute message.
+    LongData {
+        /// Bytes that were sent for it in `send_long_data` messages.
+        bytes: u64,
+    },
+    /// The value's bytes could not be decoded (malformed or cut).
+    Undecodable,
+}
+
+impl Serialize for Param {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", &*self.type_name)?;
+        match &self.value {
+            ParamValue::Null => m.serialize_entry("value", &())?,
+            ParamValue::Bool(b) => m.serialize_entry("value", b)?,
+            ParamValue::Int(i) => m.serialize_entry("value", i)?,
+            ParamValue::UInt(u) => m.serialize_entry("value", u)?,
+            ParamValue::Float(f) if f.is_finite() => m.serialize_entry("value", f)?,
+            // JSON has no NaN or infinity: keep them as text rather than lose them.
+            ParamValue::Float(f) => m.serialize_entry("value", &f.to_string())?,
+            ParamValue::Text(t) => m.serialize_entry("value", t)?,
+            ParamValue::Bytes(b) => m.serialize_entry("hex", &HexStr(b))?,
+            ParamValue::LongData { bytes } => m.serialize_entry("long_data_bytes", bytes)?,
+            ParamValue::Undecodable => m.serialize_entry("undecodable", &true)?,
+        }
+        if self.truncated {
+            m.serialize_entry("truncated", &true)?;
+        }
+        m.end()
+    }
+}
+
+struct HexStr<'a>(&'a [u8]);
+
+impl Serialize for HexStr<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(self.0.len() * 2);
+        for &b in self.0 {
+            out.push(DIGITS[(b >> 4) as usize] as char);
+            out.push(DIGITS[(b & 0xf) as usize] as char);
+        }
+        s.serialize_str(&out)
+    }
+}
+
+/// A request: one operation the client asked for.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Request {
+    /// Parser-assigned number, increasing within a session; pairs the request with its response.
+    pub tx: u64,
+    /// Capture time of the request's first byte.
+    pub ts: Timestamp,
+    /// Operation kind.
+    pub op: Option<Op>,
+    /// Statement text (UTF-8). For an execute: the prepared text, when the prepare was seen.
+    pub sql: Option<String>,
+    /// Typed bind values in order (execute), or `None`.
+    pub params: Option<Vec<Param>>,
+    /// Server-side statement handle (prepare response, execute, close).
+    pub stmt_id: Option<u64>,
+    /// Login details (`login`, `change_user`).
+    pub login: Option<Box<Login>>,
+    /// Query attributes sent with the statement (name, value), bounded.
+    pub attributes: Vec<(String, String)>,
+    /// Wire bytes of the request, headers included.
+    pub bytes: u64,
+    /// False for requests the protocol never answers (e.g. MySQL COM_QUIT, COM_STMT_CLOSE).
+    pub expects_response: bool,
+    /// How much of the request was seen.
+    pub completeness: Completeness,
+}
+
+/// Outcome of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The server reported success.
+    Ok,
+    /// The server reported an error.
+    Error,
+    /// No response was seen.
+    #[default]
+    Unknown,
+}
+
+/// A database error code: numeric (MySQL, TDS, Oracle) or text (PostgreSQL SQLSTATE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ErrorCode {
+    /// Numeric code, e.g. MySQL 1045.
+    Num(i64),
+    /// Text code, e.g. PostgreSQL `28P01`.
+    Text(String),
+}
+
+/// An error reported by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DbError {
+    /// Error code.
+    pub code: ErrorCode,
+    /// SQLSTATE, when the protocol carries one.
+    pub sqlstate: Option<String>,
+    /// Human-readable message, UTF-8.
+    pub message: String,
+}
+
+/// The server's answer to one request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Response {
+    /// The `tx` of the request this answers.
+    pub tx: u64,
+    /// Capture time of the response's last byte.
+    pub ts_end: Timestamp,
+    /// Success or error.
+    pub status: Status,
+    /// The error, when `status` is `Error`.
+    pub error: Option<DbError>,
+    /// Rows affected (DML) or returned (result sets).
+    pub rows: Option<u64>,
+    /// Last insert id, when reported.
+    pub insert_id: Option<u64>,
+    /// Warning count, when reported.
+    pub warnings: Option<u64>,
+    /// Statement handle assigned by a prepare.
+    pub stmt_id: Option<u64>,
+    /// Number of parameters of a prepared statement.
+    pub param_count: Option<u64>,
+    /// Wire bytes of the response, headers and skipped rows included.
+    pub bytes: u64,
+    /// How much of the response was seen.
+    pub completeness: Completeness,
+}
+
+/// Session attributes that changed (after a successful login, change of database, …).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SessionUpdate {
+    /// New user.
+    pub user: Option<String>,
+    /// New default database.
+    pub database: Option<String>,
+    /// Client program.
+    pub client_program: Option<String>,
+}
+
+/// Everything a parser reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbEvent {
+    /// The server identified itself.
+    ServerInfo {
+        /// Server version string.
+        version: Option<String>,
+        /// Server-side connection (thread / backend / SPID) id.
+        connection_id: Option<u64>,
+    },
+    /// The client asked for something.
+    Request(Box<Request>),
+    /// The server answered.
+    Response(Box<Response>),
+    /// Session attributes changed.
+    Session(SessionUpdate),
+    /// The session switched to TLS: its bytes are counted, nothing else is parsed.
+    Encrypted,
+    /// The parser lost message boundaries in `dir` after `lost_bytes` missing bytes.
+    Desync { dir: Direction, lost_bytes: u64 },
+    /// The parser found message boundaries again after discarding `skipped_bytes`.
+    Resync { dir: Direction, skipped_bytes: u64 },
+    /// A protocol anomaly worth counting (malformed message, over-limit field, unknown message).
+    Anomaly {
+        /// Direction of the offending message.
+        dir: Direction,
+        /// Bounded, static kind name (metrics label).
+        kind: &'static str,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_serialize_with_their_type() {
+        let p = vec![
+            Param {
+                type_name: "long".into(),
+                value: ParamValue::Int(-3),
+                truncated: false,
+            },
+            Param {
+                type_name: "var_string".into(),
+                value: ParamValue::Null,
+                truncated: false,
+            },
+            Param {
+                type_name: "blob".into(),
+                value: ParamValue::Bytes(vec![0, 0xab]),
+                truncated: true,
+            },
+            Param {
+                type_name: "double".into(),
+                value: ParamValue::Float(f64::NAN),
+                truncated: false,
+            },
+        ];
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"[{"type":"long","value":-3},{"type":"var_string","value":null},{"type":"blob","hex":"00ab","truncated":true},{"type":"double","value":"NaN"}]"#
+        );
+    }
+
+    #[test]
+    fn completeness_merge_keeps_the_worst() {
+        use Completeness::*;
+        assert_eq!(
+            Complete.merge(Partial { lost_bytes: 3 }),
+            Partial { lost_bytes: 3 }
+        );
+        assert_eq!(
+            Partial { lost_bytes: 3 }.merge(Partial { lost_bytes: 4 }),
+            Partial { lost_bytes: 7 }
+        );
+        assert_eq!(
+            Truncated {
+                kept: 1,
+                original: 9
+            }
+            .merge(Complete),
+            Truncated {
+                kept: 1,
+                original: 9
+            }
+        );
+    }
+}

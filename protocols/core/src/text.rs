@@ -1,0 +1,137 @@
+//! Wire text to UTF-8, losslessly: bytes that do not decode in the session's character set are
+//! kept as `\xNN` escapes, never dropped or replaced. Hospital systems in China still run GBK, so
+//! the charset matters.
+
+use encoding_rs::{DecoderResult, Encoding, UTF_8};
+
+/// Decode `bytes` from `encoding` into a new UTF-8 string; undecodable bytes become `\xNN`.
+pub fn decode(bytes: &[u8], encoding: &'static Encoding) -> String {
+    let mut out = String::with_capacity(bytes.len() + bytes.len() / 2 + 4);
+    decode_into(bytes, encoding, &mut out);
+    out
+}
+
+/// Decode `bytes` from `encoding`, appending to `out`; undecodable bytes become `\xNN`.
+pub fn decode_into(bytes: &[u8], encoding: &'static Encoding, out: &mut String) {
+    if encoding == UTF_8 {
+        decode_utf8_into(bytes, out);
+        return;
+    }
+    // ASCII-compatible fast path: plain ASCII decodes the same in every charset we accept.
+    if bytes.is_ascii() && encoding.is_ascii_compatible() {
+        // Safe to append directly: ASCII is valid UTF-8.
+        out.push_str(std::str::from_utf8(bytes).unwrap_or_default());
+        return;
+    }
+    let mut decoder = encoding.new_decoder_without_bom_handling();
+    let mut src = bytes;
+    loop {
+        let needed = decoder
+            .max_utf8_buffer_length_without_replacement(src.len())
+            .unwrap_or(src.len().saturating_mul(3).saturating_add(16));
+        out.reserve(needed);
+        let (result, read) = decoder.decode_to_string_without_replacement(src, out, true);
+        match result {
+            DecoderResult::InputEmpty => return,
+            DecoderResult::OutputFull => src = src.get(read..).unwrap_or_default(),
+            DecoderResult::Malformed(bad, extra) => {
+                // `bad` malformed bytes end `extra` bytes before the read position; the `extra`
+                // bytes were consumed but not emitted, so decode them again after the escape.
+                let end = read.saturating_sub(extra as usize);
+                let start = end.saturating_sub(bad as usize);
+                for &b in src.get(start..end).unwrap_or_default() {
+                    push_escape(out, b);
+                }
+                src = src.get(end..).unwrap_or_default();
+                decoder = encoding.new_decoder_without_bom_handling();
+            }
+        }
+    }
+}
+
+/// Decode UTF-8, escaping invalid bytes as `\xNN`.
+pub fn decode_utf8_into(bytes: &[u8], out: &mut String) {
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for &b in chunk.invalid() {
+            push_escape(out, b);
+        }
+    }
+}
+
+/// Decode UTF-8 into a new string, escaping invalid bytes as `\xNN`.
+pub fn decode_utf8(bytes: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    decode_utf8_into(bytes, &mut out);
+    out
+}
+
+fn push_escape(out: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push('\\');
+    out.push('x');
+    out.push(DIGITS[(b >> 4) as usize] as char);
+    out.push(DIGITS[(b & 0xf) as usize] as char);
+}
+
+/// Cut `s` to at most `max` bytes on a character boundary. Returns true when it cut.
+pub fn truncate_utf8(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut cut = max;
+    while cut > 0 && !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use encoding_rs::{BIG5, GB18030, GBK, WINDOWS_1252};
+
+    #[test]
+    fn utf8_invalid_bytes_are_escaped_not_dropped() {
+        assert_eq!(decode(b"ab\xffc\xc3", UTF_8), "ab\\xffc\\xc3");
+        assert_eq!(decode("é中".as_bytes(), UTF_8), "é中");
+    }
+
+    #[test]
+    fn gbk_decodes_chinese_text() {
+        // "患者" (patient) in GBK: BB BC D5 DF.
+        assert_eq!(decode(b"SELECT '\xbb\xbc\xd5\xdf'", GBK), "SELECT '患者'");
+        assert_eq!(decode(b"\xbb\xbc\xd5\xdf", GB18030), "患者");
+    }
+
+    #[test]
+    fn gbk_bad_lead_byte_keeps_the_following_ascii() {
+        // 0x81 is a lead byte; a space cannot trail it. The space must survive.
+        assert_eq!(decode(b"a\x81 b", GBK), "a\\x81 b");
+        // A lone lead byte at the end.
+        assert_eq!(decode(b"ab\x81", GBK), "ab\\x81");
+        // 0xFF is never valid in GBK.
+        assert_eq!(decode(b"\xffx", GBK), "\\xffx");
+    }
+
+    #[test]
+    fn big5_and_latin1() {
+        // "醫院" (hospital) in Big5: C2 E5 B0 7C.
+        assert_eq!(decode(b"\xc2\xe5\xb0\x7c", BIG5), "醫院");
+        // MySQL's latin1 is cp1252: every byte decodes.
+        assert_eq!(decode(b"caf\xe9 \x80", WINDOWS_1252), "café €");
+    }
+
+    #[test]
+    fn truncate_on_char_boundary() {
+        let mut s = String::from("a中b");
+        assert!(truncate_utf8(&mut s, 2));
+        assert_eq!(s, "a");
+        let mut t = String::from("abc");
+        assert!(!truncate_utf8(&mut t, 3));
+    }
+}

@@ -1,0 +1,2 @@
+//! MySQL / MariaDB client/server protocol, sans-IO.
+#![forbid(unsafe_code)]

@@ -1,0 +1,1 @@
+//! dbtap: database activity audit sensor.
