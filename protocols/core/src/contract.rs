@@ -63,9 +63,10 @@ pub enum Progress {
     /// `consumed` bytes were consumed; then drop the next `skip` bytes unbuffered (result rows,
     /// COPY data, LOBs, the remainder of an over-limit message). Gaps falling inside are harmless.
     Skip { consumed: usize, skip: u64 },
-    /// The session switched to something the parser cannot read (TLS): stop feeding both
-    /// directions, count their bytes.
-    Upgraded(Upgrade),
+    /// `consumed` bytes were consumed (the message that asked for the switch); the session then
+    /// switched to something the parser cannot read (TLS): stop feeding both directions, count
+    /// their bytes.
+    Upgraded { consumed: usize, to: Upgrade },
     /// Not this protocol, or unrecoverable: stop feeding, count the bytes that follow.
     Abandon(Abandon),
 }

@@ -26,13 +26,18 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod driver;
 pub mod event;
 pub mod gap;
 pub mod limits;
 pub mod text;
 pub mod time;
 
-pub use contract::{Abandon, Cx, Direction, Input, Probe, Progress, StreamParser, Upgrade};
+pub use contract::{
+    Abandon, Cx, Direction, Input, Mark, Probe, Progress, ProtocolSpec, SessionOpts, StreamParser,
+    Upgrade,
+};
+pub use driver::{Driver, DriverState, DriverStats};
 pub use event::{
     Completeness, DbError, DbEvent, ErrorCode, Login, Op, Param, ParamValue, Request, Response,
     Status,
