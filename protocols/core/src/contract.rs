@@ -184,6 +184,12 @@ pub trait StreamParser: Send {
         input: Input<'_>,
         out: &mut Vec<DbEvent>,
     ) -> Progress;
+
+    /// Heap bytes the parser holds (statement caches, decompression buffers), for the flow
+    /// table's memory cap.
+    fn mem_usage(&self) -> usize {
+        0
+    }
 }
 
 /// How a protocol registers with the engine: name, ports, probe and parser factory. This is the
