@@ -1,2 +1,9 @@
 //! dbtap: database activity audit sensor.
+pub mod detect;
+pub mod engine;
 pub mod reassembly;
+pub mod record;
+pub mod registry;
+pub mod session;
+pub mod sink;
+pub mod stats;

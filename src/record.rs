@@ -78,7 +78,10 @@ impl Flags {
     }
     /// Names of the set flags, in a fixed order.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Flags::NAMES.into_iter().filter(move |(f, _)| self.contains(*f)).map(|(_, n)| n)
+        Flags::NAMES
+            .into_iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| n)
     }
 }
 
@@ -173,7 +176,10 @@ pub struct AuditRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login: Option<LoginDetails<'a>>,
     /// Query attributes sent with the statement.
-    #[serde(skip_serializing_if = "slice_is_empty", serialize_with = "pairs_as_map")]
+    #[serde(
+        skip_serializing_if = "slice_is_empty",
+        serialize_with = "pairs_as_map"
+    )]
     pub attributes: &'a [(String, String)],
 }
 
@@ -258,17 +264,31 @@ mod tests {
         let mut buf = [0u8; 27];
         // 2009-02-13T23:31:30.123456Z is Unix time 1234567890.123456.
         let ts = Timestamp(1_234_567_890_123_456_789);
-        assert_eq!(format_rfc3339_micros(ts, &mut buf), "2009-02-13T23:31:30.123456Z");
-        assert_eq!(format_rfc3339_micros(Timestamp(0), &mut buf), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            format_rfc3339_micros(ts, &mut buf),
+            "2009-02-13T23:31:30.123456Z"
+        );
+        assert_eq!(
+            format_rfc3339_micros(Timestamp(0), &mut buf),
+            "1970-01-01T00:00:00.000000Z"
+        );
         // A leap day.
         let ts = Timestamp::from_parts(951_782_400, 0);
-        assert_eq!(format_rfc3339_micros(ts, &mut buf), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            format_rfc3339_micros(ts, &mut buf),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 
     #[test]
     fn flags_serialize_in_fixed_order() {
-        let f = Flags::NO_RESPONSE.with(Flags::MIDSTREAM).with(Flags::PARTIAL);
-        assert_eq!(serde_json::to_string(&f).unwrap(), r#"["partial","midstream","no_response"]"#);
+        let f = Flags::NO_RESPONSE
+            .with(Flags::MIDSTREAM)
+            .with(Flags::PARTIAL);
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"["partial","midstream","no_response"]"#
+        );
         assert_eq!(serde_json::to_string(&Flags::default()).unwrap(), "[]");
     }
 }

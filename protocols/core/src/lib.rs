@@ -40,7 +40,7 @@ pub use contract::{
 pub use driver::{Driver, DriverState, DriverStats};
 pub use event::{
     Completeness, DbError, DbEvent, ErrorCode, Login, Op, Param, ParamValue, Request, Response,
-    Status,
+    SessionUpdate, Status,
 };
 pub use limits::Limits;
 pub use time::Timestamp;

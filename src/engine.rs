@@ -1,0 +1,681 @@
+//! The per-worker engine: flow table → TCP reassembly → protocol detection → parser → session
+//! pairing → records.
+//!
+//! Everything here runs on packet time: timeouts, latency and expiry use capture timestamps,
+//! never the OS clock, so a replay gives the same answer every time. The engine sees only the
+//! flows its worker owns (both directions of a flow always reach the same worker).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+
+use dbtap_core::{DbEvent, Direction, Driver, Limits, SessionOpts, StreamParser, Timestamp};
+
+use crate::detect::{direction_of, Chunk, Detector, FlowFacts, Verdict};
+use crate::reassembly::{Delivery, GapCause, HalfStream, ReassemblyLimits};
+use crate::record::Endpoint;
+use crate::registry::Registry;
+use crate::session::{CloseReason, Session, SessionInfo};
+use crate::sink::RecordSink;
+use crate::stats::EngineStats;
+
+/// A flow with no packet for this long (packet time) is closed.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 3600;
+/// Memory the flow table of one engine may use before the least recently active flows are
+/// evicted. The pipeline divides the user's total among workers.
+pub const DEFAULT_MAX_FLOW_MEMORY: usize = 1024 * 1024 * 1024;
+/// Fixed cost charged per flow in the memory accounting (the structs themselves).
+const FLOW_BASE_COST: usize = 1024;
+/// After an eviction the table is brought down to this share of its cap, so that evictions come
+/// in batches rather than once per packet.
+const EVICT_TARGET_PERCENT: usize = 90;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Parser limits.
+    pub limits: Limits,
+    /// Reassembly limits.
+    pub reassembly: ReassemblyLimits,
+    /// Idle timeout in nanoseconds.
+    pub idle_timeout_ns: u64,
+    /// Memory cap of the flow table.
+    pub max_flow_memory: usize,
+    /// Protocols and ports.
+    pub registry: Registry,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            limits: Limits::default(),
+            reassembly: ReassemblyLimits::default(),
+            idle_timeout_ns: DEFAULT_IDLE_TIMEOUT_SECS * 1_000_000_000,
+            max_flow_memory: DEFAULT_MAX_FLOW_MEMORY,
+            registry: Registry::default(),
+        }
+    }
+}
+
+/// TCP flags the engine uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpFlags {
+    /// SYN.
+    pub syn: bool,
+    /// ACK.
+    pub ack: bool,
+    /// FIN.
+    pub fin: bool,
+    /// RST.
+    pub rst: bool,
+}
+
+/// One TCP segment as the engine needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// Sender.
+    pub src: Endpoint,
+    /// Receiver.
+    pub dst: Endpoint,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number (valid when `flags.ack`).
+    pub ack: u32,
+    /// Flags.
+    pub flags: TcpFlags,
+    /// Captured payload.
+    pub payload: &'a [u8],
+    /// Payload bytes cut by snaplen.
+    pub missing: u32,
+}
+
+/// The canonical key of a TCP connection: both directions map to the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    lo: Endpoint,
+    hi: Endpoint,
+}
+
+impl FlowKey {
+    /// Key of the connection between `a` and `b`.
+    pub fn new(a: Endpoint, b: Endpoint) -> Self {
+        if a <= b {
+            FlowKey { lo: a, hi: b }
+        } else {
+            FlowKey { lo: b, hi: a }
+        }
+    }
+
+    /// A hash that is the same for both directions and on every run and platform (used to
+    /// shard flows over workers and to make session ids).
+    pub fn stable_hash(&self) -> u64 {
+        let mut h = Fnv64::default();
+        for ep in [self.lo, self.hi] {
+            match ep.ip {
+                IpAddr::V4(a) => h.write(&a.octets()),
+                IpAddr::V6(a) => h.write(&a.octets()),
+            }
+            h.write(&ep.port.to_be_bytes());
+        }
+        h.finish()
+    }
+}
+
+/// FNV-1a, 64 bit: stable across runs and Rust versions (std's hasher is not promised to be).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        // Final avalanche (from SplitMix64) so that nearby keys spread over shards.
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+type FlowMap = HashMap<FlowKey, Flow, BuildHasherDefault<Fnv64>>;
+
+/// The application layer of a flow.
+enum App {
+    /// Looking for the protocol.
+    Detect(Detector),
+    /// Parsing.
+    Parse(Box<Parsing>),
+    /// Not a database protocol (or given up): TCP is tracked, bytes are not kept.
+    Ignore,
+}
+
+struct Parsing {
+    spec: usize,
+    client_side: usize,
+    parser: Box<dyn StreamParser>,
+    driver: Driver,
+    session: Session,
+}
+
+struct Flow {
+    /// Endpoints by side; side 0 sent the first packet seen.
+    ends: [Endpoint; 2],
+    half: [HalfStream; 2],
+    client_side: Option<usize>,
+    app: App,
+    first_ts: Timestamp,
+    last_ts: Timestamp,
+    /// Bytes charged to the memory cap at the last update.
+    mem: usize,
+}
+
+/// Shared state flows write into while handling a packet.
+struct Ctx<'a> {
+    cfg: &'a EngineConfig,
+    events: &'a mut Vec<DbEvent>,
+    sink: &'a mut RecordSink,
+    stats: &'a mut EngineStats,
+}
+
+/// One worker's engine.
+pub struct Engine {
+    cfg: EngineConfig,
+    flows: FlowMap,
+    mem: usize,
+    now: Timestamp,
+    events: Vec<DbEvent>,
+    sink: RecordSink,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// A new engine.
+    pub fn new(cfg: EngineConfig) -> Self {
+        let stats = EngineStats::new(cfg.registry.specs().iter().map(|s| s.name).collect());
+        Engine {
+            cfg,
+            flows: FlowMap::default(),
+            mem: 0,
+            now: Timestamp(0),
+            events: Vec::new(),
+            sink: RecordSink::default(),
+            stats,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Records written since the last [`Engine::take_records`], in key order.
+    pub fn records(&mut self) -> &mut RecordSink {
+        self.sink.sort();
+        &mut self.sink
+    }
+
+    /// Flows currently tracked.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Memory charged to the flow table.
+    pub fn flow_memory(&self) -> usize {
+        self.mem
+    }
+
+    /// Handle one TCP segment at input position `position`.
+    pub fn packet(&mut self, position: u64, seg: &Segment<'_>) {
+        self.sink.set_position(position);
+        self.now = self.now.max(seg.ts);
+        self.stats.packets += 1;
+        self.stats.payload_bytes += seg.payload.len() as u64;
+        let key = FlowKey::new(seg.src, seg.dst);
+        let syn_only = seg.flags.syn && !seg.flags.ack;
+
+        // A new connection on a 4-tuple that was used before (port reuse), or a flow that went
+        // idle: finish the old one first.
+        if let Some(flow) = self.flows.get(&key) {
+            let side = flow.side_of(seg.src);
+            let reused = syn_only
+                && (flow.finished() || flow.half[side].isn().is_some_and(|isn| isn != seg.seq));
+            let idle = seg.ts.0.saturating_sub(flow.last_ts.0) > self.cfg.idle_timeout_ns;
+            if reused || idle {
+                let reason = if reused {
+                    CloseReason::Ended
+                } else {
+                    CloseReason::Idle
+                };
+                if reused {
+                    self.stats.port_reuse += 1;
+                }
+                self.close_flow(&key, seg.ts, reason);
+            }
+        }
+        if !self.flows.contains_key(&key) {
+            // Stray packets with nothing to say (pure ACKs, RSTs, FINs of flows we never saw)
+            // do not create flows.
+            if !seg.flags.syn && seg.payload.is_empty() && seg.missing == 0 {
+                self.stats.stray_packets += 1;
+                return;
+            }
+            self.stats.flows += 1;
+            self.flows.insert(key, Flow::new(seg.src, seg.dst, seg.ts));
+        }
+        let mut finished = false;
+        let mut mem_delta = (0usize, 0usize);
+        if let Some(flow) = self.flows.get_mut(&key) {
+            let mut cx = Ctx {
+                cfg: &self.cfg,
+                events: &mut self.events,
+                sink: &mut self.sink,
+                stats: &mut self.stats,
+            };
+            flow.on_segment(&key, seg, &mut cx);
+            finished = flow.finished();
+            let before = flow.mem;
+            flow.mem = flow.mem_usage();
+            mem_delta = (before, flow.mem);
+        }
+        self.mem = self.mem + mem_delta.1 - mem_delta.0.min(self.mem + mem_delta.1);
+        if finished {
+            self.close_flow(&key, seg.ts, CloseReason::Ended);
+        }
+        if self.mem > self.cfg.max_flow_memory {
+            self.evict(seg.ts);
+        }
+    }
+
+    /// Packet time reached `ts` (a timer tick at input position `position`): close idle flows,
+    /// turn old holes into gaps.
+    pub fn tick(&mut self, position: u64, ts: Timestamp) {
+        self.sink.set_position(position);
+        self.now = self.now.max(ts);
+        let now = self.now;
+        let mut idle: Vec<FlowKey> = Vec::new();
+        for (key, flow) in self.flows.iter_mut() {
+            if now.0.saturating_sub(flow.last_ts.0) > self.cfg.idle_timeout_ns {
+                idle.push(*key);
+                continue;
+            }
+            let mut cx = Ctx {
+                cfg: &self.cfg,
+                events: &mut self.events,
+                sink: &mut self.sink,
+                stats: &mut self.stats,
+            };
+            flow.on_time(key, now, &mut cx);
+        }
+        idle.sort_unstable();
+        for key in idle {
+            self.close_flow(&key, now, CloseReason::Idle);
+        }
+    }
+
+    /// The input ended: close every flow, in key order.
+    pub fn finish(&mut self, position: u64) {
+        self.sink.set_position(position);
+        let mut keys: Vec<FlowKey> = self.flows.keys().copied().collect();
+        keys.sort_unstable();
+        let now = self.now;
+        for key in keys {
+            self.close_flow(&key, now, CloseReason::CaptureEnd);
+        }
+    }
+
+    fn evict(&mut self, ts: Timestamp) {
+        let target = self.cfg.max_flow_memory / 100 * EVICT_TARGET_PERCENT;
+        let mut by_age: Vec<(Timestamp, FlowKey, usize)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.last_ts, *k, f.mem))
+            .collect();
+        by_age.sort_unstable();
+        let mut mem = self.mem;
+        let mut victims = Vec::new();
+        for (_, key, m) in by_age {
+            if mem <= target {
+                break;
+            }
+            mem = mem.saturating_sub(m);
+            victims.push(key);
+        }
+        for key in victims {
+            self.stats.evicted_flows += 1;
+            self.close_flow(&key, ts, CloseReason::Evicted);
+        }
+    }
+
+    fn close_flow(&mut self, key: &FlowKey, ts: Timestamp, reason: CloseReason) {
+        let Some(mut flow) = self.flows.remove(key) else {
+            return;
+        };
+        self.mem = self.mem.saturating_sub(flow.mem);
+        let mut cx = Ctx {
+            cfg: &self.cfg,
+            events: &mut self.events,
+            sink: &mut self.sink,
+            stats: &mut self.stats,
+        };
+        flow.close(key, ts, reason, &mut cx);
+        match reason {
+            CloseReason::Ended => self.stats.flows_closed_ended += 1,
+            CloseReason::Idle => self.stats.flows_closed_idle += 1,
+            CloseReason::Evicted => {}
+            CloseReason::CaptureEnd => self.stats.flows_open_at_end += 1,
+        }
+    }
+}
+
+impl Flow {
+    fn new(src: Endpoint, dst: Endpoint, ts: Timestamp) -> Self {
+        Flow {
+            ends: [src, dst],
+            half: [HalfStream::new(), HalfStream::new()],
+            client_side: None,
+            app: App::Detect(Detector::new()),
+            first_ts: ts,
+            last_ts: ts,
+            mem: 0,
+        }
+    }
+
+    fn side_of(&self, src: Endpoint) -> usize {
+        if src == self.ends[0] {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// Both directions ended (FIN both ways, or RST).
+    fn finished(&self) -> bool {
+        self.half[0].ended() && self.half[1].ended()
+    }
+
+    fn mem_usage(&self) -> usize {
+        let app = match &self.app {
+            App::Detect(d) => d.held_bytes(),
+            App::Parse(p) => p.driver.buffered() + p.parser.mem_usage(),
+            App::Ignore => 0,
+        };
+        FLOW_BASE_COST + self.half[0].held_bytes() + self.half[1].held_bytes() + app
+    }
+
+    fn on_segment(&mut self, key: &FlowKey, seg: &Segment<'_>, cx: &mut Ctx<'_>) {
+        self.last_ts = self.last_ts.max(seg.ts);
+        let side = self.side_of(seg.src);
+        let peer = 1 - side;
+        if seg.flags.syn {
+            // SYN from the client, SYN+ACK from the server.
+            if self.client_side.is_none() {
+                self.client_side = Some(if seg.flags.ack { peer } else { side });
+            }
+            self.half[side].on_syn(seg.seq);
+        }
+        let Flow {
+            half,
+            app,
+            ends,
+            client_side,
+            first_ts,
+            ..
+        } = self;
+        let facts = FlowFacts {
+            ports: [ends[0].port, ends[1].port],
+            client_side: *client_side,
+            syn_seen: [half[0].syn_seen(), half[1].syn_seen()],
+        };
+        let limits = cx.cfg.reassembly;
+        let mut route = |s: usize, d: Delivery<'_>| {
+            deliver(app, client_side, key, ends, *first_ts, &facts, s, d, cx)
+        };
+        // The peer's acknowledgment first: bytes it acknowledged precede this segment's bytes.
+        if seg.flags.ack {
+            let peer_sends =
+                !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin || seg.flags.rst;
+            let [h0, h1] = half;
+            let peer_half = if peer == 0 { h0 } else { h1 };
+            peer_half.peer_acked(seg.ts, seg.ack, peer_sends, &mut |d| route(peer, d));
+        }
+        let data_seq = if seg.flags.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        half[side].on_segment(
+            &limits,
+            seg.ts,
+            data_seq,
+            seg.payload,
+            seg.missing,
+            seg.flags.fin,
+            &mut |d| route(side, d),
+        );
+        if seg.flags.rst {
+            for s in [side, peer] {
+                half[s].close(seg.ts, true, &mut |d| route(s, d));
+            }
+        }
+        // Packet time moved: holes of either side may have timed out.
+        for s in [0, 1] {
+            half[s].on_time(&limits, seg.ts, &mut |d| route(s, d));
+        }
+    }
+
+    fn on_time(&mut self, key: &FlowKey, now: Timestamp, cx: &mut Ctx<'_>) {
+        let Flow {
+            half,
+            app,
+            ends,
+            client_side,
+            first_ts,
+            ..
+        } = self;
+        let facts = FlowFacts {
+            ports: [ends[0].port, ends[1].port],
+            client_side: *client_side,
+            syn_seen: [half[0].syn_seen(), half[1].syn_seen()],
+        };
+        let limits = cx.cfg.reassembly;
+        for s in [0, 1] {
+            half[s].on_time(&limits, now, &mut |d| {
+                deliver(app, client_side, key, ends, *first_ts, &facts, s, d, cx)
+            });
+        }
+    }
+
+    fn close(&mut self, key: &FlowKey, ts: Timestamp, reason: CloseReason, cx: &mut Ctx<'_>) {
+        let Flow {
+            half,
+            app,
+            ends,
+            client_side,
+            first_ts,
+            ..
+        } = self;
+        let facts = FlowFacts {
+            ports: [ends[0].port, ends[1].port],
+            client_side: *client_side,
+            syn_seen: [half[0].syn_seen(), half[1].syn_seen()],
+        };
+        let reset = reason != CloseReason::Ended;
+        for s in [0, 1] {
+            half[s].close(ts, reset, &mut |d| {
+                deliver(app, client_side, key, ends, *first_ts, &facts, s, d, cx)
+            });
+        }
+        for h in half.iter() {
+            cx.stats.add_reassembly(h.stats());
+        }
+        match std::mem::replace(app, App::Ignore) {
+            App::Parse(mut p) => {
+                let unparsed = p.driver.stats().unparsed;
+                cx.stats.add_driver(p.driver.stats(), p.driver.state());
+                // Opaque bytes by direction: [to server, to client].
+                let enc = if p.session.encrypted() {
+                    unparsed
+                } else {
+                    [0, 0]
+                };
+                p.session.close(reason, enc, cx.sink);
+                cx.stats
+                    .add_session(p.spec, p.session.counters(), p.session.encrypted());
+            }
+            App::Detect(_) | App::Ignore => {}
+        }
+    }
+}
+
+/// Route one reassembly delivery of `side` to the flow's application layer.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    app: &mut App,
+    client_side: &mut Option<usize>,
+    key: &FlowKey,
+    ends: &[Endpoint; 2],
+    first_ts: Timestamp,
+    facts: &FlowFacts,
+    side: usize,
+    d: Delivery<'_>,
+    cx: &mut Ctx<'_>,
+) {
+    match app {
+        App::Ignore => {}
+        App::Parse(p) => feed(p, side, &d, cx),
+        App::Detect(det) => {
+            let forced = forced_choice(facts, cx.cfg);
+            let verdict = match forced {
+                Some(v) => v,
+                None => det.push(side, &d, facts, &cx.cfg.registry),
+            };
+            match verdict {
+                Verdict::Wait => {}
+                Verdict::Unidentified => {
+                    cx.stats.unidentified_flows += 1;
+                    *app = App::Ignore;
+                }
+                Verdict::Chosen(choice) => {
+                    let Some(spec) = cx.cfg.registry.spec(choice.spec) else {
+                        *app = App::Ignore;
+                        return;
+                    };
+                    *client_side = Some(choice.client_side);
+                    let midstream = !choice.at_stream_start;
+                    let client = ends[choice.client_side];
+                    let server = ends[1 - choice.client_side];
+                    let info = SessionInfo {
+                        id: session_id(key, first_ts),
+                        protocol: spec.name,
+                        client,
+                        server,
+                        midstream,
+                    };
+                    let mut parsing = Box::new(Parsing {
+                        spec: choice.spec,
+                        client_side: choice.client_side,
+                        parser: (spec.new_parser)(SessionOpts { midstream }),
+                        driver: Driver::new(cx.cfg.limits.clone()),
+                        session: Session::new(info, cx.cfg.limits.max_pending_requests),
+                    });
+                    cx.stats.sessions[choice.spec] += 1;
+                    if midstream {
+                        cx.stats.midstream_sessions += 1;
+                    }
+                    let held = std::mem::take(det);
+                    for chunk in held.chunks().iter().skip(choice.from_chunk) {
+                        match chunk {
+                            Chunk::Data { side, ts, range } => feed(
+                                &mut parsing,
+                                *side,
+                                &Delivery::Data {
+                                    bytes: held.bytes(range),
+                                    ts: *ts,
+                                },
+                                cx,
+                            ),
+                            Chunk::Gap { side, ts, len } => feed(
+                                &mut parsing,
+                                *side,
+                                &Delivery::Gap {
+                                    len: *len,
+                                    ts: *ts,
+                                    cause: GapCause::Closed,
+                                },
+                                cx,
+                            ),
+                            Chunk::End { side, ts, reset } => feed(
+                                &mut parsing,
+                                *side,
+                                &Delivery::End {
+                                    reset: *reset,
+                                    ts: *ts,
+                                },
+                                cx,
+                            ),
+                        }
+                    }
+                    if forced.is_some() {
+                        // Forced: the current delivery was not held; feed it now.
+                        feed(&mut parsing, side, &d, cx);
+                    }
+                    *app = App::Parse(parsing);
+                }
+            }
+        }
+    }
+}
+
+/// `--port NAME=PORT`: the flow is that protocol, whatever its bytes say.
+fn forced_choice(facts: &FlowFacts, cfg: &EngineConfig) -> Option<Verdict> {
+    for server_side in [1, 0] {
+        if let Some(spec) = cfg.registry.forced(facts.ports[server_side]) {
+            let client_side = facts.client_side.unwrap_or(1 - server_side);
+            let at_stream_start = facts.syn_seen[0] || facts.syn_seen[1];
+            return Some(Verdict::Chosen(crate::detect::Choice {
+                spec,
+                client_side,
+                from_chunk: 0,
+                at_stream_start,
+            }));
+        }
+    }
+    None
+}
+
+/// Feed one delivery to the parser and pair the events into records.
+fn feed(p: &mut Parsing, side: usize, d: &Delivery<'_>, cx: &mut Ctx<'_>) {
+    let dir: Direction = direction_of(side, p.client_side);
+    let events = &mut *cx.events;
+    match *d {
+        Delivery::Data { bytes, ts } => p.driver.data(p.parser.as_mut(), dir, ts, bytes, events),
+        Delivery::Gap { len, ts, .. } => p.driver.gap(p.parser.as_mut(), dir, ts, len, events),
+        Delivery::End { reset, ts } => p.driver.end(p.parser.as_mut(), dir, ts, reset, events),
+    }
+    for ev in events.drain(..) {
+        if let DbEvent::Anomaly { kind, .. } = &ev {
+            cx.stats.count_anomaly(kind);
+        }
+        p.session.on_event(ev, cx.sink);
+    }
+}
+
+/// Session id: stable per TCP connection (4-tuple + first packet time), the same on every run.
+fn session_id(key: &FlowKey, first_ts: Timestamp) -> u64 {
+    let mut h = Fnv64::default();
+    h.write(&key.stable_hash().to_be_bytes());
+    h.write(&first_ts.0.to_be_bytes());
+    h.finish()
+}

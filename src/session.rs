@@ -1,0 +1,512 @@
+//! Session pairing: protocol-neutral events of one session → audit records.
+//!
+//! A session keeps what the records need that no single event carries (user, database, client
+//! program, server version) and the requests waiting for their response. Responses are matched
+//! in order by `tx`: a response to request *n* closes every earlier request still waiting as
+//! unanswered first, so records of a session come out in the order the operations happened.
+
+use std::collections::VecDeque;
+
+use dbtap_core::{DbEvent, Request, Response, Status};
+
+use crate::record::{AuditRecord, Bytes, Endpoint, Flags, LoginDetails, SCHEMA_VERSION};
+use crate::sink::RecordSink;
+
+/// Fixed facts about a session.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Stable id (from the connection 4-tuple and its first packet time).
+    pub id: u64,
+    /// Protocol name.
+    pub protocol: &'static str,
+    /// Client side.
+    pub client: Endpoint,
+    /// Server side.
+    pub server: Endpoint,
+    /// Picked up after its start.
+    pub midstream: bool,
+}
+
+/// Counters of one session, added to the engine's on close.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionCounters {
+    /// Records written.
+    pub records: u64,
+    /// Records without a response.
+    pub no_response: u64,
+    /// Responses that matched no waiting request.
+    pub unmatched_responses: u64,
+    /// Requests closed because too many were waiting.
+    pub pending_overflow: u64,
+    /// Desync events.
+    pub desyncs: u64,
+    /// Resync events.
+    pub resyncs: u64,
+}
+
+/// Why a session is closed, when the sensor (not the protocol) closes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// FIN/RST: the connection ended.
+    Ended,
+    /// No packet for the idle timeout.
+    Idle,
+    /// Flow table memory cap.
+    Evicted,
+    /// End of the capture.
+    CaptureEnd,
+}
+
+impl CloseReason {
+    fn flags(self) -> Flags {
+        match self {
+            CloseReason::Ended => Flags::default(),
+            CloseReason::Idle => Flags::IDLE_TIMEOUT,
+            CloseReason::Evicted => Flags::EVICTED,
+            CloseReason::CaptureEnd => Flags::CAPTURE_END,
+        }
+    }
+}
+
+/// One protocol session: context and waiting requests.
+#[derive(Debug)]
+pub struct Session {
+    info: SessionInfo,
+    user: Option<String>,
+    database: Option<String>,
+    client_program: Option<String>,
+    server_version: Option<String>,
+    connection_id: Option<u64>,
+    pending: VecDeque<Box<Request>>,
+    max_pending: usize,
+    next_seq: u64,
+    encrypted: bool,
+    counters: SessionCounters,
+}
+
+impl Session {
+    /// A new session.
+    pub fn new(info: SessionInfo, max_pending: usize) -> Self {
+        Session {
+            info,
+            user: None,
+            database: None,
+            client_program: None,
+            server_version: None,
+            connection_id: None,
+            pending: VecDeque::new(),
+            max_pending: max_pending.max(1),
+            next_seq: 1,
+            encrypted: false,
+            counters: SessionCounters::default(),
+        }
+    }
+
+    /// Fixed facts.
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &SessionCounters {
+        &self.counters
+    }
+
+    /// Whether the session switched to TLS.
+    pub fn encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    /// Apply one event; write the records it completes.
+    pub fn on_event(&mut self, event: DbEvent, sink: &mut RecordSink) {
+        match event {
+            DbEvent::ServerInfo {
+                version,
+                connection_id,
+            } => {
+                if version.is_some() {
+                    self.server_version = version;
+                }
+                if connection_id.is_some() {
+                    self.connection_id = connection_id;
+                }
+            }
+            DbEvent::Request(req) => {
+                if !req.expects_response {
+                    self.flush_before(req.tx, sink);
+                    self.write(&req, None, Flags::default(), sink);
+                    return;
+                }
+                if self.pending.len() >= self.max_pending {
+                    if let Some(old) = self.pending.pop_front() {
+                        self.counters.pending_overflow += 1;
+                        self.write_unanswered(&old, Flags::default(), sink);
+                    }
+                }
+                self.pending.push_back(req);
+            }
+            DbEvent::Response(resp) => {
+                self.flush_before(resp.tx, sink);
+                match self.pending.front() {
+                    Some(front) if front.tx == resp.tx => {
+                        if let Some(req) = self.pending.pop_front() {
+                            self.write(&req, Some(&resp), Flags::default(), sink);
+                        }
+                    }
+                    _ => self.counters.unmatched_responses += 1,
+                }
+            }
+            DbEvent::Session(update) => {
+                if update.user.is_some() {
+                    self.user = update.user;
+                }
+                if update.database.is_some() {
+                    self.database = update.database;
+                }
+                if update.client_program.is_some() {
+                    self.client_program = update.client_program;
+                }
+            }
+            DbEvent::Encrypted => self.encrypted = true,
+            DbEvent::Desync { .. } => self.counters.desyncs += 1,
+            DbEvent::Resync { .. } => self.counters.resyncs += 1,
+            // Counted by the engine, per kind.
+            DbEvent::Anomaly { .. } => {}
+        }
+    }
+
+    /// Close the session: requests still waiting are written as unanswered (or, in an encrypted
+    /// session, as encrypted with the bytes that could not be read).
+    pub fn close(&mut self, reason: CloseReason, encrypted_bytes: [u64; 2], sink: &mut RecordSink) {
+        let mut first = true;
+        while let Some(req) = self.pending.pop_front() {
+            if self.encrypted {
+                let mut req = req;
+                if first {
+                    // The opaque bytes belong to the operation that switched to TLS.
+                    req.bytes += encrypted_bytes[0];
+                }
+                let resp_bytes = if first { encrypted_bytes[1] } else { 0 };
+                first = false;
+                self.write_encrypted(&req, resp_bytes, reason.flags(), sink);
+            } else {
+                self.write_unanswered(&req, reason.flags(), sink);
+            }
+        }
+    }
+
+    fn flush_before(&mut self, tx: u64, sink: &mut RecordSink) {
+        while self.pending.front().is_some_and(|r| r.tx < tx) {
+            if let Some(old) = self.pending.pop_front() {
+                self.write_unanswered(&old, Flags::default(), sink);
+            }
+        }
+    }
+
+    fn write_unanswered(&mut self, req: &Request, extra: Flags, sink: &mut RecordSink) {
+        self.counters.no_response += 1;
+        self.write(req, None, extra.with(Flags::NO_RESPONSE), sink);
+    }
+
+    fn write_encrypted(
+        &mut self,
+        req: &Request,
+        response_bytes: u64,
+        extra: Flags,
+        sink: &mut RecordSink,
+    ) {
+        let mut flags = extra.with(Flags::ENCRYPTED);
+        flags.insert(Flags::from_completeness(req.completeness));
+        self.emit(req, None, flags, response_bytes, sink);
+    }
+
+    fn write(
+        &mut self,
+        req: &Request,
+        resp: Option<&Response>,
+        extra: Flags,
+        sink: &mut RecordSink,
+    ) {
+        let mut flags = extra;
+        flags.insert(Flags::from_completeness(req.completeness));
+        if let Some(r) = resp {
+            flags.insert(Flags::from_completeness(r.completeness));
+        }
+        if self.encrypted {
+            flags.insert(Flags::ENCRYPTED);
+        }
+        let response_bytes = resp.map_or(0, |r| r.bytes);
+        self.emit(req, resp, flags, response_bytes, sink);
+    }
+
+    fn emit(
+        &mut self,
+        req: &Request,
+        resp: Option<&Response>,
+        mut flags: Flags,
+        response_bytes: u64,
+        sink: &mut RecordSink,
+    ) {
+        if self.info.midstream {
+            flags.insert(Flags::MIDSTREAM);
+        }
+        let lost = |c: dbtap_core::Completeness| match c {
+            dbtap_core::Completeness::Partial { lost_bytes } => lost_bytes,
+            _ => 0,
+        };
+        let login = req.login.as_deref();
+        let status = match resp {
+            Some(r) => r.status,
+            None if !req.expects_response && !flags.contains(Flags::NO_RESPONSE) => Status::Ok,
+            None => Status::Unknown,
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let record = AuditRecord {
+            schema_version: SCHEMA_VERSION,
+            ts: req.ts,
+            protocol: self.info.protocol,
+            session_id: self.info.id,
+            seq,
+            client: self.info.client,
+            server: self.info.server,
+            // A login record names the user who tried, whatever the outcome.
+            user: login
+                .and_then(|l| l.user.as_deref())
+                .or(self.user.as_deref()),
+            database: login
+                .and_then(|l| l.database.as_deref())
+                .or(self.database.as_deref()),
+            client_program: login
+                .and_then(|l| l.client_program.as_deref())
+                .or(self.client_program.as_deref()),
+            server_version: self.server_version.as_deref(),
+            op: req.op.as_ref().map_or("unknown", |o| o.as_str()),
+            sql: req.sql.as_deref(),
+            params: req.params.as_deref(),
+            status,
+            error: resp.and_then(|r| r.error.as_ref()),
+            rows: resp.and_then(|r| r.rows),
+            latency_us: resp.map(|r| r.ts_end.micros_since(req.ts)),
+            bytes: Bytes {
+                request: req.bytes,
+                response: response_bytes,
+            },
+            flags,
+            stmt_id: req.stmt_id.or(resp.and_then(|r| r.stmt_id)),
+            connection_id: self.connection_id,
+            insert_id: resp.and_then(|r| r.insert_id),
+            warnings: resp.and_then(|r| r.warnings),
+            lost_bytes: lost(req.completeness) + resp.map_or(0, |r| lost(r.completeness)),
+            login: login.map(|l| LoginDetails {
+                auth_method: l.auth_method.as_deref(),
+                attributes: &l.attributes,
+                credentials_redacted: l.credentials_redacted,
+            }),
+            attributes: &req.attributes,
+        };
+        self.counters.records += 1;
+        sink.write(self.info.id, seq, &record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbtap_core::{DbError, ErrorCode, Login, Op, SessionUpdate, Timestamp};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn session() -> Session {
+        let ep = |last, port| Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
+            port,
+        };
+        Session::new(
+            SessionInfo {
+                id: 0xabc,
+                protocol: "mysql",
+                client: ep(1, 40000),
+                server: ep(2, 3306),
+                midstream: false,
+            },
+            4,
+        )
+    }
+
+    fn req(tx: u64, op: Op, sql: &str) -> DbEvent {
+        DbEvent::Request(Box::new(Request {
+            tx,
+            ts: Timestamp(1_000_000_000 + tx * 1_000_000),
+            op: Some(op),
+            sql: Some(sql.into()),
+            bytes: 10,
+            expects_response: true,
+            ..Default::default()
+        }))
+    }
+
+    fn resp(tx: u64, rows: u64) -> DbEvent {
+        DbEvent::Response(Box::new(Response {
+            tx,
+            ts_end: Timestamp(1_000_000_000 + tx * 1_000_000 + 250_000),
+            status: Status::Ok,
+            rows: Some(rows),
+            bytes: 20,
+            ..Default::default()
+        }))
+    }
+
+    fn lines(sink: &RecordSink) -> Vec<serde_json::Value> {
+        sink.lines()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn login_then_query_carry_user_and_latency() {
+        let mut s = session();
+        let mut sink = RecordSink::default();
+        s.on_event(
+            DbEvent::ServerInfo {
+                version: Some("8.0.26".into()),
+                connection_id: Some(7),
+            },
+            &mut sink,
+        );
+        s.on_event(
+            DbEvent::Request(Box::new(Request {
+                tx: 0,
+                ts: Timestamp(1_000_000_000),
+                op: Some(Op::LOGIN),
+                login: Some(Box::new(Login {
+                    user: Some("root".into()),
+                    database: Some("his".into()),
+                    client_program: Some("mysql".into()),
+                    auth_method: Some("mysql_native_password".into()),
+                    attributes: vec![("_os".into(), "Linux".into())],
+                    credentials_redacted: true,
+                })),
+                bytes: 80,
+                expects_response: true,
+                ..Default::default()
+            })),
+            &mut sink,
+        );
+        s.on_event(resp(0, 0), &mut sink);
+        s.on_event(
+            DbEvent::Session(SessionUpdate {
+                user: Some("root".into()),
+                database: Some("his".into()),
+                client_program: None,
+            }),
+            &mut sink,
+        );
+        s.on_event(req(1, Op::QUERY, "select 1"), &mut sink);
+        s.on_event(resp(1, 1), &mut sink);
+        let got = lines(&sink);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0]["op"], "login");
+        assert_eq!(got[0]["user"], "root");
+        assert_eq!(got[0]["login"]["attributes"]["_os"], "Linux");
+        assert_eq!(got[0]["login"]["credentials_redacted"], true);
+        assert_eq!(got[0]["server_version"], "8.0.26");
+        assert_eq!(got[1]["seq"], 2);
+        assert_eq!(got[1]["user"], "root");
+        assert_eq!(got[1]["database"], "his");
+        assert_eq!(got[1]["sql"], "select 1");
+        assert_eq!(got[1]["rows"], 1);
+        assert_eq!(got[1]["latency_us"], 250); // 250_000 ns
+        assert_eq!(got[1]["bytes"]["request"], 10);
+        assert_eq!(got[1]["bytes"]["response"], 20);
+        assert_eq!(got[1]["session_id"], "0000000000000abc");
+        assert_eq!(got[1]["ts"], "1970-01-01T00:00:01.001000Z");
+        assert_eq!(got[1]["connection_id"], 7);
+    }
+
+    #[test]
+    fn a_later_response_closes_earlier_requests_as_unanswered_in_order() {
+        let mut s = session();
+        let mut sink = RecordSink::default();
+        s.on_event(req(1, Op::QUERY, "a"), &mut sink);
+        s.on_event(req(2, Op::QUERY, "b"), &mut sink);
+        s.on_event(
+            DbEvent::Response(Box::new(Response {
+                tx: 2,
+                status: Status::Error,
+                error: Some(DbError {
+                    code: ErrorCode::Num(1146),
+                    sqlstate: Some("42S02".into()),
+                    message: "no table".into(),
+                }),
+                ..Default::default()
+            })),
+            &mut sink,
+        );
+        let got = lines(&sink);
+        assert_eq!(got[0]["sql"], "a");
+        assert_eq!(got[0]["status"], "unknown");
+        assert_eq!(got[0]["flags"], serde_json::json!(["no_response"]));
+        assert_eq!(got[0]["latency_us"], serde_json::Value::Null);
+        assert_eq!(got[1]["sql"], "b");
+        assert_eq!(got[1]["status"], "error");
+        assert_eq!(got[1]["error"]["code"], 1146);
+        assert_eq!(got[1]["error"]["sqlstate"], "42S02");
+        assert_eq!(s.counters().no_response, 1);
+    }
+
+    #[test]
+    fn close_writes_waiting_requests_with_the_reason() {
+        let mut s = session();
+        let mut sink = RecordSink::default();
+        s.on_event(req(1, Op::QUERY, "slow"), &mut sink);
+        s.close(CloseReason::CaptureEnd, [0, 0], &mut sink);
+        let got = lines(&sink);
+        assert_eq!(
+            got[0]["flags"],
+            serde_json::json!(["no_response", "capture_end"])
+        );
+    }
+
+    #[test]
+    fn encrypted_session_gets_its_opaque_bytes() {
+        let mut s = session();
+        let mut sink = RecordSink::default();
+        s.on_event(req(0, Op::LOGIN, ""), &mut sink);
+        s.on_event(DbEvent::Encrypted, &mut sink);
+        s.close(CloseReason::Ended, [500, 4000], &mut sink);
+        let got = lines(&sink);
+        assert_eq!(got[0]["flags"], serde_json::json!(["encrypted"]));
+        assert_eq!(got[0]["status"], "unknown");
+        assert_eq!(got[0]["bytes"]["request"], 510);
+        assert_eq!(got[0]["bytes"]["response"], 4000);
+    }
+
+    #[test]
+    fn no_response_expected_is_ok_at_once() {
+        let mut s = session();
+        let mut sink = RecordSink::default();
+        let mut r = Request {
+            tx: 3,
+            op: Some(Op::LOGOUT),
+            expects_response: false,
+            ..Default::default()
+        };
+        r.bytes = 5;
+        s.on_event(DbEvent::Request(Box::new(r)), &mut sink);
+        let got = lines(&sink);
+        assert_eq!(got[0]["op"], "logout");
+        assert_eq!(got[0]["status"], "ok");
+        assert_eq!(got[0]["flags"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn pending_overflow_closes_the_oldest() {
+        let mut s = session();
+        let mut sink = RecordSink::default();
+        for tx in 0..5 {
+            s.on_event(req(tx, Op::QUERY, "q"), &mut sink);
+        }
+        assert_eq!(s.counters().pending_overflow, 1);
+        assert_eq!(lines(&sink).len(), 1);
+    }
+}
