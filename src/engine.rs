@@ -679,3 +679,186 @@ fn session_id(key: &FlowKey, first_ts: Timestamp) -> u64 {
     h.write(&first_ts.0.to_be_bytes());
     h.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{ep, Conn, TOY};
+
+    fn engine() -> Engine {
+        Engine::new(EngineConfig {
+            registry: Registry::with_specs(vec![TOY]),
+            ..Default::default()
+        })
+    }
+
+    fn run(segs: &[Segment<'_>]) -> (Engine, Vec<serde_json::Value>) {
+        let mut e = engine();
+        for (i, s) in segs.iter().enumerate() {
+            e.packet(i as u64, s);
+        }
+        e.finish(segs.len() as u64);
+        let lines = e
+            .records()
+            .lines()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        (e, lines)
+    }
+
+    #[test]
+    fn handshake_query_response_close() {
+        let mut c = Conn::new(ep(1, 40000), ep(2, 5555), 1000, 9000);
+        let mut segs = c.handshake(10);
+        segs.push(c.client(100, b"Q select 1\n"));
+        segs.push(c.server(350, b"OK 1\n"));
+        segs.extend(c.close(400));
+        let (e, recs) = run(&segs);
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!(r["protocol"], "toy");
+        assert_eq!(r["sql"], "select 1");
+        assert_eq!(r["client"]["ip"], "10.0.0.1");
+        assert_eq!(r["client"]["port"], 40000);
+        assert_eq!(r["server"]["port"], 5555);
+        assert_eq!(r["rows"], 1);
+        assert_eq!(r["latency_us"], 250);
+        assert_eq!(r["ts"], "1970-01-01T00:00:00.000100Z");
+        assert_eq!(r["flags"], serde_json::json!([]));
+        assert_eq!(e.stats().flows_closed_ended, 1);
+        assert_eq!(e.flow_count(), 0);
+    }
+
+    #[test]
+    fn midstream_pickup_finds_the_client_from_the_probe() {
+        // No handshake; the server speaks first (tail of an earlier answer), then a query.
+        let mut c = Conn::new(ep(1, 40000), ep(2, 5555), 1000, 9000);
+        let segs = vec![
+            c.server(10, b"xx trailing\n"),
+            c.client(20, b"Q select 2\n"),
+            c.server(30, b"OK 0\n"),
+        ];
+        let (e, recs) = run(&segs);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0]["sql"], "select 2");
+        assert_eq!(recs[0]["client"]["port"], 40000);
+        assert_eq!(recs[0]["flags"], serde_json::json!(["midstream"]));
+        assert_eq!(e.stats().midstream_sessions, 1);
+        assert_eq!(e.stats().flows_open_at_end, 1);
+    }
+
+    #[test]
+    fn port_reuse_starts_a_new_session() {
+        let mut a = Conn::new(ep(1, 40000), ep(2, 5555), 1000, 9000);
+        let mut segs = a.handshake(10);
+        segs.push(a.client(20, b"Q one\n"));
+        segs.push(a.server(30, b"OK 1\n"));
+        segs.extend(a.close(40));
+        let mut b = Conn::new(ep(1, 40000), ep(2, 5555), 555_555, 777_777);
+        segs.extend(b.handshake(50));
+        segs.push(b.client(60, b"Q two\n"));
+        segs.push(b.server(70, b"OK 2\n"));
+        let (e, recs) = run(&segs);
+        assert_eq!(recs.len(), 2);
+        assert_ne!(recs[0]["session_id"], recs[1]["session_id"]);
+        assert_eq!(recs[1]["sql"], "two");
+        assert_eq!(recs[1]["seq"], 1);
+        assert_eq!(e.stats().flows, 2);
+    }
+
+    #[test]
+    fn reordered_and_retransmitted_segments_give_the_same_records() {
+        let mut c = Conn::new(ep(1, 40000), ep(2, 5555), 1000, 9000);
+        let mut segs = c.handshake(10);
+        let q1 = c.client(20, b"Q sel");
+        let q2 = c.client(21, b"ect 3\n");
+        let r = c.server(30, b"OK 3\n");
+        segs.extend([q2, q1, q1, q2, r]);
+        let (e, recs) = run(&segs);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0]["sql"], "select 3");
+        assert_eq!(recs[0]["flags"], serde_json::json!([]));
+        // Counters of a flow are added when it closes (here: at the end of the input).
+        assert_eq!(e.stats().ooo_segments, 1);
+        assert_eq!(e.stats().retransmitted_bytes, 11);
+    }
+
+    #[test]
+    fn a_lost_request_segment_becomes_a_gap_when_the_server_answers() {
+        let mut c = Conn::new(ep(1, 40000), ep(2, 5555), 1000, 9000);
+        let mut segs = c.handshake(10);
+        let _lost = c.client(20, b"Q lost\n");
+        segs.push(c.client(21, b"Q kept\n"));
+        segs.push(c.server(30, b"OK 1\n"));
+        segs.extend(c.close(40));
+        let (e, recs) = run(&segs);
+        // The toy parser does not resync; what matters here is that the engine did not wait
+        // for ever: the ACK of unseen bytes declared a gap, and the flow closed cleanly.
+        assert!(recs.len() <= 1);
+        assert_eq!(e.stats().gaps[GapCause::AckedUnseen.index()], 1);
+        assert_eq!(e.stats().gap_bytes[GapCause::AckedUnseen.index()], 7);
+    }
+
+    #[test]
+    fn http_on_a_protocol_port_is_not_parsed() {
+        let mut c = Conn::new(ep(1, 40000), ep(2, 7777), 1000, 9000);
+        let mut segs = c.handshake(10);
+        segs.push(c.client(20, b"GET / HTTP/1.1\r\n\r\n"));
+        segs.push(c.server(30, b"OK 1\n"));
+        let (e, recs) = run(&segs);
+        assert!(recs.is_empty());
+        assert_eq!(e.stats().unidentified_flows, 1);
+    }
+
+    #[test]
+    fn idle_flows_close_at_a_tick() {
+        let mut c = Conn::new(ep(1, 40000), ep(2, 5555), 1000, 9000);
+        let mut segs = c.handshake(10);
+        segs.push(c.client(20, b"Q hang\n"));
+        let mut e = engine();
+        for (i, s) in segs.iter().enumerate() {
+            e.packet(i as u64, s);
+        }
+        e.tick(
+            10,
+            Timestamp(DEFAULT_IDLE_TIMEOUT_SECS * 1_000_000_000 + 1_000_000),
+        );
+        assert_eq!(e.flow_count(), 0);
+        let recs: Vec<serde_json::Value> = e
+            .records()
+            .lines()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(
+            recs.len(),
+            0,
+            "the toy parser emits requests with their responses only"
+        );
+        assert_eq!(e.stats().flows_closed_idle, 1);
+    }
+
+    #[test]
+    fn forced_port_skips_probing() {
+        let mut cfg = EngineConfig {
+            registry: Registry::with_specs(vec![TOY]),
+            ..Default::default()
+        };
+        cfg.registry.force_port("toy", 6000).unwrap();
+        let mut e = Engine::new(cfg);
+        let mut c = Conn::new(ep(1, 40000), ep(2, 6000), 1000, 9000);
+        let mut segs = c.handshake(10);
+        // The server answers first with something the probe would not accept as a start.
+        segs.push(c.client(20, b"Q forced\n"));
+        segs.push(c.server(30, b"OK 4\n"));
+        for (i, s) in segs.iter().enumerate() {
+            e.packet(i as u64, s);
+        }
+        let recs: Vec<serde_json::Value> = e
+            .records()
+            .lines()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0]["rows"], 4);
+    }
+}

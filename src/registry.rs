@@ -29,6 +29,14 @@ impl Default for Registry {
 pub struct UnknownProtocol(pub String, pub String);
 
 impl Registry {
+    /// A registry of exactly these protocols (tests, embedding).
+    pub fn with_specs(specs: Vec<ProtocolSpec>) -> Self {
+        Registry {
+            specs,
+            forced: Vec::new(),
+        }
+    }
+
     /// Force `port` to protocol `name`.
     pub fn force_port(&mut self, name: &str, port: u16) -> Result<(), UnknownProtocol> {
         let idx = self

@@ -87,6 +87,12 @@ impl RecordSink {
             .map(|(k, r)| (*k, self.buf.get(r.clone()).unwrap_or_default()))
     }
 
+    /// The `i`-th key and line, in the current order.
+    pub fn get(&self, i: usize) -> Option<(RecordKey, &[u8])> {
+        let (k, r) = self.entries.get(i)?;
+        Some((*k, self.buf.get(r.clone())?))
+    }
+
     /// Lines, in the current order.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
         self.iter().map(|(_, l)| l)
