@@ -1,0 +1,186 @@
+//! Command line: `dbtap replay FILE... --records PATH`.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::engine::EngineConfig;
+use crate::pipeline::{default_workers, PipelineConfig, Progress};
+use crate::registry::Registry;
+use crate::replay::{replay, ReplayReport};
+use crate::summary::Summary;
+
+/// Exit status when some input could not be read to its end (records of everything readable
+/// were still written).
+pub const EXIT_INPUT_ERRORS: i32 = 2;
+
+/// dbtap: database activity audit sensor. Turns mirrored database traffic into audit records.
+#[derive(Debug, Parser)]
+#[command(name = "dbtap", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay capture files (pcap, pcapng, optionally gzip-compressed) into audit records.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SummaryFormat {
+    /// Human-readable, on stderr.
+    Text,
+    /// One JSON object, on stderr (or --summary-file).
+    Json,
+    /// No summary.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressMode {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// Capture files, replayed in the order given as one input.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Where records go, one JSON object per line; `-` is stdout.
+    #[arg(long, default_value = "-")]
+    records: PathBuf,
+    /// Worker threads (default: cores − 1, at least 1).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Parse traffic on PORT as protocol NAME without probing, e.g. `--port mysql=3307`.
+    #[arg(long = "port", value_name = "NAME=PORT", value_parser = parse_port)]
+    ports: Vec<(String, u16)>,
+    /// Run summary format.
+    #[arg(long, value_enum, default_value = "text")]
+    summary: SummaryFormat,
+    /// Write the summary here instead of stderr.
+    #[arg(long)]
+    summary_file: Option<PathBuf>,
+    /// Progress display on stderr.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressMode,
+    /// Close flows idle for this many seconds of packet time.
+    #[arg(long, default_value_t = crate::engine::DEFAULT_IDLE_TIMEOUT_SECS)]
+    idle_timeout: u64,
+    /// Memory the flow table may use, in MiB, before the least recently active flows are evicted.
+    #[arg(long, default_value_t = crate::engine::DEFAULT_MAX_FLOW_MEMORY / (1024 * 1024))]
+    max_flow_memory_mb: usize,
+    /// Statement text kept per record, in bytes (longer text is cut and flagged `truncated`).
+    #[arg(long, default_value_t = dbtap_core::limits::DEFAULT_MAX_STATEMENT_LEN)]
+    max_statement_len: usize,
+}
+
+fn parse_port(s: &str) -> Result<(String, u16), String> {
+    let (name, port) = s.split_once('=').ok_or_else(|| format!("expected NAME=PORT, got {s:?}"))?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?} in {s:?}"))?;
+    if port == 0 {
+        return Err("port 0 is not a TCP port".into());
+    }
+    Ok((name.to_owned(), port))
+}
+
+/// Run the command line; returns the process exit status.
+pub fn main() -> anyhow::Result<i32> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Replay(args) => run_replay(args),
+    }
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
+    let mut registry = Registry::default();
+    for (name, port) in &args.ports {
+        registry.force_port(name, *port)?;
+    }
+    let mut engine = EngineConfig { registry, ..Default::default() };
+    engine.idle_timeout_ns = args.idle_timeout.saturating_mul(1_000_000_000);
+    engine.max_flow_memory = args.max_flow_memory_mb.saturating_mul(1024 * 1024);
+    engine.limits.max_statement_len = args.max_statement_len.max(16);
+    let workers = args.workers.unwrap_or_else(default_workers).max(1);
+    let cfg = PipelineConfig { workers, engine };
+
+    let progress = Arc::new(Progress::default());
+    let show_progress = match args.progress {
+        ProgressMode::Always => true,
+        ProgressMode::Never => false,
+        ProgressMode::Auto => std::io::stderr().is_terminal(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = show_progress.then(|| spawn_progress(progress.clone(), stop.clone()));
+
+    let report = if args.records.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        replay(&args.files, &cfg, progress, stdout.lock())
+    } else {
+        let file = File::create(&args.records)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.records.display()))?;
+        replay(&args.files, &cfg, progress, file)
+    };
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = ticker {
+        let _ = t.join();
+    }
+    let report = report?;
+    for f in &report.files {
+        if let Some(e) = &f.error {
+            eprintln!("dbtap: {e}");
+        }
+    }
+    write_summary(&args, &report, workers)?;
+    Ok(if report.had_input_errors() { EXIT_INPUT_ERRORS } else { 0 })
+}
+
+fn write_summary(args: &ReplayArgs, report: &ReplayReport, workers: usize) -> anyhow::Result<()> {
+    let summary = Summary::new(report, workers);
+    let text = match args.summary {
+        SummaryFormat::None => return Ok(()),
+        SummaryFormat::Json => serde_json::to_string_pretty(&summary)? + "\n",
+        SummaryFormat::Text => summary.to_text(),
+    };
+    match &args.summary_file {
+        Some(p) => std::fs::write(p, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+        None => std::io::stderr().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+fn spawn_progress(p: Arc<Progress>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        // The only clock in dbtap: the operator's view of a long replay, never the records.
+        let start = std::time::Instant::now();
+        let mut err = std::io::stderr();
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(250));
+            let secs = start.elapsed().as_secs_f64().max(1e-3);
+            let done = p.input_bytes.load(Ordering::Relaxed) as f64 / 1e6;
+            let total = p.input_total.load(Ordering::Relaxed) as f64 / 1e6;
+            let frames = p.frames.load(Ordering::Relaxed) as f64;
+            let pct = if total > 0.0 { (done / total * 100.0).min(100.0) } else { 0.0 };
+            let _ = write!(
+                err,
+                "\r\x1b[2K[{pct:5.1}%] {done:.1}/{total:.1} MB  {:.0} pkt/s  {} records",
+                frames / secs,
+                p.records.load(Ordering::Relaxed)
+            );
+            let _ = err.flush();
+        }
+        let _ = write!(err, "\r\x1b[2K");
+    })
+}

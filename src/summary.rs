@@ -1,0 +1,143 @@
+//! The end-of-run summary: what was read, what was found, and what could not be seen.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::decode::DecodeStats;
+use crate::replay::{FileReport, ReplayReport};
+use crate::stats::EngineStats;
+
+/// Summary of one replay (the JSON form of `--summary json`).
+#[derive(Debug, Serialize)]
+pub struct Summary<'a> {
+    /// Files read.
+    pub files: &'a [FileReport],
+    /// Frames read from all files.
+    pub frames: u64,
+    /// File bytes read.
+    pub input_bytes: u64,
+    /// Worker threads.
+    pub workers: usize,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+    /// Input MB (10^6 bytes) per second.
+    pub mb_per_s: f64,
+    /// Frames per second.
+    pub packets_per_s: f64,
+    /// Records per second.
+    pub records_per_s: f64,
+    /// Records written.
+    pub records: u64,
+    /// Record bytes written.
+    pub record_bytes: u64,
+    /// TCP flows tracked.
+    pub flows: u64,
+    /// Sessions by protocol.
+    pub sessions: BTreeMap<&'static str, u64>,
+    /// Encrypted sessions by protocol (counted, not parsed).
+    pub encrypted_sessions: BTreeMap<&'static str, u64>,
+    /// Gaps (missing bytes) by cause.
+    pub gaps: BTreeMap<&'static str, u64>,
+    /// Gap bytes by cause.
+    pub gap_bytes: BTreeMap<&'static str, u64>,
+    /// Parser anomalies by kind, plus desyncs and abandoned sessions.
+    pub parse_errors: u64,
+    /// L2–L4 decode counters.
+    pub decode: &'a DecodeStats,
+    /// Engine counters.
+    pub engine: &'a EngineStats,
+}
+
+impl<'a> Summary<'a> {
+    /// Summarize a replay.
+    pub fn new(r: &'a ReplayReport, workers: usize) -> Self {
+        let e = &r.run.engine;
+        let secs = r.elapsed.as_secs_f64().max(1e-9);
+        let frames: u64 = r.files.iter().map(|f| f.frames).sum();
+        let input_bytes: u64 = r.files.iter().map(|f| f.bytes).sum();
+        Summary {
+            files: &r.files,
+            frames,
+            input_bytes,
+            workers,
+            elapsed_s: round3(secs),
+            mb_per_s: round3(input_bytes as f64 / 1e6 / secs),
+            packets_per_s: round3(frames as f64 / secs),
+            records_per_s: round3(r.run.records as f64 / secs),
+            records: r.run.records,
+            record_bytes: r.run.record_bytes,
+            flows: e.flows,
+            sessions: e.sessions_by_protocol(),
+            encrypted_sessions: e.encrypted_by_protocol(),
+            gaps: e.gaps_by_cause(),
+            gap_bytes: e.gap_bytes_by_cause(),
+            parse_errors: e.anomalies.values().sum::<u64>() + e.desyncs + e.abandoned_sessions,
+            decode: &r.decode,
+            engine: e,
+        }
+    }
+
+    /// Human-readable form.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let e = self.engine;
+        let _ = writeln!(s, "dbtap replay summary");
+        for f in self.files {
+            let status = f.error.as_deref().unwrap_or("ok");
+            let _ = writeln!(s, "  file       {}  {} frames, {} bytes  [{status}]", f.path, f.frames, f.bytes);
+        }
+        let _ = writeln!(
+            s,
+            "  input      {} packets, {:.1} MB in {:.3} s ({:.1} MB/s, {:.0} packets/s, {} workers)",
+            self.frames,
+            self.input_bytes as f64 / 1e6,
+            self.elapsed_s,
+            self.mb_per_s,
+            self.packets_per_s,
+            self.workers
+        );
+        let _ = writeln!(s, "  flows      {} TCP flows, {} unidentified", self.flows, e.unidentified_flows);
+        let _ = writeln!(
+            s,
+            "  sessions   {}  (encrypted: {}; mid-stream: {})",
+            fmt_map(&self.sessions),
+            fmt_map(&self.encrypted_sessions),
+            e.midstream_sessions
+        );
+        let _ = writeln!(
+            s,
+            "  records    {} ({} without response, {:.0} records/s)",
+            self.records, e.no_response, self.records_per_s
+        );
+        let gap_total: u64 = self.gaps.values().sum();
+        let gap_bytes: u64 = self.gap_bytes.values().sum();
+        let _ = writeln!(s, "  gaps       {gap_total} ({gap_bytes} bytes missing)  by cause: {}", fmt_map(&self.gap_bytes));
+        let _ = writeln!(
+            s,
+            "  parsing    {} parse errors (anomalies {}, desyncs {}, abandoned sessions {})",
+            self.parse_errors,
+            fmt_map(&e.anomalies.iter().map(|(k, v)| (*k, *v)).collect()),
+            e.desyncs,
+            e.abandoned_sessions
+        );
+        let _ = writeln!(
+            s,
+            "  tcp        {} out-of-order segments, {} retransmitted bytes, {} differing overlap bytes, {} flows evicted",
+            e.ooo_segments, e.retransmitted_bytes, e.overlap_mismatch_bytes, e.evicted_flows
+        );
+        s
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn fmt_map(m: &BTreeMap<&'static str, u64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
