@@ -179,6 +179,8 @@ struct Flow {
     last_ts: Timestamp,
     /// Bytes charged to the memory cap at the last update.
     mem: usize,
+    /// FIN/RST seen per side after the flow was ignored.
+    ignored_ends: [bool; 2],
 }
 
 /// Shared state flows write into while handling a packet.
@@ -389,6 +391,7 @@ impl Flow {
             first_ts: ts,
             last_ts: ts,
             mem: 0,
+            ignored_ends: [false, false],
         }
     }
 
@@ -402,7 +405,7 @@ impl Flow {
 
     /// Both directions ended (FIN both ways, or RST).
     fn finished(&self) -> bool {
-        self.half[0].ended() && self.half[1].ended()
+        (self.half[0].ended() && self.half[1].ended()) || self.ignored_ends == [true, true]
     }
 
     fn mem_usage(&self) -> usize {
@@ -418,6 +421,15 @@ impl Flow {
         self.last_ts = self.last_ts.max(seg.ts);
         let side = self.side_of(seg.src);
         let peer = 1 - side;
+        if matches!(self.app, App::Ignore) {
+            // Not ours: no reassembly, no buffering; only notice the end of the connection.
+            if seg.flags.rst {
+                self.ignored_ends = [true, true];
+            } else if seg.flags.fin {
+                self.ignored_ends[side] = true;
+            }
+            return;
+        }
         if seg.flags.syn {
             // SYN from the client, SYN+ACK from the server.
             if self.client_side.is_none() {
