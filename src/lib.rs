@@ -1,1 +1,2 @@
 //! dbtap: database activity audit sensor.
+pub mod capture;
