@@ -1,2 +1,3 @@
 //! dbtap: database activity audit sensor.
 pub mod capture;
+pub mod decode;

@@ -677,7 +677,9 @@ fn gzip_multi_member_and_truncation() {
 // ---------------------------------------------------------------------------------------------
 
 /// (frames, link of frame 1, frame 1 ts ns, frame 1 origlen, frame 1 caplen).
-fn summary(rel: &str) -> (usize, LinkType, u64, u32, usize) {
+type Summary = (usize, LinkType, u64, u32, usize);
+
+fn summary(rel: &str) -> Summary {
     let f = read_ok(&fixture(rel));
     (f.len(), f[0].link, f[0].ts, f[0].origlen, f[0].data.len())
 }
@@ -685,7 +687,7 @@ fn summary(rel: &str) -> (usize, LinkType, u64, u32, usize) {
 #[test]
 fn real_captures_frame_counts_and_first_frames() {
     use LinkType::*;
-    let cases: &[(&str, (usize, LinkType, u64, u32, usize))] = &[
+    let cases: &[(&str, Summary)] = &[
         (
             "vlan/percona__tcpdump039_vlan_port3310.pcap",
             (1, Ethernet, 1_257_846_571_864_481_000, 224, 224),
