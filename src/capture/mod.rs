@@ -384,6 +384,11 @@ impl CaptureReader {
             .unwrap_or_else(|| self.src.offset())
     }
 
+    /// Bytes of the (uncompressed) capture stream consumed so far: the offset errors refer to.
+    pub fn stream_offset(&self) -> u64 {
+        self.src.offset()
+    }
+
     /// Size of the file on disk, when the OS tells it.
     pub fn file_len(&self) -> Option<u64> {
         self.file_len

@@ -139,8 +139,9 @@ impl ByteSource {
 
     #[cold]
     fn refill(&mut self, n: usize) -> io::Result<usize> {
-        if self.start + n > self.buf.len() {
-            // Move the partial record to the front: at most one record's worth of bytes.
+        if self.start + n > self.buf.len() || self.buf.len() - self.end < MIN_FILL {
+            // Move the partial record to the front (at most one record's worth of bytes) so that
+            // the read below gets a large free tail rather than a few bytes at the end.
             self.buf.copy_within(self.start..self.end, 0);
             self.base += self.start as u64;
             self.end -= self.start;
