@@ -1,8 +1,12 @@
 //! IP fragment reassembly (IPv4: RFC 791 §3.2 "Fragmentation and Reassembly"; IPv6: RFC 8200 §4.5).
 //!
 //! Datagrams are keyed by (source, destination, identification, protocol): RFC 791 keys IPv4 on
-//! exactly these four; for IPv6 the "protocol" is the Next Header of the Fragment header, which
-//! RFC 8200 requires to be the same in every fragment of a packet.
+//! exactly these four. For IPv6 the "protocol" is the Next Header of the Fragment header. RFC 8200
+//! §4.5 keys on (source, destination, identification) only and lets non-first fragments carry a
+//! different Next Header (only the offset-0 one counts); real stacks (Linux, BSDs, Windows) copy
+//! the same value into every fragment, and keying on it lets the decoder keep non-TCP fragments
+//! (fragmented UDP is common on IPv6) out of the TCP budget. The cost: a datagram whose fragments
+//! disagree is not reassembled; it expires and is counted (`frag_expired`).
 //!
 //! Policy (all of it counted in [`DecodeStats`], none of it panics):
 //! - **First copy wins.** Bytes already held are never overwritten; a later fragment that covers
