@@ -88,8 +88,12 @@ struct ReplayArgs {
 }
 
 fn parse_port(s: &str) -> Result<(String, u16), String> {
-    let (name, port) = s.split_once('=').ok_or_else(|| format!("expected NAME=PORT, got {s:?}"))?;
-    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?} in {s:?}"))?;
+    let (name, port) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PORT, got {s:?}"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("bad port {port:?} in {s:?}"))?;
     if port == 0 {
         return Err("port 0 is not a TCP port".into());
     }
@@ -109,7 +113,10 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
     for (name, port) in &args.ports {
         registry.force_port(name, *port)?;
     }
-    let mut engine = EngineConfig { registry, ..Default::default() };
+    let mut engine = EngineConfig {
+        registry,
+        ..Default::default()
+    };
     engine.idle_timeout_ns = args.idle_timeout.saturating_mul(1_000_000_000);
     engine.max_flow_memory = args.max_flow_memory_mb.saturating_mul(1024 * 1024);
     engine.limits.max_statement_len = args.max_statement_len.max(16);
@@ -126,8 +133,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
     let ticker = show_progress.then(|| spawn_progress(progress.clone(), stop.clone()));
 
     let report = if args.records.as_os_str() == "-" {
-        let stdout = std::io::stdout();
-        replay(&args.files, &cfg, progress, stdout.lock())
+        replay(&args.files, &cfg, progress, std::io::stdout())
     } else {
         let file = File::create(&args.records)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.records.display()))?;
@@ -144,7 +150,11 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
         }
     }
     write_summary(&args, &report, workers)?;
-    Ok(if report.had_input_errors() { EXIT_INPUT_ERRORS } else { 0 })
+    Ok(if report.had_input_errors() {
+        EXIT_INPUT_ERRORS
+    } else {
+        0
+    })
 }
 
 fn write_summary(args: &ReplayArgs, report: &ReplayReport, workers: usize) -> anyhow::Result<()> {
@@ -155,7 +165,8 @@ fn write_summary(args: &ReplayArgs, report: &ReplayReport, workers: usize) -> an
         SummaryFormat::Text => summary.to_text(),
     };
     match &args.summary_file {
-        Some(p) => std::fs::write(p, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+        Some(p) => std::fs::write(p, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
         None => std::io::stderr().write_all(text.as_bytes())?,
     }
     Ok(())
@@ -172,7 +183,11 @@ fn spawn_progress(p: Arc<Progress>, stop: Arc<AtomicBool>) -> std::thread::JoinH
             let done = p.input_bytes.load(Ordering::Relaxed) as f64 / 1e6;
             let total = p.input_total.load(Ordering::Relaxed) as f64 / 1e6;
             let frames = p.frames.load(Ordering::Relaxed) as f64;
-            let pct = if total > 0.0 { (done / total * 100.0).min(100.0) } else { 0.0 };
+            let pct = if total > 0.0 {
+                (done / total * 100.0).min(100.0)
+            } else {
+                0.0
+            };
             let _ = write!(
                 err,
                 "\r\x1b[2K[{pct:5.1}%] {done:.1}/{total:.1} MB  {:.0} pkt/s  {} records",

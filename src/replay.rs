@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::capture::CaptureReader;
-use crate::decode::{DecodeStats, Decoded, Decoder};
+use crate::decode::{DecodeLimits, DecodeStats, Decoded, Decoder};
 use crate::engine::{Segment, TcpFlags};
 use crate::pipeline::{self, Feeder, PipelineConfig, PipelineError, Progress, RunOutcome};
 use crate::record::Endpoint;
@@ -62,10 +62,14 @@ pub fn replay<W: Write + Send>(
     out: W,
 ) -> Result<ReplayReport, PipelineError> {
     let started = Instant::now();
-    let total: u64 = files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let total: u64 = files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     progress.input_total.store(total, Ordering::Relaxed);
     let mut reports = Vec::new();
-    let mut decoder = Decoder::new();
+    let mut decoder = Decoder::new(DecodeLimits::default());
     let source = |feeder: &mut Feeder| -> Result<(), ()> {
         let mut done_bytes = 0u64;
         for path in files {
@@ -76,11 +80,25 @@ pub fn replay<W: Write + Send>(
         Ok(())
     };
     let (run, _) = pipeline::run(cfg, progress.clone(), out, source)?;
-    Ok(ReplayReport { files: reports, decode: decoder.stats().clone(), run, elapsed: started.elapsed() })
+    Ok(ReplayReport {
+        files: reports,
+        decode: decoder.stats().clone(),
+        run,
+        elapsed: started.elapsed(),
+    })
 }
 
-fn read_file(path: &PathBuf, decoder: &mut Decoder, feeder: &mut Feeder, progress: &Progress, before: u64) -> FileReport {
-    let mut report = FileReport { path: path.display().to_string(), ..Default::default() };
+fn read_file(
+    path: &PathBuf,
+    decoder: &mut Decoder,
+    feeder: &mut Feeder,
+    progress: &Progress,
+    before: u64,
+) -> FileReport {
+    let mut report = FileReport {
+        path: path.display().to_string(),
+        ..Default::default()
+    };
     let mut reader = match CaptureReader::open(path) {
         Ok(r) => r,
         Err(e) => {
@@ -101,11 +119,22 @@ fn read_file(path: &PathBuf, decoder: &mut Decoder, feeder: &mut Feeder, progres
         if let Decoded::Tcp(p) = decoder.decode(&frame) {
             let seg = Segment {
                 ts: frame.ts,
-                src: Endpoint { ip: p.src, port: p.sport },
-                dst: Endpoint { ip: p.dst, port: p.dport },
+                src: Endpoint {
+                    ip: p.src,
+                    port: p.sport,
+                },
+                dst: Endpoint {
+                    ip: p.dst,
+                    port: p.dport,
+                },
                 seq: p.seq,
                 ack: p.ack,
-                flags: TcpFlags { syn: p.flags.syn, ack: p.flags.ack, fin: p.flags.fin, rst: p.flags.rst },
+                flags: TcpFlags {
+                    syn: p.flags.syn,
+                    ack: p.flags.ack,
+                    fin: p.flags.fin,
+                    rst: p.flags.rst,
+                },
                 payload: p.payload,
                 missing: p.missing,
             };
@@ -113,11 +142,17 @@ fn read_file(path: &PathBuf, decoder: &mut Decoder, feeder: &mut Feeder, progres
         }
         if report.frames % PROGRESS_EVERY == 0 {
             progress.frames.fetch_add(PROGRESS_EVERY, Ordering::Relaxed);
-            progress.input_bytes.store(before + reader.position(), Ordering::Relaxed);
+            progress
+                .input_bytes
+                .store(before + reader.position(), Ordering::Relaxed);
         }
     }
-    progress.frames.fetch_add(report.frames % PROGRESS_EVERY, Ordering::Relaxed);
+    progress
+        .frames
+        .fetch_add(report.frames % PROGRESS_EVERY, Ordering::Relaxed);
     report.bytes = reader.position();
-    progress.input_bytes.store(before + report.bytes, Ordering::Relaxed);
+    progress
+        .input_bytes
+        .store(before + report.bytes, Ordering::Relaxed);
     report
 }

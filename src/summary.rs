@@ -86,7 +86,11 @@ impl<'a> Summary<'a> {
         let _ = writeln!(s, "dbtap replay summary");
         for f in self.files {
             let status = f.error.as_deref().unwrap_or("ok");
-            let _ = writeln!(s, "  file       {}  {} frames, {} bytes  [{status}]", f.path, f.frames, f.bytes);
+            let _ = writeln!(
+                s,
+                "  file       {}  {} frames, {} bytes  [{status}]",
+                f.path, f.frames, f.bytes
+            );
         }
         let _ = writeln!(
             s,
@@ -98,7 +102,11 @@ impl<'a> Summary<'a> {
             self.packets_per_s,
             self.workers
         );
-        let _ = writeln!(s, "  flows      {} TCP flows, {} unidentified", self.flows, e.unidentified_flows);
+        let _ = writeln!(
+            s,
+            "  flows      {} TCP flows, {} unidentified",
+            self.flows, e.unidentified_flows
+        );
         let _ = writeln!(
             s,
             "  sessions   {}  (encrypted: {}; mid-stream: {})",
@@ -113,7 +121,11 @@ impl<'a> Summary<'a> {
         );
         let gap_total: u64 = self.gaps.values().sum();
         let gap_bytes: u64 = self.gap_bytes.values().sum();
-        let _ = writeln!(s, "  gaps       {gap_total} ({gap_bytes} bytes missing)  by cause: {}", fmt_map(&self.gap_bytes));
+        let _ = writeln!(
+            s,
+            "  gaps       {gap_total} ({gap_bytes} bytes missing)  by cause: {}",
+            fmt_map(&self.gap_bytes)
+        );
         let _ = writeln!(
             s,
             "  parsing    {} parse errors (anomalies {}, desyncs {}, abandoned sessions {})",
@@ -139,5 +151,8 @@ fn fmt_map(m: &BTreeMap<&'static str, u64>) -> String {
     if m.is_empty() {
         return "none".into();
     }
-    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -1,6 +1,5 @@
 //! Test helpers: a toy line protocol to exercise the engine and pipeline without a real parser,
 //! and builders for TCP segments.
-#![cfg(test)]
 
 use std::net::{IpAddr, Ipv4Addr};
 
