@@ -176,6 +176,8 @@ struct Pending {
     switched_plugin: Option<String>,
     /// Execute: the statement, to remember types after the response.
     stmt_id: Option<u32>,
+    /// New default schema reported by session state tracking.
+    tracked_db: Option<String>,
 }
 
 /// Per-direction framing state.
@@ -351,6 +353,7 @@ impl MysqlParser {
             text_cut: None,
             switched_plugin: None,
             stmt_id: None,
+            tracked_db: None,
         });
         self.pending.insert(p)
     }
@@ -1047,6 +1050,11 @@ impl MysqlParser {
                 // password): counted toward the login, never read.
                 if let Some(p) = self.pending.as_mut() {
                     p.req.bytes += h.total() as u64;
+                    if h.len > 0 {
+                        if let Some(l) = p.req.login.as_mut() {
+                            l.credentials_redacted = true;
+                        }
+                    }
                 }
                 self.skip_body(h, rest, true)
             }
@@ -1193,6 +1201,11 @@ impl MysqlParser {
             // Inside an exchange: LOCAL INFILE data, or auth data of COM_CHANGE_USER.
             if let Some(p) = self.pending.as_mut() {
                 p.req.bytes += h.total() as u64;
+                if p.kind == Kind::Auth && h.len > 0 {
+                    if let Some(l) = p.req.login.as_mut() {
+                        l.credentials_redacted = true;
+                    }
+                }
                 if p.state == RState::InfileData && h.len == 0 {
                     // The empty packet ends the file; the server's OK/ERR follows.
                     p.state = RState::First;
@@ -2397,7 +2410,7 @@ impl MysqlParser {
             self.charset = cs;
         }
         if let Some(db) = ok.schema {
-            out_session_db(out, self.charset.decode(db));
+            p.tracked_db = Some(self.charset.decode(db));
         }
         ok.status & status::MORE_RESULTS_EXISTS != 0
     }
@@ -2517,10 +2530,15 @@ impl MysqlParser {
             }
             out.push(DbEvent::Session(s));
         }
+        let tracked = p.tracked_db.take();
         if ok {
             match std::mem::take(&mut p.effect) {
                 Effect::None => {}
-                Effect::Database(db) => out_session_db(out, db),
+                Effect::Database(db) => {
+                    if tracked.as_ref().is_none_or(|t| *t != db) {
+                        out_session_db(out, db);
+                    }
+                }
                 Effect::Charset(cs) => self.charset = cs,
                 Effect::Reset => self.stmts.clear(),
                 Effect::MultiStatements(on) => {
@@ -2531,6 +2549,10 @@ impl MysqlParser {
                     }
                 }
             }
+        }
+        if let Some(db) = tracked {
+            // Session state tracking (CLIENT_SESSION_TRACK) saw the schema change.
+            out_session_db(out, db);
         }
     }
 }
