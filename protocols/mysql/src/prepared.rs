@@ -1,0 +1,103 @@
+//! Per-session prepared statement cache: what COM_STMT_EXECUTE needs to name and decode its
+//! parameters (the prepared text, the parameter count from COM_STMT_PREPARE_OK, and the types of
+//! the last execute that sent them: "new-params-bound-flag 0" reuses the previous types).
+//! Bounded by `Limits::max_prepared_statements`; the least recently used entry is evicted.
+
+use std::collections::HashMap;
+
+use crate::messages::ParamType;
+
+/// Long data sent for parameters, kept per statement as (param id, bytes); bounded.
+pub const MAX_LONG_DATA_PARAMS: usize = 64;
+
+/// One prepared statement.
+#[derive(Debug, Clone, Default)]
+pub struct Stmt {
+    /// Statement text, when the prepare was seen.
+    pub sql: Option<String>,
+    /// Parameter count from COM_STMT_PREPARE_OK (or inferred).
+    pub params: u16,
+    /// Types bound by the last execute that sent them.
+    pub types: Option<Vec<ParamType>>,
+    /// COM_STMT_SEND_LONG_DATA bytes per parameter since the last execute / reset.
+    pub long_data: Vec<(u16, u64)>,
+    pub(crate) used: u64,
+}
+
+impl Stmt {
+    /// Bytes of long data sent for parameter `i`, if any.
+    pub fn long_data_for(&self, i: usize) -> Option<u64> {
+        self.long_data
+            .iter()
+            .find(|(p, _)| *p as usize == i)
+            .map(|(_, b)| *b)
+    }
+}
+
+/// The cache.
+#[derive(Debug, Default)]
+pub struct Cache {
+    map: HashMap<u32, Stmt>,
+    clock: u64,
+}
+
+impl Cache {
+    /// Insert (or replace) `id`; returns true when another entry was evicted to make room.
+    pub fn insert(&mut self, id: u32, mut stmt: Stmt, max: usize) -> bool {
+        self.clock += 1;
+        stmt.used = self.clock;
+        let mut evicted = false;
+        if !self.map.contains_key(&id) && self.map.len() >= max.max(1) {
+            if let Some(old) = self.map.iter().min_by_key(|(_, s)| s.used).map(|(k, _)| *k) {
+                self.map.remove(&old);
+                evicted = true;
+            }
+        }
+        self.map.insert(id, stmt);
+        evicted
+    }
+    /// The statement, marked as recently used.
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut Stmt> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.map.get_mut(&id).map(|s| {
+            s.used = clock;
+            s
+        })
+    }
+    /// Forget `id` (COM_STMT_CLOSE).
+    pub fn remove(&mut self, id: u32) {
+        self.map.remove(&id);
+    }
+    /// Forget everything (COM_RESET_CONNECTION, COM_CHANGE_USER).
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn least_recently_used_is_evicted() {
+        let mut c = Cache::default();
+        assert!(!c.insert(1, Stmt::default(), 2));
+        assert!(!c.insert(2, Stmt::default(), 2));
+        c.get_mut(1);
+        assert!(c.insert(3, Stmt::default(), 2));
+        assert!(c.get_mut(2).is_none());
+        assert!(c.get_mut(1).is_some());
+        assert_eq!(c.len(), 2);
+        c.remove(1);
+        assert_eq!(c.len(), 1);
+    }
+}
