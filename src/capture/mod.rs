@@ -5,12 +5,12 @@
 //! or gzip-compressed, and hands out one [`Frame`] at a time.
 //!
 //! Contract:
-//! - **No per-frame allocation or syscall.** The file is read in [`source::BUF_LEN`] chunks into
+//! - **No per-frame allocation or syscall.** The file is read in [`READ_BUF_LEN`] chunks into
 //!   one buffer allocated at open; a [`Frame`] borrows its bytes from that buffer (a lending
 //!   iterator: the frame is valid until the next call).
 //! - **Bounded.** A record's captured length is checked against [`MAX_CAPLEN`] and against the
 //!   room its pcapng block has *before* anything is buffered; the number of pcapng interfaces is
-//!   capped by [`pcapng::MAX_INTERFACES`]. Unknown pcapng blocks of any size are skipped without
+//!   capped by [`MAX_INTERFACES`]. Unknown pcapng blocks of any size are skipped without
 //!   being buffered.
 //! - **Corrupt or truncated files** give every frame before the damage, then one
 //!   [`CaptureError`] naming the file and the byte offset (in the uncompressed stream) of the
@@ -31,7 +31,9 @@ use std::path::Path;
 
 pub use dbtap_core::time::Timestamp;
 
+pub use pcapng::MAX_INTERFACES;
 use source::ByteSource;
+pub use source::BUF_LEN as READ_BUF_LEN;
 
 /// Largest captured length accepted for one frame: 256 KiB. libpcap's own cap
 /// (`MAXIMUM_SNAPLEN` = 262144 in `pcap-int.h`) is the same number, and Wireshark's
@@ -205,7 +207,7 @@ pub enum CaptureErrorKind {
         /// Interfaces described so far in this section.
         count: usize,
     },
-    /// More interface description blocks in one section than [`pcapng::MAX_INTERFACES`].
+    /// More interface description blocks in one section than [`MAX_INTERFACES`].
     #[error("more than {0} interfaces in one section")]
     TooManyInterfaces(usize),
     /// An `if_tsresol` value we cannot represent (10^-n with n > 19).
@@ -358,7 +360,6 @@ impl CaptureReader {
             Ok(Some(f)) => {
                 self.stats.frames += 1;
                 self.stats.captured_bytes += f.data.len() as u64;
-                // Re-borrow: the parser returned a frame borrowing `self.src`.
                 Ok(Some(f))
             }
             Ok(None) => {

@@ -36,7 +36,7 @@ const MAX_BLOCK_LEN: usize = BUF_LEN;
 
 /// Most interfaces one section may describe. Real captures have a handful (`dumpcap -i any`,
 /// mergecap of a few files); 4096 keeps the table bounded against a file full of IDBs.
-pub(crate) const MAX_INTERFACES: usize = 4096;
+pub const MAX_INTERFACES: usize = 4096;
 
 /// Largest decimal `if_tsresol` exponent we can represent: 10^19 fits a u64 (§4.2 allows up to
 /// 127, nothing writes more than 9).
@@ -262,7 +262,7 @@ impl NgState {
                     None
                 }
                 BT_EPB | BT_PB => Some(self.packet(b, block_type, stats).map_err(|k| (at, k))?),
-                BT_SPB => Some(self.simple(b, stats).map_err(|k| (at, k))?),
+                BT_SPB => Some(self.simple(b).map_err(|k| (at, k))?),
                 _ => {
                     stats.blocks_skipped += 1;
                     None
@@ -367,7 +367,7 @@ impl NgState {
 
     /// Simple Packet Block (§4.4): interface 0, no timestamp (reuse the last one seen), captured
     /// length = min(original length, interface 0's snaplen, room in the block).
-    fn simple(&mut self, b: &[u8], stats: &mut CaptureStats) -> Result<PacketAt, CaptureErrorKind> {
+    fn simple(&mut self, b: &[u8]) -> Result<PacketAt, CaptureErrorKind> {
         let e = self.endian;
         let origlen = e.u32(b, 8);
         let room = (b.len() - 16) as u32;
@@ -379,7 +379,6 @@ impl NgState {
         };
         let caplen = origlen.min(snap).min(room);
         check_caplen(caplen, room)?;
-        let _ = stats;
         Ok(PacketAt {
             len: b.len(),
             data_off: 12,

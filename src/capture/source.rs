@@ -16,8 +16,8 @@ use flate2::read::MultiGzDecoder;
 /// Size of the one read buffer. 4 MiB: large enough that a warm-cache replay costs one `read`
 /// syscall per 4 MiB (the per-syscall cost disappears), small enough to stay in L2/L3-friendly
 /// territory for the copy the kernel does. It is also the largest block or record a parser may ask
-/// to see whole ([`ByteSource::ensure`]); larger blocks are skipped without buffering or rejected.
-pub(crate) const BUF_LEN: usize = 4 << 20;
+/// to see whole; larger blocks are skipped without buffering or rejected.
+pub const BUF_LEN: usize = 4 << 20;
 
 /// Keep reading until at least this many bytes are buffered (or the buffer is full / EOF), so a
 /// gzip stream, whose decoder hands out ~32 KiB per `read`, still refills in large steps.

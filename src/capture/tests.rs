@@ -13,14 +13,30 @@ pub(crate) fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Writes `bytes` to a fresh temporary file and returns its path.
-pub(crate) fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+/// A temporary file, removed when dropped.
+pub(crate) struct TempPath(PathBuf);
+
+impl std::ops::Deref for TempPath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes `bytes` to a fresh temporary file; it is removed when the returned guard drops.
+pub(crate) fn temp_file(name: &str, bytes: &[u8]) -> TempPath {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let p = std::env::temp_dir().join(format!("dbtap-cap-{}-{n}-{name}", std::process::id()));
     let mut f = File::create(&p).expect("create temp file");
     f.write_all(bytes).expect("write temp file");
-    p
+    TempPath(p)
 }
 
 /// Owned copy of a frame, for comparing whole files.
@@ -835,7 +851,6 @@ mod robustness {
                 assert!(n < 100_000);
             }
         }
-        let _ = std::fs::remove_file(&p);
         n
     }
 
