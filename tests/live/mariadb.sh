@@ -105,8 +105,11 @@ deps_capture() {
     TCPDUMP="$(find_prog tcpdump)" || skip "no tcpdump after install"
     if [[ "$(id -u)" -ne 0 ]]; then
         # Capturing on lo needs CAP_NET_RAW; try it rather than guess.
-        if ! timeout 2 "$TCPDUMP" -i lo -c 1 -w /dev/null 'tcp port 1' >/dev/null 2>&1; then
-            [[ $? -eq 124 ]] || skip "tcpdump cannot capture on lo as $(id -un) (needs root or CAP_NET_RAW)"
+        local rc=0
+        timeout 2 "$TCPDUMP" -i lo -c 1 -w /dev/null 'tcp port 1' >/dev/null 2>&1 || rc=$?
+        # 124: still capturing when the timeout hit, i.e. it could open lo.
+        if [[ $rc -ne 0 && $rc -ne 124 ]]; then
+            skip "tcpdump cannot capture on lo as $(id -un) (needs root or CAP_NET_RAW)"
         fi
     fi
 }
@@ -306,7 +309,7 @@ cmd_stop() {
         if [[ -n "$admin" ]]; then
             "$admin" --no-defaults --protocol=socket -S "$DBTAP_LIVE_SOCKET" -uroot shutdown >/dev/null 2>&1 || true
         fi
-        for ((i = 0; i < 60 && 1; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        for ((i = 0; i < 60; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
         if kill -0 "$pid" 2>/dev/null; then
             log "mariadbd $pid still running after shutdown: SIGTERM"
             kill -TERM "$pid" 2>/dev/null || true
@@ -343,6 +346,8 @@ cmd_capture() {
     local tpid=$! i
     # shellcheck disable=SC2064
     trap "kill -INT $tpid 2>/dev/null || true" EXIT
+    # shellcheck disable=SC2064
+    trap "kill -INT $tpid 2>/dev/null || true; exit 130" INT TERM HUP PIPE
     for ((i = 0; i < 100; i++)); do
         grep -q 'listening on' "$err" 2>/dev/null && break
         kill -0 "$tpid" 2>/dev/null || { cat "$err" >&2; die "tcpdump failed to start"; }
@@ -363,7 +368,7 @@ cmd_capture() {
     sleep "${DBTAP_CAPTURE_SETTLE:-2}"
     kill -INT "$tpid" 2>/dev/null || true
     wait "$tpid" 2>/dev/null || true
-    trap - EXIT
+    trap - EXIT INT TERM HUP PIPE
     local captured received dropped complete=1
     captured="$(sed -n 's/^\([0-9]*\) packets\{0,1\} captured.*/\1/p' "$err" | tail -n1)"
     received="$(sed -n 's/^\([0-9]*\) packets\{0,1\} received by filter.*/\1/p' "$err" | tail -n1)"
