@@ -192,18 +192,22 @@ impl Detector {
         // (a) The head of the side's stream, from its first byte.
         if !self.head_broken[side] {
             let first_chunk = self.first_chunk_of(side);
-            let at_stream_start = facts.syn_seen[side] || facts.syn_seen[1 - side];
+            let syn_seen = facts.syn_seen[side] || facts.syn_seen[1 - side];
             match self.probe_all(&self.head[side], side, hypotheses, facts, registry) {
-                Found::Yes(spec, client_side) => {
+                Found::Yes(spec, client_side, dir) => {
                     // Replay from the start when the connection start was seen; otherwise from
                     // the side's first segment (earlier bytes of the peer belong to messages
-                    // whose start was not seen).
-                    let from_chunk = if at_stream_start { 0 } else { first_chunk };
+                    // whose start was not seen). A protocol greeting proves the session start
+                    // even when the TCP handshake was not captured.
+                    let opens = registry
+                        .spec(spec)
+                        .is_some_and(|s| (s.session_start)(dir, &self.head[side]));
+                    let from_chunk = if syn_seen { 0 } else { first_chunk };
                     return Verdict::Chosen(Choice {
                         spec,
                         client_side,
                         from_chunk,
-                        at_stream_start,
+                        at_stream_start: syn_seen || opens,
                     });
                 }
                 Found::Refused => {}
@@ -215,7 +219,7 @@ impl Detector {
         // (b) This segment alone, when it is not the head already probed.
         if !(side_is_new && !self.head_broken[side]) {
             let seg = self.bytes(&range);
-            if let Found::Yes(spec, client_side) =
+            if let Found::Yes(spec, client_side, _) =
                 self.probe_all(seg, side, hypotheses, facts, registry)
             {
                 return Verdict::Chosen(Choice {
@@ -259,9 +263,9 @@ impl Detector {
                 };
                 let server_port = facts.ports[1 - client_side];
                 match (spec.probe)(dir, bytes) {
-                    Probe::Certain => return Found::Yes(idx, client_side),
+                    Probe::Certain => return Found::Yes(idx, client_side, dir),
                     Probe::Unsure if registry.is_default_port(idx, server_port) => {
-                        return Found::Yes(idx, client_side)
+                        return Found::Yes(idx, client_side, dir)
                     }
                     Probe::Unsure | Probe::NeedMore => verdict = Found::Maybe,
                     Probe::NotForUs => {}
@@ -273,7 +277,8 @@ impl Detector {
 }
 
 enum Found {
-    Yes(usize, usize),
+    /// Protocol index, client side, direction of the probed bytes.
+    Yes(usize, usize, Direction),
     Maybe,
     Refused,
 }

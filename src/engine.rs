@@ -251,8 +251,17 @@ impl Engine {
         // idle: finish the old one first.
         if let Some(flow) = self.flows.get(&key) {
             let side = flow.side_of(seg.src);
+            // A new connection: a different ISN, a SYN after this side's own FIN (a sender
+            // cannot open its own half again), or a SYN on a stream only ever seen mid-way.
+            let half = &flow.half[side];
             let reused = syn_only
-                && (flow.finished() || flow.half[side].isn().is_some_and(|isn| isn != seg.seq));
+                && (flow.finished()
+                    || half.fin_seen()
+                    || match half.isn() {
+                        Some(isn) => isn != seg.seq,
+                        None => half.started(),
+                    });
+
             let idle = seg.ts.0.saturating_sub(flow.last_ts.0) > self.cfg.idle_timeout_ns;
             if reused || idle {
                 let reason = if reused {

@@ -43,8 +43,11 @@ impl Flags {
     pub const EVICTED: Flags = Flags(1 << 6);
     /// The capture ended while the session was open.
     pub const CAPTURE_END: Flags = Flags(1 << 7);
+    /// Bytes of the session were lost just before this operation: operations may be missing
+    /// before it.
+    pub const AFTER_GAP: Flags = Flags(1 << 8);
 
-    const NAMES: [(Flags, &'static str); 8] = [
+    const NAMES: [(Flags, &'static str); 9] = [
         (Flags::PARTIAL, "partial"),
         (Flags::MIDSTREAM, "midstream"),
         (Flags::ENCRYPTED, "encrypted"),
@@ -53,6 +56,7 @@ impl Flags {
         (Flags::IDLE_TIMEOUT, "idle_timeout"),
         (Flags::EVICTED, "evicted"),
         (Flags::CAPTURE_END, "capture_end"),
+        (Flags::AFTER_GAP, "after_gap"),
     ];
 
     /// Set `other`'s flags too.

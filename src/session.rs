@@ -81,6 +81,8 @@ pub struct Session {
     max_pending: usize,
     next_seq: u64,
     encrypted: bool,
+    /// A desync happened since the last record: the next one says so.
+    after_gap: bool,
     counters: SessionCounters,
 }
 
@@ -98,6 +100,7 @@ impl Session {
             max_pending: max_pending.max(1),
             next_seq: 1,
             encrypted: false,
+            after_gap: false,
             counters: SessionCounters::default(),
         }
     }
@@ -160,15 +163,19 @@ impl Session {
                 if update.user.is_some() {
                     self.user = update.user;
                 }
-                if update.database.is_some() {
-                    self.database = update.database;
+                if let Some(db) = update.database {
+                    // An empty name means "no default database" (e.g. after DROP DATABASE).
+                    self.database = (!db.is_empty()).then_some(db);
                 }
                 if update.client_program.is_some() {
                     self.client_program = update.client_program;
                 }
             }
             DbEvent::Encrypted => self.encrypted = true,
-            DbEvent::Desync { .. } => self.counters.desyncs += 1,
+            DbEvent::Desync { .. } => {
+                self.counters.desyncs += 1;
+                self.after_gap = true;
+            }
             DbEvent::Resync { .. } => self.counters.resyncs += 1,
             // Counted by the engine, per kind.
             DbEvent::Anomaly { .. } => {}
@@ -250,6 +257,10 @@ impl Session {
         if self.info.midstream {
             flags.insert(Flags::MIDSTREAM);
         }
+        if std::mem::take(&mut self.after_gap) {
+            flags.insert(Flags::AFTER_GAP);
+        }
+
         let lost = |c: dbtap_core::Completeness| match c {
             dbtap_core::Completeness::Partial { lost_bytes } => lost_bytes,
             _ => 0,

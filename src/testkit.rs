@@ -16,6 +16,7 @@ pub const TOY: ProtocolSpec = ProtocolSpec {
     name: "toy",
     default_ports: &[7777],
     probe: toy_probe,
+    session_start: |_, _| false,
     new_parser: toy_new,
 };
 

@@ -86,13 +86,23 @@ fn config(dir: &Path, workers: usize) -> PipelineConfig {
 fn run_case(dir: &Path, workers: usize) -> Vec<u8> {
     let capture = capture_of(dir).expect("a capture file");
     let mut out = Vec::new();
-    replay(
+    let report = replay(
         &[capture],
         &config(dir, workers),
         Arc::new(Progress::default()),
         &mut out,
     )
     .expect("replay");
+    // A damaged capture is a case of its own: its README quotes the error, checked here.
+    if let Some(e) = report.files.iter().find_map(|f| f.error.as_ref()) {
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap_or_default();
+        let tail = e.split_once(": at byte ").map_or(e.as_str(), |(_, t)| t);
+        assert!(
+            readme.contains(&format!("at byte {tail}")),
+            "{}: unexpected input error: {e}",
+            dir.display()
+        );
+    }
     out
 }
 
@@ -237,6 +247,7 @@ mod dbtap_schema {
         "idle_timeout",
         "evicted",
         "capture_end",
+        "after_gap",
     ];
 
     fn str_or_null(r: &Value, k: &str) -> Result<(), String> {

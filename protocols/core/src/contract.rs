@@ -202,6 +202,10 @@ pub struct ProtocolSpec {
     pub default_ports: &'static [u16],
     /// Looks at the first bytes of one direction, assuming that direction is `dir`.
     pub probe: fn(Direction, &[u8]) -> Probe,
+    /// True when the bytes (of direction `dir`) open a protocol session (a server greeting, a
+    /// startup message): the parser can start from its initial state even when the TCP
+    /// handshake was not captured.
+    pub session_start: fn(Direction, &[u8]) -> bool,
     /// Makes a parser for a new session.
     pub new_parser: fn(SessionOpts) -> Box<dyn StreamParser>,
 }

@@ -40,8 +40,18 @@ pub const SPEC: ProtocolSpec = ProtocolSpec {
     name: "mysql",
     default_ports: &[3306],
     probe,
+    session_start,
     new_parser,
 };
+
+/// True for a server greeting (Protocol::HandshakeV10, or V9 of MySQL 3.x): the first packet of
+/// every MySQL connection, sent by the server with sequence id 0.
+pub fn session_start(dir: Direction, head: &[u8]) -> bool {
+    dir == Direction::ToClient
+        && head.get(3) == Some(&0)
+        && matches!(head.get(HEADER_LEN), Some(9 | 10))
+        && probe(dir, head) == Probe::Certain
+}
 
 fn new_parser(opts: SessionOpts) -> Box<dyn StreamParser> {
     Box::new(MysqlParser::new(opts))
