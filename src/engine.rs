@@ -304,6 +304,7 @@ impl Engine {
         if finished {
             self.close_flow(&key, seg.ts, CloseReason::Ended);
         }
+        self.stats.peak_flow_memory = self.stats.peak_flow_memory.max(self.mem as u64);
         if self.mem > self.cfg.max_flow_memory {
             self.evict(seg.ts);
         }

@@ -81,6 +81,8 @@ pub struct EngineStats {
     pub unparsed_bytes: u64,
     /// Parser asked for more than its limit.
     pub need_over_limit: u64,
+    /// Highest memory charged to one engine's flow table (bytes).
+    pub peak_flow_memory: u64,
 }
 
 impl EngineStats {
@@ -188,6 +190,7 @@ impl EngineStats {
             self.gap_bytes[i] += o.gap_bytes[i];
             self.gaps[i] += o.gaps[i];
         }
+        self.peak_flow_memory = self.peak_flow_memory.max(o.peak_flow_memory);
         for (k, v) in &o.anomalies {
             *self.anomalies.entry(k).or_default() += v;
         }
