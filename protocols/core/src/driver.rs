@@ -125,30 +125,39 @@ impl Driver {
             return;
         }
         let mut bytes = bytes;
-        let d = &mut self.dirs[i];
-        if d.skip > 0 {
-            let n = d.skip.min(bytes.len() as u64);
-            d.skip -= n;
-            d.offset += n;
-            self.stats.skipped[i] += n;
-            bytes = &bytes[n as usize..];
-            if bytes.is_empty() {
+        let mut marked = false;
+        while !bytes.is_empty() && self.state == DriverState::Parsing {
+            let d = &mut self.dirs[i];
+            if d.skip > 0 {
+                let n = d.skip.min(bytes.len() as u64);
+                d.skip -= n;
+                d.offset += n;
+                self.stats.skipped[i] += n;
+                bytes = &bytes[n as usize..];
+                continue;
+            }
+            if !marked {
+                let start = d.offset + d.tail.len() as u64;
+                push_mark(&mut d.marks, Mark { offset: start, ts });
+                marked = true;
+            }
+            if d.tail.is_empty() {
+                // Fast path: parse straight from the caller's slice, keep only what is left over.
+                self.stats.parsed[i] += bytes.len() as u64;
+                let used = self.run(parser, dir, ts, bytes, out);
+                let d = &mut self.dirs[i];
+                if let Some(rest) = bytes.get(used..) {
+                    d.tail.extend_from_slice(rest);
+                }
+                self.after_run(i);
                 return;
             }
-        }
-        let start = d.offset + d.tail.len() as u64;
-        push_mark(&mut d.marks, Mark { offset: start, ts });
-        self.stats.parsed[i] += bytes.len() as u64;
-        if d.tail.is_empty() {
-            // Fast path: parse straight from the caller's slice, keep only what is left over.
-            let used = self.run(parser, dir, ts, bytes, out);
-            let d = &mut self.dirs[i];
-            if let Some(rest) = bytes.get(used..) {
-                d.tail.extend_from_slice(rest);
-            }
-            self.after_run(i);
-        } else {
-            d.tail.extend_from_slice(bytes);
+            // Complete the pending message by copying only the bytes it still needs; whatever
+            // follows it in this segment is then parsed in place by the fast path above.
+            let want = d.need.saturating_sub(d.tail.len()).max(1).min(bytes.len());
+            d.tail.extend_from_slice(&bytes[..want]);
+            self.stats.parsed[i] += want as u64;
+            bytes = &bytes[want..];
             if d.tail.len() < d.need {
                 return;
             }
@@ -159,6 +168,8 @@ impl Driver {
             self.dirs[i].tail = buf;
             self.after_run(i);
         }
+        // The parser stopped (upgrade or abandon) before the end of this segment.
+        self.stats.unparsed[i] += bytes.len() as u64;
     }
 
     /// `len` bytes of direction `dir` are missing.
