@@ -21,6 +21,7 @@ pub mod cli;
 pub mod decode;
 pub mod detect;
 pub mod engine;
+pub mod json;
 pub mod pipeline;
 pub mod reassembly;
 pub mod record;

@@ -6,15 +6,15 @@
 
 use std::net::IpAddr;
 
-use dbtap_core::{Completeness, DbError, Param, Status, Timestamp};
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use dbtap_core::{Completeness, DbError, ErrorCode, Param, ParamValue, Status, Timestamp};
+
+use crate::json::JsonOut;
 
 /// Version of the record schema, written in every record as `schema_version`.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One side of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
     /// IP address.
     pub ip: IpAddr,
@@ -89,14 +89,8 @@ impl Flags {
     }
 }
 
-impl Serialize for Flags {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.names())
-    }
-}
-
 /// Request and response byte counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bytes {
     /// Wire bytes of the request.
     pub request: u64,
@@ -105,29 +99,26 @@ pub struct Bytes {
 }
 
 /// Login details, on `login` and `change_user` records. No credentials, ever.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoginDetails<'a> {
     /// Authentication method.
     pub auth_method: Option<&'a str>,
     /// Connection attributes as sent by the client.
-    #[serde(serialize_with = "pairs_as_map")]
     pub attributes: &'a [(String, String)],
     /// The client sent credentials, which were not recorded.
     pub credentials_redacted: bool,
 }
 
 /// One audit record, borrowing from the session and the request it describes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord<'a> {
     /// Schema version ([`SCHEMA_VERSION`]).
     pub schema_version: u32,
     /// Capture time of the request's first packet, RFC 3339 UTC with microseconds.
-    #[serde(serialize_with = "rfc3339_micros")]
     pub ts: Timestamp,
     /// Wire protocol.
     pub protocol: &'a str,
     /// Stable id of the TCP connection (16 hex digits).
-    #[serde(serialize_with = "hex_id")]
     pub session_id: u64,
     /// Operation number within the session, from 1.
     pub seq: u64,
@@ -161,55 +152,212 @@ pub struct AuditRecord<'a> {
     pub bytes: Bytes,
     /// What was special or not seen.
     pub flags: Flags,
-    /// Server-side statement handle.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Server-side statement handle (omitted when absent).
     pub stmt_id: Option<u64>,
-    /// Server-side connection id.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Server-side connection id (omitted when absent).
     pub connection_id: Option<u64>,
-    /// Last insert id.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Last insert id (omitted when absent).
     pub insert_id: Option<u64>,
-    /// Warning count.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Warning count (omitted when absent).
     pub warnings: Option<u64>,
-    /// Bytes of this operation that were never captured.
-    #[serde(skip_serializing_if = "is_zero")]
+    /// Bytes of this operation that were never captured (omitted when 0).
     pub lost_bytes: u64,
-    /// Login details.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Login details (omitted when absent).
     pub login: Option<LoginDetails<'a>>,
-    /// Query attributes sent with the statement.
-    #[serde(
-        skip_serializing_if = "slice_is_empty",
-        serialize_with = "pairs_as_map"
-    )]
+    /// Query attributes sent with the statement (omitted when empty).
     pub attributes: &'a [(String, String)],
 }
 
-fn is_zero(v: &u64) -> bool {
-    *v == 0
-}
-
-fn slice_is_empty(v: &&[(String, String)]) -> bool {
-    v.is_empty()
-}
-
-fn pairs_as_map<S: Serializer>(pairs: &&[(String, String)], s: S) -> Result<S::Ok, S::Error> {
-    let mut m = s.serialize_map(Some(pairs.len()))?;
-    for (k, v) in pairs.iter() {
-        m.serialize_entry(k, v)?;
+impl AuditRecord<'_> {
+    /// Append the record as one JSON object (no newline) to `buf`.
+    pub fn write_json(&self, buf: &mut Vec<u8>) {
+        let mut j = JsonOut::new(buf);
+        j.begin_object();
+        j.key("schema_version");
+        j.u64(self.schema_version as u64);
+        j.key("ts");
+        let mut ts = [0u8; 27];
+        j.raw_str(format_rfc3339_micros(self.ts, &mut ts).as_bytes());
+        j.key("protocol");
+        j.str(self.protocol);
+        j.key("session_id");
+        j.raw_str(&hex_id(self.session_id));
+        j.key("seq");
+        j.u64(self.seq);
+        for (k, ep) in [("client", &self.client), ("server", &self.server)] {
+            j.key(k);
+            j.begin_object();
+            j.key("ip");
+            j.str(&ep.ip.to_string());
+            j.key("port");
+            j.u64(ep.port as u64);
+            j.end_object();
+        }
+        j.key("user");
+        j.opt_str(self.user);
+        j.key("database");
+        j.opt_str(self.database);
+        j.key("client_program");
+        j.opt_str(self.client_program);
+        j.key("server_version");
+        j.opt_str(self.server_version);
+        j.key("op");
+        j.str(self.op);
+        j.key("sql");
+        j.opt_str(self.sql);
+        j.key("params");
+        match self.params {
+            Some(ps) => {
+                j.begin_array();
+                for p in ps {
+                    write_param(&mut j, p);
+                }
+                j.end_array();
+            }
+            None => j.null(),
+        }
+        j.key("status");
+        j.str(match self.status {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Unknown => "unknown",
+        });
+        j.key("error");
+        match self.error {
+            Some(e) => {
+                j.begin_object();
+                j.key("code");
+                match &e.code {
+                    ErrorCode::Num(n) => j.i64(*n),
+                    ErrorCode::Text(t) => j.str(t),
+                }
+                j.key("sqlstate");
+                j.opt_str(e.sqlstate.as_deref());
+                j.key("message");
+                j.str(&e.message);
+                j.end_object();
+            }
+            None => j.null(),
+        }
+        j.key("rows");
+        j.opt_u64(self.rows);
+        j.key("latency_us");
+        j.opt_u64(self.latency_us);
+        j.key("bytes");
+        j.begin_object();
+        j.key("request");
+        j.u64(self.bytes.request);
+        j.key("response");
+        j.u64(self.bytes.response);
+        j.end_object();
+        j.key("flags");
+        j.begin_array();
+        for name in self.flags.names() {
+            j.str(name);
+        }
+        j.end_array();
+        for (k, v) in [
+            ("stmt_id", self.stmt_id),
+            ("connection_id", self.connection_id),
+            ("insert_id", self.insert_id),
+            ("warnings", self.warnings),
+            (
+                "lost_bytes",
+                (self.lost_bytes > 0).then_some(self.lost_bytes),
+            ),
+        ] {
+            if let Some(v) = v {
+                j.key(k);
+                j.u64(v);
+            }
+        }
+        if let Some(l) = &self.login {
+            j.key("login");
+            j.begin_object();
+            j.key("auth_method");
+            j.opt_str(l.auth_method);
+            j.key("attributes");
+            write_pairs(&mut j, l.attributes);
+            j.key("credentials_redacted");
+            j.bool(l.credentials_redacted);
+            j.end_object();
+        }
+        if !self.attributes.is_empty() {
+            j.key("attributes");
+            write_pairs(&mut j, self.attributes);
+        }
+        j.end_object();
     }
-    m.end()
 }
 
-fn hex_id<S: Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{id:016x}"))
+/// `{"type": …, "value": …}`; binary values as `"hex"`, long data as `"long_data_bytes"`.
+fn write_param(j: &mut JsonOut<'_>, p: &Param) {
+    j.begin_object();
+    j.key("type");
+    j.str(&p.type_name);
+    match &p.value {
+        ParamValue::Null => {
+            j.key("value");
+            j.null();
+        }
+        ParamValue::Bool(b) => {
+            j.key("value");
+            j.bool(*b);
+        }
+        ParamValue::Int(i) => {
+            j.key("value");
+            j.i64(*i);
+        }
+        ParamValue::UInt(u) => {
+            j.key("value");
+            j.u64(*u);
+        }
+        ParamValue::Float(f) => {
+            j.key("value");
+            j.f64(*f);
+        }
+        ParamValue::Text(t) => {
+            j.key("value");
+            j.str(t);
+        }
+        ParamValue::Bytes(b) => {
+            j.key("hex");
+            j.hex(b);
+        }
+        ParamValue::LongData { bytes } => {
+            j.key("long_data_bytes");
+            j.u64(*bytes);
+        }
+        ParamValue::Undecodable => {
+            j.key("undecodable");
+            j.bool(true);
+        }
+    }
+    if p.truncated {
+        j.key("truncated");
+        j.bool(true);
+    }
+    j.end_object();
 }
 
-fn rfc3339_micros<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; 27];
-    s.serialize_str(format_rfc3339_micros(*ts, &mut buf))
+/// Name/value pairs as an object, in wire order (a repeated name is written again: JSON readers
+/// keep the last, and nothing is hidden from a byte-level reader).
+fn write_pairs(j: &mut JsonOut<'_>, pairs: &[(String, String)]) {
+    j.begin_object();
+    for (k, v) in pairs {
+        j.key(k);
+        j.str(v);
+    }
+    j.end_object();
+}
+
+fn hex_id(id: u64) -> [u8; 16] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = DIGITS[((id >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
 }
 
 /// Format `ts` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` into `buf`.
@@ -285,14 +433,109 @@ mod tests {
     }
 
     #[test]
-    fn flags_serialize_in_fixed_order() {
+    fn flags_are_named_in_a_fixed_order() {
         let f = Flags::NO_RESPONSE
             .with(Flags::MIDSTREAM)
             .with(Flags::PARTIAL);
         assert_eq!(
-            serde_json::to_string(&f).unwrap(),
-            r#"["partial","midstream","no_response"]"#
+            f.names().collect::<Vec<_>>(),
+            ["partial", "midstream", "no_response"]
         );
-        assert_eq!(serde_json::to_string(&Flags::default()).unwrap(), "[]");
+        assert_eq!(Flags::default().names().count(), 0);
+    }
+
+    fn record<'a>(params: &'a [Param], error: Option<&'a DbError>) -> AuditRecord<'a> {
+        use std::net::{IpAddr, Ipv6Addr};
+        AuditRecord {
+            schema_version: SCHEMA_VERSION,
+            ts: Timestamp(1_234_567_890_123_456_789),
+            protocol: "mysql",
+            session_id: 0x00ab_cdef_0123_4567,
+            seq: 3,
+            client: Endpoint {
+                ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                port: 40000,
+            },
+            server: Endpoint {
+                ip: "10.0.0.2".parse().unwrap(),
+                port: 3306,
+            },
+            user: Some("root"),
+            database: None,
+            client_program: None,
+            server_version: Some("8.0.26"),
+            op: "execute",
+            sql: Some("select ?"),
+            params: Some(params),
+            status: Status::Error,
+            error,
+            rows: None,
+            latency_us: Some(12),
+            bytes: Bytes {
+                request: 10,
+                response: 20,
+            },
+            flags: Flags::PARTIAL,
+            stmt_id: Some(1),
+            connection_id: None,
+            insert_id: None,
+            warnings: Some(0),
+            lost_bytes: 5,
+            login: None,
+            attributes: &[],
+        }
+    }
+
+    #[test]
+    fn json_has_every_required_field_in_order() {
+        let params = [
+            Param {
+                type_name: "longlong".into(),
+                value: ParamValue::Int(-3),
+                truncated: false,
+            },
+            Param {
+                type_name: "var_string".into(),
+                value: ParamValue::Null,
+                truncated: false,
+            },
+            Param {
+                type_name: "blob".into(),
+                value: ParamValue::Bytes(vec![0, 0xab]),
+                truncated: true,
+            },
+            Param {
+                type_name: "double".into(),
+                value: ParamValue::Float(f64::NAN),
+                truncated: false,
+            },
+            Param {
+                type_name: "blob".into(),
+                value: ParamValue::LongData { bytes: 70000 },
+                truncated: false,
+            },
+        ];
+        let err = DbError {
+            code: ErrorCode::Num(1146),
+            sqlstate: Some("42S02".into()),
+            message: "Table 'x' doesn't exist".into(),
+        };
+        let mut buf = Vec::new();
+        record(&params, Some(&err)).write_json(&mut buf);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            concat!(
+                r#"{"schema_version":1,"ts":"2009-02-13T23:31:30.123456Z","protocol":"mysql","#,
+                r#""session_id":"00abcdef01234567","seq":3,"client":{"ip":"::1","port":40000},"#,
+                r#""server":{"ip":"10.0.0.2","port":3306},"user":"root","database":null,"#,
+                r#""client_program":null,"server_version":"8.0.26","op":"execute","sql":"select ?","#,
+                r#""params":[{"type":"longlong","value":-3},{"type":"var_string","value":null},"#,
+                r#"{"type":"blob","hex":"00ab","truncated":true},{"type":"double","value":"NaN"},"#,
+                r#"{"type":"blob","long_data_bytes":70000}],"status":"error","#,
+                r#""error":{"code":1146,"sqlstate":"42S02","message":"Table 'x' doesn't exist"},"#,
+                r#""rows":null,"latency_us":12,"bytes":{"request":10,"response":20},"flags":["partial"],"#,
+                r#""stmt_id":1,"warnings":0,"lost_bytes":5}"#
+            )
+        );
     }
 }

@@ -39,11 +39,7 @@ impl RecordSink {
     /// Serialize one record as a JSON line.
     pub fn write(&mut self, session_id: u64, seq: u64, record: &AuditRecord<'_>) {
         let start = self.buf.len();
-        if serde_json::to_writer(&mut self.buf, record).is_err() {
-            // Serializing plain data into a Vec cannot fail; keep the buffer consistent anyway.
-            self.buf.truncate(start);
-            return;
-        }
+        record.write_json(&mut self.buf);
         self.buf.push(b'\n');
         let key = RecordKey {
             position: self.position,

@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
 
 use crate::contract::Direction;
 use crate::time::Timestamp;
@@ -129,44 +127,6 @@ pub enum ParamValue {
     Undecodable,
 }
 
-impl Serialize for Param {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("type", &*self.type_name)?;
-        match &self.value {
-            ParamValue::Null => m.serialize_entry("value", &())?,
-            ParamValue::Bool(b) => m.serialize_entry("value", b)?,
-            ParamValue::Int(i) => m.serialize_entry("value", i)?,
-            ParamValue::UInt(u) => m.serialize_entry("value", u)?,
-            ParamValue::Float(f) if f.is_finite() => m.serialize_entry("value", f)?,
-            // JSON has no NaN or infinity: keep them as text rather than lose them.
-            ParamValue::Float(f) => m.serialize_entry("value", &f.to_string())?,
-            ParamValue::Text(t) => m.serialize_entry("value", t)?,
-            ParamValue::Bytes(b) => m.serialize_entry("hex", &HexStr(b))?,
-            ParamValue::LongData { bytes } => m.serialize_entry("long_data_bytes", bytes)?,
-            ParamValue::Undecodable => m.serialize_entry("undecodable", &true)?,
-        }
-        if self.truncated {
-            m.serialize_entry("truncated", &true)?;
-        }
-        m.end()
-    }
-}
-
-struct HexStr<'a>(&'a [u8]);
-
-impl Serialize for HexStr<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(self.0.len() * 2);
-        for &b in self.0 {
-            out.push(DIGITS[(b >> 4) as usize] as char);
-            out.push(DIGITS[(b & 0xf) as usize] as char);
-        }
-        s.serialize_str(&out)
-    }
-}
-
 /// A request: one operation the client asked for.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Request {
@@ -195,8 +155,7 @@ pub struct Request {
 }
 
 /// Outcome of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Status {
     /// The server reported success.
     Ok,
@@ -208,8 +167,7 @@ pub enum Status {
 }
 
 /// A database error code: numeric (MySQL, TDS, Oracle) or text (PostgreSQL SQLSTATE).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorCode {
     /// Numeric code, e.g. MySQL 1045.
     Num(i64),
@@ -218,7 +176,7 @@ pub enum ErrorCode {
 }
 
 /// An error reported by the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbError {
     /// Error code.
     pub code: ErrorCode,
@@ -300,36 +258,6 @@ pub enum DbEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn params_serialize_with_their_type() {
-        let p = vec![
-            Param {
-                type_name: "long".into(),
-                value: ParamValue::Int(-3),
-                truncated: false,
-            },
-            Param {
-                type_name: "var_string".into(),
-                value: ParamValue::Null,
-                truncated: false,
-            },
-            Param {
-                type_name: "blob".into(),
-                value: ParamValue::Bytes(vec![0, 0xab]),
-                truncated: true,
-            },
-            Param {
-                type_name: "double".into(),
-                value: ParamValue::Float(f64::NAN),
-                truncated: false,
-            },
-        ];
-        assert_eq!(
-            serde_json::to_string(&p).unwrap(),
-            r#"[{"type":"long","value":-3},{"type":"var_string","value":null},{"type":"blob","hex":"00ab","truncated":true},{"type":"double","value":"NaN"}]"#
-        );
-    }
 
     #[test]
     fn completeness_merge_keeps_the_worst() {

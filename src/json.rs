@@ -1,0 +1,266 @@
+//! A small JSON writer for records: the hot path of every replay writes one object per database
+//! operation, so it appends straight into a reused buffer with no intermediate values, and
+//! copies runs of text that need no escaping eight bytes at a time.
+
+/// Appends JSON tokens to a byte buffer. The caller keeps the structure well-formed (objects
+/// and arrays are written by the record code, which is small and tested).
+pub struct JsonOut<'a> {
+    buf: &'a mut Vec<u8>,
+    /// A value was written at the current nesting level: the next one needs a comma.
+    need_comma: bool,
+}
+
+impl<'a> JsonOut<'a> {
+    /// Write into `buf` (appending).
+    pub fn new(buf: &'a mut Vec<u8>) -> Self {
+        JsonOut {
+            buf,
+            need_comma: false,
+        }
+    }
+
+    fn sep(&mut self) {
+        if self.need_comma {
+            self.buf.push(b',');
+        }
+        self.need_comma = true;
+    }
+
+    /// `{`
+    pub fn begin_object(&mut self) {
+        self.sep();
+        self.buf.push(b'{');
+        self.need_comma = false;
+    }
+
+    /// `}`
+    pub fn end_object(&mut self) {
+        self.buf.push(b'}');
+        self.need_comma = true;
+    }
+
+    /// `[`
+    pub fn begin_array(&mut self) {
+        self.sep();
+        self.buf.push(b'[');
+        self.need_comma = false;
+    }
+
+    /// `]`
+    pub fn end_array(&mut self) {
+        self.buf.push(b']');
+        self.need_comma = true;
+    }
+
+    /// An object key (the value follows).
+    pub fn key(&mut self, k: &str) {
+        self.sep();
+        write_str(self.buf, k);
+        self.buf.push(b':');
+        self.need_comma = false;
+    }
+
+    /// A string value.
+    pub fn str(&mut self, v: &str) {
+        self.sep();
+        write_str(self.buf, v);
+    }
+
+    /// A string value or `null`.
+    pub fn opt_str(&mut self, v: Option<&str>) {
+        match v {
+            Some(s) => self.str(s),
+            None => self.null(),
+        }
+    }
+
+    /// An unsigned integer.
+    pub fn u64(&mut self, v: u64) {
+        self.sep();
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    /// An unsigned integer or `null`.
+    pub fn opt_u64(&mut self, v: Option<u64>) {
+        match v {
+            Some(n) => self.u64(n),
+            None => self.null(),
+        }
+    }
+
+    /// A signed integer.
+    pub fn i64(&mut self, v: i64) {
+        self.sep();
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    /// A float; JSON has no NaN or infinity, so those are written as strings.
+    pub fn f64(&mut self, v: f64) {
+        if v.is_finite() {
+            self.sep();
+            self.buf
+                .extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+        } else {
+            self.str(&v.to_string());
+        }
+    }
+
+    /// `true` / `false`.
+    pub fn bool(&mut self, v: bool) {
+        self.sep();
+        self.buf
+            .extend_from_slice(if v { b"true" } else { b"false" });
+    }
+
+    /// `null`.
+    pub fn null(&mut self) {
+        self.sep();
+        self.buf.extend_from_slice(b"null");
+    }
+
+    /// A string of lowercase hex digits for `bytes`.
+    pub fn hex(&mut self, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        self.sep();
+        self.buf.reserve(bytes.len() * 2 + 2);
+        self.buf.push(b'"');
+        for &b in bytes {
+            self.buf.push(DIGITS[(b >> 4) as usize]);
+            self.buf.push(DIGITS[(b & 0xf) as usize]);
+        }
+        self.buf.push(b'"');
+    }
+
+    /// Pre-formatted ASCII text that needs no escaping (timestamps, hex ids).
+    pub fn raw_str(&mut self, ascii: &[u8]) {
+        self.sep();
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(ascii);
+        self.buf.push(b'"');
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// True when any byte of the 8 needs escaping: a control character, `"` or `\`.
+/// (SWAR: a zero byte of `x ^ c` marks a byte equal to `c`; `x - 0x20` borrows for bytes
+/// below 0x20; bytes ≥ 0x80 are UTF-8 and never need escaping, hence `& !x`.)
+#[inline]
+fn any_special(x: u64) -> bool {
+    let quote = x ^ (ONES * b'"' as u64);
+    let backslash = x ^ (ONES * b'\\' as u64);
+    let control = x.wrapping_sub(ONES * 0x20) & !x;
+    let has_quote = quote.wrapping_sub(ONES) & !quote;
+    let has_backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (control | has_quote | has_backslash) & HIGHS != 0
+}
+
+/// Write `s` as a JSON string (quotes included), escaping as RFC 8259 requires.
+pub fn write_str(buf: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
+    let mut start = 0; // first byte not yet copied
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !any_special(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let esc: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            0..=0x1f => None,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => buf.extend_from_slice(e),
+            None => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                buf.extend_from_slice(b"\\u00");
+                buf.push(DIGITS[(b >> 4) as usize]);
+                buf.push(DIGITS[(b & 0xf) as usize]);
+            }
+        }
+        i += 1;
+        start = i;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn s(v: &str) -> String {
+        let mut b = Vec::new();
+        write_str(&mut b, v);
+        String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn escapes_what_rfc_8259_requires() {
+        assert_eq!(
+            s("plain text, longer than eight bytes"),
+            "\"plain text, longer than eight bytes\""
+        );
+        assert_eq!(
+            s("a\"b\\c\nd\te\r\u{1}\u{8}\u{c}"),
+            r#""a\"b\\c\nd\te\r\u0001\b\f""#
+        );
+        assert_eq!(s("患者 'x'"), "\"患者 'x'\"");
+        assert_eq!(s(""), "\"\"");
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_round_trips_through_serde_json(v in any::<String>()) {
+            let mut b = Vec::new();
+            write_str(&mut b, &v);
+            let back: String = serde_json::from_slice(&b).unwrap();
+            prop_assert_eq!(back, v);
+        }
+    }
+
+    #[test]
+    fn objects_and_arrays() {
+        let mut b = Vec::new();
+        let mut j = JsonOut::new(&mut b);
+        j.begin_object();
+        j.key("a");
+        j.u64(1);
+        j.key("b");
+        j.begin_array();
+        j.null();
+        j.f64(1.5);
+        j.f64(f64::INFINITY);
+        j.i64(-2);
+        j.end_array();
+        j.key("c");
+        j.hex(&[0, 0xab]);
+        j.end_object();
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            r#"{"a":1,"b":[null,1.5,"inf",-2],"c":"00ab"}"#
+        );
+    }
+}
