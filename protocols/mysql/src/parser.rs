@@ -36,6 +36,9 @@ use crate::wire::Reader;
 pub const MAX_SPLIT_STATEMENTS: usize = 256;
 /// Parameter counts tried when inferring the layout of an execute whose prepare was not seen.
 pub const MAX_INFERRED_PARAMS: usize = 256;
+/// Bytes needed before the first data of a direction is checked for another protocol's
+/// signature (HTTP method, TLS record header, SSH banner).
+const FOREIGN_CHECK_LEN: usize = 8;
 /// Bytes of COM_QUERY text checked for printability by the resync candidate test.
 const RESYNC_TEXT_CHECK: usize = 16;
 
@@ -429,7 +432,7 @@ impl MysqlParser {
         out: &mut Vec<DbEvent>,
     ) -> Progress {
         let i = dir.index();
-        if !self.dirs[i].seen {
+        if !self.dirs[i].seen && data.len() >= FOREIGN_CHECK_LEN {
             self.dirs[i].seen = true;
             if foreign_signature(data) {
                 return Progress::Abandon(Abandon::NotThisProtocol);
@@ -1033,12 +1036,15 @@ impl MysqlParser {
                 if self.phase == Phase::AwaitGreeting && h.seq == 0 {
                     // The client spoke first with a command: the greeting and login were not
                     // captured. Carry on as a mid-stream pick-up if it is a plausible command.
-                    if client_candidate(rest) == Candidate::Yes {
-                        self.phase = Phase::Command;
-                        self.caps = Caps(MIDSTREAM_CAPS);
-                        return self.command(clock, limits, h, rest, pos, out);
+                    match client_candidate(rest) {
+                        Candidate::Yes => {
+                            self.phase = Phase::Command;
+                            self.caps = Caps(MIDSTREAM_CAPS);
+                            return self.command(clock, limits, h, rest, pos, out);
+                        }
+                        Candidate::NeedMore(n) if rest.len() < n => return Step::Need(n),
+                        _ => return Step::Abandon(Abandon::NotThisProtocol),
                     }
-                    return Step::Abandon(Abandon::NotThisProtocol);
                 }
                 if h.seq != 1 && self.phase == Phase::AwaitGreeting {
                     return Step::Abandon(Abandon::NotThisProtocol);
