@@ -499,8 +499,8 @@ impl MysqlParser {
         });
         let out_step = match step {
             ResyncStep::Found { skipped } => {
-                let (lost, skipped_total) = resync.finish();
-                let total = skipped_total + self.dirs[i].scanned;
+                // `skipped_total` counts every byte discarded since the desync began.
+                let (lost, total) = resync.finish();
                 self.dirs[i].scanned = 0;
                 if lost > 0 || total > 0 {
                     out.push(DbEvent::Resync {
