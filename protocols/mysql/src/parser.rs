@@ -456,8 +456,7 @@ impl MysqlParser {
             self.compressed(cx, dir, rest, base, out)
         } else {
             let clock = Clock::Cx(cx);
-            let p = self.packets(clock, cx.limits, dir, rest, base, out);
-            p
+            self.packets(clock, cx.limits, dir, rest, base, out)
         };
         progress
     }
@@ -1626,9 +1625,7 @@ impl MysqlParser {
                     }
                 }
             };
-            if i >= num_params && num_params > 0
-                || (i >= num_params && names.get(i).copied().flatten().is_some())
-            {
+            if i >= num_params {
                 // Beyond the prepared parameters: named query attributes.
                 if let Some(Some(name)) = names.get(i) {
                     if req.attributes.len() < limits.max_attributes {
@@ -2066,7 +2063,9 @@ impl MysqlParser {
         // A terminator: EOF (0xFE, shorter than 9 bytes) or, with DEPRECATE_EOF, an OK packet
         // with a 0xFE header (any length below 16 MiB: a row starting with 0xFE would be a
         // length-encoded string of ≥ 2^24 bytes, which needs a multi-packet payload).
-        let is_eof = b == header::EOF && h.len < 9 && h.len > 0;
+        // An EOF packet is 5 bytes (4.1: header, warnings, status) or 1 (older); an OK packet
+        // with a 0xFE header is at least 7 (header, two lenenc ints, status, warnings).
+        let is_eof = b == header::EOF && (h.len == 5 || h.len == 1);
         let is_term = b == header::EOF && h.len < frame::MAX_PACKET && h.len > 0;
         let is_err = b == header::ERR && h.len > 0;
         if let Some(p) = self.pending.as_mut() {
@@ -2117,7 +2116,9 @@ impl MysqlParser {
                     self.skip_server(h, rest, false)
                 }
                 Kind::FieldList | Kind::Stream => {
-                    if is_eof {
+                    // Ends with EOF, or an OK with a 0xFE header under DEPRECATE_EOF; column
+                    // definitions start with the lenenc catalog "def", binlog events with 0x00.
+                    if is_term {
                         let _ = whole_body!();
                         if let Some(p) = self.pending.as_mut() {
                             p.cur.bytes += h.total() as u64;
@@ -2353,7 +2354,7 @@ impl MysqlParser {
             RState::Rows => {
                 if is_term && (is_eof || deprecate != Some(false)) {
                     let body = whole_body!();
-                    let more = if is_eof && deprecate != Some(true) {
+                    let more = if is_eof {
                         let st = messages::eof_status(body);
                         if let Some(p) = self.pending.as_mut() {
                             p.cur.bytes += h.total() as u64;
@@ -2741,6 +2742,14 @@ impl MysqlParser {
         c: Completeness,
         out: &mut Vec<DbEvent>,
     ) {
+        if self.dirs[dir.index()].cont {
+            // The head of a continuation packet: its payload's head was handled already.
+            self.dirs[dir.index()].cont = real.continues();
+            if self.dirs[dir.index()].cont_counts {
+                self.count_cont(dir, real);
+            }
+            return;
+        }
         let synth = Header {
             len: partial.len() - HEADER_LEN,
             seq: real.seq,

@@ -8,13 +8,6 @@ use common::{pairs, run, run_mid, summary};
 use dbtap_core::event::SessionUpdate;
 use dbtap_core::{Completeness, DbEvent, ErrorCode, ParamValue, Status};
 
-fn ops(ev: &[DbEvent]) -> Vec<String> {
-    pairs(ev)
-        .iter()
-        .map(|(q, _)| q.op.as_ref().unwrap().as_str().to_string())
-        .collect()
-}
-
 #[test]
 fn login_with_native_password_then_query() {
     let ev = run("login_native_ok");
