@@ -798,3 +798,60 @@ fn probes() {
     assert_eq!(probe(S, b"SSH-2.0-x\r\n"), Probe::NotForUs);
     assert_eq!(probe(C, b"POST /x HTTP/1.1\r\n"), Probe::NotForUs);
 }
+
+#[test]
+fn midstream_empty_result_with_deprecate_eof() {
+    // Mid-stream, DEPRECATE_EOF unknown: column count, definition, then the OK(0xFE)
+    // terminator (7 bytes) right away. It must not be taken for an EOF before rows.
+    let mut s = Session::new(Limits::default(), true);
+    s.send(C, &query(b"SELECT a FROM t WHERE 0"));
+    let mut r = pkt(1, &[1]);
+    r.extend(coldef(2));
+    r.extend(pkt(3, b"\xfe\x00\x00\x02\x00\x00\x00"));
+    s.send(S, &r);
+    s.send(C, &query(b"SELECT 2"));
+    s.send(S, &ok(1, 0, 2));
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].1.as_ref().unwrap().rows, Some(0));
+    assert_eq!(p[1].1.as_ref().unwrap().status, Status::Ok);
+}
+
+/// Throughput of a sysbench-like point-select replay through the driver (run with
+/// `cargo test --release -p dbtap-mysql --test vectors -- --ignored --nocapture throughput`).
+#[test]
+#[ignore]
+fn throughput() {
+    let mut stream: Vec<(Direction, Vec<u8>)> = vec![(S, greeting(BASE_CAPS)), (C, login(BASE_CAPS, 255, "sbtest")), (S, ok(2, 0, 2))];
+    for i in 0..100_000u32 {
+        stream.push((C, query(format!("SELECT c FROM sbtest1 WHERE id={}", i % 5000).as_bytes())));
+        let mut r = pkt(1, &[1]);
+        r.extend(coldef(2));
+        r.extend(eof(3, 2));
+        r.extend(pkt(4, &[120; 121][..]));
+        r.extend(eof(5, 2));
+        stream.push((S, r));
+        if i % 10 == 0 {
+            stream.push((C, query(b"UPDATE sbtest1 SET k=k+1 WHERE id=42")));
+            stream.push((S, ok(1, 1, 2)));
+        }
+    }
+    let bytes: usize = stream.iter().map(|(_, b)| b.len()).sum();
+    let start = std::time::Instant::now();
+    let mut s = Session::new(Limits::default(), false);
+    let mut n = 0;
+    for (d, b) in &stream {
+        s.send(*d, b);
+        n += s.out.len();
+        s.out.clear();
+    }
+    let el = start.elapsed();
+    println!(
+        "{} bytes, {} events in {:?}: {:.0} MB/s, {:.0} ns per query+response",
+        bytes,
+        n,
+        el,
+        bytes as f64 / el.as_secs_f64() / 1e6,
+        el.as_nanos() as f64 / 110_000.0
+    );
+}
