@@ -1257,6 +1257,14 @@ impl MysqlParser {
                 self.flush_pending(out);
             }
         }
+        if cut && cmd != Command::STMT_SEND_LONG_DATA {
+            // Over `max_message_len` (or, for text, `max_statement_len`): the head is parsed,
+            // the rest skipped, the request flagged.
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToServer,
+                kind: anomaly::OVER_LIMIT,
+            });
+        }
         if !cmd.is_known() {
             out.push(DbEvent::Anomaly {
                 dir: Direction::ToServer,
@@ -1863,7 +1871,22 @@ impl MysqlParser {
     ) -> Step {
         let first = rest.get(HEADER_LEN).copied();
         if h.seq != 0 || !matches!(first, Some(9) | Some(10) | Some(header::ERR) | None) {
-            return Step::Abandon(Abandon::NotThisProtocol);
+            // Not a greeting. A plausible response means the capture began after the
+            // handshake (no SYN seen, or the stream layer did not say): carry on as a mid-stream
+            // pick-up. Anything else is not MySQL.
+            return match server_candidate(rest) {
+                Candidate::Yes => {
+                    self.phase = Phase::Command;
+                    self.caps = Caps(MIDSTREAM_CAPS);
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToClient,
+                        kind: anomaly::UNEXPECTED_RESPONSE,
+                    });
+                    self.skip_server(h, rest, false)
+                }
+                Candidate::NeedMore(n) if rest.len() < n => Step::Need(n),
+                _ => Step::Abandon(Abandon::NotThisProtocol),
+            };
         }
         let body = match whole(h, rest, limits.max_message_len.min(4096)) {
             Ok((b, _)) => b,

@@ -31,3 +31,13 @@ fn dump_all_streams() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn dump_one_verbose() {
+    let n = std::env::var("ONLY").unwrap_or_default();
+    let segs = common::load(&n);
+    let (ev, d, _) = common::feed(&segs, Default::default(), Default::default());
+    println!("{:?} {:?}", d.state(), d.stats());
+    for e in ev { println!("{e:?}"); }
+}

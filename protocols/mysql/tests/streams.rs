@@ -417,3 +417,27 @@ fn init_db_and_session_tracking() {
     // CREATE DATABASE reports 1 affected row.
     assert_eq!(p[2].1.as_ref().unwrap().rows, Some(1));
 }
+
+#[test]
+fn capture_starting_mid_session_with_lost_segments() {
+    // No handshake; the query's tail and more were never captured (TCP sequence jumps).
+    let ev = run("incomplete_query");
+    assert!(ev.contains(&DbEvent::Desync { dir: dbtap_core::Direction::ToServer, lost_bytes: 2885 }));
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].0.sql.as_deref(), Some("UPDATE"));
+    assert_eq!(p[0].0.completeness, Completeness::Partial { lost_bytes: 8 });
+}
+
+#[test]
+fn binary_literal_in_sql_is_kept_with_escapes() {
+    let p = pairs(&run("snaplen_cut"));
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].0.sql.as_deref(), Some("set @@SQL_SELECT_LIMIT=60001"));
+    let sql = p[1].0.sql.as_deref().unwrap();
+    assert!(sql.starts_with("INSERT INTO XX_XXXXXXX_XXX_XXXX (message_id"));
+    // 0x89 is not UTF-8 on its own: kept as an escape, not dropped.
+    assert!(sql.contains("\\x89"));
+    assert!(sql.ends_with("3, 'M', 1)\u{19}"));
+    assert_eq!(p[1].1.as_ref().unwrap().rows, Some(1));
+}
