@@ -1288,6 +1288,12 @@ impl MysqlParser {
                         (args.len() - text.len() + 1) as u64,
                         limits.max_statement_len.min(text.len()) as u64,
                     ));
+                    if !cut {
+                        out.push(DbEvent::Anomaly {
+                            dir: Direction::ToServer,
+                            kind: anomaly::OVER_LIMIT,
+                        });
+                    }
                 }
                 effect = set_charset_effect(&sql);
                 if self.caps.has(Caps::MULTI_STATEMENTS) && !tcut && sql.contains(';') {

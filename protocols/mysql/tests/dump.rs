@@ -39,5 +39,7 @@ fn dump_one_verbose() {
     let segs = common::load(&n);
     let (ev, d, _) = common::feed(&segs, Default::default(), Default::default());
     println!("{:?} {:?}", d.state(), d.stats());
-    for e in ev { println!("{e:?}"); }
+    for e in ev {
+        println!("{e:?}");
+    }
 }

@@ -422,7 +422,10 @@ fn init_db_and_session_tracking() {
 fn capture_starting_mid_session_with_lost_segments() {
     // No handshake; the query's tail and more were never captured (TCP sequence jumps).
     let ev = run("incomplete_query");
-    assert!(ev.contains(&DbEvent::Desync { dir: dbtap_core::Direction::ToServer, lost_bytes: 2885 }));
+    assert!(ev.contains(&DbEvent::Desync {
+        dir: dbtap_core::Direction::ToServer,
+        lost_bytes: 2885
+    }));
     let p = pairs(&ev);
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].0.sql.as_deref(), Some("UPDATE"));

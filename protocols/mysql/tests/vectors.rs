@@ -822,9 +822,16 @@ fn midstream_empty_result_with_deprecate_eof() {
 #[test]
 #[ignore]
 fn throughput() {
-    let mut stream: Vec<(Direction, Vec<u8>)> = vec![(S, greeting(BASE_CAPS)), (C, login(BASE_CAPS, 255, "sbtest")), (S, ok(2, 0, 2))];
+    let mut stream: Vec<(Direction, Vec<u8>)> = vec![
+        (S, greeting(BASE_CAPS)),
+        (C, login(BASE_CAPS, 255, "sbtest")),
+        (S, ok(2, 0, 2)),
+    ];
     for i in 0..100_000u32 {
-        stream.push((C, query(format!("SELECT c FROM sbtest1 WHERE id={}", i % 5000).as_bytes())));
+        stream.push((
+            C,
+            query(format!("SELECT c FROM sbtest1 WHERE id={}", i % 5000).as_bytes()),
+        ));
         let mut r = pkt(1, &[1]);
         r.extend(coldef(2));
         r.extend(eof(3, 2));
