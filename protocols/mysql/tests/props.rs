@@ -49,7 +49,7 @@ fn rechunk(segs: &[Seg], cuts: &[u16]) -> Vec<Seg> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn chunking_does_not_change_events(which in 0..STREAMS.len(), cuts in prop::collection::vec(any::<u16>(), 1..32)) {
@@ -159,4 +159,12 @@ fn truncations_of_every_stream_at_every_byte_never_panic() {
             n += step;
         }
     }
+}
+
+/// Cases per property: `PROPTEST_CASES` when set, else 128 (a few seconds in release).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
 }
