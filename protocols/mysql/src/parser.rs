@@ -2227,7 +2227,8 @@ impl MysqlParser {
                     let _ = deprecate;
                     self.skip_server(h, rest, false)
                 }
-                _ if b == header::OK && h.len >= 7 => {
+                // A column count is never 0, so 0x00 is an OK (3 bytes minimum before 4.1).
+                _ if b == header::OK && h.len >= 3 => {
                     let body = whole_body!();
                     let ok = messages::ok_packet(body, self.caps);
                     let more = self.ok_outcome(ok.as_ref(), h, end_ts, true, out);

@@ -862,3 +862,132 @@ fn throughput() {
         el.as_nanos() as f64 / 110_000.0
     );
 }
+
+#[test]
+fn handshake_response_320_of_an_old_client() {
+    // Protocol 10 greeting without CLIENT_PROTOCOL_41 support on the client side:
+    // HandshakeResponse320 = capability_flags int<2>, max_packet_size int<3>,
+    // username string<NUL>, auth-response string<NUL>, database string<NUL> (CONNECT_WITH_DB).
+    let mut s = Session::new(Limits::default(), false);
+    s.send(S, &greeting(BASE_CAPS));
+    let caps = (Caps::LONG_PASSWORD | Caps::CONNECT_WITH_DB | Caps::TRANSACTIONS) as u16;
+    let mut b = caps.to_le_bytes().to_vec();
+    b.extend_from_slice(&[0, 0, 0x01]); // max packet size
+    b.extend_from_slice(b"olduser\0"); // username
+    b.extend_from_slice(b"OLDHASH1\0"); // 4.0 scrambled password: dropped
+    b.extend_from_slice(b"clinic\0"); // database
+    s.send(C, &pkt(1, &b));
+    // Pre-4.1 OK: header, affected rows, insert id, status (CLIENT_TRANSACTIONS).
+    s.send(S, &pkt(2, &[0, 0, 0, 2, 0]));
+    s.send(C, &query(b"SELECT 1"));
+    s.send(S, &pkt(1, &[0, 0, 0, 2, 0]));
+    let p = pairs(&s.out);
+    let l = p[0].0.login.as_ref().unwrap();
+    assert_eq!(
+        (l.user.as_deref(), l.database.as_deref()),
+        (Some("olduser"), Some("clinic"))
+    );
+    assert!(l.credentials_redacted);
+    assert_eq!(p[0].1.as_ref().unwrap().status, Status::Ok);
+    assert_eq!(p[1].0.sql.as_deref(), Some("SELECT 1"));
+    assert!(!format!("{:?}", s.out).contains("OLDHASH"));
+}
+
+#[test]
+fn cursor_execute_then_fetch() {
+    let mut s = Session::logged_in(BASE_CAPS, 255);
+    s.send(C, &prepare(b"SELECT a FROM t"));
+    let mut r = vec![0x00];
+    r.extend_from_slice(&5u32.to_le_bytes()); // statement id
+    r.extend_from_slice(&1u16.to_le_bytes()); // 1 column
+    r.extend_from_slice(&0u16.to_le_bytes()); // 0 params
+    r.extend_from_slice(&[0, 0, 0]); // reserved, warnings
+    let mut w = pkt(1, &r);
+    w.extend(coldef(2));
+    w.extend(eof(3, 2));
+    s.send(S, &w);
+    // COM_STMT_EXECUTE with flags CURSOR_TYPE_READ_ONLY (1): the response is the column
+    // definitions and an EOF with SERVER_STATUS_CURSOR_EXISTS (0x40), no rows.
+    let mut e = vec![0x17];
+    e.extend_from_slice(&5u32.to_le_bytes());
+    e.push(1);
+    e.extend_from_slice(&1u32.to_le_bytes());
+    s.send(C, &pkt(0, &e));
+    let mut w = pkt(1, &[1]);
+    w.extend(coldef(2));
+    w.extend(eof(3, 0x0042));
+    s.send(S, &w);
+    // COM_STMT_FETCH: statement id, number of rows; binary rows then EOF.
+    let mut f = vec![0x1c];
+    f.extend_from_slice(&5u32.to_le_bytes());
+    f.extend_from_slice(&100u32.to_le_bytes());
+    s.send(C, &pkt(0, &f));
+    let mut w = pkt(1, &[0x00, 0x00, 0x01, 0x61]);
+    w.extend(pkt(2, &[0x00, 0x00, 0x01, 0x62]));
+    w.extend(eof(3, 0x0082)); // SERVER_STATUS_LAST_ROW_SENT
+    s.send(S, &w);
+    let p = pairs(&s.out);
+    let ops: Vec<_> = p
+        .iter()
+        .map(|(q, _)| q.op.as_ref().unwrap().as_str().to_string())
+        .collect();
+    assert_eq!(ops, vec!["prepare", "execute", "stmt_fetch"]);
+    assert_eq!(p[1].1.as_ref().unwrap().rows, Some(0));
+    assert_eq!(p[2].0.sql.as_deref(), Some("SELECT a FROM t"));
+    assert_eq!(p[2].1.as_ref().unwrap().rows, Some(2));
+}
+
+#[test]
+fn result_without_metadata() {
+    // MySQL CLIENT_OPTIONAL_RESULTSET_METADATA: column count followed by metadata_follows = 0
+    // (RESULTSET_METADATA_NONE): no column definitions, no EOF; rows, then the terminator.
+    let caps = BASE_CAPS | (Caps::OPTIONAL_RESULTSET_METADATA | Caps::DEPRECATE_EOF) as u32;
+    let mut s = Session::logged_in(caps, 255);
+    s.send(C, &query(b"SELECT a FROM t"));
+    let mut w = pkt(1, &[1, 0]);
+    w.extend(pkt(2, b"\x011"));
+    w.extend(pkt(3, b"\x012"));
+    w.extend(pkt(4, b"\x013"));
+    w.extend(pkt(5, b"\xfe\x00\x00\x02\x00\x00\x00"));
+    s.send(S, &w);
+    let p = pairs(&s.out);
+    assert_eq!(p[0].1.as_ref().unwrap().rows, Some(3));
+}
+
+#[test]
+fn change_user_and_reset_connection_forget_prepared_statements() {
+    let mut s = Session::logged_in(BASE_CAPS, 255);
+    s.send(C, &prepare(b"SELECT 1"));
+    s.send(S, &prepare_ok(1, 0));
+    assert_eq!(s.p.cached_statements(), 1);
+    s.send(C, &pkt(0, &[0x1f])); // COM_RESET_CONNECTION
+    s.send(S, &ok(1, 0, 2));
+    assert_eq!(s.p.cached_statements(), 0);
+    s.send(C, &prepare(b"SELECT 2"));
+    s.send(S, &prepare_ok(2, 0));
+    // COM_CHANGE_USER: user<NUL>, auth length + data, database<NUL>, collation int<2>,
+    // plugin<NUL>.
+    let mut b = vec![0x11];
+    b.extend_from_slice(b"doctor\0");
+    b.push(20);
+    b.extend_from_slice(SECRET);
+    b.extend_from_slice(b"ward9\0");
+    b.extend_from_slice(&28u16.to_le_bytes()); // gbk_chinese_ci
+    b.extend_from_slice(b"mysql_native_password\0");
+    s.send(C, &pkt(0, &b));
+    s.send(S, &ok(1, 0, 2));
+    assert_eq!(s.p.cached_statements(), 0);
+    s.send(C, &query(b"SELECT '\xbb\xbc\xd5\xdf'"));
+    s.send(S, &ok(1, 0, 2));
+    let p = pairs(&s.out);
+    let cu = &p[3];
+    assert_eq!(cu.0.op.as_ref().unwrap().as_str(), "change_user");
+    let l = cu.0.login.as_ref().unwrap();
+    assert_eq!(
+        (l.user.as_deref(), l.database.as_deref()),
+        (Some("doctor"), Some("ward9"))
+    );
+    assert!(l.credentials_redacted);
+    assert_eq!(p[4].0.sql.as_deref(), Some("SELECT '患者'"));
+    assert!(!format!("{:?}", s.out).contains("S3CR3T"));
+}
