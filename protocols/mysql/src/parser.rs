@@ -447,7 +447,7 @@ impl MysqlParser {
         if self.phase == Phase::AwaitGreeting
             && dir == Direction::ToServer
             && self.dirs[i].comp.is_none()
-            && data.len() >= COMP_HEADER_LEN + HEADER_LEN + 1
+            && data.len() > COMP_HEADER_LEN + HEADER_LEN
             && client_candidate(data) == Candidate::No
             && comp_candidate(data, cx.limits.max_message_len, dir, false) == Candidate::Yes
         {
