@@ -218,8 +218,9 @@ struct Comp {
 /// Time source for positions of the bytes being parsed.
 #[derive(Clone, Copy)]
 enum Clock<'a> {
-    /// Raw bytes: segment marks of the stream layer.
-    Cx(&'a Cx<'a>),
+    /// Raw bytes: segment marks of the stream layer; positions are offset by the second field
+    /// (bytes of this call's input before the slice being parsed).
+    Cx(&'a Cx<'a>, usize),
     /// Decompressed bytes: the time of the frame that carried them.
     Fixed(Timestamp),
 }
@@ -227,7 +228,7 @@ enum Clock<'a> {
 impl Clock<'_> {
     fn at(&self, pos: usize) -> Timestamp {
         match self {
-            Clock::Cx(cx) => cx.ts_at(pos),
+            Clock::Cx(cx, off) => cx.ts_at(off.saturating_add(pos)),
             Clock::Fixed(t) => *t,
         }
     }
@@ -271,6 +272,8 @@ pub struct MysqlParser {
     /// The server side lost sync: wait for a request sent after that before resyncing.
     server_needs_request: bool,
     server_plugin: Option<String>,
+    /// Id of the last successful prepare (MariaDB's statement id -1).
+    last_prepared: Option<u32>,
 }
 
 impl MysqlParser {
@@ -291,6 +294,7 @@ impl MysqlParser {
             compress_negotiated: false,
             server_needs_request: false,
             server_plugin: None,
+            last_prepared: None,
         };
         if opts.midstream {
             p.phase = Phase::Command;
@@ -371,6 +375,12 @@ impl MysqlParser {
     /// Emit the pending request without a response (session over, or server desync). When part
     /// of the response was seen, it is emitted too, flagged as cut.
     fn flush_pending(&mut self, out: &mut Vec<DbEvent>) {
+        self.flush_pending_lost(out, None)
+    }
+
+    /// As [`Self::flush_pending`]; a response seen in part is flagged `Partial { lost }` when a
+    /// gap cut it (`Some(lost)`), `Truncated` when the stream ended or moved on.
+    fn flush_pending_lost(&mut self, out: &mut Vec<DbEvent>, lost: Option<u64>) {
         let Some(p) = self.pending.take() else { return };
         let mut p = *p;
         self.finish_text_cut(&mut p);
@@ -380,9 +390,12 @@ impl MysqlParser {
             p.cur.status = Status::Ok;
             self.push_outcome(&mut p);
             let mut resp = std::mem::take(&mut p.resp);
-            resp.completeness = resp.completeness.merge(Completeness::Truncated {
-                kept,
-                original: kept,
+            resp.completeness = resp.completeness.merge(match lost {
+                Some(lost_bytes) => Completeness::Partial { lost_bytes },
+                None => Completeness::Truncated {
+                    kept,
+                    original: kept,
+                },
             });
             p.req.tx = self.next_tx();
             resp.tx = p.req.tx;
@@ -471,7 +484,7 @@ impl MysqlParser {
         let progress = if self.dirs[i].comp.is_some() {
             self.compressed(cx, dir, rest, base, out)
         } else {
-            let clock = Clock::Cx(cx);
+            let clock = Clock::Cx(cx, base);
             self.packets(clock, cx.limits, dir, rest, base, out)
         };
         progress
@@ -638,7 +651,7 @@ impl MysqlParser {
         }
         self.dirs[i].cont = false;
         if dir == Direction::ToClient {
-            self.flush_pending(out);
+            self.flush_pending_lost(out, Some(lost));
             self.server_needs_request = true;
         }
     }
@@ -1538,7 +1551,11 @@ impl MysqlParser {
         out: &mut Vec<DbEvent>,
     ) -> Option<u32> {
         let mut r = Reader::new(args);
-        let id = r.u32()?;
+        let mut id = r.u32()?;
+        if id == u32::MAX {
+            // MariaDB 10.2+: statement id -1 means "the statement prepared last".
+            id = self.last_prepared.unwrap_or(id);
+        }
         req.stmt_id = Some(id as u64);
         let flags = r.u8()?;
         let _iterations = r.u32()?;
@@ -2185,6 +2202,7 @@ impl MysqlParser {
                         skip_def!()
                     };
                     let sql = self.pending.as_mut().and_then(|p| p.prepare_sql.take());
+                    self.last_prepared = Some(ok.stmt_id);
                     let stmt = Stmt {
                         sql,
                         params: ok.params,
@@ -2718,7 +2736,7 @@ impl MysqlParser {
                     }
                 }
                 if dir == Direction::ToClient {
-                    self.flush_pending(out);
+                    self.flush_pending_lost(out, Some(lost));
                     self.server_needs_request = true;
                 }
                 if matches!(
@@ -2801,7 +2819,7 @@ impl MysqlParser {
             seq: real.seq,
         };
         let since = out.len();
-        let clock = Clock::Cx(cx);
+        let clock = Clock::Cx(cx, 0);
         let before_tx = self.tx;
         let _ = match dir {
             Direction::ToServer => self.client_packet(clock, cx.limits, synth, partial, 0, out),

@@ -991,3 +991,38 @@ fn change_user_and_reset_connection_forget_prepared_statements() {
     assert_eq!(p[4].0.sql.as_deref(), Some("SELECT '患者'"));
     assert!(!format!("{:?}", s.out).contains("S3CR3T"));
 }
+
+#[test]
+fn mariadb_statement_id_minus_one_is_the_last_prepared() {
+    let mut s = Session::logged_in(BASE_CAPS, 255);
+    s.send(C, &prepare(b"SELECT ?"));
+    s.send(S, &prepare_ok(12, 1));
+    let v = 7u32.to_le_bytes();
+    s.send(C, &execute(u32::MAX, &[0], Some(&[(0x03, 0)]), &v));
+    s.send(S, &ok(1, 0, 2));
+    let p = pairs(&s.out);
+    assert_eq!(p[1].0.stmt_id, Some(12));
+    assert_eq!(p[1].0.sql.as_deref(), Some("SELECT ?"));
+    assert_eq!(p[1].0.params.as_ref().unwrap()[0].value, ParamValue::Int(7));
+}
+
+#[test]
+fn gap_in_the_middle_of_rows_keeps_what_was_seen() {
+    let mut s = Session::logged_in(BASE_CAPS, 255);
+    s.send(C, &query(b"SELECT a FROM t"));
+    let rs = resultset(1, 10, 2);
+    // Header packets (column count 5 bytes, definition, EOF) and 3 rows (6 bytes each),
+    // then the rest of the response is lost with more.
+    let head = 5 + coldef(2).len() + 9 + 3 * 6;
+    s.send(S, &rs[..head]);
+    s.gap(S, 1000);
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 1);
+    let r = p[0].1.as_ref().unwrap();
+    assert_eq!(r.rows, Some(3));
+    assert_eq!(r.completeness, Completeness::Partial { lost_bytes: 1000 });
+    assert!(s.out.contains(&DbEvent::Desync {
+        dir: S,
+        lost_bytes: 1000
+    }));
+}
