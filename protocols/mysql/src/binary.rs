@@ -42,7 +42,7 @@ pub fn decode_value(
         FieldType::LONGLONG => int(r.uint(8)?, 64),
         FieldType::FLOAT => {
             let f = f32::from_bits(r.u32()?);
-            // Widen through the shortest decimal form so that 3.14f32 reads 3.14, not 3.1400001.
+            // Widen through the shortest decimal form so that 2.71f32 reads 3.14, not 3.1400001.
             ParamValue::Float(f.to_string().parse::<f64>().unwrap_or(f as f64))
         }
         FieldType::DOUBLE => ParamValue::Float(f64::from_bits(r.u64()?)),
@@ -231,8 +231,8 @@ mod tests {
     #[test]
     fn floats_read_as_written() {
         assert_eq!(
-            dec(&3.14f32.to_le_bytes(), FieldType::FLOAT, false),
-            Some((ParamValue::Float(3.14), false, 0))
+            dec(&2.71f32.to_le_bytes(), FieldType::FLOAT, false),
+            Some((ParamValue::Float(2.71), false, 0))
         );
         assert_eq!(
             dec(&(-2.5f64).to_le_bytes(), FieldType::DOUBLE, false),

@@ -153,7 +153,7 @@ impl Inflater {
                     let dst = self.scratch.get_mut(..room.max(1)).unwrap_or_default();
                     let st = self
                         .zlib
-                        .decompress(src, dst, flate2::FlushDecompress::Finish);
+                        .decompress(src, dst, flate2::FlushDecompress::None);
                     let n = (self.zlib.total_out() - out_before) as usize;
                     let out = self.scratch.get(..n).unwrap_or_default();
                     if produced + n > ulen {

@@ -197,7 +197,7 @@ fn looks_foreign(d: &[u8]) -> bool {
     ];
     SIGS.iter()
         .any(|s| d.starts_with(s) || (d.len() < s.len() && s.starts_with(d) && d.len() >= 2))
-        || matches!(d, [0x15 | 0x16 | 0x17, 0x03, 0x00..=0x04, ..])
+        || matches!(d, [0x15..=0x17, 0x03, 0x00..=0x04, ..])
 }
 
 /// Events are plain data: re-exported for tests and callers.

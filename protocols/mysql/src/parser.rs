@@ -36,6 +36,9 @@ use crate::wire::Reader;
 pub const MAX_SPLIT_STATEMENTS: usize = 256;
 /// Parameter counts tried when inferring the layout of an execute whose prepare was not seen.
 pub const MAX_INFERRED_PARAMS: usize = 256;
+/// Bytes needed before the first data of a direction is checked for another protocol's
+/// signature (HTTP method, TLS record header, SSH banner).
+const FOREIGN_CHECK_LEN: usize = 8;
 /// Bytes of COM_QUERY text checked for printability by the resync candidate test.
 const RESYNC_TEXT_CHECK: usize = 16;
 
@@ -215,8 +218,9 @@ struct Comp {
 /// Time source for positions of the bytes being parsed.
 #[derive(Clone, Copy)]
 enum Clock<'a> {
-    /// Raw bytes: segment marks of the stream layer.
-    Cx(&'a Cx<'a>),
+    /// Raw bytes: segment marks of the stream layer; positions are offset by the second field
+    /// (bytes of this call's input before the slice being parsed).
+    Cx(&'a Cx<'a>, usize),
     /// Decompressed bytes: the time of the frame that carried them.
     Fixed(Timestamp),
 }
@@ -224,7 +228,7 @@ enum Clock<'a> {
 impl Clock<'_> {
     fn at(&self, pos: usize) -> Timestamp {
         match self {
-            Clock::Cx(cx) => cx.ts_at(pos),
+            Clock::Cx(cx, off) => cx.ts_at(off.saturating_add(pos)),
             Clock::Fixed(t) => *t,
         }
     }
@@ -268,6 +272,8 @@ pub struct MysqlParser {
     /// The server side lost sync: wait for a request sent after that before resyncing.
     server_needs_request: bool,
     server_plugin: Option<String>,
+    /// Id of the last successful prepare (MariaDB's statement id -1).
+    last_prepared: Option<u32>,
 }
 
 impl MysqlParser {
@@ -288,6 +294,7 @@ impl MysqlParser {
             compress_negotiated: false,
             server_needs_request: false,
             server_plugin: None,
+            last_prepared: None,
         };
         if opts.midstream {
             p.phase = Phase::Command;
@@ -368,6 +375,12 @@ impl MysqlParser {
     /// Emit the pending request without a response (session over, or server desync). When part
     /// of the response was seen, it is emitted too, flagged as cut.
     fn flush_pending(&mut self, out: &mut Vec<DbEvent>) {
+        self.flush_pending_lost(out, None)
+    }
+
+    /// As [`Self::flush_pending`]; a response seen in part is flagged `Partial { lost }` when a
+    /// gap cut it (`Some(lost)`), `Truncated` when the stream ended or moved on.
+    fn flush_pending_lost(&mut self, out: &mut Vec<DbEvent>, lost: Option<u64>) {
         let Some(p) = self.pending.take() else { return };
         let mut p = *p;
         self.finish_text_cut(&mut p);
@@ -377,9 +390,12 @@ impl MysqlParser {
             p.cur.status = Status::Ok;
             self.push_outcome(&mut p);
             let mut resp = std::mem::take(&mut p.resp);
-            resp.completeness = resp.completeness.merge(Completeness::Truncated {
-                kept,
-                original: kept,
+            resp.completeness = resp.completeness.merge(match lost {
+                Some(lost_bytes) => Completeness::Partial { lost_bytes },
+                None => Completeness::Truncated {
+                    kept,
+                    original: kept,
+                },
             });
             p.req.tx = self.next_tx();
             resp.tx = p.req.tx;
@@ -429,7 +445,7 @@ impl MysqlParser {
         out: &mut Vec<DbEvent>,
     ) -> Progress {
         let i = dir.index();
-        if !self.dirs[i].seen {
+        if !self.dirs[i].seen && data.len() >= FOREIGN_CHECK_LEN {
             self.dirs[i].seen = true;
             if foreign_signature(data) {
                 return Progress::Abandon(Abandon::NotThisProtocol);
@@ -440,6 +456,22 @@ impl MysqlParser {
                 consumed: 0,
                 to: Upgrade::Tls,
             };
+        }
+        if self.phase == Phase::AwaitGreeting
+            && dir == Direction::ToServer
+            && self.dirs[i].comp.is_none()
+            && data.len() > COMP_HEADER_LEN + HEADER_LEN
+            && client_candidate(data) == Candidate::No
+            && comp_candidate(data, cx.limits.max_message_len, dir, false) == Candidate::Yes
+        {
+            // The client speaks first, in compressed frames: the capture began after a login
+            // that switched compression on. Carry on as a compressed mid-stream pick-up.
+            self.phase = Phase::Command;
+            self.caps = Caps(MIDSTREAM_CAPS);
+            self.compress_negotiated = true;
+            for d in &mut self.dirs {
+                d.comp.get_or_insert_with(Default::default);
+            }
         }
         let mut base = 0usize;
         if self.dirs[i].resync.is_active() {
@@ -452,9 +484,8 @@ impl MysqlParser {
         let progress = if self.dirs[i].comp.is_some() {
             self.compressed(cx, dir, rest, base, out)
         } else {
-            let clock = Clock::Cx(cx);
-            let p = self.packets(clock, cx.limits, dir, rest, base, out);
-            p
+            let clock = Clock::Cx(cx, base);
+            self.packets(clock, cx.limits, dir, rest, base, out)
         };
         progress
     }
@@ -496,8 +527,8 @@ impl MysqlParser {
         });
         let out_step = match step {
             ResyncStep::Found { skipped } => {
-                let (lost, skipped_total) = resync.finish();
-                let total = skipped_total + self.dirs[i].scanned;
+                // `skipped_total` counts every byte discarded since the desync began.
+                let (lost, total) = resync.finish();
                 self.dirs[i].scanned = 0;
                 if lost > 0 || total > 0 {
                     out.push(DbEvent::Resync {
@@ -620,7 +651,7 @@ impl MysqlParser {
         }
         self.dirs[i].cont = false;
         if dir == Direction::ToClient {
-            self.flush_pending(out);
+            self.flush_pending_lost(out, Some(lost));
             self.server_needs_request = true;
         }
     }
@@ -1033,12 +1064,15 @@ impl MysqlParser {
                 if self.phase == Phase::AwaitGreeting && h.seq == 0 {
                     // The client spoke first with a command: the greeting and login were not
                     // captured. Carry on as a mid-stream pick-up if it is a plausible command.
-                    if client_candidate(rest) == Candidate::Yes {
-                        self.phase = Phase::Command;
-                        self.caps = Caps(MIDSTREAM_CAPS);
-                        return self.command(clock, limits, h, rest, pos, out);
+                    match client_candidate(rest) {
+                        Candidate::Yes => {
+                            self.phase = Phase::Command;
+                            self.caps = Caps(MIDSTREAM_CAPS);
+                            return self.command(clock, limits, h, rest, pos, out);
+                        }
+                        Candidate::NeedMore(n) if rest.len() < n => return Step::Need(n),
+                        _ => return Step::Abandon(Abandon::NotThisProtocol),
                     }
-                    return Step::Abandon(Abandon::NotThisProtocol);
                 }
                 if h.seq != 1 && self.phase == Phase::AwaitGreeting {
                     return Step::Abandon(Abandon::NotThisProtocol);
@@ -1252,6 +1286,14 @@ impl MysqlParser {
                 self.flush_pending(out);
             }
         }
+        if cut && cmd != Command::STMT_SEND_LONG_DATA {
+            // Over `max_message_len` (or, for text, `max_statement_len`): the head is parsed,
+            // the rest skipped, the request flagged.
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToServer,
+                kind: anomaly::OVER_LIMIT,
+            });
+        }
         if !cmd.is_known() {
             out.push(DbEvent::Anomaly {
                 dir: Direction::ToServer,
@@ -1275,6 +1317,12 @@ impl MysqlParser {
                         (args.len() - text.len() + 1) as u64,
                         limits.max_statement_len.min(text.len()) as u64,
                     ));
+                    if !cut {
+                        out.push(DbEvent::Anomaly {
+                            dir: Direction::ToServer,
+                            kind: anomaly::OVER_LIMIT,
+                        });
+                    }
                 }
                 effect = set_charset_effect(&sql);
                 if self.caps.has(Caps::MULTI_STATEMENTS) && !tcut && sql.contains(';') {
@@ -1503,7 +1551,11 @@ impl MysqlParser {
         out: &mut Vec<DbEvent>,
     ) -> Option<u32> {
         let mut r = Reader::new(args);
-        let id = r.u32()?;
+        let mut id = r.u32()?;
+        if id == u32::MAX {
+            // MariaDB 10.2+: statement id -1 means "the statement prepared last".
+            id = self.last_prepared.unwrap_or(id);
+        }
         req.stmt_id = Some(id as u64);
         let flags = r.u8()?;
         let _iterations = r.u32()?;
@@ -1620,9 +1672,7 @@ impl MysqlParser {
                     }
                 }
             };
-            if i >= num_params && num_params > 0
-                || (i >= num_params && names.get(i).copied().flatten().is_some())
-            {
+            if i >= num_params {
                 // Beyond the prepared parameters: named query attributes.
                 if let Some(Some(name)) = names.get(i) {
                     if req.attributes.len() < limits.max_attributes {
@@ -1860,7 +1910,22 @@ impl MysqlParser {
     ) -> Step {
         let first = rest.get(HEADER_LEN).copied();
         if h.seq != 0 || !matches!(first, Some(9) | Some(10) | Some(header::ERR) | None) {
-            return Step::Abandon(Abandon::NotThisProtocol);
+            // Not a greeting. A plausible response means the capture began after the
+            // handshake (no SYN seen, or the stream layer did not say): carry on as a mid-stream
+            // pick-up. Anything else is not MySQL.
+            return match server_candidate(rest) {
+                Candidate::Yes => {
+                    self.phase = Phase::Command;
+                    self.caps = Caps(MIDSTREAM_CAPS);
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToClient,
+                        kind: anomaly::UNEXPECTED_RESPONSE,
+                    });
+                    self.skip_server(h, rest, false)
+                }
+                Candidate::NeedMore(n) if rest.len() < n => Step::Need(n),
+                _ => Step::Abandon(Abandon::NotThisProtocol),
+            };
         }
         let body = match whole(h, rest, limits.max_message_len.min(4096)) {
             Ok((b, _)) => b,
@@ -2060,7 +2125,9 @@ impl MysqlParser {
         // A terminator: EOF (0xFE, shorter than 9 bytes) or, with DEPRECATE_EOF, an OK packet
         // with a 0xFE header (any length below 16 MiB: a row starting with 0xFE would be a
         // length-encoded string of ≥ 2^24 bytes, which needs a multi-packet payload).
-        let is_eof = b == header::EOF && h.len < 9 && h.len > 0;
+        // An EOF packet is 5 bytes (4.1: header, warnings, status) or 1 (older); an OK packet
+        // with a 0xFE header is at least 7 (header, two lenenc ints, status, warnings).
+        let is_eof = b == header::EOF && (h.len == 5 || h.len == 1);
         let is_term = b == header::EOF && h.len < frame::MAX_PACKET && h.len > 0;
         let is_err = b == header::ERR && h.len > 0;
         if let Some(p) = self.pending.as_mut() {
@@ -2111,7 +2178,9 @@ impl MysqlParser {
                     self.skip_server(h, rest, false)
                 }
                 Kind::FieldList | Kind::Stream => {
-                    if is_eof {
+                    // Ends with EOF, or an OK with a 0xFE header under DEPRECATE_EOF; column
+                    // definitions start with the lenenc catalog "def", binlog events with 0x00.
+                    if is_term {
                         let _ = whole_body!();
                         if let Some(p) = self.pending.as_mut() {
                             p.cur.bytes += h.total() as u64;
@@ -2133,6 +2202,7 @@ impl MysqlParser {
                         skip_def!()
                     };
                     let sql = self.pending.as_mut().and_then(|p| p.prepare_sql.take());
+                    self.last_prepared = Some(ok.stmt_id);
                     let stmt = Stmt {
                         sql,
                         params: ok.params,
@@ -2175,7 +2245,8 @@ impl MysqlParser {
                     let _ = deprecate;
                     self.skip_server(h, rest, false)
                 }
-                _ if b == header::OK && h.len >= 7 => {
+                // A column count is never 0, so 0x00 is an OK (3 bytes minimum before 4.1).
+                _ if b == header::OK && h.len >= 3 => {
                     let body = whole_body!();
                     let ok = messages::ok_packet(body, self.caps);
                     let more = self.ok_outcome(ok.as_ref(), h, end_ts, true, out);
@@ -2347,7 +2418,7 @@ impl MysqlParser {
             RState::Rows => {
                 if is_term && (is_eof || deprecate != Some(false)) {
                     let body = whole_body!();
-                    let more = if is_eof && deprecate != Some(true) {
+                    let more = if is_eof {
                         let st = messages::eof_status(body);
                         if let Some(p) = self.pending.as_mut() {
                             p.cur.bytes += h.total() as u64;
@@ -2665,7 +2736,7 @@ impl MysqlParser {
                     }
                 }
                 if dir == Direction::ToClient {
-                    self.flush_pending(out);
+                    self.flush_pending_lost(out, Some(lost));
                     self.server_needs_request = true;
                 }
                 if matches!(
@@ -2735,12 +2806,20 @@ impl MysqlParser {
         c: Completeness,
         out: &mut Vec<DbEvent>,
     ) {
+        if self.dirs[dir.index()].cont {
+            // The head of a continuation packet: its payload's head was handled already.
+            self.dirs[dir.index()].cont = real.continues();
+            if self.dirs[dir.index()].cont_counts {
+                self.count_cont(dir, real);
+            }
+            return;
+        }
         let synth = Header {
             len: partial.len() - HEADER_LEN,
             seq: real.seq,
         };
         let since = out.len();
-        let clock = Clock::Cx(cx);
+        let clock = Clock::Cx(cx, 0);
         let before_tx = self.tx;
         let _ = match dir {
             Direction::ToServer => self.client_packet(clock, cx.limits, synth, partial, 0, out),

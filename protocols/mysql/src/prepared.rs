@@ -60,10 +60,9 @@ impl Cache {
     pub fn get_mut(&mut self, id: u32) -> Option<&mut Stmt> {
         self.clock += 1;
         let clock = self.clock;
-        self.map.get_mut(&id).map(|s| {
-            s.used = clock;
-            s
-        })
+        let s = self.map.get_mut(&id)?;
+        s.used = clock;
+        Some(s)
     }
     /// Forget `id` (COM_STMT_CLOSE).
     pub fn remove(&mut self, id: u32) {

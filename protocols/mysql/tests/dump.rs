@@ -31,3 +31,70 @@ fn dump_all_streams() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn dump_one_verbose() {
+    let n = std::env::var("ONLY").unwrap_or_default();
+    let segs = common::load(&n);
+    let (ev, d, _) = common::feed(&segs, Default::default(), Default::default());
+    println!("{:?} {:?}", d.state(), d.stats());
+    for e in ev {
+        println!("{e:?}");
+    }
+}
+
+/// `CENSUS_DIR=/dir`: per stream file there, counts of ops / errors for comparison with tshark.
+#[test]
+#[ignore]
+fn census() {
+    let Ok(dir) = std::env::var("CENSUS_DIR") else {
+        return;
+    };
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    for path in names {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let segs = common::parse(&text);
+        let mid = !text
+            .lines()
+            .any(|l| l.contains(" < 0a") || l.contains(" < 09"));
+        let (ev, d, _) = common::feed(
+            &segs,
+            dbtap_core::SessionOpts { midstream: false },
+            Default::default(),
+        );
+        let p = common::pairs(&ev);
+        let q = p
+            .iter()
+            .filter(|(r, _)| {
+                matches!(
+                    r.op.as_ref().map(|o| o.as_str()),
+                    Some("query") | Some("prepare")
+                )
+            })
+            .count();
+        let errs: Vec<String> = p
+            .iter()
+            .filter_map(|(_, r)| {
+                r.as_ref()
+                    .and_then(|r| r.error.as_ref())
+                    .map(|e| format!("{:?}", e.code))
+            })
+            .collect();
+        let logins = p.iter().filter(|(r, _)| r.login.is_some()).count();
+        let anomalies = ev
+            .iter()
+            .filter(|e| matches!(e, dbtap_core::DbEvent::Anomaly { .. }))
+            .count();
+        println!(
+            "{:70} q={q} logins={logins} errs={errs:?} anomalies={anomalies} state={:?} mid={mid}",
+            path.file_name().unwrap().to_string_lossy(),
+            d.state()
+        );
+    }
+}

@@ -8,13 +8,6 @@ use common::{pairs, run, run_mid, summary};
 use dbtap_core::event::SessionUpdate;
 use dbtap_core::{Completeness, DbEvent, ErrorCode, ParamValue, Status};
 
-fn ops(ev: &[DbEvent]) -> Vec<String> {
-    pairs(ev)
-        .iter()
-        .map(|(q, _)| q.op.as_ref().unwrap().as_str().to_string())
-        .collect()
-}
-
 #[test]
 fn login_with_native_password_then_query() {
     let ev = run("login_native_ok");
@@ -423,4 +416,70 @@ fn init_db_and_session_tracking() {
     );
     // CREATE DATABASE reports 1 affected row.
     assert_eq!(p[2].1.as_ref().unwrap().rows, Some(1));
+}
+
+#[test]
+fn capture_starting_mid_session_with_lost_segments() {
+    // No handshake; the query's tail and more were never captured (TCP sequence jumps).
+    let ev = run("incomplete_query");
+    assert!(ev.contains(&DbEvent::Desync {
+        dir: dbtap_core::Direction::ToServer,
+        lost_bytes: 2885
+    }));
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].0.sql.as_deref(), Some("UPDATE"));
+    assert_eq!(p[0].0.completeness, Completeness::Partial { lost_bytes: 8 });
+}
+
+#[test]
+fn binary_literal_in_sql_is_kept_with_escapes() {
+    let p = pairs(&run("snaplen_cut"));
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].0.sql.as_deref(), Some("set @@SQL_SELECT_LIMIT=60001"));
+    let sql = p[1].0.sql.as_deref().unwrap();
+    assert!(sql.starts_with("INSERT INTO XX_XXXXXXX_XXX_XXXX (message_id"));
+    // 0x89 is not UTF-8 on its own: kept as an escape, not dropped.
+    assert!(sql.contains("\\x89"));
+    assert!(sql.ends_with("3, 'M', 1)\u{19}"));
+    assert_eq!(p[1].1.as_ref().unwrap().rows, Some(1));
+}
+
+#[test]
+fn many_queries_match_tshark() {
+    // tshark decodes 157 queries (and flags 16 frames MALFORMED where it mis-frames rows).
+    let p = pairs(&run("many_queries"));
+    let q: Vec<_> = p
+        .iter()
+        .filter(|(r, _)| r.op.as_ref().unwrap().as_str() == "query")
+        .collect();
+    assert_eq!(q.len(), 157);
+    assert_eq!(q[0].0.sql.as_deref(), Some("SELECT SUBSTRING('11', 1, 1)"));
+    assert_eq!(q[1].0.sql.as_deref(), Some("SELECT SUBSTRING('11', 2)"));
+    assert_eq!(
+        q[156].0.sql.as_deref(),
+        Some("SET GLOBAL SLAVE_TYPE_CONVERSIONS = @saved_slave_type_conversions")
+    );
+    assert!(q
+        .iter()
+        .all(|(_, r)| r.as_ref().is_some_and(|r| r.status == Status::Ok)));
+    assert_eq!(p[0].0.login.as_ref().unwrap().user.as_deref(), Some("root"));
+}
+
+#[test]
+fn query_spanning_segments_is_parsed_whole() {
+    // An 18 526-byte COM_QUERY in two TCP segments (16 384 + 2 146 bytes); tshark does not
+    // reassemble it. The capture splices two sessions (TCP sequence jump → desync, resync).
+    let ev = run("fragmented_query");
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 2);
+    assert_eq!(
+        p[0].0.sql.as_deref(),
+        Some("select \"hello world\" as greeting")
+    );
+    let sql = p[1].0.sql.as_deref().unwrap();
+    assert_eq!(sql.len(), 18_525);
+    assert!(sql.starts_with("insert into t values ('NEW YORK \\(Reuters\\)"));
+    assert_eq!(p[1].0.bytes, 18_530);
+    assert!(ev.iter().any(|e| matches!(e, DbEvent::Resync { .. })));
 }

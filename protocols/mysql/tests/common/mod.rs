@@ -15,6 +15,11 @@ pub enum Seg {
 pub fn load(name: &str) -> Vec<Seg> {
     let path = format!("{}/tests/streams/{name}.txt", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    parse(&text)
+}
+
+/// Parse the text of a stream file.
+pub fn parse(text: &str) -> Vec<Seg> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
