@@ -6,7 +6,7 @@
 //! flows its worker owns (both directions of a flow always reach the same worker).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::net::IpAddr;
 
 use dbtap_core::{DbEvent, Direction, Driver, Limits, SessionOpts, StreamParser, Timestamp};
@@ -149,7 +149,9 @@ impl Hasher for Fnv64 {
     }
 }
 
-type FlowMap = HashMap<FlowKey, Flow, BuildHasherDefault<Fnv64>>;
+/// Flow table: a fast, non-cryptographic hasher (keys are not attacker-chosen in a way that
+/// matters here: a flood of flows is bounded by the memory cap, not by hash quality).
+type FlowMap = HashMap<FlowKey, Flow, rustc_hash::FxBuildHasher>;
 
 /// The application layer of a flow.
 enum App {

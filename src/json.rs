@@ -52,11 +52,23 @@ impl<'a> JsonOut<'a> {
         self.need_comma = true;
     }
 
-    /// An object key (the value follows).
+    /// An object key from the wire (escaped; the value follows).
     pub fn key(&mut self, k: &str) {
         self.sep();
         write_str(self.buf, k);
         self.buf.push(b':');
+        self.need_comma = false;
+    }
+
+    /// A fixed field name: plain ASCII known not to need escaping (the value follows).
+    pub fn field(&mut self, name: &'static str) {
+        debug_assert!(name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
+        self.sep();
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"\":");
         self.need_comma = false;
     }
 
@@ -166,13 +178,14 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
     let mut start = 0; // first byte not yet copied
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if !any_special(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
+        // Eight bytes at a time; the last short run is padded with spaces (never special).
+        let rest = bytes.get(i..).unwrap_or_default();
+        let n = rest.len().min(8);
+        let mut word = [b' '; 8];
+        word[..n].copy_from_slice(&rest[..n]);
+        if !any_special(u64::from_le_bytes(word)) {
+            i += n;
+            continue;
         }
         let b = bytes[i];
         let esc: Option<&[u8]> = match b {

@@ -66,6 +66,17 @@ struct InBatch {
     upto: u64,
 }
 
+impl InBatch {
+    /// A batch sized for a full round, so that filling it never reallocates (and copies).
+    fn sized(workers: usize) -> Self {
+        InBatch {
+            items: Vec::with_capacity(ROUND_PACKETS / workers + 64),
+            data: Vec::with_capacity(ROUND_BYTES / workers + 64 * 1024),
+            upto: 0,
+        }
+    }
+}
+
 struct OutBatch {
     records: RecordSink,
     upto: u64,
@@ -167,7 +178,11 @@ impl Feeder {
         self.round_packets = 0;
         self.round_bytes = 0;
         for i in 0..self.batches.len() {
-            let fresh = self.recycle.try_recv().unwrap_or_default();
+            let workers = self.batches.len();
+            let fresh = self
+                .recycle
+                .try_recv()
+                .unwrap_or_else(|_| InBatch::sized(workers));
             let mut batch = std::mem::replace(&mut self.batches[i], fresh);
             batch.upto = self.position;
             if self.txs[i].send(batch).is_err() {
@@ -205,8 +220,13 @@ pub struct RunOutcome {
 pub enum PipelineError {
     /// Writing records failed.
     #[error("writing records: {0}")]
-    Write(#[from] std::io::Error),
+    Write(std::io::Error),
+
+    /// A thread could not be started.
+    #[error("starting a thread: {0}")]
+    Spawn(std::io::Error),
     /// A worker thread panicked (a bug): its records are missing.
+
     #[error("a worker thread failed: {0}")]
     Worker(String),
 }
@@ -231,7 +251,7 @@ where
         let mut in_txs = Vec::new();
         let mut out_rxs = Vec::new();
         let mut handles = Vec::new();
-        for _ in 0..workers {
+        for w in 0..workers {
             let (in_tx, in_rx) = bounded::<InBatch>(QUEUE_DEPTH);
             let (out_tx, out_rx) = bounded::<OutBatch>(QUEUE_DEPTH);
             in_txs.push(in_tx);
@@ -240,20 +260,30 @@ where
             let sink_recycle_rx = sink_recycle_rx.clone();
             let engine = Engine::new(engine_cfg.clone());
             handles.push(
-                scope.spawn(move || worker(engine, in_rx, out_tx, recycle_tx, sink_recycle_rx)),
+                thread::Builder::new()
+                    .name(format!("dbtap-worker-{w}"))
+                    .spawn_scoped(scope, move || {
+                        worker(engine, in_rx, out_tx, recycle_tx, sink_recycle_rx)
+                    })
+                    .map_err(PipelineError::Spawn)?,
             );
         }
         drop(recycle_tx);
         drop(sink_recycle_rx);
 
         let writer_progress = progress.clone();
-        let writer =
-            scope.spawn(move || write_merged(out_rxs, out, sink_recycle_tx, &writer_progress));
+        let writer = thread::Builder::new()
+            .name("dbtap-writer".into())
+            .spawn_scoped(scope, move || {
+                write_merged(out_rxs, out, sink_recycle_tx, &writer_progress)
+            })
+            .map_err(PipelineError::Spawn)?;
 
         let mut feeder = Feeder {
             txs: in_txs,
             recycle: recycle_rx,
-            batches: (0..workers).map(|_| InBatch::default()).collect(),
+            batches: (0..workers).map(|_| InBatch::sized(workers)).collect(),
+
             position: 0,
             round_packets: 0,
             round_bytes: 0,
@@ -398,7 +428,7 @@ fn write_merged<W: Write>(
             let lane = &mut lanes[i];
             if let Some(front) = lane.queue.front() {
                 if let Some((_, line)) = front.records.get(lane.cursor) {
-                    out.write_all(line)?;
+                    out.write_all(line).map_err(PipelineError::Write)?;
                     records += 1;
                     bytes += line.len() as u64;
                 }
@@ -444,7 +474,7 @@ fn write_merged<W: Write>(
             Err(_) => lanes[i].done = true,
         }
     }
-    out.flush()?;
+    out.flush().map_err(PipelineError::Write)?;
     Ok((records, bytes))
 }
 

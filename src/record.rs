@@ -173,39 +173,39 @@ impl AuditRecord<'_> {
     pub fn write_json(&self, buf: &mut Vec<u8>) {
         let mut j = JsonOut::new(buf);
         j.begin_object();
-        j.key("schema_version");
+        j.field("schema_version");
         j.u64(self.schema_version as u64);
-        j.key("ts");
+        j.field("ts");
         let mut ts = [0u8; 27];
         j.raw_str(format_rfc3339_micros(self.ts, &mut ts).as_bytes());
-        j.key("protocol");
+        j.field("protocol");
         j.str(self.protocol);
-        j.key("session_id");
+        j.field("session_id");
         j.raw_str(&hex_id(self.session_id));
-        j.key("seq");
+        j.field("seq");
         j.u64(self.seq);
         for (k, ep) in [("client", &self.client), ("server", &self.server)] {
-            j.key(k);
+            j.field(k);
             j.begin_object();
-            j.key("ip");
+            j.field("ip");
             j.str(&ep.ip.to_string());
-            j.key("port");
+            j.field("port");
             j.u64(ep.port as u64);
             j.end_object();
         }
-        j.key("user");
+        j.field("user");
         j.opt_str(self.user);
-        j.key("database");
+        j.field("database");
         j.opt_str(self.database);
-        j.key("client_program");
+        j.field("client_program");
         j.opt_str(self.client_program);
-        j.key("server_version");
+        j.field("server_version");
         j.opt_str(self.server_version);
-        j.key("op");
+        j.field("op");
         j.str(self.op);
-        j.key("sql");
+        j.field("sql");
         j.opt_str(self.sql);
-        j.key("params");
+        j.field("params");
         match self.params {
             Some(ps) => {
                 j.begin_array();
@@ -216,41 +216,41 @@ impl AuditRecord<'_> {
             }
             None => j.null(),
         }
-        j.key("status");
+        j.field("status");
         j.str(match self.status {
             Status::Ok => "ok",
             Status::Error => "error",
             Status::Unknown => "unknown",
         });
-        j.key("error");
+        j.field("error");
         match self.error {
             Some(e) => {
                 j.begin_object();
-                j.key("code");
+                j.field("code");
                 match &e.code {
                     ErrorCode::Num(n) => j.i64(*n),
                     ErrorCode::Text(t) => j.str(t),
                 }
-                j.key("sqlstate");
+                j.field("sqlstate");
                 j.opt_str(e.sqlstate.as_deref());
-                j.key("message");
+                j.field("message");
                 j.str(&e.message);
                 j.end_object();
             }
             None => j.null(),
         }
-        j.key("rows");
+        j.field("rows");
         j.opt_u64(self.rows);
-        j.key("latency_us");
+        j.field("latency_us");
         j.opt_u64(self.latency_us);
-        j.key("bytes");
+        j.field("bytes");
         j.begin_object();
-        j.key("request");
+        j.field("request");
         j.u64(self.bytes.request);
-        j.key("response");
+        j.field("response");
         j.u64(self.bytes.response);
         j.end_object();
-        j.key("flags");
+        j.field("flags");
         j.begin_array();
         for name in self.flags.names() {
             j.str(name);
@@ -267,23 +267,23 @@ impl AuditRecord<'_> {
             ),
         ] {
             if let Some(v) = v {
-                j.key(k);
+                j.field(k);
                 j.u64(v);
             }
         }
         if let Some(l) = &self.login {
-            j.key("login");
+            j.field("login");
             j.begin_object();
-            j.key("auth_method");
+            j.field("auth_method");
             j.opt_str(l.auth_method);
-            j.key("attributes");
+            j.field("attributes");
             write_pairs(&mut j, l.attributes);
-            j.key("credentials_redacted");
+            j.field("credentials_redacted");
             j.bool(l.credentials_redacted);
             j.end_object();
         }
         if !self.attributes.is_empty() {
-            j.key("attributes");
+            j.field("attributes");
             write_pairs(&mut j, self.attributes);
         }
         j.end_object();
@@ -293,48 +293,48 @@ impl AuditRecord<'_> {
 /// `{"type": …, "value": …}`; binary values as `"hex"`, long data as `"long_data_bytes"`.
 fn write_param(j: &mut JsonOut<'_>, p: &Param) {
     j.begin_object();
-    j.key("type");
+    j.field("type");
     j.str(&p.type_name);
     match &p.value {
         ParamValue::Null => {
-            j.key("value");
+            j.field("value");
             j.null();
         }
         ParamValue::Bool(b) => {
-            j.key("value");
+            j.field("value");
             j.bool(*b);
         }
         ParamValue::Int(i) => {
-            j.key("value");
+            j.field("value");
             j.i64(*i);
         }
         ParamValue::UInt(u) => {
-            j.key("value");
+            j.field("value");
             j.u64(*u);
         }
         ParamValue::Float(f) => {
-            j.key("value");
+            j.field("value");
             j.f64(*f);
         }
         ParamValue::Text(t) => {
-            j.key("value");
+            j.field("value");
             j.str(t);
         }
         ParamValue::Bytes(b) => {
-            j.key("hex");
+            j.field("hex");
             j.hex(b);
         }
         ParamValue::LongData { bytes } => {
-            j.key("long_data_bytes");
+            j.field("long_data_bytes");
             j.u64(*bytes);
         }
         ParamValue::Undecodable => {
-            j.key("undecodable");
+            j.field("undecodable");
             j.bool(true);
         }
     }
     if p.truncated {
-        j.key("truncated");
+        j.field("truncated");
         j.bool(true);
     }
     j.end_object();

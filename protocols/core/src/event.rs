@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 
-
 use crate::contract::Direction;
 use crate::time::Timestamp;
 
