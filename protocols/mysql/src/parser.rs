@@ -272,6 +272,10 @@ pub struct MysqlParser {
     /// The server side lost sync: wait for a request sent after that before resyncing.
     server_needs_request: bool,
     server_plugin: Option<String>,
+    /// Requests pipelined behind `pending`, oldest first.
+    queue: std::collections::VecDeque<Box<Pending>>,
+    /// Bound of `queue` (`Limits::max_pending_requests`, taken from the first call's limits).
+    max_queue: usize,
     /// Id of the last successful prepare (MariaDB's statement id -1).
     last_prepared: Option<u32>,
 }
@@ -294,6 +298,8 @@ impl MysqlParser {
             compress_negotiated: false,
             server_needs_request: false,
             server_plugin: None,
+            queue: Default::default(),
+            max_queue: dbtap_core::limits::DEFAULT_MAX_PENDING_REQUESTS,
             last_prepared: None,
         };
         if opts.midstream {
@@ -338,7 +344,7 @@ impl MysqlParser {
         }
     }
 
-    fn pend(&mut self, req: Request, kind: Kind) -> &mut Pending {
+    fn pend(&mut self, req: Request, kind: Kind, out: &mut Vec<DbEvent>) -> Option<&mut Pending> {
         self.server_needs_request = false;
         let p = Box::new(Pending {
             req,
@@ -362,7 +368,45 @@ impl MysqlParser {
             stmt_id: None,
             tracked_db: None,
         });
-        self.pending.insert(p)
+        if self.pending.is_none() {
+            return Some(self.pending.insert(p));
+        }
+        // Pipelined behind the request whose response is awaited (MariaDB connectors send
+        // COM_STMT_PREPARE and COM_STMT_EXECUTE(-1) in one write). Bounded: the oldest waiting
+        // request is given up (emitted without a response) when the queue is full.
+        if self.queue.len() >= self.max_queue {
+            self.flush_pending_lost(out, None);
+        }
+        self.queue.push_back(p);
+        self.queue.back_mut().map(|p| &mut **p)
+    }
+
+    /// The most recently created request (the back of the queue, or the front).
+    fn newest_mut(&mut self) -> Option<&mut Pending> {
+        match self.queue.back_mut() {
+            Some(p) => Some(&mut **p),
+            None => self.pending.as_deref_mut(),
+        }
+    }
+
+    /// Emit the most recent request without a response (it was cut: nothing can answer it).
+    fn flush_newest(&mut self, out: &mut Vec<DbEvent>) {
+        match self.queue.pop_back() {
+            Some(p) => {
+                let mut p = *p;
+                self.finish_text_cut(&mut p);
+                p.req.tx = self.next_tx();
+                out.push(DbEvent::Request(Box::new(p.req)));
+            }
+            None => self.flush_pending(out),
+        }
+    }
+
+    /// Emit every waiting request without a response (server side lost or over).
+    fn flush_all(&mut self, out: &mut Vec<DbEvent>, lost: Option<u64>) {
+        while self.pending.is_some() {
+            self.flush_pending_lost(out, lost);
+        }
     }
 
     /// Emit a request that gets no response by protocol.
@@ -382,6 +426,7 @@ impl MysqlParser {
     /// gap cut it (`Some(lost)`), `Truncated` when the stream ended or moved on.
     fn flush_pending_lost(&mut self, out: &mut Vec<DbEvent>, lost: Option<u64>) {
         let Some(p) = self.pending.take() else { return };
+        self.pending = self.queue.pop_front();
         let mut p = *p;
         self.finish_text_cut(&mut p);
         if p.started && p.state != RState::First {
@@ -445,6 +490,7 @@ impl MysqlParser {
         out: &mut Vec<DbEvent>,
     ) -> Progress {
         let i = dir.index();
+        self.max_queue = cx.limits.max_pending_requests.max(1);
         if !self.dirs[i].seen && data.len() >= FOREIGN_CHECK_LEN {
             self.dirs[i].seen = true;
             if foreign_signature(data) {
@@ -651,7 +697,7 @@ impl MysqlParser {
         }
         self.dirs[i].cont = false;
         if dir == Direction::ToClient {
-            self.flush_pending_lost(out, Some(lost));
+            self.flush_all(out, Some(lost));
             self.server_needs_request = true;
         }
     }
@@ -1187,7 +1233,7 @@ impl MysqlParser {
             req.completeness = Completeness::Partial { lost_bytes: 0 };
         }
         req.login = Some(Box::new(login));
-        self.pend(req, Kind::Auth);
+        self.pend(req, Kind::Auth, out);
         self.phase = transition(self.phase, Event::HandshakeResponse).unwrap_or(Phase::Auth);
         self.after(Direction::ToServer, h, rest, body.len(), true)
     }
@@ -1278,11 +1324,15 @@ impl MysqlParser {
             Err(n) => return Step::Need(n),
         };
         if let Some(p) = self.pending.as_ref() {
-            // A new command means the previous response is over (or was never seen).
             if p.maybe_done {
+                // Mid-stream, DEPRECATE_EOF unknown: the prepare response was complete.
                 self.deprecate_eof = Some(true);
                 self.finish(out);
-            } else {
+            } else if p.started {
+                // The server had begun answering and the client moved on: it saw the end of
+                // that response, which we missed. Give the request up rather than pair the
+                // next response with it. (A response not yet begun is a pipelined request:
+                // the new one waits behind it.)
                 self.flush_pending(out);
             }
         }
@@ -1436,13 +1486,14 @@ impl MysqlParser {
             Command::BINLOG_DUMP | Command::BINLOG_DUMP_GTID => kind = Kind::Stream,
             _ => {}
         }
-        let p = self.pend(req, kind);
-        p.effect = effect;
-        p.text_cut = text_cut;
-        p.req_payload = h.len as u64;
-        p.prepare_sql = prepare_sql;
-        p.split = split_ranges;
-        p.stmt_id = exec_stmt;
+        if let Some(p) = self.pend(req, kind, out) {
+            p.effect = effect;
+            p.text_cut = text_cut;
+            p.req_payload = h.len as u64;
+            p.prepare_sql = prepare_sql;
+            p.split = split_ranges;
+            p.stmt_id = exec_stmt;
+        }
         self.after(Direction::ToServer, h, rest, body.len(), true)
     }
 
@@ -1552,20 +1603,38 @@ impl MysqlParser {
     ) -> Option<u32> {
         let mut r = Reader::new(args);
         let mut id = r.u32()?;
+        // MariaDB 10.2+: statement id -1 means "the statement prepared last". When that
+        // prepare is still waiting for its answer (pipelined in the same write), its text is
+        // known but not its id or parameter count yet.
+        let mut pipelined = None;
         if id == u32::MAX {
-            // MariaDB 10.2+: statement id -1 means "the statement prepared last".
-            id = self.last_prepared.unwrap_or(id);
+            pipelined = self
+                .newest_mut()
+                .filter(|p| p.kind == Kind::Prepare)
+                .and_then(|p| p.prepare_sql.clone());
+            if pipelined.is_none() {
+                id = self.last_prepared.unwrap_or(id);
+            }
         }
         req.stmt_id = Some(id as u64);
         let flags = r.u8()?;
         let _iterations = r.u32()?;
         let qa = self.query_attrs == Some(true);
         let charset = self.charset;
-        let Some(stmt) = self.stmts.get_mut(id) else {
-            out.push(DbEvent::Anomaly {
-                dir: Direction::ToServer,
-                kind: anomaly::UNKNOWN_STATEMENT,
-            });
+        let stmt = if pipelined.is_some() {
+            None
+        } else {
+            self.stmts.get_mut(id)
+        };
+        let Some(stmt) = stmt else {
+            if pipelined.is_some() {
+                req.sql = pipelined;
+            } else {
+                out.push(DbEvent::Anomaly {
+                    dir: Direction::ToServer,
+                    kind: anomaly::UNKNOWN_STATEMENT,
+                });
+            }
             let inferred = if qa {
                 None
             } else {
@@ -1580,7 +1649,8 @@ impl MysqlParser {
                         types: Some(types),
                         ..Default::default()
                     };
-                    if self.stmts.insert(id, stmt, limits.max_prepared_statements) {
+                    if id != u32::MAX && self.stmts.insert(id, stmt, limits.max_prepared_statements)
+                    {
                         out.push(DbEvent::Anomaly {
                             dir: Direction::ToServer,
                             kind: anomaly::STMT_CACHE_EVICTED,
@@ -2527,7 +2597,12 @@ impl MysqlParser {
     /// The pending request's response is complete: emit the pair(s) and apply session effects.
     fn finish(&mut self, out: &mut Vec<DbEvent>) {
         let Some(p) = self.pending.take() else { return };
+        self.pending = self.queue.pop_front();
         let mut p = *p;
+        if p.req.stmt_id == Some(u32::MAX as u64) {
+            // A pipelined execute of statement -1: the prepare it follows has been answered.
+            p.req.stmt_id = self.last_prepared.map(u64::from).or(p.req.stmt_id);
+        }
         self.finish_text_cut(&mut p);
         if p.cur.bytes > 0 {
             self.push_outcome(&mut p);
@@ -2736,7 +2811,7 @@ impl MysqlParser {
                     }
                 }
                 if dir == Direction::ToClient {
-                    self.flush_pending_lost(out, Some(lost));
+                    self.flush_all(out, Some(lost));
                     self.server_needs_request = true;
                 }
                 if matches!(
@@ -2783,14 +2858,13 @@ impl MysqlParser {
         }
         // The server side closed, or both did: a request still waiting gets no response.
         if dir == Direction::ToClient || self.dirs[dir.flip().index()].ended {
-            self.flush_pending(out);
-        } else if let Some(p) = self.pending.as_ref() {
+            self.flush_all(out, None);
+        } else if self
+            .newest_mut()
+            .is_some_and(|p| matches!(p.req.completeness, Completeness::Truncated { .. }))
+        {
             // The client's message was cut by the end: the server cannot answer it.
-            if p.req.completeness.is_incomplete()
-                && matches!(p.req.completeness, Completeness::Truncated { .. })
-            {
-                self.flush_pending(out);
-            }
+            self.flush_newest(out);
         }
         Progress::Consumed(0)
     }
@@ -2829,17 +2903,12 @@ impl MysqlParser {
         match dir {
             Direction::ToServer => {
                 let ours = self
-                    .pending
-                    .as_mut()
+                    .newest_mut()
                     .filter(|p| p.req_payload == synth.len as u64 && p.req.ts == cx.ts_at(0));
                 if let Some(p) = ours {
                     p.req.completeness = p.req.completeness.merge(c);
                     p.req.bytes = p.req.bytes.max(real.total() as u64);
                     p.req_payload = real.len as u64;
-                    if matches!(c, Completeness::Truncated { .. }) {
-                        // Cut by the end of the capture: no response can come.
-                        self.flush_pending(out);
-                    }
                 } else if let Some(DbEvent::Request(r)) = out.get_mut(since..).and_then(|s| {
                     s.iter_mut()
                         .rev()

@@ -1026,3 +1026,61 @@ fn gap_in_the_middle_of_rows_keeps_what_was_seen() {
         lost_bytes: 1000
     }));
 }
+
+#[test]
+fn pipelined_prepare_and_execute_minus_one() {
+    // MariaDB Connector/J 3 sends COM_STMT_PREPARE and COM_STMT_EXECUTE(-1) in one write, then
+    // reads both responses.
+    let mut s = Session::logged_in(BASE_CAPS, 255);
+    let mut w = prepare(b"SELECT ? + 1");
+    w.extend(execute(
+        u32::MAX,
+        &[0],
+        Some(&[(0x08, 0)]),
+        &41u64.to_le_bytes(),
+    ));
+    s.send(C, &w);
+    let mut r = prepare_ok(3, 1);
+    r.extend(resultset(1, 1, 2));
+    s.send(S, &r);
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].0.op.as_ref().unwrap().as_str(), "prepare");
+    assert_eq!(p[0].1.as_ref().unwrap().stmt_id, Some(3));
+    let (ex, er) = &p[1];
+    assert_eq!(ex.op.as_ref().unwrap().as_str(), "execute");
+    assert_eq!(ex.sql.as_deref(), Some("SELECT ? + 1"));
+    assert_eq!(ex.stmt_id, Some(3));
+    assert_eq!(ex.params.as_ref().unwrap()[0].value, ParamValue::Int(41));
+    assert_eq!(er.as_ref().unwrap().rows, Some(1));
+    assert!(!s.out.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
+}
+
+#[test]
+fn pipelined_queue_is_bounded() {
+    let limits = Limits {
+        max_pending_requests: 2,
+        ..Limits::default()
+    };
+    let mut s = Session::new(limits, false);
+    s.send(S, &greeting(BASE_CAPS));
+    s.send(C, &login(BASE_CAPS, 255, "nurse"));
+    s.send(S, &ok(2, 0, 2));
+    s.out.clear();
+    let mut w = Vec::new();
+    for i in 0..5 {
+        w.extend(query(format!("SELECT {i}").as_bytes()));
+    }
+    s.send(C, &w);
+    // The oldest requests beyond the bound are given up (no response), the rest wait.
+    let given_up = pairs(&s.out);
+    assert_eq!(given_up.len(), 2);
+    assert!(given_up.iter().all(|(_, r)| r.is_none()));
+    for _ in 0..3 {
+        s.send(S, &ok(1, 0, 2));
+    }
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 5);
+    assert_eq!(p[4].0.sql.as_deref(), Some("SELECT 4"));
+    assert!(p[4].1.is_some());
+}
