@@ -213,6 +213,22 @@ struct Comp {
     /// Capture time of the frame that carried the inner buffer's first byte.
     ts: Timestamp,
     inflater: Inflater,
+    /// A frame too large to buffer, inflated as it streams past.
+    big: Option<BigFrame>,
+    /// Output bytes of the frame being inflated in parts.
+    produced: usize,
+}
+
+/// A compressed frame larger than `max_message_len`, inflated part by part (zlib or stored).
+#[derive(Debug, Clone, Copy)]
+struct BigFrame {
+    h: CompHeader,
+    /// Compressed bytes still to come.
+    left: usize,
+    /// Its first part was inflated.
+    started: bool,
+    /// Inflating failed: the rest of the frame is skipped.
+    dead: bool,
 }
 
 /// Time source for positions of the bytes being parsed.
@@ -636,6 +652,38 @@ impl MysqlParser {
             if rest.is_empty() {
                 return Progress::Consumed(base + pos);
             }
+            let big = self.dirs[i].comp.as_mut().and_then(|c| c.big.take());
+            if let Some(mut big) = big {
+                // The next part of a frame too large to buffer.
+                let n = big.left.min(rest.len());
+                let part = rest.get(..n).unwrap_or_default();
+                big.left -= n;
+                let last = big.left == 0;
+                let ts = cx.ts_at(base + pos);
+                pos += n;
+                if !big.dead {
+                    let (r, dead) =
+                        self.inflate_part(cx.limits, dir, big.h, part, !big.started, last, ts, out);
+                    big.started = true;
+                    big.dead = dead;
+                    match r {
+                        Some(Progress::Upgraded { to, .. }) => {
+                            return Progress::Upgraded {
+                                consumed: base + pos,
+                                to,
+                            };
+                        }
+                        Some(p @ Progress::Abandon(_)) => return p,
+                        _ => {}
+                    }
+                }
+                if !last {
+                    if let Some(c) = self.dirs[i].comp.as_mut() {
+                        c.big = Some(big);
+                    }
+                }
+                continue;
+            }
             let Some(h) = CompHeader::parse(rest) else {
                 return Progress::NeedMore {
                     consumed: base + pos,
@@ -643,6 +691,28 @@ impl MysqlParser {
                 };
             };
             let total = COMP_HEADER_LEN + h.clen;
+            if h.clen > cx.limits.max_message_len && rest.len() < total {
+                // Too large to buffer: zlib and stored frames are inflated as they stream past
+                // (no copy of the compressed input is kept); zstd ones are skipped.
+                let Some(head) = rest.get(COMP_HEADER_LEN..COMP_HEADER_LEN + 4) else {
+                    return Progress::NeedMore {
+                        consumed: base + pos,
+                        need: COMP_HEADER_LEN + 4,
+                    };
+                };
+                if h.ulen == 0 || !frame::is_zstd_head(head) {
+                    if let Some(c) = self.dirs[i].comp.as_mut() {
+                        c.big = Some(BigFrame {
+                            h,
+                            left: h.clen,
+                            started: false,
+                            dead: false,
+                        });
+                    }
+                    pos += COMP_HEADER_LEN;
+                    continue;
+                }
+            }
             if h.clen > cx.limits.max_message_len {
                 // A frame too large to hold: its content is lost to us; the inner stream desyncs.
                 out.push(DbEvent::Anomaly {
@@ -663,7 +733,7 @@ impl MysqlParser {
             }
             let payload = rest.get(COMP_HEADER_LEN..total).unwrap_or_default();
             let ts = cx.ts_at(base + pos);
-            let r = self.inflate_frame(cx.limits, dir, h, payload, ts, out);
+            let (r, _) = self.inflate_part(cx.limits, dir, h, payload, true, true, ts, out);
             pos += total;
             match r {
                 None => {}
@@ -703,22 +773,33 @@ impl MysqlParser {
     }
 
     /// Inflate one frame and parse the inner packets it completes.
-    fn inflate_frame(
+    /// Inflate `payload`, a whole frame (`start && last`) or one part of a frame too large to
+    /// buffer, and parse the inner packets it completes. Returns the progress to pass up
+    /// (TLS, abandon) and whether the frame is dead (corrupt: skip its remaining parts).
+    #[allow(clippy::too_many_arguments)]
+    fn inflate_part(
         &mut self,
         limits: &Limits,
         dir: Direction,
         h: CompHeader,
         payload: &[u8],
+        start: bool,
+        last: bool,
         ts: Timestamp,
         out: &mut Vec<DbEvent>,
-    ) -> Option<Progress> {
+    ) -> (Option<Progress>, bool) {
         let i = dir.index();
-        let mut comp = self.dirs[i].comp.take()?;
+        let Some(mut comp) = self.dirs[i].comp.take() else {
+            return (None, true);
+        };
         if comp.inner.is_empty() {
             comp.ts = ts;
         }
+        if start {
+            comp.produced = 0;
+        }
         let mut result = None;
-        let mut first_piece = true;
+        let mut first_piece = start;
         let mut feed = |this: &mut MysqlParser,
                         comp: &mut Comp,
                         piece: &[u8],
@@ -817,9 +898,26 @@ impl MysqlParser {
                 Algo::Zlib
             };
             let mut inflater = std::mem::take(&mut comp.inflater);
-            let end = inflater.run(algo, payload, h.ulen, |piece| {
-                feed(self, &mut comp, piece, out)
-            });
+            let end = if start && last {
+                inflater.run(algo, payload, h.ulen, |piece| {
+                    feed(self, &mut comp, piece, out)
+                })
+            } else {
+                let mut produced = comp.produced;
+                let end = inflater.zlib_part(payload, start, h.ulen, &mut produced, |piece| {
+                    feed(self, &mut comp, piece, out)
+                });
+                comp.produced = produced;
+                match end {
+                    None if last => InflateEnd::Corrupt,
+                    None => {
+                        comp.inflater = inflater;
+                        self.dirs[i].comp.get_or_insert(comp);
+                        return (result, false);
+                    }
+                    Some(e) => e,
+                }
+            };
             comp.inflater = inflater;
             match end {
                 InflateEnd::Done => {}
@@ -834,14 +932,14 @@ impl MysqlParser {
                     });
                     self.dirs[i].comp = Some(comp);
                     self.inner_desync(dir, h.ulen as u64, out);
-                    return result;
+                    return (result, true);
                 }
             }
         }
         if self.dirs[i].comp.is_none() {
             self.dirs[i].comp = Some(comp);
         }
-        result
+        (result, false)
     }
 
     /// The packet loop over `data` (raw stream or decompressed stream). Positions in the
@@ -2745,13 +2843,19 @@ impl MysqlParser {
             // The inner stream cannot continue across a lost frame (each frame is its own zlib
             // stream, and the packets inside span frames): inner desync. The outer framing
             // survives when the gap lies inside one frame.
-            let position = match CompHeader::parse(partial) {
-                Some(h) => Position::InMessage {
+            let big = self.dirs[i].comp.as_mut().and_then(|c| c.big.take());
+            let position = match (big, CompHeader::parse(partial)) {
+                // Inside a frame that streams past: its remaining length is known.
+                (Some(b), _) => Position::InMessage {
+                    have: (b.h.clen - b.left) as u64,
+                    total: b.h.clen as u64,
+                },
+                (None, Some(h)) => Position::InMessage {
                     have: partial.len() as u64,
                     total: (COMP_HEADER_LEN + h.clen) as u64,
                 },
-                None if partial.is_empty() => Position::Boundary,
-                None => Position::Unknown,
+                (None, None) if partial.is_empty() => Position::Boundary,
+                (None, None) => Position::Unknown,
             };
             self.inner_desync(dir, len, out);
             return match judge(position, len) {

@@ -1084,3 +1084,73 @@ fn pipelined_queue_is_bounded() {
     assert_eq!(p[4].0.sql.as_deref(), Some("SELECT 4"));
     assert!(p[4].1.is_some());
 }
+
+#[test]
+fn compressed_frames_larger_than_the_message_limit_stream_past() {
+    let limits = Limits {
+        max_message_len: 64 * 1024,
+        max_statement_len: 1000,
+        ..Limits::default()
+    };
+    let caps = BASE_CAPS | Caps::COMPRESS as u32;
+    let mut s = Session::new(limits.clone(), false);
+    s.send(S, &greeting(caps));
+    s.send(C, &login(caps, 255, "nurse"));
+    s.send(S, &ok(2, 0, 2));
+    // A 200 000-byte query in one stored frame (uncompressed length 0).
+    let mut text = b"INSERT INTO notes VALUES ('".to_vec();
+    text.resize(200_000, b'n');
+    let q = query(&text);
+    for c in frame(0, 0, &q).chunks(4096) {
+        s.send(C, c);
+    }
+    // 20 000 rows of poorly compressible bytes in one zlib frame (> 64 KiB compressed).
+    let mut rs = pkt(1, &[1]);
+    rs.extend(coldef(2));
+    rs.extend(eof(3, 0));
+    let mut seq = 3u8;
+    let mut x = 12345u32;
+    for _ in 0..20_000 {
+        seq = seq.wrapping_add(1);
+        let mut row = vec![12u8];
+        for _ in 0..12 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            row.push(b'a' + (x >> 24) as u8 % 26);
+        }
+        rs.extend(pkt(seq, &row));
+    }
+    rs.extend(eof(seq.wrapping_add(1), 2));
+    let z = zlib(&rs);
+    assert!(z.len() > limits.max_message_len);
+    for c in frame(1, rs.len(), &z).chunks(1500) {
+        s.send(S, c);
+    }
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[1].0.sql.as_ref().unwrap().len(), 1000);
+    assert!(matches!(
+        p[1].0.completeness,
+        Completeness::Truncated { kept: 1000, .. }
+    ));
+    let r = p[1].1.as_ref().unwrap();
+    assert_eq!((r.status, r.rows), (Status::Ok, Some(20_000)));
+    assert!(s.d.buffered() <= limits.max_message_len + 4096);
+    assert!(s.p.buffered() <= dbtap_mysql::parser::max_inner_buffer(&limits));
+    // A gap inside such a frame: the frame's rest is skipped, the inner stream resyncs at the
+    // next frame.
+    s.send(C, &frame(0, 0, &query(b"SELECT a FROM t")));
+    let f = frame(1, rs.len(), &z);
+    s.send(S, &f[..20_000]);
+    s.gap(S, 1000);
+    s.send(S, &f[21_000..]);
+    s.send(C, &frame(0, 0, &query(b"SELECT 2")));
+    s.send(S, &frame(1, 0, &ok(1, 0, 2)));
+    let p = pairs(&s.out);
+    assert_eq!(p[2].0.sql.as_deref(), Some("SELECT a FROM t"));
+    assert!(matches!(
+        p[2].1.as_ref().unwrap().completeness,
+        Completeness::Partial { .. }
+    ));
+    assert_eq!(p[3].0.sql.as_deref(), Some("SELECT 2"));
+    assert_eq!(p[3].1.as_ref().unwrap().status, Status::Ok);
+}
