@@ -212,7 +212,7 @@ impl Inflater {
             let in_before = self.zlib.total_in();
             let out_before = self.zlib.total_out();
             let src = input.get(at..).unwrap_or_default();
-            let room = ulen.saturating_sub(*produced).min(INFLATE_CHUNK).max(1);
+            let room = ulen.saturating_sub(*produced).clamp(1, INFLATE_CHUNK);
             let dst = self.scratch.get_mut(..room).unwrap_or_default();
             let st = self
                 .zlib
