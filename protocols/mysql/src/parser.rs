@@ -522,17 +522,27 @@ impl MysqlParser {
         if self.phase == Phase::AwaitGreeting
             && dir == Direction::ToServer
             && self.dirs[i].comp.is_none()
-            && data.len() > COMP_HEADER_LEN + HEADER_LEN
             && client_candidate(data) == Candidate::No
-            && comp_candidate(data, cx.limits.max_message_len, dir, false) == Candidate::Yes
         {
-            // The client speaks first, in compressed frames: the capture began after a login
-            // that switched compression on. Carry on as a compressed mid-stream pick-up.
-            self.phase = Phase::Command;
-            self.caps = Caps(MIDSTREAM_CAPS);
-            self.compress_negotiated = true;
-            for d in &mut self.dirs {
-                d.comp.get_or_insert_with(Default::default);
+            match comp_candidate(data, cx.limits.max_message_len, dir, false) {
+                Candidate::Yes => {
+                    // The client speaks first, in compressed frames: the capture began after
+                    // a login that switched compression on. Carry on as a compressed mid-stream
+                    // pick-up.
+                    self.phase = Phase::Command;
+                    self.caps = Caps(MIDSTREAM_CAPS);
+                    self.compress_negotiated = true;
+                    for d in &mut self.dirs {
+                        d.comp.get_or_insert_with(Default::default);
+                    }
+                }
+                Candidate::NeedMore(n) if data.len() < n => {
+                    return Progress::NeedMore {
+                        consumed: 0,
+                        need: n.min(cx.limits.max_message_len),
+                    };
+                }
+                _ => {}
             }
         }
         let mut base = 0usize;
