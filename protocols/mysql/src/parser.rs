@@ -857,7 +857,7 @@ impl MysqlParser {
                     Progress::NeedMore { consumed, .. } => (consumed, true),
                     Progress::Skip { consumed, skip } => {
                         let consumed = consumed.min(inner.len());
-                        let avail = (inner.len() - consumed) as u64;
+                        let avail = inner.len().saturating_sub(consumed) as u64;
                         let n = skip.min(avail);
                         comp.skip = skip - n;
                         (consumed + n as usize, false)
@@ -1280,7 +1280,7 @@ impl MysqlParser {
             let consumed = (HEADER_LEN + kept).min(rest.len());
             Step::Skip {
                 consumed,
-                skip: (h.total() - consumed) as u64,
+                skip: h.total().saturating_sub(consumed) as u64,
             }
         }
     }
@@ -2857,7 +2857,7 @@ impl MysqlParser {
             let position = match (big, CompHeader::parse(partial)) {
                 // Inside a frame that streams past: its remaining length is known.
                 (Some(b), _) => Position::InMessage {
-                    have: (b.h.clen - b.left) as u64,
+                    have: b.h.clen.saturating_sub(b.left) as u64,
                     total: b.h.clen as u64,
                 },
                 (None, Some(h)) => Position::InMessage {
@@ -2910,7 +2910,7 @@ impl MysqlParser {
                 if let Some(h) = head {
                     if dir == Direction::ToServer && self.phase == Phase::Command && h.seq == 0 {
                         // A command whose tail and more were lost: keep what was seen.
-                        let missing = (h.total() - partial.len()) as u64;
+                        let missing = h.total().saturating_sub(partial.len()) as u64;
                         self.seen_head(
                             cx,
                             dir,

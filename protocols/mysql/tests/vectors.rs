@@ -1154,3 +1154,60 @@ fn compressed_frames_larger_than_the_message_limit_stream_past() {
     assert_eq!(p[3].0.sql.as_deref(), Some("SELECT 2"));
     assert_eq!(p[3].1.as_ref().unwrap().status, Status::Ok);
 }
+
+#[test]
+fn reference_examples_query_attributes_and_err() {
+    // The COM_QUERY example of the MySQL reference ("COM_QUERY" page), with query attributes.
+    // The reference prints the length as 21 00 00 (33), but its payload is 43 bytes (11 of
+    // attributes + 32 of text); the header here is corrected to 2b 00 00.
+    // 2b 00 00  length 43
+    // 00        sequence id
+    // 03        COM_QUERY
+    // 01        parameter_count 1
+    // 01        parameter_set_count 1
+    // 00        null_bitmap
+    // 01        new_params_bind_flag
+    // fe 00     param_type_and_flag: MYSQL_TYPE_STRING, signed
+    // 01 61     parameter name "a"
+    // 01 31     value "1" (string<lenenc>)
+    // …         "select @@version_comment limit 1"
+    let q = common::unhex(
+        "2b000000 03 01 01 00 01 fe00 0161 0131
+         73656c656374204040766572 73696f6e5f636f6d6d656e74206c696d69742031",
+    );
+    let caps = BASE_CAPS | Caps::QUERY_ATTRIBUTES as u32;
+    let mut s = Session::logged_in(caps, 255);
+    s.send(C, &q);
+    // The ERR example of the reference ("ERR_Packet" page):
+    // 17 00 00 01  length 23, sequence id 1
+    // ff           ERR header
+    // 48 04        error code 1096
+    // 23           SQL state marker '#'
+    // 48 59 30 30 30  SQL state "HY000"
+    // …            "No tables used"
+    s.send(
+        S,
+        &common::unhex("17000001 ff 4804 23 4859303030 4e6f207461626c65732075736564"),
+    );
+    let p = pairs(&s.out);
+    assert_eq!(
+        p[0].0.sql.as_deref(),
+        Some("select @@version_comment limit 1")
+    );
+    assert_eq!(p[0].0.attributes, vec![("a".to_string(), "1".to_string())]);
+    assert_eq!(p[0].0.bytes, 47);
+    let e = p[0].1.as_ref().unwrap().error.clone().unwrap();
+    assert_eq!(e.code, dbtap_core::ErrorCode::Num(1096));
+    assert_eq!(e.sqlstate.as_deref(), Some("HY000"));
+    assert_eq!(e.message, "No tables used");
+    // The OK example ("OK_Packet" page): 07 00 00 02 | 00 00 00 02 00 00 00 — 0 affected rows,
+    // last insert id 0, SERVER_STATUS_AUTOCOMMIT, 0 warnings.
+    s.send(C, &query(b"DO 1"));
+    s.send(S, &common::unhex("07000001 00 00 00 0200 0000"));
+    let p = pairs(&s.out);
+    let r = p[1].1.as_ref().unwrap();
+    assert_eq!(
+        (r.status, r.rows, r.insert_id, r.warnings, r.bytes),
+        (Status::Ok, Some(0), Some(0), Some(0), 11)
+    );
+}
