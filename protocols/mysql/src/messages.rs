@@ -167,7 +167,13 @@ pub fn handshake_response(
     info.caps = Caps(caps);
     r.skip(4)?; // max packet size
     info.collation = r.u8()? as u16;
-    r.skip(23)?; // filler
+    // filler (23); MariaDB clients put their extended capabilities in its last 4 bytes when
+    // they clear CLIENT_LONG_PASSWORD ("CLIENT_MYSQL").
+    let filler = r.take(23)?;
+    if caps & Caps::LONG_PASSWORD == 0 {
+        let ext = filler.get(19..23).map(crate::wire::le).unwrap_or(0);
+        info.caps = Caps(caps | ext << 32);
+    }
     let Some(user) = r.nul_bytes() else {
         info.user = r.rest();
         info.short = true;

@@ -142,10 +142,9 @@ impl MysqlParser {
         // was not seen).
         let mut caps = info.caps.0;
         if self.server_caps.0 != 0 {
-            caps &= self.server_caps.0 | 0xffff_ffff_0000_0000;
-            // MariaDB extended capabilities are offered by the server and echoed by the client
-            // in the filler; without reading those, keep the server's offer.
-            caps = (caps & 0xffff_ffff) | (self.server_caps.0 & 0xffff_ffff_0000_0000);
+            // Both sides must have a capability (MariaDB's extended ones included: the server
+            // offers them in the greeting, the client in the handshake response's filler).
+            caps &= self.server_caps.0;
         }
         self.caps = Caps(caps);
         self.deprecate_eof = Some(self.caps.has(Caps::DEPRECATE_EOF));
@@ -153,6 +152,12 @@ impl MysqlParser {
         self.compress_negotiated = self.caps.0 & (Caps::COMPRESS | Caps::ZSTD) != 0;
         if info.collation != 0 {
             self.charset = charset::from_collation(info.collation);
+        }
+        if info.attrs_cut {
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToServer,
+                kind: anomaly::OVER_LIMIT,
+            });
         }
         let mut login = self.login_from(&info, limits);
         if login.auth_method.is_none() {
@@ -383,6 +388,12 @@ impl MysqlParser {
             Command::CHANGE_USER => {
                 match messages::change_user(args, self.caps, limits.max_attributes) {
                     Some(info) => {
+                        if info.attrs_cut {
+                            out.push(DbEvent::Anomaly {
+                                dir: Direction::ToServer,
+                                kind: anomaly::OVER_LIMIT,
+                            });
+                        }
                         let mut login = self.login_from(&info, limits);
                         if info.collation != 0 {
                             effect = Effect::Charset(charset::from_collation(info.collation));
