@@ -1211,3 +1211,44 @@ fn reference_examples_query_attributes_and_err() {
         (Status::Ok, Some(0), Some(0), Some(0), 11)
     );
 }
+
+#[test]
+fn too_many_params_are_cut_and_counted() {
+    let limits = Limits {
+        max_params: 2,
+        max_param_len: 3,
+        ..Limits::default()
+    };
+    let mut s = Session::new(limits, false);
+    s.send(S, &greeting(BASE_CAPS));
+    s.send(C, &login(BASE_CAPS, 255, "nurse"));
+    s.send(S, &ok(2, 0, 2));
+    s.send(C, &prepare(b"SELECT ?, ?, ?"));
+    s.send(S, &prepare_ok(1, 3));
+    // Three VAR_STRING values "abcdef", "x", "y".
+    s.send(
+        C,
+        &execute(
+            1,
+            &[0],
+            Some(&[(0xfd, 0), (0xfd, 0), (0xfd, 0)]),
+            b"\x06abcdef\x01x\x01y",
+        ),
+    );
+    s.send(S, &ok(1, 0, 2));
+    let p = pairs(&s.out);
+    let params = p[2].0.params.as_ref().unwrap();
+    assert_eq!(params.len(), 2);
+    assert_eq!(
+        (&params[0].value, params[0].truncated),
+        (&ParamValue::Text("abc".into()), true)
+    );
+    assert_eq!(
+        (&params[1].value, params[1].truncated),
+        (&ParamValue::Text("x".into()), false)
+    );
+    assert!(s.out.contains(&DbEvent::Anomaly {
+        dir: C,
+        kind: "over_limit"
+    }));
+}

@@ -644,6 +644,10 @@ impl MysqlParser {
         let mut params = Vec::with_capacity(count.min(limits.max_params));
         let mut broken = false;
         for i in 0..count {
+            if i > limits.max_params && i >= num_params.min(limits.max_params) && names.is_empty() {
+                // Nothing more will be kept (no named attributes follow): stop walking values.
+                break;
+            }
             let null = bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
             let p = if null {
                 Param {
