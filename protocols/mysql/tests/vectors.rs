@@ -1252,3 +1252,63 @@ fn too_many_params_are_cut_and_counted() {
         kind: "over_limit"
     }));
 }
+
+#[test]
+fn small_commands_and_their_responses() {
+    let caps = BASE_CAPS | Caps::MULTI_STATEMENTS as u32;
+    let mut s = Session::logged_in(caps, 255);
+    s.send(C, &pkt(0, &[0x0e])); // COM_PING → OK
+    s.send(S, &ok(1, 0, 2));
+    s.send(C, &pkt(0, &[0x09])); // COM_STATISTICS → a string packet
+    s.send(S, &pkt(1, b"Uptime: 42  Threads: 1  Questions: 7"));
+    s.send(C, &pkt(0, b"\x04nosuch\0")); // COM_FIELD_LIST → ERR 1146
+    s.send(
+        S,
+        &pkt(1, b"\xff\x7a\x04#42S02Table 'd.nosuch' doesn't exist"),
+    );
+    s.send(C, &pkt(0, &[0x0c, 7, 0, 0, 0])); // COM_PROCESS_KILL 7
+    s.send(S, &ok(1, 0, 2));
+    s.send(C, &pkt(0, &[0x0d])); // COM_DEBUG → EOF
+    s.send(S, &eof(1, 2));
+    s.send(C, &pkt(0, &[0x42, 1, 2])); // unknown command → ERR 1047
+    s.send(S, &pkt(1, b"\xff\x17\x04#08S01Unknown command"));
+    s.send(C, &pkt(0, &[0x1b, 1, 0])); // COM_SET_OPTION MULTI_STATEMENTS_OFF
+    s.send(S, &eof(1, 2));
+    s.send(C, &query(b"SELECT 1; SELECT 2")); // no longer split
+    s.send(S, &ok(1, 0, 2));
+    s.send(C, &pkt(0, &[0x01])); // COM_QUIT
+    let p = pairs(&s.out);
+    let got: Vec<(String, Option<Status>)> = p
+        .iter()
+        .map(|(q, r)| {
+            (
+                q.op.as_ref().unwrap().as_str().to_string(),
+                r.as_ref().map(|r| r.status),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ping".into(), Some(Status::Ok)),
+            ("statistics".into(), Some(Status::Ok)),
+            ("field_list".into(), Some(Status::Error)),
+            ("process_kill".into(), Some(Status::Ok)),
+            ("debug".into(), Some(Status::Ok)),
+            ("unknown_0x42".into(), Some(Status::Error)),
+            ("set_option".into(), Some(Status::Ok)),
+            ("query".into(), Some(Status::Ok)),
+            ("logout".into(), None),
+        ]
+    );
+    assert_eq!(p[2].0.sql.as_deref(), Some("nosuch"));
+    assert_eq!(
+        p[3].0.attributes,
+        vec![("connection_id".into(), "7".into())]
+    );
+    assert_eq!(p[7].0.sql.as_deref(), Some("SELECT 1; SELECT 2"));
+    assert!(s.out.contains(&DbEvent::Anomaly {
+        dir: C,
+        kind: "unknown_command"
+    }));
+}
