@@ -797,6 +797,10 @@ fn probes() {
     );
     assert_eq!(probe(S, b"SSH-2.0-x\r\n"), Probe::NotForUs);
     assert_eq!(probe(C, b"POST /x HTTP/1.1\r\n"), Probe::NotForUs);
+    // Compressed frames (a session picked up after compression was switched on).
+    assert_eq!(probe(C, &frame(0, 0, &query(b"SELECT 1"))), Probe::Unsure);
+    let rs = resultset(1, 3, 2);
+    assert_eq!(probe(S, &frame(1, rs.len(), &zlib(&rs))), Probe::Unsure);
 }
 
 #[test]

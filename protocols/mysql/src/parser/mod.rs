@@ -494,4 +494,4 @@ mod stream;
 
 use client::bounded;
 use stream::whole;
-pub(crate) use stream::{client_candidate, server_candidate};
+pub(crate) use stream::{client_candidate, comp_candidate, server_candidate};

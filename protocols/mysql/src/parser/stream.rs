@@ -672,7 +672,7 @@ pub(crate) fn server_candidate(d: &[u8]) -> Candidate {
 
 /// Is this a plausible compressed frame start (mid-stream detection)? Header lengths consistent
 /// with the data and a zlib / zstd stream head, or a stored frame holding a plausible packet.
-pub(super) fn comp_candidate(d: &[u8], max: usize, dir: Direction, can_server: bool) -> Candidate {
+pub(crate) fn comp_candidate(d: &[u8], max: usize, dir: Direction, can_server: bool) -> Candidate {
     let Some(h) = CompHeader::parse(d) else {
         return Candidate::NeedMore(COMP_HEADER_LEN);
     };
