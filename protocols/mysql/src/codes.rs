@@ -254,6 +254,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_command_has_its_op_name() {
+        // Command bytes from the "Text Protocol" / "Prepared Statements" / "Replication
+        // Protocol" pages, and MariaDB's COM_STMT_BULK_EXECUTE (0xFA).
+        let names: Vec<(u8, &str)> = (0u8..=0x1f)
+            .chain([0xfa, 0x20, 0xff])
+            .map(|b| (b, Command(b).op_name().unwrap_or("-")))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (0x00, "sleep"),
+                (0x01, "logout"),
+                (0x02, "init_db"),
+                (0x03, "query"),
+                (0x04, "field_list"),
+                (0x05, "create_db"),
+                (0x06, "drop_db"),
+                (0x07, "refresh"),
+                (0x08, "shutdown"),
+                (0x09, "statistics"),
+                (0x0a, "process_info"),
+                (0x0b, "connect"),
+                (0x0c, "process_kill"),
+                (0x0d, "debug"),
+                (0x0e, "ping"),
+                (0x0f, "time"),
+                (0x10, "delayed_insert"),
+                (0x11, "change_user"),
+                (0x12, "binlog_dump"),
+                (0x13, "table_dump"),
+                (0x14, "connect_out"),
+                (0x15, "register_slave"),
+                (0x16, "prepare"),
+                (0x17, "execute"),
+                (0x18, "stmt_send_long_data"),
+                (0x19, "stmt_close"),
+                (0x1a, "stmt_reset"),
+                (0x1b, "set_option"),
+                (0x1c, "stmt_fetch"),
+                (0x1d, "daemon"),
+                (0x1e, "binlog_dump_gtid"),
+                (0x1f, "reset_connection"),
+                (0xfa, "stmt_bulk_execute"),
+                (0x20, "-"),
+                (0xff, "-"),
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_codes_survive_and_print_hex() {
         assert_eq!(Command(0x03).op().as_str(), "query");
         assert_eq!(Command(0x42).op().as_str(), "unknown_0x42");

@@ -144,44 +144,9 @@ impl Inflater {
         let mut produced = 0usize;
         match algo {
             Algo::Zlib => {
-                self.zlib.reset(true);
-                loop {
-                    let in_before = self.zlib.total_in() as usize;
-                    let out_before = self.zlib.total_out();
-                    let src = input.get(in_before..).unwrap_or_default();
-                    let room = ulen.saturating_sub(produced).min(INFLATE_CHUNK);
-                    let dst = self.scratch.get_mut(..room.max(1)).unwrap_or_default();
-                    let st = self
-                        .zlib
-                        .decompress(src, dst, flate2::FlushDecompress::None);
-                    let n = (self.zlib.total_out() - out_before) as usize;
-                    let out = self.scratch.get(..n).unwrap_or_default();
-                    if produced + n > ulen {
-                        let keep = out.get(..ulen - produced).unwrap_or_default();
-                        sink(keep);
-                        return InflateEnd::Cut;
-                    }
-                    produced += n;
-                    if n > 0 && !sink(out) {
-                        return InflateEnd::Done;
-                    }
-                    match st {
-                        Ok(flate2::Status::StreamEnd) => {
-                            return if produced == ulen {
-                                InflateEnd::Done
-                            } else {
-                                InflateEnd::Corrupt
-                            };
-                        }
-                        Ok(_) if n > 0 || self.zlib.total_in() as usize > in_before => {
-                            if produced == ulen && room == 0 {
-                                // Declared length reached but the stream goes on.
-                                return InflateEnd::Cut;
-                            }
-                        }
-                        _ => return InflateEnd::Corrupt,
-                    }
-                }
+                let mut produced = 0usize;
+                self.zlib_part(input, true, ulen, &mut produced, sink)
+                    .unwrap_or(InflateEnd::Corrupt)
             }
             Algo::Zstd => {
                 use ruzstd::io::Read;
@@ -218,6 +183,71 @@ impl Inflater {
                         return InflateEnd::Done;
                     }
                 }
+            }
+        }
+    }
+}
+
+impl Inflater {
+    /// Inflate one more part of a zlib frame whose declared output is `ulen` bytes (`start`:
+    /// this part begins the frame). `produced` counts output across parts. Output goes to `sink`
+    /// in pieces of at most [`INFLATE_CHUNK`] bytes; `sink` returns false to stop. Returns `None`
+    /// when the part was consumed and the stream goes on in the next part, else how it ended.
+    /// The compressed input is never copied: a frame too large to buffer is inflated as it
+    /// streams past.
+    pub fn zlib_part(
+        &mut self,
+        input: &[u8],
+        start: bool,
+        ulen: usize,
+        produced: &mut usize,
+        mut sink: impl FnMut(&[u8]) -> bool,
+    ) -> Option<InflateEnd> {
+        self.scratch.resize(INFLATE_CHUNK, 0);
+        if start {
+            self.zlib.reset(true);
+        }
+        let mut at = 0usize;
+        loop {
+            let in_before = self.zlib.total_in();
+            let out_before = self.zlib.total_out();
+            let src = input.get(at..).unwrap_or_default();
+            let room = ulen.saturating_sub(*produced).clamp(1, INFLATE_CHUNK);
+            let dst = self.scratch.get_mut(..room).unwrap_or_default();
+            let st = self
+                .zlib
+                .decompress(src, dst, flate2::FlushDecompress::None);
+            let used = (self.zlib.total_in() - in_before) as usize;
+            at += used;
+            let n = (self.zlib.total_out() - out_before) as usize;
+            let out = self.scratch.get(..n).unwrap_or_default();
+            if *produced + n > ulen {
+                // More than declared: a "zip bomb" (or garbage). Cut at the declared length.
+                sink(out.get(..ulen - *produced).unwrap_or_default());
+                *produced = ulen;
+                return Some(InflateEnd::Cut);
+            }
+            *produced += n;
+            if n > 0 && !sink(out) {
+                return Some(InflateEnd::Done);
+            }
+            match st {
+                Ok(flate2::Status::StreamEnd) => {
+                    return Some(if *produced == ulen {
+                        InflateEnd::Done
+                    } else {
+                        InflateEnd::Corrupt
+                    });
+                }
+                Ok(_) if used == 0 && n == 0 => {
+                    return if at >= input.len() {
+                        None
+                    } else {
+                        Some(InflateEnd::Corrupt)
+                    };
+                }
+                Ok(_) => {}
+                Err(_) => return Some(InflateEnd::Corrupt),
             }
         }
     }
@@ -290,6 +320,28 @@ mod tests {
             inf.run(Algo::Zlib, &z[..z.len() / 2], data.len(), |_| true),
             InflateEnd::Corrupt
         );
+    }
+
+    #[test]
+    fn zlib_frames_inflate_in_parts() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let z = zlib(&data);
+        let mut inf = Inflater::default();
+        let mut got = Vec::new();
+        let mut produced = 0;
+        let parts: Vec<&[u8]> = z.chunks(1000).collect();
+        let mut end = None;
+        for (k, part) in parts.iter().enumerate() {
+            end = inf.zlib_part(part, k == 0, data.len(), &mut produced, |c| {
+                got.extend_from_slice(c);
+                true
+            });
+            if k + 1 < parts.len() {
+                assert_eq!(end, None);
+            }
+        }
+        assert_eq!(end, Some(InflateEnd::Done));
+        assert_eq!(got, data);
     }
 
     #[test]

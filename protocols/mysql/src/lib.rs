@@ -67,8 +67,25 @@ const MAX_VERSION_LEN: usize = 256;
 /// - `ToServer`: command packets whose length chain fits exactly, with seq 0 and a known
 ///   command (plausible SQL text for COM_QUERY / COM_STMT_PREPARE) are `Certain`; a handshake
 ///   response (seq 1, 4.1 capabilities) is `Certain`; a consistent chain is `Unsure`.
+/// - A compressed-protocol frame (picked up after compression was switched on) is `Unsure`.
 /// - HTTP, TLS records, SSH banners and bytes whose lengths do not chain are `NotForUs`.
 pub fn probe(dir: Direction, head: &[u8]) -> Probe {
+    match probe_plain(dir, head) {
+        // A compressed frame (a session picked up after compression was switched on):
+        // consistent lengths and a zlib / zstd head, or a stored frame holding a packet.
+        Probe::NeedMore | Probe::NotForUs
+            if head.len() > frame::COMP_HEADER_LEN + 4 && !looks_foreign(head) =>
+        {
+            match parser::comp_candidate(head, usize::MAX >> 1, dir, true) {
+                dbtap_core::gap::Candidate::Yes => Probe::Unsure,
+                _ => probe_plain(dir, head),
+            }
+        }
+        p => p,
+    }
+}
+
+fn probe_plain(dir: Direction, head: &[u8]) -> Probe {
     if head.len() < HEADER_LEN + 1 {
         return if head.is_empty() || plausible_prefix(head) {
             Probe::NeedMore

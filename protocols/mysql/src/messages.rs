@@ -167,7 +167,13 @@ pub fn handshake_response(
     info.caps = Caps(caps);
     r.skip(4)?; // max packet size
     info.collation = r.u8()? as u16;
-    r.skip(23)?; // filler
+    // filler (23); MariaDB clients put their extended capabilities in its last 4 bytes when
+    // they clear CLIENT_LONG_PASSWORD ("CLIENT_MYSQL").
+    let filler = r.take(23)?;
+    if caps & Caps::LONG_PASSWORD == 0 {
+        let ext = filler.get(19..23).map(crate::wire::le).unwrap_or(0);
+        info.caps = Caps(caps | ext << 32);
+    }
     let Some(user) = r.nul_bytes() else {
         info.user = r.rest();
         info.short = true;
@@ -199,9 +205,9 @@ pub fn handshake_response(
     Some(info)
 }
 
-/// Parse COM_CHANGE_USER (after the command byte): user<NUL>, auth response (1-byte length with
-/// CLIENT_SECURE_CONNECTION, else NUL-terminated), database<NUL>, [collation(2), [plugin<NUL>,
-/// [attributes]]] — the trailing fields only when there are bytes left.
+/// Parse COM_CHANGE_USER (after the command byte): `user<NUL>`, auth response (1-byte length
+/// with CLIENT_SECURE_CONNECTION, else NUL-terminated), `database<NUL>`, then
+/// `collation(2)`, `plugin<NUL>` and attributes, each only when bytes are left.
 pub fn change_user(body: &[u8], caps: Caps, max_attrs: usize) -> Option<LoginInfo<'_>> {
     let mut r = Reader::new(body);
     let mut info = LoginInfo {
@@ -278,8 +284,8 @@ pub struct OkPacket<'a> {
     pub charset: Option<&'a [u8]>,
 }
 
-/// Parse an OK packet: header(1) affected_rows<lenenc> last_insert_id<lenenc> [status(2)
-/// warnings(2) when 4.1] then info, and session state changes when CLIENT_SESSION_TRACK and
+/// Parse an OK packet: `header(1) affected_rows<lenenc> last_insert_id<lenenc>`, `status(2)
+/// warnings(2)` when 4.1, then info, and session state changes when CLIENT_SESSION_TRACK and
 /// SERVER_SESSION_STATE_CHANGED.
 pub fn ok_packet(body: &[u8], caps: Caps) -> Option<OkPacket<'_>> {
     let mut r = Reader::new(body);
@@ -333,7 +339,7 @@ pub struct ErrPacket<'a> {
     pub message: &'a [u8],
 }
 
-/// Parse an ERR packet: 0xFF code(2) ['#' sqlstate(5)] message<EOF>. The `#` marker is looked
+/// Parse an ERR packet: `0xFF code(2) ['#' sqlstate(5)] message<EOF>`. The `#` marker is looked
 /// for even without CLIENT_PROTOCOL_41 (mid-stream pick-ups do not know the capabilities).
 pub fn err_packet(body: &[u8]) -> Option<ErrPacket<'_>> {
     let mut r = Reader::new(body);
@@ -399,7 +405,7 @@ pub fn prepare_ok(body: &[u8]) -> Option<PrepareOk> {
     })
 }
 
-/// Plugin name of an AuthSwitchRequest (0xFE plugin<NUL> data); the data is the scramble and
+/// Plugin name of an AuthSwitchRequest (`0xFE plugin<NUL> data`); the data is the scramble and
 /// is not returned. A lone 0xFE is the pre-4.1 "use old password" request.
 pub fn auth_switch_plugin(body: &[u8]) -> &[u8] {
     let mut r = Reader::new(body);

@@ -98,3 +98,42 @@ fn census() {
         );
     }
 }
+
+/// `CENSUS_DIR=/dir`: the probe's verdict on the first segment of each direction.
+#[test]
+#[ignore]
+fn census_probe() {
+    let Ok(dir) = std::env::var("CENSUS_DIR") else {
+        return;
+    };
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    for path in names {
+        let segs = common::parse(&std::fs::read_to_string(&path).unwrap());
+        let mut v = Vec::new();
+        for want in [
+            dbtap_core::Direction::ToServer,
+            dbtap_core::Direction::ToClient,
+        ] {
+            let first = segs.iter().find_map(|s| match s {
+                common::Seg::Data(d, _, b) if *d == want => Some(b.clone()),
+                _ => None,
+            });
+            v.push(
+                first
+                    .map(|b| format!("{:?}", dbtap_mysql::probe(want, &b)))
+                    .unwrap_or("-".into()),
+            );
+        }
+        println!(
+            "{:70} client={} server={}",
+            path.file_name().unwrap().to_string_lossy(),
+            v[0],
+            v[1]
+        );
+    }
+}

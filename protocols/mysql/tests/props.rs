@@ -18,6 +18,9 @@ const STREAMS: &[&str] = &[
     "session_init_db",
     "tls_encrypted",
     "stmt_analyses",
+    "compressed_response",
+    "compression_midstream",
+    "incomplete_query",
 ];
 
 /// Split every data segment at the given cut points (fractions), same direction and time.

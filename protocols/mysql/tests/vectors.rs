@@ -797,6 +797,10 @@ fn probes() {
     );
     assert_eq!(probe(S, b"SSH-2.0-x\r\n"), Probe::NotForUs);
     assert_eq!(probe(C, b"POST /x HTTP/1.1\r\n"), Probe::NotForUs);
+    // Compressed frames (a session picked up after compression was switched on).
+    assert_eq!(probe(C, &frame(0, 0, &query(b"SELECT 1"))), Probe::Unsure);
+    let rs = resultset(1, 3, 2);
+    assert_eq!(probe(S, &frame(1, rs.len(), &zlib(&rs))), Probe::Unsure);
 }
 
 #[test]
@@ -1024,5 +1028,291 @@ fn gap_in_the_middle_of_rows_keeps_what_was_seen() {
     assert!(s.out.contains(&DbEvent::Desync {
         dir: S,
         lost_bytes: 1000
+    }));
+}
+
+#[test]
+fn pipelined_prepare_and_execute_minus_one() {
+    // MariaDB Connector/J 3 sends COM_STMT_PREPARE and COM_STMT_EXECUTE(-1) in one write, then
+    // reads both responses.
+    let mut s = Session::logged_in(BASE_CAPS, 255);
+    let mut w = prepare(b"SELECT ? + 1");
+    w.extend(execute(
+        u32::MAX,
+        &[0],
+        Some(&[(0x08, 0)]),
+        &41u64.to_le_bytes(),
+    ));
+    s.send(C, &w);
+    let mut r = prepare_ok(3, 1);
+    r.extend(resultset(1, 1, 2));
+    s.send(S, &r);
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].0.op.as_ref().unwrap().as_str(), "prepare");
+    assert_eq!(p[0].1.as_ref().unwrap().stmt_id, Some(3));
+    let (ex, er) = &p[1];
+    assert_eq!(ex.op.as_ref().unwrap().as_str(), "execute");
+    assert_eq!(ex.sql.as_deref(), Some("SELECT ? + 1"));
+    assert_eq!(ex.stmt_id, Some(3));
+    assert_eq!(ex.params.as_ref().unwrap()[0].value, ParamValue::Int(41));
+    assert_eq!(er.as_ref().unwrap().rows, Some(1));
+    assert!(!s.out.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
+}
+
+#[test]
+fn pipelined_queue_is_bounded() {
+    let limits = Limits {
+        max_pending_requests: 2,
+        ..Limits::default()
+    };
+    let mut s = Session::new(limits, false);
+    s.send(S, &greeting(BASE_CAPS));
+    s.send(C, &login(BASE_CAPS, 255, "nurse"));
+    s.send(S, &ok(2, 0, 2));
+    s.out.clear();
+    let mut w = Vec::new();
+    for i in 0..5 {
+        w.extend(query(format!("SELECT {i}").as_bytes()));
+    }
+    s.send(C, &w);
+    // The oldest requests beyond the bound are given up (no response), the rest wait.
+    let given_up = pairs(&s.out);
+    assert_eq!(given_up.len(), 2);
+    assert!(given_up.iter().all(|(_, r)| r.is_none()));
+    for _ in 0..3 {
+        s.send(S, &ok(1, 0, 2));
+    }
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 5);
+    assert_eq!(p[4].0.sql.as_deref(), Some("SELECT 4"));
+    assert!(p[4].1.is_some());
+}
+
+#[test]
+fn compressed_frames_larger_than_the_message_limit_stream_past() {
+    let limits = Limits {
+        max_message_len: 64 * 1024,
+        max_statement_len: 1000,
+        ..Limits::default()
+    };
+    let caps = BASE_CAPS | Caps::COMPRESS as u32;
+    let mut s = Session::new(limits.clone(), false);
+    s.send(S, &greeting(caps));
+    s.send(C, &login(caps, 255, "nurse"));
+    s.send(S, &ok(2, 0, 2));
+    // A 200 000-byte query in one stored frame (uncompressed length 0).
+    let mut text = b"INSERT INTO notes VALUES ('".to_vec();
+    text.resize(200_000, b'n');
+    let q = query(&text);
+    for c in frame(0, 0, &q).chunks(4096) {
+        s.send(C, c);
+    }
+    // 20 000 rows of poorly compressible bytes in one zlib frame (> 64 KiB compressed).
+    let mut rs = pkt(1, &[1]);
+    rs.extend(coldef(2));
+    rs.extend(eof(3, 0));
+    let mut seq = 3u8;
+    let mut x = 12345u32;
+    for _ in 0..20_000 {
+        seq = seq.wrapping_add(1);
+        let mut row = vec![12u8];
+        for _ in 0..12 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            row.push(b'a' + (x >> 24) as u8 % 26);
+        }
+        rs.extend(pkt(seq, &row));
+    }
+    rs.extend(eof(seq.wrapping_add(1), 2));
+    let z = zlib(&rs);
+    assert!(z.len() > limits.max_message_len);
+    for c in frame(1, rs.len(), &z).chunks(1500) {
+        s.send(S, c);
+    }
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[1].0.sql.as_ref().unwrap().len(), 1000);
+    assert!(matches!(
+        p[1].0.completeness,
+        Completeness::Truncated { kept: 1000, .. }
+    ));
+    let r = p[1].1.as_ref().unwrap();
+    assert_eq!((r.status, r.rows), (Status::Ok, Some(20_000)));
+    assert!(s.d.buffered() <= limits.max_message_len + 4096);
+    assert!(s.p.buffered() <= dbtap_mysql::parser::max_inner_buffer(&limits));
+    // A gap inside such a frame: the frame's rest is skipped, the inner stream resyncs at the
+    // next frame.
+    s.send(C, &frame(0, 0, &query(b"SELECT a FROM t")));
+    let f = frame(1, rs.len(), &z);
+    s.send(S, &f[..20_000]);
+    s.gap(S, 1000);
+    s.send(S, &f[21_000..]);
+    s.send(C, &frame(0, 0, &query(b"SELECT 2")));
+    s.send(S, &frame(1, 0, &ok(1, 0, 2)));
+    let p = pairs(&s.out);
+    assert_eq!(p[2].0.sql.as_deref(), Some("SELECT a FROM t"));
+    assert!(matches!(
+        p[2].1.as_ref().unwrap().completeness,
+        Completeness::Partial { .. }
+    ));
+    assert_eq!(p[3].0.sql.as_deref(), Some("SELECT 2"));
+    assert_eq!(p[3].1.as_ref().unwrap().status, Status::Ok);
+}
+
+#[test]
+fn reference_examples_query_attributes_and_err() {
+    // The COM_QUERY example of the MySQL reference ("COM_QUERY" page), with query attributes.
+    // The reference prints the length as 21 00 00 (33), but its payload is 43 bytes (11 of
+    // attributes + 32 of text); the header here is corrected to 2b 00 00.
+    // 2b 00 00  length 43
+    // 00        sequence id
+    // 03        COM_QUERY
+    // 01        parameter_count 1
+    // 01        parameter_set_count 1
+    // 00        null_bitmap
+    // 01        new_params_bind_flag
+    // fe 00     param_type_and_flag: MYSQL_TYPE_STRING, signed
+    // 01 61     parameter name "a"
+    // 01 31     value "1" (string<lenenc>)
+    // …         "select @@version_comment limit 1"
+    let q = common::unhex(
+        "2b000000 03 01 01 00 01 fe00 0161 0131
+         73656c656374204040766572 73696f6e5f636f6d6d656e74206c696d69742031",
+    );
+    let caps = BASE_CAPS | Caps::QUERY_ATTRIBUTES as u32;
+    let mut s = Session::logged_in(caps, 255);
+    s.send(C, &q);
+    // The ERR example of the reference ("ERR_Packet" page):
+    // 17 00 00 01  length 23, sequence id 1
+    // ff           ERR header
+    // 48 04        error code 1096
+    // 23           SQL state marker '#'
+    // 48 59 30 30 30  SQL state "HY000"
+    // …            "No tables used"
+    s.send(
+        S,
+        &common::unhex("17000001 ff 4804 23 4859303030 4e6f207461626c65732075736564"),
+    );
+    let p = pairs(&s.out);
+    assert_eq!(
+        p[0].0.sql.as_deref(),
+        Some("select @@version_comment limit 1")
+    );
+    assert_eq!(p[0].0.attributes, vec![("a".to_string(), "1".to_string())]);
+    assert_eq!(p[0].0.bytes, 47);
+    let e = p[0].1.as_ref().unwrap().error.clone().unwrap();
+    assert_eq!(e.code, dbtap_core::ErrorCode::Num(1096));
+    assert_eq!(e.sqlstate.as_deref(), Some("HY000"));
+    assert_eq!(e.message, "No tables used");
+    // The OK example ("OK_Packet" page): 07 00 00 02 | 00 00 00 02 00 00 00 — 0 affected rows,
+    // last insert id 0, SERVER_STATUS_AUTOCOMMIT, 0 warnings.
+    s.send(C, &query(b"DO 1"));
+    s.send(S, &common::unhex("07000001 00 00 00 0200 0000"));
+    let p = pairs(&s.out);
+    let r = p[1].1.as_ref().unwrap();
+    assert_eq!(
+        (r.status, r.rows, r.insert_id, r.warnings, r.bytes),
+        (Status::Ok, Some(0), Some(0), Some(0), 11)
+    );
+}
+
+#[test]
+fn too_many_params_are_cut_and_counted() {
+    let limits = Limits {
+        max_params: 2,
+        max_param_len: 3,
+        ..Limits::default()
+    };
+    let mut s = Session::new(limits, false);
+    s.send(S, &greeting(BASE_CAPS));
+    s.send(C, &login(BASE_CAPS, 255, "nurse"));
+    s.send(S, &ok(2, 0, 2));
+    s.send(C, &prepare(b"SELECT ?, ?, ?"));
+    s.send(S, &prepare_ok(1, 3));
+    // Three VAR_STRING values "abcdef", "x", "y".
+    s.send(
+        C,
+        &execute(
+            1,
+            &[0],
+            Some(&[(0xfd, 0), (0xfd, 0), (0xfd, 0)]),
+            b"\x06abcdef\x01x\x01y",
+        ),
+    );
+    s.send(S, &ok(1, 0, 2));
+    let p = pairs(&s.out);
+    let params = p[2].0.params.as_ref().unwrap();
+    assert_eq!(params.len(), 2);
+    assert_eq!(
+        (&params[0].value, params[0].truncated),
+        (&ParamValue::Text("abc".into()), true)
+    );
+    assert_eq!(
+        (&params[1].value, params[1].truncated),
+        (&ParamValue::Text("x".into()), false)
+    );
+    assert!(s.out.contains(&DbEvent::Anomaly {
+        dir: C,
+        kind: "over_limit"
+    }));
+}
+
+#[test]
+fn small_commands_and_their_responses() {
+    let caps = BASE_CAPS | Caps::MULTI_STATEMENTS as u32;
+    let mut s = Session::logged_in(caps, 255);
+    s.send(C, &pkt(0, &[0x0e])); // COM_PING → OK
+    s.send(S, &ok(1, 0, 2));
+    s.send(C, &pkt(0, &[0x09])); // COM_STATISTICS → a string packet
+    s.send(S, &pkt(1, b"Uptime: 42  Threads: 1  Questions: 7"));
+    s.send(C, &pkt(0, b"\x04nosuch\0")); // COM_FIELD_LIST → ERR 1146
+    s.send(
+        S,
+        &pkt(1, b"\xff\x7a\x04#42S02Table 'd.nosuch' doesn't exist"),
+    );
+    s.send(C, &pkt(0, &[0x0c, 7, 0, 0, 0])); // COM_PROCESS_KILL 7
+    s.send(S, &ok(1, 0, 2));
+    s.send(C, &pkt(0, &[0x0d])); // COM_DEBUG → EOF
+    s.send(S, &eof(1, 2));
+    s.send(C, &pkt(0, &[0x42, 1, 2])); // unknown command → ERR 1047
+    s.send(S, &pkt(1, b"\xff\x17\x04#08S01Unknown command"));
+    s.send(C, &pkt(0, &[0x1b, 1, 0])); // COM_SET_OPTION MULTI_STATEMENTS_OFF
+    s.send(S, &eof(1, 2));
+    s.send(C, &query(b"SELECT 1; SELECT 2")); // no longer split
+    s.send(S, &ok(1, 0, 2));
+    s.send(C, &pkt(0, &[0x01])); // COM_QUIT
+    let p = pairs(&s.out);
+    let got: Vec<(String, Option<Status>)> = p
+        .iter()
+        .map(|(q, r)| {
+            (
+                q.op.as_ref().unwrap().as_str().to_string(),
+                r.as_ref().map(|r| r.status),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ping".into(), Some(Status::Ok)),
+            ("statistics".into(), Some(Status::Ok)),
+            ("field_list".into(), Some(Status::Error)),
+            ("process_kill".into(), Some(Status::Ok)),
+            ("debug".into(), Some(Status::Ok)),
+            ("unknown_0x42".into(), Some(Status::Error)),
+            ("set_option".into(), Some(Status::Ok)),
+            ("query".into(), Some(Status::Ok)),
+            ("logout".into(), None),
+        ]
+    );
+    assert_eq!(p[2].0.sql.as_deref(), Some("nosuch"));
+    assert_eq!(
+        p[3].0.attributes,
+        vec![("connection_id".into(), "7".into())]
+    );
+    assert_eq!(p[7].0.sql.as_deref(), Some("SELECT 1; SELECT 2"));
+    assert!(s.out.contains(&DbEvent::Anomaly {
+        dir: C,
+        kind: "unknown_command"
     }));
 }
