@@ -136,11 +136,14 @@ fn probe_plain(dir: Direction, head: &[u8]) -> Probe {
             match chain(head) {
                 Probe::NotForUs => Probe::NotForUs,
                 c => {
-                    if h.seq == 0
+                    let candidate = h.seq == 0
                         && Command(first).is_known()
-                        && parser::client_candidate(head) == dbtap_core::gap::Candidate::Yes
-                        && c == Probe::Unsure
-                    {
+                        && parser::client_candidate(head) == dbtap_core::gap::Candidate::Yes;
+                    // A statement too long for the head the stream layer shows (a big INSERT
+                    // picked up mid-stream) is still certain when its visible text checks out.
+                    let long_statement = c == Probe::NeedMore
+                        && matches!(Command(first), Command::QUERY | Command::STMT_PREPARE);
+                    if candidate && (c == Probe::Unsure || long_statement) {
                         Probe::Certain
                     } else if h.seq == 0 && Command(first).is_known() {
                         c

@@ -122,8 +122,11 @@ impl MysqlParser {
         if messages::is_ssl_request(body) {
             let mut req = self.new_request(ts, Op::LOGIN, h.total());
             req.login = Some(Box::new(Login::default()));
-            req.expects_response = false;
+            // The answer is inside TLS: the request stays open, and the session layer closes
+            // it as `encrypted` with the opaque bytes of both directions.
+            req.expects_response = true;
             req.tx = self.next_tx();
+
             out.push(DbEvent::Request(Box::new(req)));
             out.push(DbEvent::Encrypted);
             self.phase = Phase::Encrypted;

@@ -457,10 +457,15 @@ impl MysqlParser {
                     if let Some(p) = self.pending.as_mut() {
                         p.cur.bytes += h.total() as u64;
                         p.cur.rows = Some(p.cur.rows.unwrap_or(0));
+                        // Without metadata the column definitions are absent, but the EOF
+                        // that ends them is still sent unless the session uses DEPRECATE_EOF
+                        // (MariaDB "Result set packets": "if not CLIENT_DEPRECATE_EOF: EOF
+                        // packet" sits outside the metadata condition; MySQL's text_resultset
+                        // page has the same layout for CLIENT_OPTIONAL_RESULTSET_METADATA).
                         p.state = if metadata {
                             RState::ColumnDefs { left: count }
                         } else {
-                            RState::Rows
+                            RState::ColumnsEnd
                         };
                     }
                     self.skip_server(h, rest, false)
