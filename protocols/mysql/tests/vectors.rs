@@ -1316,3 +1316,44 @@ fn small_commands_and_their_responses() {
         kind: "unknown_command"
     }));
 }
+
+#[test]
+fn mariadb_cache_metadata_without_deprecate_eof_keeps_the_eof() {
+    // MariaDB client with MARIADB_CLIENT_CACHE_METADATA but not CLIENT_DEPRECATE_EOF
+    // (libmariadb under sysbench): the execute result is a column count followed by
+    // metadata_follows = 0, no column definitions, *still* an EOF, binary rows, and an EOF.
+    // Bytes as captured from MariaDB 10.11 (fixtures/mysql/mariadb_sysbench_prepared):
+    // 02 00 00 01 | 01 00          column count 1, metadata_follows 0
+    // 05 00 00 02 | fe 00 00 03 00 EOF (warnings 0, status 0x0003)
+    // .. 00 00 03 | 00 00 <lenenc string>  binary row: header 0x00, NULL bitmap, value
+    let mut s = Session::logged_in(BASE_CAPS, 255);
+    s.send(
+        C,
+        &prepare(b"SELECT c FROM sbtest1 WHERE id BETWEEN ? AND ?"),
+    );
+    s.send(S, &prepare_ok(7, 2));
+    let v = [1u64.to_le_bytes(), 100u64.to_le_bytes()].concat();
+    s.send(C, &execute(7, &[0], Some(&[(0x08, 0), (0x08, 0)]), &v));
+    let mut w = pkt(1, &[1, 0]);
+    w.extend(pkt(2, b"\xfe\x00\x00\x03\x00"));
+    let mut seq = 3u8;
+    for row in [&b"alpha"[..], b"beta", b"gamma"] {
+        let mut body = vec![0x00, 0x00, row.len() as u8];
+        body.extend_from_slice(row);
+        w.extend(pkt(seq, &body));
+        seq += 1;
+    }
+    w.extend(pkt(seq, b"\xfe\x00\x00\x02\x00"));
+    s.send(S, &w);
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[1].0.op.as_ref().unwrap().as_str(), "execute");
+    let r = p[1].1.as_ref().unwrap();
+    assert_eq!(r.rows, Some(3));
+    assert_eq!(r.status, dbtap_core::Status::Ok);
+    assert!(
+        !s.out.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{:?}",
+        s.out
+    );
+}
