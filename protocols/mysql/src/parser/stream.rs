@@ -481,6 +481,13 @@ impl MysqlParser {
             if rest.is_empty() {
                 return Progress::Consumed(base + pos);
             }
+            if dir == Direction::ToClient {
+                pos += self.count_whole_rows(rest);
+                if pos >= data.len() {
+                    continue;
+                }
+            }
+            let rest = data.get(pos..).unwrap_or_default();
             let Some(h) = Header::parse(rest) else {
                 return Progress::NeedMore {
                     consumed: base + pos,
@@ -532,7 +539,43 @@ impl MysqlParser {
         }
     }
 
+    /// Fast path for result sets: count and step over the complete, single-packet rows at the
+    /// head of `data` (the bulk of a replay's bytes) without the general per-packet dispatch.
+    /// Anything else — a terminator or error (first byte 0xFE/0xFF), an empty or multi-packet
+    /// payload, a row cut by the end of the data — is left to the general path. Returns the
+    /// bytes stepped over.
+    fn count_whole_rows(&mut self, data: &[u8]) -> usize {
+        if self.dirs[Direction::ToClient.index()].cont {
+            return 0;
+        }
+        let Some(p) = self.pending.as_mut() else {
+            return 0;
+        };
+        if p.state != RState::Rows {
+            return 0;
+        }
+        let (mut pos, mut rows, mut bytes) = (0usize, 0u64, 0u64);
+        while let Some(h) = Header::parse(data.get(pos..).unwrap_or_default()) {
+            let end = pos + h.total();
+            if h.len == 0 || h.continues() || end > data.len() {
+                break;
+            }
+            if matches!(data.get(pos + HEADER_LEN), Some(&header::EOF) | Some(&header::ERR)) {
+                break;
+            }
+            rows += 1;
+            bytes += h.total() as u64;
+            pos = end;
+        }
+        if rows > 0 {
+            p.cur.rows = Some(p.cur.rows.unwrap_or(0) + rows);
+            p.cur.bytes += bytes;
+        }
+        pos
+    }
+
     pub(super) fn count_cont(&mut self, dir: Direction, h: Header) {
+
         if let Some(p) = self.pending.as_mut() {
             match dir {
                 Direction::ToServer => {
