@@ -9,7 +9,9 @@ use std::collections::VecDeque;
 
 use dbtap_core::{DbEvent, Request, Response, Status};
 
-use crate::record::{AuditRecord, Bytes, Endpoint, Flags, LoginDetails, SCHEMA_VERSION};
+use crate::record::{
+    AuditRecord, Bytes, Endpoint, EndpointText, Flags, LoginDetails, SCHEMA_VERSION,
+};
 use crate::sink::RecordSink;
 
 /// Fixed facts about a session.
@@ -72,6 +74,9 @@ impl CloseReason {
 #[derive(Debug)]
 pub struct Session {
     info: SessionInfo,
+    /// The endpoints' addresses as text, rendered once for all records of the session.
+    client_ip: String,
+    server_ip: String,
     user: Option<String>,
     database: Option<String>,
     client_program: Option<String>,
@@ -90,6 +95,8 @@ impl Session {
     /// A new session.
     pub fn new(info: SessionInfo, max_pending: usize) -> Self {
         Session {
+            client_ip: info.client.ip.to_string(),
+            server_ip: info.server.ip.to_string(),
             info,
             user: None,
             database: None,
@@ -279,8 +286,14 @@ impl Session {
             protocol: self.info.protocol,
             session_id: self.info.id,
             seq,
-            client: self.info.client,
-            server: self.info.server,
+            client: EndpointText {
+                ip: &self.client_ip,
+                port: self.info.client.port,
+            },
+            server: EndpointText {
+                ip: &self.server_ip,
+                port: self.info.server.port,
+            },
             // A login record names the user who tried, whatever the outcome.
             user: login
                 .and_then(|l| l.user.as_deref())

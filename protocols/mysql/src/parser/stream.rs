@@ -560,7 +560,10 @@ impl MysqlParser {
             if h.len == 0 || h.continues() || end > data.len() {
                 break;
             }
-            if matches!(data.get(pos + HEADER_LEN), Some(&header::EOF) | Some(&header::ERR)) {
+            if matches!(
+                data.get(pos + HEADER_LEN),
+                Some(&header::EOF) | Some(&header::ERR)
+            ) {
                 break;
             }
             rows += 1;
@@ -575,7 +578,6 @@ impl MysqlParser {
     }
 
     pub(super) fn count_cont(&mut self, dir: Direction, h: Header) {
-
         if let Some(p) = self.pending.as_mut() {
             match dir {
                 Direction::ToServer => {
