@@ -217,7 +217,7 @@ impl Detector {
             all_refused = false;
         }
         // (b) This segment alone, when it is not the head already probed.
-        if !(side_is_new && !self.head_broken[side]) {
+        if !side_is_new || self.head_broken[side] {
             let seg = self.bytes(&range);
             if let Found::Yes(spec, client_side, _) =
                 self.probe_all(seg, side, hypotheses, facts, registry)

@@ -411,11 +411,9 @@ impl HalfStream {
         cause: GapCause,
         out: &mut dyn FnMut(Delivery<'_>),
     ) {
-        loop {
-            let Some(entry) = self.held.first_entry() else {
-                break;
-            };
+        while let Some(entry) = self.held.first_entry() {
             let start = *entry.key();
+
             if start >= upto {
                 break;
             }

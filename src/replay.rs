@@ -5,7 +5,7 @@
 //! processed, the error names the file and byte offset, and the other files still run.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,7 +89,7 @@ pub fn replay<W: Write + Send>(
 }
 
 fn read_file(
-    path: &PathBuf,
+    path: &Path,
     decoder: &mut Decoder,
     feeder: &mut Feeder,
     progress: &Progress,

@@ -60,7 +60,7 @@ fn run_bytes(bytes: &[u8], name: &str) {
     let cfg = PipelineConfig { workers: 1, engine };
     let mut out = Vec::new();
     let report = replay(
-        &[path.clone()],
+        std::slice::from_ref(&path),
         &cfg,
         Arc::new(Progress::default()),
         &mut out,

@@ -536,7 +536,7 @@ mod tests {
         // A 200-byte message in 1-byte pieces: the parser is called twice (once for the header,
         // once when complete), not 200 times.
         let mut msg = vec![200u8];
-        msg.extend(std::iter::repeat(b'x').take(200));
+        msg.extend(std::iter::repeat_n(b'x', 200));
         let pieces: Vec<&[u8]> = msg.chunks(1).collect();
         let (p, d) = feed(&pieces);
         assert_eq!(p.seen.len(), 1);
