@@ -457,11 +457,7 @@ impl Flow {
             first_ts,
             ..
         } = self;
-        let facts = FlowFacts {
-            ports: [ends[0].port, ends[1].port],
-            client_side: *client_side,
-            syn_seen: [half[0].syn_seen(), half[1].syn_seen()],
-        };
+        let facts = flow_facts(ends, *client_side, half);
         let limits = cx.cfg.reassembly;
         let mut route = |s: usize, d: Delivery<'_>| {
             deliver(app, client_side, key, ends, *first_ts, &facts, s, d, cx)
@@ -508,11 +504,7 @@ impl Flow {
             first_ts,
             ..
         } = self;
-        let facts = FlowFacts {
-            ports: [ends[0].port, ends[1].port],
-            client_side: *client_side,
-            syn_seen: [half[0].syn_seen(), half[1].syn_seen()],
-        };
+        let facts = flow_facts(ends, *client_side, half);
         let limits = cx.cfg.reassembly;
         for s in [0, 1] {
             half[s].on_time(&limits, now, &mut |d| {
@@ -530,11 +522,7 @@ impl Flow {
             first_ts,
             ..
         } = self;
-        let facts = FlowFacts {
-            ports: [ends[0].port, ends[1].port],
-            client_side: *client_side,
-            syn_seen: [half[0].syn_seen(), half[1].syn_seen()],
-        };
+        let facts = flow_facts(ends, *client_side, half);
         let reset = reason != CloseReason::Ended;
         for s in [0, 1] {
             half[s].close(ts, reset, &mut |d| {
@@ -560,6 +548,19 @@ impl Flow {
             }
             App::Detect(_) | App::Ignore => {}
         }
+    }
+}
+
+/// What detection needs to know about a flow (taken from its parts, which are borrowed apart).
+fn flow_facts(
+    ends: &[Endpoint; 2],
+    client_side: Option<usize>,
+    half: &[HalfStream; 2],
+) -> FlowFacts {
+    FlowFacts {
+        ports: [ends[0].port, ends[1].port],
+        client_side,
+        syn_seen: [half[0].syn_seen(), half[1].syn_seen()],
     }
 }
 
