@@ -854,10 +854,12 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_slice(l).unwrap())
             .collect();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0]["sql"], "hang");
+        assert_eq!(recs[0]["status"], "unknown");
         assert_eq!(
-            recs.len(),
-            0,
-            "the toy parser emits requests with their responses only"
+            recs[0]["flags"],
+            serde_json::json!(["no_response", "idle_timeout"])
         );
         assert_eq!(e.stats().flows_closed_idle, 1);
     }
@@ -885,5 +887,50 @@ mod tests {
             .collect();
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0]["rows"], 4);
+    }
+}
+
+#[cfg(test)]
+mod eviction_tests {
+    use super::*;
+    use crate::testkit::{ep, Conn, TOY};
+
+    #[test]
+    fn the_memory_cap_evicts_the_least_recently_active_flows_and_says_so() {
+        // Room for about three flows (each is charged at least FLOW_BASE_COST).
+        let cfg = EngineConfig {
+            registry: Registry::with_specs(vec![TOY]),
+            max_flow_memory: 3 * FLOW_BASE_COST + FLOW_BASE_COST / 2,
+            ..Default::default()
+        };
+        let mut e = Engine::new(cfg);
+        let mut pos = 0;
+        for i in 0..5u16 {
+            let mut c = Conn::new(ep(1, 40000 + i), ep(2, 7777), 1000, 9000);
+            let mut segs = c.handshake(100 * i as u64);
+            segs.push(c.client(100 * i as u64 + 50, b"Q waiting\n"));
+            for s in &segs {
+                e.packet(pos, s);
+                pos += 1;
+            }
+            assert!(e.flow_memory() <= 3 * FLOW_BASE_COST + FLOW_BASE_COST / 2 + 4096);
+        }
+        assert!(
+            e.stats().evicted_flows >= 2,
+            "{:?}",
+            e.stats().evicted_flows
+        );
+        let recs: Vec<serde_json::Value> = e
+            .records()
+            .lines()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        // The oldest flows went first, and their waiting request is written, flagged.
+        assert_eq!(recs.len() as u64, e.stats().evicted_flows);
+        assert_eq!(recs[0]["client"]["port"], 40000);
+        assert_eq!(
+            recs[0]["flags"],
+            serde_json::json!(["no_response", "evicted"])
+        );
     }
 }

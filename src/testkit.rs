@@ -38,7 +38,7 @@ fn toy_new(_: SessionOpts) -> Box<dyn StreamParser> {
 #[derive(Default)]
 struct Toy {
     next_tx: u64,
-    pending: std::collections::VecDeque<Request>,
+    pending: std::collections::VecDeque<u64>,
 }
 
 impl StreamParser for Toy {
@@ -61,9 +61,12 @@ impl StreamParser for Toy {
         let line = String::from_utf8_lossy(&data[..nl]).into_owned();
         match dir {
             Direction::ToServer => {
+                // Requests are announced at once (as a pipelining protocol does); the session
+                // layer holds them until their response or the end of the session.
                 let tx = self.next_tx;
                 self.next_tx += 1;
-                self.pending.push_back(Request {
+                self.pending.push_back(tx);
+                out.push(DbEvent::Request(Box::new(Request {
                     tx,
                     ts: cx.ts_at(0),
                     op: Some(Op::QUERY),
@@ -71,17 +74,15 @@ impl StreamParser for Toy {
                     bytes: nl as u64 + 1,
                     expects_response: true,
                     ..Default::default()
-                });
+                })));
             }
             Direction::ToClient => {
-                if let Some(req) = self.pending.pop_front() {
+                if let Some(tx) = self.pending.pop_front() {
                     let (status, rows) = if let Some(n) = line.strip_prefix("OK ") {
                         (Status::Ok, n.parse().ok())
                     } else {
                         (Status::Error, None)
                     };
-                    let tx = req.tx;
-                    out.push(DbEvent::Request(Box::new(req)));
                     out.push(DbEvent::Response(Box::new(Response {
                         tx,
                         ts_end: cx.ts,
