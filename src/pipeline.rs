@@ -36,7 +36,9 @@ pub const ROUND_BYTES: usize = 4 * 1024 * 1024;
 /// Batches queued per worker before the reader blocks.
 pub const QUEUE_DEPTH: usize = 4;
 
-/// One segment in a batch; its payload is `data[start..start+len]` of the batch.
+/// Where a segment's payload is: `blocks[block][start..start+len]` of its batch (a read buffer
+/// shared with the reader, no copy), or `data[start..start+len]` when `block` is [`INLINE`]
+/// (payloads that do not live in a read buffer, such as reassembled IP fragments).
 #[derive(Debug, Clone, Copy)]
 struct PacketMeta {
     position: u64,
@@ -47,9 +49,13 @@ struct PacketMeta {
     ack: u32,
     flags: TcpFlags,
     missing: u32,
+    block: u32,
     start: usize,
     len: usize,
 }
+
+/// `PacketMeta::block` of a payload copied into the batch's own `data`.
+const INLINE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 enum Item {
@@ -61,6 +67,9 @@ enum Item {
 #[derive(Debug, Default)]
 struct InBatch {
     items: Vec<Item>,
+    /// Read buffers the payloads of `items` live in (held until the worker is done with them).
+    blocks: Vec<Arc<Vec<u8>>>,
+    /// Payloads that do not live in a read buffer.
     data: Vec<u8>,
     /// Every position below this is covered by the batches sent so far.
     upto: u64,
@@ -71,7 +80,8 @@ impl InBatch {
     fn sized(workers: usize) -> Self {
         InBatch {
             items: Vec::with_capacity(ROUND_PACKETS / workers + 64),
-            data: Vec::with_capacity(ROUND_BYTES / workers + 64 * 1024),
+            blocks: Vec::new(),
+            data: Vec::new(),
             upto: 0,
         }
     }
@@ -126,8 +136,9 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    /// Hand over one TCP segment.
-    pub fn push(&mut self, seg: &Segment<'_>) {
+    /// Hand over one TCP segment. When its payload lies in `block` (the read buffer of the
+    /// frame), the batch keeps a reference to the block instead of copying the payload.
+    pub fn push(&mut self, seg: &Segment<'_>, block: Option<&Arc<Vec<u8>>>) {
         if self.broken {
             return;
         }
@@ -151,8 +162,19 @@ impl Feeder {
         let shard =
             (FlowKey::new(seg.src, seg.dst).stable_hash() % self.batches.len() as u64) as usize;
         let batch = &mut self.batches[shard];
-        let start = batch.data.len();
-        batch.data.extend_from_slice(seg.payload);
+        let (block, start) = match block.and_then(|b| offset_in(b, seg.payload).map(|o| (b, o))) {
+            Some((b, offset)) => {
+                if !batch.blocks.last().is_some_and(|last| Arc::ptr_eq(last, b)) {
+                    batch.blocks.push(Arc::clone(b));
+                }
+                (batch.blocks.len() as u32 - 1, offset)
+            }
+            None => {
+                let start = batch.data.len();
+                batch.data.extend_from_slice(seg.payload);
+                (INLINE, start)
+            }
+        };
         batch.items.push(Item::Packet(PacketMeta {
             position: self.position,
             ts: seg.ts,
@@ -162,6 +184,7 @@ impl Feeder {
             ack: seg.ack,
             flags: seg.flags,
             missing: seg.missing,
+            block,
             start,
             len: seg.payload.len(),
         }));
@@ -202,6 +225,14 @@ impl Feeder {
         self.position += 1;
         self.flush();
     }
+}
+
+/// Offset of `part` inside `block`, when `part` is a slice of it.
+fn offset_in(block: &[u8], part: &[u8]) -> Option<usize> {
+    let base = block.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    let offset = at.checked_sub(base)?;
+    (offset.checked_add(part.len())? <= block.len()).then_some(offset)
 }
 
 /// Result of a run.
@@ -332,7 +363,11 @@ fn worker(
         for item in &batch.items {
             match *item {
                 Item::Packet(m) => {
-                    let payload = batch.data.get(m.start..m.start + m.len).unwrap_or_default();
+                    let buf = match m.block {
+                        INLINE => &batch.data,
+                        i => batch.blocks.get(i as usize).map_or(&batch.data, |b| &**b),
+                    };
+                    let payload = buf.get(m.start..m.start + m.len).unwrap_or_default();
                     let seg = Segment {
                         ts: m.ts,
                         src: m.src,
@@ -362,6 +397,8 @@ fn worker(
         }
         batch.items.clear();
         batch.data.clear();
+        // Release the read buffers now: the reader reuses a block once no batch holds it.
+        batch.blocks.clear();
         let _ = recycle.try_send(batch);
     }
     engine.stats().clone()
@@ -535,7 +572,7 @@ mod tests {
             &mut out,
             |f: &mut Feeder| {
                 for s in &segs {
-                    f.push(s);
+                    f.push(s, None);
                 }
                 Ok::<(), ()>(())
             },

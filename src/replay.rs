@@ -138,7 +138,7 @@ fn read_file(
                 payload: p.payload,
                 missing: p.missing,
             };
-            feeder.push(&seg);
+            feeder.push(&seg, frame.block);
         }
         if report.frames % PROGRESS_EVERY == 0 {
             progress.frames.fetch_add(PROGRESS_EVERY, Ordering::Relaxed);

@@ -28,6 +28,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
 pub use dbtap_core::time::Timestamp;
 
@@ -95,6 +96,10 @@ pub struct Frame<'a> {
     pub interface: u32,
     /// The captured bytes (`caplen` of them).
     pub data: &'a [u8],
+    /// The reference-counted read buffer `data` lives in, when it does: a clone keeps those bytes
+    /// alive and unchanged after the reader moves on, so the pipeline can hand payloads to its
+    /// workers without copying them.
+    pub block: Option<&'a Arc<Vec<u8>>>,
 }
 
 /// Which container the file holds.

@@ -143,13 +143,14 @@ impl PcapState {
             frac.saturating_mul(1000)
         };
         let link = self.link;
-        let rec = src.take(need);
+        let (block, rec) = src.take_with_block(need);
         Ok(Some(Frame {
             ts: Timestamp::from_parts(u64::from(secs), nanos),
             origlen,
             link,
             interface: 0,
             data: rec.get(hlen..).unwrap_or_default(),
+            block: Some(block),
         }))
     }
 }

@@ -271,7 +271,7 @@ impl NgState {
             match pkt {
                 None => src.consume(ulen),
                 Some(p) => {
-                    let blk = src.take(p.len);
+                    let (block, blk) = src.take_with_block(p.len);
                     let data = blk
                         .get(p.data_off..p.data_off + p.caplen)
                         .unwrap_or_default();
@@ -281,6 +281,7 @@ impl NgState {
                         link: p.link,
                         interface: p.interface,
                         data,
+                        block: Some(block),
                     }));
                 }
             }

@@ -2,7 +2,11 @@
 //! plain file or a gzip stream.
 //!
 //! Invariants:
-//! - `buf` is allocated once ([`BUF_LEN`]); nothing here allocates per record.
+//! - the read buffer is a reference-counted block of [`BUF_LEN`] bytes. Frames lend it out
+//!   (`Frame::block`) so that the pipeline can hand payloads to workers without copying them; a
+//!   block still lent out is never written again: the next refill moves to a free block from a
+//!   small pool (allocating one only when every pooled block is still in use). Nothing here
+//!   allocates per record.
 //! - `buf[start..end]` holds unconsumed stream bytes; `base` is the stream offset of `buf[0]`, so
 //!   `base + start` is the stream offset of the next unconsumed byte (the offset errors report).
 //! - Bytes move to the front of the buffer only when a record does not fit behind `start`, i.e. at
@@ -10,6 +14,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
@@ -18,6 +23,11 @@ use flate2::read::MultiGzDecoder;
 /// territory for the copy the kernel does. It is also the largest block or record a parser may ask
 /// to see whole; larger blocks are skipped without buffering or rejected.
 pub const BUF_LEN: usize = 4 << 20;
+
+/// Blocks kept for reuse once the pipeline has let go of them. In flight at once are at most the
+/// blocks referenced by queued batches (a few per worker), so a small pool covers the steady
+/// state; a block over this count is freed when released.
+const MAX_SPARE_BLOCKS: usize = 64;
 
 /// Keep reading until at least this many bytes are buffered (or the buffer is full / EOF), so a
 /// gzip stream, whose decoder hands out ~32 KiB per `read`, still refills in large steps.
@@ -57,7 +67,9 @@ impl Reader {
 /// A buffered, position-tracking byte stream (see the module docs for the invariants).
 pub(crate) struct ByteSource {
     reader: Reader,
-    buf: Vec<u8>,
+    buf: Arc<Vec<u8>>,
+    /// Blocks handed out earlier, reusable once nobody else holds them.
+    spare: Vec<Arc<Vec<u8>>>,
     start: usize,
     end: usize,
     base: u64,
@@ -81,7 +93,8 @@ impl ByteSource {
     fn new(reader: Reader) -> Self {
         ByteSource {
             reader,
-            buf: vec![0u8; BUF_LEN],
+            buf: Arc::new(vec![0u8; BUF_LEN]),
+            spare: Vec::new(),
             start: 0,
             end: 0,
             base: 0,
@@ -120,10 +133,41 @@ impl ByteSource {
     /// Consumes `n` buffered bytes and returns them (clamped to what is buffered).
     #[inline]
     pub(crate) fn take(&mut self, n: usize) -> &[u8] {
+        self.take_with_block(n).1
+    }
+
+    /// Like [`ByteSource::take`], and also the block the bytes live in.
+    #[inline]
+    pub(crate) fn take_with_block(&mut self, n: usize) -> (&Arc<Vec<u8>>, &[u8]) {
         let s = self.start;
         let e = s.saturating_add(n).min(self.end);
         self.start = e;
-        &self.buf[s..e]
+        (&self.buf, &self.buf[s..e])
+    }
+
+    /// Make the current block one that no one else holds, so it can be written: it stays when
+    /// it is not lent out, else a free spare (or a new block) replaces it, with the unconsumed
+    /// bytes moved to its front.
+
+    fn writable(&mut self) {
+        if Arc::get_mut(&mut self.buf).is_none() {
+            let pos = self.spare.iter().position(|b| Arc::strong_count(b) == 1);
+            let mut fresh = match pos {
+                Some(i) => self.spare.swap_remove(i),
+                None => Arc::new(vec![0u8; BUF_LEN]),
+            };
+            if let Some(dst) = Arc::get_mut(&mut fresh) {
+                let live = self.end - self.start;
+                dst[..live].copy_from_slice(&self.buf[self.start..self.end]);
+            }
+            let old = std::mem::replace(&mut self.buf, fresh);
+            self.base += self.start as u64;
+            self.end -= self.start;
+            self.start = 0;
+            if self.spare.len() < MAX_SPARE_BLOCKS {
+                self.spare.push(old);
+            }
+        }
     }
 
     /// Tries to have at least `n` (≤ [`BUF_LEN`]) bytes buffered. Returns how many are buffered:
@@ -139,17 +183,26 @@ impl ByteSource {
 
     #[cold]
     fn refill(&mut self, n: usize) -> io::Result<usize> {
-        if self.start + n > self.buf.len() || self.buf.len() - self.end < MIN_FILL {
+        self.writable();
+        let (start, end) = (self.start, self.end);
+        if start + n > BUF_LEN || BUF_LEN - end < MIN_FILL {
             // Move the partial record to the front (at most one record's worth of bytes) so that
             // the read below gets a large free tail rather than a few bytes at the end.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.base += self.start as u64;
-            self.end -= self.start;
+            if let Some(buf) = Arc::get_mut(&mut self.buf) {
+                buf.copy_within(start..end, 0);
+            }
+            self.base += start as u64;
+            self.end -= start;
             self.start = 0;
         }
+
         let want = n.max(MIN_FILL);
         while !self.eof && self.end - self.start < want && self.end < self.buf.len() {
-            match self.reader.read(&mut self.buf[self.end..]) {
+            // The block was made unique above and nothing lends it out during a refill.
+            let Some(buf) = Arc::get_mut(&mut self.buf) else {
+                break;
+            };
+            match self.reader.read(&mut buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -14,6 +14,7 @@ fn frame(link: LinkType, data: &[u8]) -> Frame<'_> {
         link,
         interface: 0,
         data,
+        block: None,
     }
 }
 
@@ -692,6 +693,7 @@ fn real_snaplen_payload_cut() {
         link: f15.link,
         interface: 0,
         data: &f15.data,
+        block: None,
     };
     let t = tcp_of(d.decode(&fr));
     assert_eq!((t.payload.len(), t.missing), (1734, 1162));
