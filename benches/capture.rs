@@ -1,8 +1,8 @@
 //! Read throughput of the capture (and optionally decode) layer on one file.
 //!
-//! `cargo run --release --example capture_throughput -- FILE [--decode]`
-//! Prints frames, bytes and MB/s (file bytes per second of wall time). Compare with
-//! `time cat FILE > /dev/null` on the same warm file.
+//! `cargo bench --bench capture -- FILE [--decode]` (default FILE: `$DBTAP_BENCH_PCAP`, else
+//! `bench-data/sysbench.pcap`). Prints frames, bytes and MB/s (file bytes per second of wall
+//! time). Compare with `time cat FILE > /dev/null` on the same warm file.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,12 +11,27 @@ use dbtap::capture::CaptureReader;
 use dbtap::decode::{Decoded, Decoder};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let Some(path) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: capture_throughput FILE [--decode]");
-        std::process::exit(2);
-    };
-    let decode = args.next().as_deref() == Some("--decode");
+    // `cargo bench` passes `--bench` to every bench binary; it is not ours.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let decode = args.iter().any(|a| a == "--decode");
+    let path = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("DBTAP_BENCH_PCAP").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench-data/sysbench.pcap")
+        });
+    if !path.exists() {
+        eprintln!(
+            "capture bench: {} not found (give a FILE or set DBTAP_BENCH_PCAP)",
+            path.display()
+        );
+        return;
+    }
     let start = Instant::now();
     let mut r = CaptureReader::open(&path).unwrap_or_else(|e| {
         eprintln!("{e}");
