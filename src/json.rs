@@ -145,6 +145,15 @@ impl<'a> JsonOut<'a> {
         self.buf.push(b'"');
     }
 
+    /// Object members rendered earlier by a `JsonOut` (`"a":1,"b":2`), spliced in as they are.
+    pub fn members(&mut self, rendered: &[u8]) {
+        if rendered.is_empty() {
+            return;
+        }
+        self.sep();
+        self.buf.extend_from_slice(rendered);
+    }
+
     /// Pre-formatted ASCII text that needs no escaping (timestamps, hex ids).
     pub fn raw_str(&mut self, ascii: &[u8]) {
         self.sep();

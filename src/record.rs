@@ -22,14 +22,53 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// An endpoint as written in a record: the address already rendered as text (once per
-/// session, not once per record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EndpointText<'a> {
-    /// IP address, as text.
-    pub ip: &'a str,
-    /// TCP port.
-    pub port: u16,
+/// The fields every record of a session shares (`protocol`, `session_id`, `client`,
+/// `server`), rendered as JSON once when the session starts rather than once per record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionHeader {
+    /// Wire protocol.
+    pub protocol: &'static str,
+    /// Stable id of the TCP connection (written as 16 hex digits).
+    pub session_id: u64,
+    /// Client side.
+    pub client: Endpoint,
+    /// Server side.
+    pub server: Endpoint,
+    /// The four fields as JSON object members, without braces.
+    json: Box<[u8]>,
+}
+
+impl SessionHeader {
+    /// Render the shared fields of a session's records.
+    pub fn new(
+        protocol: &'static str,
+        session_id: u64,
+        client: Endpoint,
+        server: Endpoint,
+    ) -> Self {
+        let mut buf = Vec::with_capacity(128);
+        let mut j = JsonOut::new(&mut buf);
+        j.field("protocol");
+        j.str(protocol);
+        j.field("session_id");
+        j.raw_str(&hex_id(session_id));
+        for (k, ep) in [("client", &client), ("server", &server)] {
+            j.field(k);
+            j.begin_object();
+            j.field("ip");
+            j.str(&ep.ip.to_string());
+            j.field("port");
+            j.u64(ep.port as u64);
+            j.end_object();
+        }
+        SessionHeader {
+            protocol,
+            session_id,
+            client,
+            server,
+            json: buf.into_boxed_slice(),
+        }
+    }
 }
 
 /// Flags that say what the sensor could not see or what is special about a record.
@@ -126,16 +165,10 @@ pub struct AuditRecord<'a> {
     pub schema_version: u32,
     /// Capture time of the request's first packet, RFC 3339 UTC with microseconds.
     pub ts: Timestamp,
-    /// Wire protocol.
-    pub protocol: &'a str,
-    /// Stable id of the TCP connection (16 hex digits).
-    pub session_id: u64,
     /// Operation number within the session, from 1.
     pub seq: u64,
-    /// Client side.
-    pub client: EndpointText<'a>,
-    /// Server side.
-    pub server: EndpointText<'a>,
+    /// Protocol, session id, client and server.
+    pub session: &'a SessionHeader,
     /// Database user.
     pub user: Option<&'a str>,
     /// Default database.
@@ -188,21 +221,9 @@ impl AuditRecord<'_> {
         j.field("ts");
         let mut ts = [0u8; 27];
         j.raw_str(format_rfc3339_micros(self.ts, &mut ts).as_bytes());
-        j.field("protocol");
-        j.str(self.protocol);
-        j.field("session_id");
-        j.raw_str(&hex_id(self.session_id));
         j.field("seq");
         j.u64(self.seq);
-        for (k, ep) in [("client", &self.client), ("server", &self.server)] {
-            j.field(k);
-            j.begin_object();
-            j.field("ip");
-            j.str(ep.ip);
-            j.field("port");
-            j.u64(ep.port as u64);
-            j.end_object();
-        }
+        j.members(&self.session.json);
         j.field("user");
         j.opt_str(self.user);
         j.field("database");
@@ -454,21 +475,32 @@ mod tests {
         assert_eq!(Flags::default().names().count(), 0);
     }
 
-    fn record<'a>(params: &'a [Param], error: Option<&'a DbError>) -> AuditRecord<'a> {
+    fn header() -> SessionHeader {
+        use std::net::Ipv6Addr;
+        SessionHeader::new(
+            "mysql",
+            0x00ab_cdef_0123_4567,
+            Endpoint {
+                ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                port: 40000,
+            },
+            Endpoint {
+                ip: "10.0.0.2".parse().unwrap(),
+                port: 3306,
+            },
+        )
+    }
+
+    fn record<'a>(
+        header: &'a SessionHeader,
+        params: &'a [Param],
+        error: Option<&'a DbError>,
+    ) -> AuditRecord<'a> {
         AuditRecord {
             schema_version: SCHEMA_VERSION,
             ts: Timestamp(1_234_567_890_123_456_789),
-            protocol: "mysql",
-            session_id: 0x00ab_cdef_0123_4567,
             seq: 3,
-            client: EndpointText {
-                ip: "::1",
-                port: 40000,
-            },
-            server: EndpointText {
-                ip: "10.0.0.2",
-                port: 3306,
-            },
+            session: header,
             user: Some("root"),
             database: None,
             client_program: None,
@@ -530,12 +562,13 @@ mod tests {
             message: "Table 'x' doesn't exist".into(),
         };
         let mut buf = Vec::new();
-        record(&params, Some(&err)).write_json(&mut buf);
+        let h = header();
+        record(&h, &params, Some(&err)).write_json(&mut buf);
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             concat!(
-                r#"{"schema_version":1,"ts":"2009-02-13T23:31:30.123456Z","protocol":"mysql","#,
-                r#""session_id":"00abcdef01234567","seq":3,"client":{"ip":"::1","port":40000},"#,
+                r#"{"schema_version":1,"ts":"2009-02-13T23:31:30.123456Z","seq":3,"protocol":"mysql","#,
+                r#""session_id":"00abcdef01234567","client":{"ip":"::1","port":40000},"#,
                 r#""server":{"ip":"10.0.0.2","port":3306},"user":"root","database":null,"#,
                 r#""client_program":null,"server_version":"8.0.26","op":"execute","sql":"select ?","#,
                 r#""params":[{"type":"longlong","value":-3},{"type":"var_string","value":null},"#,

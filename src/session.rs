@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use dbtap_core::{DbEvent, Request, Response, Status};
 
 use crate::record::{
-    AuditRecord, Bytes, Endpoint, EndpointText, Flags, LoginDetails, SCHEMA_VERSION,
+    AuditRecord, Bytes, Endpoint, Flags, LoginDetails, SessionHeader, SCHEMA_VERSION,
 };
 use crate::sink::RecordSink;
 
@@ -74,9 +74,8 @@ impl CloseReason {
 #[derive(Debug)]
 pub struct Session {
     info: SessionInfo,
-    /// The endpoints' addresses as text, rendered once for all records of the session.
-    client_ip: String,
-    server_ip: String,
+    /// The fields all records of the session share, rendered once.
+    header: SessionHeader,
     user: Option<String>,
     database: Option<String>,
     client_program: Option<String>,
@@ -95,8 +94,7 @@ impl Session {
     /// A new session.
     pub fn new(info: SessionInfo, max_pending: usize) -> Self {
         Session {
-            client_ip: info.client.ip.to_string(),
-            server_ip: info.server.ip.to_string(),
+            header: SessionHeader::new(info.protocol, info.id, info.client, info.server),
             info,
             user: None,
             database: None,
@@ -283,17 +281,8 @@ impl Session {
         let record = AuditRecord {
             schema_version: SCHEMA_VERSION,
             ts: req.ts,
-            protocol: self.info.protocol,
-            session_id: self.info.id,
             seq,
-            client: EndpointText {
-                ip: &self.client_ip,
-                port: self.info.client.port,
-            },
-            server: EndpointText {
-                ip: &self.server_ip,
-                port: self.info.server.port,
-            },
+            session: &self.header,
             // A login record names the user who tried, whatever the outcome.
             user: login
                 .and_then(|l| l.user.as_deref())
