@@ -85,7 +85,14 @@ impl<'a> Summary<'a> {
         let e = self.engine;
         let _ = writeln!(s, "dbtap replay summary");
         for f in self.files {
-            let status = f.error.as_deref().unwrap_or("ok");
+            // The error text starts with the path, already on this line.
+            let status = match f.error.as_deref() {
+                Some(e) => e
+                    .strip_prefix(f.path.as_str())
+                    .map_or(e, |t| t.trim_start_matches(": ")),
+                None => "ok",
+            };
+
             let _ = writeln!(
                 s,
                 "  file       {}  {} frames, {} bytes  [{status}]",
