@@ -212,15 +212,15 @@ pub struct AuditRecord<'a> {
 }
 
 impl AuditRecord<'_> {
-    /// Append the record as one JSON object (no newline) to `buf`.
-    pub fn write_json(&self, buf: &mut Vec<u8>) {
+    /// Append the record as one JSON object (no newline) to `buf`. `clock` remembers the last
+    /// second formatted (records come in bursts within the same second).
+    pub fn write_json(&self, buf: &mut Vec<u8>, clock: &mut TimeText) {
         let mut j = JsonOut::new(buf);
         j.begin_object();
         j.field("schema_version");
         j.u64(self.schema_version as u64);
         j.field("ts");
-        let mut ts = [0u8; 27];
-        j.raw_str(format_rfc3339_micros(self.ts, &mut ts).as_bytes());
+        j.raw_str(clock.format(self.ts));
         j.field("seq");
         j.u64(self.seq);
         j.members(&self.session.json);
@@ -391,6 +391,33 @@ fn hex_id(id: u64) -> [u8; 16] {
     out
 }
 
+/// Formats timestamps as RFC 3339, redoing the calendar arithmetic only when the second changes.
+#[derive(Debug, Clone, Default)]
+pub struct TimeText {
+    /// Second of the text in `buf`, if any.
+    secs: Option<u64>,
+    buf: [u8; 27],
+}
+
+impl TimeText {
+    /// `ts` as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+    pub fn format(&mut self, ts: Timestamp) -> &[u8] {
+        let micros = ts.as_micros();
+        let secs = micros / 1_000_000;
+        if self.secs != Some(secs) {
+            format_rfc3339_micros(ts, &mut self.buf);
+            self.secs = Some(secs);
+        } else {
+            let mut frac = micros % 1_000_000;
+            for slot in self.buf[20..26].iter_mut().rev() {
+                *slot = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+        }
+        &self.buf
+    }
+}
+
 /// Format `ts` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` into `buf`.
 pub fn format_rfc3339_micros(ts: Timestamp, buf: &mut [u8; 27]) -> &str {
     let micros = ts.as_micros();
@@ -461,6 +488,18 @@ mod tests {
             format_rfc3339_micros(ts, &mut buf),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn cached_second_gives_the_same_text() {
+        let mut c = TimeText::default();
+        let a = Timestamp(1_234_567_890_123_456_789);
+        let b = Timestamp(1_234_567_890_999_999_000);
+        let d = Timestamp(1_234_567_891_000_001_000);
+        assert_eq!(c.format(a), b"2009-02-13T23:31:30.123456Z");
+        assert_eq!(c.format(b), b"2009-02-13T23:31:30.999999Z");
+        assert_eq!(c.format(d), b"2009-02-13T23:31:31.000001Z");
+        assert_eq!(c.format(a), b"2009-02-13T23:31:30.123456Z");
     }
 
     #[test]
@@ -563,7 +602,7 @@ mod tests {
         };
         let mut buf = Vec::new();
         let h = header();
-        record(&h, &params, Some(&err)).write_json(&mut buf);
+        record(&h, &params, Some(&err)).write_json(&mut buf, &mut TimeText::default());
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             concat!(

@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use crate::record::AuditRecord;
+use crate::record::{AuditRecord, TimeText};
 
 /// Sort key of a record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,6 +28,7 @@ pub struct RecordSink {
     entries: Vec<(RecordKey, Range<usize>)>,
     position: u64,
     sorted: bool,
+    clock: TimeText,
 }
 
 impl RecordSink {
@@ -39,7 +40,7 @@ impl RecordSink {
     /// Serialize one record as a JSON line.
     pub fn write(&mut self, session_id: u64, seq: u64, record: &AuditRecord<'_>) {
         let start = self.buf.len();
-        record.write_json(&mut self.buf);
+        record.write_json(&mut self.buf, &mut self.clock);
         self.buf.push(b'\n');
         let key = RecordKey {
             position: self.position,
