@@ -19,6 +19,7 @@ impl<'a> JsonOut<'a> {
         }
     }
 
+    #[inline]
     fn sep(&mut self) {
         if self.need_comma {
             self.buf.push(b',');
@@ -27,6 +28,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// `{`
+    #[inline]
     pub fn begin_object(&mut self) {
         self.sep();
         self.buf.push(b'{');
@@ -34,12 +36,14 @@ impl<'a> JsonOut<'a> {
     }
 
     /// `}`
+    #[inline]
     pub fn end_object(&mut self) {
         self.buf.push(b'}');
         self.need_comma = true;
     }
 
     /// `[`
+    #[inline]
     pub fn begin_array(&mut self) {
         self.sep();
         self.buf.push(b'[');
@@ -47,6 +51,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// `]`
+    #[inline]
     pub fn end_array(&mut self) {
         self.buf.push(b']');
         self.need_comma = true;
@@ -61,6 +66,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// A fixed field name: plain ASCII known not to need escaping (the value follows).
+    #[inline]
     pub fn field(&mut self, name: &'static str) {
         debug_assert!(name
             .bytes()
@@ -73,12 +79,14 @@ impl<'a> JsonOut<'a> {
     }
 
     /// A string value.
+    #[inline]
     pub fn str(&mut self, v: &str) {
         self.sep();
         write_str(self.buf, v);
     }
 
     /// A string value or `null`.
+    #[inline]
     pub fn opt_str(&mut self, v: Option<&str>) {
         match v {
             Some(s) => self.str(s),
@@ -87,6 +95,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// An unsigned integer.
+    #[inline]
     pub fn u64(&mut self, v: u64) {
         self.sep();
         self.buf
@@ -94,6 +103,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// An unsigned integer or `null`.
+    #[inline]
     pub fn opt_u64(&mut self, v: Option<u64>) {
         match v {
             Some(n) => self.u64(n),
@@ -102,6 +112,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// A signed integer.
+    #[inline]
     pub fn i64(&mut self, v: i64) {
         self.sep();
         self.buf
@@ -120,6 +131,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// `true` / `false`.
+    #[inline]
     pub fn bool(&mut self, v: bool) {
         self.sep();
         self.buf
@@ -127,6 +139,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// `null`.
+    #[inline]
     pub fn null(&mut self) {
         self.sep();
         self.buf.extend_from_slice(b"null");
@@ -146,6 +159,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// Object members rendered earlier by a `JsonOut` (`"a":1,"b":2`), spliced in as they are.
+    #[inline]
     pub fn members(&mut self, rendered: &[u8]) {
         if rendered.is_empty() {
             return;
@@ -155,6 +169,7 @@ impl<'a> JsonOut<'a> {
     }
 
     /// Pre-formatted ASCII text that needs no escaping (timestamps, hex ids).
+    #[inline]
     pub fn raw_str(&mut self, ascii: &[u8]) {
         self.sep();
         self.buf.push(b'"');
@@ -186,43 +201,50 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
     let mut start = 0; // first byte not yet copied
     let mut i = 0;
-    while i < bytes.len() {
-        // Eight bytes at a time; the last short run is padded with spaces (never special).
-        let rest = bytes.get(i..).unwrap_or_default();
-        let n = rest.len().min(8);
-        let mut word = [b' '; 8];
-        word[..n].copy_from_slice(&rest[..n]);
-        if !any_special(u64::from_le_bytes(word)) {
-            i += n;
-            continue;
-        }
-        let b = bytes[i];
-        let esc: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0x08 => Some(b"\\b"),
-            0x0c => Some(b"\\f"),
-            0..=0x1f => None,
-            _ => {
-                i += 1;
-                continue;
+    loop {
+        // Whole 8-byte words that need no escaping: the common case, no per-byte work.
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if any_special(u64::from_le_bytes(word)) {
+                break;
             }
-        };
-        buf.extend_from_slice(&bytes[start..i]);
-        match esc {
-            Some(e) => buf.extend_from_slice(e),
-            None => {
-                const DIGITS: &[u8; 16] = b"0123456789abcdef";
-                buf.extend_from_slice(b"\\u00");
-                buf.push(DIGITS[(b >> 4) as usize]);
-                buf.push(DIGITS[(b & 0xf) as usize]);
-            }
+            i += 8;
         }
-        i += 1;
-        start = i;
+        // Byte by byte through the word that holds something to escape, or the short tail.
+        let stop = (i + 8).min(bytes.len());
+        while i < stop {
+            let b = bytes[i];
+            let esc: Option<&[u8]> = match b {
+                b'"' => Some(b"\\\""),
+                b'\\' => Some(b"\\\\"),
+                b'\n' => Some(b"\\n"),
+                b'\r' => Some(b"\\r"),
+                b'\t' => Some(b"\\t"),
+                0x08 => Some(b"\\b"),
+                0x0c => Some(b"\\f"),
+                0..=0x1f => None,
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            buf.extend_from_slice(&bytes[start..i]);
+            match esc {
+                Some(e) => buf.extend_from_slice(e),
+                None => {
+                    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                    buf.extend_from_slice(b"\\u00");
+                    buf.push(DIGITS[(b >> 4) as usize]);
+                    buf.push(DIGITS[(b & 0xf) as usize]);
+                }
+            }
+            i += 1;
+            start = i;
+        }
+        if i >= bytes.len() {
+            break;
+        }
     }
     buf.extend_from_slice(&bytes[start..]);
     buf.push(b'"');
