@@ -363,12 +363,44 @@ fn write_param(j: &mut JsonOut<'_>, p: &Param) {
             j.field("undecodable");
             j.bool(true);
         }
+        ParamValue::Array(items) => {
+            j.field("value");
+            write_array(j, items);
+        }
     }
     if p.truncated {
         j.field("truncated");
         j.bool(true);
     }
     j.end_object();
+}
+
+/// An array parameter as a JSON list: scalars as JSON values, binary elements as `\\x…` hex
+/// text (PostgreSQL's bytea text form), nested arrays as lists, anything undecodable as null.
+fn write_array(j: &mut JsonOut<'_>, items: &[ParamValue]) {
+    j.begin_array();
+    for v in items {
+        match v {
+            ParamValue::Null | ParamValue::Undecodable | ParamValue::LongData { .. } => j.null(),
+            ParamValue::Bool(b) => j.bool(*b),
+            ParamValue::Int(i) => j.i64(*i),
+            ParamValue::UInt(u) => j.u64(*u),
+            ParamValue::Float(f) => j.f64(*f),
+            ParamValue::Text(t) => j.str(t),
+            ParamValue::Bytes(b) => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut s = String::with_capacity(2 + b.len() * 2);
+                s.push_str("\\x");
+                for &x in b {
+                    s.push(DIGITS[(x >> 4) as usize] as char);
+                    s.push(DIGITS[(x & 0xf) as usize] as char);
+                }
+                j.str(&s);
+            }
+            ParamValue::Array(inner) => write_array(j, inner),
+        }
+    }
+    j.end_array();
 }
 
 /// Name/value pairs as an object, in wire order (a repeated name is written again: JSON readers
@@ -594,6 +626,15 @@ mod tests {
                 value: ParamValue::LongData { bytes: 70000 },
                 truncated: false,
             },
+            Param {
+                type_name: "_bytea".into(),
+                value: ParamValue::Array(vec![
+                    ParamValue::Int(1),
+                    ParamValue::Null,
+                    ParamValue::Bytes(vec![0xde, 0xad]),
+                ]),
+                truncated: false,
+            },
         ];
         let err = DbError {
             code: ErrorCode::Num(1146),
@@ -612,7 +653,8 @@ mod tests {
                 r#""client_program":null,"server_version":"8.0.26","op":"execute","sql":"select ?","#,
                 r#""params":[{"type":"longlong","value":-3},{"type":"var_string","value":null},"#,
                 r#"{"type":"blob","hex":"00ab","truncated":true},{"type":"double","value":"NaN"},"#,
-                r#"{"type":"blob","long_data_bytes":70000}],"status":"error","#,
+                r#"{"type":"blob","long_data_bytes":70000},"#,
+                r#"{"type":"_bytea","value":[1,null,"\\xdead"]}],"status":"error","#,
                 r#""error":{"code":1146,"sqlstate":"42S02","message":"Table 'x' doesn't exist"},"#,
                 r#""rows":null,"latency_us":12,"bytes":{"request":10,"response":20},"flags":["partial"],"#,
                 r#""stmt_id":1,"warnings":0,"lost_bytes":5}"#

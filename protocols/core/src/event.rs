@@ -124,6 +124,8 @@ pub enum ParamValue {
     },
     /// The value's bytes could not be decoded (malformed or cut).
     Undecodable,
+    /// A one-dimensional array (PostgreSQL array parameters), elements in order.
+    Array(Vec<ParamValue>),
 }
 
 /// A request: one operation the client asked for.

@@ -743,6 +743,11 @@ pub(super) fn value_text(v: &ParamValue) -> String {
         ParamValue::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
         ParamValue::LongData { bytes } => format!("<{bytes} bytes>"),
         ParamValue::Undecodable => "<undecodable>".into(),
+        // MySQL has no array values; kept total for the shared type.
+        ParamValue::Array(items) => {
+            let inner: Vec<String> = items.iter().map(value_text).collect();
+            format!("[{}]", inner.join(","))
+        }
     }
 }
 
