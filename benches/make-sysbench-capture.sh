@@ -8,7 +8,8 @@
 # ~43.7 KB per transaction, whatever the machine's speed; at most 120 s). With SECONDS it runs that
 # long (the 2-core reference machine does 500-900 transactions/s, 20-40 MB/s, depending on load).
 # The dataset (4 tables x 10 000 rows) is prepared before the capture starts.
-# Settings: SYSBENCH_THREADS (4), SYSBENCH_TABLES (4), SYSBENCH_TABLE_SIZE (10000),
+# Settings: SYSBENCH_TEST (oltp_read_write; e.g. oltp_point_select for many tiny statements),
+#           SYSBENCH_THREADS (4), SYSBENCH_TABLES (4), SYSBENCH_TABLE_SIZE (10000),
 #           SYSBENCH_PS_MODE (auto: server-side prepared statements, as sysbench does by default;
 #           disable: text protocol).
 # Put the output under bench-data/ (git-ignored): captures are never committed.
@@ -31,6 +32,7 @@ else
     SECONDS_RUN=120
     EVENTS="${SYSBENCH_EVENTS:-4600}"
 fi
+TEST="${SYSBENCH_TEST:-oltp_read_write}"
 THREADS="${SYSBENCH_THREADS:-4}"
 TABLES="${SYSBENCH_TABLES:-4}"
 TABLE_SIZE="${SYSBENCH_TABLE_SIZE:-10000}"
@@ -59,7 +61,7 @@ PORT="$DBTAP_LIVE_PORT"
 
 "$MDB" sql "CREATE DATABASE sbtest; CREATE USER 'sbtest'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('sbtest'); GRANT ALL PRIVILEGES ON sbtest.* TO 'sbtest'@'%';"
 
-SB=(sysbench oltp_read_write --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$PORT"
+SB=(sysbench "$TEST" --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$PORT"
     --mysql-user=sbtest --mysql-password=sbtest --mysql-db=sbtest --mysql-ssl=off
     --tables="$TABLES" --table-size="$TABLE_SIZE" --db-ps-mode="$PS_MODE")
 
@@ -69,7 +71,7 @@ say "preparing $TABLES tables x $TABLE_SIZE rows (not captured)"
 
 LIMIT="$SECONDS_RUN s"
 [[ "$EVENTS" != "0" ]] && LIMIT="$EVENTS transactions (at most $SECONDS_RUN s)"
-say "capturing sysbench oltp_read_write: $THREADS threads, $LIMIT, ps-mode $PS_MODE, port $PORT"
+say "capturing sysbench $TEST: $THREADS threads, $LIMIT, ps-mode $PS_MODE, port $PORT"
 rc=0
 "$MDB" capture "$OUT" "${SB[@]}" --threads="$THREADS" --time="$SECONDS_RUN" --events="$EVENTS" \
     --report-interval=10 run >"$WORK/run.log" 2>&1 || rc=$?
@@ -82,7 +84,7 @@ source "$OUT.stats"
 echo
 echo "capture:   $OUT"
 echo "server:    MariaDB $DBTAP_LIVE_SERVER_VERSION on 127.0.0.1:$PORT (use --port mysql=$PORT or detection by content)"
-echo "workload:  sysbench oltp_read_write, $THREADS threads, $LIMIT, $TABLES x $TABLE_SIZE rows, ps-mode $PS_MODE"
+echo "workload:  sysbench $TEST, $THREADS threads, $LIMIT, $TABLES x $TABLE_SIZE rows, ps-mode $PS_MODE"
 grep -E 'transactions:|queries:' "$WORK/run.log" | sed 's/^ */sysbench:  /'
 if [[ "${TCPDUMP_DROPPED:-}" == "0" && "${TCPDUMP_COMPLETE:-0}" == "1" ]]; then
     echo "tcpdump:   ${TCPDUMP_CAPTURED} packets captured, 0 packets dropped by kernel: the capture is complete"

@@ -158,14 +158,12 @@ impl<'a> JsonOut<'a> {
         self.buf.push(b'"');
     }
 
-    /// Object members rendered earlier by a `JsonOut` (`"a":1,"b":2`), spliced in as they are.
+    /// Literal JSON text that carries its own separators (`,"user":`, `}`): written as it is,
+    /// and the value that follows needs no comma.
     #[inline]
-    pub fn members(&mut self, rendered: &[u8]) {
-        if rendered.is_empty() {
-            return;
-        }
-        self.sep();
-        self.buf.extend_from_slice(rendered);
+    pub fn token(&mut self, literal: &[u8]) {
+        self.buf.extend_from_slice(literal);
+        self.need_comma = false;
     }
 
     /// Pre-formatted ASCII text that needs no escaping (timestamps, hex ids).

@@ -215,28 +215,36 @@ impl AuditRecord<'_> {
     /// Append the record as one JSON object (no newline) to `buf`. `clock` remembers the last
     /// second formatted (records come in bursts within the same second).
     pub fn write_json(&self, buf: &mut Vec<u8>, clock: &mut TimeText) {
+        // The layout is fixed, so each field name goes out as one literal token with its
+        // separators (`,"user":`); only the values are formatted.
+        macro_rules! key {
+            ($j:ident, $lit:literal) => {
+                $j.token($lit.as_bytes())
+            };
+        }
+        buf.reserve(512);
         let mut j = JsonOut::new(buf);
-        j.begin_object();
-        j.field("schema_version");
+        key!(j, "{\"schema_version\":");
         j.u64(self.schema_version as u64);
-        j.field("ts");
+        key!(j, ",\"ts\":");
         j.raw_str(clock.format(self.ts));
-        j.field("seq");
+        key!(j, ",\"seq\":");
         j.u64(self.seq);
-        j.members(&self.session.json);
-        j.field("user");
+        key!(j, ",");
+        j.token(&self.session.json);
+        key!(j, ",\"user\":");
         j.opt_str(self.user);
-        j.field("database");
+        key!(j, ",\"database\":");
         j.opt_str(self.database);
-        j.field("client_program");
+        key!(j, ",\"client_program\":");
         j.opt_str(self.client_program);
-        j.field("server_version");
+        key!(j, ",\"server_version\":");
         j.opt_str(self.server_version);
-        j.field("op");
+        key!(j, ",\"op\":");
         j.str(self.op);
-        j.field("sql");
+        key!(j, ",\"sql\":");
         j.opt_str(self.sql);
-        j.field("params");
+        key!(j, ",\"params\":");
         match self.params {
             Some(ps) => {
                 j.begin_array();
@@ -247,77 +255,70 @@ impl AuditRecord<'_> {
             }
             None => j.null(),
         }
-        j.field("status");
-        j.str(match self.status {
-            Status::Ok => "ok",
-            Status::Error => "error",
-            Status::Unknown => "unknown",
+        key!(j, ",\"status\":");
+        j.token(match self.status {
+            Status::Ok => b"\"ok\"",
+            Status::Error => b"\"error\"",
+            Status::Unknown => b"\"unknown\"",
         });
-        j.field("error");
         match self.error {
             Some(e) => {
-                j.begin_object();
-                j.field("code");
+                key!(j, ",\"error\":{\"code\":");
                 match &e.code {
                     ErrorCode::Num(n) => j.i64(*n),
                     ErrorCode::Text(t) => j.str(t),
                 }
-                j.field("sqlstate");
+                key!(j, ",\"sqlstate\":");
                 j.opt_str(e.sqlstate.as_deref());
-                j.field("message");
+                key!(j, ",\"message\":");
                 j.str(&e.message);
-                j.end_object();
+                key!(j, "}");
             }
-            None => j.null(),
+            None => key!(j, ",\"error\":null"),
         }
-        j.field("rows");
+        key!(j, ",\"rows\":");
         j.opt_u64(self.rows);
-        j.field("latency_us");
+        key!(j, ",\"latency_us\":");
         j.opt_u64(self.latency_us);
-        j.field("bytes");
-        j.begin_object();
-        j.field("request");
+        key!(j, ",\"bytes\":{\"request\":");
         j.u64(self.bytes.request);
-        j.field("response");
+        key!(j, ",\"response\":");
         j.u64(self.bytes.response);
-        j.end_object();
-        j.field("flags");
+        key!(j, "},\"flags\":");
         j.begin_array();
         for name in self.flags.names() {
             j.str(name);
         }
         j.end_array();
         for (k, v) in [
-            ("stmt_id", self.stmt_id),
-            ("connection_id", self.connection_id),
-            ("insert_id", self.insert_id),
-            ("warnings", self.warnings),
+            (",\"stmt_id\":", self.stmt_id),
+            (",\"connection_id\":", self.connection_id),
+            (",\"insert_id\":", self.insert_id),
+            (",\"warnings\":", self.warnings),
             (
-                "lost_bytes",
+                ",\"lost_bytes\":",
                 (self.lost_bytes > 0).then_some(self.lost_bytes),
             ),
         ] {
             if let Some(v) = v {
-                j.field(k);
+                j.token(k.as_bytes());
                 j.u64(v);
             }
         }
         if let Some(l) = &self.login {
-            j.field("login");
-            j.begin_object();
-            j.field("auth_method");
+            key!(j, ",\"login\":{\"auth_method\":");
             j.opt_str(l.auth_method);
-            j.field("attributes");
+            key!(j, ",\"attributes\":");
             write_pairs(&mut j, l.attributes);
-            j.field("credentials_redacted");
+            key!(j, ",\"credentials_redacted\":");
             j.bool(l.credentials_redacted);
-            j.end_object();
+            key!(j, "}");
         }
         if !self.attributes.is_empty() {
-            j.field("attributes");
+            key!(j, ",\"attributes\":");
             write_pairs(&mut j, self.attributes);
         }
-        j.end_object();
+        key!(j, "}");
     }
 }
 
