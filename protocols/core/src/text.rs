@@ -6,7 +6,17 @@ use encoding_rs::{DecoderResult, Encoding, UTF_8};
 
 /// Decode `bytes` from `encoding` into a new UTF-8 string; undecodable bytes become `\xNN`.
 pub fn decode(bytes: &[u8], encoding: &'static Encoding) -> String {
+    // Fast path, the common case: valid UTF-8 in a UTF-8 session, or plain ASCII in any
+    // ASCII-compatible charset (it reads the same in all of them).
+    if encoding == UTF_8 || encoding.is_ascii_compatible() {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            if encoding == UTF_8 || s.is_ascii() {
+                return s.to_owned();
+            }
+        }
+    }
     let mut out = String::with_capacity(bytes.len() + bytes.len() / 2 + 4);
+
     decode_into(bytes, encoding, &mut out);
     out
 }
