@@ -158,6 +158,39 @@ pub struct LoginDetails<'a> {
     pub credentials_redacted: bool,
 }
 
+/// Who and where, as of one operation: the record fields `user`, `database`, `client_program`
+/// and `server_version`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Context<'a> {
+    /// Database user (for `login`/`change_user`: the user who tried).
+    pub user: Option<&'a str>,
+    /// Default database.
+    pub database: Option<&'a str>,
+    /// Client program.
+    pub client_program: Option<&'a str>,
+    /// Server version.
+    pub server_version: Option<&'a str>,
+}
+
+impl Context<'_> {
+    fn write(&self, j: &mut JsonOut<'_>) {
+        j.token(b",\"user\":");
+        j.opt_str(self.user);
+        j.token(b",\"database\":");
+        j.opt_str(self.database);
+        j.token(b",\"client_program\":");
+        j.opt_str(self.client_program);
+        j.token(b",\"server_version\":");
+        j.opt_str(self.server_version);
+    }
+
+    /// The four fields as JSON text that fits where [`AuditRecord::context_json`] goes.
+    pub fn render(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        self.write(&mut JsonOut::new(buf));
+    }
+}
+
 /// One audit record, borrowing from the session and the request it describes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord<'a> {
@@ -169,14 +202,11 @@ pub struct AuditRecord<'a> {
     pub seq: u64,
     /// Protocol, session id, client and server.
     pub session: &'a SessionHeader,
-    /// Database user.
-    pub user: Option<&'a str>,
-    /// Default database.
-    pub database: Option<&'a str>,
-    /// Client program.
-    pub client_program: Option<&'a str>,
-    /// Server version.
-    pub server_version: Option<&'a str>,
+    /// User, database, client program and server version at the time of the operation.
+    pub context: Context<'a>,
+    /// `context` already rendered by [`Context::render`] (a session reuses it until its context
+    /// changes); when `None`, `context` is written.
+    pub context_json: Option<&'a [u8]>,
     /// Operation kind.
     pub op: &'a str,
     /// Statement text.
@@ -232,14 +262,10 @@ impl AuditRecord<'_> {
         j.u64(self.seq);
         key!(j, ",");
         j.token(&self.session.json);
-        key!(j, ",\"user\":");
-        j.opt_str(self.user);
-        key!(j, ",\"database\":");
-        j.opt_str(self.database);
-        key!(j, ",\"client_program\":");
-        j.opt_str(self.client_program);
-        key!(j, ",\"server_version\":");
-        j.opt_str(self.server_version);
+        match self.context_json {
+            Some(rendered) => j.token(rendered),
+            None => self.context.write(&mut j),
+        }
         key!(j, ",\"op\":");
         j.str(self.op);
         key!(j, ",\"sql\":");
@@ -573,10 +599,13 @@ mod tests {
             ts: Timestamp(1_234_567_890_123_456_789),
             seq: 3,
             session: header,
-            user: Some("root"),
-            database: None,
-            client_program: None,
-            server_version: Some("8.0.26"),
+            context: Context {
+                user: Some("root"),
+                database: None,
+                client_program: None,
+                server_version: Some("8.0.26"),
+            },
+            context_json: None,
             op: "execute",
             sql: Some("select ?"),
             params: Some(params),

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use dbtap_core::{DbEvent, Request, Response, Status};
 
 use crate::record::{
-    AuditRecord, Bytes, Endpoint, Flags, LoginDetails, SessionHeader, SCHEMA_VERSION,
+    AuditRecord, Bytes, Context, Endpoint, Flags, LoginDetails, SessionHeader, SCHEMA_VERSION,
 };
 use crate::sink::RecordSink;
 
@@ -80,6 +80,9 @@ pub struct Session {
     database: Option<String>,
     client_program: Option<String>,
     server_version: Option<String>,
+    /// The session's context (user, database, client program, server version) rendered for
+    /// records; emptied whenever the context changes.
+    context_json: Vec<u8>,
     connection_id: Option<u64>,
     pending: VecDeque<Box<Request>>,
     max_pending: usize,
@@ -100,6 +103,7 @@ impl Session {
             database: None,
             client_program: None,
             server_version: None,
+            context_json: Vec::new(),
             connection_id: None,
             pending: VecDeque::new(),
             max_pending: max_pending.max(1),
@@ -132,6 +136,7 @@ impl Session {
                 version,
                 connection_id,
             } => {
+                self.context_json.clear();
                 if version.is_some() {
                     self.server_version = version;
                 }
@@ -165,6 +170,7 @@ impl Session {
                 }
             }
             DbEvent::Session(update) => {
+                self.context_json.clear();
                 if update.user.is_some() {
                     self.user = update.user;
                 }
@@ -262,6 +268,15 @@ impl Session {
         if self.info.midstream {
             flags.insert(Flags::MIDSTREAM);
         }
+        if req.login.is_none() && self.context_json.is_empty() {
+            Context {
+                user: self.user.as_deref(),
+                database: self.database.as_deref(),
+                client_program: self.client_program.as_deref(),
+                server_version: self.server_version.as_deref(),
+            }
+            .render(&mut self.context_json);
+        }
         if std::mem::take(&mut self.after_gap) {
             flags.insert(Flags::AFTER_GAP);
         }
@@ -283,17 +298,21 @@ impl Session {
             ts: req.ts,
             seq,
             session: &self.header,
-            // A login record names the user who tried, whatever the outcome.
-            user: login
-                .and_then(|l| l.user.as_deref())
-                .or(self.user.as_deref()),
-            database: login
-                .and_then(|l| l.database.as_deref())
-                .or(self.database.as_deref()),
-            client_program: login
-                .and_then(|l| l.client_program.as_deref())
-                .or(self.client_program.as_deref()),
-            server_version: self.server_version.as_deref(),
+            context: Context {
+                // A login record names the user who tried, whatever the outcome.
+                user: login
+                    .and_then(|l| l.user.as_deref())
+                    .or(self.user.as_deref()),
+                database: login
+                    .and_then(|l| l.database.as_deref())
+                    .or(self.database.as_deref()),
+                client_program: login
+                    .and_then(|l| l.client_program.as_deref())
+                    .or(self.client_program.as_deref()),
+                server_version: self.server_version.as_deref(),
+            },
+            // Records of ordinary operations share the session's context: rendered once.
+            context_json: login.is_none().then_some(self.context_json.as_slice()),
             op: req.op.as_ref().map_or("unknown", |o| o.as_str()),
             sql: req.sql.as_deref(),
             params: req.params.as_deref(),
