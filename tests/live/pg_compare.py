@@ -39,6 +39,7 @@ import sys
 import uuid
 from collections import Counter, OrderedDict, defaultdict
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree for the import below
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # The MariaDB comparison's protocol-neutral helpers (reading, SQL matching, printing).
 from compare import (describe_rec, find_next, load_records, load_truth, norm_sql,  # noqa: E402
