@@ -191,7 +191,7 @@ fn bytea_text(v: &[u8]) -> Option<Vec<u8>> {
             .copied()
             .filter(|c| !c.is_ascii_whitespace())
             .collect();
-        if digits.len() % 2 != 0 {
+        if digits.len() & 1 == 1 {
             return None;
         }
         return digits
@@ -467,7 +467,9 @@ fn date(d: i32) -> String {
         _ => {}
     }
     let mut s = String::with_capacity(14);
-    push_date(&mut s, d as i64 + PG_EPOCH_DAYS);
+    if push_date(&mut s, d as i64 + PG_EPOCH_DAYS) {
+        s.push_str(" BC");
+    }
     s
 }
 

@@ -28,6 +28,20 @@ fn dump_all_streams() {
             Default::default(),
         );
         println!("=== {n} {:?} {:?}", d.state(), d.stats());
+        if std::env::var("SUMMARY").is_ok() {
+            for e in &ev {
+                if !matches!(
+                    e,
+                    dbtap_core::DbEvent::Request(_) | dbtap_core::DbEvent::Response(_)
+                ) {
+                    println!("  {e:?}");
+                }
+            }
+            for l in common::summary(&ev) {
+                println!("  {l}");
+            }
+            continue;
+        }
         for e in &ev {
             println!("  {e:?}");
         }

@@ -118,6 +118,8 @@ pub(crate) struct Outcome {
     pub started: bool,
     /// Parts of the response that were cut or lost.
     pub completeness: Completeness,
+    /// The command tag was ROLLBACK (a COMMIT of a failed transaction reports it).
+    pub rolled_back: bool,
 }
 
 /// One operation being built.
@@ -250,6 +252,8 @@ pub struct PgParser {
     /// Latest Query / Execute operation the client sent.
     pub(crate) last_client_op: Option<u64>,
     pub(crate) max_pending: usize,
+    /// `Limits::max_attribute_len` (taken from the latest call's limits).
+    pub(crate) max_attr_len: usize,
     /// The server side lost sync: wait for a request sent after that before resyncing.
     pub(crate) server_needs_request: bool,
     /// Last server message was ReadyForQuery (a batch boundary), for leaving a `Lost` region.
@@ -284,6 +288,7 @@ impl PgParser {
             copy_in: None,
             last_client_op: None,
             max_pending: dbtap_core::limits::DEFAULT_MAX_PENDING_REQUESTS,
+            max_attr_len: dbtap_core::limits::DEFAULT_MAX_ATTRIBUTE_LEN,
             server_needs_request: false,
             server_at_boundary: true,
         };
@@ -430,6 +435,9 @@ impl PgParser {
                 .results
                 .pop()
                 .unwrap_or_else(|| std::mem::take(&mut op.cur));
+            if o.rolled_back {
+                mark_rollback(&mut op.req);
+            }
             let mut r = response_of(&o);
             r.param_count = op.param_count;
             if cut {
@@ -508,6 +516,9 @@ impl PgParser {
             }
             let mut req = op.req;
             req.bytes += results.iter().map(|r| r.req_bytes).sum::<u64>();
+            if results.last().is_some_and(|r| r.rolled_back) {
+                mark_rollback(&mut req);
+            }
             if op.not_executed > 0 {
                 req.attributes.push((
                     "not_executed_statements".into(),
@@ -539,9 +550,12 @@ impl PgParser {
                     .push(("not_executed_statements".into(), not_run.to_string()));
                 if let Some(rest) = splits.get(i + 1).and_then(|s| sql.get(s.start..)) {
                     let mut rest = rest.to_owned();
-                    dbtap_core::text::truncate_utf8(&mut rest, op.max_attr());
+                    dbtap_core::text::truncate_utf8(&mut rest, self.max_attr_len);
                     req.attributes.push(("not_executed_sql".into(), rest));
                 }
+            }
+            if r.rolled_back {
+                mark_rollback(&mut req);
             }
             let mut resp = response_of(&r);
             if i == last && cut {
@@ -585,9 +599,20 @@ impl PgParser {
     }
 }
 
-impl OpState {
-    fn max_attr(&self) -> usize {
-        dbtap_core::limits::DEFAULT_MAX_ATTRIBUTE_LEN
+/// A COMMIT (or END) answered with the tag ROLLBACK: "If the transaction was aborted, COMMIT
+/// rolls it back" — the changes were discarded, which the record must say.
+fn mark_rollback(req: &mut Request) {
+    let commit = req.sql.as_deref().is_some_and(|s| {
+        let w = s
+            .trim_start()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("");
+        w.eq_ignore_ascii_case("commit") || w.eq_ignore_ascii_case("end")
+    });
+    if commit {
+        req.attributes
+            .push(("transaction".into(), "rolled_back".into()));
     }
 }
 
@@ -635,6 +660,7 @@ impl StreamParser for PgParser {
         out: &mut Vec<DbEvent>,
     ) -> Progress {
         self.max_pending = cx.limits.max_pending_requests.max(1);
+        self.max_attr_len = cx.limits.max_attribute_len;
         match input {
             Input::Data(data) => self.on_data(cx, dir, data, out),
             Input::Gap { len, partial } => self.on_gap(cx, dir, len, partial, out),

@@ -317,10 +317,13 @@ impl PgParser {
                 op.cur.started = true;
                 op.cur.ts_end = ts_end;
                 op.cur.status = Status::Ok;
+                op.cur.rolled_back = tag == b"ROLLBACK";
+                // Servers before 9.0 send a bare "SELECT" tag: the rows are the DataRows.
+                let bare_select = h.ty == be::COMMAND_COMPLETE && tag == b"SELECT";
                 match (e.kind, h.ty) {
                     (ExpKind::Query, _) => {
                         op.cur.rows = if h.ty == be::COMMAND_COMPLETE {
-                            messages::tag_rows(tag)
+                            messages::tag_rows(tag).or(bare_select.then_some(op.cur.datarows))
                         } else {
                             None
                         };
@@ -334,7 +337,8 @@ impl PgParser {
                     _ => {
                         if h.ty == be::COMMAND_COMPLETE {
                             op.cur.rows = messages::tag_rows(tag)
-                                .map(|n| op.run_start_rows.saturating_add(n));
+                                .map(|n| op.run_start_rows.saturating_add(n))
+                                .or(bare_select.then_some(op.cur.datarows));
                         }
                         op.done = true;
                     }
