@@ -271,8 +271,28 @@ pub(crate) fn looks_foreign(d: &[u8]) -> bool {
     ];
     SIGS.iter().any(|s| d.starts_with(s))
         || matches!(d, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
-        // MySQL greeting: 3-byte length, sequence 0, protocol 10.
-        || matches!(d, [_, _, 0, 0, 10, ..])
+        || mysql_greeting(d)
+}
+
+/// A MySQL server greeting: 3-byte little-endian length (under 256 here), sequence id 0,
+/// protocol version 10, then a NUL-terminated version string such as "8.0.36". As a PostgreSQL
+/// header the same bytes would be a 10-byte message whose body starts with a digit, a dot and
+/// runs past its own end to the NUL: no backend message looks like that.
+fn mysql_greeting(d: &[u8]) -> bool {
+    let [_, 0, 0, 0, 10, rest @ ..] = d else {
+        return false;
+    };
+    let head = rest.get(..rest.len().min(64)).unwrap_or_default();
+    let Some(nul) = head.iter().position(|&b| b == 0) else {
+        return false;
+    };
+    let version = &head[..nul];
+    version.len() >= 5
+        && version.first().is_some_and(u8::is_ascii_digit)
+        && version.contains(&b'.')
+        && version
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+' | b'~'))
 }
 
 /// Events are plain data: re-exported for tests and callers.

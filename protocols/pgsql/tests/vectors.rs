@@ -1487,3 +1487,50 @@ fn mysql_session_on_5432_gives_no_records() {
         DriverState::Abandoned(dbtap_core::Abandon::NotThisProtocol)
     );
 }
+
+#[test]
+fn session_without_startup_in_view() {
+    // The capture starts at a Query (not flagged mid-stream by the stream layer).
+    let ev = run(&[
+        (C, msg::query("SELECT 1")),
+        (
+            S,
+            [
+                msg::row_desc("x"),
+                msg::data_row(b"1"),
+                msg::complete("SELECT 1"),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+        (C, msg::query("SELECT 2")),
+        (
+            S,
+            [
+                msg::row_desc("x"),
+                msg::data_row(b"2"),
+                msg::complete("SELECT 1"),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+    ]);
+    assert_eq!(
+        summary(&ev),
+        vec![
+            "1 query \"SELECT 1\" => Ok rows=Some(1)",
+            "2 query \"SELECT 2\" => Ok rows=Some(1)"
+        ]
+    );
+    // Regression: CommandComplete "BEGIN" is `C 00 00 00 0a …`, the shape of a MySQL greeting
+    // header (length byte, 0, 0, sequence 0, protocol 10); it is not one.
+    let ev = run(&[
+        (C, msg::query("BEGIN")),
+        (S, [msg::complete("BEGIN"), msg::ready(b'T')].concat()),
+    ]);
+    assert_eq!(summary(&ev), vec!["1 query \"BEGIN\" => Ok rows=None"]);
+    assert_eq!(
+        dbtap_pgsql::probe(S, &[msg::complete("BEGIN"), msg::ready(b'T')].concat()),
+        Probe::Unsure
+    );
+}

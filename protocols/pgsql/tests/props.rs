@@ -1,0 +1,259 @@
+//! Property tests: chunking invariance on real streams and hand-made pipelines, and robustness
+//! (random bytes, truncations, bit flips, random gaps): never panic, never hang, buffers stay
+//! bounded.
+mod common;
+
+use common::{feed, load, Seg};
+use dbtap_core::{Direction, Limits, SessionOpts, Timestamp};
+use proptest::prelude::*;
+
+const STREAMS: &[&str] = &[
+    "scram_select_now",
+    "scram_crud",
+    "md5_login_pgadmin",
+    "cancel_session",
+    "copy_in",
+    "rollback",
+    "extended_query",
+    "extended_errors_42P01",
+    "ndpi_extended_0",
+    "large_select",
+    "long_result",
+    "query_error_exit",
+    "listen_notify",
+    "greenhouse_1",
+    "upgrade_tls",
+    "bad_backend_message",
+    "midstream_simple_query",
+    "midstream_prepare_mismatch",
+];
+
+/// Split every data segment at the given cut points, same direction and time.
+fn rechunk(segs: &[Seg], cuts: &[u16]) -> Vec<Seg> {
+    let mut out = Vec::new();
+    let mut k = 0usize;
+    for s in segs {
+        match s {
+            Seg::Data(d, ts, b) if b.len() > 1 => {
+                let c = cuts.get(k % cuts.len().max(1)).copied().unwrap_or(0) as usize;
+                k += 1;
+                // 0..=3 cuts per segment depending on the draw.
+                let mut pieces = vec![0usize, b.len()];
+                for j in 0..(c % 4) {
+                    pieces.push((c.wrapping_mul(j + 7)) % b.len());
+                }
+                pieces.sort_unstable();
+                pieces.dedup();
+                for w in pieces.windows(2) {
+                    if w[1] > w[0] {
+                        out.push(Seg::Data(*d, *ts, b[w[0]..w[1]].to_vec()));
+                    }
+                }
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+/// Merge consecutive segments of the same direction (a capture with larger segments).
+fn coalesce(segs: &[Seg]) -> Vec<Seg> {
+    let mut out: Vec<Seg> = Vec::new();
+    for s in segs {
+        match (out.last_mut(), s) {
+            (Some(Seg::Data(d0, _, b0)), Seg::Data(d, _, b)) if d0 == d => b0.extend_from_slice(b),
+            _ => out.push(s.clone()),
+        }
+    }
+    out
+}
+
+fn ignore_times(ev: &[dbtap_core::DbEvent]) -> Vec<dbtap_core::DbEvent> {
+    ev.iter()
+        .cloned()
+        .map(|e| match e {
+            dbtap_core::DbEvent::Request(mut r) => {
+                r.ts = Timestamp(0);
+                dbtap_core::DbEvent::Request(r)
+            }
+            dbtap_core::DbEvent::Response(mut r) => {
+                r.ts_end = Timestamp(0);
+                dbtap_core::DbEvent::Response(r)
+            }
+            e => e,
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn chunking_does_not_change_events(which in 0..STREAMS.len(), cuts in prop::collection::vec(any::<u16>(), 1..32)) {
+        let segs = load(STREAMS[which]);
+        let (whole, d0, _) = feed(&segs, SessionOpts::default(), Limits::default());
+        let (split, d1, _) = feed(&rechunk(&segs, &cuts), SessionOpts::default(), Limits::default());
+        prop_assert_eq!(&whole, &split);
+        prop_assert_eq!(d0.stats().stalls, 0);
+        prop_assert_eq!(d1.stats().stalls, 0);
+    }
+
+    #[test]
+    fn one_byte_at_a_time_is_the_same(which in 0..STREAMS.len()) {
+        let segs = load(STREAMS[which]);
+        let (whole, _, _) = feed(&segs, SessionOpts::default(), Limits::default());
+        let bytes: Vec<Seg> = segs.iter().flat_map(|s| match s {
+            Seg::Data(d, ts, b) => b.iter().map(|x| Seg::Data(*d, *ts, vec![*x])).collect::<Vec<_>>(),
+            g => vec![g.clone()],
+        }).collect();
+        let (split, d, _) = feed(&bytes, SessionOpts::default(), Limits::default());
+        prop_assert_eq!(whole, split);
+        prop_assert_eq!(d.stats().stalls, 0);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(dirs in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 0..300)), 0..20), mid in any::<bool>()) {
+        let segs: Vec<Seg> = dirs.into_iter().enumerate().map(|(i, (d, b))| {
+            let dir = if d { Direction::ToServer } else { Direction::ToClient };
+            Seg::Data(dir, Timestamp(i as u64), b)
+        }).collect();
+        check_bounded(&segs, mid);
+    }
+
+    #[test]
+    fn plausible_messages_in_random_order_never_panic(
+        msgs in prop::collection::vec((any::<bool>(), 0usize..TYPES.len(), prop::collection::vec(any::<u8>(), 0..40), any::<u8>()), 0..40),
+        mid in any::<bool>(),
+    ) {
+        // Valid headers with random bodies and random lengths: exercises every handler.
+        let segs: Vec<Seg> = msgs.into_iter().enumerate().map(|(i, (d, t, body, extra))| {
+            let dir = if d { Direction::ToServer } else { Direction::ToClient };
+            let mut m = vec![TYPES[t]];
+            let len = (body.len() + 4 + (extra as usize % 3)) as u32;
+            m.extend_from_slice(&len.to_be_bytes());
+            m.extend_from_slice(&body);
+            Seg::Data(dir, Timestamp(i as u64), m)
+        }).collect();
+        check_bounded(&segs, mid);
+    }
+
+    #[test]
+    fn mangled_real_streams_never_panic(
+        which in 0..STREAMS.len(),
+        flips in prop::collection::vec((any::<u16>(), any::<u16>(), any::<u8>()), 0..8),
+        cut in any::<u16>(),
+        gaps in prop::collection::vec((any::<u16>(), 1u64..5000), 0..4),
+        mid in any::<bool>(),
+    ) {
+        let mut segs = load(STREAMS[which]);
+        for (s, at, x) in flips {
+            let n = segs.len();
+            if let Some(Seg::Data(_, _, b)) = segs.get_mut(s as usize % n.max(1)) {
+                if !b.is_empty() {
+                    let i = at as usize % b.len();
+                    b[i] ^= x.max(1);
+                }
+            }
+        }
+        for (at, len) in gaps {
+            let n = segs.len().max(1);
+            let i = at as usize % n;
+            let dir = match segs.get(i) { Some(Seg::Data(d, _, _)) | Some(Seg::Gap(d, _, _)) => *d, None => Direction::ToServer };
+            segs.insert(i, Seg::Gap(dir, Timestamp(0), len));
+        }
+        let keep = (cut as usize % (segs.len() + 1)).max(1);
+        segs.truncate(keep);
+        check_bounded(&segs, mid);
+    }
+}
+
+const TYPES: &[u8] = b"QPBEDCSHXFdcfpRKSZTDCIEN123tnsGHWdcVvA";
+
+fn check_bounded(segs: &[Seg], mid: bool) {
+    let limits = Limits {
+        max_message_len: 64 * 1024,
+        ..Limits::default()
+    };
+    let (ev, d, p) = feed(segs, SessionOpts { midstream: mid }, limits.clone());
+    assert!(
+        d.buffered() <= 2 * (limits.max_message_len + 64 + 4096),
+        "driver buffered {}",
+        d.buffered()
+    );
+    assert!(p.pending_operations() <= limits.max_pending_requests);
+    // Every response pairs with an earlier request, once.
+    let _ = common::pairs(&ev);
+}
+
+#[test]
+fn coarser_segments_give_the_same_records() {
+    // Whole directions merged into few large segments: only times may differ.
+    for name in STREAMS {
+        let segs = load(name);
+        let (a, _, _) = feed(&segs, SessionOpts::default(), Limits::default());
+        let (b, _, _) = feed(&coalesce(&segs), SessionOpts::default(), Limits::default());
+        assert_eq!(ignore_times(&a), ignore_times(&b), "{name}");
+    }
+}
+
+#[test]
+fn truncations_of_every_stream_at_every_byte_never_panic() {
+    for name in STREAMS {
+        let segs = load(name);
+        let total: usize = segs
+            .iter()
+            .map(|s| match s {
+                Seg::Data(_, _, b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        let step = (total / 200).max(1);
+        let mut n = 0;
+        while n < total {
+            let mut left = n;
+            let mut cut = Vec::new();
+            for s in &segs {
+                if let Seg::Data(d, ts, b) = s {
+                    if left == 0 {
+                        break;
+                    }
+                    let k = left.min(b.len());
+                    cut.push(Seg::Data(*d, *ts, b[..k].to_vec()));
+                    left -= k;
+                }
+            }
+            let (ev, _, _) = feed(&cut, SessionOpts::default(), Limits::default());
+            let _ = common::pairs(&ev);
+            n += step;
+        }
+    }
+}
+
+#[test]
+fn pending_operations_are_bounded_without_a_server() {
+    // A client whose server side is never seen: requests pile up to the limit, the oldest are
+    // emitted without answers, nothing grows without bound.
+    let limits = Limits {
+        max_pending_requests: 8,
+        ..Limits::default()
+    };
+    let mut segs = vec![];
+    for i in 0..100u64 {
+        segs.push(Seg::Data(
+            Direction::ToServer,
+            Timestamp(i),
+            common::msg::query(&format!("SELECT {i}")),
+        ));
+    }
+    let (ev, _, p) = feed(&segs, SessionOpts { midstream: true }, limits);
+    assert_eq!(common::pairs(&ev).len(), 100);
+    assert_eq!(p.pending_operations(), 0);
+}
+
+/// Cases per property: `PROPTEST_CASES` when set, else 128 (a few seconds in release).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
+}
