@@ -442,6 +442,27 @@ fn pipelined_extended_batches() {
             "{name}"
         );
     }
+    // Statement "4" is prepared once and executed twice: tshark lists 4 Parse messages (its
+    // query count); the second execution is a Bind of the prepared statement with no text on
+    // the wire, recorded here with the prepared text and its own bound value.
+    let p = pairs(&run("ndpi_extended_0"));
+    let params = |i: usize| p[i].0.params.clone().unwrap();
+    assert_eq!(
+        params(4),
+        vec![dbtap_core::Param {
+            type_name: "unknown".into(),
+            value: ParamValue::Text("ams".into()),
+            truncated: false
+        }]
+    );
+    assert_eq!(params(5)[0].value, ParamValue::Text("arnt".into()));
+    assert_eq!(p[5].0.sql, p[4].0.sql);
+    assert_eq!(
+        p[5].0.attributes,
+        vec![("statement".to_string(), "4".to_string())]
+    );
+    // Bind + Describe + Execute + Sync, no Parse.
+    assert_eq!(p[5].0.bytes, 48);
     let ev = run("ndpi_extended_1");
     assert_eq!(
         summary(&ev)[1..],

@@ -1534,3 +1534,41 @@ fn session_without_startup_in_view() {
         Probe::Unsure
     );
 }
+
+#[test]
+fn fatal_error_ends_the_session() {
+    // "terminating connection due to administrator command" while a query runs.
+    let ev = run(&with_login(&[
+        (C, msg::query("SELECT pg_sleep(60)")),
+        (
+            S,
+            msg::error(
+                "FATAL",
+                "57P01",
+                "terminating connection due to administrator command",
+            ),
+        ),
+    ]));
+    let p = pairs(&ev);
+    let r = p[1].1.as_ref().unwrap();
+    assert_eq!(r.status, Status::Error);
+    assert_eq!(r.completeness, Completeness::Complete);
+    assert_eq!(
+        r.error.as_ref().unwrap().code,
+        ErrorCode::Text("57P01".into())
+    );
+    // The same message when nothing waits is counted, not recorded.
+    let ev = run(&with_login(&[(
+        S,
+        msg::error(
+            "FATAL",
+            "57P01",
+            "terminating connection due to administrator command",
+        ),
+    )]));
+    assert_eq!(pairs(&ev).len(), 1);
+    assert!(ev.contains(&DbEvent::Anomaly {
+        dir: S,
+        kind: "unsolicited_error"
+    }));
+}

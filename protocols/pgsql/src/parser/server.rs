@@ -492,6 +492,12 @@ impl PgParser {
             }
         }
         if f.is_fatal() {
+            // "FATAL: the session is terminated": no ReadyForQuery will come. The failing
+            // operation is complete; the batch ends here.
+            if let Some(op) = failing.and_then(|id| self.op_mut(id)) {
+                op.done = true;
+            }
+            self.end_batch(e.batch, None, out);
             self.phase = Phase::Closed;
         }
     }
