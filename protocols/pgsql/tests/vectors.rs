@@ -1572,3 +1572,44 @@ fn fatal_error_ends_the_session() {
         kind: "unsolicited_error"
     }));
 }
+
+#[test]
+fn ssl_refusal_delivered_after_the_startup_message() {
+    // The stream layer may hand over the client's StartupMessage before the server's `N`
+    // (segments of the two directions captured out of order): the `N` is still the answer.
+    let ev = run(&[
+        (C, msg::ssl_request()),
+        (C, msg::startup(&[("user", "erin")])),
+        (S, b"N".to_vec()),
+        (S, [msg::auth(0, &[]), msg::ready(b'I')].concat()),
+    ]);
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].1.as_ref().unwrap().status, Status::Ok);
+    assert_eq!(p[0].1.as_ref().unwrap().bytes, 1 + 9 + 6);
+}
+
+#[test]
+fn gap_inside_a_password_message_keeps_the_login() {
+    let pw = typed(b'p', &cstr("md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    let mut s = segs(&[
+        (C, msg::startup(&[("user", "frank")])),
+        (S, msg::auth(5, b"salt")),
+    ]);
+    s.push(Seg::Data(C, Timestamp(10), pw[..10].to_vec()));
+    s.push(Seg::Gap(C, Timestamp(11), 10));
+    s.push(Seg::Data(C, Timestamp(12), pw[20..].to_vec()));
+    s.push(Seg::Data(
+        S,
+        Timestamp(13),
+        [msg::auth(0, &[]), msg::ready(b'I')].concat(),
+    ));
+    let (ev, _, _) = common::feed(&s, SessionOpts::default(), Limits::default());
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 1);
+    let l = p[0].0.login.as_ref().unwrap();
+    assert_eq!(l.auth_method.as_deref(), Some("md5"));
+    assert!(l.credentials_redacted);
+    assert_eq!(p[0].1.as_ref().unwrap().status, Status::Ok);
+    assert!(!format!("{ev:?}").contains("aaaa"));
+}

@@ -105,11 +105,13 @@ impl PgParser {
             startup::SSL_REQUEST | startup::GSSENC_REQUEST if sh.len == 8 => {
                 let l = self.login_mut(ts);
                 l.req.bytes += 8;
-                self.phase = if sh.code == startup::SSL_REQUEST {
-                    Phase::SslWait
+                let (phase, answer) = if sh.code == startup::SSL_REQUEST {
+                    (Phase::SslWait, b'S')
                 } else {
-                    Phase::GssWait
+                    (Phase::GssWait, b'G')
                 };
+                self.phase = phase;
+                self.answer_pending = Some(answer);
                 Step::Next(8)
             }
             // "Int32(16) … Int32(80877102) … Int32 the process ID … Byte(n) the secret key"
@@ -427,6 +429,11 @@ impl PgParser {
         let total = h.total() as u64;
         if self.phase == Phase::Closed {
             return;
+        }
+        if h.ty == fe::PASSWORD {
+            // The head of a password message cut by a gap or the end of the capture.
+            let head = body.get(..body.len().min(AUTH_HEAD)).unwrap_or_default();
+            return self.password_message(ts, h, head, out);
         }
         if self.phase == Phase::Auth && h.ty != fe::TERMINATE {
             // Anything but password messages before ReadyForQuery: the login is over from the

@@ -256,6 +256,9 @@ pub struct PgParser {
     pub(crate) max_attr_len: usize,
     /// The server side lost sync: wait for a request sent after that before resyncing.
     pub(crate) server_needs_request: bool,
+    /// SSLRequest / GSSENCRequest sent: the server's next byte is the one-byte answer; the
+    /// byte that accepts (`S` / `G`).
+    pub(crate) answer_pending: Option<u8>,
     /// Last server message was ReadyForQuery (a batch boundary), for leaving a `Lost` region.
     pub(crate) server_at_boundary: bool,
 }
@@ -291,6 +294,7 @@ impl PgParser {
             max_attr_len: dbtap_core::limits::DEFAULT_MAX_ATTRIBUTE_LEN,
             server_needs_request: false,
             server_at_boundary: true,
+            answer_pending: None,
         };
         if opts.midstream {
             p.enter_midstream();

@@ -23,7 +23,9 @@ impl PgParser {
         let rest = data.get(pos..).unwrap_or_default();
         match self.phase {
             Phase::Encrypted => return Step::Upgrade(0),
-            Phase::SslWait | Phase::GssWait => return self.encryption_answer(cx, rest, pos, out),
+            _ if self.answer_pending.is_some() => {
+                return self.encryption_answer(cx, rest, pos, out)
+            }
             Phase::Startup => {
                 // The server speaks first only in a session picked up after its startup.
                 self.enter_midstream();
@@ -94,12 +96,10 @@ impl PgParser {
             return Step::Need(1);
         };
         let ts = cx.ts_at(pos);
-        let wanted = if self.phase == Phase::SslWait {
-            b'S'
-        } else {
-            b'G'
+        let Some(wanted) = self.answer_pending.take() else {
+            return Step::Next(0);
         };
-        if b == wanted {
+        if b == wanted && matches!(self.phase, Phase::SslWait | Phase::GssWait) {
             let l = self.login_mut(ts);
             l.resp.bytes += 1;
             self.upgrade(out);
@@ -109,11 +109,17 @@ impl PgParser {
             let l = self.login_mut(ts);
             l.resp.bytes += 1;
             l.started = true;
-            self.phase = Phase::Startup;
+            // The client may already have sent its StartupMessage (its bytes were delivered
+            // before this one): then the phase moved on already.
+            if matches!(self.phase, Phase::SslWait | Phase::GssWait) {
+                self.phase = Phase::Startup;
+            }
             return Step::Next(1);
         }
         // An ErrorResponse instead (servers that do not know the request).
-        self.phase = Phase::Auth;
+        if matches!(self.phase, Phase::SslWait | Phase::GssWait) {
+            self.phase = Phase::Auth;
+        }
         Step::Next(0)
     }
 

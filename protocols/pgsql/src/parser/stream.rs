@@ -39,8 +39,7 @@ impl PgParser {
         }
         if !self.dirs[i].seen {
             // The one-byte answer to SSLRequest / GSSENCRequest is judged by its own step.
-            let answer_byte =
-                dir == Direction::ToClient && matches!(self.phase, Phase::SslWait | Phase::GssWait);
+            let answer_byte = dir == Direction::ToClient && self.answer_pending.is_some();
             let first = if answer_byte {
                 First::Ok
             } else {
