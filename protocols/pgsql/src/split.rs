@@ -19,9 +19,55 @@ use std::ops::Range;
 /// end; statements holding nothing but whitespace, comments or `;` are left out (the server
 /// skips them too). `None` when there are more than `max`.
 pub fn split(sql: &str, max: usize, standard_strings: bool) -> Option<Vec<Range<usize>>> {
+    let mut out = Vec::new();
+    let mut over = false;
+    visit(sql, standard_strings, |r| {
+        if out.len() == max {
+            over = true;
+            return false;
+        }
+        out.push(r);
+        true
+    });
+    (!over).then_some(out)
+}
+
+/// As [`split`], but `None` unless there are at least two statements (and at most `max`):
+/// the common single-statement text costs no allocation.
+pub fn split_multi(sql: &str, max: usize, standard_strings: bool) -> Option<Vec<Range<usize>>> {
+    // Fast path: no `;` at all, or only trailing ones after the last content.
+    let trimmed = sql.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
+    if !trimmed.contains(';') {
+        return None;
+    }
+    let mut first: Option<Range<usize>> = None;
+    let mut out: Vec<Range<usize>> = Vec::new();
+    let mut over = false;
+    visit(sql, standard_strings, |r| {
+        match first.take() {
+            None if out.is_empty() => first = Some(r),
+            Some(f) => {
+                out.reserve(4);
+                out.push(f);
+                out.push(r);
+            }
+            None => {
+                if out.len() == max {
+                    over = true;
+                    return false;
+                }
+                out.push(r);
+            }
+        }
+        true
+    });
+    (!over && out.len() > 1 && out.len() <= max).then_some(out)
+}
+
+/// Call `f` with each statement's range, in order, until it returns false.
+fn visit(sql: &str, standard_strings: bool, mut f: impl FnMut(Range<usize>) -> bool) {
     let b = sql.as_bytes();
     let at = |i: usize| b.get(i).copied();
-    let mut out = Vec::new();
     // First and one-past-last byte of content (not whitespace or comment) of this statement.
     let mut first: Option<usize> = None;
     let mut last = 0usize;
@@ -83,11 +129,10 @@ pub fn split(sql: &str, max: usize, standard_strings: bool) -> Option<Vec<Range<
                 i += 1;
             }
             b';' if depth == 0 => {
-                if let Some(f) = first.take() {
-                    if out.len() == max {
-                        return None;
+                if let Some(s) = first.take() {
+                    if !f(s..last) {
+                        return;
                     }
-                    out.push(f..last);
                 }
                 i += 1;
                 continue;
@@ -101,13 +146,9 @@ pub fn split(sql: &str, max: usize, standard_strings: bool) -> Option<Vec<Range<
         first.get_or_insert(start);
         last = i.min(b.len());
     }
-    if let Some(f) = first {
-        if out.len() == max {
-            return None;
-        }
-        out.push(f..last);
+    if let Some(s) = first {
+        f(s..last);
     }
-    Some(out)
 }
 
 /// Characters that continue an identifier: letters, digits, `_`, `$` and any non-ASCII byte.
@@ -236,6 +277,15 @@ mod tests {
         );
         // A comment-only statement is no statement.
         assert_eq!(parts("/* only */; select 1"), vec!["select 1"]);
+    }
+
+    #[test]
+    fn multi_only() {
+        assert_eq!(split_multi("select 1;", 256, true), None);
+        assert_eq!(split_multi("select ';'", 256, true), None);
+        assert_eq!(split_multi("a; b", 256, true), Some(vec![0..1, 3..4]));
+        assert_eq!(split_multi("a; b; c", 2, true), None);
+        assert_eq!(split_multi("a; b; c", 3, true).unwrap().len(), 3);
     }
 
     #[test]

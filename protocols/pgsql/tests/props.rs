@@ -85,8 +85,186 @@ fn ignore_times(ev: &[dbtap_core::DbEvent]) -> Vec<dbtap_core::DbEvent> {
         .collect()
 }
 
+/// A hand-made session touching every message kind (startup, SCRAM, ParameterStatus,
+/// simple and extended protocol, Describe, suspended portals, COPY both ways, notices,
+/// notifications, FunctionCall, errors, Terminate), one segment per direction change.
+fn synthetic_session() -> Vec<Seg> {
+    use common::msg::{self, cstr, typed};
+    let c = Direction::ToServer;
+    let s = Direction::ToClient;
+    let parts: Vec<(Direction, Vec<u8>)> = vec![
+        (c, msg::ssl_request()),
+        (s, b"N".to_vec()),
+        (
+            c,
+            msg::startup(&[
+                ("user", "u"),
+                ("database", "d"),
+                ("client_encoding", "LATIN1"),
+            ]),
+        ),
+        (s, msg::auth(10, &[cstr("SCRAM-SHA-256"), vec![0]].concat())),
+        (
+            c,
+            typed(
+                b'p',
+                &[
+                    cstr("SCRAM-SHA-256"),
+                    8u32.to_be_bytes().to_vec(),
+                    b"n,,n=,r=".to_vec(),
+                ]
+                .concat(),
+            ),
+        ),
+        (s, msg::auth(11, b"r=x,s=y,i=4096")),
+        (c, typed(b'p', b"c=biws,r=x,p=z")),
+        (
+            s,
+            [
+                msg::auth(12, b"v=w"),
+                msg::auth(0, &[]),
+                msg::param_status("server_version", "17.0"),
+                msg::param_status("client_encoding", "LATIN1"),
+                msg::key_data(9, 9),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+        (c, typed(b'Q', b"SELECT 'caf\xe9'; SELECT 2\0")),
+        (
+            s,
+            [
+                msg::row_desc("a"),
+                msg::data_row(b"caf\xe9"),
+                msg::complete("SELECT 1"),
+                msg::notice("n"),
+                msg::row_desc("b"),
+                msg::data_row(b"2"),
+                msg::complete("SELECT 1"),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+        (
+            c,
+            [
+                msg::parse("s1", "SELECT * FROM t WHERE a = $1", &[23]),
+                msg::describe(b'S', "s1"),
+                msg::sync(),
+            ]
+            .concat(),
+        ),
+        (
+            s,
+            [
+                typed(b'1', &[]),
+                typed(b't', &[0, 1, 0, 0, 0, 23]),
+                msg::row_desc("a"),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+        (c, msg::query("BEGIN")),
+        (s, [msg::complete("BEGIN"), msg::ready(b'T')].concat()),
+        (
+            c,
+            [
+                msg::bind("p1", "s1", &[1], &[Some(&5i32.to_be_bytes())]),
+                msg::describe(b'P', "p1"),
+                msg::execute("p1", 2),
+                msg::sync(),
+            ]
+            .concat(),
+        ),
+        (
+            s,
+            [
+                typed(b'2', &[]),
+                msg::row_desc("a"),
+                msg::data_row(b"1"),
+                msg::data_row(b"2"),
+                typed(b's', &[]),
+                msg::ready(b'T'),
+            ]
+            .concat(),
+        ),
+        (c, [msg::execute("p1", 2), msg::sync()].concat()),
+        (
+            s,
+            [
+                msg::data_row(b"3"),
+                msg::complete("SELECT 1"),
+                msg::ready(b'T'),
+            ]
+            .concat(),
+        ),
+        (c, msg::query("COPY t FROM STDIN")),
+        (s, typed(b'G', &[0, 0, 1, 0, 0])),
+        (
+            c,
+            [typed(b'd', b"1\n"), typed(b'd', b"2\n"), typed(b'c', &[])].concat(),
+        ),
+        (s, [msg::complete("COPY 2"), msg::ready(b'T')].concat()),
+        (c, msg::query("COPY t TO STDOUT")),
+        (
+            s,
+            [
+                typed(b'H', &[0, 0, 1, 0, 0]),
+                typed(b'd', b"1\n"),
+                typed(b'd', b"2\n"),
+                typed(b'c', &[]),
+                msg::complete("COPY 2"),
+                msg::ready(b'T'),
+            ]
+            .concat(),
+        ),
+        (c, msg::query("SELECT 1/0")),
+        (
+            s,
+            [
+                msg::error("ERROR", "22012", "division by zero"),
+                msg::ready(b'E'),
+            ]
+            .concat(),
+        ),
+        (c, msg::query("ROLLBACK")),
+        (
+            s,
+            [
+                msg::complete("ROLLBACK"),
+                msg::ready(b'I'),
+                typed(b'A', &[0, 0, 0, 9, b'c', 0, b'p', 0]),
+            ]
+            .concat(),
+        ),
+        (
+            c,
+            typed(b'F', &[0, 0, 6, 62, 0, 0, 0, 1, 0, 0, 0, 1, b'7', 0, 0]),
+        ),
+        (
+            s,
+            [typed(b'V', &[0, 0, 0, 1, b'x']), msg::ready(b'I')].concat(),
+        ),
+        (c, msg::terminate()),
+    ];
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (d, b))| Seg::Data(d, Timestamp(i as u64 + 1), b))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn chunking_a_session_of_every_message_kind(cuts in prop::collection::vec(any::<u16>(), 1..64)) {
+        let segs = synthetic_session();
+        let (whole, _, _) = feed(&segs, SessionOpts::default(), Limits::default());
+        let (split, d, _) = feed(&rechunk(&segs, &cuts), SessionOpts::default(), Limits::default());
+        prop_assert_eq!(&whole, &split);
+        prop_assert_eq!(d.stats().stalls, 0);
+    }
 
     #[test]
     fn chunking_does_not_change_events(which in 0..STREAMS.len(), cuts in prop::collection::vec(any::<u16>(), 1..32)) {
@@ -186,10 +364,43 @@ fn check_bounded(segs: &[Seg], mid: bool) {
 }
 
 #[test]
+fn synthetic_session_records() {
+    let (ev, _, _) = feed(
+        &synthetic_session(),
+        SessionOpts::default(),
+        Limits::default(),
+    );
+    assert_eq!(
+        common::summary(&ev),
+        vec![
+            "1 login \"\" => Ok rows=None",
+            "2 query \"SELECT 'café'\" => Ok rows=Some(1)",
+            "3 query \"SELECT 2\" => Ok rows=Some(1)",
+            "4 prepare \"SELECT * FROM t WHERE a = $1\" => Ok rows=None",
+            "5 query \"BEGIN\" => Ok rows=None",
+            "6 execute \"SELECT * FROM t WHERE a = $1\" => Ok rows=Some(3)",
+            "7 query \"COPY t FROM STDIN\" => Ok rows=Some(2)",
+            "8 query \"COPY t TO STDOUT\" => Ok rows=Some(2)",
+            "9 query \"SELECT 1/0\" => Error rows=None err=Text(\"22012\")",
+            "10 query \"ROLLBACK\" => Ok rows=None",
+            "11 function_call \"function oid 1598\" => Ok rows=None",
+            "12 logout \"\" => -",
+        ]
+    );
+    let p = common::pairs(&ev);
+    assert_eq!(p[3].1.as_ref().unwrap().param_count, Some(1));
+    assert_eq!(p[2].1.as_ref().unwrap().warnings, Some(1));
+}
+
+#[test]
 fn coarser_segments_give_the_same_records() {
     // Whole directions merged into few large segments: only times may differ.
-    for name in STREAMS {
-        let segs = load(name);
+    let synthetic = synthetic_session();
+    for (name, segs) in STREAMS
+        .iter()
+        .map(|n| (*n, load(n)))
+        .chain(std::iter::once(("synthetic", synthetic)))
+    {
         let (a, _, _) = feed(&segs, SessionOpts::default(), Limits::default());
         let (b, _, _) = feed(&coalesce(&segs), SessionOpts::default(), Limits::default());
         assert_eq!(ignore_times(&a), ignore_times(&b), "{name}");

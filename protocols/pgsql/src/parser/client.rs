@@ -450,8 +450,7 @@ impl PgParser {
                 let splits = if req.completeness.is_incomplete() {
                     None
                 } else {
-                    crate::split::split(&sql, MAX_SPLIT_STATEMENTS, self.std_strings)
-                        .filter(|s| s.len() > 1)
+                    crate::split::split_multi(&sql, MAX_SPLIT_STATEMENTS, self.std_strings)
                 };
                 req.sql = Some(sql);
                 self.end_unnamed_portal();

@@ -59,6 +59,30 @@ impl PgParser {
                     }
                 }
             }
+            // Messages whose content is not needed (only their bytes count): handled from their
+            // header when they run past the input, the rest skipped, never buffered.
+            be::ROW_DESCRIPTION
+            | be::FUNCTION_CALL_RESPONSE
+            | be::NOTIFICATION
+            | be::NOTICE
+            | be::PARAMETER_DESCRIPTION
+                if rest.len() < h.total() =>
+            {
+                // ParameterDescription: only its leading Int16 count is read.
+                let head = if h.ty == be::PARAMETER_DESCRIPTION {
+                    match rest.get(HEADER_LEN..HEADER_LEN + 2) {
+                        Some(c) => c,
+                        None => return Step::Need(HEADER_LEN + 2),
+                    }
+                } else {
+                    &[]
+                };
+                self.server_message(cx, h, head, pos, None, out);
+                Step::Skip {
+                    consumed: HEADER_LEN,
+                    skip: h.body_len() as u64,
+                }
+            }
             _ => {
                 let cap = cx.limits.max_message_len.max(HEADER_LEN + 16);
                 let (body, cut) = match whole_or_head(h, rest, cap) {
@@ -278,7 +302,8 @@ impl PgParser {
             }
             be::PARAMETER_DESCRIPTION => {
                 if let Some(e) = self.seek(&[ExpKind::DescribeStmt], out) {
-                    let n = messages::parameter_description(body);
+                    // "Int16: the number of parameters used by the statement (can be zero)."
+                    let n = crate::wire::Reader::new(body).count16();
                     if let Some(op) = e.op.and_then(|id| self.op_mut(id)) {
                         op.cur.bytes += total;
                         op.param_count = n.map(|n| n as u64);
