@@ -221,6 +221,7 @@ impl PgParser {
                 // The answers in flight cannot be matched any more.
                 self.flush_all(Some(lost), out);
                 self.server_needs_request = true;
+                self.answer_pending = None;
             }
             Direction::ToServer => {
                 if matches!(
