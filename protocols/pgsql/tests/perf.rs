@@ -71,6 +71,40 @@ fn select_prepared(i: u64) -> Vec<(Direction, Vec<u8>)> {
     ]
 }
 
+/// `pgbench -S -M extended`: unnamed Parse + Bind + Describe + Execute + Sync per statement.
+fn select_extended(i: u64) -> Vec<(Direction, Vec<u8>)> {
+    let aid = format!("{}", i % 100_000 + 1);
+    vec![
+        (
+            Direction::ToServer,
+            [
+                msg::parse(
+                    "",
+                    "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+                    &[],
+                ),
+                msg::bind("", "", &[], &[Some(aid.as_bytes())]),
+                msg::describe(b'P', ""),
+                msg::execute("", 0),
+                msg::sync(),
+            ]
+            .concat(),
+        ),
+        (
+            Direction::ToClient,
+            [
+                [b'1', 0, 0, 0, 4].to_vec(),
+                [b'2', 0, 0, 0, 4].to_vec(),
+                msg::row_desc("abalance"),
+                msg::data_row(b"-4242"),
+                msg::complete("SELECT 1"),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+    ]
+}
+
 /// A report query returning `rows` rows of 60 bytes, the answer in 1448-byte segments.
 fn many_rows(rows: usize) -> Vec<(Direction, Vec<u8>)> {
     let mut answer = msg::row_desc("line");
@@ -151,6 +185,13 @@ fn pgbench_like_throughput() {
         segs.extend(select_prepared(i));
     }
     measure("pgbench -S -M prepared", &segs, n + 1);
+
+    let n = 1_000_000u64;
+    let mut segs = Vec::new();
+    for i in 0..n {
+        segs.extend(select_extended(i));
+    }
+    measure("pgbench -S -M extended", &segs, n);
 
     // Many DataRows: 2000 queries × 1000 rows.
     let mut segs = Vec::new();

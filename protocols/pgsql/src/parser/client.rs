@@ -553,7 +553,7 @@ impl PgParser {
                 };
                 let mut req = Self::request(ts, Op::new("function_call"), h.total());
                 req.sql = Some(format!("function oid {oid}"));
-                let (params, complete) = self.decode_params(&head, &[], limits);
+                let (params, complete) = Self::decode_params(self.charset, &head, &[], limits);
                 req.params = Some(params);
                 req.completeness = cut.unwrap_or_default();
                 if !complete {
@@ -617,16 +617,10 @@ impl PgParser {
     /// portal was suspended), or a new one.
     fn execute_op(&mut self, ts: Timestamp, portal: &[u8], out: &mut Vec<DbEvent>) -> u64 {
         if let Some(id) = self.portals.get(portal) {
-            let state = self.op_mut(id).map(|op| {
-                (
-                    op.executed && !op.suspended,
-                    op.req.clone(),
-                    op.stmt.clone(),
-                )
-            });
-            match state {
+            let ran = self.op_mut(id).map(|op| op.executed && !op.suspended);
+            match ran {
                 // Bound and not executed yet, or suspended: this Execute runs it.
-                Some((false, _, _)) => {
+                Some(false) => {
                     let batch = self.batch;
                     if let Some(op) = self.op_mut(id) {
                         op.batch = batch;
@@ -635,7 +629,11 @@ impl PgParser {
                     return id;
                 }
                 // The portal ran to completion already: a new execution of the same portal.
-                Some((true, mut req, stmt)) => {
+                Some(true) => {
+                    let (mut req, stmt) = match self.op_mut(id) {
+                        Some(op) => (op.req.clone(), op.stmt.clone()),
+                        None => (Self::request(ts, Op::EXECUTE, 0), None),
+                    };
                     req.ts = ts;
                     req.bytes = 0;
                     let new = self.push_op(Kind::Execute, req, out);
@@ -677,17 +675,40 @@ impl PgParser {
         let Some(head) = messages::bind_head(body) else {
             return self.malformed(out);
         };
-        let (sql, stmt_cut, oids) = match self.stmts.get(head.statement) {
-            Some(s) => (s.sql.clone(), s.cut, s.oids.clone()),
+        // The Parse of this statement earlier in this batch, not bound yet: it becomes the
+        // execute (one record for Parse + Bind + Execute).
+        let batch = self.batch;
+        let parse_op = self
+            .ops
+            .iter()
+            .rev()
+            .find(|o| {
+                o.batch == batch
+                    && o.kind == Kind::Prepare
+                    && o.stmt.as_deref() == Some(head.statement)
+            })
+            .map(|o| o.id);
+        let charset = self.charset;
+        let (params, complete, sql, stmt_cut, known) = match self.stmts.get(head.statement) {
+            Some(s) => {
+                let (params, complete) = Self::decode_params(charset, &head, &s.oids, limits);
+                // The merged Parse operation holds the text already.
+                let sql = if parse_op.is_none() {
+                    s.sql.clone()
+                } else {
+                    None
+                };
+                (params, complete, sql, s.cut, true)
+            }
             None => {
                 out.push(DbEvent::Anomaly {
                     dir: Direction::ToServer,
                     kind: anomaly::UNKNOWN_STATEMENT,
                 });
-                (None, false, Vec::new())
+                let (params, complete) = Self::decode_params(charset, &head, &[], limits);
+                (params, complete, None, false, false)
             }
         };
-        let (params, complete) = self.decode_params(&head, &oids, limits);
         let mut attrs = Vec::new();
         if !head.statement.is_empty() {
             attrs.push(("statement".into(), self.charset.decode(head.statement)));
@@ -702,26 +723,13 @@ impl PgParser {
                 original: h.body_len() as u64,
             });
         }
-        if sql.is_none() {
+        if !known {
             // The statement's text was not seen (mid-stream): say so.
             completeness = completeness.merge(Completeness::Partial { lost_bytes: 0 });
         }
         if head.portal.is_empty() {
             self.end_unnamed_portal();
         }
-        // The Parse of this statement earlier in this batch, not bound yet: it becomes the
-        // execute (one record for Parse + Bind + Execute).
-        let batch = self.batch;
-        let parse_op = self
-            .ops
-            .iter()
-            .rev()
-            .find(|o| {
-                o.batch == batch
-                    && o.kind == Kind::Prepare
-                    && o.stmt.as_deref() == Some(head.statement)
-            })
-            .map(|o| o.id);
         let id = match parse_op {
             Some(id) => {
                 if let Some(op) = self.op_mut(id) {
@@ -768,7 +776,7 @@ impl PgParser {
     /// Decode the parameter values of a Bind (or the arguments of a FunctionCall). Returns
     /// the values and whether all of them were in the body.
     fn decode_params(
-        &self,
+        charset: crate::charset::Charset,
         head: &messages::BindHead<'_>,
         oids: &[u32],
         limits: &dbtap_core::Limits,
@@ -786,11 +794,11 @@ impl PgParser {
             let (value, truncated) = match r.i32() {
                 Some(-1) => (dbtap_core::ParamValue::Null, false),
                 Some(len) if len >= 0 => match r.take(len as usize) {
-                    Some(v) => types::decode(oid, binary, v, self.charset, bounds),
+                    Some(v) => types::decode(oid, binary, v, charset, bounds),
                     None => {
                         // The value runs past the head that was read (a cut message).
                         let v = r.rest();
-                        let (val, _) = types::decode(oid, binary, v, self.charset, bounds);
+                        let (val, _) = types::decode(oid, binary, v, charset, bounds);
                         let val = if binary {
                             dbtap_core::ParamValue::Undecodable
                         } else {
