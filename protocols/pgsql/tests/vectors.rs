@@ -1613,3 +1613,58 @@ fn gap_inside_a_password_message_keeps_the_login() {
     assert_eq!(p[0].1.as_ref().unwrap().status, Status::Ok);
     assert!(!format!("{ev:?}").contains("aaaa"));
 }
+
+#[test]
+fn bind_with_more_values_than_kept() {
+    let limits = Limits {
+        max_params: 2,
+        max_param_len: 4,
+        ..Limits::default()
+    };
+    let ev = run_limits(
+        &with_login(&[
+            (
+                C,
+                [
+                    msg::parse("", "INSERT INTO t VALUES ($1, $2, $3)", &[25, 25, 25]),
+                    msg::bind("", "", &[], &[Some(b"abcdefgh"), Some(b"x"), Some(b"y")]),
+                    msg::execute("", 0),
+                    msg::sync(),
+                ]
+                .concat(),
+            ),
+            (
+                S,
+                [
+                    typed(b'1', &[]),
+                    typed(b'2', &[]),
+                    msg::complete("INSERT 0 1"),
+                    msg::ready(b'I'),
+                ]
+                .concat(),
+            ),
+        ]),
+        limits,
+    );
+    let p = pairs(&ev);
+    let params = p[1].0.params.as_ref().unwrap();
+    assert_eq!(
+        params,
+        &vec![
+            Param {
+                type_name: "text".into(),
+                value: ParamValue::Text("abcd".into()),
+                truncated: true
+            },
+            prm("text", ParamValue::Text("x".into())),
+        ]
+    );
+    assert!(matches!(
+        p[1].0.completeness,
+        Completeness::Truncated { .. }
+    ));
+    assert!(ev.contains(&DbEvent::Anomaly {
+        dir: C,
+        kind: "over_limit"
+    }));
+}

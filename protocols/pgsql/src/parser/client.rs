@@ -688,6 +688,12 @@ impl PgParser {
                     && o.stmt.as_deref() == Some(head.statement)
             })
             .map(|o| o.id);
+        if head.nparams > limits.max_params {
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToServer,
+                kind: anomaly::OVER_LIMIT,
+            });
+        }
         let charset = self.charset;
         let (params, complete, sql, stmt_cut, known) = match self.stmts.get(head.statement) {
             Some(s) => {

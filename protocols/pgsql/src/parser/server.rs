@@ -89,9 +89,15 @@ impl PgParser {
                     Ok(x) => x,
                     Err(n) => return Step::Need(n),
                 };
-                let c = cut.then_some(Completeness::Truncated {
-                    kept: body.len() as u64,
-                    original: h.body_len() as u64,
+                let c = cut.then(|| {
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToClient,
+                        kind: anomaly::OVER_LIMIT,
+                    });
+                    Completeness::Truncated {
+                        kept: body.len() as u64,
+                        original: h.body_len() as u64,
+                    }
                 });
                 self.server_message(cx, h, body, pos, c, out);
                 if cut {
