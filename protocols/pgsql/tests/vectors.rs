@@ -1668,3 +1668,67 @@ fn bind_with_more_values_than_kept() {
         kind: "over_limit"
     }));
 }
+
+#[test]
+fn midstream_execute_of_an_unseen_statement() {
+    // Picked up after the Parse: Bind of statement "S_3" (binary int4 7) and Execute.
+    let (ev, _, _) = common::feed(
+        &segs(&[
+            (
+                C,
+                [
+                    msg::bind("", "S_3", &[1], &[Some(&7i32.to_be_bytes())]),
+                    msg::execute("", 0),
+                    msg::sync(),
+                ]
+                .concat(),
+            ),
+            (
+                S,
+                [
+                    typed(b'2', &[]),
+                    msg::complete("UPDATE 1"),
+                    msg::ready(b'I'),
+                ]
+                .concat(),
+            ),
+            // An Execute of a portal whose Bind was not seen either.
+            (C, [msg::execute("C_9", 50), msg::sync()].concat()),
+            (
+                S,
+                [msg::data_row(b"x"), typed(b's', &[]), msg::ready(b'T')].concat(),
+            ),
+        ]),
+        SessionOpts { midstream: true },
+        Limits::default(),
+    );
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 2);
+    let (q, r) = &p[0];
+    assert_eq!(q.op.as_ref().unwrap().as_str(), "execute");
+    assert_eq!(q.sql, None);
+    assert_eq!(q.completeness, Completeness::Partial { lost_bytes: 0 });
+    assert_eq!(
+        q.params.as_ref().unwrap(),
+        &vec![prm("unknown", ParamValue::Bytes(vec![0, 0, 0, 7]))]
+    );
+    assert_eq!(
+        q.attributes,
+        vec![("statement".to_string(), "S_3".to_string())]
+    );
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    // The suspended portal is still open at the end of the capture: emitted with the row
+    // fetched so far, cut.
+    let (q, r) = &p[1];
+    assert_eq!(
+        q.attributes,
+        vec![("portal".to_string(), "C_9".to_string())]
+    );
+    let r = r.as_ref().unwrap();
+    assert_eq!(r.rows, Some(1));
+    assert!(matches!(r.completeness, Completeness::Truncated { .. }));
+    assert!(ev.contains(&DbEvent::Anomaly {
+        dir: C,
+        kind: "unknown_portal"
+    }));
+}
