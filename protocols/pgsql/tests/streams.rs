@@ -110,9 +110,9 @@ fn unknown_role_is_28000_without_credentials() {
     let l = login.login.as_ref().unwrap();
     assert_eq!(l.user.as_deref(), Some("test"));
     assert_eq!(l.client_program.as_deref(), Some("Navicat"));
-    // The server refused before asking for a password: AuthenticationOk was never sent, but
-    // the error came after an AuthenticationRequest of type 0? No: after the SSL refusal the
-    // role check fails first. The method is what the server asked for (none → trust).
+    // pg_hba says trust: AuthenticationOk, then the role lookup fails (28000). No password
+    // was sent.
+    assert_eq!(l.auth_method.as_deref(), Some("trust"));
     assert!(!l.credentials_redacted);
 }
 
