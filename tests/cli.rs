@@ -96,9 +96,8 @@ fn a_missing_file_and_bad_arguments_are_clear_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("unknown protocol \"oracle\" (known: mysql)")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("unknown protocol \"oracle\" (known: mysql, postgresql)"));
 
     let out = dbtap()
         .args(["replay", "--port", "mysql"])
