@@ -199,9 +199,9 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
     // Most text needs no escaping at all. This check has no early exit, so the compiler turns it
     // into a few wide vector operations; then the whole text is copied at once.
-    let special = bytes
-        .iter()
-        .fold(false, |acc, &b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    let special = bytes.iter().fold(false, |acc, &b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
     if !special {
         buf.extend_from_slice(bytes);
         buf.push(b'"');

@@ -22,10 +22,10 @@ const CAP: usize = 512 * 1024;
 const ONE_PACKET_SLACK: usize = 64 * 1024 + 2 * 64 * 1024 + 1024 * 1024 + 64 * 1024;
 
 fn captures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mysql");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut out: Vec<PathBuf> = ["mysql", "pgsql"]
+        .iter()
+        .flat_map(|proto| std::fs::read_dir(root.join(proto)).unwrap().flatten())
         .flat_map(|case| {
             std::fs::read_dir(case.path())
                 .unwrap()
@@ -160,7 +160,7 @@ fn damaged_captures_never_panic_or_overgrow() {
 }
 
 #[test]
-fn random_payload_streams_on_the_mysql_port_never_panic() {
+fn random_payload_streams_on_a_database_port_never_panic() {
     // Whole captures of noise: a pcap header and random records (valid framing, random TCP).
     let mut runner = TestRunner::new_with_rng(
         Config {
