@@ -235,7 +235,7 @@ impl NgState {
                 continue;
             }
             if ulen > MAX_BLOCK_LEN {
-                return Err(bad_len("larger than the 4 MiB block limit"));
+                return Err(bad_len("larger than the 1 MiB block limit"));
             }
             let have = src.ensure(ulen).map_err(io)?;
             if have < ulen {

@@ -572,7 +572,7 @@ fn pcapng_corruption_is_reported_with_offsets() {
 fn pcapng_skips_a_block_larger_than_the_buffer_without_buffering_it() {
     let mut ng = Ng::new(false);
     ng.shb().idb(1, 0, &[]);
-    // A 5 MiB custom block (> the 4 MiB read buffer), then a packet.
+    // A 5 MiB custom block (> the 1 MiB read buffer), then a packet.
     ng.block(0x4000_0BAD, &vec![0x5a; 5 << 20]);
     ng.epb(0, 1, 2, b"ok");
     let f = read_ok(&temp_file("bigblock.pcapng", &ng.out));
