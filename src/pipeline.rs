@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
+use std::ops::Range;
+
 use crossbeam_channel::{bounded, Receiver, Select, Sender};
 use dbtap_core::Timestamp;
 
@@ -439,6 +441,24 @@ impl Lane {
     }
 }
 
+/// Capacity of the writer's buffer; runs of records at least this long bypass it.
+const WRITE_BUF_LEN: usize = 64 * 1024;
+
+/// Write a run of records of lane `run.0`'s front batch.
+fn flush_run<W: Write>(
+    out: &mut std::io::BufWriter<W>,
+    lanes: &[Lane],
+    run: Option<(usize, Range<usize>)>,
+) -> Result<(), PipelineError> {
+    let Some((i, r)) = run else { return Ok(()) };
+    let bytes = lanes
+        .get(i)
+        .and_then(|l| l.queue.front())
+        .and_then(|f| f.records.bytes().get(r))
+        .unwrap_or_default();
+    out.write_all(bytes).map_err(PipelineError::Write)
+}
+
 /// Merge the workers' record streams by key and write them.
 fn write_merged<W: Write>(
     rxs: Vec<Receiver<OutBatch>>,
@@ -446,7 +466,11 @@ fn write_merged<W: Write>(
     recycle: Sender<RecordSink>,
     progress: &Progress,
 ) -> Result<(u64, u64), PipelineError> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+    // Records that follow each other in one worker's buffer are written as one run, straight
+    // from that buffer when the run is at least the BufWriter's capacity (one worker, or long
+    // stretches of one worker's sessions): no copy. Shorter runs are gathered in the BufWriter.
+    let mut out = std::io::BufWriter::with_capacity(WRITE_BUF_LEN, out);
+    let mut run: Option<(usize, Range<usize>)> = None;
     let mut lanes: Vec<Lane> = rxs
         .iter()
         .map(|_| Lane {
@@ -477,19 +501,28 @@ fn write_merged<W: Write>(
                 break;
             }
             let lane = &mut lanes[i];
-            if let Some(front) = lane.queue.front() {
-                if let Some((_, line)) = front.records.get(lane.cursor) {
-                    out.write_all(line).map_err(PipelineError::Write)?;
-                    records += 1;
-                    bytes += line.len() as u64;
+            if let Some(span) = lane.queue.front().and_then(|f| f.records.span(lane.cursor)) {
+                records += 1;
+                bytes += span.len() as u64;
+                match &mut run {
+                    Some((l, r)) if *l == i && r.end == span.start => r.end = span.end,
+                    _ => {
+                        flush_run(&mut out, &lanes, run.take())?;
+                        run = Some((i, span));
+                    }
                 }
             }
+            let lane = &mut lanes[i];
             lane.cursor += 1;
             if lane
                 .queue
                 .front()
                 .is_some_and(|f| lane.cursor >= f.records.len())
             {
+                if run.as_ref().is_some_and(|(l, _)| *l == i) {
+                    flush_run(&mut out, &lanes, run.take())?;
+                }
+                let lane = &mut lanes[i];
                 if let Some(mut done) = lane.queue.pop_front() {
                     done.records.clear();
                     let _ = recycle.try_send(done.records);
@@ -497,6 +530,7 @@ fn write_merged<W: Write>(
                 lane.cursor = 0;
             }
         }
+        flush_run(&mut out, &lanes, run.take())?;
         progress.records.store(records, Ordering::Relaxed);
         if lanes.iter_mut().all(|l| l.done && l.head().is_none()) {
             break;

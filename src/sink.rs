@@ -90,6 +90,16 @@ impl RecordSink {
         Some((*k, self.buf.get(r.clone())?))
     }
 
+    /// Where the `i`-th line (in the current order) lies in [`RecordSink::bytes`].
+    pub fn span(&self, i: usize) -> Option<Range<usize>> {
+        self.entries.get(i).map(|(_, r)| r.clone())
+    }
+
+    /// The serialized records, in the order they were written.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Lines, in the current order.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
         self.iter().map(|(_, l)| l)

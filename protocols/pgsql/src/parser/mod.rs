@@ -402,7 +402,14 @@ impl PgParser {
     }
 
     pub(crate) fn op_mut(&mut self, id: u64) -> Option<&mut OpState> {
-        let i = self.ops.binary_search_by_key(&id, |o| o.id).ok()?;
+        // Almost always the newest (or the only) operation: try the ends before searching.
+        let i = if self.ops.back().is_some_and(|o| o.id == id) {
+            self.ops.len() - 1
+        } else if self.ops.front().is_some_and(|o| o.id == id) {
+            0
+        } else {
+            self.ops.binary_search_by_key(&id, |o| o.id).ok()?
+        };
         self.ops.get_mut(i).map(|b| &mut **b)
     }
 
