@@ -29,6 +29,7 @@ pub mod registry;
 pub mod replay;
 pub mod session;
 pub mod sink;
+pub mod sql;
 pub mod stats;
 pub mod summary;
 #[cfg(test)]

@@ -152,7 +152,6 @@ impl ByteSource {
     /// Make the current block one that no one else holds, so it can be written: it stays when
     /// it is not lent out, else a free spare (or a new block) replaces it, with the unconsumed
     /// bytes moved to its front.
-
     fn writable(&mut self) {
         if Arc::get_mut(&mut self.buf).is_none() {
             let pos = self.spare.iter().position(|b| Arc::strong_count(b) == 1);

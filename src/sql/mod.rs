@@ -1,0 +1,238 @@
+//! SQL analysis of statement records: kind, command, referenced objects, normalized text and
+//! fingerprint, password redaction and literal masking, for the MySQL, PostgreSQL, T-SQL and
+//! Oracle dialects.
+//!
+//! It works on tokens, not on a grammar, so it never fails: odd, cut or non-SQL text still gives
+//! a kind (`other` at worst), a normalized text and a fingerprint. Every output is bounded:
+//! [`MAX_TOKENS`] tokens are read for classification (the whole text is still masked and
+//! redacted), [`MAX_OBJECTS`] objects are kept, the normalized text is cut at
+//! [`MAX_NORMALIZED_LEN`] bytes.
+
+mod classify;
+mod lexer;
+mod normalize;
+mod redact;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+
+pub use normalize::fingerprint;
+
+/// Tokens read for classification and normalization.
+pub const MAX_TOKENS: usize = 64 * 1024;
+/// Objects kept per statement.
+pub const MAX_OBJECTS: usize = 64;
+/// Longest object name kept (longer names are not objects).
+pub const MAX_NAME_LEN: usize = 512;
+/// Longest normalized text.
+pub const MAX_NORMALIZED_LEN: usize = 16 * 1024;
+/// Tokens read for redaction and masking: enough for any statement a parser keeps
+/// (`Limits::max_sql_len`), so that no secret or literal past a bound leaks.
+const MAX_REDACT_TOKENS: usize = 4 * 1024 * 1024;
+
+/// SQL dialect, chosen by the protocol that carried the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    MySql,
+    Postgres,
+    TSql,
+    Oracle,
+}
+
+impl Dialect {
+    /// The dialect of a protocol name (`mysql`, `postgresql`, `tds`, `tns`).
+    pub fn of_protocol(protocol: &str) -> Dialect {
+        match protocol {
+            "postgresql" => Dialect::Postgres,
+            "tds" => Dialect::TSql,
+            "tns" => Dialect::Oracle,
+            _ => Dialect::MySql,
+        }
+    }
+}
+
+/// What a statement does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    Select,
+    Insert,
+    Update,
+    Delete,
+    /// MERGE / UPSERT.
+    Merge,
+    /// CREATE, ALTER, DROP, TRUNCATE, RENAME, COMMENT (objects other than users and roles).
+    Ddl,
+    /// GRANT, REVOKE, DENY, CREATE/ALTER/DROP USER, ROLE, LOGIN, GROUP, SET ROLE, SET PASSWORD.
+    Dcl,
+    /// BEGIN, START TRANSACTION, COMMIT, ROLLBACK, SAVEPOINT, RELEASE, SET TRANSACTION, XA.
+    Tcl,
+    /// CALL, EXEC, EXECUTE.
+    Call,
+    Set,
+    Use,
+    Show,
+    Describe,
+    Explain,
+    #[default]
+    Other,
+}
+
+impl Kind {
+    /// The record's `kind` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Select => "select",
+            Kind::Insert => "insert",
+            Kind::Update => "update",
+            Kind::Delete => "delete",
+            Kind::Merge => "merge",
+            Kind::Ddl => "ddl",
+            Kind::Dcl => "dcl",
+            Kind::Tcl => "tcl",
+            Kind::Call => "call",
+            Kind::Set => "set",
+            Kind::Use => "use",
+            Kind::Show => "show",
+            Kind::Describe => "describe",
+            Kind::Explain => "explain",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// How a statement uses an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    /// A procedure or function called.
+    Execute,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Execute => "execute",
+        }
+    }
+}
+
+/// A table, view or routine a statement references, schema-qualified where written (identifier
+/// quotes removed, case as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub name: String,
+    pub access: Access,
+}
+
+/// A bind placeholder whose bound value is a password: by position (0-based, `?`, `$n`, Oracle
+/// binds) or by name (T-SQL `@name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretParam {
+    Index(usize),
+    Name(String),
+}
+
+/// The analysis of one statement text.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    pub kind: Kind,
+    /// Leading keywords, upper-case: `SELECT`, `DROP TABLE`, `CREATE USER`, `GRANT`, `BLOCK`…
+    pub command: String,
+    pub objects: Vec<Object>,
+    /// Objects were dropped at [`MAX_OBJECTS`], or the text had more than [`MAX_TOKENS`] tokens.
+    pub truncated: bool,
+    /// Normalized text (literals → `?`, lists collapsed, comments gone, case and spacing folded).
+    pub normalized: String,
+    /// [`fingerprint`] of `normalized`.
+    pub fingerprint: u64,
+    /// The text with every password replaced by `***`, when it had any.
+    pub redacted: Option<String>,
+    /// Placeholders whose bound values are passwords.
+    pub secret_params: Vec<SecretParam>,
+}
+
+/// Analyse `sql` in `dialect`.
+pub fn analyze(sql: &str, dialect: Dialect) -> Analysis {
+    let toks = lexer::tokenize(sql, dialect, MAX_TOKENS);
+    let shape = classify::classify(sql, &toks.list, dialect);
+    let (redacted, secret_params, secret_tokens) = redact_text(sql, dialect, &toks);
+    // Secrets are values: `?` in the normalized text like any literal (Oracle's unquoted
+    // passwords would otherwise stay there as words).
+    let normalized = normalize::normalize(sql, &toks.list, &secret_tokens);
+    let fingerprint = normalize::fingerprint(&normalized);
+    Analysis {
+        kind: shape.kind,
+        command: shape.command,
+        objects: shape.objects,
+        truncated: shape.objects_truncated || toks.truncated,
+        normalized,
+        fingerprint,
+        redacted,
+        secret_params,
+    }
+}
+
+/// The redacted text (when there was a secret to replace), the secret placeholders, and the
+/// indices of the secret tokens.
+fn redact_text(
+    sql: &str,
+    dialect: Dialect,
+    toks: &lexer::Tokens,
+) -> (Option<String>, Vec<SecretParam>, Vec<usize>) {
+    // Redaction must see the whole text: re-tokenize with the larger bound when the first pass
+    // stopped early.
+    let full;
+    let list = if toks.truncated {
+        full = lexer::tokenize(sql, dialect, MAX_REDACT_TOKENS);
+        &full.list
+    } else {
+        &toks.list
+    };
+    let secrets = redact::find(sql, list, dialect);
+    let literal_secrets: Vec<usize> = secrets
+        .tokens
+        .iter()
+        .copied()
+        .filter(|&i| list.get(i).is_some_and(|t| t.tok != lexer::Tok::Param))
+        .collect();
+    if literal_secrets.is_empty() {
+        return (None, secrets.params, secrets.tokens);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut pos = 0usize;
+    for i in literal_secrets {
+        let Some(t) = list.get(i) else { continue };
+        out.push_str(sql.get(pos..t.start).unwrap_or_default());
+        out.push_str(match t.tok {
+            lexer::Tok::Str => "'***'",
+            lexer::Tok::QuotedIdent => "\"***\"",
+            _ => "***",
+        });
+        pos = t.end;
+    }
+    out.push_str(sql.get(pos..).unwrap_or_default());
+    (Some(out), secrets.params, secrets.tokens)
+}
+
+/// `sql` with every literal value replaced by `?` (`--mask literals`). Text past the token bound
+/// is dropped rather than shown unmasked.
+pub fn mask_literals(sql: &str, dialect: Dialect) -> Cow<'_, str> {
+    let toks = lexer::tokenize(sql, dialect, MAX_REDACT_TOKENS);
+    if !toks.list.iter().any(lexer::Token::is_literal) && !toks.truncated {
+        return Cow::Borrowed(sql);
+    }
+    let end = if toks.truncated {
+        toks.list.last().map_or(0, |t| t.end)
+    } else {
+        sql.len()
+    };
+    let mut masked = normalize::mask_literals(sql.get(..end).unwrap_or_default(), &toks.list);
+    if toks.truncated {
+        masked.push_str(" …");
+    }
+    Cow::Owned(masked)
+}

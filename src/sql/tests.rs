@@ -1,0 +1,667 @@
+use super::*;
+
+fn my(sql: &str) -> Analysis {
+    analyze(sql, Dialect::MySql)
+}
+fn pg(sql: &str) -> Analysis {
+    analyze(sql, Dialect::Postgres)
+}
+fn ts(sql: &str) -> Analysis {
+    analyze(sql, Dialect::TSql)
+}
+fn ora(sql: &str) -> Analysis {
+    analyze(sql, Dialect::Oracle)
+}
+
+fn objs(a: &Analysis) -> Vec<(String, &'static str)> {
+    a.objects
+        .iter()
+        .map(|o| (o.name.clone(), o.access.as_str()))
+        .collect()
+}
+
+fn o(name: &str, access: &'static str) -> (String, &'static str) {
+    (name.to_owned(), access)
+}
+
+// ---- kind and command ----
+
+#[test]
+fn kinds_of_common_statements() {
+    let cases: &[(&str, Kind, &str)] = &[
+        ("SELECT 1", Kind::Select, "SELECT"),
+        (
+            "  (select a from t) union (select b from u)",
+            Kind::Select,
+            "SELECT",
+        ),
+        ("insert into t values (1)", Kind::Insert, "INSERT"),
+        ("REPLACE INTO t VALUES (1)", Kind::Insert, "REPLACE"),
+        ("update t set a = 1", Kind::Update, "UPDATE"),
+        ("delete from t", Kind::Delete, "DELETE"),
+        (
+            "MERGE INTO t USING s ON (t.id = s.id) WHEN MATCHED THEN UPDATE SET a = 1",
+            Kind::Merge,
+            "MERGE",
+        ),
+        ("create table t (a int)", Kind::Ddl, "CREATE TABLE"),
+        (
+            "CREATE OR REPLACE VIEW v AS SELECT 1",
+            Kind::Ddl,
+            "CREATE VIEW",
+        ),
+        (
+            "create temporary table t (a int)",
+            Kind::Ddl,
+            "CREATE TABLE",
+        ),
+        ("DROP TABLE IF EXISTS t", Kind::Ddl, "DROP TABLE"),
+        ("drop database emr", Kind::Ddl, "DROP DATABASE"),
+        ("TRUNCATE TABLE t", Kind::Ddl, "TRUNCATE"),
+        (
+            "ALTER SYSTEM SET processes = 300",
+            Kind::Ddl,
+            "ALTER SYSTEM",
+        ),
+        (
+            "create user bob identified by 'x'",
+            Kind::Dcl,
+            "CREATE USER",
+        ),
+        ("ALTER ROLE r PASSWORD 'x'", Kind::Dcl, "ALTER ROLE"),
+        ("drop login bob", Kind::Dcl, "DROP LOGIN"),
+        ("GRANT DBA TO scott", Kind::Dcl, "GRANT"),
+        ("revoke select on t from u", Kind::Dcl, "REVOKE"),
+        ("SET ROLE admin", Kind::Dcl, "SET ROLE"),
+        ("set password = 'x'", Kind::Dcl, "SET PASSWORD"),
+        ("RENAME USER a TO b", Kind::Dcl, "RENAME USER"),
+        ("begin", Kind::Tcl, "BEGIN"),
+        ("BEGIN TRANSACTION", Kind::Tcl, "BEGIN"),
+        (
+            "start transaction read only",
+            Kind::Tcl,
+            "START TRANSACTION",
+        ),
+        ("COMMIT", Kind::Tcl, "COMMIT"),
+        ("rollback to savepoint s1", Kind::Tcl, "ROLLBACK"),
+        (
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            Kind::Tcl,
+            "SET TRANSACTION",
+        ),
+        ("call p(1)", Kind::Call, "CALL"),
+        ("SET NAMES utf8mb4", Kind::Set, "SET"),
+        ("use emr", Kind::Use, "USE"),
+        ("SHOW TABLES", Kind::Show, "SHOW"),
+        ("desc t", Kind::Describe, "DESCRIBE"),
+        ("EXPLAIN SELECT 1", Kind::Explain, "EXPLAIN"),
+        ("LOCK TABLES t READ", Kind::Other, "LOCK"),
+        ("", Kind::Other, ""),
+        ("%%% not sql", Kind::Other, ""),
+    ];
+    for (sql, kind, command) in cases {
+        let a = my(sql);
+        assert_eq!((a.kind, a.command.as_str()), (*kind, *command), "{sql}");
+    }
+}
+
+#[test]
+fn with_clause_gives_the_main_statement_kind_and_ctes_are_not_objects() {
+    let a = pg(
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM r), \
+                x AS MATERIALIZED (SELECT * FROM src) \
+                DELETE FROM dst WHERE id IN (SELECT n FROM r JOIN x ON true)",
+    );
+    assert_eq!(a.kind, Kind::Delete);
+    assert_eq!(objs(&a), vec![o("src", "read"), o("dst", "write")]);
+}
+
+#[test]
+fn begin_block_is_not_a_transaction() {
+    let a = ora("BEGIN dbms_output.put_line('x'); pkg.proc(:1); END;");
+    assert_eq!((a.kind, a.command.as_str()), (Kind::Other, "BLOCK"));
+    assert_eq!(
+        objs(&a),
+        vec![
+            o("dbms_output.put_line", "execute"),
+            o("pkg.proc", "execute")
+        ]
+    );
+    assert_eq!(ts("BEGIN TRAN").kind, Kind::Tcl);
+    assert_eq!(pg("BEGIN ISOLATION LEVEL SERIALIZABLE").kind, Kind::Tcl);
+    assert_eq!(ora("DECLARE x NUMBER; BEGIN NULL; END;").command, "BLOCK");
+}
+
+#[test]
+fn mysql_executable_comments_are_sql() {
+    let a = my("/*!40101 SET NAMES utf8 */");
+    assert_eq!(a.kind, Kind::Set);
+    assert_eq!(a.normalized, "set names utf8");
+    // An ordinary comment and an optimizer hint are not.
+    let a = my("/* app=his */ SELECT /*+ MAX_EXECUTION_TIME(1000) */ a FROM t");
+    assert_eq!(a.kind, Kind::Select);
+    assert_eq!(a.normalized, "select a from t");
+}
+
+// ---- objects ----
+
+#[test]
+fn objects_of_selects_and_joins() {
+    let a = my("SELECT p.name, o.drug FROM his.patient p \
+                JOIN `his`.`orders` AS o ON o.pid = p.id \
+                LEFT JOIN dept d ON d.id = p.dept, ward w WHERE p.id = 1");
+    assert_eq!(
+        objs(&a),
+        vec![
+            o("his.patient", "read"),
+            o("his.orders", "read"),
+            o("dept", "read"),
+        ]
+    );
+    let a = my("select * from a, b x, c where a.id = b.id");
+    assert_eq!(
+        objs(&a),
+        vec![o("a", "read"), o("b", "read"), o("c", "read")]
+    );
+}
+
+#[test]
+fn from_inside_function_calls_is_not_a_table() {
+    let a = pg("SELECT EXTRACT(YEAR FROM created), TRIM(BOTH ' ' FROM name) FROM visits");
+    assert_eq!(objs(&a), vec![o("visits", "read")]);
+    let a = pg("SELECT * FROM generate_series(1, 10) g, unnest(ARRAY[1]) u");
+    assert_eq!(objs(&a), vec![]);
+}
+
+#[test]
+fn subqueries_are_scanned() {
+    let a = my("SELECT * FROM (SELECT id FROM inner_t) s WHERE x IN (SELECT y FROM other)");
+    assert_eq!(objs(&a), vec![o("inner_t", "read"), o("other", "read")]);
+}
+
+#[test]
+fn objects_of_writes() {
+    assert_eq!(
+        objs(&my("INSERT IGNORE INTO emr.notes (a, b) VALUES (1, 2)")),
+        vec![o("emr.notes", "write")]
+    );
+    assert_eq!(
+        objs(&my("insert into t select * from s")),
+        vec![o("t", "write"), o("s", "read")]
+    );
+    assert_eq!(
+        objs(&ts("INSERT dbo.log VALUES (1)")),
+        vec![o("dbo.log", "write")]
+    );
+    assert_eq!(
+        objs(&my("UPDATE LOW_PRIORITY t1, t2 SET t1.a = t2.a")),
+        vec![o("t1", "write"), o("t2", "write")]
+    );
+    assert_eq!(
+        objs(&my("update t join s on s.id = t.id set t.a = s.a")),
+        vec![o("t", "write"), o("s", "read")]
+    );
+    assert_eq!(
+        objs(&my("DELETE FROM orders WHERE id = 3")),
+        vec![o("orders", "write")]
+    );
+    assert_eq!(
+        objs(&my("DELETE t1 FROM t1 JOIN t2 ON t1.id = t2.id")),
+        vec![o("t1", "write"), o("t1", "read"), o("t2", "read")]
+    );
+    assert_eq!(
+        objs(&ts(
+            "MERGE INTO dbo.t AS t USING dbo.s AS s ON t.id = s.id WHEN MATCHED THEN DELETE;"
+        )),
+        vec![o("dbo.t", "write"), o("dbo.s", "read")]
+    );
+}
+
+#[test]
+fn objects_of_ddl() {
+    assert_eq!(
+        objs(&my("DROP TABLE IF EXISTS a, b.c")),
+        vec![o("a", "write"), o("b.c", "write")]
+    );
+    assert_eq!(objs(&my("truncate patients")), vec![o("patients", "write")]);
+    assert_eq!(
+        objs(&my("CREATE TABLE IF NOT EXISTS t2 (id int) ")),
+        vec![o("t2", "write")]
+    );
+    assert_eq!(
+        objs(&pg("create unique index concurrently ix on public.t (a)")),
+        vec![o("public.t", "write")]
+    );
+    assert_eq!(
+        objs(&my("CREATE VIEW v AS SELECT * FROM base")),
+        vec![o("v", "write"), o("base", "read")]
+    );
+    assert_eq!(
+        objs(&my("RENAME TABLE a TO b, c TO d")),
+        vec![
+            o("a", "write"),
+            o("b", "write"),
+            o("c", "write"),
+            o("d", "write")
+        ]
+    );
+    assert_eq!(
+        objs(&ora("CREATE OR REPLACE PACKAGE BODY hr.pkg AS END;")),
+        vec![o("hr.pkg", "write")]
+    );
+    assert_eq!(objs(&my("DROP DATABASE emr")), vec![]);
+}
+
+#[test]
+fn objects_of_calls() {
+    assert_eq!(
+        objs(&my("CALL his.discharge(1, 2)")),
+        vec![o("his.discharge", "execute")]
+    );
+    assert_eq!(
+        objs(&ts("EXEC @rc = [dbo].[usp_GetPatient] @id = 5")),
+        vec![o("dbo.usp_GetPatient", "execute")]
+    );
+    assert_eq!(
+        objs(&ts("exec master..xp_cmdshell 'dir'")),
+        vec![o("master..xp_cmdshell", "execute")]
+    );
+    // PostgreSQL EXECUTE runs a prepared statement, not a routine.
+    assert_eq!(objs(&pg("EXECUTE stmt1(1)")), vec![]);
+}
+
+#[test]
+fn quoted_identifiers_per_dialect() {
+    assert_eq!(
+        objs(&ts("SELECT * FROM [my db].[dbo].[Pat ient]")),
+        vec![o("my db.dbo.Pat ient", "read")]
+    );
+    assert_eq!(
+        objs(&pg("SELECT * FROM \"Public\".\"Patient\"")),
+        vec![o("Public.Patient", "read")]
+    );
+    // In MySQL "…" is a string, not an identifier.
+    let a = my("SELECT \"from t\" FROM real_t");
+    assert_eq!(objs(&a), vec![o("real_t", "read")]);
+    assert_eq!(a.normalized, "select ? from real_t");
+}
+
+#[test]
+fn object_count_is_bounded() {
+    let sql = format!(
+        "SELECT 1 FROM {}",
+        (0..100)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let a = my(&sql);
+    assert_eq!(a.objects.len(), MAX_OBJECTS);
+    assert!(a.truncated);
+}
+
+// ---- normalization and fingerprints ----
+
+#[test]
+fn normalization_follows_the_fingerprint_rules() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "SELECT * FROM t WHERE id = 42",
+            "select * from t where id = ?",
+        ),
+        (
+            "select *   from t\n where id=42;",
+            "select * from t where id = ?",
+        ),
+        (
+            "SELECT a FROM t WHERE b IN (1, 2, 3) AND c IN ('x')",
+            "select a from t where b in(?+) and c in(?+)",
+        ),
+        (
+            "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, NOW())",
+            "insert into t(a, b) values(?+)",
+        ),
+        ("select -1, a - 1, (-2.5e3)", "select ?, a - ?, (?)"),
+        (
+            "SELECT a FROM t -- trailing comment\n WHERE b = 0x1F",
+            "select a from t where b = ?",
+        ),
+        (
+            "select count(*) from t where a >= 1 and b <> 'q''uote'",
+            "select count(*) from t where a >= ? and b <> ?",
+        ),
+        ("SELECT t.* FROM `T` t", "select t.* from `T` t"),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(my(sql).normalized, *want, "{sql}");
+    }
+}
+
+#[test]
+fn placeholders_and_literals_share_a_fingerprint() {
+    let lit = pg("SELECT abalance FROM pgbench_accounts WHERE aid = 17;");
+    let ph = pg("SELECT abalance FROM pgbench_accounts WHERE aid = $1");
+    assert_eq!(
+        lit.normalized,
+        "select abalance from pgbench_accounts where aid = ?"
+    );
+    assert_eq!(lit.fingerprint, ph.fingerprint);
+    let q = my("SELECT c FROM sbtest1 WHERE id=?");
+    assert_eq!(
+        q.fingerprint,
+        my("select c from sbtest1 where id = 5001").fingerprint
+    );
+    // Different statements differ.
+    assert_ne!(
+        q.fingerprint,
+        my("SELECT c FROM sbtest2 WHERE id=?").fingerprint
+    );
+}
+
+#[test]
+fn fingerprint_is_fnv1a_64() {
+    // FNV-1a 64 reference values: "" → offset basis, "a" → 0xaf63dc4c8601ec8c.
+    assert_eq!(fingerprint(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fingerprint("a"), 0xaf63_dc4c_8601_ec8c);
+}
+
+#[test]
+fn dialect_literals() {
+    // PostgreSQL dollar quotes, E'' strings with backslash escapes, casts.
+    assert_eq!(
+        pg("SELECT $fn$ it's ; here $fn$, E'a\\'b', 'x'::text").normalized,
+        "select ?, ?, ? :: text"
+    );
+    // Oracle q-quotes and N'' strings.
+    assert_eq!(
+        ora("SELECT q'[it's]', N'名字' FROM dual WHERE a = :1").normalized,
+        "select ?, ? from dual where a = ?"
+    );
+    // T-SQL N'' and binary literals, bracketed identifiers.
+    assert_eq!(
+        ts("SELECT [a] FROM t WHERE n = N'李' AND b = 0xDEAD").normalized,
+        "select [a] from t where n = ? and b = ?"
+    );
+    // MySQL backslash escapes, X'' and B'' literals, # comments.
+    assert_eq!(
+        my("SELECT 'a\\'b', X'0A', B'01' # note\n FROM t").normalized,
+        "select ?, ?, ? from t"
+    );
+}
+
+#[test]
+fn nested_comments_and_quotes_inside_strings() {
+    assert_eq!(
+        pg("SELECT /* outer /* inner */ still comment */ 'a -- not a comment', \"x\"\"y\" FROM t")
+            .normalized,
+        "select ?, \"x\"\"y\" from t"
+    );
+    assert_eq!(
+        my("SELECT '/* not a comment */' FROM t").normalized,
+        "select ? from t"
+    );
+}
+
+#[test]
+fn unicode_text_is_kept_intact() {
+    let a = my("SELECT 姓名 FROM 患者 WHERE 科室 = '内科'");
+    assert_eq!(a.normalized, "select 姓名 from 患者 where 科室 = ?");
+    assert_eq!(objs(&a), vec![o("患者", "read")]);
+}
+
+#[test]
+fn cut_and_odd_text_never_fails() {
+    for sql in [
+        "SELECT 'unterminated",
+        "/* unterminated comment",
+        "SELECT $$ unterminated",
+        "((((((",
+        ")))",
+        "'",
+        "\"",
+        "`",
+        "[",
+        "-",
+        "q'[",
+        "x'",
+        "$1$",
+        "@",
+        ":",
+        "\u{0}\u{1}",
+    ] {
+        for d in [
+            Dialect::MySql,
+            Dialect::Postgres,
+            Dialect::TSql,
+            Dialect::Oracle,
+        ] {
+            let a = analyze(sql, d);
+            assert!(a.normalized.len() <= MAX_NORMALIZED_LEN);
+            let _ = mask_literals(sql, d);
+        }
+    }
+}
+
+#[test]
+fn normalized_text_is_bounded() {
+    let sql = format!(
+        "SELECT {} FROM t",
+        (0..10_000)
+            .map(|i| format!("col{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let a = my(&sql);
+    assert!(a.normalized.len() <= MAX_NORMALIZED_LEN);
+    assert!(a.normalized.starts_with("select col0, col1"));
+}
+
+// ---- passwords ----
+
+#[test]
+fn passwords_are_redacted() {
+    let cases: &[(Dialect, &str, &str)] = &[
+        (
+            Dialect::MySql,
+            "CREATE USER 'bob'@'%' IDENTIFIED BY 's3cret'",
+            "CREATE USER 'bob'@'%' IDENTIFIED BY '***'",
+        ),
+        (
+            Dialect::MySql,
+            "ALTER USER bob IDENTIFIED WITH mysql_native_password BY 'pw'",
+            "ALTER USER bob IDENTIFIED WITH mysql_native_password BY '***'",
+        ),
+        (
+            Dialect::MySql,
+            "CREATE USER u IDENTIFIED BY PASSWORD '*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9'",
+            "CREATE USER u IDENTIFIED BY PASSWORD '***'",
+        ),
+        (
+            Dialect::MySql,
+            "GRANT ALL ON *.* TO u IDENTIFIED BY 'pw'",
+            "GRANT ALL ON *.* TO u IDENTIFIED BY '***'",
+        ),
+        (
+            Dialect::MySql,
+            "CREATE USER u IDENTIFIED VIA ed25519 USING PASSWORD('pw')",
+            "CREATE USER u IDENTIFIED VIA ed25519 USING PASSWORD('***')",
+        ),
+        (
+            Dialect::MySql,
+            "SET PASSWORD FOR 'bob'@'localhost' = PASSWORD('pw')",
+            "SET PASSWORD FOR 'bob'@'localhost' = PASSWORD('***')",
+        ),
+        (
+            Dialect::MySql,
+            "SET PASSWORD = 'pw'",
+            "SET PASSWORD = '***'",
+        ),
+        (
+            Dialect::MySql,
+            "CHANGE MASTER TO MASTER_USER='r', MASTER_PASSWORD='pw'",
+            "CHANGE MASTER TO MASTER_USER='r', MASTER_PASSWORD='***'",
+        ),
+        (
+            Dialect::Postgres,
+            "CREATE ROLE app WITH LOGIN ENCRYPTED PASSWORD 'pw' VALID UNTIL '2030-01-01'",
+            "CREATE ROLE app WITH LOGIN ENCRYPTED PASSWORD '***' VALID UNTIL '2030-01-01'",
+        ),
+        (
+            Dialect::Postgres,
+            "ALTER USER app PASSWORD 'md5abc'",
+            "ALTER USER app PASSWORD '***'",
+        ),
+        (
+            Dialect::Postgres,
+            "CREATE USER MAPPING FOR u SERVER s OPTIONS (user 'x', password 'pw')",
+            "CREATE USER MAPPING FOR u SERVER s OPTIONS (user 'x', password '***')",
+        ),
+        (
+            Dialect::Oracle,
+            "CREATE USER scott IDENTIFIED BY tiger",
+            "CREATE USER scott IDENTIFIED BY ***",
+        ),
+        (
+            Dialect::Oracle,
+            "alter user scott identified by \"Ne w\" replace tiger",
+            "alter user scott identified by \"***\" replace ***",
+        ),
+        (
+            Dialect::Oracle,
+            "CREATE DATABASE LINK l CONNECT TO u IDENTIFIED BY pw USING 'db'",
+            "CREATE DATABASE LINK l CONNECT TO u IDENTIFIED BY *** USING 'db'",
+        ),
+        (
+            Dialect::TSql,
+            "CREATE LOGIN bob WITH PASSWORD = 'pw', CHECK_POLICY = OFF",
+            "CREATE LOGIN bob WITH PASSWORD = '***', CHECK_POLICY = OFF",
+        ),
+        (
+            Dialect::TSql,
+            "ALTER LOGIN bob WITH PASSWORD = N'new' OLD_PASSWORD = N'old'",
+            "ALTER LOGIN bob WITH PASSWORD = '***' OLD_PASSWORD = '***'",
+        ),
+        (
+            Dialect::TSql,
+            "CREATE LOGIN x WITH PASSWORD = 0x0200ABCD HASHED",
+            "CREATE LOGIN x WITH PASSWORD = *** HASHED",
+        ),
+        (
+            Dialect::TSql,
+            "EXEC sp_addlogin 'bob', 'pw', 'emr'",
+            "EXEC sp_addlogin 'bob', '***', 'emr'",
+        ),
+        (
+            Dialect::TSql,
+            "exec master.dbo.sp_password 'old', 'new', 'bob'",
+            "exec master.dbo.sp_password '***', '***', 'bob'",
+        ),
+        (
+            Dialect::TSql,
+            "EXEC sp_password @old = NULL, @new = 'pw', @loginame = 'bob'",
+            "EXEC sp_password @old = NULL, @new = '***', @loginame = 'bob'",
+        ),
+        (
+            Dialect::TSql,
+            "EXEC sp_addlinkedsrvlogin 'srv', 'false', NULL, 'remote', 'pw'",
+            "EXEC sp_addlinkedsrvlogin 'srv', 'false', NULL, 'remote', '***'",
+        ),
+        (
+            Dialect::TSql,
+            "EXEC sp_addlinkedsrvlogin @rmtsrvname = 'srv', @rmtpassword = 'pw'",
+            "EXEC sp_addlinkedsrvlogin @rmtsrvname = 'srv', @rmtpassword = '***'",
+        ),
+    ];
+    for (d, sql, want) in cases {
+        let a = analyze(sql, *d);
+        assert_eq!(a.redacted.as_deref(), Some(*want), "{sql}");
+        assert!(!a.normalized.contains("pw"), "{sql}: {}", a.normalized);
+    }
+}
+
+#[test]
+fn statements_without_passwords_are_not_redacted() {
+    for sql in [
+        "SELECT password FROM users WHERE id = 1",
+        "ALTER USER bob PASSWORD EXPIRE",
+        "ALTER USER bob IDENTIFIED BY RANDOM PASSWORD",
+        "CREATE USER u IDENTIFIED WITH auth_socket",
+        "SELECT 'IDENTIFIED BY' FROM t",
+    ] {
+        assert_eq!(my(sql).redacted, None, "{sql}");
+    }
+    // Oracle's unquoted password is only taken right after IDENTIFIED BY.
+    assert_eq!(ora("CREATE USER x IDENTIFIED EXTERNALLY").redacted, None);
+}
+
+#[test]
+fn placeholder_passwords_mark_their_bound_values() {
+    assert_eq!(
+        my("CREATE USER ? IDENTIFIED BY ?").secret_params,
+        vec![SecretParam::Index(1)]
+    );
+    assert_eq!(
+        pg("ALTER ROLE app PASSWORD $2").secret_params,
+        vec![SecretParam::Index(1)]
+    );
+    assert_eq!(
+        ts("CREATE LOGIN x WITH PASSWORD = @P2").secret_params,
+        vec![SecretParam::Name("@P2".into())]
+    );
+    assert_eq!(
+        ora("ALTER USER :u IDENTIFIED BY :pw").secret_params,
+        vec![SecretParam::Index(1)]
+    );
+    // A placeholder itself is not secret text: nothing to redact in the SQL.
+    assert_eq!(my("CREATE USER ? IDENTIFIED BY ?").redacted, None);
+}
+
+// ---- masking ----
+
+#[test]
+fn literal_masking_keeps_everything_but_literals() {
+    assert_eq!(
+        mask_literals(
+            "SELECT name FROM patient WHERE id_card = '110101199003074518' AND age > 60 -- c",
+            Dialect::MySql
+        ),
+        "SELECT name FROM patient WHERE id_card = ? AND age > ? -- c"
+    );
+    assert_eq!(mask_literals("SELECT 1", Dialect::Postgres), "SELECT ?");
+    assert!(matches!(
+        mask_literals("SELECT a FROM t", Dialect::MySql),
+        Cow::Borrowed(_)
+    ));
+}
+
+// ---- robustness ----
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Any text, in any dialect: no panic, bounded output, redaction and masking never grow a
+    /// secret back.
+    #[test]
+    fn any_text_is_analysed(sql in "(?s).{0,200}", d in 0usize..4) {
+        let d = [Dialect::MySql, Dialect::Postgres, Dialect::TSql, Dialect::Oracle][d];
+        let a = analyze(&sql, d);
+        proptest::prop_assert!(a.normalized.len() <= MAX_NORMALIZED_LEN);
+        proptest::prop_assert!(a.objects.len() <= MAX_OBJECTS);
+        let _ = mask_literals(&sql, d);
+    }
+
+    /// SQL-shaped text built from the tokens that matter.
+    #[test]
+    fn sql_shaped_text_is_analysed(parts in proptest::collection::vec(proptest::sample::select(vec![
+        "SELECT", "FROM", "WHERE", "IN", "(", ")", ",", ";", "'x'", "\"q\"", "`b`", "[t]", "--c\n",
+        "/*", "*/", "/*!", "$$", "$a$", "q'[", "]'", "?", "$1", ":p", "@p", "=", "-", "1", "0x1F",
+        "IDENTIFIED", "BY", "PASSWORD", "VALUES", "WITH", "AS", "JOIN", "DELETE", "INSERT", "INTO",
+        "UPDATE", "SET", "CREATE", "TABLE", "EXEC", "sp_addlogin", "BEGIN", "END", "t", "s.t", " ",
+    ]), 0..60), d in 0usize..4) {
+        let sql = parts.concat();
+        let d = [Dialect::MySql, Dialect::Postgres, Dialect::TSql, Dialect::Oracle][d];
+        let a = analyze(&sql, d);
+        proptest::prop_assert!(a.normalized.len() <= MAX_NORMALIZED_LEN);
+        let _ = mask_literals(&sql, d);
+    }
+}
