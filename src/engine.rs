@@ -16,7 +16,7 @@ use crate::reassembly::{Delivery, GapCause, HalfStream, ReassemblyLimits};
 use crate::record::Endpoint;
 use crate::registry::Registry;
 use crate::session::{CloseReason, Session, SessionInfo};
-use crate::sink::RecordSink;
+use crate::sink::{RecordBatch, RecordSink};
 use crate::stats::EngineStats;
 
 /// A flow with no packet for this long (packet time) is closed.
@@ -43,6 +43,8 @@ pub struct EngineConfig {
     pub max_flow_memory: usize,
     /// Protocols and ports.
     pub registry: Registry,
+    /// SQL stage options (masking).
+    pub sql: crate::sql::SqlOptions,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +55,7 @@ impl Default for EngineConfig {
             idle_timeout_ns: DEFAULT_IDLE_TIMEOUT_SECS * 1_000_000_000,
             max_flow_memory: DEFAULT_MAX_FLOW_MEMORY,
             registry: Registry::default(),
+            sql: crate::sql::SqlOptions::default(),
         }
     }
 }
@@ -208,13 +211,14 @@ impl Engine {
     /// A new engine.
     pub fn new(cfg: EngineConfig) -> Self {
         let stats = EngineStats::new(cfg.registry.specs().iter().map(|s| s.name).collect());
+        let sink = RecordSink::new(cfg.sql.clone());
         Engine {
             cfg,
             flows: FlowMap::default(),
             mem: 0,
             now: Timestamp(0),
             events: Vec::new(),
-            sink: RecordSink::default(),
+            sink,
             stats,
         }
     }
@@ -225,9 +229,18 @@ impl Engine {
     }
 
     /// Records written since the last [`Engine::take_records`], in key order.
-    pub fn records(&mut self) -> &mut RecordSink {
-        self.sink.sort();
-        &mut self.sink
+    pub fn records(&mut self) -> &mut RecordBatch {
+        self.sink.batch()
+    }
+
+    /// Take the records written so far, leaving `fresh` (emptied) to write into.
+    pub fn take_records(&mut self, fresh: RecordBatch) -> RecordBatch {
+        self.sink.take(fresh)
+    }
+
+    /// Counters of the SQL stage.
+    pub fn sql_stats(&self) -> crate::sql::SqlStats {
+        self.sink.sql_stats()
     }
 
     /// Flows currently tracked.

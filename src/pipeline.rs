@@ -27,7 +27,7 @@ use dbtap_core::Timestamp;
 
 use crate::engine::{Engine, EngineConfig, FlowKey, Segment, TcpFlags};
 use crate::record::Endpoint;
-use crate::sink::{RecordKey, RecordSink};
+use crate::sink::{RecordBatch, RecordKey};
 use crate::stats::EngineStats;
 
 /// Packets per round: after this many packets every worker gets its batch (possibly empty, to
@@ -92,7 +92,7 @@ impl InBatch {
 }
 
 struct OutBatch {
-    records: RecordSink,
+    records: RecordBatch,
     upto: u64,
 }
 
@@ -282,7 +282,8 @@ where
 
     thread::scope(|scope| {
         let (recycle_tx, recycle_rx) = bounded::<InBatch>(workers * (QUEUE_DEPTH + 2));
-        let (sink_recycle_tx, sink_recycle_rx) = bounded::<RecordSink>(workers * (QUEUE_DEPTH + 2));
+        let (sink_recycle_tx, sink_recycle_rx) =
+            bounded::<RecordBatch>(workers * (QUEUE_DEPTH + 2));
         let mut in_txs = Vec::new();
         let mut out_rxs = Vec::new();
         let mut handles = Vec::new();
@@ -361,7 +362,7 @@ fn worker(
     rx: Receiver<InBatch>,
     tx: Sender<OutBatch>,
     recycle: Sender<InBatch>,
-    sink_recycle: Receiver<RecordSink>,
+    sink_recycle: Receiver<RecordBatch>,
 ) -> EngineStats {
     for mut batch in rx {
         for item in &batch.items {
@@ -390,7 +391,7 @@ fn worker(
             }
         }
         let fresh = sink_recycle.try_recv().unwrap_or_default();
-        let records = std::mem::replace(engine.records(), fresh);
+        let records = engine.take_records(fresh);
         if tx
             .send(OutBatch {
                 records,
@@ -463,7 +464,7 @@ fn flush_run<W: Write>(
 fn write_merged<W: Write>(
     rxs: Vec<Receiver<OutBatch>>,
     out: W,
-    recycle: Sender<RecordSink>,
+    recycle: Sender<RecordBatch>,
     progress: &Progress,
 ) -> Result<(u64, u64), PipelineError> {
     // Records that follow each other in one worker's buffer are written as one run, straight

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use dbtap_core::{Completeness, DbError, ErrorCode, Param, ParamValue, Status, Timestamp};
 
 use crate::json::JsonOut;
+use crate::sql::{Analysis, SecretParam, SqlView};
 
 /// Version of the record schema, written in every record as `schema_version`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -244,7 +245,12 @@ pub struct AuditRecord<'a> {
 impl AuditRecord<'_> {
     /// Append the record as one JSON object (no newline) to `buf`. `clock` remembers the last
     /// second formatted (records come in bursts within the same second).
-    pub fn write_json(&self, buf: &mut Vec<u8>, clock: &mut TimeText) {
+    ///
+    /// `sql` is the SQL stage's view of the record's statement: its text replaces `self.sql`
+    /// (passwords redacted, literals masked when asked), its analysis adds `kind`, `command`,
+    /// `objects`, `fingerprint` and `normalized`, and bind values that are passwords (or all of
+    /// them, when masking) are written masked.
+    pub fn write_json(&self, buf: &mut Vec<u8>, clock: &mut TimeText, sql: Option<&SqlView<'_>>) {
         // The layout is fixed, so each field name goes out as one literal token with its
         // separators (`,"user":`); only the values are formatted.
         macro_rules! key {
@@ -269,17 +275,30 @@ impl AuditRecord<'_> {
         key!(j, ",\"op\":");
         j.str(self.op);
         key!(j, ",\"sql\":");
-        j.opt_str(self.sql);
+        match sql {
+            Some(v) => j.token(v.text_json),
+            None => j.opt_str(self.sql),
+        }
         key!(j, ",\"params\":");
         match self.params {
             Some(ps) => {
                 j.begin_array();
-                for p in ps {
-                    write_param(&mut j, p);
+                for (i, p) in ps.iter().enumerate() {
+                    let shown = match sql {
+                        Some(v) if v.analysis.secret_params.contains(&SecretParam::Index(i)) => {
+                            Shown::Secret
+                        }
+                        Some(v) if v.mask_params => Shown::Masked,
+                        _ => Shown::AsIs,
+                    };
+                    write_param(&mut j, p, shown);
                 }
                 j.end_array();
             }
             None => j.null(),
+        }
+        if let Some(v) = sql {
+            j.token(v.analysis_json);
         }
         key!(j, ",\"status\":");
         j.token(match self.status {
@@ -348,11 +367,62 @@ impl AuditRecord<'_> {
     }
 }
 
+/// How a bind value is shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    AsIs,
+    /// `--mask literals`: the value is `"?"` (NULL stays null: it reveals nothing).
+    Masked,
+    /// A password: `"***"`, always.
+    Secret,
+}
+
+/// The analysis fields of a statement record, `,"kind":…,"normalized":…`, rendered once per
+/// statement text by the SQL stage and copied into each record that has that text.
+pub fn render_analysis(a: &Analysis, out: &mut Vec<u8>) {
+    let mut j = JsonOut::new(out);
+    j.token(b",\"kind\":");
+    j.str(a.kind.as_str());
+    j.token(b",\"command\":");
+    j.str(&a.command);
+    j.token(b",\"objects\":");
+    j.begin_array();
+    for o in &a.objects {
+        j.begin_object();
+        j.field("name");
+        j.str(&o.name);
+        j.field("access");
+        j.str(o.access.as_str());
+        j.end_object();
+    }
+    j.end_array();
+    j.token(b",\"fingerprint\":");
+    j.raw_str(format!("{:016x}", a.fingerprint).as_bytes());
+    j.token(b",\"normalized\":");
+    j.str(&a.normalized);
+}
+
+/// A JSON string value, rendered once (the SQL stage caches statement texts this way).
+pub fn render_str(s: &str, out: &mut Vec<u8>) {
+    JsonOut::new(out).str(s);
+}
+
 /// `{"type": …, "value": …}`; binary values as `"hex"`, long data as `"long_data_bytes"`.
-fn write_param(j: &mut JsonOut<'_>, p: &Param) {
+fn write_param(j: &mut JsonOut<'_>, p: &Param, shown: Shown) {
     j.begin_object();
     j.field("type");
     j.str(&p.type_name);
+    let hidden = match (shown, &p.value) {
+        (Shown::Secret, _) => Some("***"),
+        (Shown::Masked, ParamValue::Null) | (Shown::AsIs, _) => None,
+        (Shown::Masked, _) => Some("?"),
+    };
+    if let Some(text) = hidden {
+        j.field("value");
+        j.str(text);
+        j.end_object();
+        return;
+    }
     match &p.value {
         ParamValue::Null => {
             j.field("value");
@@ -673,7 +743,7 @@ mod tests {
         };
         let mut buf = Vec::new();
         let h = header();
-        record(&h, &params, Some(&err)).write_json(&mut buf, &mut TimeText::default());
+        record(&h, &params, Some(&err)).write_json(&mut buf, &mut TimeText::default(), None);
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             concat!(

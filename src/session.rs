@@ -74,6 +74,8 @@ impl CloseReason {
 #[derive(Debug)]
 pub struct Session {
     info: SessionInfo,
+    /// The SQL dialect of the session's statements (from its protocol).
+    dialect: crate::sql::Dialect,
     /// The fields all records of the session share, rendered once.
     header: SessionHeader,
     user: Option<String>,
@@ -97,6 +99,7 @@ impl Session {
     /// A new session.
     pub fn new(info: SessionInfo, max_pending: usize) -> Self {
         Session {
+            dialect: crate::sql::Dialect::of_protocol(info.protocol),
             header: SessionHeader::new(info.protocol, info.id, info.client, info.server),
             info,
             user: None,
@@ -338,7 +341,7 @@ impl Session {
             attributes: &req.attributes,
         };
         self.counters.records += 1;
-        sink.write(self.info.id, seq, &record);
+        sink.write(self.info.id, seq, &record, self.dialect);
     }
 }
 
@@ -388,8 +391,9 @@ mod tests {
         }))
     }
 
-    fn lines(sink: &RecordSink) -> Vec<serde_json::Value> {
-        sink.lines()
+    fn lines(sink: &mut RecordSink) -> Vec<serde_json::Value> {
+        sink.batch()
+            .lines()
             .map(|l| serde_json::from_slice(l).unwrap())
             .collect()
     }
@@ -435,7 +439,7 @@ mod tests {
         );
         s.on_event(req(1, Op::QUERY, "select 1"), &mut sink);
         s.on_event(resp(1, 1), &mut sink);
-        let got = lines(&sink);
+        let got = lines(&mut sink);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0]["op"], "login");
         assert_eq!(got[0]["user"], "root");
@@ -474,7 +478,7 @@ mod tests {
             })),
             &mut sink,
         );
-        let got = lines(&sink);
+        let got = lines(&mut sink);
         assert_eq!(got[0]["sql"], "a");
         assert_eq!(got[0]["status"], "unknown");
         assert_eq!(got[0]["flags"], serde_json::json!(["no_response"]));
@@ -492,7 +496,7 @@ mod tests {
         let mut sink = RecordSink::default();
         s.on_event(req(1, Op::QUERY, "slow"), &mut sink);
         s.close(CloseReason::CaptureEnd, [0, 0], &mut sink);
-        let got = lines(&sink);
+        let got = lines(&mut sink);
         assert_eq!(
             got[0]["flags"],
             serde_json::json!(["no_response", "capture_end"])
@@ -506,7 +510,7 @@ mod tests {
         s.on_event(req(0, Op::LOGIN, ""), &mut sink);
         s.on_event(DbEvent::Encrypted, &mut sink);
         s.close(CloseReason::Ended, [500, 4000], &mut sink);
-        let got = lines(&sink);
+        let got = lines(&mut sink);
         assert_eq!(got[0]["flags"], serde_json::json!(["encrypted"]));
         assert_eq!(got[0]["status"], "unknown");
         assert_eq!(got[0]["bytes"]["request"], 510);
@@ -525,7 +529,7 @@ mod tests {
         };
         r.bytes = 5;
         s.on_event(DbEvent::Request(Box::new(r)), &mut sink);
-        let got = lines(&sink);
+        let got = lines(&mut sink);
         assert_eq!(got[0]["op"], "logout");
         assert_eq!(got[0]["status"], "ok");
         assert_eq!(got[0]["flags"], serde_json::json!([]));
@@ -539,6 +543,6 @@ mod tests {
             s.on_event(req(tx, Op::QUERY, "q"), &mut sink);
         }
         assert_eq!(s.counters().pending_overflow, 1);
-        assert_eq!(lines(&sink).len(), 1);
+        assert_eq!(lines(&mut sink).len(), 1);
     }
 }

@@ -9,6 +9,7 @@
 use std::ops::Range;
 
 use crate::record::{AuditRecord, TimeText};
+use crate::sql::{SqlOptions, SqlStage, SqlStats};
 
 /// Sort key of a record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,38 +22,93 @@ pub struct RecordKey {
     pub seq: u64,
 }
 
-/// Serialized records with their keys, in key order once [`RecordSink::sort`] ran.
-#[derive(Debug, Default)]
+/// A worker's record output: the SQL stage and the serializer, writing into a [`RecordBatch`]
+/// that the pipeline takes away at each round.
+#[derive(Default)]
 pub struct RecordSink {
-    buf: Vec<u8>,
-    entries: Vec<(RecordKey, Range<usize>)>,
+    batch: RecordBatch,
     position: u64,
-    sorted: bool,
     clock: TimeText,
+    sql: SqlStage,
 }
 
 impl RecordSink {
+    /// A sink whose SQL stage has these options.
+    pub fn new(sql: SqlOptions) -> Self {
+        RecordSink {
+            sql: SqlStage::new(sql),
+            ..RecordSink::default()
+        }
+    }
+
     /// The input position records written from now on belong to.
     pub fn set_position(&mut self, position: u64) {
         self.position = position;
     }
 
-    /// Serialize one record as a JSON line.
-    pub fn write(&mut self, session_id: u64, seq: u64, record: &AuditRecord<'_>) {
-        let start = self.buf.len();
-        record.write_json(&mut self.buf, &mut self.clock);
-        self.buf.push(b'\n');
+    /// Serialize one record as a JSON line; a record with SQL text goes through the SQL stage
+    /// (analysis, password redaction, masking) in `dialect`.
+    pub fn write(
+        &mut self,
+        session_id: u64,
+        seq: u64,
+        record: &AuditRecord<'_>,
+        dialect: crate::sql::Dialect,
+    ) {
+        let view = record.sql.map(|sql| self.sql.view(dialect, sql));
+        let b = &mut self.batch;
+        let start = b.buf.len();
+        record.write_json(&mut b.buf, &mut self.clock, view.as_ref());
+        b.buf.push(b'\n');
         let key = RecordKey {
             position: self.position,
             session_id,
             seq,
         };
-        if self.entries.last().is_some_and(|(last, _)| *last > key) {
-            self.sorted = false;
+        if b.entries.last().is_some_and(|(last, _)| *last > key) {
+            b.sorted = false;
         }
-        self.entries.push((key, start..self.buf.len()));
+        b.entries.push((key, start..b.buf.len()));
     }
 
+    /// The records written so far, in key order.
+    pub fn batch(&mut self) -> &mut RecordBatch {
+        self.batch.sort();
+        &mut self.batch
+    }
+
+    /// Take the records written so far (in key order), leaving `fresh` (emptied) in their place.
+    pub fn take(&mut self, mut fresh: RecordBatch) -> RecordBatch {
+        fresh.clear();
+        self.batch.sort();
+        std::mem::replace(&mut self.batch, fresh)
+    }
+
+    /// Counters of the SQL stage.
+    pub fn sql_stats(&self) -> SqlStats {
+        self.sql.stats
+    }
+}
+
+/// Serialized records with their keys, in key order once [`RecordBatch::sort`] ran.
+#[derive(Debug)]
+pub struct RecordBatch {
+    buf: Vec<u8>,
+    entries: Vec<(RecordKey, Range<usize>)>,
+    sorted: bool,
+}
+
+impl Default for RecordBatch {
+    fn default() -> Self {
+        RecordBatch {
+            buf: Vec::new(),
+            entries: Vec::new(),
+            sorted: true,
+        }
+    }
+}
+
+impl RecordBatch {
     /// Number of records.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -90,7 +146,7 @@ impl RecordSink {
         Some((*k, self.buf.get(r.clone())?))
     }
 
-    /// Where the `i`-th line (in the current order) lies in [`RecordSink::bytes`].
+    /// Where the `i`-th line (in the current order) lies in [`RecordBatch::bytes`].
     pub fn span(&self, i: usize) -> Option<Range<usize>> {
         self.entries.get(i).map(|(_, r)| r.clone())
     }

@@ -237,6 +237,16 @@ mod dbtap_schema {
         "lost_bytes",
         "login",
         "attributes",
+        // SQL analysis: on every record that carries a statement text, and only there.
+        "kind",
+        "command",
+        "objects",
+        "fingerprint",
+        "normalized",
+    ];
+    const KINDS: &[&str] = &[
+        "select", "insert", "update", "delete", "merge", "ddl", "dcl", "tcl", "call", "set", "use",
+        "show", "describe", "explain", "other",
     ];
     const FLAGS: &[&str] = &[
         "partial",
@@ -363,6 +373,33 @@ mod dbtap_schema {
             let f = f.as_str().unwrap_or("");
             if !FLAGS.contains(&f) {
                 return Err(format!("unknown flag {f:?}"));
+            }
+        }
+        if r["sql"].is_string() {
+            let kind = r["kind"].as_str().ok_or("a statement record has a kind")?;
+            if !KINDS.contains(&kind) {
+                return Err(format!("kind {kind:?}"));
+            }
+            if !r["command"].is_string() || !r["normalized"].is_string() {
+                return Err("command and normalized must be strings".into());
+            }
+            let fp = r["fingerprint"]
+                .as_str()
+                .ok_or("fingerprint must be a string")?;
+            if fp.len() != 16 || !fp.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!("fingerprint {fp:?} is not 16 hex digits"));
+            }
+            for o in r["objects"].as_array().ok_or("objects must be a list")? {
+                let access = o["access"].as_str().unwrap_or("");
+                if !o["name"].is_string() || !["read", "write", "execute"].contains(&access) {
+                    return Err(format!("object {o}"));
+                }
+            }
+        } else {
+            for k in ["kind", "command", "objects", "fingerprint", "normalized"] {
+                if obj.contains_key(k) {
+                    return Err(format!("{k} on a record without sql"));
+                }
             }
         }
         // Secrets never reach output.

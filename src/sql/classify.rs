@@ -60,94 +60,108 @@ const OBJECT_TYPES: &[&str] = &[
 const TABLE_TYPES: &[&str] = &["TABLE", "VIEW", "SEQUENCE", "SYNONYM"];
 const ROUTINE_TYPES: &[&str] = &["PROCEDURE", "PROC", "FUNCTION", "PACKAGE", "TRIGGER"];
 
-/// Words that end a table reference (never an alias or a name).
-const STOP_WORDS: &[&str] = &[
-    "FROM",
-    "WHERE",
-    "ON",
-    "USING",
-    "JOIN",
-    "INNER",
-    "LEFT",
-    "RIGHT",
-    "FULL",
-    "CROSS",
-    "NATURAL",
-    "OUTER",
-    "STRAIGHT_JOIN",
-    "GROUP",
-    "ORDER",
-    "HAVING",
-    "LIMIT",
-    "OFFSET",
-    "UNION",
-    "EXCEPT",
-    "INTERSECT",
-    "MINUS",
-    "SET",
-    "VALUES",
-    "VALUE",
-    "SELECT",
-    "FOR",
-    "WINDOW",
-    "FETCH",
-    "PARTITION",
-    "TABLESAMPLE",
-    "WITH",
-    "LATERAL",
-    "RETURNING",
-    "INTO",
-    "FORCE",
-    "USE",
-    "IGNORE",
-    "AS",
-    "START",
-    "CONNECT",
-    "PIVOT",
-    "UNPIVOT",
-    "OUTPUT",
-    "OPTION",
-    "DEFAULT",
-    "WHEN",
-    "THEN",
-    "ELSE",
-    "END",
-    "AND",
-    "OR",
-    "NOT",
-    "LOCK",
-    "IN",
-    "SHARE",
-    "NOWAIT",
-    "SKIP",
-    "ADD",
-    "DROP",
-    "ALTER",
-    "MODIFY",
-    "CHANGE",
-    "RENAME",
-    "TO",
-    "CASCADE",
-    "RESTRICT",
-    "PURGE",
-    "IF",
-    "ONLY",
-    "PRIMARY",
-    "CONSTRAINT",
-    "COLUMN",
-    "LIKE",
-    "ENGINE",
-    "DUPLICATE",
-    "CONFLICT",
-    "DO",
-    "MATCHED",
-];
+/// A word's ASCII upper-case form when it is short enough to be a keyword (≤ 16 bytes).
+pub(super) fn upper16(s: &str) -> Option<([u8; 16], usize)> {
+    let b = s.as_bytes();
+    if b.len() > 16 {
+        return None;
+    }
+    let mut a = [0u8; 16];
+    for (d, c) in a.iter_mut().zip(b) {
+        *d = c.to_ascii_uppercase();
+    }
+    Some((a, b.len()))
+}
+
+/// Words that end a table reference (never an alias or a name), upper-case.
+fn is_stop_word(u: &[u8]) -> bool {
+    matches!(
+        u,
+        b"FROM"
+            | b"WHERE"
+            | b"ON"
+            | b"USING"
+            | b"JOIN"
+            | b"INNER"
+            | b"LEFT"
+            | b"RIGHT"
+            | b"FULL"
+            | b"CROSS"
+            | b"NATURAL"
+            | b"OUTER"
+            | b"STRAIGHT_JOIN"
+            | b"GROUP"
+            | b"ORDER"
+            | b"HAVING"
+            | b"LIMIT"
+            | b"OFFSET"
+            | b"UNION"
+            | b"EXCEPT"
+            | b"INTERSECT"
+            | b"MINUS"
+            | b"SET"
+            | b"VALUES"
+            | b"VALUE"
+            | b"SELECT"
+            | b"FOR"
+            | b"WINDOW"
+            | b"FETCH"
+            | b"PARTITION"
+            | b"TABLESAMPLE"
+            | b"WITH"
+            | b"LATERAL"
+            | b"RETURNING"
+            | b"INTO"
+            | b"FORCE"
+            | b"USE"
+            | b"IGNORE"
+            | b"AS"
+            | b"START"
+            | b"CONNECT"
+            | b"PIVOT"
+            | b"UNPIVOT"
+            | b"OUTPUT"
+            | b"OPTION"
+            | b"DEFAULT"
+            | b"WHEN"
+            | b"THEN"
+            | b"ELSE"
+            | b"END"
+            | b"AND"
+            | b"OR"
+            | b"NOT"
+            | b"LOCK"
+            | b"IN"
+            | b"SHARE"
+            | b"NOWAIT"
+            | b"SKIP"
+            | b"ADD"
+            | b"DROP"
+            | b"ALTER"
+            | b"MODIFY"
+            | b"CHANGE"
+            | b"RENAME"
+            | b"TO"
+            | b"CASCADE"
+            | b"RESTRICT"
+            | b"PURGE"
+            | b"IF"
+            | b"ONLY"
+            | b"PRIMARY"
+            | b"CONSTRAINT"
+            | b"COLUMN"
+            | b"LIKE"
+            | b"ENGINE"
+            | b"DUPLICATE"
+            | b"CONFLICT"
+            | b"DO"
+            | b"MATCHED"
+    )
+}
 
 fn is_stop(sql: &str, t: &Token) -> bool {
     t.tok == Tok::Word
-        && STOP_WORDS
-            .iter()
-            .any(|w| t.text(sql).eq_ignore_ascii_case(w))
+        && upper16(t.text(sql)).is_some_and(|(a, n)| a.get(..n).is_some_and(is_stop_word))
 }
 
 fn kw_in(sql: &str, t: Option<&Token>, list: &'static [&'static str]) -> Option<&'static str> {
@@ -489,8 +503,12 @@ fn objects(sql: &str, toks: &[Token], dialect: Dialect, ctes: &[&str], shape: &m
                 continue;
             }
         }
-        let word = t.text(sql);
-        let is = |kw: &str| word.eq_ignore_ascii_case(kw);
+        let Some((upper, n)) = upper16(t.text(sql)) else {
+            i += 1;
+            continue;
+        };
+        let word = upper.get(..n).unwrap_or_default();
+        let is = |kw: &str| word == kw.as_bytes();
         let at_start = i == stmt_start;
         if is("FROM") && !in_call(&call_parens) {
             // DELETE [modifiers] FROM t: the target is written.
@@ -572,6 +590,26 @@ fn objects(sql: &str, toks: &[Token], dialect: Dialect, ctes: &[&str], shape: &m
             } else {
                 i = j;
             }
+            continue;
+        }
+        if at_start && is("COPY") {
+            // PostgreSQL COPY t [(cols)] FROM … loads t; COPY t TO … reads it; COPY (query) TO …
+            // reads what the query reads (scanned like any subquery).
+            if let Some((name, mut j)) = qualified_name(sql, toks, i + 1) {
+                if toks.get(j).is_some_and(|m| m.is_punct(sql, b'(')) {
+                    j = skip_parens(sql, toks, j);
+                }
+                let access = if toks.get(j).is_some_and(|m| m.is_kw(sql, "FROM")) {
+                    Access::Write
+                } else {
+                    Access::Read
+                };
+                c.add(name, access);
+                // Past FROM/TO and the file, STDIN, STDOUT or PROGRAM that follows.
+                i = j + 2;
+                continue;
+            }
+            i += 1;
             continue;
         }
         if at_start && is("TRUNCATE") {

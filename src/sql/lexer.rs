@@ -190,6 +190,16 @@ pub fn tokenize(sql: &str, dialect: Dialect, max: usize) -> Tokens {
                 }
                 Tok::Param
             }
+            // MySQL user and system variables: @name, @@name, @@session.name (a word).
+            b'@' if dialect == Dialect::MySql
+                && (is_word_byte(at(i + 1)) || (at(i + 1) == b'@' && is_word_byte(at(i + 2)))) =>
+            {
+                i += if at(i + 1) == b'@' { 2 } else { 1 };
+                while is_word_byte(at(i)) {
+                    i += 1;
+                }
+                Tok::Word
+            }
             b'@' if dialect == Dialect::TSql => {
                 i += 1;
                 while is_word_byte(at(i)) || at(i) == b'@' {

@@ -12,12 +12,16 @@ mod classify;
 mod lexer;
 mod normalize;
 mod redact;
+mod stage;
 #[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
 
 pub use normalize::fingerprint;
+pub use stage::{
+    Mask, SqlOptions, SqlStage, SqlStats, SqlView, MAX_CACHED_SQL_LEN, MAX_CACHED_STATEMENTS,
+};
 
 /// Tokens read for classification and normalization.
 pub const MAX_TOKENS: usize = 64 * 1024;

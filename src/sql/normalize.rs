@@ -32,6 +32,8 @@ fn is_operator_char(c: u8) -> bool {
             | b'^'
             | b'~'
             | b':'
+            | b'@'
+            | b'#'
     )
 }
 
@@ -163,7 +165,9 @@ pub fn normalize(sql: &str, toks: &[Token], secrets: &[usize]) -> String {
                 {
                     // Every row tuple, separated by commas.
                     let mut end = i + 1;
-                    while let Some(e) = group_end(sql, toks, end) {
+                    loop {
+                        // A tuple cut by the end of the text ends the list.
+                        let e = group_end(sql, toks, end).unwrap_or(toks.len());
                         end = e;
                         if toks.get(end).is_some_and(|c| c.is_punct(sql, b','))
                             && toks.get(end + 1).is_some_and(|o| o.is_punct(sql, b'('))

