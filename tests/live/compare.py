@@ -483,6 +483,16 @@ def main():
                 r0 = sessions[sid][0]
                 print(f"  session {sid} client {r0.get('client')} user {r0.get('user')}: "
                       f"{len(sessions[sid])} records, first {describe_rec(r0)}")
+    # Secrets (login passwords, passwords written in SQL) must appear in no record at all.
+    secrets = sorted({x for t in truth for x in t.get("secrets") or [] if x})
+    text = json.dumps(records, ensure_ascii=False)
+    leaked = [x for x in secrets if x in text]
+    for x in leaked:
+        print(f"  LEAK     a secret of the session ({len(x)} characters) appears in the records")
+        failed += 1
+    if secrets and not leaked:
+        print(f"  ok       none of the session's {len(secrets)} secrets appears in the records")
+        passed += 1
     print(f"\ncompare: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

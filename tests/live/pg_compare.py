@@ -604,6 +604,16 @@ def main():
         passed, failed = compare_pgbench(run, records, args.verbose)
     else:
         passed, failed = compare_session(truth, records, args.verbose)
+        # Secrets (passwords written in SQL) must appear in no record at all.
+        secrets = sorted({x for t in truth for x in t.get("secrets") or [] if x})
+        text = json.dumps(records, ensure_ascii=False)
+        leaked = [x for x in secrets if x in text]
+        for x in leaked:
+            print(f"  LEAK     a secret of the session ({len(x)} characters) appears in the records")
+        failed += len(leaked)
+        if secrets and not leaked:
+            print(f"  ok       none of the session's {len(secrets)} secrets appears in the records")
+            passed += 1
     print(f"\npg_compare: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

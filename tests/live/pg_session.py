@@ -249,11 +249,12 @@ class Conn:
         if ssl:
             # The startup message and the whole exchange are inside TLS.
             TRUTH.add(self, "login", status=None, expect_flags=["encrypted"], encrypted=True,
-                      user=None, database=None, note="sslmode=require: all of it is inside TLS")
+                      user=None, database=None, note="sslmode=require: all of it is inside TLS",
+                      secrets=[password])
         else:
             TRUTH.add(self, "login", status="ok", auth_method=self.auth_method,
                       client_program=self.app, server_version=server_version,
-                      client_encoding=self.encoding)
+                      client_encoding=self.encoding, secrets=[password])
         return conn
 
     def failed_login(self, password, expect_error):
@@ -279,7 +280,8 @@ class Conn:
         m = re.search(r"\b(?:FATAL|ERROR):\s+([0-9A-Z]{5}):", msg)
         code = m.group(1) if m else None
         TRUTH.add(self, "login", status="error", code=code, auth_method=self.auth_method,
-                  client_program=self.app, error_message=msg.strip().splitlines()[0])
+                  client_program=self.app, error_message=msg.strip().splitlines()[0],
+                  secrets=[password])
         check(code == expect_error, f"{self.label}: login error {code} ({msg.strip()}), expected {expect_error}")
 
     def close(self):
@@ -289,9 +291,10 @@ class Conn:
 
     # ---- simple Query ------------------------------------------------------------------------
 
-    def query(self, sql, rows=None, error=None, multi=False, **extra):
+    def query(self, sql, rows=None, error=None, multi=False, record_sql=None, **extra):
         """A simple Query through a cursor (no params: psycopg sends the text as is).
-        `rows`/`error`: what the scenario expects; `multi`: several statements in one Query."""
+        `rows`/`error`: what the scenario expects; `multi`: several statements in one Query;
+        `record_sql`: the text the record must show when it differs (a redacted password)."""
         cur = self.db.cursor()
         status, code, results = "ok", None, []
         try:
@@ -305,7 +308,7 @@ class Conn:
             results.append({"error": code})
         finally:
             cur.close()
-        self._add_query(sql, status, code, results, multi, extra)
+        self._add_query(record_sql or sql, status, code, results, multi, extra)
         check(code == error, f"{self.label}: {sql[:60]!r}: error {code}, expected {error}")
         if rows is not None:
             got = results if multi else results[0]
@@ -521,6 +524,10 @@ def scenario():
             multi=True, rows=[2, 6, 2])
     c.raw_multi("SELECT 1; SELECT * FROM no_such_table; SELECT 2", rows=[1, {"error": "42P01"}])
     c.query("SELECT * FROM no_such_table", error="42P01")
+    # A password written in SQL: the record shows it as '***' (the statement fails, the user
+    # may not create roles: 42501).
+    c.query("CREATE ROLE dbtap_tmp LOGIN PASSWORD 'Tmp-S3cret-in-pg'", error="42501",
+            record_sql="CREATE ROLE dbtap_tmp LOGIN PASSWORD '***'", secrets=["Tmp-S3cret-in-pg"])
     c.query("SELEC 1", error="42601")
     c.query("INSERT INTO items (id, name) VALUES (1, 'duplicate')", error="23505")
     c.query("UPDATE items SET qty = -1 WHERE id > 2000", rows=999)

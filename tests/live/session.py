@@ -152,19 +152,21 @@ class Conn:
             conn.connect(sock)
         except pymysql.MySQLError as e:
             code = e.args[0]
-            TRUTH.add(self, "login", status="error", code=code)
+            TRUTH.add(self, "login", status="error", code=code, secrets=[password])
             check(code == expect_error, f"{self.label}: login error {code}, expected {expect_error}")
             sock.close()
             return False
         self.db = conn
         self.connection_id = conn.thread_id()
-        TRUTH.add(self, "login", status="ok", auth_plugin=conn._auth_plugin_name or None)
+        TRUTH.add(self, "login", status="ok", auth_plugin=conn._auth_plugin_name or None,
+                  secrets=[password])
         check(expect_error is None, f"{self.label}: login succeeded, expected error {expect_error}")
         return True
 
-    def query(self, sql, rows=None, error=None, multi=False, **extra):
+    def query(self, sql, rows=None, error=None, multi=False, record_sql=None, **extra):
         """COM_QUERY through a text cursor (either library). `rows`/`error`: what the scenario
-        expects; `multi`: a multi-statement query, whose results are listed."""
+        expects; `multi`: a multi-statement query, whose results are listed; `record_sql`: the
+        text the record must show when it differs from what is sent (a redacted password)."""
         errors = pymysql.MySQLError if self.library == "PyMySQL" else mysql.connector.Error
         cur = self.db.cursor()
         status, code, got_rows, results = "ok", None, None, []
@@ -188,7 +190,8 @@ class Conn:
             # The scenario's multi-statement texts have no ';' inside literals: a plain split.
             extra_fields = dict(extra, multi=True, results=results,
                                 statements=[x.strip() for x in sql.split(";") if x.strip()])
-        TRUTH.add(self, "query", sql=sql, status=status, code=code, rows=got_rows, **extra_fields)
+        TRUTH.add(self, "query", sql=record_sql or sql, status=status, code=code, rows=got_rows,
+                  **extra_fields)
         check(code == error, f"{self.label}: {sql[:60]!r}: error {code}, expected {error}")
         if rows is not None and not multi:
             check(got_rows == rows, f"{self.label}: {sql[:60]!r}: {got_rows} rows, expected {rows}")
@@ -230,7 +233,7 @@ class Conn:
         self.db = conn
         self.client_port = conn._socket.sock.getsockname()[1]
         self.connection_id = conn.connection_id
-        TRUTH.add(self, "login", status="ok")
+        TRUTH.add(self, "login", status="ok", secrets=[password])
         # Count the wire commands the prepared cursor really sends.
         for name in ("cmd_stmt_prepare", "cmd_stmt_execute"):
             self._hook(name)
@@ -323,6 +326,11 @@ def scenario(args):
     c.ping()
     c.query("USE " + db, rows=0)
     c.query("SELECT id FROM items WHERE id BETWEEN 1 AND 4", rows=4)
+    # A password written in SQL: the record shows it as '***' (the statement itself fails, the
+    # user has no CREATE USER privilege: 1227).
+    c.query("CREATE USER 'dbtap_tmp'@'%' IDENTIFIED BY 'Tmp-S3cret-in-sql'", error=1227,
+            record_sql="CREATE USER 'dbtap_tmp'@'%' IDENTIFIED BY '***'",
+            secrets=["Tmp-S3cret-in-sql"])
     c.quit()
 
     # 2. A failed login: wrong password (1045).
