@@ -85,6 +85,20 @@ struct ReplayArgs {
     /// Statement text kept per record, in bytes (longer text is cut and flagged `truncated`).
     #[arg(long, default_value_t = dbtap_core::limits::DEFAULT_MAX_STATEMENT_LEN)]
     max_statement_len: usize,
+    /// What of the statement values reaches the records. Passwords written in SQL (and bind
+    /// values that are passwords) are replaced by `***` whatever this says.
+    #[arg(long, value_enum, default_value = "none")]
+    mask: MaskMode,
+}
+
+/// `--mask` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MaskMode {
+    /// Statements and bind values as sent.
+    None,
+    /// Every literal in `sql` and every bind value replaced by `?` (kind, objects, fingerprint
+    /// and normalized text are unchanged).
+    Literals,
 }
 
 fn parse_port(s: &str) -> Result<(String, u16), String> {
@@ -120,6 +134,10 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
     engine.idle_timeout_ns = args.idle_timeout.saturating_mul(1_000_000_000);
     engine.max_flow_memory = args.max_flow_memory_mb.saturating_mul(1024 * 1024);
     engine.limits.max_statement_len = args.max_statement_len.max(16);
+    engine.sql.mask = match args.mask {
+        MaskMode::None => crate::sql::Mask::None,
+        MaskMode::Literals => crate::sql::Mask::Literals,
+    };
     let workers = args.workers.unwrap_or_else(default_workers).max(1);
     let cfg = PipelineConfig { workers, engine };
 

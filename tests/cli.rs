@@ -125,3 +125,53 @@ fn a_forced_port_gives_the_records_detection_gives() {
     assert_eq!(plain.stdout, forced.stdout);
     assert!(!plain.stdout.is_empty());
 }
+
+fn records_of(args: &[&str], file: &Path) -> Vec<serde_json::Value> {
+    let out = dbtap()
+        .args(["replay", "--summary", "none"])
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn mask_literals_hides_values_and_keeps_the_analysis() {
+    let pcap = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/pgsql/live_psycopg_session/psycopg_session.pcap");
+    let plain = records_of(&[], &pcap);
+    let masked = records_of(&["--mask", "literals"], &pcap);
+    assert_eq!(plain.len(), masked.len());
+    let text = serde_json::to_string(&masked).unwrap();
+    // Literals of the session (a GBK-encoded Chinese value, a bulk-insert name) are gone…
+    assert!(plain.iter().any(|r| r["sql"].as_str().is_some_and(|s| s.contains("'患者'"))));
+    assert!(!text.contains("'患者'") && !text.contains("bulk-01000"));
+    let mut masked_params = 0;
+    for (p, m) in plain.iter().zip(&masked) {
+        // … every bind value is `?` (NULL stays null) …
+        for v in m["params"].as_array().into_iter().flatten() {
+            assert!(v["value"] == "?" || v["value"].is_null(), "{v}");
+            masked_params += usize::from(v["value"] == "?");
+        }
+        // … and the analysis is that of the unmasked statement.
+        for k in ["kind", "command", "objects", "fingerprint", "normalized"] {
+            assert_eq!(p[k], m[k], "{k}");
+        }
+    }
+    assert!(masked_params > 20, "{masked_params}");
+    // Without the option nothing is masked.
+    assert!(plain
+        .iter()
+        .any(|r| r["sql"].as_str().is_some_and(|s| s.contains("bulk-01000"))));
+}
