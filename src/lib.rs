@@ -27,6 +27,7 @@ pub mod reassembly;
 pub mod record;
 pub mod registry;
 pub mod replay;
+pub mod rules;
 pub mod session;
 pub mod sink;
 pub mod sql;

@@ -155,7 +155,9 @@ fn mask_literals_hides_values_and_keeps_the_analysis() {
     assert_eq!(plain.len(), masked.len());
     let text = serde_json::to_string(&masked).unwrap();
     // Literals of the session (a GBK-encoded Chinese value, a bulk-insert name) are gone…
-    assert!(plain.iter().any(|r| r["sql"].as_str().is_some_and(|s| s.contains("'患者'"))));
+    assert!(plain
+        .iter()
+        .any(|r| r["sql"].as_str().is_some_and(|s| s.contains("'患者'"))));
     assert!(!text.contains("'患者'") && !text.contains("bulk-01000"));
     let mut masked_params = 0;
     for (p, m) in plain.iter().zip(&masked) {

@@ -1,0 +1,353 @@
+//! Conditions, compiled once from their spec and evaluated on every record.
+
+use std::net::IpAddr;
+
+use regex::Regex;
+use toml::Spanned;
+
+use super::facts::{Facts, Field, FIELD_NAMES};
+use super::spec::CondSpec;
+use super::{RuleError, SourceFile};
+
+/// Deepest nesting of all/any/not accepted.
+pub const MAX_DEPTH: usize = 32;
+
+/// A compiled condition.
+#[derive(Debug)]
+pub enum Cond {
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Not(Box<Cond>),
+    Test(Field, Test),
+    /// Time of day window in minutes after midnight (`from > to` wraps midnight) and weekday
+    /// mask (bit 0 = Monday); local time = UTC + the rule set's offset.
+    Clock {
+        from: u16,
+        to: u16,
+        days: u8,
+    },
+}
+
+#[derive(Debug)]
+pub enum Test {
+    /// Case-insensitive equality with any of these.
+    OneOf(Vec<String>),
+    Regex(Regex),
+    Cmp(CmpOp, f64),
+    Cidr(Vec<Net>),
+    Exists(bool),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum CmpOp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// An IP network.
+#[derive(Debug, Clone, Copy)]
+pub struct Net {
+    addr: IpAddr,
+    bits: u8,
+}
+
+impl Net {
+    pub fn parse(s: &str) -> Option<Net> {
+        let (a, bits) = match s.split_once('/') {
+            Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Net { addr, bits })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4-mapped IPv6 address is its IPv4 address.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(i) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.bits))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(i) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `*` any run, `?` one character, everything else literal; whole value, case-insensitive.
+pub fn glob_regex(glob: &str) -> Result<Regex, regex::Error> {
+    let mut re = String::from("(?is)^");
+    for c in glob.chars() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(c.encode_utf8(&mut [0u8; 4]))),
+        }
+    }
+    re.push('$');
+    Regex::new(&re)
+}
+
+fn lit(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_hhmm(s: &str) -> Option<u16> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// Compile context: the file (for line numbers), the rule id and the pack's lists.
+pub struct Compiler<'a> {
+    pub file: &'a SourceFile,
+    pub rule: &'a str,
+    pub lists: &'a std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Compiler<'_> {
+    fn err<T>(&self, span: std::ops::Range<usize>, msg: impl Into<String>) -> Result<T, RuleError> {
+        Err(self.file.error(span.start, Some(self.rule), msg))
+    }
+
+    pub fn compile(&self, spec: &Spanned<CondSpec>, depth: usize) -> Result<Cond, RuleError> {
+        let span = spec.span();
+        let c = spec.get_ref();
+        if depth > MAX_DEPTH {
+            return self.err(span, format!("conditions nested deeper than {MAX_DEPTH}"));
+        }
+        let kinds = [
+            c.all.is_some(),
+            c.any.is_some(),
+            c.not.is_some(),
+            c.field.is_some(),
+            c.time.is_some() || c.days.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return self.err(
+                span,
+                "a condition has exactly one of `all`, `any`, `not`, `field` (with one test), or `time`/`days`",
+            );
+        }
+        if let Some(list) = &c.all {
+            return Ok(Cond::All(self.list(list, depth)?));
+        }
+        if let Some(list) = &c.any {
+            return Ok(Cond::Any(self.list(list, depth)?));
+        }
+        if let Some(inner) = &c.not {
+            return Ok(Cond::Not(Box::new(self.compile(inner, depth + 1)?)));
+        }
+        if c.time.is_some() || c.days.is_some() {
+            return self.clock(c, span);
+        }
+        let Some(field) = &c.field else {
+            return self.err(span, "missing `field`");
+        };
+        let Some(f) = Field::parse(field.get_ref()) else {
+            let known: Vec<&str> = FIELD_NAMES.iter().map(|(n, _)| *n).collect();
+            return self.err(
+                field.span(),
+                format!(
+                    "unknown field `{}` (known: {})",
+                    field.get_ref(),
+                    known.join(", ")
+                ),
+            );
+        };
+        let mut tests = Vec::new();
+        if let Some(v) = &c.equals {
+            match lit(v.get_ref()) {
+                Some(s) => tests.push(Test::OneOf(vec![s])),
+                None => return self.err(v.span(), "`equals` takes a string, number or boolean"),
+            }
+        }
+        if let Some(vs) = &c.in_values {
+            let mut items = Vec::new();
+            for v in vs.get_ref() {
+                match lit(v) {
+                    Some(s) => items.push(s),
+                    None => return self.err(vs.span(), "`in` takes strings, numbers or booleans"),
+                }
+            }
+            tests.push(Test::OneOf(items));
+        }
+        if let Some(name) = &c.in_list {
+            match self.lists.get(name.get_ref()) {
+                Some(items) => tests.push(Test::OneOf(items.clone())),
+                None => {
+                    return self.err(
+                        name.span(),
+                        format!("no list `{}` in [pack.lists]", name.get_ref()),
+                    )
+                }
+            }
+        }
+        if let Some(g) = &c.glob {
+            let mut alts = Vec::new();
+            for item in g.get_ref().items() {
+                match glob_regex(&item) {
+                    Ok(r) => alts.push(r.as_str().to_owned()),
+                    Err(e) => return self.err(g.span(), format!("bad glob {item:?}: {e}")),
+                }
+            }
+            match Regex::new(&alts.join("|")) {
+                Ok(r) => tests.push(Test::Regex(r)),
+                Err(e) => return self.err(g.span(), format!("bad glob: {e}")),
+            }
+        }
+        if let Some(r) = &c.regex {
+            let items = r.get_ref().items();
+            let joined = items
+                .iter()
+                .map(|i| format!("(?:{i})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            match regex::RegexBuilder::new(&joined)
+                .size_limit(1 << 20)
+                .build()
+            {
+                Ok(re) => tests.push(Test::Regex(re)),
+                Err(e) => return self.err(r.span(), format!("bad regex: {e}")),
+            }
+        }
+        for (op, v) in [
+            (CmpOp::Gt, c.gt),
+            (CmpOp::Ge, c.ge),
+            (CmpOp::Lt, c.lt),
+            (CmpOp::Le, c.le),
+        ] {
+            if let Some(v) = v {
+                tests.push(Test::Cmp(op, v));
+            }
+        }
+        if let Some(nets) = &c.cidr {
+            if !f.is_ip() {
+                return self.err(
+                    nets.span(),
+                    "`cidr` applies to client_ip and server_ip only",
+                );
+            }
+            let mut parsed = Vec::new();
+            for n in nets.get_ref().items() {
+                match Net::parse(&n) {
+                    Some(net) => parsed.push(net),
+                    None => return self.err(nets.span(), format!("bad network {n:?}")),
+                }
+            }
+            tests.push(Test::Cidr(parsed));
+        }
+        if let Some(e) = c.exists {
+            tests.push(Test::Exists(e));
+        }
+        match tests.len() {
+            0 => self.err(field.span(), format!("field `{}` has no test (equals, in, in_list, glob, regex, gt, ge, lt, le, cidr, exists)", field.get_ref())),
+            1 => Ok(Cond::Test(f, tests.remove(0))),
+            _ => Ok(Cond::All(tests.into_iter().map(|t| Cond::Test(f, t)).collect())),
+        }
+    }
+
+    fn list(&self, list: &[Spanned<CondSpec>], depth: usize) -> Result<Vec<Cond>, RuleError> {
+        list.iter().map(|c| self.compile(c, depth + 1)).collect()
+    }
+
+    fn clock(&self, c: &CondSpec, span: std::ops::Range<usize>) -> Result<Cond, RuleError> {
+        let (mut from, mut to) = (0u16, 24 * 60);
+        if let Some(t) = &c.time {
+            let v = t.get_ref();
+            match (
+                v.first().and_then(|s| parse_hhmm(s)),
+                v.get(1).and_then(|s| parse_hhmm(s)),
+            ) {
+                (Some(a), Some(b)) if v.len() == 2 => (from, to) = (a, b),
+                _ => {
+                    return self.err(
+                        t.span(),
+                        "`time` is [\"HH:MM\", \"HH:MM\"] (the end excluded; it may wrap midnight)",
+                    )
+                }
+            }
+        }
+        let mut days = 0x7f;
+        if let Some(d) = &c.days {
+            days = 0;
+            for name in d.get_ref() {
+                match DAYS.iter().position(|x| x.eq_ignore_ascii_case(name)) {
+                    Some(i) => days |= 1 << i,
+                    None => return self.err(d.span(), format!("unknown day {name:?} (mon … sun)")),
+                }
+            }
+        }
+        let _ = span;
+        Ok(Cond::Clock { from, to, days })
+    }
+}
+
+impl Cond {
+    /// Does the record meet the condition? `offset_min`: local time − UTC, in minutes.
+    pub fn eval(&self, f: &Facts<'_>, offset_min: i32) -> bool {
+        match self {
+            Cond::All(cs) => cs.iter().all(|c| c.eval(f, offset_min)),
+            Cond::Any(cs) => cs.iter().any(|c| c.eval(f, offset_min)),
+            Cond::Not(c) => !c.eval(f, offset_min),
+            Cond::Clock { from, to, days } => {
+                let secs = (f.ts.0 / 1_000_000_000) as i64 + i64::from(offset_min) * 60;
+                let day_index = secs.div_euclid(86_400);
+                let minute = (secs.rem_euclid(86_400) / 60) as u16;
+                // 1970-01-01 was a Thursday (index 3 with Monday = 0).
+                let weekday = (day_index + 3).rem_euclid(7) as u8;
+                let in_time = if from <= to {
+                    minute >= *from && minute < *to
+                } else {
+                    minute >= *from || minute < *to
+                };
+                in_time && days & (1 << weekday) != 0
+            }
+            Cond::Test(field, test) => {
+                if let Test::Cidr(nets) = test {
+                    return f
+                        .ip(*field)
+                        .is_some_and(|ip| nets.iter().any(|n| n.contains(ip)));
+                }
+                let values = f.values(*field);
+                match test {
+                    Test::Exists(want) => values.iter().next().is_some() == *want,
+                    Test::OneOf(items) => values
+                        .iter()
+                        .any(|v| items.iter().any(|i| i.eq_ignore_ascii_case(v))),
+                    Test::Regex(re) => values.iter().any(|v| re.is_match(v)),
+                    Test::Cmp(op, x) => values.iter().any(|v| {
+                        v.parse::<f64>().is_ok_and(|n| match op {
+                            CmpOp::Gt => n > *x,
+                            CmpOp::Ge => n >= *x,
+                            CmpOp::Lt => n < *x,
+                            CmpOp::Le => n <= *x,
+                        })
+                    }),
+                    Test::Cidr(_) => false,
+                }
+            }
+        }
+    }
+}

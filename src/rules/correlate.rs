@@ -1,0 +1,215 @@
+//! The correlator: threshold windows and alert suppression, fed with rule hits in the writer's
+//! merged record order (the same for any number of workers), in packet time.
+
+use std::collections::{HashMap, VecDeque};
+
+use dbtap_core::Timestamp;
+
+use super::facts::{Facts, Field};
+use super::RuleSet;
+
+/// Groups tracked at once (threshold windows and suppression periods); over it, the tables are
+/// emptied and the drop counted (bounded memory under a flood of distinct clients).
+pub const MAX_GROUPS: usize = 100_000;
+/// Hits kept per threshold group: enough for any count threshold; over it the oldest go.
+pub const MAX_HITS_PER_GROUP: usize = 4096;
+
+/// A record meeting a rule's condition, as the correlator needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub rule: u16,
+    pub ts: Timestamp,
+    pub session_id: u64,
+    /// Values of the threshold's `group_by` fields.
+    pub group: String,
+    /// Value of the threshold's `distinct` field.
+    pub distinct: Option<String>,
+    /// Values of the rule's `suppress_by` fields.
+    pub suppress: String,
+}
+
+fn key_of(f: &Facts<'_>, fields: &[Field]) -> String {
+    let mut k = String::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            k.push('\u{1f}');
+        }
+        let vals = f.values(*field);
+        let mut first = true;
+        for v in vals.iter() {
+            if !first {
+                k.push(',');
+            }
+            k.push_str(v);
+            first = false;
+        }
+    }
+    k
+}
+
+impl Hit {
+    pub fn new(rules: &RuleSet, rule: u16, f: &Facts<'_>) -> Hit {
+        let r = &rules.rules[usize::from(rule)];
+        let (group, distinct) = match &r.threshold {
+            Some(t) => (key_of(f, &t.group_by), t.distinct.map(|d| key_of(f, &[d]))),
+            None => (String::new(), None),
+        };
+        Hit {
+            rule,
+            ts: f.ts,
+            session_id: f.session_id,
+            group,
+            distinct,
+            suppress: key_of(f, &r.suppress_by),
+        }
+    }
+}
+
+/// What a threshold alert reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThresholdInfo {
+    pub group: String,
+    pub count: u64,
+    pub window_secs: u64,
+    /// Session ids and timestamps of the records in the window (at most the threshold count).
+    pub records: Vec<(u64, Timestamp)>,
+}
+
+/// An alert to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fired {
+    pub rule: u16,
+    pub ts: Timestamp,
+    /// Alerts of this rule and group held back since the last one written.
+    pub suppressed: u64,
+    pub threshold: Option<ThresholdInfo>,
+}
+
+#[derive(Default)]
+struct Window {
+    hits: VecDeque<(Timestamp, u64, Option<String>)>,
+}
+
+struct Suppression {
+    until: Timestamp,
+    held: u64,
+}
+
+/// Counters of the correlator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CorrelatorStats {
+    pub hits: u64,
+    pub fired: u64,
+    pub suppressed: u64,
+    /// Times the group tables were emptied at [`MAX_GROUPS`].
+    pub groups_dropped: u64,
+}
+
+#[derive(Default)]
+pub struct Correlator {
+    windows: HashMap<(u16, String), Window>,
+    suppression: HashMap<(u16, String), Suppression>,
+    pub stats: CorrelatorStats,
+}
+
+impl Correlator {
+    /// Take one hit; returns the alert to write, if any.
+    pub fn offer(&mut self, rules: &RuleSet, hit: Hit) -> Option<Fired> {
+        self.stats.hits += 1;
+        let rule = rules.rules.get(usize::from(hit.rule))?;
+        let threshold = match &rule.threshold {
+            None => None,
+            Some(t) => {
+                if self.windows.len() >= MAX_GROUPS {
+                    self.windows.clear();
+                    self.stats.groups_dropped += 1;
+                }
+                let w = self
+                    .windows
+                    .entry((hit.rule, hit.group.clone()))
+                    .or_default();
+                let window_ns = t.window_secs.saturating_mul(1_000_000_000);
+                w.hits
+                    .push_back((hit.ts, hit.session_id, hit.distinct.clone()));
+                while w
+                    .hits
+                    .front()
+                    .is_some_and(|(ts, _, _)| hit.ts.0.saturating_sub(ts.0) > window_ns)
+                {
+                    w.hits.pop_front();
+                }
+                while w.hits.len() > MAX_HITS_PER_GROUP {
+                    w.hits.pop_front();
+                }
+                let count = match t.distinct {
+                    Some(_) => {
+                        let mut seen: Vec<&str> = Vec::new();
+                        for (_, _, d) in &w.hits {
+                            let d = d.as_deref().unwrap_or("");
+                            if !seen.contains(&d) {
+                                seen.push(d);
+                            }
+                        }
+                        seen.len() as u64
+                    }
+                    None => w.hits.len() as u64,
+                };
+                if count < t.count {
+                    return None;
+                }
+                let records = w.hits.iter().map(|(ts, s, _)| (*s, *ts)).collect();
+                // The window starts over: the next alert needs as many new hits.
+                w.hits.clear();
+                Some(ThresholdInfo {
+                    group: hit.group.clone(),
+                    count,
+                    window_secs: t.window_secs,
+                    records,
+                })
+            }
+        };
+        let mut suppressed = 0;
+        if rule.suppress_secs > 0 {
+            if self.suppression.len() >= MAX_GROUPS {
+                self.suppression.clear();
+                self.stats.groups_dropped += 1;
+            }
+            let key = (hit.rule, hit.suppress.clone());
+            match self.suppression.get_mut(&key) {
+                Some(s) if hit.ts < s.until => {
+                    s.held += 1;
+                    self.stats.suppressed += 1;
+                    return None;
+                }
+                Some(s) => {
+                    suppressed = std::mem::take(&mut s.held);
+                    s.until = Timestamp(
+                        hit.ts
+                            .0
+                            .saturating_add(rule.suppress_secs.saturating_mul(1_000_000_000)),
+                    );
+                }
+                None => {
+                    self.suppression.insert(
+                        key,
+                        Suppression {
+                            until: Timestamp(
+                                hit.ts.0.saturating_add(
+                                    rule.suppress_secs.saturating_mul(1_000_000_000),
+                                ),
+                            ),
+                            held: 0,
+                        },
+                    );
+                }
+            }
+        }
+        self.stats.fired += 1;
+        Some(Fired {
+            rule: hit.rule,
+            ts: hit.ts,
+            suppressed,
+            threshold,
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! The fields of a record that rules test.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use dbtap_core::Timestamp;
+
+use crate::record::Flags;
+use crate::sql::{Access, Analysis};
+
+/// A record as rules see it.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub ts: Timestamp,
+    pub protocol: &'a str,
+    pub session_id: u64,
+    pub client_ip: IpAddr,
+    pub client_port: u16,
+    pub server_ip: IpAddr,
+    pub server_port: u16,
+    pub user: Option<&'a str>,
+    pub database: Option<&'a str>,
+    pub client_program: Option<&'a str>,
+    pub op: &'a str,
+    /// The statement as written to the record (passwords redacted).
+    pub sql: Option<&'a str>,
+    pub analysis: Option<&'a Analysis>,
+    pub status: &'a str,
+    pub error_code: Option<Cow<'a, str>>,
+    pub rows: Option<u64>,
+    pub latency_us: Option<u64>,
+    pub flags: Flags,
+}
+
+/// A field rules can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Protocol,
+    User,
+    Database,
+    ClientProgram,
+    ClientIp,
+    ClientPort,
+    ServerIp,
+    ServerPort,
+    Op,
+    Sql,
+    Kind,
+    Command,
+    Objects,
+    ObjectsRead,
+    ObjectsWrite,
+    ObjectsExecute,
+    Fingerprint,
+    Normalized,
+    Status,
+    ErrorCode,
+    Rows,
+    LatencyUs,
+    Flags,
+}
+
+/// Every field name, for error messages and the README.
+pub const FIELD_NAMES: &[(&str, Field)] = &[
+    ("protocol", Field::Protocol),
+    ("user", Field::User),
+    ("database", Field::Database),
+    ("client_program", Field::ClientProgram),
+    ("client_ip", Field::ClientIp),
+    ("client_port", Field::ClientPort),
+    ("server_ip", Field::ServerIp),
+    ("server_port", Field::ServerPort),
+    ("op", Field::Op),
+    ("sql", Field::Sql),
+    ("kind", Field::Kind),
+    ("command", Field::Command),
+    ("objects", Field::Objects),
+    ("objects.read", Field::ObjectsRead),
+    ("objects.write", Field::ObjectsWrite),
+    ("objects.execute", Field::ObjectsExecute),
+    ("fingerprint", Field::Fingerprint),
+    ("normalized", Field::Normalized),
+    ("status", Field::Status),
+    ("error_code", Field::ErrorCode),
+    ("rows", Field::Rows),
+    ("latency_us", Field::LatencyUs),
+    ("flags", Field::Flags),
+];
+
+impl Field {
+    pub fn parse(name: &str) -> Option<Field> {
+        FIELD_NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+    }
+
+    pub fn is_ip(self) -> bool {
+        matches!(self, Field::ClientIp | Field::ServerIp)
+    }
+}
+
+/// A field's value(s): a field like `objects` or `flags` has several, a missing one none.
+pub enum Values<'a> {
+    None,
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl Values<'_> {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many): (Option<&str>, &[Cow<'_, str>]) = match self {
+            Values::None => (None, &[]),
+            Values::One(v) => (Some(v), &[]),
+            Values::Many(v) => (None, v),
+        };
+        one.into_iter().chain(many.iter().map(|c| &**c))
+    }
+}
+
+impl<'a> Facts<'a> {
+    fn objects(&self, access: Option<Access>) -> Values<'a> {
+        match self.analysis {
+            Some(a) => Values::Many(
+                a.objects
+                    .iter()
+                    .filter(|o| access.is_none_or(|x| o.access == x))
+                    .map(|o| Cow::Borrowed(o.name.as_str()))
+                    .collect(),
+            ),
+            None => Values::None,
+        }
+    }
+
+    /// The value(s) of `field`.
+    pub fn values(&self, field: Field) -> Values<'a> {
+        let opt = |v: Option<&'a str>| v.map_or(Values::None, |s| Values::One(Cow::Borrowed(s)));
+        let num =
+            |v: Option<u64>| v.map_or(Values::None, |n| Values::One(Cow::Owned(n.to_string())));
+        match field {
+            Field::Protocol => opt(Some(self.protocol)),
+            Field::User => opt(self.user),
+            Field::Database => opt(self.database),
+            Field::ClientProgram => opt(self.client_program),
+            Field::ClientIp => Values::One(Cow::Owned(self.client_ip.to_string())),
+            Field::ClientPort => num(Some(u64::from(self.client_port))),
+            Field::ServerIp => Values::One(Cow::Owned(self.server_ip.to_string())),
+            Field::ServerPort => num(Some(u64::from(self.server_port))),
+            Field::Op => opt(Some(self.op)),
+            Field::Sql => opt(self.sql),
+            Field::Kind => opt(self.analysis.map(|a| a.kind.as_str())),
+            Field::Command => opt(self.analysis.map(|a| a.command.as_str())),
+            Field::Objects => self.objects(None),
+            Field::ObjectsRead => self.objects(Some(Access::Read)),
+            Field::ObjectsWrite => self.objects(Some(Access::Write)),
+            Field::ObjectsExecute => self.objects(Some(Access::Execute)),
+            Field::Fingerprint => self.analysis.map_or(Values::None, |a| {
+                Values::One(Cow::Owned(format!("{:016x}", a.fingerprint)))
+            }),
+            Field::Normalized => opt(self.analysis.map(|a| a.normalized.as_str())),
+            Field::Status => opt(Some(self.status)),
+            Field::ErrorCode => self.error_code.clone().map_or(Values::None, Values::One),
+            Field::Rows => num(self.rows),
+            Field::LatencyUs => num(self.latency_us),
+            Field::Flags => Values::Many(self.flags.names().map(Cow::Borrowed).collect()),
+        }
+    }
+
+    /// The IP of an IP field.
+    pub fn ip(&self, field: Field) -> Option<IpAddr> {
+        match field {
+            Field::ClientIp => Some(self.client_ip),
+            Field::ServerIp => Some(self.server_ip),
+            _ => None,
+        }
+    }
+}

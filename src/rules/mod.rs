@@ -1,0 +1,349 @@
+//! Risk rules: packs of TOML files (`rules/`), compiled once at start, matched against every
+//! record on the worker that owns its flow; threshold rules are counted by the correlator in the
+//! writer, which sees the records of all workers in one deterministic order.
+//!
+//! The file format and the fields rules can test are documented in `rules/README.md`.
+
+mod cond;
+pub mod correlate;
+mod examples;
+pub mod facts;
+mod spec;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use cond::{glob_regex, Cond};
+pub use examples::{run_examples, ExampleFailure};
+pub use facts::{Facts, Field};
+
+/// Most rules a rule set may hold.
+pub const MAX_RULES: usize = 4096;
+/// Largest rule file read.
+pub const MAX_RULE_FILE_LEN: usize = 4 << 20;
+
+/// The default packs, built into the binary so that `dbtap replay` applies them from anywhere.
+pub const DEFAULT_PACKS: &[(&str, &str)] = &[(
+    "rules/default/default.toml",
+    include_str!("../../rules/default/default.toml"),
+)];
+
+/// How serious a rule's alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const NAMES: [&'static str; 5] = ["info", "low", "medium", "high", "critical"];
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Some(match s {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Severity::NAMES[self as usize]
+    }
+}
+
+/// The fixed list of categories reports and integrations rely on.
+pub const CATEGORIES: &[&str] = &[
+    "brute_force",
+    "privilege_change",
+    "destructive_ddl",
+    "no_where",
+    "mass_export",
+    "sql_injection",
+    "dangerous_routine",
+    "catalog_enumeration",
+    "credential_read",
+    "dba_tool",
+    "error_burst",
+    "sensitive_access",
+    "prescription_stats",
+    "policy",
+];
+
+/// A threshold: alert when `count` matching records (or distinct values of `distinct`) fall in
+/// `window_secs` within one group.
+#[derive(Debug, Clone)]
+pub struct Threshold {
+    pub count: u64,
+    pub window_secs: u64,
+    pub group_by: Vec<Field>,
+    pub distinct: Option<Field>,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub category: &'static str,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub when: Cond,
+    pub threshold: Option<Threshold>,
+    pub suppress_secs: u64,
+    pub suppress_by: Vec<Field>,
+    /// Where the rule was read from (`file:line`).
+    pub origin: String,
+    examples: Option<examples::Examples>,
+}
+
+/// A rule file's text, for line numbers in errors.
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    /// 1-based line of byte `offset`.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.text
+            .as_bytes()
+            .get(..offset.min(self.text.len()))
+            .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+            + 1
+    }
+
+    pub fn error(&self, offset: usize, rule: Option<&str>, msg: impl Into<String>) -> RuleError {
+        RuleError {
+            file: self.path.clone(),
+            line: self.line_of(offset),
+            rule: rule.map(str::to_owned),
+            message: msg.into(),
+        }
+    }
+}
+
+/// A rule file that cannot be used: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {}{message}", rule.as_ref().map(|r| format!("rule {r}: ")).unwrap_or_default())]
+pub struct RuleError {
+    pub file: String,
+    pub line: usize,
+    pub rule: Option<String>,
+    pub message: String,
+}
+
+/// Compiled rules and the time zone their clock conditions use.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    /// Local time − UTC, minutes (`--tz`).
+    pub offset_min: i32,
+}
+
+/// Rule indices that a record matched.
+pub type Matches = Vec<u16>;
+
+impl RuleSet {
+    /// The built-in default packs.
+    pub fn default_packs() -> Result<RuleSet, RuleError> {
+        let mut set = RuleSet::default();
+        for (path, text) in DEFAULT_PACKS {
+            set.add_text(path, text)?;
+        }
+        Ok(set)
+    }
+
+    /// Rules from a file, or from every `*.toml` file under a directory (sorted by path).
+    pub fn add_path(&mut self, path: &Path) -> Result<(), RuleError> {
+        let io = |e: std::io::Error| RuleError {
+            file: path.display().to_string(),
+            line: 0,
+            rule: None,
+            message: e.to_string(),
+        };
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = Vec::new();
+            let mut stack = vec![path.to_path_buf()];
+            while let Some(dir) = stack.pop() {
+                for e in std::fs::read_dir(&dir).map_err(io)? {
+                    let p = e.map_err(io)?.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|x| x == "toml") {
+                        files.push(p);
+                    }
+                }
+            }
+            files.sort();
+            for f in files {
+                self.add_path(&f)?;
+            }
+            return Ok(());
+        }
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > MAX_RULE_FILE_LEN as u64 {
+            return Err(RuleError {
+                file: path.display().to_string(),
+                line: 0,
+                rule: None,
+                message: format!("larger than {MAX_RULE_FILE_LEN} bytes"),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        self.add_text(&path.display().to_string(), &text)
+    }
+
+    /// Rules from one pack's text.
+    pub fn add_text(&mut self, path: &str, text: &str) -> Result<(), RuleError> {
+        let file = SourceFile {
+            path: path.to_owned(),
+            text: text.to_owned(),
+        };
+        let pack: spec::PackSpec = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            file.error(offset, None, e.message().to_owned())
+        })?;
+        for r in &pack.rules {
+            let start = r.span().start;
+            let r = r.get_ref();
+            let id = r.id.get_ref().clone();
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+            {
+                return Err(file.error(
+                    r.id.span().start,
+                    None,
+                    format!("bad rule id {id:?} (letters, digits, - _ .)"),
+                ));
+            }
+            if self.rules.iter().any(|x| x.id == id) {
+                return Err(file.error(r.id.span().start, Some(&id), "duplicate rule id"));
+            }
+            if self.rules.len() >= MAX_RULES {
+                return Err(file.error(start, Some(&id), format!("more than {MAX_RULES} rules")));
+            }
+            let severity = Severity::parse(r.severity.get_ref()).ok_or_else(|| {
+                file.error(
+                    r.severity.span().start,
+                    Some(&id),
+                    format!(
+                        "severity {:?} is not one of {}",
+                        r.severity.get_ref(),
+                        Severity::NAMES.join(", ")
+                    ),
+                )
+            })?;
+            let category = CATEGORIES
+                .iter()
+                .find(|c| **c == r.category.get_ref())
+                .copied()
+                .ok_or_else(|| {
+                    file.error(
+                        r.category.span().start,
+                        Some(&id),
+                        format!(
+                            "category {:?} is not one of {}",
+                            r.category.get_ref(),
+                            CATEGORIES.join(", ")
+                        ),
+                    )
+                })?;
+            let compiler = cond::Compiler {
+                file: &file,
+                rule: &id,
+                lists: &pack.pack.lists,
+            };
+            let when = compiler.compile(&r.when, 0)?;
+            let field = |s: &toml::Spanned<String>| {
+                Field::parse(s.get_ref()).ok_or_else(|| {
+                    file.error(
+                        s.span().start,
+                        Some(&id),
+                        format!("unknown field `{}`", s.get_ref()),
+                    )
+                })
+            };
+            let threshold = match &r.threshold {
+                Some(t) => {
+                    let span = t.span().start;
+                    let t = t.get_ref();
+                    if t.count == 0 || t.window_secs == 0 {
+                        return Err(file.error(
+                            span,
+                            Some(&id),
+                            "threshold count and window_secs must be positive",
+                        ));
+                    }
+                    Some(Threshold {
+                        count: t.count,
+                        window_secs: t.window_secs,
+                        group_by: t.group_by.iter().map(field).collect::<Result<_, _>>()?,
+                        distinct: t.distinct.as_ref().map(field).transpose()?,
+                    })
+                }
+                None => None,
+            };
+            let suppress_by = match &r.suppress_by {
+                Some(list) => list.iter().map(field).collect::<Result<_, _>>()?,
+                None => vec![Field::ClientIp, Field::User],
+            };
+            let examples = r
+                .examples
+                .as_ref()
+                .map(|e| examples::Examples::compile(&file, &id, e))
+                .transpose()?;
+            self.rules.push(Rule {
+                id: id.clone(),
+                title: r.title.clone(),
+                severity,
+                category,
+                description: r.description.clone(),
+                tags: r.tags.clone(),
+                when,
+                threshold,
+                suppress_secs: r.suppress_secs,
+                suppress_by,
+                origin: format!("{}:{}", file.path, file.line_of(start)),
+                examples,
+            });
+        }
+        Ok(())
+    }
+
+    /// Indices of the rules whose condition the record meets.
+    pub fn matches(&self, f: &Facts<'_>, out: &mut Matches) {
+        out.clear();
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.when.eval(f, self.offset_min) {
+                out.push(i as u16);
+            }
+        }
+    }
+}
+
+/// Parse a `--tz` value: `UTC`, `+08:00`, `-05:30`, `+8`.
+pub fn parse_offset(s: &str) -> Option<i32> {
+    if s.eq_ignore_ascii_case("utc") || s == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, s.get(1..)?),
+        b'-' => (-1, s.get(1..)?),
+        _ => return None,
+    };
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
+        None => (rest.parse::<i32>().ok()?, 0),
+    };
+    (h <= 14 && m < 60).then_some(sign * (h * 60 + m))
+}

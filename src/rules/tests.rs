@@ -1,0 +1,144 @@
+use super::*;
+
+#[test]
+fn the_default_packs_load_and_their_examples_pass() {
+    let set = RuleSet::default_packs().unwrap();
+    assert!(set.rules.len() >= 11, "{}", set.rules.len());
+    let (ran, failures) = run_examples(&set);
+    assert!(
+        failures.is_empty(),
+        "{}",
+        failures
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(ran >= 40, "{ran}");
+    // Every shipped rule is in the fixed category list and has examples of both kinds.
+    for r in &set.rules {
+        assert!(CATEGORIES.contains(&r.category));
+    }
+}
+
+#[test]
+fn the_rules_directory_is_the_built_in_default() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let mut set = RuleSet::default();
+    set.add_path(&dir).unwrap();
+    let (_, failures) = run_examples(&set);
+    assert!(
+        failures.is_empty(),
+        "{}",
+        failures
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let default = RuleSet::default_packs().unwrap();
+    for r in &default.rules {
+        assert!(set.rules.iter().any(|x| x.id == r.id), "{}", r.id);
+    }
+}
+
+fn load_err(text: &str) -> String {
+    let mut set = RuleSet::default();
+    set.add_text("pack.toml", text).unwrap_err().to_string()
+}
+
+const HEAD: &str =
+    "[[rule]]\nid = \"R1\"\ntitle = \"t\"\nseverity = \"high\"\ncategory = \"policy\"\n";
+
+#[test]
+fn errors_name_the_file_line_and_field() {
+    assert_eq!(
+        load_err(&format!("{HEAD}when = {{ field = \"usr\", equals = \"x\" }}\n")),
+        "pack.toml:6: rule R1: unknown field `usr` (known: protocol, user, database, client_program, client_ip, client_port, server_ip, server_port, op, sql, kind, command, objects, objects.read, objects.write, objects.execute, fingerprint, normalized, status, error_code, rows, latency_us, flags)"
+    );
+    assert_eq!(
+        load_err(&format!(
+            "{HEAD}when = {{ field = \"sql\", regex = \"(unclosed\" }}\n"
+        ))
+        .split('\n')
+        .next()
+        .unwrap(),
+        "pack.toml:6: rule R1: bad regex: regex parse error:"
+    );
+    assert_eq!(
+        load_err("[[rule]]\nid = \"R1\"\ntitle = \"t\"\nseverity = \"urgent\"\ncategory = \"policy\"\nwhen = { field = \"op\", equals = \"login\" }\n"),
+        "pack.toml:4: rule R1: severity \"urgent\" is not one of info, low, medium, high, critical"
+    );
+    assert_eq!(
+        load_err("[[rule]]\nid = \"R1\"\ntitle = \"t\"\nseverity = \"low\"\ncategory = \"fun\"\nwhen = { field = \"op\", equals = \"login\" }\n"),
+        "pack.toml:5: rule R1: category \"fun\" is not one of brute_force, privilege_change, destructive_ddl, no_where, mass_export, sql_injection, dangerous_routine, catalog_enumeration, credential_read, dba_tool, error_burst, sensitive_access, prescription_stats, policy"
+    );
+    // TOML syntax errors keep the parser's line.
+    assert!(load_err("[[rule]\n").starts_with("pack.toml:1: "));
+    // Both a field test and `all`.
+    assert!(load_err(&format!(
+        "{HEAD}when = {{ field = \"op\", equals = \"x\", all = [] }}\n"
+    ))
+    .contains("exactly one of"));
+    // Unknown keys are errors, not silently ignored.
+    assert!(load_err(&format!(
+        "{HEAD}when = {{ field = \"op\", equal = \"x\" }}\n"
+    ))
+    .contains("equal"));
+    // A duplicate id.
+    let twice = format!("{HEAD}when = {{ field = \"op\", equals = \"x\" }}\n{HEAD}when = {{ field = \"op\", equals = \"x\" }}\n");
+    assert_eq!(load_err(&twice), "pack.toml:8: rule R1: duplicate rule id");
+}
+
+#[test]
+fn a_rule_without_examples_fails_the_example_run() {
+    let mut set = RuleSet::default();
+    set.add_text(
+        "p.toml",
+        &format!("{HEAD}when = {{ field = \"op\", equals = \"login\" }}\n"),
+    )
+    .unwrap();
+    let (_, failures) = run_examples(&set);
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0]
+        .to_string()
+        .starts_with("p.toml:1: rule R1: has no examples"));
+}
+
+#[test]
+fn time_windows_use_the_configured_offset() {
+    let text = format!(
+        "{HEAD}when = {{ all = [{{ field = \"op\", equals = \"login\" }}, {{ time = [\"20:00\", \"08:00\"] }}, {{ days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"] }}] }}\n\
+         [rule.examples]\n\
+         match = [{{ op = \"login\", ts = \"2026-01-05T14:30:00Z\" }}]\n\
+         no_match = [{{ op = \"login\", ts = \"2026-01-05T02:00:00Z\" }}, {{ op = \"login\", ts = \"2026-01-03T14:30:00Z\" }}]\n"
+    );
+    // 2026-01-05 is a Monday: 14:30 UTC is 22:30 at +08:00 (out of hours), 02:00 UTC is 10:00.
+    // 2026-01-03 is a Saturday.
+    let mut set = RuleSet {
+        offset_min: parse_offset("+08:00").unwrap(),
+        ..RuleSet::default()
+    };
+    set.add_text("p.toml", &text).unwrap();
+    let (ran, failures) = run_examples(&set);
+    assert_eq!((ran, failures), (3, vec![]));
+    // The same examples in UTC: 14:30 is inside working hours.
+    set.offset_min = 0;
+    assert_eq!(run_examples(&set).1.len(), 2);
+}
+
+#[test]
+fn cidr_and_offsets() {
+    let n = cond::Net::parse("10.1.0.0/16").unwrap();
+    assert!(n.contains("10.1.200.3".parse().unwrap()));
+    assert!(!n.contains("10.2.0.1".parse().unwrap()));
+    assert!(n.contains("::ffff:10.1.0.9".parse().unwrap()));
+    assert!(cond::Net::parse("fe80::/10")
+        .unwrap()
+        .contains("fe80::1".parse().unwrap()));
+    assert!(cond::Net::parse("10.0.0.0/33").is_none());
+    assert_eq!(parse_offset("+08:00"), Some(480));
+    assert_eq!(parse_offset("-05:30"), Some(-330));
+    assert_eq!(parse_offset("UTC"), Some(0));
+    assert_eq!(parse_offset("Asia/Shanghai"), None);
+}
