@@ -38,9 +38,18 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(default_workers);
     let out_path = std::env::temp_dir().join("dbtap-bench-records.jsonl");
+    // As `dbtap replay` runs by default: the built-in rules matched on every record, alerts
+    // counted (DBTAP_BENCH_RULES=none leaves them out).
+    let mut engine = dbtap::engine::EngineConfig::default();
+    if std::env::var("DBTAP_BENCH_RULES").as_deref() != Ok("none") {
+        engine.rules = Some(Arc::new(
+            dbtap::rules::RuleSet::default_packs().expect("default rules"),
+        ));
+    }
     let cfg = PipelineConfig {
         workers,
-        engine: Default::default(),
+        engine,
+        alerts: None,
     };
     let mut times: Vec<(Duration, u64, u64, u64)> = Vec::new();
     for _ in 0..runs {

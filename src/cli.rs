@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::engine::EngineConfig;
 use crate::pipeline::{default_workers, PipelineConfig, Progress};
 use crate::registry::Registry;
+use crate::rules::{AlertOutput, RuleSet};
 use crate::replay::{replay, ReplayReport};
 use crate::summary::Summary;
 
@@ -31,6 +32,23 @@ pub struct Cli {
 enum Command {
     /// Replay capture files (pcap, pcapng, optionally gzip-compressed) into audit records.
     Replay(ReplayArgs),
+    /// Rule packs: validate them, or run the examples every rule carries.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Compile rule files (a file, or every *.toml under a directory); errors name file and line.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Compile the rules and run their examples (records that must and must not raise them).
+    Test {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +107,71 @@ struct ReplayArgs {
     /// values that are passwords) are replaced by `***` whatever this says.
     #[arg(long, value_enum, default_value = "none")]
     mask: MaskMode,
+    /// Rule packs (a TOML file or a directory of them; repeatable). Default: the built-in
+    /// default pack (rules/default); `none`: no rules.
+    #[arg(long = "rules", value_name = "PATH|none")]
+    rules: Vec<PathBuf>,
+    /// Where alerts go, one JSON object per line (`-` is stdout). Without it alerts are only
+    /// counted in the summary.
+    #[arg(long)]
+    alerts: Option<PathBuf>,
+    /// Time zone of the rules' time-of-day windows, as a UTC offset (`+08:00`, `-05:00`, `UTC`).
+    #[arg(long, default_value = "UTC", value_parser = parse_tz)]
+    tz: i32,
+}
+
+fn parse_tz(s: &str) -> Result<i32, String> {
+    crate::rules::parse_offset(s)
+        .ok_or_else(|| format!("{s:?} is not a UTC offset like +08:00, -05:30 or UTC"))
+}
+
+/// The rule set of a replay: the built-in default, the given packs, or none.
+fn load_rules(paths: &[PathBuf], tz: i32) -> anyhow::Result<Option<RuleSet>> {
+    if paths.iter().any(|p| p.as_os_str() == "none") {
+        if paths.len() > 1 {
+            anyhow::bail!("--rules none cannot be combined with rule packs");
+        }
+        return Ok(None);
+    }
+    let mut set = if paths.is_empty() {
+        RuleSet::default_packs()?
+    } else {
+        let mut set = RuleSet::default();
+        for p in paths {
+            set.add_path(p)?;
+        }
+        set
+    };
+    set.offset_min = tz;
+    Ok(Some(set))
+}
+
+fn run_rules(cmd: RulesCommand) -> anyhow::Result<i32> {
+    let (paths, test) = match cmd {
+        RulesCommand::Check { paths } => (paths, false),
+        RulesCommand::Test { paths } => (paths, true),
+    };
+    let mut set = RuleSet::default();
+    for p in &paths {
+        if let Err(e) = set.add_path(p) {
+            eprintln!("dbtap: {e}");
+            return Ok(1);
+        }
+    }
+    if !test {
+        println!("{} rules OK", set.rules.len());
+        return Ok(0);
+    }
+    let (ran, failures) = crate::rules::run_examples(&set);
+    for f in &failures {
+        eprintln!("FAIL {f}");
+    }
+    println!(
+        "{} rules, {ran} examples: {} failed",
+        set.rules.len(),
+        failures.len()
+    );
+    Ok(if failures.is_empty() { 0 } else { 1 })
 }
 
 /// `--mask` values.
@@ -119,6 +202,7 @@ pub fn main() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Rules(cmd) => run_rules(cmd),
     }
 }
 
@@ -138,8 +222,23 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
         MaskMode::None => crate::sql::Mask::None,
         MaskMode::Literals => crate::sql::Mask::Literals,
     };
+    engine.rules = load_rules(&args.rules, args.tz)?.map(Arc::new);
+    let alerts = match &args.alerts {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(AlertOutput::new(std::io::stdout())),
+        Some(p) => Some(AlertOutput::new(
+            File::create(p).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.display()))?,
+        )),
+    };
+    if alerts.is_some() && engine.rules.is_none() {
+        anyhow::bail!("--alerts needs rules (it was given with --rules none)");
+    }
     let workers = args.workers.unwrap_or_else(default_workers).max(1);
-    let cfg = PipelineConfig { workers, engine };
+    let cfg = PipelineConfig {
+        workers,
+        engine,
+        alerts,
+    };
 
     let progress = Arc::new(Progress::default());
     let show_progress = match args.progress {

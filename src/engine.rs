@@ -45,6 +45,8 @@ pub struct EngineConfig {
     pub registry: Registry,
     /// SQL stage options (masking).
     pub sql: crate::sql::SqlOptions,
+    /// Rules matched on each record (`None`: no rules).
+    pub rules: Option<std::sync::Arc<crate::rules::RuleSet>>,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +58,7 @@ impl Default for EngineConfig {
             max_flow_memory: DEFAULT_MAX_FLOW_MEMORY,
             registry: Registry::default(),
             sql: crate::sql::SqlOptions::default(),
+            rules: None,
         }
     }
 }
@@ -211,7 +214,7 @@ impl Engine {
     /// A new engine.
     pub fn new(cfg: EngineConfig) -> Self {
         let stats = EngineStats::new(cfg.registry.specs().iter().map(|s| s.name).collect());
-        let sink = RecordSink::new(cfg.sql.clone());
+        let sink = RecordSink::new(cfg.sql.clone(), cfg.rules.clone());
         Engine {
             cfg,
             flows: FlowMap::default(),

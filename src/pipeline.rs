@@ -21,12 +21,15 @@ use std::sync::Arc;
 use std::thread;
 
 use std::ops::Range;
+use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender};
 use dbtap_core::Timestamp;
 
 use crate::engine::{Engine, EngineConfig, FlowKey, Segment, TcpFlags};
 use crate::record::Endpoint;
+use crate::rules::alerts::AlertStage;
+use crate::rules::{AlertOutput, AlertReport};
 use crate::sink::{RecordBatch, RecordKey};
 use crate::stats::EngineStats;
 
@@ -77,6 +80,8 @@ struct InBatch {
     data: Vec<u8>,
     /// Every position below this is covered by the batches sent so far.
     upto: u64,
+    /// When the reader sent the batch (alert latency is measured from here).
+    sent_at: Option<Instant>,
 }
 
 impl InBatch {
@@ -87,6 +92,7 @@ impl InBatch {
             blocks: Vec::new(),
             data: Vec::new(),
             upto: 0,
+            sent_at: None,
         }
     }
 }
@@ -94,6 +100,8 @@ impl InBatch {
 struct OutBatch {
     records: RecordBatch,
     upto: u64,
+    /// When the reader sent the input these records came from.
+    read_at: Instant,
 }
 
 /// Live counters for a progress display.
@@ -116,6 +124,8 @@ pub struct PipelineConfig {
     pub workers: usize,
     /// Engine settings; `max_flow_memory` is the total, divided among workers.
     pub engine: EngineConfig,
+    /// Where alerts go (rules are in `engine.rules`); `None`: alerts are counted, not written.
+    pub alerts: Option<AlertOutput>,
 }
 
 /// Default worker count: cores − 1 (the reader and writer need a core), at least 1.
@@ -212,6 +222,7 @@ impl Feeder {
                 .unwrap_or_else(|_| InBatch::sized(workers));
             let mut batch = std::mem::replace(&mut self.batches[i], fresh);
             batch.upto = self.position;
+            batch.sent_at = Some(Instant::now());
             if self.txs[i].send(batch).is_err() {
                 self.broken = true;
             }
@@ -248,6 +259,8 @@ pub struct RunOutcome {
     pub records: u64,
     /// Record bytes written.
     pub record_bytes: u64,
+    /// Alerts raised (`None` without rules).
+    pub alerts: Option<AlertReport>,
 }
 
 /// Pipeline failures.
@@ -308,10 +321,15 @@ where
         drop(sink_recycle_rx);
 
         let writer_progress = progress.clone();
+        let alert_stage = cfg
+            .engine
+            .rules
+            .clone()
+            .map(|rules| AlertStage::new(rules, cfg.alerts.clone()));
         let writer = thread::Builder::new()
             .name("dbtap-writer".into())
             .spawn_scoped(scope, move || {
-                write_merged(out_rxs, out, sink_recycle_tx, &writer_progress)
+                write_merged(out_rxs, out, sink_recycle_tx, &writer_progress, alert_stage)
             })
             .map_err(PipelineError::Spawn)?;
 
@@ -346,6 +364,7 @@ where
         }
         outcome.records = written.0;
         outcome.record_bytes = written.1;
+        outcome.alerts = written.2;
         Ok((outcome, source_result))
     })
 }
@@ -396,6 +415,7 @@ fn worker(
             .send(OutBatch {
                 records,
                 upto: batch.upto,
+                read_at: batch.sent_at.unwrap_or_else(Instant::now),
             })
             .is_err()
         {
@@ -466,7 +486,8 @@ fn write_merged<W: Write>(
     out: W,
     recycle: Sender<RecordBatch>,
     progress: &Progress,
-) -> Result<(u64, u64), PipelineError> {
+    mut alerts: Option<AlertStage>,
+) -> Result<(u64, u64, Option<AlertReport>), PipelineError> {
     // Records that follow each other in one worker's buffer are written as one run, straight
     // from that buffer when the run is at least the BufWriter's capacity (one worker, or long
     // stretches of one worker's sessions): no copy. Shorter runs are gathered in the BufWriter.
@@ -502,6 +523,15 @@ fn write_merged<W: Write>(
                 break;
             }
             let lane = &mut lanes[i];
+            if let (Some(stage), Some(front)) = (alerts.as_mut(), lane.queue.front()) {
+                let hits = front.records.hits(lane.cursor);
+                if !hits.is_empty() {
+                    let line = front.records.get(lane.cursor).map_or(&[][..], |(_, l)| l);
+                    stage
+                        .record(hits, line, front.read_at)
+                        .map_err(PipelineError::Write)?;
+                }
+            }
             if let Some(span) = lane.queue.front().and_then(|f| f.records.span(lane.cursor)) {
                 records += 1;
                 bytes += span.len() as u64;
@@ -532,6 +562,9 @@ fn write_merged<W: Write>(
             }
         }
         flush_run(&mut out, &lanes, run.take())?;
+        if let Some(stage) = alerts.as_mut() {
+            stage.flush().map_err(PipelineError::Write)?;
+        }
         progress.records.store(records, Ordering::Relaxed);
         if lanes.iter_mut().all(|l| l.done && l.head().is_none()) {
             break;
@@ -561,7 +594,11 @@ fn write_merged<W: Write>(
         }
     }
     out.flush().map_err(PipelineError::Write)?;
-    Ok((records, bytes))
+    let report = match alerts {
+        Some(stage) => Some(stage.finish().map_err(PipelineError::Write)?),
+        None => None,
+    };
+    Ok((records, bytes, report))
 }
 
 #[cfg(test)]
@@ -612,7 +649,11 @@ mod tests {
             ..Default::default()
         };
         engine.idle_timeout_ns = idle_secs * 1_000_000_000;
-        let cfg = PipelineConfig { workers, engine };
+        let cfg = PipelineConfig {
+            workers,
+            engine,
+            alerts: None,
+        };
         let mut out = Vec::new();
         let segs = segments();
         let (outcome, res) = run(

@@ -243,6 +243,15 @@ pub struct AuditRecord<'a> {
 }
 
 impl AuditRecord<'_> {
+    /// `status` as written.
+    pub fn status_str(&self) -> &'static str {
+        match self.status {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Unknown => "unknown",
+        }
+    }
+
     /// Append the record as one JSON object (no newline) to `buf`. `clock` remembers the last
     /// second formatted (records come in bursts within the same second).
     ///

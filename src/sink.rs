@@ -9,6 +9,13 @@
 use std::ops::Range;
 
 use crate::record::{AuditRecord, TimeText};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use dbtap_core::ErrorCode;
+
+use crate::rules::correlate::Hit;
+use crate::rules::{Facts, Matches, RuleSet};
 use crate::sql::{SqlOptions, SqlStage, SqlStats};
 
 /// Sort key of a record.
@@ -30,13 +37,17 @@ pub struct RecordSink {
     position: u64,
     clock: TimeText,
     sql: SqlStage,
+    /// Rules matched on each record (stateless conditions); hits travel with the record.
+    rules: Option<Arc<RuleSet>>,
+    matches: Matches,
 }
 
 impl RecordSink {
     /// A sink whose SQL stage has these options.
-    pub fn new(sql: SqlOptions) -> Self {
+    pub fn new(sql: SqlOptions, rules: Option<Arc<RuleSet>>) -> Self {
         RecordSink {
             sql: SqlStage::new(sql),
+            rules,
             ..RecordSink::default()
         }
     }
@@ -65,10 +76,45 @@ impl RecordSink {
             session_id,
             seq,
         };
-        if b.entries.last().is_some_and(|(last, _)| *last > key) {
+        if b.entries.last().is_some_and(|e| e.key > key) {
             b.sorted = false;
         }
-        b.entries.push((key, start..b.buf.len()));
+        let hits_start = b.hits.len() as u32;
+        if let Some(rules) = &self.rules {
+            let error_code = record.error.map(|e| match &e.code {
+                ErrorCode::Num(n) => Cow::Owned(n.to_string()),
+                ErrorCode::Text(t) => Cow::Borrowed(t.as_str()),
+            });
+            let facts = Facts {
+                ts: record.ts,
+                protocol: record.session.protocol,
+                session_id,
+                client_ip: record.session.client.ip,
+                client_port: record.session.client.port,
+                server_ip: record.session.server.ip,
+                server_port: record.session.server.port,
+                user: record.context.user,
+                database: record.context.database,
+                client_program: record.context.client_program,
+                op: record.op,
+                sql: view.as_ref().map(|v| v.shown),
+                analysis: view.as_ref().map(|v| v.analysis),
+                status: record.status_str(),
+                error_code,
+                rows: record.rows,
+                latency_us: record.latency_us,
+                flags: record.flags,
+            };
+            rules.matches(&facts, &mut self.matches);
+            for &m in &self.matches {
+                b.hits.push(Hit::new(rules, m, &facts));
+            }
+        }
+        b.entries.push(Entry {
+            key,
+            line: start..b.buf.len(),
+            hits: hits_start..b.hits.len() as u32,
+        });
     }
 
     /// The records written so far, in key order.
@@ -94,8 +140,18 @@ impl RecordSink {
 #[derive(Debug)]
 pub struct RecordBatch {
     buf: Vec<u8>,
-    entries: Vec<(RecordKey, Range<usize>)>,
+    entries: Vec<Entry>,
+    /// Rule hits of the records (each entry's `hits` range).
+    hits: Vec<Hit>,
     sorted: bool,
+}
+
+/// One record of a batch.
+#[derive(Debug, Clone)]
+struct Entry {
+    key: RecordKey,
+    line: Range<usize>,
+    hits: Range<u32>,
 }
 
 impl Default for RecordBatch {
@@ -103,6 +159,7 @@ impl Default for RecordBatch {
         RecordBatch {
             buf: Vec::new(),
             entries: Vec::new(),
+            hits: Vec::new(),
             sorted: true,
         }
     }
@@ -128,7 +185,7 @@ impl RecordBatch {
     /// sessions, e.g. at a timer tick; within a session they are already in order).
     pub fn sort(&mut self) {
         if !self.sorted {
-            self.entries.sort_by_key(|(k, _)| *k);
+            self.entries.sort_by_key(|e| e.key);
             self.sorted = true;
         }
     }
@@ -137,18 +194,26 @@ impl RecordBatch {
     pub fn iter(&self) -> impl Iterator<Item = (RecordKey, &[u8])> {
         self.entries
             .iter()
-            .map(|(k, r)| (*k, self.buf.get(r.clone()).unwrap_or_default()))
+            .map(|e| (e.key, self.buf.get(e.line.clone()).unwrap_or_default()))
     }
 
     /// The `i`-th key and line, in the current order.
     pub fn get(&self, i: usize) -> Option<(RecordKey, &[u8])> {
-        let (k, r) = self.entries.get(i)?;
-        Some((*k, self.buf.get(r.clone())?))
+        let e = self.entries.get(i)?;
+        Some((e.key, self.buf.get(e.line.clone())?))
     }
 
     /// Where the `i`-th line (in the current order) lies in [`RecordBatch::bytes`].
     pub fn span(&self, i: usize) -> Option<Range<usize>> {
-        self.entries.get(i).map(|(_, r)| r.clone())
+        self.entries.get(i).map(|e| e.line.clone())
+    }
+
+    /// Rule hits of the `i`-th record (in the current order).
+    pub fn hits(&self, i: usize) -> &[Hit] {
+        self.entries
+            .get(i)
+            .and_then(|e| self.hits.get(e.hits.start as usize..e.hits.end as usize))
+            .unwrap_or_default()
     }
 
     /// The serialized records, in the order they were written.
@@ -165,6 +230,7 @@ impl RecordBatch {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.entries.clear();
+        self.hits.clear();
         self.sorted = true;
     }
 }

@@ -48,6 +48,26 @@ pub struct Summary<'a> {
     pub decode: &'a DecodeStats,
     /// Engine counters.
     pub engine: &'a EngineStats,
+    /// Alerts (absent when no rules ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertSummary>,
+}
+
+/// The alerts of a run.
+#[derive(Debug, Serialize)]
+pub struct AlertSummary {
+    pub total: u64,
+    pub by_severity: BTreeMap<&'static str, u64>,
+    pub by_rule: BTreeMap<String, u64>,
+    /// Hits held back by suppression (storm control).
+    pub suppressed: u64,
+    /// Rule hits offered to the correlator.
+    pub hits: u64,
+    /// Times the correlator's group tables were emptied at their bound.
+    pub groups_dropped: u64,
+    /// Batch read → alert written, µs.
+    pub latency_us_p50: Option<u64>,
+    pub latency_us_p99: Option<u64>,
 }
 
 impl<'a> Summary<'a> {
@@ -76,6 +96,20 @@ impl<'a> Summary<'a> {
             parse_errors: e.anomalies.values().sum::<u64>() + e.desyncs + e.abandoned_sessions,
             decode: &r.decode,
             engine: e,
+            alerts: r.run.alerts.as_ref().map(|a| AlertSummary {
+                total: a.total(),
+                by_severity: crate::rules::Severity::NAMES
+                    .iter()
+                    .zip(a.by_severity)
+                    .map(|(n, c)| (*n, c))
+                    .collect(),
+                by_rule: a.by_rule.iter().cloned().collect(),
+                suppressed: a.correlator.suppressed,
+                hits: a.correlator.hits,
+                groups_dropped: a.correlator.groups_dropped,
+                latency_us_p50: a.latency_us_p50,
+                latency_us_p99: a.latency_us_p99,
+            }),
         }
     }
 
@@ -126,6 +160,24 @@ impl<'a> Summary<'a> {
             "  records    {} ({} without response, {:.0} records/s)",
             self.records, e.no_response, self.records_per_s
         );
+        if let Some(a) = &self.alerts {
+            let _ = writeln!(
+                s,
+                "  alerts     {}  by severity: {}  (suppressed {}; latency p50 {} µs, p99 {} µs)",
+                a.total,
+                fmt_map(&a.by_severity.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (*k, *v)).collect()),
+                a.suppressed,
+                a.latency_us_p50.map_or("-".into(), |v| v.to_string()),
+                a.latency_us_p99.map_or("-".into(), |v| v.to_string()),
+            );
+            if !a.by_rule.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "             by rule: {}",
+                    a.by_rule.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
         let gap_total: u64 = self.gaps.values().sum();
         let gap_bytes: u64 = self.gap_bytes.values().sum();
         let _ = writeln!(

@@ -80,6 +80,7 @@ fn config(dir: &Path, workers: usize) -> PipelineConfig {
             registry,
             ..Default::default()
         },
+        alerts: None,
     }
 }
 

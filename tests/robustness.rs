@@ -57,7 +57,16 @@ fn run_bytes(bytes: &[u8], name: &str) {
         max_ooo_segments: 64,
         ..Default::default()
     };
-    let cfg = PipelineConfig { workers: 1, engine };
+    // The default rules run too, with alerts written (to nowhere): damaged input must not trip
+    // the SQL analysis, the rules or the correlator either.
+    engine.rules = Some(std::sync::Arc::new(
+        dbtap::rules::RuleSet::default_packs().unwrap(),
+    ));
+    let cfg = PipelineConfig {
+        workers: 1,
+        engine,
+        alerts: Some(dbtap::rules::AlertOutput::new(std::io::sink())),
+    };
     let mut out = Vec::new();
     let report = replay(
         std::slice::from_ref(&path),

@@ -4,6 +4,7 @@
 //!
 //! The file format and the fields rules can test are documented in `rules/README.md`.
 
+pub mod alerts;
 mod cond;
 pub mod correlate;
 mod examples;
@@ -14,6 +15,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use alerts::{AlertOutput, AlertReport};
 pub use cond::{glob_regex, Cond};
 pub use examples::{run_examples, ExampleFailure};
 pub use facts::{Facts, Field};

@@ -32,6 +32,8 @@ pub struct SqlOptions {
 /// What the record writer needs of a statement.
 #[derive(Debug)]
 pub struct SqlView<'a> {
+    /// The text as written to the record (passwords redacted, literals masked when asked).
+    pub shown: &'a str,
     /// The text to write — the statement with passwords redacted (and literals masked) — as a
     /// JSON string.
     pub text_json: &'a [u8],
@@ -46,7 +48,8 @@ struct Entry {
     dialect: Dialect,
     sql: Box<str>,
     analysis: Analysis,
-    /// The text to write, as a JSON string.
+    /// The text to write, and as a JSON string.
+    shown: Option<String>,
     text_json: Vec<u8>,
     analysis_json: Vec<u8>,
 }
@@ -56,16 +59,18 @@ impl Entry {
         let analysis = analyze(sql, dialect);
         let shown = analysis.redacted.as_deref().unwrap_or(sql);
         let mut text_json = Vec::with_capacity(shown.len() + 2);
-        match mask {
-            Mask::Literals => render_str(&mask_literals(shown, dialect), &mut text_json),
-            Mask::None => render_str(shown, &mut text_json),
-        }
+        let shown = match mask {
+            Mask::Literals => Some(mask_literals(shown, dialect).into_owned()),
+            Mask::None => analysis.redacted.clone(),
+        };
+        render_str(shown.as_deref().unwrap_or(sql), &mut text_json);
         let mut analysis_json = Vec::with_capacity(64 + analysis.normalized.len());
         render_analysis(&analysis, &mut analysis_json);
         Entry {
             dialect,
             sql: sql.into(),
             analysis,
+            shown,
             text_json,
             analysis_json,
         }
@@ -135,6 +140,7 @@ impl SqlStage {
             self.stats.redacted += 1;
         }
         SqlView {
+            shown: entry.shown.as_deref().unwrap_or(&entry.sql),
             text_json: &entry.text_json,
             analysis: &entry.analysis,
             analysis_json: &entry.analysis_json,

@@ -1,0 +1,201 @@
+//! Alerts: rendered in the writer as the records that trigger them are written, one JSON object
+//! per line, in the records' order (the same for any number of workers).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use super::correlate::{Correlator, CorrelatorStats, Fired, Hit};
+use super::RuleSet;
+use crate::json::JsonOut;
+use crate::record::format_rfc3339_micros;
+
+/// Where alerts go (`--alerts PATH`).
+#[derive(Clone)]
+pub struct AlertOutput(pub Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl std::fmt::Debug for AlertOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AlertOutput")
+    }
+}
+
+impl AlertOutput {
+    pub fn new(w: impl Write + Send + 'static) -> Self {
+        AlertOutput(Arc::new(Mutex::new(Box::new(w))))
+    }
+}
+
+/// What the run's alerts were.
+#[derive(Debug, Clone, Default)]
+pub struct AlertReport {
+    /// Alerts written, by severity (info … critical).
+    pub by_severity: [u64; 5],
+    /// Alerts written, by rule id (rules that fired at least once), in rule order.
+    pub by_rule: Vec<(String, u64)>,
+    pub correlator: CorrelatorStats,
+    /// Read of the triggering packet's batch → alert written, µs: p50 and p99 (None without
+    /// alerts).
+    pub latency_us_p50: Option<u64>,
+    pub latency_us_p99: Option<u64>,
+}
+
+impl AlertReport {
+    pub fn total(&self) -> u64 {
+        self.by_severity.iter().sum()
+    }
+}
+
+/// The writer's alert stage.
+pub struct AlertStage {
+    rules: Arc<RuleSet>,
+    out: Option<std::io::BufWriter<Box<dyn Write + Send>>>,
+    correlator: Correlator,
+    counts: Vec<u64>,
+    by_severity: [u64; 5],
+    latency: Option<Histogram<u64>>,
+    line: Vec<u8>,
+    pending_flush: bool,
+}
+
+impl AlertStage {
+    pub fn new(rules: Arc<RuleSet>, out: Option<AlertOutput>) -> AlertStage {
+        // The writer is the only user of the output for the whole run.
+        let out = out.and_then(|o| {
+            let mut guard = o.0.lock().ok()?;
+            let w: Box<dyn Write + Send> = std::mem::replace(&mut *guard, Box::new(std::io::sink()));
+            Some(std::io::BufWriter::new(w))
+        });
+        let n = rules.rules.len();
+        AlertStage {
+            rules,
+            out,
+            correlator: Correlator::default(),
+            counts: vec![0; n],
+            by_severity: [0; 5],
+            latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).ok(),
+            line: Vec::with_capacity(1024),
+            pending_flush: false,
+        }
+    }
+
+    /// The hits of one record being written (`record` is its JSON line).
+    pub fn record(&mut self, hits: &[Hit], record: &[u8], read_at: Instant) -> std::io::Result<()> {
+        for hit in hits {
+            let Some(fired) = self.correlator.offer(&self.rules, hit.clone()) else {
+                continue;
+            };
+            let rule = &self.rules.rules[usize::from(fired.rule)];
+            self.counts[usize::from(fired.rule)] += 1;
+            self.by_severity[rule.severity as usize] += 1;
+            if let Some(out) = &mut self.out {
+                self.line.clear();
+                render(&self.rules, &fired, record, &mut self.line);
+                out.write_all(&self.line)?;
+                self.pending_flush = true;
+            }
+            if let Some(h) = &mut self.latency {
+                let _ = h.record((read_at.elapsed().as_micros() as u64).max(1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Push written alerts out (called whenever the writer waits for input: alerts are not held
+    /// back behind records still being parsed).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if std::mem::take(&mut self.pending_flush) {
+            if let Some(out) = &mut self.out {
+                out.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<AlertReport> {
+        self.pending_flush = true;
+        self.flush()?;
+        let (p50, p99) = match &self.latency {
+            Some(h) if h.len() > 0 => (Some(h.value_at_quantile(0.5)), Some(h.value_at_quantile(0.99))),
+            _ => (None, None),
+        };
+        Ok(AlertReport {
+            by_severity: self.by_severity,
+            by_rule: self
+                .rules
+                .rules
+                .iter()
+                .zip(&self.counts)
+                .filter(|(_, n)| **n > 0)
+                .map(|(r, n)| (r.id.clone(), *n))
+                .collect(),
+            correlator: self.correlator.stats,
+            latency_us_p50: p50,
+            latency_us_p99: p99,
+        })
+    }
+}
+
+/// One alert as a JSON line.
+fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
+    let rule = &rules.rules[usize::from(fired.rule)];
+    let mut ts = [0u8; 27];
+    let mut j = JsonOut::new(out);
+    j.token(b"{\"ts\":");
+    j.raw_str(format_rfc3339_micros(fired.ts, &mut ts).as_bytes());
+    j.token(b",\"rule\":{\"id\":");
+    j.str(&rule.id);
+    j.token(b",\"title\":");
+    j.str(&rule.title);
+    j.token(b",\"severity\":");
+    j.str(rule.severity.as_str());
+    j.token(b",\"category\":");
+    j.str(rule.category);
+    j.token(b",\"tags\":");
+    j.begin_array();
+    for t in &rule.tags {
+        j.str(t);
+    }
+    j.end_array();
+    j.token(b"},\"message\":");
+    let message = match &fired.threshold {
+        Some(t) => format!(
+            "{}: {} in {} s from {}",
+            rule.title,
+            t.count,
+            t.window_secs,
+            t.group.replace('\u{1f}', " / ")
+        ),
+        None => rule.title.clone(),
+    };
+    j.str(&message);
+    j.token(b",\"suppressed\":");
+    j.u64(fired.suppressed);
+    if let Some(t) = &fired.threshold {
+        j.token(b",\"threshold\":{\"group\":");
+        j.str(&t.group.replace('\u{1f}', " / "));
+        j.token(b",\"count\":");
+        j.u64(t.count);
+        j.token(b",\"window_secs\":");
+        j.u64(t.window_secs);
+        j.token(b",\"records\":");
+        j.begin_array();
+        for (sid, ts_ns) in &t.records {
+            let mut b = [0u8; 27];
+            j.begin_object();
+            j.field("session_id");
+            j.raw_str(format!("{sid:016x}").as_bytes());
+            j.field("ts");
+            j.raw_str(format_rfc3339_micros(*ts_ns, &mut b).as_bytes());
+            j.end_object();
+        }
+        j.end_array();
+        j.token(b"}");
+    }
+    j.token(b",\"record\":");
+    // The record's own JSON line, without its newline.
+    j.token(record.strip_suffix(b"\n").unwrap_or(record));
+    j.token(b"}\n");
+}
