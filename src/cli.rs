@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::engine::EngineConfig;
 use crate::pipeline::{default_workers, PipelineConfig, Progress};
 use crate::registry::Registry;
-use crate::rules::{AlertOutput, RuleSet};
 use crate::replay::{replay, ReplayReport};
+use crate::rules::{AlertOutput, RuleSet};
 use crate::summary::Summary;
 
 /// Exit status when some input could not be read to its end (records of everything readable
@@ -226,9 +226,11 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
     let alerts = match &args.alerts {
         None => None,
         Some(p) if p.as_os_str() == "-" => Some(AlertOutput::new(std::io::stdout())),
-        Some(p) => Some(AlertOutput::new(
-            File::create(p).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.display()))?,
-        )),
+        Some(p) => {
+            Some(AlertOutput::new(File::create(p).map_err(|e| {
+                anyhow::anyhow!("cannot create {}: {e}", p.display())
+            })?))
+        }
     };
     if alerts.is_some() && engine.rules.is_none() {
         anyhow::bail!("--alerts needs rules (it was given with --rules none)");

@@ -46,7 +46,7 @@ impl RecordSink {
     /// A sink whose SQL stage has these options.
     pub fn new(sql: SqlOptions, rules: Option<Arc<RuleSet>>) -> Self {
         RecordSink {
-            sql: SqlStage::new(sql),
+            sql: SqlStage::new(sql, rules.clone()),
             rules,
             ..RecordSink::default()
         }
@@ -104,6 +104,8 @@ impl RecordSink {
                 rows: record.rows,
                 latency_us: record.latency_us,
                 flags: record.flags,
+                sql_bits: view.as_ref().map(|v| v.rule_bits),
+                rules: Some(rules),
             };
             rules.matches(&facts, &mut self.matches);
             for &m in &self.matches {

@@ -165,7 +165,13 @@ impl<'a> Summary<'a> {
                 s,
                 "  alerts     {}  by severity: {}  (suppressed {}; latency p50 {} µs, p99 {} µs)",
                 a.total,
-                fmt_map(&a.by_severity.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (*k, *v)).collect()),
+                fmt_map(
+                    &a.by_severity
+                        .iter()
+                        .filter(|(_, v)| **v > 0)
+                        .map(|(k, v)| (*k, *v))
+                        .collect()
+                ),
                 a.suppressed,
                 a.latency_us_p50.map_or("-".into(), |v| v.to_string()),
                 a.latency_us_p99.map_or("-".into(), |v| v.to_string()),
@@ -174,7 +180,11 @@ impl<'a> Summary<'a> {
                 let _ = writeln!(
                     s,
                     "             by rule: {}",
-                    a.by_rule.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                    a.by_rule
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
         }

@@ -25,7 +25,9 @@ impl Write for Shared {
 }
 
 fn capture(case: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(case);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(case);
     std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
@@ -105,7 +107,11 @@ fn default_rules_on_a_recorded_postgresql_session() {
 
 #[test]
 fn alerts_are_the_same_for_any_worker_count() {
-    for case in ["pgsql/live_psycopg_session", "mysql/mariadb_sysbench_prepared", "mysql/login_failed_1045"] {
+    for case in [
+        "pgsql/live_psycopg_session",
+        "mysql/mariadb_sysbench_prepared",
+        "mysql/login_failed_1045",
+    ] {
         let one = alerts(case, 1);
         for w in [2, 4] {
             assert_eq!(one, alerts(case, w), "{case} with {w} workers");

@@ -65,7 +65,8 @@ impl AlertStage {
         // The writer is the only user of the output for the whole run.
         let out = out.and_then(|o| {
             let mut guard = o.0.lock().ok()?;
-            let w: Box<dyn Write + Send> = std::mem::replace(&mut *guard, Box::new(std::io::sink()));
+            let w: Box<dyn Write + Send> =
+                std::mem::replace(&mut *guard, Box::new(std::io::sink()));
             Some(std::io::BufWriter::new(w))
         });
         let n = rules.rules.len();
@@ -118,7 +119,10 @@ impl AlertStage {
         self.pending_flush = true;
         self.flush()?;
         let (p50, p99) = match &self.latency {
-            Some(h) if h.len() > 0 => (Some(h.value_at_quantile(0.5)), Some(h.value_at_quantile(0.99))),
+            Some(h) if h.len() > 0 => (
+                Some(h.value_at_quantile(0.5)),
+                Some(h.value_at_quantile(0.99)),
+            ),
             _ => (None, None),
         };
         Ok(AlertReport {

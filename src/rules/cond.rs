@@ -19,6 +19,10 @@ pub enum Cond {
     Any(Vec<Cond>),
     Not(Box<Cond>),
     Test(Field, Test),
+    /// A test on a field derived from the statement text alone (sql, kind, command, objects,
+    /// fingerprint, normalized): evaluated once per distinct statement by the SQL stage, whose
+    /// cached result bits the record carries; index into [`super::RuleSet::sql_leaves`].
+    SqlLeaf(u32),
     /// Time of day window in minutes after midnight (`from > to` wraps midnight) and weekday
     /// mask (bit 0 = Monday); local time = UTC + the rule set's offset.
     Clock {
@@ -124,6 +128,20 @@ pub struct Compiler<'a> {
     pub file: &'a SourceFile,
     pub rule: &'a str,
     pub lists: &'a std::collections::BTreeMap<String, Vec<String>>,
+    /// Statement-derived tests of the whole rule set, appended to as rules compile.
+    pub sql_leaves: std::cell::RefCell<&'a mut Vec<(Field, Test)>>,
+}
+
+impl Compiler<'_> {
+    fn leaf(&self, f: Field, t: Test) -> Cond {
+        if f.is_statement() {
+            let mut leaves = self.sql_leaves.borrow_mut();
+            leaves.push((f, t));
+            Cond::SqlLeaf((leaves.len() - 1) as u32)
+        } else {
+            Cond::Test(f, t)
+        }
+    }
 }
 
 impl Compiler<'_> {
@@ -263,8 +281,8 @@ impl Compiler<'_> {
         }
         match tests.len() {
             0 => self.err(field.span(), format!("field `{}` has no test (equals, in, in_list, glob, regex, gt, ge, lt, le, cidr, exists)", field.get_ref())),
-            1 => Ok(Cond::Test(f, tests.remove(0))),
-            _ => Ok(Cond::All(tests.into_iter().map(|t| Cond::Test(f, t)).collect())),
+            1 => Ok(self.leaf(f, tests.remove(0))),
+            _ => Ok(Cond::All(tests.into_iter().map(|t| self.leaf(f, t)).collect())),
         }
     }
 
@@ -324,30 +342,61 @@ impl Cond {
                 };
                 in_time && days & (1 << weekday) != 0
             }
-            Cond::Test(field, test) => {
-                if let Test::Cidr(nets) = test {
-                    return f
-                        .ip(*field)
-                        .is_some_and(|ip| nets.iter().any(|n| n.contains(ip)));
-                }
-                let values = f.values(*field);
-                match test {
-                    Test::Exists(want) => values.iter().next().is_some() == *want,
-                    Test::OneOf(items) => values
-                        .iter()
-                        .any(|v| items.iter().any(|i| i.eq_ignore_ascii_case(v))),
-                    Test::Regex(re) => values.iter().any(|v| re.is_match(v)),
-                    Test::Cmp(op, x) => values.iter().any(|v| {
-                        v.parse::<f64>().is_ok_and(|n| match op {
-                            CmpOp::Gt => n > *x,
-                            CmpOp::Ge => n >= *x,
-                            CmpOp::Lt => n < *x,
-                            CmpOp::Le => n <= *x,
-                        })
-                    }),
-                    Test::Cidr(_) => false,
-                }
-            }
+            Cond::SqlLeaf(i) => match f.sql_bits {
+                Some(bits) => bits
+                    .get(*i as usize / 64)
+                    .is_some_and(|w| w >> (i % 64) & 1 == 1),
+                None => f
+                    .rules
+                    .and_then(|r| r.sql_leaves.get(*i as usize))
+                    .is_some_and(|(field, test)| test_values(f, *field, test)),
+            },
+            Cond::Test(field, test) => test_values(f, *field, test),
         }
+    }
+}
+
+/// Evaluate one field test on a record.
+pub fn test_values(f: &Facts<'_>, field: Field, test: &Test) -> bool {
+    if let Test::Cidr(nets) = test {
+        return f
+            .ip(field)
+            .is_some_and(|ip| nets.iter().any(|n| n.contains(ip)));
+    }
+    // The common cases without building a value list.
+    if let (Test::Cmp(op, x), Some(n)) = (test, f.number(field)) {
+        return n.is_some_and(|n| match op {
+            CmpOp::Gt => n > *x,
+            CmpOp::Ge => n >= *x,
+            CmpOp::Lt => n < *x,
+            CmpOp::Le => n <= *x,
+        });
+    }
+    if let Some(v) = f.text(field) {
+        match test {
+            Test::Exists(want) => return v.is_some() == *want,
+            Test::OneOf(items) => {
+                return v.is_some_and(|v| items.iter().any(|i| i.eq_ignore_ascii_case(v)))
+            }
+            Test::Regex(re) => return v.is_some_and(|v| re.is_match(v)),
+            _ => {}
+        }
+    }
+    let values = f.values(field);
+    match test {
+        Test::Exists(want) => values.iter().next().is_some() == *want,
+        Test::OneOf(items) => values
+            .iter()
+            .any(|v| items.iter().any(|i| i.eq_ignore_ascii_case(v))),
+        Test::Regex(re) => values.iter().any(|v| re.is_match(v)),
+        Test::Cmp(op, x) => values.iter().any(|v| {
+            v.parse::<f64>().is_ok_and(|n| match op {
+                CmpOp::Gt => n > *x,
+                CmpOp::Ge => n >= *x,
+                CmpOp::Lt => n < *x,
+                CmpOp::Le => n <= *x,
+            })
+        }),
+        Test::Cidr(_) => false,
     }
 }

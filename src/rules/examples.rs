@@ -213,6 +213,8 @@ fn raises(set: &RuleSet, i: u16, recs: &[ExampleRecord]) -> Vec<bool> {
                 rows: r.rows,
                 latency_us: r.latency_us,
                 flags: Flags::default(),
+                sql_bits: None,
+                rules: Some(set),
             };
             let rule = &set.rules[usize::from(i)];
             if !rule.when.eval(&f, set.offset_min) {

@@ -30,6 +30,11 @@ pub struct Facts<'a> {
     pub rows: Option<u64>,
     pub latency_us: Option<u64>,
     pub flags: Flags,
+    /// Results of the rule set's statement tests for this statement (cached per distinct text
+    /// by the SQL stage), when known.
+    pub sql_bits: Option<&'a [u64]>,
+    /// The rule set, to evaluate statement tests when `sql_bits` is not given.
+    pub rules: Option<&'a super::RuleSet>,
 }
 
 /// A field rules can name.
@@ -93,6 +98,22 @@ impl Field {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, f)| *f)
+    }
+
+    /// A field that depends only on the statement text.
+    pub fn is_statement(self) -> bool {
+        matches!(
+            self,
+            Field::Sql
+                | Field::Kind
+                | Field::Command
+                | Field::Objects
+                | Field::ObjectsRead
+                | Field::ObjectsWrite
+                | Field::ObjectsExecute
+                | Field::Fingerprint
+                | Field::Normalized
+        )
     }
 
     pub fn is_ip(self) -> bool {
@@ -164,6 +185,36 @@ impl<'a> Facts<'a> {
             Field::LatencyUs => num(self.latency_us),
             Field::Flags => Values::Many(self.flags.names().map(Cow::Borrowed).collect()),
         }
+    }
+
+    /// A numeric field's value: `None` for other fields, `Some(None)` when absent.
+    pub fn number(&self, field: Field) -> Option<Option<f64>> {
+        Some(match field {
+            Field::Rows => self.rows.map(|v| v as f64),
+            Field::LatencyUs => self.latency_us.map(|v| v as f64),
+            Field::ClientPort => Some(f64::from(self.client_port)),
+            Field::ServerPort => Some(f64::from(self.server_port)),
+            _ => return None,
+        })
+    }
+
+    /// A single-valued text field's value, without copying: `None` for other fields,
+    /// `Some(None)` when absent.
+    pub fn text(&self, field: Field) -> Option<Option<&str>> {
+        Some(match field {
+            Field::Protocol => Some(self.protocol),
+            Field::User => self.user,
+            Field::Database => self.database,
+            Field::ClientProgram => self.client_program,
+            Field::Op => Some(self.op),
+            Field::Sql => self.sql,
+            Field::Kind => self.analysis.map(|a| a.kind.as_str()),
+            Field::Command => self.analysis.map(|a| a.command.as_str()),
+            Field::Normalized => self.analysis.map(|a| a.normalized.as_str()),
+            Field::Status => Some(self.status),
+            Field::ErrorCode => self.error_code.as_deref(),
+            _ => return None,
+        })
     }
 
     /// The IP of an IP field.

@@ -146,6 +146,8 @@ pub struct RuleError {
 #[derive(Debug, Default)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    /// Tests on statement-derived fields of all rules (see [`Cond::SqlLeaf`]).
+    pub sql_leaves: Vec<(Field, cond::Test)>,
     /// Local time − UTC, minutes (`--tz`).
     pub offset_min: i32,
 }
@@ -264,8 +266,10 @@ impl RuleSet {
                 file: &file,
                 rule: &id,
                 lists: &pack.pack.lists,
+                sql_leaves: std::cell::RefCell::new(&mut self.sql_leaves),
             };
             let when = compiler.compile(&r.when, 0)?;
+            drop(compiler);
             let field = |s: &toml::Spanned<String>| {
                 Field::parse(s.get_ref()).ok_or_else(|| {
                     file.error(
@@ -320,6 +324,42 @@ impl RuleSet {
             });
         }
         Ok(())
+    }
+
+    /// The results of every statement test for one statement (`shown`: its text as recorded),
+    /// as bits by leaf index.
+    pub fn statement_bits(&self, shown: &str, analysis: &crate::sql::Analysis) -> Vec<u64> {
+        let f = Facts {
+            ts: dbtap_core::Timestamp(0),
+            protocol: "",
+            session_id: 0,
+            client_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            client_port: 0,
+            server_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            server_port: 0,
+            user: None,
+            database: None,
+            client_program: None,
+            op: "",
+            sql: Some(shown),
+            analysis: Some(analysis),
+            status: "",
+            error_code: None,
+            rows: None,
+            latency_us: None,
+            flags: crate::record::Flags::default(),
+            sql_bits: None,
+            rules: None,
+        };
+        let mut bits = vec![0u64; self.sql_leaves.len().div_ceil(64)];
+        for (i, (field, test)) in self.sql_leaves.iter().enumerate() {
+            if cond::test_values(&f, *field, test) {
+                if let Some(w) = bits.get_mut(i / 64) {
+                    *w |= 1 << (i % 64);
+                }
+            }
+        }
+        bits
     }
 
     /// Indices of the rules whose condition the record meets.

@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 
 use super::{analyze, mask_literals, Analysis, Dialect};
+use std::sync::Arc;
+
 use crate::record::{render_analysis, render_str};
+use crate::rules::RuleSet;
 
 /// Statement texts remembered per worker; the cache is emptied when full (bounded memory, and
 /// the working set of an application's statements refills it at once).
@@ -40,6 +43,8 @@ pub struct SqlView<'a> {
     pub analysis: &'a Analysis,
     /// The analysis fields, rendered (see [`crate::record::render_analysis`]).
     pub analysis_json: &'a [u8],
+    /// The rule set's statement tests on this text (see [`crate::rules::Cond::SqlLeaf`]).
+    pub rule_bits: &'a [u64],
     /// Bind values are written as `?`.
     pub mask_params: bool,
 }
@@ -52,10 +57,11 @@ struct Entry {
     shown: Option<String>,
     text_json: Vec<u8>,
     analysis_json: Vec<u8>,
+    rule_bits: Vec<u64>,
 }
 
 impl Entry {
-    fn new(dialect: Dialect, sql: &str, mask: Mask) -> Entry {
+    fn new(dialect: Dialect, sql: &str, mask: Mask, rules: Option<&RuleSet>) -> Entry {
         let analysis = analyze(sql, dialect);
         let shown = analysis.redacted.as_deref().unwrap_or(sql);
         let mut text_json = Vec::with_capacity(shown.len() + 2);
@@ -66,6 +72,11 @@ impl Entry {
         render_str(shown.as_deref().unwrap_or(sql), &mut text_json);
         let mut analysis_json = Vec::with_capacity(64 + analysis.normalized.len());
         render_analysis(&analysis, &mut analysis_json);
+        // Rules see the statement with passwords redacted but literals kept, whatever `--mask`
+        // says: masking is about what is stored, not about what is detected.
+        let rule_bits = rules.map_or_else(Vec::new, |r| {
+            r.statement_bits(analysis.redacted.as_deref().unwrap_or(sql), &analysis)
+        });
         Entry {
             dialect,
             sql: sql.into(),
@@ -73,6 +84,7 @@ impl Entry {
             shown,
             text_json,
             analysis_json,
+            rule_bits,
         }
     }
 }
@@ -92,6 +104,7 @@ pub struct SqlStats {
 #[derive(Default)]
 pub struct SqlStage {
     opts: SqlOptions,
+    rules: Option<Arc<RuleSet>>,
     cache: HashMap<u64, Entry, rustc_hash::FxBuildHasher>,
     /// The last uncacheable (long) statement.
     scratch: Option<Entry>,
@@ -99,9 +112,10 @@ pub struct SqlStage {
 }
 
 impl SqlStage {
-    pub fn new(opts: SqlOptions) -> SqlStage {
+    pub fn new(opts: SqlOptions, rules: Option<Arc<RuleSet>>) -> SqlStage {
         SqlStage {
             opts,
+            rules,
             ..SqlStage::default()
         }
     }
@@ -123,18 +137,19 @@ impl SqlStage {
                     } else {
                         // A hash collision: the newer text takes the slot.
                         self.stats.analysed += 1;
-                        *e = Entry::new(dialect, sql, mask);
+                        *e = Entry::new(dialect, sql, mask, self.rules.as_deref());
                     }
                     e
                 }
                 Slot::Vacant(v) => {
                     self.stats.analysed += 1;
-                    v.insert(Entry::new(dialect, sql, mask))
+                    v.insert(Entry::new(dialect, sql, mask, self.rules.as_deref()))
                 }
             }
         } else {
             self.stats.analysed += 1;
-            self.scratch.insert(Entry::new(dialect, sql, mask))
+            self.scratch
+                .insert(Entry::new(dialect, sql, mask, self.rules.as_deref()))
         };
         if entry.analysis.redacted.is_some() {
             self.stats.redacted += 1;
@@ -144,6 +159,7 @@ impl SqlStage {
             text_json: &entry.text_json,
             analysis: &entry.analysis,
             analysis_json: &entry.analysis_json,
+            rule_bits: &entry.rule_bits,
             mask_params: mask == Mask::Literals,
         }
     }
