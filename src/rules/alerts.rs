@@ -119,7 +119,7 @@ impl AlertStage {
         self.pending_flush = true;
         self.flush()?;
         let (p50, p99) = match &self.latency {
-            Some(h) if h.len() > 0 => (
+            Some(h) if !h.is_empty() => (
                 Some(h.value_at_quantile(0.5)),
                 Some(h.value_at_quantile(0.99)),
             ),

@@ -269,7 +269,6 @@ impl RuleSet {
                 sql_leaves: std::cell::RefCell::new(&mut self.sql_leaves),
             };
             let when = compiler.compile(&r.when, 0)?;
-            drop(compiler);
             let field = |s: &toml::Spanned<String>| {
                 Field::parse(s.get_ref()).ok_or_else(|| {
                     file.error(
