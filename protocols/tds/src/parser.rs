@@ -1170,7 +1170,7 @@ impl TdsParser {
         let r = Response {
             ts_end: l.ts_end,
             status,
-            error: error.as_ref().map(|m| m.to_error()),
+            error: (status == Status::Error).then(|| error_of(error.as_ref())),
             bytes: l.resp_bytes,
             completeness,
             ..Default::default()
@@ -1406,6 +1406,19 @@ enum TlsStep {
 /// A TLS record header: content type 20-23, protocol major version 3.
 pub(crate) fn is_tls_record(d: &[u8]) -> bool {
     matches!(d, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
+}
+
+/// The record's error: the first ERROR token, or, when only a DONE status said that the
+/// request failed (its ERROR token was not seen), code 0 and a message saying so.
+fn error_of(m: Option<&crate::tokens::Message>) -> dbtap_core::DbError {
+    match m {
+        Some(m) => m.to_error(),
+        None => dbtap_core::DbError {
+            code: dbtap_core::ErrorCode::Num(0),
+            sqlstate: None,
+            message: "DONE_ERROR without a visible ERROR token".into(),
+        },
+    }
 }
 
 /// Merge the outcomes of one request's segments.

@@ -796,6 +796,7 @@ mod tests {
     use super::*;
 
     fn feed_all(ts: &mut TokenStream, chunks: &[&[u8]]) -> Acc {
+        ts.version_known = true;
         let mut acc = Acc::default();
         for c in chunks {
             ts.feed(c, Timestamp(1), &mut acc);
@@ -884,6 +885,21 @@ mod tests {
             assert_eq!(acc.cur.rows, Some(2));
             assert!(!acc.lost, "cut at {cut}: {:?}", acc.anomalies);
         }
+    }
+
+    #[test]
+    fn tds71_done_is_guessed_mid_stream() {
+        // A TDS 7.1 DONE (4-byte row count) ending its packet: 9 bytes.
+        let mut ts = TokenStream::default();
+        let mut acc = Acc::default();
+        ts.feed(
+            &[tok::DONE, 0x10, 0, 0xC1, 0, 3, 0, 0, 0],
+            Timestamp(1),
+            &mut acc,
+        );
+        assert!(!ts.end_message(&mut acc));
+        assert!(!ts.tds72);
+        assert_eq!(acc.cur.rows, Some(3));
     }
 
     #[test]
