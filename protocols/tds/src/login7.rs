@@ -81,7 +81,7 @@ fn field(msg: &[u8], fixed: &mut Reader<'_>, bad: &mut u32) -> Option<String> {
 pub fn parse(msg: &[u8]) -> Option<Login7> {
     let mut r = Reader::new(msg);
     let length = r.u32le()? as usize;
-    if length < FIXED_LEN_71 || length > MAX_LOGIN7_LEN || msg.len() < FIXED_LEN_71 {
+    if !(FIXED_LEN_71..=MAX_LOGIN7_LEN).contains(&length) || msg.len() < FIXED_LEN_71 {
         return None;
     }
     let mut l = Login7 {

@@ -31,6 +31,10 @@ pub const MAX_PRELOGIN_LEN: usize = 4096;
 /// most 32767).
 pub const MAX_RESYNC_PACKET_LEN: usize = 32768;
 
+/// Largest TLS record read whole to look for the TDS 8.0 ALPN (RFC 8446: records carry at most
+/// 2^14 bytes).
+const MAX_CLIENT_HELLO: usize = 16 * 1024 + 256;
+
 /// Anomaly kinds (metrics labels).
 pub mod anomaly {
     /// A packet type this direction never sends.
@@ -315,11 +319,7 @@ impl TdsParser {
                 }
             }
         }
-        loop {
-            let Some(rest) = data.get(pos..) else { break };
-            if rest.is_empty() {
-                break;
-            }
+        while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
             // TLS records where a packet header is expected (MS-TDS 2.2.6.5: after the
             // handshake carried in PRELOGIN packets, TLS records travel on their own).
             if is_tls_record(rest) {
@@ -456,6 +456,10 @@ impl TdsParser {
         let ts = cx.ts_at(pos);
         if self.phase == Phase::Start && dir == Direction::ToServer {
             // TDS 8.0 (MS-TDS 2.2.6.5 / 3.2.5.1): TLS from the first byte, PRELOGIN inside.
+            // The whole ClientHello record decides (its ALPN names tds/8.0).
+            if rest.len() < 5 + len && len <= MAX_CLIENT_HELLO {
+                return TlsStep::Need(5 + len);
+            }
             let alpn = crate::tls_alpn_tds8(rest);
             let l = self.login_mut(ts);
             l.req.attributes.push((
@@ -1129,7 +1133,7 @@ impl TdsParser {
             // goes on.
             return;
         }
-        if !matches!(self.pending.front(), None) && acc.loginack.is_none() && error.is_none() {
+        if self.pending.front().is_some() && acc.loginack.is_none() && error.is_none() {
             return;
         }
         let Some(mut l) = self.login.take() else {

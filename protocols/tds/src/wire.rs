@@ -85,7 +85,7 @@ impl<'a> Reader<'a> {
 /// UTF-16LE bytes to UTF-8; unpaired surrogates are escaped losslessly (`\xNN` per byte).
 pub fn utf16(bytes: &[u8]) -> String {
     // Plain ASCII in UTF-16LE (every odd byte zero, every even byte < 0x80) is the common case.
-    if bytes.len() % 2 == 0
+    if bytes.len() & 1 == 0
         && bytes
             .chunks_exact(2)
             .all(|c| c.get(1) == Some(&0) && c.first().is_some_and(|b| *b < 0x80 && *b != 0))
