@@ -2,13 +2,17 @@
 //! IPv4, TCP with a full handshake and FIN), one file per conversation, for golden fixtures.
 //!
 //! `cargo run -p dbtap-tds --example tds_synth -- OUT_DIR`
+//!
+//! `cargo run --release -p dbtap-tds --example tds_synth -- --bench FILE.pcap MB` writes one
+//! large capture instead: the `full_session` conversation over and over, each time on its own
+//! connection (client address and port vary), until the file holds about MB megabytes. Used by
+//! `benches/compare-tshark-tds.sh`.
 
 #[path = "../tests/synth/mod.rs"]
 mod synth;
 
 use dbtap_core::Direction;
 
-const CLIENT: ([u8; 4], u16) = ([10, 20, 30, 40], 51_433);
 const SERVER: ([u8; 4], u16) = ([10, 20, 30, 1], 1433);
 const MSS: usize = 1460;
 
@@ -16,6 +20,7 @@ struct Pcap {
     out: Vec<u8>,
     ts_us: u64,
     seq: [u32; 2],
+    client: ([u8; 4], u16),
 }
 
 fn csum(data: &[u8]) -> u16 {
@@ -42,15 +47,35 @@ impl Pcap {
             out,
             ts_us: start_us,
             seq: [1_000_000, 2_000_000],
+            client: ([10, 20, 30, 40], 51_433),
         }
+    }
+
+    /// One whole connection: handshake, the conversation, FIN both ways.
+    fn connection(&mut self, conv: &synth::Conversation) {
+        self.seq = [1_000_000, 2_000_000];
+        self.segment(0, 0x02, &[]);
+        self.segment(1, 0x02, &[]);
+        self.segment(0, 0x00, &[]);
+        for (d, bytes) in conv {
+            let i = if *d == Direction::ToServer { 0 } else { 1 };
+            for c in bytes.chunks(MSS) {
+                self.segment(i, 0x08, c);
+            }
+            self.ts_us += 1_000;
+        }
+        self.segment(0, 0x01, &[]);
+        self.segment(1, 0x01, &[]);
+        self.segment(0, 0x00, &[]);
     }
 
     /// One TCP segment from side `i` (0 client, 1 server).
     fn segment(&mut self, i: usize, flags: u8, payload: &[u8]) {
+        let client = self.client;
         let (src, dst) = if i == 0 {
-            (CLIENT, SERVER)
+            (client, SERVER)
         } else {
-            (SERVER, CLIENT)
+            (SERVER, client)
         };
         let mut tcp = Vec::new();
         tcp.extend_from_slice(&src.1.to_be_bytes());
@@ -115,25 +140,35 @@ impl Pcap {
     }
 }
 
+fn bench(path: &str, mb: u64) {
+    let conv = synth::full_session();
+    let mut p = Pcap::new(1_709_280_000 * 1_000_000);
+    let mut n = 0u32;
+    while (p.out.len() as u64) < mb * 1_000_000 {
+        p.client = (
+            [10, 20, (n >> 8) as u8, n as u8],
+            40_000 + (n % 20_000) as u16,
+        );
+        p.connection(&conv);
+        n += 1;
+    }
+    std::fs::write(path, &p.out).expect("write the pcap");
+    println!("{path}: {} bytes, {n} connections", p.out.len());
+}
+
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: tds_synth OUT_DIR");
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--bench") {
+        let path = args.get(2).expect("usage: tds_synth --bench FILE MB");
+        let mb = args.get(3).and_then(|m| m.parse().ok()).unwrap_or(200);
+        return bench(path, mb);
+    }
+    let dir = args.get(1).expect("usage: tds_synth OUT_DIR");
     std::fs::create_dir_all(&dir).expect("create the output directory");
     for (k, (name, conv)) in synth::all().into_iter().enumerate() {
         // 2024-03-01T08:00:00Z plus one minute per conversation.
         let mut p = Pcap::new((1_709_280_000 + 60 * k as u64) * 1_000_000);
-        p.segment(0, 0x02, &[]);
-        p.segment(1, 0x02, &[]);
-        p.segment(0, 0x00, &[]);
-        for (d, bytes) in &conv {
-            let i = if *d == Direction::ToServer { 0 } else { 1 };
-            for c in bytes.chunks(MSS) {
-                p.segment(i, 0x08, c);
-            }
-            p.ts_us += 1_000;
-        }
-        p.segment(0, 0x01, &[]);
-        p.segment(1, 0x01, &[]);
-        p.segment(0, 0x00, &[]);
+        p.connection(&conv);
         let path = format!("{dir}/synthetic_{name}.pcap");
         std::fs::write(&path, &p.out).expect("write the pcap");
         println!("{path}: {} bytes", p.out.len());

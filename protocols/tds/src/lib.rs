@@ -5,7 +5,8 @@
 //! NTLM, FedAuth; LOGINACK or the login error), one `query` per SQL batch, one `rpc` per RPC
 //! (procedure, statement and typed parameters), `cancel` for Attention, `bulk_load`,
 //! `transaction` for Transaction Manager requests; responses with the first error, row counts
-//! and return status; encryption (full TLS, or login-only TLS) reported. See `PROTOCOL.md`.
+//! and return status; encryption (full TLS, or login-only TLS) reported; MARS logical sessions
+//! demultiplexed. See `PROTOCOL.md`.
 //!
 //! Layers, bottom up:
 //! - [`packet`]: the 8-byte packet header;

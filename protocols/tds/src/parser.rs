@@ -51,8 +51,8 @@ pub mod anomaly {
     pub const MALFORMED_PRELOGIN: &str = "malformed_prelogin";
     /// Pre-TDS7 (TDS 4.2 / Sybase TDS 5.0) traffic: not supported, the session is given up.
     pub const SYBASE_UNSUPPORTED: &str = "tds4_tds5_unsupported";
-    /// MARS (SMP) framing: not demultiplexed, the session is given up.
-    pub const SMP_UNSUPPORTED: &str = "mars_smp_unsupported";
+    /// More MARS logical sessions than `smp::MAX_SESSIONS`: their data is counted, not read.
+    pub const SMP_TOO_MANY_SESSIONS: &str = "mars_too_many_sessions";
     /// RPC parameters that could not be decoded.
     pub const UNDECODABLE_PARAMS: &str = "undecodable_rpc_params";
     /// Requests waiting overflowed `max_pending_requests`.
@@ -148,6 +148,59 @@ struct LoginState {
     server_enc: Option<u8>,
 }
 
+/// One MARS logical session: its request/response state and, per direction, the bytes of an
+/// incomplete TDS packet carried over from earlier SMP DATA packets.
+#[derive(Debug, Default)]
+struct Mars {
+    sid: u16,
+    req: Option<ReqAsm>,
+    resp: RespAsm,
+    tokens: TokenStream,
+    pending: VecDeque<Pending>,
+    buf: [Vec<u8>; 2],
+}
+
+/// MS-SMP (the session multiplexing protocol MARS runs on), 2.2.1: a 16-byte header —
+/// SMID 0x53, FLAGS (SYN 0x01, ACK 0x02, FIN 0x04, DATA 0x08), SID (2, LE), LENGTH (4, LE,
+/// header included), SEQNUM (4, LE), WNDW (4, LE) — then, for DATA, the TDS bytes of that
+/// logical session.
+pub mod smp {
+    /// SMID.
+    pub const SMID: u8 = 0x53;
+    /// Header length.
+    pub const HEADER_LEN: usize = 16;
+    /// SYN: a new session.
+    pub const SYN: u8 = 0x01;
+    /// ACK: a window update.
+    pub const ACK: u8 = 0x02;
+    /// FIN: the session ends.
+    pub const FIN: u8 = 0x04;
+    /// DATA: payload follows.
+    pub const DATA: u8 = 0x08;
+    /// Longest SMP packet believed (a TDS packet of at most 32767 bytes plus the header;
+    /// generous).
+    pub const MAX_LEN: usize = 65536 + HEADER_LEN;
+    /// Logical sessions tracked per connection; more are counted, their data not read.
+    pub const MAX_SESSIONS: usize = 64;
+    /// Bytes of an incomplete TDS packet carried per session and direction.
+    pub const MAX_CARRY: usize = 65536;
+
+    /// (flags, sid, length) of a plausible SMP header at the head of `d`.
+    pub fn header(d: &[u8]) -> Option<(u8, u16, usize)> {
+        let h = d.get(..HEADER_LEN)?;
+        if h[0] != SMID {
+            return None;
+        }
+        let flags = h[1];
+        let sid = u16::from_le_bytes([h[2], h[3]]);
+        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        let ok = matches!(flags, SYN | ACK | FIN | DATA)
+            && (HEADER_LEN..=MAX_LEN).contains(&len)
+            && (flags == DATA || len == HEADER_LEN);
+        ok.then_some((flags, sid, len))
+    }
+}
+
 /// The TDS parser of one connection.
 #[derive(Debug)]
 pub struct TdsParser {
@@ -168,6 +221,11 @@ pub struct TdsParser {
     server_version: Option<String>,
     /// SPID from the server's packet headers.
     spid: Option<u16>,
+    /// MARS: the other logical sessions (MS-SMP), by session id. The one being processed is
+    /// swapped into `req` / `resp` / `tokens` / `pending`.
+    mars: Vec<Mars>,
+    /// The SMP session id whose state is swapped in (records get a `mars_session` attribute).
+    cur_sid: Option<u16>,
     max_pending: usize,
 }
 
@@ -189,6 +247,8 @@ impl TdsParser {
             prepared: VecDeque::new(),
             server_version: None,
             spid: None,
+            mars: Vec::new(),
+            cur_sid: None,
             max_pending: dbtap_core::limits::DEFAULT_MAX_PENDING_REQUESTS,
         };
         if opts.midstream {
@@ -211,6 +271,10 @@ impl TdsParser {
     }
 
     fn emit(&mut self, mut req: Request, resp: Option<Response>, out: &mut Vec<DbEvent>) {
+        if let Some(sid) = self.cur_sid {
+            req.attributes
+                .push(("mars_session".into(), sid.to_string()));
+        }
         self.tx += 1;
         req.tx = self.tx;
         out.push(DbEvent::Request(Box::new(req)));
@@ -253,6 +317,140 @@ impl TdsParser {
         while let Some(p) = self.pending.pop_front() {
             self.flush_one(p, out);
         }
+        for k in 0..self.mars.len() {
+            self.with_session(k, |p| {
+                while let Some(q) = p.pending.pop_front() {
+                    p.flush_one(q, out);
+                }
+            });
+        }
+    }
+
+    /// Run `f` with MARS session `k`'s state swapped in.
+    fn with_session(&mut self, k: usize, f: impl FnOnce(&mut Self)) {
+        let Some(mut m) = self.mars.get_mut(k).map(std::mem::take) else {
+            return;
+        };
+        self.swap_in(&mut m);
+        self.cur_sid = Some(m.sid);
+        f(self);
+        self.cur_sid = None;
+        self.swap_in(&mut m);
+        if let Some(slot) = self.mars.get_mut(k) {
+            *slot = m;
+        }
+    }
+
+    fn swap_in(&mut self, m: &mut Mars) {
+        std::mem::swap(&mut self.req, &mut m.req);
+        std::mem::swap(&mut self.resp, &mut m.resp);
+        std::mem::swap(&mut self.tokens, &mut m.tokens);
+        std::mem::swap(&mut self.pending, &mut m.pending);
+    }
+
+    /// One SMP packet (whole, `len` bytes at the head of `d`).
+    fn smp_packet(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        ts: Timestamp,
+        flags: u8,
+        sid: u16,
+        d: &[u8],
+        out: &mut Vec<DbEvent>,
+    ) -> Option<Progress> {
+        let k = match self.mars.iter().position(|m| m.sid == sid) {
+            Some(k) => k,
+            None if self.mars.len() < smp::MAX_SESSIONS => {
+                self.mars.push(Mars {
+                    sid,
+                    ..Default::default()
+                });
+                self.mars.len() - 1
+            }
+            None => {
+                out.push(DbEvent::Anomaly {
+                    dir,
+                    kind: anomaly::SMP_TOO_MANY_SESSIONS,
+                });
+                return None;
+            }
+        };
+        if flags == smp::FIN {
+            self.with_session(k, |p| {
+                if let Some(asm) = p.req.take() {
+                    p.finish_request(asm, out);
+                }
+                while let Some(q) = p.pending.pop_front() {
+                    p.flush_one(q, out);
+                }
+            });
+            self.mars.remove(k);
+            return None;
+        }
+        if flags != smp::DATA {
+            return None;
+        }
+        let payload = d.get(smp::HEADER_LEN..).unwrap_or_default();
+        let i = dir.index();
+        let mut buf = std::mem::take(&mut self.mars[k].buf[i]);
+        buf.extend_from_slice(payload);
+        let mut result = None;
+        self.with_session(k, |p| {
+            let (used, r) = p.smp_tds_packets(cx, dir, ts, &buf, out);
+            buf.drain(..used.min(buf.len()));
+            result = r;
+        });
+        if buf.len() > smp::MAX_CARRY {
+            out.push(DbEvent::Anomaly {
+                dir,
+                kind: anomaly::BAD_HEADER,
+            });
+            buf.clear();
+        }
+        if let Some(m) = self.mars.get_mut(k) {
+            m.buf[i] = buf;
+        }
+        result
+    }
+
+    /// The whole TDS packets at the head of a MARS session's bytes; returns the bytes used.
+    fn smp_tds_packets(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        ts: Timestamp,
+        buf: &[u8],
+        out: &mut Vec<DbEvent>,
+    ) -> (usize, Option<Progress>) {
+        let mut pos = 0usize;
+        while let Some(h) = buf.get(pos..).and_then(Header::parse) {
+            let type_ok = match dir {
+                Direction::ToServer => ty::is_client(h.ty),
+                Direction::ToClient => h.ty == ty::TABULAR_RESULT,
+            };
+            if !h.plausible() || !type_ok {
+                out.push(DbEvent::Anomaly {
+                    dir,
+                    kind: anomaly::BAD_HEADER,
+                });
+                return (buf.len(), None);
+            }
+            let Some(packet) = buf.get(pos..pos + h.len) else {
+                break;
+            };
+            let payload = packet.get(HEADER_LEN..).unwrap_or_default();
+            match dir {
+                Direction::ToServer => {
+                    if let Some(p) = self.client_packet(cx, ts, h, payload, 0, out) {
+                        return (pos + h.len, Some(p));
+                    }
+                }
+                Direction::ToClient => self.server_packet(ts, h, payload, 0, out),
+            }
+            pos += h.len;
+        }
+        (pos, None)
     }
 
     fn login_mut(&mut self, ts: Timestamp) -> &mut LoginState {
@@ -344,14 +542,39 @@ impl TdsParser {
                     }
                 }
             }
-            if rest.first() == Some(&0x53) && self.phase != Phase::Start {
-                // MS-SMP header (MARS): SMID 0x53. Not demultiplexed here.
-                out.push(DbEvent::Anomaly {
-                    dir,
-                    kind: anomaly::SMP_UNSUPPORTED,
-                });
-                self.flush_all(out);
-                return Progress::Abandon(Abandon::Unrecoverable);
+            if rest.first() == Some(&smp::SMID) && self.phase != Phase::Start {
+                // MARS: an SMP packet (MS-SMP 2.2.1); its DATA goes to its logical session.
+                if rest.len() < smp::HEADER_LEN {
+                    return Progress::NeedMore {
+                        consumed: pos,
+                        need: smp::HEADER_LEN,
+                    };
+                }
+                let Some((flags, sid, len)) = smp::header(rest) else {
+                    out.push(DbEvent::Anomaly {
+                        dir,
+                        kind: anomaly::BAD_HEADER,
+                    });
+                    self.desync(dir, 0, out);
+                    return Progress::Consumed(pos.max(1));
+                };
+                if rest.len() < len {
+                    return Progress::NeedMore {
+                        consumed: pos,
+                        need: len,
+                    };
+                }
+                let ts = cx.ts_at(pos);
+                let packet = rest.get(..len).unwrap_or_default();
+                let r = self.smp_packet(cx, dir, ts, flags, sid, packet, out);
+                pos += len;
+                if let Some(p) = r {
+                    return match p {
+                        Progress::Upgraded { to, .. } => Progress::Upgraded { consumed: pos, to },
+                        other => other,
+                    };
+                }
+                continue;
             }
             let Some(h) = Header::parse(rest) else {
                 return Progress::NeedMore {
@@ -1510,6 +1733,18 @@ fn fill_login(login: &mut Login, p: &login7::Login7, max_attr: usize) {
 /// within what SQL Server negotiates, the first packet of a message (packet id 0 or 1), and for
 /// server packets a known first token.
 pub(crate) fn candidate(dir: Direction, d: &[u8]) -> Candidate {
+    if d.first() == Some(&smp::SMID) {
+        // A MARS SMP DATA packet whose payload starts a plausible TDS packet.
+        if d.len() < smp::HEADER_LEN + HEADER_LEN + 1 {
+            return Candidate::NeedMore(smp::HEADER_LEN + HEADER_LEN + 1);
+        }
+        return match smp::header(d) {
+            Some((smp::DATA, _, len)) if len > smp::HEADER_LEN + HEADER_LEN => {
+                candidate(dir, d.get(smp::HEADER_LEN..).unwrap_or_default())
+            }
+            _ => Candidate::No,
+        };
+    }
     let Some(h) = Header::parse(d) else {
         return Candidate::NeedMore(HEADER_LEN);
     };

@@ -294,3 +294,35 @@ fn small_limits_cut_and_flag() {
     assert_eq!(nvc.value, ParamValue::Text("患者".into()));
     assert!(nvc.truncated);
 }
+
+#[test]
+fn mars_sessions_are_demultiplexed() {
+    let (ev, d, _) = run(&synth::mars(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(recs.len(), 3, "{ev:?}");
+    assert_eq!(recs[0].0.op.as_ref().unwrap().as_str(), "login");
+    assert_eq!(login_attr(&recs[0].0, "prelogin_client_mars"), Some("true"));
+    // Session 1 answered first.
+    let (q, r) = &recs[1];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("UPDATE dbo.worklist SET state = 2 WHERE id = 9")
+    );
+    assert_eq!(attr(q, "mars_session"), Some("1"));
+    assert_eq!(r.as_ref().unwrap().rows, Some(5));
+    let (q, r) = &recs[2];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT study_uid FROM dbo.studies WHERE patient_id = 'P-0042'")
+    );
+    assert_eq!(attr(q, "mars_session"), Some("0"));
+    let r = r.as_ref().unwrap();
+    assert_eq!(r.rows, Some(2));
+    assert_eq!(r.completeness, dbtap_core::Completeness::Complete);
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, DbEvent::Anomaly { .. } | DbEvent::Desync { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(d.state(), dbtap_core::DriverState::Parsing);
+}

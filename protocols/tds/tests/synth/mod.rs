@@ -1332,6 +1332,83 @@ pub fn ntlm_login() -> Conversation {
     conv
 }
 
+/// An SMP packet (MS-SMP 2.2.1): SMID 0x53, flags, session id, length, sequence, window.
+pub fn smp(flags: u8, sid: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x53, flags];
+    v.extend_from_slice(&sid.to_le_bytes());
+    v.extend_from_slice(&((16 + payload.len()) as u32).to_le_bytes());
+    v.extend_from_slice(&seq.to_le_bytes());
+    v.extend_from_slice(&(seq + 4).to_le_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// MARS: PRELOGIN with MARS on, a login, then two logical sessions (SMP session ids 0 and 1)
+/// whose requests and answers interleave; session 0's result spans two TDS packets carried in
+/// two SMP DATA packets, the second TDS packet itself split across SMP packets.
+pub fn mars() -> Conversation {
+    let mut conv = vec![
+        (
+            C,
+            packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, true), 4096, 0),
+        ),
+        (
+            S,
+            packets(0x04, &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, true), 4096, 0),
+        ),
+        (
+            C,
+            packets(
+                0x10,
+                &login7("pacs", "Sup3r$ecret", "PACS.Archive", "PACS", &[]),
+                4096,
+                0,
+            ),
+        ),
+        (S, packets(0x04, &login_response("PACS"), 4096, SPID)),
+    ];
+    conv.push((C, [smp(0x01, 0, 0, &[]), smp(0x01, 1, 0, &[])].concat()));
+    let q0 = packets(
+        0x01,
+        &sql_batch("SELECT study_uid FROM dbo.studies WHERE patient_id = 'P-0042'"),
+        4096,
+        0,
+    );
+    let q1 = packets(
+        0x01,
+        &sql_batch("UPDATE dbo.worklist SET state = 2 WHERE id = 9"),
+        4096,
+        0,
+    );
+    conv.push((C, [smp(0x08, 0, 1, &q0), smp(0x08, 1, 1, &q1)].concat()));
+    conv.push((
+        S,
+        smp(
+            0x08,
+            1,
+            1,
+            &packets(0x04, &done(0xFD, 0x0010, 5), 4096, SPID),
+        ),
+    ));
+    let cols = every_column();
+    let result = [
+        colmetadata(&cols[..13]),
+        row(&cols[..13]),
+        row(&cols[..13]),
+        done(0xFD, 0x0010, 2),
+    ]
+    .concat();
+    let r0 = packets(0x04, &result, 300, SPID);
+    let (a, b) = r0.split_at(r0.len() / 2);
+    conv.push((
+        S,
+        [smp(0x02, 0, 0, &[]), smp(0x08, 0, 1, a), smp(0x08, 0, 2, b)].concat(),
+    ));
+    conv.push((C, smp(0x04, 1, 2, &[])));
+    conv.push((S, smp(0x04, 1, 2, &[])));
+    conv
+}
+
 /// All conversations by name.
 pub fn all() -> Vec<(&'static str, Conversation)> {
     vec![
@@ -1341,5 +1418,6 @@ pub fn all() -> Vec<(&'static str, Conversation)> {
         ("full_tls", full_tls()),
         ("tds8", tds8()),
         ("ntlm_login", ntlm_login()),
+        ("mars", mars()),
     ]
 }
