@@ -86,7 +86,7 @@ proptest! {
 
     #[test]
     fn damaged_conversations_never_panic(
-        which in 0usize..7,
+        which in 0usize..8,
         flips in proptest::collection::vec((any::<usize>(), any::<usize>(), 0u8..8), 0..12),
         gap_at in proptest::option::of((any::<usize>(), 1u64..5000)),
         truncate in proptest::option::of(any::<usize>()),

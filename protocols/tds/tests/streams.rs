@@ -326,3 +326,32 @@ fn mars_sessions_are_demultiplexed() {
     );
     assert_eq!(d.state(), dbtap_core::DriverState::Parsing);
 }
+
+#[test]
+fn bulk_load_and_transaction_manager() {
+    let (ev, _, _) = run(&synth::bulk_and_tm(), Limits::default());
+    let recs = records(&ev);
+    let ops: Vec<&str> = recs
+        .iter()
+        .map(|(q, _)| q.op.as_ref().unwrap().as_str())
+        .collect();
+    assert_eq!(
+        ops,
+        ["login", "query", "bulk_load", "transaction", "transaction"]
+    );
+    assert_eq!(
+        attr(&recs[0].0, "routing"),
+        Some("lis-replica.hospital.local:1434")
+    );
+    assert_eq!(recs[0].1.as_ref().unwrap().status, Status::Ok);
+    assert_eq!(attr(&recs[2].0, "rows_sent"), Some("5"));
+    assert_eq!(recs[2].1.as_ref().unwrap().rows, Some(5));
+    assert_eq!(attr(&recs[3].0, "tm_request"), Some("begin"));
+    assert_eq!(attr(&recs[3].0, "transaction"), Some("begin"));
+    assert_eq!(attr(&recs[4].0, "tm_request"), Some("commit"));
+    assert_eq!(attr(&recs[4].0, "transaction"), Some("commit"));
+    assert!(
+        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{ev:?}"
+    );
+}

@@ -1409,6 +1409,118 @@ pub fn mars() -> Conversation {
     conv
 }
 
+/// Bulk load (MS-TDS 2.2.6.1: an INSERT BULK batch, then a BULK_LOAD message of COLMETADATA,
+/// ROWs and DONE) and Transaction Manager requests (2.2.6.9: TM_BEGIN_XACT with isolation level
+/// and name, TM_COMMIT_XACT), after a login answered with FEATUREEXTACK (2.2.7.11) and a routing
+/// ENVCHANGE (2.2.7.9 type 20).
+pub fn bulk_and_tm() -> Conversation {
+    let mut conv = vec![
+        (
+            C,
+            packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
+        ),
+        (
+            S,
+            packets(
+                0x04,
+                &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+                4096,
+                0,
+            ),
+        ),
+        (
+            C,
+            packets(
+                0x10,
+                &login7("etl", "Sup3r$ecret", "LIS.Import", "LIS", &[]),
+                4096,
+                0,
+            ),
+        ),
+    ];
+    let mut routing = vec![20u8];
+    let server = us_varchar("lis-replica.hospital.local");
+    let mut value = vec![0u8]; // protocol 0: TCP
+    value.extend_from_slice(&1434u16.to_le_bytes());
+    value.extend(server);
+    routing.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    routing.extend(value);
+    routing.extend_from_slice(&0u16.to_le_bytes());
+    let head = login_response("LIS");
+    let login = [
+        head[..head.len() - 13].to_vec(),
+        // FEATUREEXTACK: SESSIONRECOVERY (0x01) with no data, UTF8_SUPPORT (0x0A) 1 byte, end.
+        vec![0xAE, 0x01, 0, 0, 0, 0, 0x0A, 1, 0, 0, 0, 1, 0xFF],
+        with_len16(0xE3, &routing),
+        done(0xFD, 0, 0),
+    ]
+    .concat();
+    conv.push((S, packets(0x04, &login, 4096, SPID)));
+    conv.push((
+        C,
+        packets(
+            0x01,
+            &sql_batch("insert bulk dbo.results (id int, name nvarchar(64))"),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((S, packets(0x04, &done(0xFD, 0, 0), 4096, SPID)));
+    let cols = every_column();
+    let two = [
+        Col {
+            name: "id",
+            type_info: vec![0x26, 4],
+            value: vec![4, 1, 0, 0, 0],
+        },
+        Col {
+            name: "name",
+            type_info: cols[12].type_info.clone(),
+            value: cols[12].value.clone(),
+        },
+    ];
+    let mut bulk = colmetadata(&two);
+    for _ in 0..5 {
+        bulk.extend(row(&two));
+    }
+    bulk.extend(done(0xFD, 0, 0));
+    conv.push((C, packets(0x07, &bulk, 128, 0)));
+    conv.push((S, packets(0x04, &done(0xFD, 0x0010, 5), 4096, SPID)));
+    // TM_BEGIN_XACT (5): isolation level 2 (read committed), transaction name "import".
+    let mut tm = all_headers();
+    tm.extend_from_slice(&5u16.to_le_bytes());
+    tm.push(2);
+    tm.extend(b_varchar("import"));
+    conv.push((C, packets(0x0E, &tm, 4096, 0)));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[envchange_begin_tran(), done(0xFD, 0, 0)].concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    // TM_COMMIT_XACT (7): name empty, fBeginXact 0.
+    let mut tm = all_headers();
+    tm.extend_from_slice(&7u16.to_le_bytes());
+    tm.push(0);
+    tm.push(0);
+    conv.push((C, packets(0x0E, &tm, 4096, 0)));
+    let mut commit = vec![9u8, 0, 8];
+    commit.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[with_len16(0xE3, &commit), done(0xFD, 0, 0)].concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    conv
+}
+
 /// All conversations by name.
 pub fn all() -> Vec<(&'static str, Conversation)> {
     vec![
@@ -1419,5 +1531,6 @@ pub fn all() -> Vec<(&'static str, Conversation)> {
         ("tds8", tds8()),
         ("ntlm_login", ntlm_login()),
         ("mars", mars()),
+        ("bulk_and_tm", bulk_and_tm()),
     ]
 }
