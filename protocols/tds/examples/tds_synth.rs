@@ -164,7 +164,7 @@ fn main() {
         return bench(path, mb);
     }
     let dir = args.get(1).expect("usage: tds_synth OUT_DIR");
-    std::fs::create_dir_all(&dir).expect("create the output directory");
+    std::fs::create_dir_all(dir).expect("create the output directory");
     for (k, (name, conv)) in synth::all().into_iter().enumerate() {
         // 2024-03-01T08:00:00Z plus one minute per conversation.
         let mut p = Pcap::new((1_709_280_000 + 60 * k as u64) * 1_000_000);

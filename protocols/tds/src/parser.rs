@@ -227,6 +227,8 @@ pub struct TdsParser {
     /// The SMP session id whose state is swapped in (records get a `mars_session` attribute).
     cur_sid: Option<u16>,
     max_pending: usize,
+    /// The session's limits, as of the latest call (for work done outside a call's context).
+    limits: dbtap_core::Limits,
 }
 
 impl TdsParser {
@@ -250,6 +252,7 @@ impl TdsParser {
             mars: Vec::new(),
             cur_sid: None,
             max_pending: dbtap_core::limits::DEFAULT_MAX_PENDING_REQUESTS,
+            limits: dbtap_core::Limits::default(),
         };
         if opts.midstream {
             p.phase = Phase::Ready;
@@ -354,8 +357,7 @@ impl TdsParser {
         cx: &Cx<'_>,
         dir: Direction,
         ts: Timestamp,
-        flags: u8,
-        sid: u16,
+        (flags, sid): (u8, u16),
         d: &[u8],
         out: &mut Vec<DbEvent>,
     ) -> Option<Progress> {
@@ -566,7 +568,7 @@ impl TdsParser {
                 }
                 let ts = cx.ts_at(pos);
                 let packet = rest.get(..len).unwrap_or_default();
-                let r = self.smp_packet(cx, dir, ts, flags, sid, packet, out);
+                let r = self.smp_packet(cx, dir, ts, (flags, sid), packet, out);
                 pos += len;
                 if let Some(p) = r {
                     return match p {
@@ -831,7 +833,7 @@ impl TdsParser {
     }
 
     fn finish_request(&mut self, asm: ReqAsm, out: &mut Vec<DbEvent>) {
-        let limits = dbtap_core::Limits::default();
+        let limits = self.limits.clone();
         let cx = Cx::at(asm.ts, &limits);
         self.finish_request_cx(&cx, asm, out);
     }
@@ -1793,6 +1795,9 @@ impl StreamParser for TdsParser {
         out: &mut Vec<DbEvent>,
     ) -> Progress {
         self.max_pending = cx.limits.max_pending_requests.max(1);
+        if self.limits != *cx.limits {
+            self.limits = cx.limits.clone();
+        }
         if self.phase == Phase::Encrypted {
             return match input {
                 Input::Data(d) => Progress::Consumed(d.len()),
@@ -1816,5 +1821,15 @@ impl StreamParser for TdsParser {
                 .map(|(_, s)| s.capacity() + 16)
                 .sum::<usize>()
             + self.pending.len() * 256
+            + self
+                .mars
+                .iter()
+                .map(|m| {
+                    m.buf.iter().map(Vec::capacity).sum::<usize>()
+                        + m.tokens.heap()
+                        + m.req.as_ref().map_or(0, |r| r.buf.capacity())
+                        + m.pending.len() * 256
+                })
+                .sum::<usize>()
     }
 }

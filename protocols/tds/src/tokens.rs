@@ -216,6 +216,18 @@ pub struct Acc {
     pub final_done: bool,
 }
 
+/// Anomalies kept per message (the rest are dropped; the first ones say what went wrong).
+const MAX_ANOMALIES: usize = 16;
+
+impl Acc {
+    /// Note an anomaly (bounded).
+    pub fn anomaly(&mut self, kind: &'static str) {
+        if self.anomalies.len() < MAX_ANOMALIES {
+            self.anomalies.push(kind);
+        }
+    }
+}
+
 /// ENVCHANGEs kept per message.
 const MAX_ENV: usize = 64;
 
@@ -319,7 +331,7 @@ impl TokenStream {
     fn lose(&mut self, kind: &'static str, acc: &mut Acc) {
         self.lost = true;
         acc.lost = true;
-        acc.anomalies.push(kind);
+        acc.anomaly(kind);
         self.carry = Vec::new();
         self.skip = 0;
     }
@@ -330,14 +342,17 @@ impl TokenStream {
         let cut =
             !self.lost && (!self.carry.is_empty() || self.skip > 0 || self.state != State::Token);
         if cut {
-            acc.anomalies.push("token_stream_cut");
+            acc.anomaly("token_stream_cut");
             acc.lost = true;
         }
-        self.carry = Vec::new();
+        self.carry.clear();
         self.skip = 0;
         self.state = State::Token;
         self.cols.clear();
         self.lost = false;
+        if self.carry.capacity() > MAX_CARRY {
+            self.carry = Vec::new();
+        }
         cut
     }
 
@@ -352,7 +367,7 @@ impl TokenStream {
         let mut pos = 0usize;
         loop {
             if self.skip > 0 {
-                let n = self.skip.min((d.len() - pos) as u64);
+                let n = self.skip.min(d.len().saturating_sub(pos) as u64);
                 self.skip -= n;
                 pos += n as usize;
                 if self.skip > 0 {
@@ -646,11 +661,11 @@ impl TokenStream {
                                 acc.infos += 1;
                             }
                         }
-                        None => acc.anomalies.push("malformed_error_token"),
+                        None => acc.anomaly("malformed_error_token"),
                     },
                     tok::LOGINACK => match loginack(body) {
                         Some(l) => acc.loginack = Some(l),
-                        None => acc.anomalies.push("malformed_loginack"),
+                        None => acc.anomaly("malformed_loginack"),
                     },
                     _ => match envchange(body) {
                         Some(e) => {
@@ -658,7 +673,7 @@ impl TokenStream {
                                 acc.env.push(e);
                             }
                         }
-                        None => acc.anomalies.push("malformed_envchange"),
+                        None => acc.anomaly("malformed_envchange"),
                     },
                 }
                 Step::Used(r.pos())
