@@ -358,6 +358,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn fedauth_feature_is_flagged() {
+        // MS-TDS 2.2.6.4: fExtension (OptionFlags3 0x10); ibExtension points at a DWORD holding
+        // the offset of the FeatureExt block: FEDAUTH (0x02), FeatureDataLen 1, data, 0xFF.
+        let mut m = build("", "", "EMR", &[]);
+        m[27] |= F_EXTENSION;
+        let dword_at = m.len();
+        let feat_at = dword_at + 4;
+        m.extend_from_slice(&(feat_at as u32).to_le_bytes());
+        m.extend_from_slice(&[FEATURE_FEDAUTH, 1, 0, 0, 0, 0x02, FEATURE_TERMINATOR]);
+        m[56..58].copy_from_slice(&(dword_at as u16).to_le_bytes());
+        m[58..60].copy_from_slice(&4u16.to_le_bytes());
+        let len = m.len() as u32;
+        m[..4].copy_from_slice(&len.to_le_bytes());
+        let l = parse(&m).unwrap();
+        assert!(l.fedauth);
+        assert_eq!(l.database, "EMR");
+        // Without the flag the block is not read.
+        m[27] &= !F_EXTENSION;
+        assert!(!parse(&m).unwrap().fedauth);
+    }
+
+    #[test]
     fn short_or_huge_login7_is_refused() {
         assert!(parse(&[0; 20]).is_none());
         let mut m = build("a", "", "", &[]);
