@@ -141,8 +141,12 @@ pub fn probe(dir: Direction, head: &[u8]) -> Probe {
                     Probe::NeedMore
                 };
             };
+            // The name is padded with zeros to 30 bytes: random bytes do not look like that.
             let n = host[30] as usize;
-            if n <= 30 && host[..n].iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            if n <= 30
+                && host[..n].iter().all(|b| b.is_ascii_graphic() || *b == b' ')
+                && host[n..30].iter().all(|&b| b == 0)
+            {
                 Probe::Certain
             } else {
                 Probe::NotForUs
@@ -259,8 +263,22 @@ mod tests {
             b"Q\x00\x00\x00\x0dselect 1\x00",
         ] {
             assert_eq!(probe(Direction::ToServer, d), Probe::NotForUs, "{d:?}");
+            assert!(!session_start(Direction::ToServer, d));
             assert_ne!(probe(Direction::ToClient, d), Probe::Certain, "{d:?}");
         }
+    }
+
+    #[test]
+    fn pre_tds7_login_needs_a_zero_padded_host_name() {
+        let mut p = vec![0x02, 0x00, 0x02, 0x00, 0, 0, 1, 0];
+        let mut host = b"ward-pc".to_vec();
+        host.resize(30, 0);
+        p.extend_from_slice(&host);
+        p.push(7);
+        p.resize(520, 0);
+        assert_eq!(probe(Direction::ToServer, &p), Probe::Certain);
+        p[8 + 20] = b'x'; // garbage after the name
+        assert_eq!(probe(Direction::ToServer, &p), Probe::NotForUs);
     }
 
     #[test]
