@@ -57,6 +57,8 @@ pub mod anomaly {
     pub const UNDECODABLE_PARAMS: &str = "undecodable_rpc_params";
     /// Requests waiting overflowed `max_pending_requests`.
     pub const PENDING_OVERFLOW: &str = "pending_overflow";
+    /// A message the client abandoned with the IGNORE status bit (not executed, not recorded).
+    pub const IGNORED_MESSAGE: &str = "ignored_message";
     /// A prepared handle evicted from the bounded map.
     pub const HANDLE_EVICTED: &str = "prepared_handle_evicted";
     /// sp_execute of a handle whose sp_prepare was not seen.
@@ -817,6 +819,17 @@ impl TdsParser {
             asm.buf
                 .extend_from_slice(payload.get(..keep).unwrap_or_default());
             asm.dropped += (payload.len() - keep) as u64;
+        }
+        if h.eom() && h.status & crate::packet::status::IGNORE != 0 {
+            // MS-TDS 2.2.3.1.2: IGNORE with EOM: the client abandoned the message it was
+            // sending; the server discards it and does not answer.
+            if self.req.take().is_some() {
+                out.push(DbEvent::Anomaly {
+                    dir: Direction::ToServer,
+                    kind: anomaly::IGNORED_MESSAGE,
+                });
+            }
+            return None;
         }
         if h.eom() {
             if let Some(asm) = self.req.take() {

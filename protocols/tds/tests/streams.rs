@@ -355,3 +355,38 @@ fn bulk_load_and_transaction_manager() {
         "{ev:?}"
     );
 }
+
+#[test]
+fn a_message_the_client_abandons_with_ignore_is_not_recorded() {
+    // MS-TDS 2.2.3.1.2: a batch whose last packet has IGNORE (0x02) with EOM is discarded by
+    // the server, which does not answer it.
+    let mut conv = synth::login_failed();
+    conv.truncate(2); // PRELOGIN exchange only
+    let mut abandoned = synth::packets(0x01, &synth::sql_batch("DELETE FROM dbo.patient"), 4096, 0);
+    abandoned[1] = 0x03;
+    conv.push((synth::C, abandoned));
+    conv.push((
+        synth::C,
+        synth::packets(0x01, &synth::sql_batch("SELECT 1"), 4096, 0),
+    ));
+    conv.push((
+        synth::S,
+        synth::packets(0x04, &synth::done(0xFD, 0x0010, 1), 4096, 57),
+    ));
+    let (ev, _, _) = run(&conv, Limits::default());
+    let recs = records(&ev);
+    let sqls: Vec<_> = recs.iter().filter_map(|(q, _)| q.sql.clone()).collect();
+    assert_eq!(sqls, ["SELECT 1"]);
+    let select = recs
+        .iter()
+        .find(|(q, _)| q.sql.as_deref() == Some("SELECT 1"))
+        .unwrap();
+    assert_eq!(select.1.as_ref().unwrap().rows, Some(1));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        DbEvent::Anomaly {
+            kind: "ignored_message",
+            ..
+        }
+    )));
+}
