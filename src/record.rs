@@ -96,8 +96,11 @@ impl Flags {
     /// Bytes of the session were lost just before this operation: operations may be missing
     /// before it.
     pub const AFTER_GAP: Flags = Flags(1 << 8);
+    /// The login travelled inside TLS while the session stayed plaintext (TDS `ENCRYPT_OFF`):
+    /// the login's user, database and client were not visible.
+    pub const LOGIN_ENCRYPTED: Flags = Flags(1 << 9);
 
-    const NAMES: [(Flags, &'static str); 9] = [
+    const NAMES: [(Flags, &'static str); 10] = [
         (Flags::PARTIAL, "partial"),
         (Flags::MIDSTREAM, "midstream"),
         (Flags::ENCRYPTED, "encrypted"),
@@ -107,6 +110,7 @@ impl Flags {
         (Flags::EVICTED, "evicted"),
         (Flags::CAPTURE_END, "capture_end"),
         (Flags::AFTER_GAP, "after_gap"),
+        (Flags::LOGIN_ENCRYPTED, "login_encrypted"),
     ];
 
     /// Set `other`'s flags too.
@@ -210,6 +214,8 @@ pub struct AuditRecord<'a> {
     pub context_json: Option<&'a [u8]>,
     /// Operation kind.
     pub op: &'a str,
+    /// Procedure called by an RPC (omitted when absent).
+    pub procedure: Option<&'a str>,
     /// Statement text.
     pub sql: Option<&'a str>,
     /// Typed bind values.
@@ -283,6 +289,10 @@ impl AuditRecord<'_> {
         }
         key!(j, ",\"op\":");
         j.str(self.op);
+        if let Some(p) = self.procedure {
+            key!(j, ",\"procedure\":");
+            j.str(p);
+        }
         key!(j, ",\"sql\":");
         match sql {
             Some(v) => j.token(v.text_json),
@@ -686,6 +696,7 @@ mod tests {
             },
             context_json: None,
             op: "execute",
+            procedure: None,
             sql: Some("select ?"),
             params: Some(params),
             status: Status::Error,

@@ -283,6 +283,9 @@ impl Session {
         if std::mem::take(&mut self.after_gap) {
             flags.insert(Flags::AFTER_GAP);
         }
+        if req.login_encrypted {
+            flags.insert(Flags::LOGIN_ENCRYPTED);
+        }
 
         let lost = |c: dbtap_core::Completeness| match c {
             dbtap_core::Completeness::Partial { lost_bytes } => lost_bytes,
@@ -317,6 +320,7 @@ impl Session {
             // Records of ordinary operations share the session's context: rendered once.
             context_json: login.is_none().then_some(self.context_json.as_slice()),
             op: req.op.as_ref().map_or("unknown", |o| o.as_str()),
+            procedure: req.procedure.as_deref(),
             sql: req.sql.as_deref(),
             params: req.params.as_deref(),
             status,

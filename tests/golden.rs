@@ -231,6 +231,7 @@ mod dbtap_schema {
         "flags",
     ];
     const OPTIONAL: &[&str] = &[
+        "procedure",
         "stmt_id",
         "connection_id",
         "insert_id",
@@ -259,6 +260,7 @@ mod dbtap_schema {
         "evicted",
         "capture_end",
         "after_gap",
+        "login_encrypted",
     ];
 
     fn str_or_null(r: &Value, k: &str) -> Result<(), String> {
@@ -328,6 +330,9 @@ mod dbtap_schema {
             "sql",
         ] {
             str_or_null(r, k)?;
+        }
+        if obj.contains_key("procedure") && !r["procedure"].is_string() {
+            return Err("procedure, when present, must be a string".into());
         }
         let op = r["op"].as_str().ok_or("op must be a string")?;
         if op.is_empty()

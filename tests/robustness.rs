@@ -23,7 +23,7 @@ const ONE_PACKET_SLACK: usize = 64 * 1024 + 2 * 64 * 1024 + 1024 * 1024 + 64 * 1
 
 fn captures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut out: Vec<PathBuf> = ["mysql", "pgsql"]
+    let mut out: Vec<PathBuf> = ["mysql", "pgsql", "tds"]
         .iter()
         .flat_map(|proto| std::fs::read_dir(root.join(proto)).unwrap().flatten())
         .flat_map(|case| {
@@ -32,7 +32,10 @@ fn captures() -> Vec<PathBuf> {
                 .flatten()
                 .map(|e| e.path())
         })
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "pcap" || e == "pcapng" || e == "cap")
+        })
         .filter(|p| {
             std::fs::metadata(p)
                 .map(|m| m.len() < 64 * 1024)

@@ -145,6 +145,11 @@ pub struct Request {
     pub stmt_id: Option<u64>,
     /// Login details (`login`, `change_user`).
     pub login: Option<Box<Login>>,
+    /// The login travelled inside TLS while the rest of the session is plaintext (TDS with
+    /// `ENCRYPT_OFF`): who logged in was not visible.
+    pub login_encrypted: bool,
+    /// Procedure called (RPC requests: TDS RPC, …).
+    pub procedure: Option<String>,
     /// Query attributes sent with the statement (name, value), bounded.
     pub attributes: Vec<(String, String)>,
     /// Wire bytes of the request, headers included.

@@ -1,0 +1,1848 @@
+//! The `StreamParser`: packet framing per direction, message assembly, request/response
+//! pairing, the login sequence and its encryption, gaps and ends.
+//!
+//! Outside MARS, TDS is strictly half-duplex (MS-TDS 1.3, 3.1): the client sends one request
+//! message and the server answers with one tabular-result message before the next request (an
+//! Attention may interrupt). Each client message that gets an answer pushes a [`Pending`];
+//! each server message (packets up to EOM) answers the front one. Records are emitted when the
+//! answer is complete: `Request` and `Response` together.
+
+use std::collections::VecDeque;
+
+use dbtap_core::gap::{judge, Candidate, GapVerdict, Position, Resync, ResyncStep};
+use dbtap_core::{
+    Abandon, Completeness, Cx, DbEvent, Direction, Input, Login, Op, Param, ParamValue, Progress,
+    Request, Response, SessionOpts, SessionUpdate, Status, StreamParser, Timestamp, Upgrade,
+};
+use encoding_rs::Encoding;
+
+use crate::login7::{self, version_name};
+use crate::packet::{ty, Header, HEADER_LEN};
+use crate::prelogin::{self, encrypt, Prelogin};
+use crate::requests::{all_headers_len, parse_rpcs, undecodable_param, Rpc};
+use crate::tokens::{Acc, EnvChange, Outcome, TokenStream};
+use crate::wire::utf16;
+
+/// RPCs read per RPC request message.
+pub const MAX_RPCS_PER_MESSAGE: usize = 256;
+/// Bytes of a PRELOGIN message kept (the option table is a few dozen bytes).
+pub const MAX_PRELOGIN_LEN: usize = 4096;
+/// Packet length accepted when looking for a packet start after a gap (SQL Server negotiates at
+/// most 32767).
+pub const MAX_RESYNC_PACKET_LEN: usize = 32768;
+
+/// Largest TLS record read whole to look for the TDS 8.0 ALPN (RFC 8446: records carry at most
+/// 2^14 bytes).
+const MAX_CLIENT_HELLO: usize = 16 * 1024 + 256;
+
+/// Anomaly kinds (metrics labels).
+pub mod anomaly {
+    /// A packet type this direction never sends.
+    pub const UNKNOWN_PACKET_TYPE: &str = "unknown_packet_type";
+    /// A packet header whose length or status cannot be right.
+    pub const BAD_HEADER: &str = "bad_packet_header";
+    /// A server message that answers no request.
+    pub const UNSOLICITED_RESPONSE: &str = "unsolicited_response";
+    /// A message cut at `Limits::max_message_len` (the rest was counted, not read).
+    pub const OVER_LIMIT: &str = "over_limit";
+    /// A LOGIN7 that could not be parsed.
+    pub const MALFORMED_LOGIN7: &str = "malformed_login7";
+    /// A PRELOGIN that could not be parsed.
+    pub const MALFORMED_PRELOGIN: &str = "malformed_prelogin";
+    /// Pre-TDS7 (TDS 4.2 / Sybase TDS 5.0) traffic: not supported, the session is given up.
+    pub const SYBASE_UNSUPPORTED: &str = "tds4_tds5_unsupported";
+    /// More MARS logical sessions than `smp::MAX_SESSIONS`: their data is counted, not read.
+    pub const SMP_TOO_MANY_SESSIONS: &str = "mars_too_many_sessions";
+    /// RPC parameters that could not be decoded.
+    pub const UNDECODABLE_PARAMS: &str = "undecodable_rpc_params";
+    /// Requests waiting overflowed `max_pending_requests`.
+    pub const PENDING_OVERFLOW: &str = "pending_overflow";
+    /// A message the client abandoned with the IGNORE status bit (not executed, not recorded).
+    pub const IGNORED_MESSAGE: &str = "ignored_message";
+    /// A prepared handle evicted from the bounded map.
+    pub const HANDLE_EVICTED: &str = "prepared_handle_evicted";
+    /// sp_execute of a handle whose sp_prepare was not seen.
+    pub const UNKNOWN_HANDLE: &str = "unknown_prepared_handle";
+}
+
+/// Session phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing seen yet: PRELOGIN, LOGIN7, or TLS (TDS 8.0) comes first.
+    Start,
+    /// PRELOGIN / LOGIN7 / SSPI exchange.
+    Login,
+    /// Logged in: requests and responses.
+    Ready,
+    /// Encrypted: nothing more is parsed.
+    Encrypted,
+}
+
+#[derive(Debug, Default)]
+struct Dir {
+    resync: Resync,
+    ended: bool,
+    scanned: u64,
+}
+
+/// A client message being assembled from its packets.
+#[derive(Debug)]
+struct ReqAsm {
+    ty: u8,
+    ts: Timestamp,
+    buf: Vec<u8>,
+    wire: u64,
+    /// Payload bytes past the limit (counted, not kept).
+    dropped: u64,
+    /// Bytes lost in gaps.
+    lost: u64,
+    /// Bulk load: rows counted by a token reader over the client's data.
+    bulk: Option<Box<(TokenStream, Acc)>>,
+}
+
+/// What kind of answer the front request waits for.
+#[derive(Debug)]
+enum Pending {
+    /// The server's PRELOGIN answer.
+    Prelogin,
+    /// A login step (LOGIN7, SSPI, FEDAUTH token, encrypted LOGIN7).
+    Login,
+    /// Operations (one per RPC of a message; one for a batch).
+    Ops(Vec<OpReq>),
+    /// An Attention.
+    Cancel(Box<Request>),
+}
+
+#[derive(Debug)]
+struct OpReq {
+    req: Request,
+    /// sp_prepare / sp_prepexec / sp_cursorprepare…: the statement text to remember under the
+    /// handle the server returns.
+    prepare_sql: Option<String>,
+    /// sp_unprepare: the handle to forget.
+    unprepare: Option<i64>,
+}
+
+/// The server message being read.
+#[derive(Debug, Default)]
+struct RespAsm {
+    started: bool,
+    ts_start: Timestamp,
+    wire: u64,
+    lost: u64,
+    cut: bool,
+    acc: Acc,
+    raw: Vec<u8>,
+}
+
+/// The login being negotiated.
+#[derive(Debug)]
+struct LoginState {
+    req: Request,
+    /// Server bytes so far.
+    resp_bytes: u64,
+    ts_end: Timestamp,
+    /// A login step was queued for the encrypted LOGIN7 already.
+    encrypted_queued: bool,
+    /// TLS handshake bytes seen in PRELOGIN packets.
+    tls: bool,
+    client_enc: Option<u8>,
+    server_enc: Option<u8>,
+}
+
+/// One MARS logical session: its request/response state and, per direction, the bytes of an
+/// incomplete TDS packet carried over from earlier SMP DATA packets.
+#[derive(Debug, Default)]
+struct Mars {
+    sid: u16,
+    req: Option<ReqAsm>,
+    resp: RespAsm,
+    tokens: TokenStream,
+    pending: VecDeque<Pending>,
+    buf: [Vec<u8>; 2],
+}
+
+/// MS-SMP (the session multiplexing protocol MARS runs on), 2.2.1: a 16-byte header —
+/// SMID 0x53, FLAGS (SYN 0x01, ACK 0x02, FIN 0x04, DATA 0x08), SID (2, LE), LENGTH (4, LE,
+/// header included), SEQNUM (4, LE), WNDW (4, LE) — then, for DATA, the TDS bytes of that
+/// logical session.
+pub mod smp {
+    /// SMID.
+    pub const SMID: u8 = 0x53;
+    /// Header length.
+    pub const HEADER_LEN: usize = 16;
+    /// SYN: a new session.
+    pub const SYN: u8 = 0x01;
+    /// ACK: a window update.
+    pub const ACK: u8 = 0x02;
+    /// FIN: the session ends.
+    pub const FIN: u8 = 0x04;
+    /// DATA: payload follows.
+    pub const DATA: u8 = 0x08;
+    /// Longest SMP packet believed (a TDS packet of at most 32767 bytes plus the header;
+    /// generous).
+    pub const MAX_LEN: usize = 65536 + HEADER_LEN;
+    /// Logical sessions tracked per connection; more are counted, their data not read.
+    pub const MAX_SESSIONS: usize = 64;
+    /// Bytes of an incomplete TDS packet carried per session and direction.
+    pub const MAX_CARRY: usize = 65536;
+
+    /// (flags, sid, length) of a plausible SMP header at the head of `d`.
+    pub fn header(d: &[u8]) -> Option<(u8, u16, usize)> {
+        let h = d.get(..HEADER_LEN)?;
+        if h[0] != SMID {
+            return None;
+        }
+        let flags = h[1];
+        let sid = u16::from_le_bytes([h[2], h[3]]);
+        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        let ok = matches!(flags, SYN | ACK | FIN | DATA)
+            && (HEADER_LEN..=MAX_LEN).contains(&len)
+            && (flags == DATA || len == HEADER_LEN);
+        ok.then_some((flags, sid, len))
+    }
+}
+
+/// The TDS parser of one connection.
+#[derive(Debug)]
+pub struct TdsParser {
+    phase: Phase,
+    dirs: [Dir; 2],
+    tx: u64,
+    req: Option<ReqAsm>,
+    resp: RespAsm,
+    tokens: TokenStream,
+    pending: VecDeque<Pending>,
+    login: Option<Box<LoginState>>,
+    tds72: bool,
+    /// The TDS version was seen (LOGIN7 or LOGINACK).
+    version_known: bool,
+    enc: &'static Encoding,
+    /// sp_prepare handles → statement text, oldest first (bounded).
+    prepared: VecDeque<(i64, String)>,
+    server_version: Option<String>,
+    /// SPID from the server's packet headers.
+    spid: Option<u16>,
+    /// MARS: the other logical sessions (MS-SMP), by session id. The one being processed is
+    /// swapped into `req` / `resp` / `tokens` / `pending`.
+    mars: Vec<Mars>,
+    /// The SMP session id whose state is swapped in (records get a `mars_session` attribute).
+    cur_sid: Option<u16>,
+    max_pending: usize,
+    /// The session's limits, as of the latest call (for work done outside a call's context).
+    limits: dbtap_core::Limits,
+}
+
+impl TdsParser {
+    /// A parser for a new connection.
+    pub fn new(opts: SessionOpts) -> Self {
+        let mut p = TdsParser {
+            phase: Phase::Start,
+            dirs: Default::default(),
+            tx: 0,
+            req: None,
+            resp: RespAsm::default(),
+            tokens: TokenStream::default(),
+            pending: VecDeque::new(),
+            login: None,
+            tds72: true,
+            version_known: false,
+            enc: encoding_rs::WINDOWS_1252,
+            prepared: VecDeque::new(),
+            server_version: None,
+            spid: None,
+            mars: Vec::new(),
+            cur_sid: None,
+            max_pending: dbtap_core::limits::DEFAULT_MAX_PENDING_REQUESTS,
+            limits: dbtap_core::Limits::default(),
+        };
+        if opts.midstream {
+            p.phase = Phase::Ready;
+            for d in &mut p.dirs {
+                d.resync.start(0);
+            }
+        }
+        p
+    }
+
+    /// The session phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Prepared handles remembered.
+    pub fn prepared_handles(&self) -> usize {
+        self.prepared.len()
+    }
+
+    fn emit(&mut self, mut req: Request, resp: Option<Response>, out: &mut Vec<DbEvent>) {
+        if let Some(sid) = self.cur_sid {
+            req.attributes
+                .push(("mars_session".into(), sid.to_string()));
+        }
+        self.tx += 1;
+        req.tx = self.tx;
+        out.push(DbEvent::Request(Box::new(req)));
+        if let Some(mut r) = resp {
+            r.tx = self.tx;
+            out.push(DbEvent::Response(Box::new(r)));
+        }
+    }
+
+    fn push_pending(&mut self, p: Pending, out: &mut Vec<DbEvent>) {
+        if self.pending.len() >= self.max_pending {
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToServer,
+                kind: anomaly::PENDING_OVERFLOW,
+            });
+            if let Some(old) = self.pending.pop_front() {
+                self.flush_one(old, out);
+            }
+        }
+        self.pending.push_back(p);
+    }
+
+    /// Emit a waiting request without an answer.
+    fn flush_one(&mut self, p: Pending, out: &mut Vec<DbEvent>) {
+        match p {
+            Pending::Prelogin | Pending::Login => {}
+            Pending::Ops(ops) => {
+                for op in ops {
+                    self.emit(op.req, None, out);
+                }
+            }
+            Pending::Cancel(req) => self.emit(*req, None, out),
+        }
+    }
+
+    fn flush_all(&mut self, out: &mut Vec<DbEvent>) {
+        if let Some(l) = self.login.take() {
+            self.emit(l.req, None, out);
+        }
+        while let Some(p) = self.pending.pop_front() {
+            self.flush_one(p, out);
+        }
+        for k in 0..self.mars.len() {
+            self.with_session(k, |p| {
+                while let Some(q) = p.pending.pop_front() {
+                    p.flush_one(q, out);
+                }
+            });
+        }
+    }
+
+    /// Run `f` with MARS session `k`'s state swapped in.
+    fn with_session(&mut self, k: usize, f: impl FnOnce(&mut Self)) {
+        let Some(mut m) = self.mars.get_mut(k).map(std::mem::take) else {
+            return;
+        };
+        self.swap_in(&mut m);
+        self.cur_sid = Some(m.sid);
+        f(self);
+        self.cur_sid = None;
+        self.swap_in(&mut m);
+        if let Some(slot) = self.mars.get_mut(k) {
+            *slot = m;
+        }
+    }
+
+    fn swap_in(&mut self, m: &mut Mars) {
+        std::mem::swap(&mut self.req, &mut m.req);
+        std::mem::swap(&mut self.resp, &mut m.resp);
+        std::mem::swap(&mut self.tokens, &mut m.tokens);
+        std::mem::swap(&mut self.pending, &mut m.pending);
+    }
+
+    /// One SMP packet (whole, `len` bytes at the head of `d`).
+    fn smp_packet(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        ts: Timestamp,
+        (flags, sid): (u8, u16),
+        d: &[u8],
+        out: &mut Vec<DbEvent>,
+    ) -> Option<Progress> {
+        let k = match self.mars.iter().position(|m| m.sid == sid) {
+            Some(k) => k,
+            None if self.mars.len() < smp::MAX_SESSIONS => {
+                self.mars.push(Mars {
+                    sid,
+                    ..Default::default()
+                });
+                self.mars.len() - 1
+            }
+            None => {
+                out.push(DbEvent::Anomaly {
+                    dir,
+                    kind: anomaly::SMP_TOO_MANY_SESSIONS,
+                });
+                return None;
+            }
+        };
+        if flags == smp::FIN {
+            self.with_session(k, |p| {
+                if let Some(asm) = p.req.take() {
+                    p.finish_request(asm, out);
+                }
+                while let Some(q) = p.pending.pop_front() {
+                    p.flush_one(q, out);
+                }
+            });
+            self.mars.remove(k);
+            return None;
+        }
+        if flags != smp::DATA {
+            return None;
+        }
+        let payload = d.get(smp::HEADER_LEN..).unwrap_or_default();
+        let i = dir.index();
+        let mut buf = std::mem::take(&mut self.mars[k].buf[i]);
+        buf.extend_from_slice(payload);
+        let mut result = None;
+        self.with_session(k, |p| {
+            let (used, r) = p.smp_tds_packets(cx, dir, ts, &buf, out);
+            buf.drain(..used.min(buf.len()));
+            result = r;
+        });
+        if buf.len() > smp::MAX_CARRY {
+            out.push(DbEvent::Anomaly {
+                dir,
+                kind: anomaly::BAD_HEADER,
+            });
+            buf.clear();
+        }
+        if let Some(m) = self.mars.get_mut(k) {
+            m.buf[i] = buf;
+        }
+        result
+    }
+
+    /// The whole TDS packets at the head of a MARS session's bytes; returns the bytes used.
+    fn smp_tds_packets(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        ts: Timestamp,
+        buf: &[u8],
+        out: &mut Vec<DbEvent>,
+    ) -> (usize, Option<Progress>) {
+        let mut pos = 0usize;
+        while let Some(h) = buf.get(pos..).and_then(Header::parse) {
+            let type_ok = match dir {
+                Direction::ToServer => ty::is_client(h.ty),
+                Direction::ToClient => h.ty == ty::TABULAR_RESULT,
+            };
+            if !h.plausible() || !type_ok {
+                out.push(DbEvent::Anomaly {
+                    dir,
+                    kind: anomaly::BAD_HEADER,
+                });
+                return (buf.len(), None);
+            }
+            let Some(packet) = buf.get(pos..pos + h.len) else {
+                break;
+            };
+            let payload = packet.get(HEADER_LEN..).unwrap_or_default();
+            match dir {
+                Direction::ToServer => {
+                    if let Some(p) = self.client_packet(cx, ts, h, payload, 0, out) {
+                        return (pos + h.len, Some(p));
+                    }
+                }
+                Direction::ToClient => self.server_packet(ts, h, payload, 0, out),
+            }
+            pos += h.len;
+        }
+        (pos, None)
+    }
+
+    fn login_mut(&mut self, ts: Timestamp) -> &mut LoginState {
+        self.login.get_or_insert_with(|| {
+            Box::new(LoginState {
+                req: Request {
+                    ts,
+                    op: Some(Op::LOGIN),
+                    login: Some(Box::default()),
+                    expects_response: true,
+                    ..Default::default()
+                },
+                resp_bytes: 0,
+                ts_end: ts,
+                encrypted_queued: false,
+                tls: false,
+                client_enc: None,
+                server_enc: None,
+            })
+        })
+    }
+
+    fn full_encryption(&self) -> bool {
+        let Some(l) = &self.login else { return false };
+        let on = |v: Option<u8>| {
+            v.is_some_and(|e| matches!(e & !encrypt::CLIENT_CERT, encrypt::ON | encrypt::REQ))
+        };
+        on(l.client_enc) || on(l.server_enc)
+    }
+
+    // ------------------------------------------------------------------ framing
+
+    fn on_data(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        data: &[u8],
+        out: &mut Vec<DbEvent>,
+    ) -> Progress {
+        let i = dir.index();
+        let mut pos = 0usize;
+        if self.dirs[i].resync.is_active() {
+            let step = {
+                let d = &mut self.dirs[i];
+                d.resync.scan(cx, data, |c| candidate(dir, c))
+            };
+            match step {
+                ResyncStep::Found { skipped } => {
+                    let (lost, skipped_total) = self.dirs[i].resync.finish();
+                    self.dirs[i].scanned = 0;
+                    if lost > 0 || skipped_total > 0 {
+                        out.push(DbEvent::Resync {
+                            dir,
+                            skipped_bytes: skipped_total,
+                        });
+                    }
+                    pos = skipped;
+                }
+                ResyncStep::Discard(n) => {
+                    return self.scanned(cx, i, n);
+                }
+                ResyncStep::Wait { consumed, need } => {
+                    return Progress::NeedMore { consumed, need };
+                }
+            }
+        }
+        while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
+            // TLS records where a packet header is expected (MS-TDS 2.2.6.5: after the
+            // handshake carried in PRELOGIN packets, TLS records travel on their own).
+            if is_tls_record(rest) {
+                match self.tls_record(cx, dir, pos, rest, out) {
+                    TlsStep::Skip { used, skip } => {
+                        return Progress::Skip {
+                            consumed: pos + used,
+                            skip,
+                        }
+                    }
+                    TlsStep::Need(n) => {
+                        return Progress::NeedMore {
+                            consumed: pos,
+                            need: n,
+                        }
+                    }
+                    TlsStep::Upgrade => {
+                        return Progress::Upgraded {
+                            consumed: pos,
+                            to: Upgrade::Tls,
+                        }
+                    }
+                }
+            }
+            if rest.first() == Some(&smp::SMID) && self.phase != Phase::Start {
+                // MARS: an SMP packet (MS-SMP 2.2.1); its DATA goes to its logical session.
+                if rest.len() < smp::HEADER_LEN {
+                    return Progress::NeedMore {
+                        consumed: pos,
+                        need: smp::HEADER_LEN,
+                    };
+                }
+                let Some((flags, sid, len)) = smp::header(rest) else {
+                    out.push(DbEvent::Anomaly {
+                        dir,
+                        kind: anomaly::BAD_HEADER,
+                    });
+                    self.desync(dir, 0, out);
+                    return Progress::Consumed(pos.max(1));
+                };
+                if rest.len() < len {
+                    return Progress::NeedMore {
+                        consumed: pos,
+                        need: len,
+                    };
+                }
+                let ts = cx.ts_at(pos);
+                let packet = rest.get(..len).unwrap_or_default();
+                let r = self.smp_packet(cx, dir, ts, (flags, sid), packet, out);
+                pos += len;
+                if let Some(p) = r {
+                    return match p {
+                        Progress::Upgraded { to, .. } => Progress::Upgraded { consumed: pos, to },
+                        other => other,
+                    };
+                }
+                continue;
+            }
+            let Some(h) = Header::parse(rest) else {
+                return Progress::NeedMore {
+                    consumed: pos,
+                    need: HEADER_LEN,
+                };
+            };
+            let type_ok = match dir {
+                Direction::ToServer => ty::is_client(h.ty),
+                Direction::ToClient => matches!(h.ty, ty::TABULAR_RESULT | ty::PRELOGIN | ty::SSPI),
+            };
+            if !h.plausible() || !type_ok {
+                out.push(DbEvent::Anomaly {
+                    dir,
+                    kind: if type_ok {
+                        anomaly::BAD_HEADER
+                    } else {
+                        anomaly::UNKNOWN_PACKET_TYPE
+                    },
+                });
+                if self.phase == Phase::Start {
+                    return Progress::Abandon(Abandon::NotThisProtocol);
+                }
+                self.desync(dir, 0, out);
+                return Progress::Consumed(pos.max(1));
+            }
+            if rest.len() < h.len {
+                return Progress::NeedMore {
+                    consumed: pos,
+                    need: h.len,
+                };
+            }
+            let payload = rest.get(HEADER_LEN..h.len).unwrap_or_default();
+            let ts = cx.ts_at(pos);
+            let r = match dir {
+                Direction::ToServer => self.client_packet(cx, ts, h, payload, 0, out),
+                Direction::ToClient => {
+                    self.server_packet(ts, h, payload, 0, out);
+                    None
+                }
+            };
+            pos += h.len;
+            if let Some(p) = r {
+                return match p {
+                    Progress::Upgraded { to, .. } => Progress::Upgraded { consumed: pos, to },
+                    other => other,
+                };
+            }
+        }
+        Progress::Consumed(pos)
+    }
+
+    fn scanned(&mut self, cx: &Cx<'_>, i: usize, n: usize) -> Progress {
+        let d = &mut self.dirs[i];
+        d.scanned = d.scanned.saturating_add(n as u64);
+        if d.scanned > cx.limits.max_resync_scan {
+            return Progress::Abandon(Abandon::Unrecoverable);
+        }
+        Progress::Consumed(n)
+    }
+
+    fn desync(&mut self, dir: Direction, lost: u64, out: &mut Vec<DbEvent>) {
+        out.push(DbEvent::Desync {
+            dir,
+            lost_bytes: lost,
+        });
+        match dir {
+            Direction::ToServer => {
+                if let Some(mut asm) = self.req.take() {
+                    asm.lost = asm.lost.saturating_add(lost.max(1));
+                    self.finish_request(asm, out);
+                }
+            }
+            Direction::ToClient => {
+                if self.resp.started {
+                    self.resp.lost = self.resp.lost.saturating_add(lost.max(1));
+                    self.tokens.lose_sync();
+                    let ts = self.resp.acc.cur.ts_end.max(self.resp.ts_start);
+                    self.finish_response(ts, out);
+                }
+            }
+        }
+        self.dirs[dir.index()].resync.start(lost);
+    }
+
+    // ------------------------------------------------------------------ TLS
+
+    fn tls_record(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        pos: usize,
+        rest: &[u8],
+        out: &mut Vec<DbEvent>,
+    ) -> TlsStep {
+        let Some(len) = rest
+            .get(3..5)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        else {
+            return TlsStep::Need(5);
+        };
+        let ts = cx.ts_at(pos);
+        if self.phase == Phase::Start && dir == Direction::ToServer {
+            // TDS 8.0 (MS-TDS 2.2.6.5 / 3.2.5.1): TLS from the first byte, PRELOGIN inside.
+            // The whole ClientHello record decides (its ALPN names tds/8.0).
+            if rest.len() < 5 + len && len <= MAX_CLIENT_HELLO {
+                return TlsStep::Need(5 + len);
+            }
+            let alpn = crate::tls_alpn_tds8(rest);
+            let l = self.login_mut(ts);
+            l.req.attributes.push((
+                "tds_version".into(),
+                if alpn { "8.0" } else { "tls_first" }.into(),
+            ));
+            return self.upgrade(out);
+        }
+        let login_only = dir == Direction::ToServer
+            && self.phase == Phase::Login
+            && self.login.as_ref().is_some_and(|l| l.tls)
+            && !self.full_encryption();
+        if !login_only {
+            return self.upgrade(out);
+        }
+        // ENCRYPT_OFF: only the LOGIN7 travels in TLS; the session is plaintext afterwards.
+        let queue = {
+            let l = self.login_mut(ts);
+            l.req.login_encrypted = true;
+            l.req.bytes += 5 + len as u64;
+            let q = !l.encrypted_queued;
+            l.encrypted_queued = true;
+            q
+        };
+        if queue {
+            self.push_pending(Pending::Login, out);
+        }
+        TlsStep::Skip {
+            used: 5.min(rest.len()),
+            skip: len as u64,
+        }
+    }
+
+    fn upgrade(&mut self, out: &mut Vec<DbEvent>) -> TlsStep {
+        // Operations waiting stay pending in the session layer, closed as encrypted.
+        if let Some(l) = self.login.take() {
+            self.emit(l.req, None, out);
+        }
+        while let Some(p) = self.pending.pop_front() {
+            self.flush_one(p, out);
+        }
+        out.push(DbEvent::Encrypted);
+        self.phase = Phase::Encrypted;
+        TlsStep::Upgrade
+    }
+
+    // ------------------------------------------------------------------ client
+
+    /// One complete client packet. `lost`: bytes of it missing (a gap inside it).
+    fn client_packet(
+        &mut self,
+        cx: &Cx<'_>,
+        ts: Timestamp,
+        h: Header,
+        payload: &[u8],
+        lost: u64,
+        out: &mut Vec<DbEvent>,
+    ) -> Option<Progress> {
+        match h.ty {
+            ty::PRE_TDS7_LOGIN | ty::TDS5_QUERY => {
+                out.push(DbEvent::Anomaly {
+                    dir: Direction::ToServer,
+                    kind: anomaly::SYBASE_UNSUPPORTED,
+                });
+                self.flush_all(out);
+                return Some(Progress::Abandon(Abandon::NotThisProtocol));
+            }
+            ty::PRELOGIN if is_tls_record(payload) => {
+                // TLS handshake inside PRELOGIN packets: counted with the login.
+                let l = self.login_mut(ts);
+                l.tls = true;
+                l.req.bytes += h.len as u64;
+                if self.phase == Phase::Start {
+                    self.phase = Phase::Login;
+                }
+                return None;
+            }
+            ty::ATTENTION => {
+                // MS-TDS 2.2.1.7: a header-only message; the server answers with DONE_ATTN.
+                if let Some(asm) = self.req.take() {
+                    self.finish_request(asm, out);
+                }
+                let req = Request {
+                    ts,
+                    op: Some(Op::new("cancel")),
+                    bytes: h.len as u64,
+                    expects_response: true,
+                    ..Default::default()
+                };
+                self.push_pending(Pending::Cancel(Box::new(req)), out);
+                return None;
+            }
+            _ => {}
+        }
+        if self.req.as_ref().is_some_and(|a| a.ty != h.ty) {
+            // A new message began before the last one's EOM: close the old one as cut.
+            if let Some(mut asm) = self.req.take() {
+                asm.lost = asm.lost.max(1);
+                self.finish_request(asm, out);
+            }
+        }
+        let max = match h.ty {
+            ty::PRELOGIN => MAX_PRELOGIN_LEN,
+            ty::LOGIN7 => login7::MAX_LOGIN7_LEN,
+            ty::FEDAUTH_TOKEN => 0,
+            _ => cx.limits.max_message_len,
+        };
+        let asm = self.req.get_or_insert_with(|| ReqAsm {
+            ty: h.ty,
+            ts,
+            buf: Vec::new(),
+            wire: 0,
+            dropped: 0,
+            lost: 0,
+            bulk: (h.ty == ty::BULK_LOAD)
+                .then(|| Box::new((TokenStream::default(), Acc::default()))),
+        });
+        asm.wire += h.len as u64;
+        asm.lost = asm.lost.saturating_add(lost);
+        if let Some(b) = asm.bulk.as_mut() {
+            let (stream, acc) = &mut **b;
+            stream.tds72 = self.tds72;
+            stream.feed(payload, ts, acc);
+            if lost > 0 {
+                stream.lose_sync();
+            }
+        } else {
+            let room = max.saturating_sub(asm.buf.len());
+            let keep = payload.len().min(room);
+            asm.buf
+                .extend_from_slice(payload.get(..keep).unwrap_or_default());
+            asm.dropped += (payload.len() - keep) as u64;
+        }
+        if h.eom() && h.status & crate::packet::status::IGNORE != 0 {
+            // MS-TDS 2.2.3.1.2: IGNORE with EOM: the client abandoned the message it was
+            // sending; the server discards it and does not answer.
+            if self.req.take().is_some() {
+                out.push(DbEvent::Anomaly {
+                    dir: Direction::ToServer,
+                    kind: anomaly::IGNORED_MESSAGE,
+                });
+            }
+            return None;
+        }
+        if h.eom() {
+            if let Some(asm) = self.req.take() {
+                if asm.dropped > 0 && asm.ty != ty::FEDAUTH_TOKEN {
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToServer,
+                        kind: anomaly::OVER_LIMIT,
+                    });
+                }
+                self.finish_request_cx(cx, asm, out);
+            }
+        }
+        None
+    }
+
+    fn finish_request(&mut self, asm: ReqAsm, out: &mut Vec<DbEvent>) {
+        let limits = self.limits.clone();
+        let cx = Cx::at(asm.ts, &limits);
+        self.finish_request_cx(&cx, asm, out);
+    }
+
+    fn completeness(asm: &ReqAsm) -> Completeness {
+        if asm.lost > 0 {
+            Completeness::Partial {
+                lost_bytes: asm.lost,
+            }
+        } else if asm.dropped > 0 {
+            Completeness::Truncated {
+                kept: asm.buf.len() as u64,
+                original: asm.buf.len() as u64 + asm.dropped,
+            }
+        } else {
+            Completeness::Complete
+        }
+    }
+
+    fn finish_request_cx(&mut self, cx: &Cx<'_>, asm: ReqAsm, out: &mut Vec<DbEvent>) {
+        let c = Self::completeness(&asm);
+        let base = Request {
+            ts: asm.ts,
+            bytes: asm.wire,
+            expects_response: true,
+            completeness: c,
+            ..Default::default()
+        };
+        match asm.ty {
+            ty::PRELOGIN => {
+                let p = prelogin::parse(&asm.buf);
+                if p.is_none() {
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToServer,
+                        kind: anomaly::MALFORMED_PRELOGIN,
+                    });
+                }
+                if self.phase == Phase::Start {
+                    self.phase = Phase::Login;
+                }
+                let l = self.login_mut(asm.ts);
+                l.req.bytes += asm.wire;
+                if let Some(p) = p {
+                    l.client_enc = p.encryption;
+                    let attrs = &mut l.req.login.get_or_insert_with(Box::default).attributes;
+                    prelogin_attrs(&p, "prelogin_client_", attrs);
+                }
+                self.push_pending(Pending::Prelogin, out);
+            }
+            ty::LOGIN7 => {
+                if self.phase == Phase::Start {
+                    self.phase = Phase::Login;
+                }
+                let parsed = login7::parse(&asm.buf);
+                if parsed.is_none() {
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToServer,
+                        kind: anomaly::MALFORMED_LOGIN7,
+                    });
+                }
+                let max_attr = cx.limits.max_attribute_len;
+                let l = self.login_mut(asm.ts);
+                l.req.bytes += asm.wire;
+                l.req.completeness = l.req.completeness.merge(c);
+                if let Some(p) = parsed {
+                    self.tds72 = p.tds_version >= 0x7200_0000;
+                    self.version_known = true;
+                    let l = self.login_mut(asm.ts);
+                    fill_login(l.req.login.get_or_insert_with(Box::default), &p, max_attr);
+                }
+                self.push_pending(Pending::Login, out);
+            }
+            ty::SSPI => {
+                let l = self.login_mut(asm.ts);
+                l.req.bytes += asm.wire;
+                if let Some(a) = login7::ntlm_authenticate(&asm.buf) {
+                    let login = l.req.login.get_or_insert_with(Box::default);
+                    login.user = Some(if a.domain.is_empty() {
+                        a.user.clone()
+                    } else {
+                        format!("{}\\{}", a.domain, a.user)
+                    });
+                    login.auth_method = Some("ntlm".into());
+                    login.credentials_redacted = true;
+                    login.attributes.push(("ntlm_domain".into(), a.domain));
+                    login.attributes.push(("ntlm_user".into(), a.user));
+                    login
+                        .attributes
+                        .push(("ntlm_workstation".into(), a.workstation));
+                }
+                self.push_pending(Pending::Login, out);
+            }
+            ty::FEDAUTH_TOKEN => {
+                // The token itself is a secret: counted, never read.
+                let l = self.login_mut(asm.ts);
+                l.req.bytes += asm.wire;
+                self.push_pending(Pending::Login, out);
+            }
+            ty::SQL_BATCH => {
+                let ah = all_headers_len(&asm.buf);
+                let body = asm.buf.get(ah..).unwrap_or_default();
+                let max = cx.limits.max_statement_len.saturating_mul(2);
+                let keep = body.len().min(max) & !1;
+                let mut req = base;
+                req.op = Some(Op::QUERY);
+                req.sql = Some(utf16(body.get(..keep).unwrap_or_default()));
+                if keep < body.len() && c == Completeness::Complete {
+                    req.completeness = Completeness::Truncated {
+                        kept: keep as u64,
+                        original: body.len() as u64,
+                    };
+                }
+                self.push_pending(
+                    Pending::Ops(vec![OpReq {
+                        req,
+                        prepare_sql: None,
+                        unprepare: None,
+                    }]),
+                    out,
+                );
+            }
+            ty::RPC => {
+                let ah = all_headers_len(&asm.buf);
+                let body = asm.buf.get(ah..).unwrap_or_default();
+                let rpcs = parse_rpcs(
+                    body,
+                    MAX_RPCS_PER_MESSAGE,
+                    cx.limits.max_params,
+                    cx.limits.max_param_len,
+                    self.tds72,
+                    self.enc,
+                );
+                let mut ops = Vec::new();
+                if rpcs.iter().any(|r| r.undecodable) {
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToServer,
+                        kind: anomaly::UNDECODABLE_PARAMS,
+                    });
+                }
+                let n = rpcs.len();
+                for (k, rpc) in rpcs.into_iter().enumerate() {
+                    let mut req = base.clone();
+                    if k > 0 {
+                        req.bytes = 0;
+                    }
+                    ops.push(self.rpc_request(req, rpc, cx, out));
+                }
+                if n == 0 {
+                    let mut req = base;
+                    req.op = Some(Op::new("rpc"));
+                    req.params = Some(vec![undecodable_param()]);
+                    ops.push(OpReq {
+                        req,
+                        prepare_sql: None,
+                        unprepare: None,
+                    });
+                }
+                self.push_pending(Pending::Ops(ops), out);
+            }
+            ty::TRANSACTION_MANAGER => {
+                let ah = all_headers_len(&asm.buf);
+                let mut req = base;
+                req.op = Some(Op::new("transaction"));
+                let t = asm
+                    .buf
+                    .get(ah..ah + 2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]));
+                // MS-TDS 2.2.6.9 RequestType.
+                let name = match t {
+                    Some(0) => "get_dtc_address",
+                    Some(1) => "propagate",
+                    Some(5) => "begin",
+                    Some(6) => "promote",
+                    Some(7) => "commit",
+                    Some(8) => "rollback",
+                    Some(9) => "save",
+                    _ => "unknown",
+                };
+                req.attributes.push(("tm_request".into(), name.into()));
+                self.push_pending(
+                    Pending::Ops(vec![OpReq {
+                        req,
+                        prepare_sql: None,
+                        unprepare: None,
+                    }]),
+                    out,
+                );
+            }
+            ty::BULK_LOAD => {
+                let mut req = base;
+                req.op = Some(Op::new("bulk_load"));
+                if let Some(b) = asm.bulk {
+                    let (mut stream, mut acc) = *b;
+                    stream.end_message(&mut acc);
+                    let rows =
+                        acc.segments.iter().map(|s| s.row_tokens).sum::<u64>() + acc.cur.row_tokens;
+                    req.attributes.push(("rows_sent".into(), rows.to_string()));
+                    if acc.lost {
+                        req.completeness = req.completeness.merge(Completeness::Truncated {
+                            kept: asm.wire,
+                            original: asm.wire,
+                        });
+                    }
+                }
+                self.push_pending(
+                    Pending::Ops(vec![OpReq {
+                        req,
+                        prepare_sql: None,
+                        unprepare: None,
+                    }]),
+                    out,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The record of one RPC: procedure, statement and parameters by the well-known
+    /// procedures' signatures (sp_executesql, sp_prepare, sp_execute, sp_prepexec, sp_cursor*).
+    fn rpc_request(
+        &mut self,
+        mut req: Request,
+        rpc: Rpc,
+        cx: &Cx<'_>,
+        out: &mut Vec<DbEvent>,
+    ) -> OpReq {
+        req.op = Some(Op::new("rpc"));
+        let proc_lower = rpc.procedure.to_ascii_lowercase();
+        let mut params: Vec<Param> = Vec::new();
+        let mut prepare_sql = None;
+        let mut unprepare = None;
+        let text = |p: Option<&crate::requests::RpcParam>| -> Option<String> {
+            match p.map(|p| &p.param.value) {
+                Some(ParamValue::Text(t)) => Some(t.clone()),
+                _ => None,
+            }
+        };
+        let int = |p: Option<&crate::requests::RpcParam>| -> Option<i64> {
+            match p.map(|p| &p.param.value) {
+                Some(ParamValue::Int(i)) => Some(*i),
+                _ => None,
+            }
+        };
+        // Positions of @stmt, @params (declarations), the first bind value, by signature.
+        let shape: Option<(usize, Option<usize>, usize)> = match proc_lower.as_str() {
+            "sp_executesql" => Some((0, Some(1), 2)),
+            "sp_prepare" => Some((2, Some(1), usize::MAX)),
+            "sp_prepexec" => Some((2, Some(1), 3)),
+            "sp_cursoropen" => Some((1, Some(5), 6)),
+            "sp_cursorprepare" => Some((2, Some(1), usize::MAX)),
+            "sp_cursorprepexec" => Some((3, Some(2), 7)),
+            _ => None,
+        };
+        let ps = &rpc.params;
+        if let Some((stmt, decl, first)) = shape {
+            req.sql = text(ps.get(stmt));
+            if let Some(d) = decl.and_then(|d| text(ps.get(d))) {
+                if !d.is_empty() {
+                    let mut d = d;
+                    dbtap_core::text::truncate_utf8(&mut d, cx.limits.max_attribute_len);
+                    req.attributes.push(("param_declarations".into(), d));
+                }
+            }
+            if first != usize::MAX {
+                params.extend(ps.iter().skip(first).map(|p| p.param.clone()));
+            }
+            if matches!(
+                proc_lower.as_str(),
+                "sp_prepare" | "sp_prepexec" | "sp_cursorprepare" | "sp_cursorprepexec"
+            ) {
+                prepare_sql = req.sql.clone();
+            }
+        } else if matches!(proc_lower.as_str(), "sp_execute" | "sp_cursorexecute") {
+            let handle = int(ps.first());
+            req.stmt_id = handle.map(|h| h as u64);
+            match handle.and_then(|h| self.prepared.iter().rev().find(|(k, _)| *k == h)) {
+                Some((_, sql)) => req.sql = Some(sql.clone()),
+                None => out.push(DbEvent::Anomaly {
+                    dir: Direction::ToServer,
+                    kind: anomaly::UNKNOWN_HANDLE,
+                }),
+            }
+            let skip = if proc_lower == "sp_cursorexecute" {
+                5
+            } else {
+                1
+            };
+            params.extend(ps.iter().skip(skip).map(|p| p.param.clone()));
+        } else if matches!(proc_lower.as_str(), "sp_unprepare" | "sp_cursorunprepare") {
+            unprepare = int(ps.first());
+            req.stmt_id = unprepare.map(|h| h as u64);
+        } else {
+            params.extend(ps.iter().map(|p| p.param.clone()));
+        }
+        if rpc.undecodable {
+            params.push(undecodable_param());
+            req.completeness = req.completeness.merge(Completeness::Truncated {
+                kept: req.bytes,
+                original: req.bytes,
+            });
+        }
+        if rpc.params_dropped > 0 {
+            req.attributes
+                .push(("params_dropped".into(), rpc.params_dropped.to_string()));
+        }
+        if let Some(sql) = req.sql.as_mut() {
+            if dbtap_core::text::truncate_utf8(sql, cx.limits.max_statement_len) {
+                req.completeness = req.completeness.merge(Completeness::Truncated {
+                    kept: sql.len() as u64,
+                    original: sql.len() as u64,
+                });
+            }
+        }
+        req.params = (!params.is_empty()).then_some(params);
+        req.procedure = Some(rpc.procedure);
+        OpReq {
+            req,
+            prepare_sql,
+            unprepare,
+        }
+    }
+
+    // ------------------------------------------------------------------ server
+
+    fn server_packet(
+        &mut self,
+        ts: Timestamp,
+        h: Header,
+        payload: &[u8],
+        lost: u64,
+        out: &mut Vec<DbEvent>,
+    ) {
+        if h.ty == ty::PRELOGIN {
+            // The server's half of the TLS handshake inside PRELOGIN packets.
+            if let Some(l) = self.login.as_mut() {
+                l.resp_bytes += h.len as u64;
+                l.ts_end = ts;
+            }
+            return;
+        }
+        if !self.resp.started {
+            self.resp = RespAsm {
+                started: true,
+                ts_start: ts,
+                ..Default::default()
+            };
+        }
+        self.resp.wire += h.len as u64;
+        self.resp.lost = self.resp.lost.saturating_add(lost);
+        let prelogin_answer = matches!(self.pending.front(), Some(Pending::Prelogin));
+        if h.ty == ty::SSPI {
+            // Not in MS-TDS (servers send the challenge as an SSPI token in a tabular result),
+            // but some implementations answer LOGIN7 with an SSPI packet: a challenge, counted,
+            // never read.
+            self.resp.acc.sspi = true;
+        } else if prelogin_answer {
+            let room = MAX_PRELOGIN_LEN.saturating_sub(self.resp.raw.len());
+            self.resp
+                .raw
+                .extend_from_slice(payload.get(..payload.len().min(room)).unwrap_or_default());
+        } else {
+            self.tokens.tds72 = self.tds72;
+            self.tokens.version_known = self.version_known;
+            self.tokens.default_enc = self.enc;
+            self.tokens.feed(payload, ts, &mut self.resp.acc);
+            if !self.version_known {
+                self.tds72 = self.tokens.tds72;
+            }
+            if lost > 0 {
+                self.tokens.lose_sync();
+                self.resp.acc.lost = true;
+            }
+        }
+        self.resp.acc.cur.ts_end = self.resp.acc.cur.ts_end.max(ts);
+        if h.eom() {
+            self.spid = Some(h.spid);
+            self.finish_response(ts, out);
+        }
+    }
+
+    fn finish_response(&mut self, ts: Timestamp, out: &mut Vec<DbEvent>) {
+        let mut resp = std::mem::take(&mut self.resp);
+        if self.tokens.end_message(&mut resp.acc) {
+            resp.cut = true;
+        }
+        for kind in resp.acc.anomalies.drain(..) {
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToClient,
+                kind,
+            });
+        }
+        let mut env_attrs: Vec<(String, String)> = Vec::new();
+        let mut new_db = None;
+        for e in resp.acc.env.drain(..) {
+            match e {
+                EnvChange::Database(db) => new_db = Some(db),
+                EnvChange::Collation(c) => self.enc = c.encoding(),
+                EnvChange::BeginTran => env_attrs.push(("transaction".into(), "begin".into())),
+                EnvChange::CommitTran => env_attrs.push(("transaction".into(), "commit".into())),
+                EnvChange::RollbackTran => {
+                    env_attrs.push(("transaction".into(), "rollback".into()))
+                }
+                EnvChange::Routing { server, port } => {
+                    env_attrs.push(("routing".into(), format!("{server}:{port}")))
+                }
+                EnvChange::PacketSize(n) => env_attrs.push(("packet_size".into(), n.to_string())),
+                EnvChange::Language(_)
+                | EnvChange::TranEnded
+                | EnvChange::ResetAck
+                | EnvChange::Other(_) => {}
+            }
+        }
+        let completeness = if resp.lost > 0 {
+            Completeness::Partial {
+                lost_bytes: resp.lost,
+            }
+        } else if resp.acc.lost || resp.cut {
+            Completeness::Truncated {
+                kept: resp.wire,
+                original: resp.wire,
+            }
+        } else {
+            Completeness::Complete
+        };
+        let attn_ack = resp.acc.attn_ack;
+        let Some(front) = self.pending.pop_front() else {
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToClient,
+                kind: anomaly::UNSOLICITED_RESPONSE,
+            });
+            if let Some(db) = new_db {
+                out.push(DbEvent::Session(SessionUpdate {
+                    database: Some(db),
+                    ..Default::default()
+                }));
+            }
+            return;
+        };
+        match front {
+            Pending::Prelogin => {
+                if let Some(p) = prelogin::parse(&resp.raw) {
+                    let l = self.login_mut(resp.ts_start);
+                    l.server_enc = p.encryption;
+                    l.resp_bytes += resp.wire;
+                    l.ts_end = ts;
+                    let attrs = &mut l.req.login.get_or_insert_with(Box::default).attributes;
+                    prelogin_attrs(&p, "prelogin_server_", attrs);
+                } else {
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToClient,
+                        kind: anomaly::MALFORMED_PRELOGIN,
+                    });
+                    if let Some(l) = self.login.as_mut() {
+                        l.resp_bytes += resp.wire;
+                    }
+                }
+            }
+            Pending::Login => self.login_answer(resp, completeness, new_db, env_attrs, ts, out),
+            Pending::Ops(ops) => {
+                if let Some(db) = new_db {
+                    out.push(DbEvent::Session(SessionUpdate {
+                        database: Some(db),
+                        ..Default::default()
+                    }));
+                }
+                self.ops_answer(ops, resp, completeness, env_attrs, ts, out);
+            }
+            Pending::Cancel(req) => {
+                let r = Response {
+                    ts_end: ts,
+                    status: Status::Ok,
+                    bytes: resp.wire,
+                    completeness,
+                    ..Default::default()
+                };
+                self.emit(*req, Some(r), out);
+                return;
+            }
+        }
+        // The same message acknowledged a waiting Attention (DONE_ATTN).
+        if attn_ack && matches!(self.pending.front(), Some(Pending::Cancel(_))) {
+            if let Some(Pending::Cancel(req)) = self.pending.pop_front() {
+                let r = Response {
+                    ts_end: ts,
+                    status: Status::Ok,
+                    ..Default::default()
+                };
+                self.emit(*req, Some(r), out);
+            }
+        }
+    }
+
+    fn login_answer(
+        &mut self,
+        resp: RespAsm,
+        completeness: Completeness,
+        new_db: Option<String>,
+        env_attrs: Vec<(String, String)>,
+        ts: Timestamp,
+        out: &mut Vec<DbEvent>,
+    ) {
+        let acc = &resp.acc;
+        let error = acc
+            .segments
+            .iter()
+            .chain(std::iter::once(&acc.cur))
+            .find_map(|o| o.error.clone());
+        let done_error = acc
+            .segments
+            .iter()
+            .chain(std::iter::once(&acc.cur))
+            .any(|o| o.done_error);
+        let l = self.login_mut(resp.ts_start);
+        l.resp_bytes += resp.wire;
+        l.ts_end = ts;
+        if acc.loginack.is_none()
+            && error.is_none()
+            && !done_error
+            && (acc.sspi || acc.fedauth_info)
+        {
+            // An authentication challenge: the client answers with SSPI / FEDAUTH, the login
+            // goes on.
+            return;
+        }
+        if self.pending.front().is_some() && acc.loginack.is_none() && error.is_none() {
+            return;
+        }
+        let Some(mut l) = self.login.take() else {
+            return;
+        };
+        // Pending login steps queued for the same login are answered by this message.
+        while matches!(self.pending.front(), Some(Pending::Login)) {
+            self.pending.pop_front();
+        }
+        let mut status = Status::Ok;
+        if let Some(ack) = &acc.loginack {
+            self.tds72 = ack.tds_version >= 0x7200_0000;
+            self.version_known = true;
+            let version = format!(
+                "{} {}.{}.{}",
+                ack.program, ack.version.0, ack.version.1, ack.version.2
+            );
+            self.server_version = Some(version.clone());
+            if let Some(login) = l.req.login.as_mut() {
+                login
+                    .attributes
+                    .push(("server_tds_version".into(), version_name(ack.tds_version)));
+            }
+            out.push(DbEvent::ServerInfo {
+                version: Some(version),
+                connection_id: self.spid.map(u64::from),
+            });
+            self.phase = Phase::Ready;
+        }
+        if error.is_some() || (acc.loginack.is_none() && done_error) {
+            status = Status::Error;
+        }
+        if acc.loginack.is_none() && error.is_none() && !done_error {
+            status = Status::Unknown;
+        }
+        l.req.attributes.extend(env_attrs);
+        let db = new_db.clone();
+        let r = Response {
+            ts_end: l.ts_end,
+            status,
+            error: (status == Status::Error).then(|| error_of(error.as_ref())),
+            bytes: l.resp_bytes,
+            completeness,
+            ..Default::default()
+        };
+        let user = l.req.login.as_ref().and_then(|x| x.user.clone());
+        let app = l.req.login.as_ref().and_then(|x| x.client_program.clone());
+        if status == Status::Ok {
+            if let (Some(login), Some(db)) = (l.req.login.as_mut(), db.clone()) {
+                if login.database.as_deref().is_none_or(str::is_empty) {
+                    login.database = Some(db);
+                }
+            }
+        }
+        self.emit(l.req, Some(r), out);
+        if status == Status::Ok {
+            out.push(DbEvent::Session(SessionUpdate {
+                user,
+                database: db,
+                client_program: app,
+            }));
+        }
+    }
+
+    fn ops_answer(
+        &mut self,
+        ops: Vec<OpReq>,
+        mut resp: RespAsm,
+        completeness: Completeness,
+        env_attrs: Vec<(String, String)>,
+        ts: Timestamp,
+        out: &mut Vec<DbEvent>,
+    ) {
+        let n = ops.len();
+        let mut segments = std::mem::take(&mut resp.acc.segments);
+        let cur = std::mem::take(&mut resp.acc.cur);
+        let batch = n == 1;
+        let outcomes: Vec<Outcome> = if batch {
+            // One request: everything in the message is its answer.
+            let mut all = segments;
+            all.push(cur);
+            vec![merge(all)]
+        } else {
+            // One DONEPROC closes each RPC (MS-TDS 2.2.7.7); what follows the last belongs to it.
+            if cur != Outcome::default() {
+                let len = segments.len();
+                match segments.last_mut() {
+                    Some(last) if len >= n => {
+                        let l = std::mem::take(last);
+                        *last = merge(vec![l, cur]);
+                    }
+                    _ => segments.push(cur),
+                }
+            }
+            segments
+        };
+        let mut outcomes = outcomes.into_iter();
+        for (k, mut op) in ops.into_iter().enumerate() {
+            let Some(o) = outcomes.next() else {
+                // Not answered: the server stopped before it (e.g. the message was cut).
+                self.emit(op.req, None, out);
+                continue;
+            };
+            if k == 0 {
+                op.req.attributes.extend(env_attrs.iter().cloned());
+                if resp.acc.attn_ack {
+                    op.req.attributes.push(("cancelled".into(), "true".into()));
+                }
+            }
+            if let Some(rs) = o.return_status {
+                op.req
+                    .attributes
+                    .push(("return_status".into(), rs.to_string()));
+            }
+            let failed = o.error.is_some() || o.done_error;
+            let handle = o.return_values.iter().find_map(|(_, _, v)| match v {
+                ParamValue::Int(i) => Some(*i),
+                _ => None,
+            });
+            if let (Some(sql), Some(h), false) = (op.prepare_sql.take(), handle, failed) {
+                self.remember(h, sql, out);
+                op.req.stmt_id = Some(h as u64);
+            }
+            if let (Some(h), false) = (op.unprepare, failed) {
+                self.prepared.retain(|(k, _)| *k != h);
+            }
+            if let Some(e) = &o.error {
+                op.req
+                    .attributes
+                    .push(("error_state".into(), e.state.to_string()));
+                op.req
+                    .attributes
+                    .push(("error_class".into(), e.class.to_string()));
+                if !e.procedure.is_empty() {
+                    op.req
+                        .attributes
+                        .push(("error_procedure".into(), e.procedure.clone()));
+                }
+                op.req
+                    .attributes
+                    .push(("error_line".into(), e.line.to_string()));
+            }
+            let r = Response {
+                ts_end: if o.ts_end == Timestamp::default() {
+                    ts
+                } else {
+                    o.ts_end
+                },
+                status: if failed { Status::Error } else { Status::Ok },
+                error: o.error.as_ref().map(|m| m.to_error()),
+                rows: if o.rows.is_some() {
+                    o.rows
+                } else {
+                    (o.row_tokens > 0).then_some(o.row_tokens)
+                },
+                stmt_id: op.req.stmt_id,
+                bytes: if k == 0 { resp.wire } else { 0 },
+                completeness: if k + 1 == n || k == 0 {
+                    completeness
+                } else {
+                    Completeness::Complete
+                },
+                ..Default::default()
+            };
+            self.emit(op.req, Some(r), out);
+        }
+    }
+
+    fn remember(&mut self, handle: i64, sql: String, out: &mut Vec<DbEvent>) {
+        self.prepared.retain(|(k, _)| *k != handle);
+        if self.prepared.len() >= dbtap_core::limits::DEFAULT_MAX_PREPARED_STATEMENTS {
+            self.prepared.pop_front();
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToClient,
+                kind: anomaly::HANDLE_EVICTED,
+            });
+        }
+        self.prepared.push_back((handle, sql));
+    }
+
+    // ------------------------------------------------------------------ gaps and ends
+
+    fn on_gap(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        len: u64,
+        partial: &[u8],
+        out: &mut Vec<DbEvent>,
+    ) -> Progress {
+        let i = dir.index();
+        if self.phase == Phase::Encrypted {
+            return Progress::Consumed(0);
+        }
+        if self.dirs[i].resync.is_active() {
+            self.dirs[i]
+                .resync
+                .start(len.saturating_add(partial.len() as u64));
+            return Progress::Consumed(0);
+        }
+        let head = Header::parse(partial).filter(|h| h.plausible() && !is_tls_record(partial));
+        let position = match head {
+            Some(h) => Position::InMessage {
+                have: partial.len() as u64,
+                total: h.len as u64,
+            },
+            None if partial.is_empty() => Position::Boundary,
+            None => Position::Unknown,
+        };
+        match (judge(position, len), head) {
+            (GapVerdict::Absorb { lost, skip }, Some(h)) => {
+                // The packet lost bytes, its end is known: what follows starts a packet.
+                let payload = partial.get(HEADER_LEN..).unwrap_or_default();
+                let ts = cx.ts_at(0);
+                match dir {
+                    Direction::ToServer => {
+                        if let Some(p) = self.client_packet(cx, ts, h, payload, lost, out) {
+                            return p;
+                        }
+                    }
+                    Direction::ToClient => self.server_packet(ts, h, payload, lost, out),
+                }
+                Progress::Skip { consumed: 0, skip }
+            }
+            (v, _) => {
+                let lost = match v {
+                    GapVerdict::Absorb { lost, .. } | GapVerdict::Desync { lost } => lost,
+                };
+                self.desync(dir, lost.saturating_add(partial.len() as u64), out);
+                Progress::Consumed(0)
+            }
+        }
+    }
+
+    fn on_end(
+        &mut self,
+        dir: Direction,
+        partial: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<DbEvent>,
+    ) -> Progress {
+        let i = dir.index();
+        self.dirs[i].ended = true;
+        if self.phase == Phase::Encrypted {
+            return Progress::Consumed(0);
+        }
+        match dir {
+            Direction::ToServer => {
+                if let Some(mut asm) = self.req.take() {
+                    asm.dropped += partial.len().max(1) as u64;
+                    self.finish_request(asm, out);
+                }
+            }
+            Direction::ToClient => {
+                if self.resp.started {
+                    self.resp.acc.lost = true;
+                    self.finish_response(ts, out);
+                }
+            }
+        }
+        if dir == Direction::ToClient || self.dirs[dir.flip().index()].ended {
+            self.flush_all(out);
+        }
+        Progress::Consumed(0)
+    }
+}
+
+enum TlsStep {
+    Skip { used: usize, skip: u64 },
+    Need(usize),
+    Upgrade,
+}
+
+/// A TLS record header: content type 20-23, protocol major version 3.
+pub(crate) fn is_tls_record(d: &[u8]) -> bool {
+    matches!(d, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
+}
+
+/// The record's error: the first ERROR token, or, when only a DONE status said that the
+/// request failed (its ERROR token was not seen), code 0 and a message saying so.
+fn error_of(m: Option<&crate::tokens::Message>) -> dbtap_core::DbError {
+    match m {
+        Some(m) => m.to_error(),
+        None => dbtap_core::DbError {
+            code: dbtap_core::ErrorCode::Num(0),
+            sqlstate: None,
+            message: "DONE_ERROR without a visible ERROR token".into(),
+        },
+    }
+}
+
+/// Merge the outcomes of one request's segments.
+fn merge(all: Vec<Outcome>) -> Outcome {
+    let mut o = Outcome::default();
+    for s in all {
+        if let Some(r) = s.rows {
+            o.rows = Some(o.rows.unwrap_or(0).saturating_add(r));
+        }
+        o.row_tokens += s.row_tokens;
+        if o.error.is_none() {
+            o.error = s.error;
+        }
+        o.done_error |= s.done_error;
+        if s.return_status.is_some() {
+            o.return_status = s.return_status;
+        }
+        o.return_values.extend(s.return_values);
+        o.ts_end = o.ts_end.max(s.ts_end);
+    }
+    o
+}
+
+fn prelogin_attrs(p: &Prelogin, prefix: &str, attrs: &mut Vec<(String, String)>) {
+    if let Some((a, b, c, d)) = p.version {
+        attrs.push((format!("{prefix}version"), format!("{a}.{b}.{c}.{d}")));
+    }
+    if let Some(e) = p.encryption {
+        attrs.push((format!("{prefix}encryption"), encrypt::name(e).into()));
+    }
+    if let Some(i) = &p.instance {
+        attrs.push((format!("{prefix}instance"), i.clone()));
+    }
+    if let Some(m) = p.mars {
+        attrs.push((format!("{prefix}mars"), m.to_string()));
+    }
+    if p.fedauth_required == Some(true) {
+        attrs.push((format!("{prefix}fedauth_required"), "true".into()));
+    }
+}
+
+fn fill_login(login: &mut Login, p: &login7::Login7, max_attr: usize) {
+    let mut put = |k: &str, v: &str| {
+        if !v.is_empty() {
+            let mut v = v.to_owned();
+            dbtap_core::text::truncate_utf8(&mut v, max_attr);
+            login.attributes.push((k.to_owned(), v));
+        }
+    };
+    put("host_name", &p.host_name);
+    put("server_name", &p.server_name);
+    put("client_library", &p.client_library);
+    put("language", &p.language);
+    put("client_pid", &p.client_pid.to_string());
+    put("tds_version", &version_name(p.tds_version));
+    put("packet_size", &p.packet_size.to_string());
+    if !p.user_name.is_empty() {
+        login.user = Some(p.user_name.clone());
+    }
+    if !p.database.is_empty() {
+        login.database = Some(p.database.clone());
+    }
+    if !p.app_name.is_empty() {
+        login.client_program = Some(p.app_name.clone());
+    }
+    login.auth_method = Some(
+        if p.fedauth {
+            "fedauth"
+        } else if p.integrated_security && p.sspi_ntlm {
+            "ntlm"
+        } else if p.integrated_security {
+            "sspi"
+        } else {
+            "sql_password"
+        }
+        .into(),
+    );
+    if let Some(a) = &p.ntlm {
+        login.user = Some(format!("{}\\{}", a.domain, a.user));
+    }
+    login.credentials_redacted = p.password_sent || p.integrated_security || p.fedauth;
+}
+
+/// A plausible packet start after a gap: a header of a type this direction sends, a length
+/// within what SQL Server negotiates, the first packet of a message (packet id 0 or 1), and for
+/// server packets a known first token.
+pub(crate) fn candidate(dir: Direction, d: &[u8]) -> Candidate {
+    if d.first() == Some(&smp::SMID) {
+        // A MARS SMP DATA packet whose payload starts a plausible TDS packet.
+        if d.len() < smp::HEADER_LEN + HEADER_LEN + 1 {
+            return Candidate::NeedMore(smp::HEADER_LEN + HEADER_LEN + 1);
+        }
+        return match smp::header(d) {
+            Some((smp::DATA, _, len)) if len > smp::HEADER_LEN + HEADER_LEN => {
+                candidate(dir, d.get(smp::HEADER_LEN..).unwrap_or_default())
+            }
+            _ => Candidate::No,
+        };
+    }
+    let Some(h) = Header::parse(d) else {
+        return Candidate::NeedMore(HEADER_LEN);
+    };
+    let type_ok = match dir {
+        Direction::ToServer => matches!(
+            h.ty,
+            ty::SQL_BATCH | ty::RPC | ty::ATTENTION | ty::TRANSACTION_MANAGER | ty::BULK_LOAD
+        ),
+        Direction::ToClient => h.ty == ty::TABULAR_RESULT,
+    };
+    if !type_ok || !h.plausible() || h.len > MAX_RESYNC_PACKET_LEN || h.packet_id > 1 {
+        return Candidate::No;
+    }
+    if h.ty == ty::ATTENTION {
+        return if h.len == HEADER_LEN && h.eom() {
+            Candidate::Yes
+        } else {
+            Candidate::No
+        };
+    }
+    let Some(&first) = d.get(HEADER_LEN) else {
+        return if h.len == HEADER_LEN {
+            Candidate::No
+        } else {
+            Candidate::NeedMore(HEADER_LEN + 1)
+        };
+    };
+    match dir {
+        Direction::ToClient => {
+            if crate::tokens::tok::is_known(first) {
+                Candidate::Yes
+            } else {
+                Candidate::No
+            }
+        }
+        Direction::ToServer => Candidate::Yes,
+    }
+}
+
+impl StreamParser for TdsParser {
+    fn handle(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        input: Input<'_>,
+        out: &mut Vec<DbEvent>,
+    ) -> Progress {
+        self.max_pending = cx.limits.max_pending_requests.max(1);
+        if self.limits != *cx.limits {
+            self.limits = cx.limits.clone();
+        }
+        if self.phase == Phase::Encrypted {
+            return match input {
+                Input::Data(d) => Progress::Consumed(d.len()),
+                _ => Progress::Consumed(0),
+            };
+        }
+        match input {
+            Input::Data(d) => self.on_data(cx, dir, d, out),
+            Input::Gap { len, partial } => self.on_gap(cx, dir, len, partial, out),
+            Input::End { partial, .. } => self.on_end(dir, partial, cx.ts, out),
+        }
+    }
+
+    fn mem_usage(&self) -> usize {
+        self.tokens.heap()
+            + self.req.as_ref().map_or(0, |r| r.buf.capacity())
+            + self.resp.raw.capacity()
+            + self
+                .prepared
+                .iter()
+                .map(|(_, s)| s.capacity() + 16)
+                .sum::<usize>()
+            + self.pending.len() * 256
+            + self
+                .mars
+                .iter()
+                .map(|m| {
+                    m.buf.iter().map(Vec::capacity).sum::<usize>()
+                        + m.tokens.heap()
+                        + m.req.as_ref().map_or(0, |r| r.buf.capacity())
+                        + m.pending.len() * 256
+                })
+                .sum::<usize>()
+    }
+}

@@ -1,0 +1,930 @@
+//! The server's token stream (MS-TDS 2.2.7): read incrementally across packets, rows skipped by
+//! their column metadata, never buffered whole.
+//!
+//! Result rows carry no length (MS-TDS 2.2.7.19 ROW, 2.2.7.15 NBCROW): skipping one means reading
+//! each column's length by its TYPE_INFO from the current COLMETADATA. Large values become
+//! `skip` counts, so a multi-megabyte LOB costs no memory. What must be held across a packet
+//! boundary is one small unit (a token header, a column length, one COLMETADATA column, an
+//! ERROR token...), bounded by [`MAX_CARRY`].
+
+use dbtap_core::{DbError, ErrorCode, ParamValue, Timestamp};
+use encoding_rs::Encoding;
+
+use crate::collation::Collation;
+use crate::types::{read_type_info, read_value, Ctx, Form, Stop};
+use crate::wire::Reader;
+
+/// Token types (MS-TDS 2.2.7).
+pub mod tok {
+    #![allow(missing_docs)]
+    pub const OFFSET: u8 = 0x78;
+    pub const RETURNSTATUS: u8 = 0x79;
+    pub const COLMETADATA: u8 = 0x81;
+    pub const ALTMETADATA: u8 = 0x88;
+    pub const DATACLASSIFICATION: u8 = 0xA3;
+    pub const TABNAME: u8 = 0xA4;
+    pub const COLINFO: u8 = 0xA5;
+    pub const ORDER: u8 = 0xA9;
+    pub const ERROR: u8 = 0xAA;
+    pub const INFO: u8 = 0xAB;
+    pub const RETURNVALUE: u8 = 0xAC;
+    pub const LOGINACK: u8 = 0xAD;
+    pub const FEATUREEXTACK: u8 = 0xAE;
+    pub const ROW: u8 = 0xD1;
+    pub const NBCROW: u8 = 0xD2;
+    pub const ALTROW: u8 = 0xD3;
+    pub const ENVCHANGE: u8 = 0xE3;
+    pub const SESSIONSTATE: u8 = 0xE4;
+    pub const SSPI: u8 = 0xED;
+    pub const FEDAUTHINFO: u8 = 0xEE;
+    pub const DONE: u8 = 0xFD;
+    pub const DONEPROC: u8 = 0xFE;
+    pub const DONEINPROC: u8 = 0xFF;
+
+    /// Tokens a server's first message (a login response) or any response may start with.
+    pub fn is_known(t: u8) -> bool {
+        matches!(
+            t,
+            OFFSET
+                | RETURNSTATUS
+                | COLMETADATA
+                | ALTMETADATA
+                | DATACLASSIFICATION
+                | TABNAME
+                | COLINFO
+                | ORDER
+                | ERROR
+                | INFO
+                | RETURNVALUE
+                | LOGINACK
+                | FEATUREEXTACK
+                | ROW
+                | NBCROW
+                | ALTROW
+                | ENVCHANGE
+                | SESSIONSTATE
+                | SSPI
+                | FEDAUTHINFO
+                | DONE
+                | DONEPROC
+                | DONEINPROC
+        )
+    }
+}
+
+/// DONE status bits (MS-TDS 2.2.7.6).
+pub mod done {
+    /// More results follow.
+    pub const MORE: u16 = 0x0001;
+    /// The statement failed.
+    pub const ERROR: u16 = 0x0002;
+    /// A transaction is in progress.
+    pub const INXACT: u16 = 0x0004;
+    /// The row count is valid.
+    pub const COUNT: u16 = 0x0010;
+    /// Acknowledges an attention (cancel).
+    pub const ATTN: u16 = 0x0020;
+    /// A severe server error.
+    pub const SRVERROR: u16 = 0x0100;
+}
+
+/// Most bytes held across packet boundaries for one unit.
+pub const MAX_CARRY: usize = 128 * 1024;
+/// Most columns in one COLMETADATA (SQL Server allows 4096 per SELECT).
+pub const MAX_COLUMNS: usize = 4096;
+/// RETURNVALUE tokens kept per response.
+pub const MAX_RETURN_VALUES: usize = 64;
+/// Bytes kept of a RETURNVALUE's value.
+pub const MAX_RETURN_VALUE_LEN: usize = 256;
+
+/// An ERROR or INFO token (MS-TDS 2.2.7.10, 2.2.7.13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Error number (18456: login failed).
+    pub number: i32,
+    /// State.
+    pub state: u8,
+    /// Class (severity): above 10 is an error.
+    pub class: u8,
+    /// Message text.
+    pub text: String,
+    /// Server name.
+    pub server: String,
+    /// Procedure name.
+    pub procedure: String,
+    /// Line number.
+    pub line: u32,
+}
+
+impl Message {
+    /// As a record's error.
+    pub fn to_error(&self) -> DbError {
+        DbError {
+            code: ErrorCode::Num(self.number as i64),
+            sqlstate: None,
+            message: self.text.clone(),
+        }
+    }
+}
+
+/// An ENVCHANGE (MS-TDS 2.2.7.9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvChange {
+    /// Type 1.
+    Database(String),
+    /// Type 2.
+    Language(String),
+    /// Type 4.
+    PacketSize(u32),
+    /// Type 7.
+    Collation(Collation),
+    /// Type 8.
+    BeginTran,
+    /// Type 9.
+    CommitTran,
+    /// Type 10.
+    RollbackTran,
+    /// Type 17.
+    TranEnded,
+    /// Type 18.
+    ResetAck,
+    /// Type 20: the client is told to reconnect elsewhere.
+    Routing {
+        /// Alternate server.
+        server: String,
+        /// Its port.
+        port: u16,
+    },
+    /// Any other type.
+    Other(u8),
+}
+
+/// LOGINACK (MS-TDS 2.2.7.14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginAck {
+    /// TDS version (big-endian on the wire, e.g. 0x74000004).
+    pub tds_version: u32,
+    /// Server program name.
+    pub program: String,
+    /// major.minor.build.
+    pub version: (u8, u8, u16),
+}
+
+/// What one result segment (an RPC's part of a response, or a whole batch response) said.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Sum of DONE row counts (when any had DONE_COUNT).
+    pub rows: Option<u64>,
+    /// ROW / NBCROW tokens seen.
+    pub row_tokens: u64,
+    /// First ERROR token (class > 10).
+    pub error: Option<Message>,
+    /// A DONE had DONE_ERROR / DONE_SRVERROR.
+    pub done_error: bool,
+    /// RETURNSTATUS.
+    pub return_status: Option<i32>,
+    /// RETURNVALUE tokens: ordinal, name, value.
+    pub return_values: Vec<(u16, String, ParamValue)>,
+    /// Capture time of the packet that ended it.
+    pub ts_end: Timestamp,
+}
+
+/// Everything one server message said.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Acc {
+    /// Finished segments (closed by DONEPROC).
+    pub segments: Vec<Outcome>,
+    /// The open segment.
+    pub cur: Outcome,
+    /// LOGINACK.
+    pub loginack: Option<LoginAck>,
+    /// ENVCHANGEs in order (bounded).
+    pub env: Vec<EnvChange>,
+    /// INFO messages seen.
+    pub infos: u64,
+    /// A DONE acknowledged an attention.
+    pub attn_ack: bool,
+    /// An SSPI token (an authentication challenge).
+    pub sspi: bool,
+    /// A FEDAUTHINFO token.
+    pub fedauth_info: bool,
+    /// Anomalies (token kinds not understood, units over limits).
+    pub anomalies: Vec<&'static str>,
+    /// Token framing was lost for the rest of the message.
+    pub lost: bool,
+    /// A final DONE (without DONE_MORE) was seen.
+    pub final_done: bool,
+}
+
+/// Anomalies kept per message (the rest are dropped; the first ones say what went wrong).
+const MAX_ANOMALIES: usize = 16;
+
+impl Acc {
+    /// Note an anomaly (bounded).
+    pub fn anomaly(&mut self, kind: &'static str) {
+        if self.anomalies.len() < MAX_ANOMALIES {
+            self.anomalies.push(kind);
+        }
+    }
+}
+
+/// ENVCHANGEs kept per message.
+const MAX_ENV: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Token,
+    ColMeta { left: u16 },
+    Row { col: usize },
+    Plp { col: usize },
+    FeatureExt,
+}
+
+enum Step {
+    Used(usize),
+    Skip { used: usize, skip: u64 },
+    Need,
+    Lost(&'static str),
+}
+
+/// Incremental reader of one direction's token stream.
+#[derive(Debug)]
+pub struct TokenStream {
+    carry: Vec<u8>,
+    skip: u64,
+    state: State,
+    cols: Vec<Form>,
+    nbc: Vec<u8>,
+    nbc_on: bool,
+    /// TDS 7.2+: 8-byte DONE row counts, 4-byte user types, 4-byte ERROR line numbers.
+    pub tds72: bool,
+    /// Encoding for non-Unicode values without a collation of their own.
+    pub default_enc: &'static Encoding,
+    /// The TDS version is known (from LOGIN7 / LOGINACK). When it is not (a session picked up
+    /// mid-stream), a DONE token that ends its packet 9 bytes after its start is taken as the
+    /// TDS 7.0/7.1 layout (4-byte row count) and `tds72` is cleared.
+    pub version_known: bool,
+    lost: bool,
+}
+
+impl Default for TokenStream {
+    fn default() -> Self {
+        TokenStream {
+            carry: Vec::new(),
+            skip: 0,
+            state: State::Token,
+            cols: Vec::new(),
+            nbc: Vec::new(),
+            nbc_on: false,
+            tds72: true,
+            default_enc: encoding_rs::WINDOWS_1252,
+            version_known: false,
+            lost: false,
+        }
+    }
+}
+
+fn need<T>(v: Option<T>) -> Result<T, ()> {
+    v.ok_or(())
+}
+
+impl TokenStream {
+    /// Heap bytes held.
+    pub fn heap(&self) -> usize {
+        self.carry.capacity()
+            + self.cols.capacity() * std::mem::size_of::<Form>()
+            + self.nbc.capacity()
+    }
+
+    /// Feed the payload of one packet of the message.
+    pub fn feed(&mut self, data: &[u8], ts: Timestamp, acc: &mut Acc) {
+        if self.lost {
+            return;
+        }
+        if self.carry.is_empty() {
+            let used = self.run(data, ts, acc);
+            let rest = data.get(used..).unwrap_or_default();
+            self.keep(rest, acc);
+        } else {
+            let mut buf = std::mem::take(&mut self.carry);
+            buf.extend_from_slice(data);
+            let used = self.run(&buf, ts, acc);
+            buf.drain(..used.min(buf.len()));
+            let rest = std::mem::take(&mut buf);
+            self.carry = buf;
+            self.keep(&rest, acc);
+        }
+    }
+
+    fn keep(&mut self, rest: &[u8], acc: &mut Acc) {
+        if self.lost || rest.is_empty() {
+            return;
+        }
+        if rest.len() > MAX_CARRY {
+            self.lose("token_over_limit", acc);
+            return;
+        }
+        self.carry.clear();
+        self.carry.extend_from_slice(rest);
+    }
+
+    fn lose(&mut self, kind: &'static str, acc: &mut Acc) {
+        self.lost = true;
+        acc.lost = true;
+        acc.anomaly(kind);
+        self.carry = Vec::new();
+        self.skip = 0;
+    }
+
+    /// The message ended (EOM): anything half-read is reported and the stream is reset.
+    /// Returns true when the message ended in the middle of a token.
+    pub fn end_message(&mut self, acc: &mut Acc) -> bool {
+        let cut =
+            !self.lost && (!self.carry.is_empty() || self.skip > 0 || self.state != State::Token);
+        if cut {
+            acc.anomaly("token_stream_cut");
+            acc.lost = true;
+        }
+        self.carry.clear();
+        self.skip = 0;
+        self.state = State::Token;
+        self.cols.clear();
+        self.lost = false;
+        if self.carry.capacity() > MAX_CARRY {
+            self.carry = Vec::new();
+        }
+        cut
+    }
+
+    /// Stop reading until the end of the current message (a gap cut it).
+    pub fn lose_sync(&mut self) {
+        self.lost = true;
+        self.carry = Vec::new();
+        self.skip = 0;
+    }
+
+    fn run(&mut self, d: &[u8], ts: Timestamp, acc: &mut Acc) -> usize {
+        let mut pos = 0usize;
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(d.len().saturating_sub(pos) as u64);
+                self.skip -= n;
+                pos += n as usize;
+                if self.skip > 0 {
+                    return pos;
+                }
+            }
+            if pos >= d.len() {
+                return pos;
+            }
+            let rest = d.get(pos..).unwrap_or_default();
+            match self.step(rest, ts, acc) {
+                Step::Used(n) => pos += n,
+                Step::Skip { used, skip } => {
+                    pos += used;
+                    self.skip = skip;
+                }
+                Step::Need => return pos,
+                Step::Lost(kind) => {
+                    self.lose(kind, acc);
+                    return d.len();
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, d: &[u8], ts: Timestamp, acc: &mut Acc) -> Step {
+        match self.state {
+            State::Token => self.token(d, ts, acc),
+            State::ColMeta { left } => {
+                if left == 0 {
+                    self.state = State::Token;
+                    return Step::Used(0);
+                }
+                let mut r = Reader::new(d);
+                let res = (|| -> Result<Result<Form, Stop>, ()> {
+                    if self.tds72 {
+                        need(r.u32le())?;
+                    } else {
+                        need(r.u16le())?;
+                    }
+                    need(r.u16le())?;
+                    let ti = match read_type_info(&mut r, Ctx::Column, self.tds72) {
+                        Ok(t) => t,
+                        Err(Stop::Incomplete) => return Err(()),
+                        Err(Stop::Bad) => return Ok(Err(Stop::Bad)),
+                    };
+                    need(r.b_varchar())?;
+                    Ok(Ok(ti.form))
+                })();
+                match res {
+                    Err(()) => Step::Need,
+                    Ok(Err(_)) => Step::Lost("unknown_column_type"),
+                    Ok(Ok(form)) => {
+                        self.cols.push(form);
+                        self.state = State::ColMeta { left: left - 1 };
+                        Step::Used(r.pos())
+                    }
+                }
+            }
+            State::Row { col } => self.column(d, col),
+            State::Plp { col } => {
+                let Some(n) = Reader::new(d).u32le() else {
+                    return Step::Need;
+                };
+                if n == 0 {
+                    self.state = State::Row { col: col + 1 };
+                    Step::Used(4)
+                } else {
+                    Step::Skip {
+                        used: 4,
+                        skip: n as u64,
+                    }
+                }
+            }
+            State::FeatureExt => {
+                let mut r = Reader::new(d);
+                let Some(id) = r.u8() else { return Step::Need };
+                if id == 0xFF {
+                    self.state = State::Token;
+                    return Step::Used(1);
+                }
+                match r.u32le() {
+                    Some(n) => Step::Skip {
+                        used: 5,
+                        skip: n as u64,
+                    },
+                    None => Step::Need,
+                }
+            }
+        }
+    }
+
+    /// One column of the current row.
+    fn column(&mut self, d: &[u8], col: usize) -> Step {
+        let Some(&form) = self.cols.get(col) else {
+            self.state = State::Token;
+            return Step::Used(0);
+        };
+        if self.nbc_on {
+            let bit = self
+                .nbc
+                .get(col / 8)
+                .is_some_and(|b| b & (1 << (col % 8)) != 0);
+            if bit {
+                self.state = State::Row { col: col + 1 };
+                return Step::Used(0);
+            }
+        }
+        let mut r = Reader::new(d);
+        let next = State::Row { col: col + 1 };
+        match form {
+            Form::Fixed(n) => {
+                self.state = next;
+                Step::Skip {
+                    used: 0,
+                    skip: n as u64,
+                }
+            }
+            Form::Byte => match r.u8() {
+                Some(n) => {
+                    self.state = next;
+                    Step::Skip {
+                        used: 1,
+                        skip: n as u64,
+                    }
+                }
+                None => Step::Need,
+            },
+            Form::UShort => match r.u16le() {
+                Some(0xFFFF) => {
+                    self.state = next;
+                    Step::Used(2)
+                }
+                Some(n) => {
+                    self.state = next;
+                    Step::Skip {
+                        used: 2,
+                        skip: n as u64,
+                    }
+                }
+                None => Step::Need,
+            },
+            Form::Text => {
+                // TEXTPTR (B_VARBYTE; empty = NULL), TIMESTAMP (8), then a 4-byte length.
+                let Some(tp) = r.u8() else { return Step::Need };
+                if tp == 0 {
+                    self.state = next;
+                    return Step::Used(1);
+                }
+                if r.skip(tp as usize + 8).is_none() {
+                    return Step::Need;
+                }
+                match r.u32le() {
+                    Some(n) => {
+                        self.state = next;
+                        Step::Skip {
+                            used: r.pos(),
+                            skip: n as u64,
+                        }
+                    }
+                    None => Step::Need,
+                }
+            }
+            Form::Variant => match r.u32le() {
+                Some(n) => {
+                    self.state = next;
+                    Step::Skip {
+                        used: 4,
+                        skip: n as u64,
+                    }
+                }
+                None => Step::Need,
+            },
+            Form::Plp => match r.u64le() {
+                Some(u64::MAX) => {
+                    self.state = next;
+                    Step::Used(8)
+                }
+                Some(_) => {
+                    self.state = State::Plp { col };
+                    Step::Used(8)
+                }
+                None => Step::Need,
+            },
+        }
+    }
+
+    fn token(&mut self, d: &[u8], ts: Timestamp, acc: &mut Acc) -> Step {
+        let mut r = Reader::new(d);
+        let Some(t) = r.u8() else { return Step::Need };
+        match t {
+            tok::COLMETADATA => {
+                let Some(n) = r.u16le() else {
+                    return Step::Need;
+                };
+                self.cols.clear();
+                if n == 0xFFFF {
+                    return Step::Used(3);
+                }
+                if n as usize > MAX_COLUMNS {
+                    return Step::Lost("too_many_columns");
+                }
+                self.state = State::ColMeta { left: n };
+                Step::Used(3)
+            }
+            tok::ROW | tok::NBCROW => {
+                if self.cols.is_empty() {
+                    return Step::Lost("row_without_metadata");
+                }
+                let mut used = 1;
+                if t == tok::NBCROW {
+                    let n = self.cols.len().div_ceil(8);
+                    let Some(bits) = r.take(n) else {
+                        return Step::Need;
+                    };
+                    self.nbc.clear();
+                    self.nbc.extend_from_slice(bits);
+                    used += n;
+                }
+                self.nbc_on = t == tok::NBCROW;
+                acc.cur.row_tokens += 1;
+                self.state = State::Row { col: 0 };
+                Step::Used(used)
+            }
+            tok::DONE | tok::DONEPROC | tok::DONEINPROC => {
+                if !self.version_known && self.tds72 && d.len() == 9 {
+                    self.tds72 = false;
+                }
+                let (Some(status), Some(_cur)) = (r.u16le(), r.u16le()) else {
+                    return Step::Need;
+                };
+                let count = if self.tds72 {
+                    r.u64le()
+                } else {
+                    r.u32le().map(u64::from)
+                };
+                let Some(count) = count else {
+                    return Step::Need;
+                };
+                if status & done::COUNT != 0 {
+                    acc.cur.rows = Some(acc.cur.rows.unwrap_or(0).saturating_add(count));
+                }
+                if status & (done::ERROR | done::SRVERROR) != 0 {
+                    acc.cur.done_error = true;
+                }
+                if status & done::ATTN != 0 {
+                    acc.attn_ack = true;
+                }
+                acc.cur.ts_end = ts;
+                if t == tok::DONEPROC {
+                    let seg = std::mem::take(&mut acc.cur);
+                    if acc.segments.len() < MAX_RETURN_VALUES * 64 {
+                        acc.segments.push(seg);
+                    }
+                }
+                if t == tok::DONE && status & done::MORE == 0 {
+                    acc.final_done = true;
+                }
+                Step::Used(r.pos())
+            }
+            tok::RETURNSTATUS => match r.array::<4>() {
+                Some(b) => {
+                    acc.cur.return_status = Some(i32::from_le_bytes(b));
+                    Step::Used(5)
+                }
+                None => Step::Need,
+            },
+            tok::OFFSET => {
+                if d.len() < 5 {
+                    Step::Need
+                } else {
+                    Step::Used(5)
+                }
+            }
+            tok::RETURNVALUE => self.return_value(d, acc),
+            tok::ERROR | tok::INFO | tok::LOGINACK | tok::ENVCHANGE => {
+                let Some(len) = r.u16le() else {
+                    return Step::Need;
+                };
+                let Some(body) = r.take(len as usize) else {
+                    return Step::Need;
+                };
+                match t {
+                    tok::ERROR | tok::INFO => match self.message(body) {
+                        Some(m) => {
+                            if t == tok::ERROR || m.class > 10 {
+                                if acc.cur.error.is_none() {
+                                    acc.cur.error = Some(m);
+                                }
+                            } else {
+                                acc.infos += 1;
+                            }
+                        }
+                        None => acc.anomaly("malformed_error_token"),
+                    },
+                    tok::LOGINACK => match loginack(body) {
+                        Some(l) => acc.loginack = Some(l),
+                        None => acc.anomaly("malformed_loginack"),
+                    },
+                    _ => match envchange(body) {
+                        Some(e) => {
+                            if acc.env.len() < MAX_ENV {
+                                acc.env.push(e);
+                            }
+                        }
+                        None => acc.anomaly("malformed_envchange"),
+                    },
+                }
+                Step::Used(r.pos())
+            }
+            tok::SSPI | tok::ORDER | tok::TABNAME | tok::COLINFO | tok::ALTMETADATA => {
+                let Some(len) = r.u16le() else {
+                    return Step::Need;
+                };
+                if t == tok::SSPI {
+                    acc.sspi = true;
+                }
+                Step::Skip {
+                    used: 3,
+                    skip: len as u64,
+                }
+            }
+            tok::FEDAUTHINFO | tok::SESSIONSTATE => {
+                let Some(len) = r.u32le() else {
+                    return Step::Need;
+                };
+                if t == tok::FEDAUTHINFO {
+                    acc.fedauth_info = true;
+                }
+                Step::Skip {
+                    used: 5,
+                    skip: len as u64,
+                }
+            }
+            tok::FEATUREEXTACK => {
+                self.state = State::FeatureExt;
+                Step::Used(1)
+            }
+            _ => Step::Lost("unknown_token"),
+        }
+    }
+
+    fn message(&self, body: &[u8]) -> Option<Message> {
+        let mut r = Reader::new(body);
+        Some(Message {
+            number: r.u32le()? as i32,
+            state: r.u8()?,
+            class: r.u8()?,
+            text: r.us_varchar()?,
+            server: r.b_varchar()?,
+            procedure: r.b_varchar()?,
+            line: if self.tds72 {
+                r.u32le()?
+            } else {
+                r.u16le()? as u32
+            },
+        })
+    }
+
+    fn return_value(&mut self, d: &[u8], acc: &mut Acc) -> Step {
+        let mut r = Reader::new(d);
+        r.skip(1);
+        let res = (|| -> Result<Result<(u16, String, ParamValue), Stop>, ()> {
+            let ordinal = need(r.u16le())?;
+            let name = need(r.b_varchar())?;
+            let _status = need(r.u8())?;
+            if self.tds72 {
+                need(r.u32le())?;
+            } else {
+                need(r.u16le())?;
+            }
+            let _flags = need(r.u16le())?;
+            let ti = match read_type_info(&mut r, Ctx::Param, self.tds72) {
+                Ok(t) => t,
+                Err(Stop::Incomplete) => return Err(()),
+                Err(e) => return Ok(Err(e)),
+            };
+            match read_value(&mut r, &ti, MAX_RETURN_VALUE_LEN, self.default_enc) {
+                Ok((v, _)) => Ok(Ok((ordinal, name, v))),
+                Err(Stop::Incomplete) => Err(()),
+                Err(e) => Ok(Err(e)),
+            }
+        })();
+        match res {
+            Err(()) => Step::Need,
+            Ok(Err(_)) => Step::Lost("malformed_returnvalue"),
+            Ok(Ok(v)) => {
+                if acc.cur.return_values.len() < MAX_RETURN_VALUES {
+                    acc.cur.return_values.push(v);
+                }
+                Step::Used(r.pos())
+            }
+        }
+    }
+}
+
+fn loginack(body: &[u8]) -> Option<LoginAck> {
+    let mut r = Reader::new(body);
+    let _interface = r.u8()?;
+    let tds_version = r.u32be()?;
+    let program = r.b_varchar()?.trim_end_matches('\0').to_owned();
+    let major = r.u8()?;
+    let minor = r.u8()?;
+    let build = r.u16be()?;
+    Some(LoginAck {
+        tds_version,
+        program,
+        version: (major, minor, build),
+    })
+}
+
+fn envchange(body: &[u8]) -> Option<EnvChange> {
+    let mut r = Reader::new(body);
+    let t = r.u8()?;
+    Some(match t {
+        1 => EnvChange::Database(r.b_varchar()?),
+        2 => EnvChange::Language(r.b_varchar()?),
+        4 => EnvChange::PacketSize(r.b_varchar()?.trim().parse().ok()?),
+        7 => {
+            let v = r.b_varbyte()?;
+            EnvChange::Collation(Collation(v.get(..5)?.try_into().ok()?))
+        }
+        8 => EnvChange::BeginTran,
+        9 => EnvChange::CommitTran,
+        10 => EnvChange::RollbackTran,
+        17 => EnvChange::TranEnded,
+        18 => EnvChange::ResetAck,
+        20 => {
+            let _len = r.u16le()?;
+            let _protocol = r.u8()?;
+            let port = r.u16le()?;
+            let server = r.us_varchar()?;
+            EnvChange::Routing { server, port }
+        }
+        other => EnvChange::Other(other),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed_all(ts: &mut TokenStream, chunks: &[&[u8]]) -> Acc {
+        ts.version_known = true;
+        let mut acc = Acc::default();
+        for c in chunks {
+            ts.feed(c, Timestamp(1), &mut acc);
+        }
+        ts.end_message(&mut acc);
+        acc
+    }
+
+    /// MS-TDS 4.8 (SQL batch server response): COLMETADATA with one INT4 column... here built
+    /// by the spec's grammar: COLMETADATA(1 col INTN(4) "c"), ROW, ROW, DONE(COUNT, 2).
+    fn small_result() -> Vec<u8> {
+        let mut v = vec![tok::COLMETADATA, 1, 0];
+        v.extend_from_slice(&[0, 0, 0, 0, 0x09, 0x00, 0x26, 4, 1, b'c', 0]);
+        v.extend_from_slice(&[tok::ROW, 4, 1, 0, 0, 0]);
+        v.extend_from_slice(&[tok::ROW, 0]);
+        v.extend_from_slice(&[tok::DONE, 0x10, 0, 0xC1, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        v
+    }
+
+    #[test]
+    fn rows_are_skipped_and_counted_in_any_chunking() {
+        let v = small_result();
+        for cut in 0..v.len() {
+            let mut ts = TokenStream::default();
+            let acc = feed_all(&mut ts, &[&v[..cut], &v[cut..]]);
+            assert_eq!(acc.cur.rows, Some(2), "cut at {cut}");
+            assert_eq!(acc.cur.row_tokens, 2);
+            assert!(acc.final_done);
+            assert!(!acc.lost);
+        }
+    }
+
+    #[test]
+    fn error_token_tds72() {
+        // ERROR 208 "Invalid object name 'x'." state 1 class 16, server "S", proc "", line 1.
+        let text: Vec<u8> = "Invalid object name 'x'."
+            .encode_utf16()
+            .flat_map(|c| c.to_le_bytes())
+            .collect();
+        let mut body = Vec::new();
+        body.extend_from_slice(&208u32.to_le_bytes());
+        body.extend_from_slice(&[1, 16]);
+        body.extend_from_slice(&(text.len() as u16 / 2).to_le_bytes());
+        body.extend_from_slice(&text);
+        body.extend_from_slice(&[1, b'S', 0, 0]);
+        body.extend_from_slice(&1u32.to_le_bytes());
+        let mut v = vec![tok::ERROR];
+        v.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        v.extend_from_slice(&body);
+        v.extend_from_slice(&[tok::DONE, 0x02, 0, 0xC1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let acc = feed_all(&mut TokenStream::default(), &[&v]);
+        let e = acc.cur.error.unwrap();
+        assert_eq!(e.number, 208);
+        assert_eq!(e.class, 16);
+        assert_eq!(e.text, "Invalid object name 'x'.");
+        assert_eq!(e.line, 1);
+        assert!(acc.cur.done_error);
+    }
+
+    #[test]
+    fn plp_and_text_rows_are_skipped() {
+        // Two columns: NVARCHAR(MAX) and TEXT; one NBCROW with the TEXT column NULL.
+        let mut v = vec![tok::COLMETADATA, 2, 0];
+        v.extend_from_slice(&[
+            0, 0, 0, 0, 0x09, 0x00, 0xE7, 0xFF, 0xFF, 9, 4, 0xD0, 0, 0x34, 1, b'a', 0,
+        ]);
+        v.extend_from_slice(&[
+            0, 0, 0, 0, 0x09, 0x00, 0x23, 0xFF, 0xFF, 0xFF, 0x7F, 9, 4, 0xD0, 0, 0x34,
+        ]);
+        v.extend_from_slice(&[1, 1, 0, b't', 0, 1, b'b', 0]);
+        // NBCROW: bitmap 0b10 (column 1 NULL); column 0 PLP: total 4, chunk 4 "xy", terminator.
+        v.extend_from_slice(&[tok::NBCROW, 0b10]);
+        v.extend_from_slice(&4u64.to_le_bytes());
+        v.extend_from_slice(&[4, 0, 0, 0, b'x', 0, b'y', 0, 0, 0, 0, 0]);
+        // ROW: PLP NULL, TEXT with a 16-byte pointer, timestamp, 3 bytes.
+        v.push(tok::ROW);
+        v.extend_from_slice(&u64::MAX.to_le_bytes());
+        v.push(16);
+        v.extend_from_slice(&[0xAB; 16]);
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&[3, 0, 0, 0, b'a', b'b', b'c']);
+        v.extend_from_slice(&[tok::DONE, 0x10, 0, 0xC1, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        for cut in 0..v.len() {
+            let acc = feed_all(&mut TokenStream::default(), &[&v[..cut], &v[cut..]]);
+            assert_eq!(acc.cur.row_tokens, 2, "cut at {cut}");
+            assert_eq!(acc.cur.rows, Some(2));
+            assert!(!acc.lost, "cut at {cut}: {:?}", acc.anomalies);
+        }
+    }
+
+    #[test]
+    fn tds71_done_is_guessed_mid_stream() {
+        // A TDS 7.1 DONE (4-byte row count) ending its packet: 9 bytes.
+        let mut ts = TokenStream::default();
+        let mut acc = Acc::default();
+        ts.feed(
+            &[tok::DONE, 0x10, 0, 0xC1, 0, 3, 0, 0, 0],
+            Timestamp(1),
+            &mut acc,
+        );
+        assert!(!ts.end_message(&mut acc));
+        assert!(!ts.tds72);
+        assert_eq!(acc.cur.rows, Some(3));
+    }
+
+    #[test]
+    fn unknown_token_loses_sync_until_eom() {
+        let mut ts = TokenStream::default();
+        let acc = feed_all(&mut ts, &[&[0x01, 0x02, 0x03]]);
+        assert!(acc.lost);
+        assert_eq!(acc.anomalies, vec!["unknown_token"]);
+        // The next message starts clean.
+        let acc = feed_all(&mut ts, &[&small_result()]);
+        assert_eq!(acc.cur.rows, Some(2));
+    }
+}

@@ -1,0 +1,125 @@
+//! A bounds-checked reader over a byte slice: every read returns `Option`, nothing indexes.
+
+use encoding_rs::{Encoding, UTF_16LE};
+
+/// Reads little- and big-endian integers and TDS strings from a slice.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+    /// Bytes read so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+    /// Bytes left.
+    pub fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+    /// The unread bytes.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+    /// Take `n` bytes.
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+    /// Skip `n` bytes.
+    pub fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(|_| ())
+    }
+    /// One byte.
+    pub fn u8(&mut self) -> Option<u8> {
+        self.take(1).and_then(|b| b.first().copied())
+    }
+    /// `N` bytes as an array.
+    pub fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N).and_then(|b| b.try_into().ok())
+    }
+    /// Little-endian u16.
+    pub fn u16le(&mut self) -> Option<u16> {
+        self.array().map(u16::from_le_bytes)
+    }
+    /// Big-endian u16.
+    pub fn u16be(&mut self) -> Option<u16> {
+        self.array().map(u16::from_be_bytes)
+    }
+    /// Little-endian u32.
+    pub fn u32le(&mut self) -> Option<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+    /// Big-endian u32.
+    pub fn u32be(&mut self) -> Option<u32> {
+        self.array().map(u32::from_be_bytes)
+    }
+    /// Little-endian u64.
+    pub fn u64le(&mut self) -> Option<u64> {
+        self.array().map(u64::from_le_bytes)
+    }
+    /// B_VARCHAR: a one-byte character count, then UTF-16LE text.
+    pub fn b_varchar(&mut self) -> Option<String> {
+        let n = self.u8()? as usize;
+        self.take(n * 2).map(utf16)
+    }
+    /// US_VARCHAR: a two-byte character count, then UTF-16LE text.
+    pub fn us_varchar(&mut self) -> Option<String> {
+        let n = self.u16le()? as usize;
+        self.take(n * 2).map(utf16)
+    }
+    /// B_VARBYTE: a one-byte length, then bytes.
+    pub fn b_varbyte(&mut self) -> Option<&'a [u8]> {
+        let n = self.u8()? as usize;
+        self.take(n)
+    }
+}
+
+/// UTF-16LE bytes to UTF-8; unpaired surrogates are escaped losslessly (`\xNN` per byte).
+pub fn utf16(bytes: &[u8]) -> String {
+    // Plain ASCII in UTF-16LE (every odd byte zero, every even byte < 0x80) is the common case.
+    if bytes.len() & 1 == 0
+        && bytes
+            .chunks_exact(2)
+            .all(|c| c.get(1) == Some(&0) && c.first().is_some_and(|b| *b < 0x80 && *b != 0))
+    {
+        return bytes.iter().step_by(2).map(|&b| b as char).collect();
+    }
+    dbtap_core::text::decode(bytes, UTF_16LE)
+}
+
+/// Decode `bytes` from `enc` (non-Unicode text in a collation's code page).
+pub fn decode(bytes: &[u8], enc: &'static Encoding) -> String {
+    dbtap_core::text::decode(bytes, enc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_bounded() {
+        let mut r = Reader::new(&[1, 2, 3]);
+        assert_eq!(r.u16le(), Some(0x0201));
+        assert_eq!(r.u16le(), None);
+        assert_eq!(r.u8(), Some(3));
+        assert_eq!(r.u8(), None);
+        assert_eq!(Reader::new(&[0xff]).take(usize::MAX), None);
+    }
+
+    #[test]
+    fn utf16_text() {
+        assert_eq!(utf16(b"s\0e\0l\0"), "sel");
+        // "ç" U+00E7 and "患" U+60A3.
+        assert_eq!(utf16(&[0xe7, 0x00, 0xa3, 0x60]), "ç患");
+        let mut r = Reader::new(&[2, b'a', 0, b'b', 0]);
+        assert_eq!(r.b_varchar().as_deref(), Some("ab"));
+    }
+}

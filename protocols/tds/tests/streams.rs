@@ -1,0 +1,392 @@
+//! Whole conversations through the stream driver: what each record says, value by value.
+mod synth;
+
+use dbtap_core::{
+    DbEvent, Direction, Driver, ErrorCode, Limits, ParamValue, SessionOpts, Status, Timestamp,
+};
+use dbtap_tds::TdsParser;
+use synth::Conversation;
+
+/// Feed a conversation, one chunk per run of bytes, 1 ms apart; end both directions.
+pub fn run(conv: &Conversation, limits: Limits) -> (Vec<DbEvent>, Driver, TdsParser) {
+    let mut p = TdsParser::new(SessionOpts::default());
+    let mut d = Driver::new(limits);
+    let mut out = Vec::new();
+    for (i, (dir, bytes)) in conv.iter().enumerate() {
+        d.data(
+            &mut p,
+            *dir,
+            Timestamp(1_000_000 * (i as u64 + 1)),
+            bytes,
+            &mut out,
+        );
+    }
+    let end = Timestamp(1_000_000 * (conv.len() as u64 + 1));
+    d.end(&mut p, Direction::ToServer, end, false, &mut out);
+    d.end(&mut p, Direction::ToClient, end, false, &mut out);
+    (out, d, p)
+}
+
+fn records(ev: &[DbEvent]) -> Vec<(dbtap_core::Request, Option<dbtap_core::Response>)> {
+    let mut out: Vec<(dbtap_core::Request, Option<dbtap_core::Response>)> = Vec::new();
+    for e in ev {
+        match e {
+            DbEvent::Request(r) => out.push(((**r).clone(), None)),
+            DbEvent::Response(r) => {
+                let slot = out
+                    .iter_mut()
+                    .rev()
+                    .find(|(q, _)| q.tx == r.tx)
+                    .expect("paired");
+                slot.1 = Some((**r).clone());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn attr<'a>(r: &'a dbtap_core::Request, k: &str) -> Option<&'a str> {
+    r.attributes
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
+}
+
+fn login_attr<'a>(r: &'a dbtap_core::Request, k: &str) -> Option<&'a str> {
+    r.login
+        .as_ref()?
+        .attributes
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn full_session_record_by_record() {
+    let (ev, d, p) = run(&synth::full_session(), Limits::default());
+    let recs = records(&ev);
+    let ops: Vec<&str> = recs
+        .iter()
+        .map(|(q, _)| q.op.as_ref().unwrap().as_str())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "login", "query", "query", "query", "rpc", "rpc", "rpc", "rpc", "rpc", "rpc", "query",
+            "cancel"
+        ]
+    );
+    // Login: every LOGIN7 field, never the password.
+    let (login, resp) = &recs[0];
+    let l = login.login.as_ref().unwrap();
+    assert_eq!(l.user.as_deref(), Some("his_app"));
+    assert_eq!(l.database.as_deref(), Some("EMR"));
+    assert_eq!(l.client_program.as_deref(), Some("HIS.Registration"));
+    assert_eq!(l.auth_method.as_deref(), Some("sql_password"));
+    assert!(l.credentials_redacted);
+    assert_eq!(login_attr(login, "host_name"), Some("WARD-PC-07"));
+    assert_eq!(login_attr(login, "server_name"), Some("his-db01"));
+    assert_eq!(login_attr(login, "client_library"), Some("ODBC"));
+    assert_eq!(login_attr(login, "language"), Some("us_english"));
+    assert_eq!(login_attr(login, "client_pid"), Some("31337"));
+    assert_eq!(login_attr(login, "tds_version"), Some("7.4"));
+    assert_eq!(login_attr(login, "server_tds_version"), Some("7.4"));
+    assert_eq!(
+        login_attr(login, "prelogin_client_encryption"),
+        Some("not_supported")
+    );
+    assert!(!format!("{ev:?}").contains("Sup3r"));
+    let resp = resp.as_ref().unwrap();
+    assert_eq!(resp.status, Status::Ok);
+    assert!(ev.iter().any(|e| matches!(e, DbEvent::ServerInfo { version: Some(v), connection_id: Some(57) } if v == "Microsoft SQL Server 16.0.4199")));
+    // The result set with every column type, over 512-byte packets: 3 rows (DONE count).
+    let (q, r) = &recs[1];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT * FROM dbo.patient_notes WHERE ward = N'内科'")
+    );
+    let r = r.as_ref().unwrap();
+    assert_eq!(r.rows, Some(3));
+    assert_eq!(r.status, Status::Ok);
+    assert_eq!(r.completeness, dbtap_core::Completeness::Complete);
+    assert!(r.bytes > 2 * 512, "multi-packet response: {}", r.bytes);
+    // Error 208.
+    let r = recs[2].1.as_ref().unwrap();
+    assert_eq!(r.status, Status::Error);
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.code, ErrorCode::Num(208));
+    assert_eq!(e.message, "Invalid object name 'dbo.patinet'.");
+    assert_eq!(attr(&recs[2].0, "error_class"), Some("16"));
+    // Transaction begin seen in ENVCHANGE; rows 1 + 1.
+    assert_eq!(attr(&recs[3].0, "transaction"), Some("begin"));
+    assert_eq!(recs[3].1.as_ref().unwrap().rows, Some(2));
+    // sp_executesql: sql = @stmt, params = every value in order with its type.
+    let (q, r) = &recs[4];
+    assert_eq!(q.procedure.as_deref(), Some("sp_executesql"));
+    assert_eq!(q.sql.as_deref(), Some("SELECT @int AS v"));
+    assert!(attr(q, "param_declarations")
+        .unwrap()
+        .starts_with("@tiny tinyint,@small smallint"));
+    let params = q.params.as_ref().unwrap();
+    let expect = synth::every_param();
+    assert_eq!(params.len(), expect.len());
+    for (p, (name, _, ty, val)) in params.iter().zip(&expect) {
+        assert_eq!(p.type_name, *ty, "{name}");
+        let got = match &p.value {
+            ParamValue::Null => "null".to_owned(),
+            ParamValue::Bool(b) => b.to_string(),
+            ParamValue::Int(i) => i.to_string(),
+            ParamValue::Float(f) => f.to_string(),
+            ParamValue::Text(t) => format!("\"{t}\""),
+            ParamValue::Bytes(b) => format!(
+                "hex:{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            ),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(got, *val, "{name}");
+        assert!(!p.truncated, "{name}");
+    }
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    // sp_prepexec: the handle comes back in RETURNVALUE and is remembered.
+    let (q, r) = &recs[5];
+    assert_eq!(q.procedure.as_deref(), Some("sp_prepexec"));
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT name FROM dbo.patient WHERE id = @P0")
+    );
+    assert_eq!(q.params.as_ref().unwrap()[0].value, ParamValue::Int(1001));
+    assert_eq!(r.as_ref().unwrap().stmt_id, Some(7));
+    // Two sp_execute in one message: one record each, with the prepared text and own values.
+    for (k, v) in [(6, 1002), (7, 1003)] {
+        let (q, r) = &recs[k];
+        assert_eq!(q.procedure.as_deref(), Some("sp_execute"));
+        assert_eq!(
+            q.sql.as_deref(),
+            Some("SELECT name FROM dbo.patient WHERE id = @P0")
+        );
+        assert_eq!(q.stmt_id, Some(7));
+        assert_eq!(
+            q.params.as_ref().unwrap(),
+            &vec![dbtap_core::Param {
+                type_name: "int".into(),
+                value: ParamValue::Int(v),
+                truncated: false
+            }]
+        );
+        assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    }
+    assert_eq!(recs[6].1.as_ref().unwrap().rows, Some(1));
+    assert_eq!(recs[7].1.as_ref().unwrap().rows, Some(0));
+    // sp_unprepare forgets the handle.
+    assert_eq!(recs[8].0.procedure.as_deref(), Some("sp_unprepare"));
+    assert_eq!(p.prepared_handles(), 0);
+    // A named procedure failing inside: error 547 with its procedure and line.
+    let (q, r) = &recs[9];
+    assert_eq!(q.procedure.as_deref(), Some("dbo.usp_discharge"));
+    assert_eq!(
+        q.params.as_ref().unwrap()[0].value,
+        ParamValue::Text("P-0042".into())
+    );
+    assert_eq!(
+        r.as_ref().unwrap().error.as_ref().unwrap().code,
+        ErrorCode::Num(547)
+    );
+    assert_eq!(attr(q, "error_procedure"), Some("usp_discharge"));
+    assert_eq!(attr(q, "error_line"), Some("12"));
+    assert_eq!(attr(q, "return_status"), Some("-6"));
+    // Attention: the batch is marked cancelled, the cancel is acknowledged.
+    assert_eq!(attr(&recs[10].0, "cancelled"), Some("true"));
+    assert_eq!(recs[11].1.as_ref().unwrap().status, Status::Ok);
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, DbEvent::Anomaly { .. } | DbEvent::Desync { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(d.stats().unparsed, [0, 0]);
+}
+
+#[test]
+fn login_failure_is_18456() {
+    let (ev, _, _) = run(&synth::login_failed(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(recs.len(), 1);
+    let (q, r) = &recs[0];
+    assert_eq!(q.login.as_ref().unwrap().user.as_deref(), Some("sa"));
+    let r = r.as_ref().unwrap();
+    assert_eq!(r.status, Status::Error);
+    assert_eq!(r.error.as_ref().unwrap().code, ErrorCode::Num(18456));
+    assert_eq!(
+        r.error.as_ref().unwrap().message,
+        "Login failed for user 'sa'."
+    );
+}
+
+#[test]
+fn login_only_tls_keeps_auditing() {
+    let (ev, d, _) = run(&synth::login_only_tls(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(recs.len(), 2);
+    let (q, r) = &recs[0];
+    assert!(q.login_encrypted);
+    assert_eq!(q.login.as_ref().unwrap().user, None);
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    assert_eq!(
+        recs[1].0.sql.as_deref(),
+        Some("SELECT TOP 10 * FROM lab_results")
+    );
+    assert_eq!(recs[1].1.as_ref().unwrap().rows, Some(1));
+    assert!(!ev.iter().any(|e| matches!(e, DbEvent::Encrypted)));
+    assert_eq!(d.state(), dbtap_core::DriverState::Parsing);
+}
+
+#[test]
+fn full_encryption_and_tds8_are_flagged() {
+    for conv in [synth::full_tls(), synth::tds8()] {
+        let (ev, d, _) = run(&conv, Limits::default());
+        assert!(ev.iter().any(|e| matches!(e, DbEvent::Encrypted)), "{ev:?}");
+        assert_eq!(
+            d.state(),
+            dbtap_core::DriverState::Upgraded(dbtap_core::Upgrade::Tls)
+        );
+        assert!(d.stats().unparsed[0] > 0 && d.stats().unparsed[1] > 0);
+        let recs = records(&ev);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].0.op.as_ref().unwrap().as_str(), "login");
+    }
+    let (ev, _, _) = run(&synth::tds8(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(attr(&recs[0].0, "tds_version"), Some("8.0"));
+}
+
+#[test]
+fn ntlm_user_and_domain() {
+    let (ev, _, _) = run(&synth::ntlm_login(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(recs.len(), 2);
+    let (q, r) = &recs[0];
+    let l = q.login.as_ref().unwrap();
+    assert_eq!(l.user.as_deref(), Some("HOSPITAL\\nurse.li"));
+    assert_eq!(l.auth_method.as_deref(), Some("ntlm"));
+    assert_eq!(login_attr(q, "ntlm_workstation"), Some("WARD-PC-07"));
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    assert_eq!(recs[1].1.as_ref().unwrap().rows, Some(12));
+}
+
+#[test]
+fn small_limits_cut_and_flag() {
+    let limits = Limits {
+        max_statement_len: 10,
+        max_param_len: 4,
+        ..Limits::default()
+    };
+    let (ev, _, _) = run(&synth::full_session(), limits);
+    let recs = records(&ev);
+    let q = &recs[1].0;
+    assert_eq!(q.sql.as_deref(), Some("SELECT * F"));
+    assert!(matches!(
+        q.completeness,
+        dbtap_core::Completeness::Truncated { .. }
+    ));
+    let p = &recs[4].0.params.as_ref().unwrap();
+    let nvc = p.iter().find(|p| p.type_name == "nvarchar").unwrap();
+    assert_eq!(nvc.value, ParamValue::Text("患者".into()));
+    assert!(nvc.truncated);
+}
+
+#[test]
+fn mars_sessions_are_demultiplexed() {
+    let (ev, d, _) = run(&synth::mars(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(recs.len(), 3, "{ev:?}");
+    assert_eq!(recs[0].0.op.as_ref().unwrap().as_str(), "login");
+    assert_eq!(login_attr(&recs[0].0, "prelogin_client_mars"), Some("true"));
+    // Session 1 answered first.
+    let (q, r) = &recs[1];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("UPDATE dbo.worklist SET state = 2 WHERE id = 9")
+    );
+    assert_eq!(attr(q, "mars_session"), Some("1"));
+    assert_eq!(r.as_ref().unwrap().rows, Some(5));
+    let (q, r) = &recs[2];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT study_uid FROM dbo.studies WHERE patient_id = 'P-0042'")
+    );
+    assert_eq!(attr(q, "mars_session"), Some("0"));
+    let r = r.as_ref().unwrap();
+    assert_eq!(r.rows, Some(2));
+    assert_eq!(r.completeness, dbtap_core::Completeness::Complete);
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, DbEvent::Anomaly { .. } | DbEvent::Desync { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(d.state(), dbtap_core::DriverState::Parsing);
+}
+
+#[test]
+fn bulk_load_and_transaction_manager() {
+    let (ev, _, _) = run(&synth::bulk_and_tm(), Limits::default());
+    let recs = records(&ev);
+    let ops: Vec<&str> = recs
+        .iter()
+        .map(|(q, _)| q.op.as_ref().unwrap().as_str())
+        .collect();
+    assert_eq!(
+        ops,
+        ["login", "query", "bulk_load", "transaction", "transaction"]
+    );
+    assert_eq!(
+        attr(&recs[0].0, "routing"),
+        Some("lis-replica.hospital.local:1434")
+    );
+    assert_eq!(recs[0].1.as_ref().unwrap().status, Status::Ok);
+    assert_eq!(attr(&recs[2].0, "rows_sent"), Some("5"));
+    assert_eq!(recs[2].1.as_ref().unwrap().rows, Some(5));
+    assert_eq!(attr(&recs[3].0, "tm_request"), Some("begin"));
+    assert_eq!(attr(&recs[3].0, "transaction"), Some("begin"));
+    assert_eq!(attr(&recs[4].0, "tm_request"), Some("commit"));
+    assert_eq!(attr(&recs[4].0, "transaction"), Some("commit"));
+    assert!(
+        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn a_message_the_client_abandons_with_ignore_is_not_recorded() {
+    // MS-TDS 2.2.3.1.2: a batch whose last packet has IGNORE (0x02) with EOM is discarded by
+    // the server, which does not answer it.
+    let mut conv = synth::login_failed();
+    conv.truncate(2); // PRELOGIN exchange only
+    let mut abandoned = synth::packets(0x01, &synth::sql_batch("DELETE FROM dbo.patient"), 4096, 0);
+    abandoned[1] = 0x03;
+    conv.push((synth::C, abandoned));
+    conv.push((
+        synth::C,
+        synth::packets(0x01, &synth::sql_batch("SELECT 1"), 4096, 0),
+    ));
+    conv.push((
+        synth::S,
+        synth::packets(0x04, &synth::done(0xFD, 0x0010, 1), 4096, 57),
+    ));
+    let (ev, _, _) = run(&conv, Limits::default());
+    let recs = records(&ev);
+    let sqls: Vec<_> = recs.iter().filter_map(|(q, _)| q.sql.clone()).collect();
+    assert_eq!(sqls, ["SELECT 1"]);
+    let select = recs
+        .iter()
+        .find(|(q, _)| q.sql.as_deref() == Some("SELECT 1"))
+        .unwrap();
+    assert_eq!(select.1.as_ref().unwrap().rows, Some(1));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        DbEvent::Anomaly {
+            kind: "ignored_message",
+            ..
+        }
+    )));
+}

@@ -1,0 +1,1536 @@
+//! Spec-true TDS conversations, built from the MS-TDS message and token grammars (sections
+//! quoted at each builder). Shared by the crate's tests and by the `tds_synth` example that
+//! writes them as pcap files for the golden fixtures.
+#![allow(dead_code, clippy::vec_init_then_push)]
+
+use dbtap_core::Direction;
+
+/// One conversation: byte runs in the order they travel.
+pub type Conversation = Vec<(Direction, Vec<u8>)>;
+
+pub const C: Direction = Direction::ToServer;
+pub const S: Direction = Direction::ToClient;
+
+/// UTF-16LE.
+pub fn u16s(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|c| c.to_le_bytes()).collect()
+}
+
+/// B_VARCHAR (MS-TDS 2.2.5.1.3): character count (1 byte) + UTF-16LE.
+pub fn b_varchar(s: &str) -> Vec<u8> {
+    let mut v = vec![s.encode_utf16().count() as u8];
+    v.extend(u16s(s));
+    v
+}
+
+/// US_VARCHAR: character count (2 bytes) + UTF-16LE.
+pub fn us_varchar(s: &str) -> Vec<u8> {
+    let mut v = (s.encode_utf16().count() as u16).to_le_bytes().to_vec();
+    v.extend(u16s(s));
+    v
+}
+
+/// Split a message into packets of at most `size` bytes (MS-TDS 2.2.3.1: 8-byte header, the
+/// last packet has status EOM, packet ids count from 1).
+pub fn packets(ty: u8, msg: &[u8], size: usize, spid: u16) -> Vec<u8> {
+    let room = size - 8;
+    let chunks: Vec<&[u8]> = if msg.is_empty() {
+        vec![&[][..]]
+    } else {
+        msg.chunks(room).collect()
+    };
+    let mut out = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        out.push(ty);
+        out.push(if last { 0x01 } else { 0x00 });
+        out.extend_from_slice(&((c.len() + 8) as u16).to_be_bytes());
+        out.extend_from_slice(&spid.to_be_bytes());
+        out.push((i + 1) as u8);
+        out.push(0);
+        out.extend_from_slice(c);
+    }
+    out
+}
+
+/// PRELOGIN option table (MS-TDS 2.2.6.5): VERSION, ENCRYPTION, INSTOPT, THREADID, MARS.
+pub fn prelogin(version: [u8; 6], encryption: u8, mars: bool) -> Vec<u8> {
+    let data: Vec<Vec<u8>> = vec![
+        version.to_vec(),
+        vec![encryption],
+        vec![0],
+        vec![0, 0, 0x12, 0x34],
+        vec![mars as u8],
+    ];
+    let table_len = data.len() * 5 + 1;
+    let mut head = Vec::new();
+    let mut body = Vec::new();
+    for (token, d) in data.iter().enumerate() {
+        head.push(token as u8);
+        head.extend_from_slice(&((table_len + body.len()) as u16).to_be_bytes());
+        head.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        body.extend_from_slice(d);
+    }
+    head.push(0xFF);
+    head.extend(body);
+    head
+}
+
+/// LOGIN7 (MS-TDS 2.2.6.4), TDS 7.4, with a password obfuscated as the spec says.
+pub fn login7(user: &str, password: &str, app: &str, db: &str, sspi: &[u8]) -> Vec<u8> {
+    const FIXED: usize = 94;
+    let pw: Vec<u8> = u16s(password)
+        .iter()
+        .map(|b| b.rotate_left(4) ^ 0xA5)
+        .collect();
+    let strings: [Vec<u8>; 9] = [
+        u16s("WARD-PC-07"),
+        u16s(user),
+        pw,
+        u16s(app),
+        u16s("his-db01"),
+        Vec::new(),
+        u16s("ODBC"),
+        u16s("us_english"),
+        u16s(db),
+    ];
+    let mut data = Vec::new();
+    let mut pairs = Vec::new();
+    for (i, s) in strings.iter().enumerate() {
+        let count = if i == 5 { s.len() } else { s.len() / 2 };
+        pairs.push(((FIXED + data.len()) as u16, count as u16));
+        data.extend_from_slice(s);
+    }
+    let sspi_off = (FIXED + data.len()) as u16;
+    data.extend_from_slice(sspi);
+    let mut m = Vec::new();
+    m.extend_from_slice(&((FIXED + data.len()) as u32).to_le_bytes());
+    m.extend_from_slice(&0x7400_0004u32.to_le_bytes());
+    m.extend_from_slice(&4096u32.to_le_bytes());
+    m.extend_from_slice(&0x0700_0000u32.to_le_bytes());
+    m.extend_from_slice(&31337u32.to_le_bytes());
+    m.extend_from_slice(&0u32.to_le_bytes());
+    let flags2 = if sspi.is_empty() { 0x03 } else { 0x83 };
+    m.extend_from_slice(&[0xE0, flags2, 0x00, 0x00]);
+    m.extend_from_slice(&(-480i32).to_le_bytes());
+    m.extend_from_slice(&0x0804u32.to_le_bytes());
+    for (o, l) in &pairs {
+        m.extend_from_slice(&o.to_le_bytes());
+        m.extend_from_slice(&l.to_le_bytes());
+    }
+    m.extend_from_slice(&[0x00, 0x50, 0x56, 0x9a, 0x01, 0x02]);
+    m.extend_from_slice(&sspi_off.to_le_bytes());
+    m.extend_from_slice(&(sspi.len() as u16).to_le_bytes());
+    m.extend_from_slice(&[0; 4]); // AtchDBFile
+    m.extend_from_slice(&[0; 4]); // ChangePassword
+    m.extend_from_slice(&0u32.to_le_bytes()); // cbSSPILong
+    assert_eq!(m.len(), FIXED);
+    m.extend(data);
+    m
+}
+
+/// ALL_HEADERS with a transaction descriptor (MS-TDS 2.2.5.3.2), outstanding requests 1.
+pub fn all_headers() -> Vec<u8> {
+    let mut v = 22u32.to_le_bytes().to_vec();
+    v.extend_from_slice(&18u32.to_le_bytes());
+    v.extend_from_slice(&2u16.to_le_bytes());
+    v.extend_from_slice(&[0; 8]);
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v
+}
+
+/// SQL batch message (MS-TDS 2.2.6.7): ALL_HEADERS, UTF-16LE text.
+pub fn sql_batch(text: &str) -> Vec<u8> {
+    let mut v = all_headers();
+    v.extend(u16s(text));
+    v
+}
+
+/// A collation (MS-TDS 2.2.5.1.2): Chinese_PRC_CI_AS (LCID 0x0804, IgnoreCase... SortId 0).
+pub const CHINESE_PRC: [u8; 5] = [0x04, 0x08, 0xD0, 0x00, 0x00];
+/// SQL_Latin1_General_CP1_CI_AS.
+pub const LATIN1: [u8; 5] = [0x09, 0x04, 0xD0, 0x00, 0x34];
+
+/// One typed value: TYPE_INFO bytes (parameter form), value bytes (TYPE_VARBYTE).
+pub struct Typed {
+    pub type_info: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+fn t(type_info: Vec<u8>, value: Vec<u8>) -> Typed {
+    Typed { type_info, value }
+}
+
+fn plp(data: &[u8], chunk: usize) -> Vec<u8> {
+    let mut v = (data.len() as u64).to_le_bytes().to_vec();
+    for c in data.chunks(chunk.max(1)) {
+        v.extend_from_slice(&(c.len() as u32).to_le_bytes());
+        v.extend_from_slice(c);
+    }
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v
+}
+
+fn ushort(data: &[u8]) -> Vec<u8> {
+    let mut v = (data.len() as u16).to_le_bytes().to_vec();
+    v.extend_from_slice(data);
+    v
+}
+
+fn nvarchar(s: &str) -> Typed {
+    let mut ti = vec![0xE7];
+    ti.extend_from_slice(&8000u16.to_le_bytes());
+    ti.extend_from_slice(&LATIN1);
+    t(ti, ushort(&u16s(s)))
+}
+
+/// Every parameter type the parser decodes (MS-TDS 2.2.5.4, 2.2.5.5), with its expected
+/// rendering: (name, value, type name, expected JSON value text).
+pub fn every_param() -> Vec<(&'static str, Typed, &'static str, &'static str)> {
+    let dt2 = {
+        // DATETIME2(7) 2024-02-29 08:30:00.1234567: time 305,001,234,567 (100 ns), 5 bytes.
+        let units: u64 = (8 * 3600 + 30 * 60) * 10_000_000 + 1_234_567;
+        let mut v = vec![8];
+        v.extend_from_slice(&units.to_le_bytes()[..5]);
+        v.extend_from_slice(&[0x80, 0x46, 0x0B]);
+        v
+    };
+    let dto = {
+        // DATETIMEOFFSET(0) 2024-02-29 23:30:00 UTC at +08:00.
+        let secs: u32 = 23 * 3600 + 30 * 60;
+        let mut v = vec![8];
+        v.extend_from_slice(&secs.to_le_bytes()[..3]);
+        v.extend_from_slice(&[0x80, 0x46, 0x0B]);
+        v.extend_from_slice(&480i16.to_le_bytes());
+        v
+    };
+    vec![
+        ("@tiny", t(vec![0x26, 1], vec![1, 200]), "tinyint", "200"),
+        (
+            "@small",
+            t(vec![0x26, 2], vec![2, 0x18, 0xFC]),
+            "smallint",
+            "-1000",
+        ),
+        (
+            "@int",
+            t(vec![0x26, 4], vec![4, 0x40, 0xE2, 0x01, 0x00]),
+            "int",
+            "123456",
+        ),
+        (
+            "@big",
+            t(vec![0x26, 8], {
+                let mut v = vec![8];
+                v.extend_from_slice(&(-9_000_000_000i64).to_le_bytes());
+                v
+            }),
+            "bigint",
+            "-9000000000",
+        ),
+        ("@int_null", t(vec![0x26, 4], vec![0]), "int", "null"),
+        ("@bit", t(vec![0x68, 1], vec![1, 1]), "bit", "true"),
+        (
+            "@real",
+            t(vec![0x6D, 4], {
+                let mut v = vec![4];
+                v.extend_from_slice(&2.5f32.to_le_bytes());
+                v
+            }),
+            "real",
+            "2.5",
+        ),
+        (
+            "@float",
+            t(vec![0x6D, 8], {
+                let mut v = vec![8];
+                v.extend_from_slice(&(-0.125f64).to_le_bytes());
+                v
+            }),
+            "float",
+            "-0.125",
+        ),
+        (
+            "@dec",
+            t(vec![0x6A, 9, 18, 4], {
+                // DECIMAL(18,4) 12345.6789 = 123456789 = 0x075BCD15, positive.
+                let mut v = vec![9, 1];
+                v.extend_from_slice(&123_456_789u64.to_le_bytes());
+                v
+            }),
+            "decimal",
+            "\"12345.6789\"",
+        ),
+        (
+            "@num",
+            t(vec![0x6C, 5, 9, 2], vec![5, 0, 0x39, 0x30, 0, 0]),
+            "numeric",
+            "\"-123.45\"",
+        ),
+        (
+            "@money",
+            t(vec![0x6E, 8], vec![8, 0, 0, 0, 0, 0x40, 0xE2, 0x01, 0]),
+            "money",
+            "\"12.3456\"",
+        ),
+        (
+            "@smallmoney",
+            t(vec![0x6E, 4], {
+                let mut v = vec![4];
+                v.extend_from_slice(&(-15000i32).to_le_bytes());
+                v
+            }),
+            "smallmoney",
+            "\"-1.5000\"",
+        ),
+        ("@nvc", nvarchar("患者 José"), "nvarchar", "\"患者 José\""),
+        (
+            "@vc_gbk",
+            t(
+                {
+                    let mut ti = vec![0xA7];
+                    ti.extend_from_slice(&100u16.to_le_bytes());
+                    ti.extend_from_slice(&CHINESE_PRC);
+                    ti
+                },
+                ushort(b"\xbb\xbc\xd5\xdf"),
+            ),
+            "varchar",
+            "\"患者\"",
+        ),
+        (
+            "@nchar",
+            t(
+                {
+                    let mut ti = vec![0xEF];
+                    ti.extend_from_slice(&6u16.to_le_bytes());
+                    ti.extend_from_slice(&LATIN1);
+                    ti
+                },
+                ushort(&u16s("abc")),
+            ),
+            "nchar",
+            "\"abc\"",
+        ),
+        (
+            "@nvmax",
+            t(
+                {
+                    let mut ti = vec![0xE7, 0xFF, 0xFF];
+                    ti.extend_from_slice(&LATIN1);
+                    ti
+                },
+                plp(&u16s("long text in two chunks"), 20),
+            ),
+            "nvarchar(max)",
+            "\"long text in two chunks\"",
+        ),
+        (
+            "@vbin",
+            t(vec![0xA5, 0x10, 0x00], ushort(&[0xDE, 0xAD, 0xBE, 0xEF])),
+            "varbinary",
+            "hex:deadbeef",
+        ),
+        (
+            "@vbmax",
+            t(vec![0xA5, 0xFF, 0xFF], plp(&[1, 2, 3], 2)),
+            "varbinary(max)",
+            "hex:010203",
+        ),
+        (
+            "@bin_null",
+            t(vec![0xAD, 0x04, 0x00], vec![0xFF, 0xFF]),
+            "binary",
+            "null",
+        ),
+        (
+            "@date",
+            t(vec![0x28], vec![3, 0x80, 0x46, 0x0B]),
+            "date",
+            "\"2024-02-29\"",
+        ),
+        (
+            "@time",
+            t(vec![0x29, 3], vec![4, 0xF4, 0x2F, 0x93, 0x02]),
+            "time",
+            "\"12:00:00.500\"",
+        ),
+        (
+            "@dt",
+            t(vec![0x6F, 8], vec![8, 1, 0, 0, 0, 0x2C, 0x01, 0, 0]),
+            "datetime",
+            "\"1900-01-02 00:00:01.000\"",
+        ),
+        (
+            "@sdt",
+            t(vec![0x6F, 4], vec![4, 0, 0, 61, 0]),
+            "smalldatetime",
+            "\"1900-01-01 01:01:00\"",
+        ),
+        (
+            "@dt2",
+            t(vec![0x2A, 7], dt2),
+            "datetime2",
+            "\"2024-02-29 08:30:00.1234567\"",
+        ),
+        (
+            "@dto",
+            t(vec![0x2B, 0], dto),
+            "datetimeoffset",
+            "\"2024-03-01 07:30:00 +08:00\"",
+        ),
+        (
+            "@guid",
+            t(
+                vec![0x24, 16],
+                vec![
+                    16, 0xFF, 0x19, 0x96, 0x6F, 0x86, 0x8B, 0x11, 0xD0, 0xB4, 0x2D, 0x00, 0xC0,
+                    0x4F, 0xC9, 0x64, 0xFF,
+                ],
+            ),
+            "uniqueidentifier",
+            "\"6F9619FF-8B86-D011-B42D-00C04FC964FF\"",
+        ),
+        (
+            "@xml",
+            t(vec![0xF1, 0x00], plp(&u16s("<a>1</a>"), 64)),
+            "xml",
+            "\"<a>1</a>\"",
+        ),
+        (
+            "@variant",
+            t(
+                vec![0x62, 0x10, 0x1F, 0x00, 0x00],
+                vec![6, 0, 0, 0, 0x38, 0, 7, 0, 0, 0],
+            ),
+            "sql_variant",
+            "7",
+        ),
+        (
+            "@text",
+            t(
+                {
+                    let mut ti = vec![0x23];
+                    ti.extend_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+                    ti.extend_from_slice(&LATIN1);
+                    ti
+                },
+                {
+                    let mut v = 5u32.to_le_bytes().to_vec();
+                    v.extend_from_slice(b"notes");
+                    v
+                },
+            ),
+            "text",
+            "\"notes\"",
+        ),
+    ]
+}
+
+/// One RPC (MS-TDS 2.2.6.6): ProcID or name, option flags 0, parameters.
+pub fn rpc(proc: Result<u16, &str>, params: &[(&str, bool, &Typed)]) -> Vec<u8> {
+    let mut v = Vec::new();
+    match proc {
+        Ok(id) => {
+            v.extend_from_slice(&0xFFFFu16.to_le_bytes());
+            v.extend_from_slice(&id.to_le_bytes());
+        }
+        Err(name) => {
+            v.extend_from_slice(&(name.encode_utf16().count() as u16).to_le_bytes());
+            v.extend(u16s(name));
+        }
+    }
+    v.extend_from_slice(&0u16.to_le_bytes());
+    for (name, output, p) in params {
+        v.extend(b_varchar(name));
+        v.push(*output as u8);
+        v.extend_from_slice(&p.type_info);
+        v.extend_from_slice(&p.value);
+    }
+    v
+}
+
+/// An RPC request message: ALL_HEADERS then RPCs separated by the TDS 7.2+ BatchFlag 0xFF.
+pub fn rpc_message(rpcs: &[Vec<u8>]) -> Vec<u8> {
+    let mut v = all_headers();
+    for (i, r) in rpcs.iter().enumerate() {
+        if i > 0 {
+            v.push(0xFF);
+        }
+        v.extend_from_slice(r);
+    }
+    v
+}
+
+pub fn nv(s: &str) -> Typed {
+    nvarchar(s)
+}
+
+pub fn int4(v: i32) -> Typed {
+    let mut b = vec![4];
+    b.extend_from_slice(&v.to_le_bytes());
+    t(vec![0x26, 4], b)
+}
+
+pub fn int4_null() -> Typed {
+    t(vec![0x26, 4], vec![0])
+}
+
+// ---------------------------------------------------------------- server tokens (MS-TDS 2.2.7)
+
+fn with_len16(token: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![token];
+    v.extend_from_slice(&(body.len() as u16).to_le_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+/// LOGINACK (2.2.7.14): interface 1 (SQL), TDS version big-endian, program name, version.
+pub fn loginack(tds: u32, prog: &str, ver: [u8; 4]) -> Vec<u8> {
+    let mut b = vec![1];
+    b.extend_from_slice(&tds.to_be_bytes());
+    b.extend(b_varchar(prog));
+    b.extend_from_slice(&ver);
+    with_len16(0xAD, &b)
+}
+
+/// ENVCHANGE (2.2.7.9) with B_VARCHAR values (database 1, language 2, packet size 4).
+pub fn envchange_str(ty: u8, new: &str, old: &str) -> Vec<u8> {
+    let mut b = vec![ty];
+    b.extend(b_varchar(new));
+    b.extend(b_varchar(old));
+    with_len16(0xE3, &b)
+}
+
+/// ENVCHANGE type 7 (SQL collation), B_VARBYTE values.
+pub fn envchange_collation(c: [u8; 5]) -> Vec<u8> {
+    let mut b = vec![7, 5];
+    b.extend_from_slice(&c);
+    b.push(0);
+    with_len16(0xE3, &b)
+}
+
+/// ENVCHANGE type 8 (begin transaction): new value the 8-byte descriptor, old value empty.
+pub fn envchange_begin_tran() -> Vec<u8> {
+    let mut b = vec![8, 8];
+    b.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+    b.push(0);
+    with_len16(0xE3, &b)
+}
+
+/// ERROR (2.2.7.10) or INFO (2.2.7.13), TDS 7.2+ (4-byte line number).
+pub fn message(
+    token: u8,
+    number: i32,
+    state: u8,
+    class: u8,
+    text: &str,
+    proc: &str,
+    line: u32,
+) -> Vec<u8> {
+    let mut b = number.to_le_bytes().to_vec();
+    b.push(state);
+    b.push(class);
+    b.extend(us_varchar(text));
+    b.extend(b_varchar("HISDB01"));
+    b.extend(b_varchar(proc));
+    b.extend_from_slice(&line.to_le_bytes());
+    with_len16(token, &b)
+}
+
+/// DONE / DONEPROC / DONEINPROC (2.2.7.6): status, current command, 8-byte row count.
+pub fn done(token: u8, status: u16, count: u64) -> Vec<u8> {
+    let mut v = vec![token];
+    v.extend_from_slice(&status.to_le_bytes());
+    v.extend_from_slice(&0xC1u16.to_le_bytes());
+    v.extend_from_slice(&count.to_le_bytes());
+    v
+}
+
+/// RETURNSTATUS (2.2.7.18).
+pub fn returnstatus(v: i32) -> Vec<u8> {
+    let mut b = vec![0x79];
+    b.extend_from_slice(&v.to_le_bytes());
+    b
+}
+
+/// RETURNVALUE (2.2.7.18) of an INTN(4) output parameter.
+pub fn returnvalue_int(ordinal: u16, name: &str, v: i32) -> Vec<u8> {
+    let mut b = vec![0xAC];
+    b.extend_from_slice(&ordinal.to_le_bytes());
+    b.extend(b_varchar(name));
+    b.push(1); // status: output parameter
+    b.extend_from_slice(&0u32.to_le_bytes()); // user type
+    b.extend_from_slice(&0x0009u16.to_le_bytes()); // flags: nullable
+    b.extend_from_slice(&[0x26, 4, 4]);
+    b.extend_from_slice(&v.to_le_bytes());
+    b
+}
+
+/// One result column: TYPE_INFO as COLMETADATA carries it, and one row value.
+pub struct Col {
+    pub name: &'static str,
+    pub type_info: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// Columns of every type class (fixed, BYTELEN, USHORTLEN, PLP, TEXT/IMAGE with text pointers,
+/// sql_variant, UDT, XML), each with one non-NULL value.
+pub fn every_column() -> Vec<Col> {
+    let text_ti = |ty: u8, coll: bool| {
+        let mut ti = vec![ty];
+        ti.extend_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+        if coll {
+            ti.extend_from_slice(&LATIN1);
+        }
+        // TableName: NumParts 2, "dbo", "notes" (TDS 7.2+).
+        ti.push(2);
+        ti.extend(us_varchar("dbo"));
+        ti.extend(us_varchar("notes"));
+        ti
+    };
+    let text_val = |data: &[u8]| {
+        let mut v = vec![16];
+        v.extend_from_slice(&[0x5A; 16]); // text pointer
+        v.extend_from_slice(&[0; 8]); // timestamp
+        v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        v.extend_from_slice(data);
+        v
+    };
+    let udt_ti = {
+        let mut ti = vec![0xF0];
+        ti.extend_from_slice(&0xFFFFu16.to_le_bytes());
+        ti.extend(b_varchar("his"));
+        ti.extend(b_varchar("dbo"));
+        ti.extend(b_varchar("geo"));
+        ti.extend(us_varchar("Microsoft.SqlServer.Types.SqlGeography"));
+        ti
+    };
+    let mut cols = vec![
+        Col {
+            name: "id",
+            type_info: vec![0x38],
+            value: 42i32.to_le_bytes().to_vec(),
+        },
+        Col {
+            name: "big",
+            type_info: vec![0x7F],
+            value: 7i64.to_le_bytes().to_vec(),
+        },
+        Col {
+            name: "flag",
+            type_info: vec![0x32],
+            value: vec![1],
+        },
+        Col {
+            name: "ratio",
+            type_info: vec![0x3E],
+            value: 0.5f64.to_le_bytes().to_vec(),
+        },
+        Col {
+            name: "n",
+            type_info: vec![0x26, 4],
+            value: vec![4, 1, 0, 0, 0],
+        },
+        Col {
+            name: "d",
+            type_info: vec![0x6A, 9, 18, 2],
+            value: vec![9, 1, 1, 0, 0, 0, 0, 0, 0, 0],
+        },
+        Col {
+            name: "m",
+            type_info: vec![0x6E, 8],
+            value: vec![8, 0, 0, 0, 0, 1, 0, 0, 0],
+        },
+        Col {
+            name: "g",
+            type_info: vec![0x24, 16],
+            value: [vec![16], vec![0xAB; 16]].concat(),
+        },
+        Col {
+            name: "day",
+            type_info: vec![0x28],
+            value: vec![3, 0x80, 0x46, 0x0B],
+        },
+        Col {
+            name: "at",
+            type_info: vec![0x2A, 7],
+            value: vec![8, 0, 0, 0, 0, 0, 0x80, 0x46, 0x0B],
+        },
+        Col {
+            name: "ato",
+            type_info: vec![0x2B, 7],
+            value: vec![10, 0, 0, 0, 0, 0, 0x80, 0x46, 0x0B, 0xE0, 0x01],
+        },
+        Col {
+            name: "dt",
+            type_info: vec![0x6F, 8],
+            value: vec![8, 1, 0, 0, 0, 0, 0, 0, 0],
+        },
+        Col {
+            name: "name",
+            type_info: [vec![0xE7, 0x40, 0x00], LATIN1.to_vec()].concat(),
+            value: ushort(&u16s("Zhang San")),
+        },
+        Col {
+            name: "ward",
+            type_info: [vec![0xA7, 0x20, 0x00], CHINESE_PRC.to_vec()].concat(),
+            value: ushort(b"\xbb\xbc\xd5\xdf"),
+        },
+        Col {
+            name: "raw",
+            type_info: vec![0xA5, 0x08, 0x00],
+            value: ushort(&[1, 2, 3]),
+        },
+        Col {
+            name: "memo",
+            type_info: [vec![0xE7, 0xFF, 0xFF], LATIN1.to_vec()].concat(),
+            value: plp(&u16s(&"long memo ".repeat(120)), 1000),
+        },
+        Col {
+            name: "blob",
+            type_info: vec![0xA5, 0xFF, 0xFF],
+            value: plp(&[0xEE; 3000], 1024),
+        },
+        Col {
+            name: "txt",
+            type_info: text_ti(0x23, true),
+            value: text_val(b"old text column"),
+        },
+        Col {
+            name: "ntxt",
+            type_info: text_ti(0x63, true),
+            value: text_val(&u16s("old ntext")),
+        },
+        Col {
+            name: "img",
+            type_info: text_ti(0x22, false),
+            value: text_val(&[0x89, 0x50, 0x4E, 0x47]),
+        },
+        Col {
+            name: "var",
+            type_info: vec![0x62, 0x10, 0x1F, 0x00, 0x00],
+            value: vec![6, 0, 0, 0, 0x38, 0, 9, 0, 0, 0],
+        },
+        Col {
+            name: "doc",
+            type_info: vec![0xF1, 0x00],
+            value: plp(&u16s("<r/>"), 64),
+        },
+        Col {
+            name: "geo",
+            type_info: udt_ti,
+            value: plp(&[0xE6, 0x10, 0, 0, 1, 0x0C], 64),
+        },
+    ];
+    // A nullable column that is NULL in the NBCROW.
+    cols.push(Col {
+        name: "maybe",
+        type_info: vec![0x26, 4],
+        value: vec![4, 9, 0, 0, 0],
+    });
+    cols
+}
+
+/// COLMETADATA (2.2.7.4) for `cols`: UserType (4), Flags (2, nullable), TYPE_INFO, ColName.
+pub fn colmetadata(cols: &[Col]) -> Vec<u8> {
+    let mut v = vec![0x81];
+    v.extend_from_slice(&(cols.len() as u16).to_le_bytes());
+    for c in cols {
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(&0x0009u16.to_le_bytes());
+        v.extend_from_slice(&c.type_info);
+        v.extend(b_varchar(c.name));
+    }
+    v
+}
+
+/// ROW (2.2.7.19) with every column's value.
+pub fn row(cols: &[Col]) -> Vec<u8> {
+    let mut v = vec![0xD1];
+    for c in cols {
+        v.extend_from_slice(&c.value);
+    }
+    v
+}
+
+/// NBCROW (2.2.7.15): the null bitmap, then the non-NULL values only.
+pub fn nbcrow(cols: &[Col], nulls: &[usize]) -> Vec<u8> {
+    let mut v = vec![0xD2];
+    let mut bitmap = vec![0u8; cols.len().div_ceil(8)];
+    for &i in nulls {
+        bitmap[i / 8] |= 1 << (i % 8);
+    }
+    v.extend_from_slice(&bitmap);
+    for (i, c) in cols.iter().enumerate() {
+        if !nulls.contains(&i) {
+            v.extend_from_slice(&c.value);
+        }
+    }
+    v
+}
+
+/// A TLS record (RFC 8446 5.1) of `content_type` carrying `len` opaque bytes.
+pub fn tls_record(content_type: u8, len: usize, fill: u8) -> Vec<u8> {
+    let mut v = vec![content_type, 0x03, 0x03];
+    v.extend_from_slice(&(len as u16).to_be_bytes());
+    v.extend(std::iter::repeat_n(fill, len));
+    v
+}
+
+/// A TLS 1.2 ClientHello offering ALPN `alpn` (TDS 8.0 clients offer "tds/8.0").
+pub fn client_hello(alpn: &str) -> Vec<u8> {
+    let mut ext = Vec::new();
+    let mut names = vec![alpn.len() as u8];
+    names.extend_from_slice(alpn.as_bytes());
+    let mut list = (names.len() as u16).to_be_bytes().to_vec();
+    list.extend(names);
+    ext.extend_from_slice(&16u16.to_be_bytes());
+    ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
+    ext.extend(list);
+    let mut hello = vec![0x03, 0x03];
+    hello.extend_from_slice(&[0x11; 32]);
+    hello.push(0);
+    hello.extend_from_slice(&[0, 2, 0x13, 0x01]);
+    hello.extend_from_slice(&[1, 0]);
+    hello.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    hello.extend(ext);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
+    hs.extend(hello);
+    let mut rec = vec![0x16, 0x03, 0x01];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend(hs);
+    rec
+}
+
+/// NTLM AUTHENTICATE (MS-NLMP 2.2.1.3), Unicode, with dummy responses.
+pub fn ntlm_authenticate(domain: &str, user: &str, ws: &str) -> Vec<u8> {
+    let (d, u, w) = (u16s(domain), u16s(user), u16s(ws));
+    let lm = [0x11u8; 24];
+    let nt = [0x22u8; 24];
+    let mut m = b"NTLMSSP\0".to_vec();
+    m.extend_from_slice(&3u32.to_le_bytes());
+    let mut off = 64u32;
+    let mut payload = Vec::new();
+    for part in [&lm[..], &nt[..], &d[..], &u[..], &w[..], &[][..]] {
+        m.extend_from_slice(&(part.len() as u16).to_le_bytes());
+        m.extend_from_slice(&(part.len() as u16).to_le_bytes());
+        m.extend_from_slice(&off.to_le_bytes());
+        off += part.len() as u32;
+        payload.extend_from_slice(part);
+    }
+    m.extend_from_slice(&0x0008_8201u32.to_le_bytes());
+    m.extend(payload);
+    m
+}
+
+/// NTLM NEGOTIATE (MS-NLMP 2.2.1.1), minimal.
+pub fn ntlm_negotiate() -> Vec<u8> {
+    let mut m = b"NTLMSSP\0".to_vec();
+    m.extend_from_slice(&1u32.to_le_bytes());
+    m.extend_from_slice(&0x0008_8207u32.to_le_bytes());
+    m.extend_from_slice(&[0; 16]);
+    m
+}
+
+// ---------------------------------------------------------------- conversations
+
+const SPID: u16 = 57;
+
+fn login_response(db: &str) -> Vec<u8> {
+    [
+        envchange_str(1, db, "master"),
+        message(
+            0xAB,
+            5701,
+            2,
+            0,
+            &format!("Changed database context to '{db}'."),
+            "",
+            1,
+        ),
+        envchange_collation(CHINESE_PRC),
+        envchange_str(2, "us_english", ""),
+        loginack(0x7400_0004, "Microsoft SQL Server", [16, 0, 0x10, 0x67]),
+        envchange_str(4, "4096", "4096"),
+        done(0xFD, 0x0000, 0),
+    ]
+    .concat()
+}
+
+/// PRELOGIN exchange without encryption (both sides ENCRYPT_NOT_SUP), then a SQL login.
+fn plain_login(conv: &mut Conversation, user: &str, db: &str) {
+    conv.push((
+        C,
+        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        C,
+        packets(
+            0x10,
+            &login7(user, "Sup3r$ecret", "HIS.Registration", db, &[]),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((S, packets(0x04, &login_response(db), 4096, SPID)));
+}
+
+/// A SQL login, a result set with every column type over many 512-byte packets, an error,
+/// a transaction, sp_executesql with every parameter type, sp_prepexec / sp_execute /
+/// sp_unprepare with the handle, two RPCs in one message, an Attention.
+pub fn full_session() -> Conversation {
+    let mut conv = Vec::new();
+    plain_login(&mut conv, "his_app", "EMR");
+    let cols = every_column();
+    let result = [
+        colmetadata(&cols),
+        row(&cols),
+        nbcrow(&cols, &[cols.len() - 1, 1, 18]),
+        row(&cols),
+        done(0xFD, 0x0010, 3),
+    ]
+    .concat();
+    conv.push((
+        C,
+        packets(
+            0x01,
+            &sql_batch("SELECT * FROM dbo.patient_notes WHERE ward = N'内科'"),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((S, packets(0x04, &result, 512, SPID)));
+    let err = [
+        message(
+            0xAA,
+            208,
+            1,
+            16,
+            "Invalid object name 'dbo.patinet'.",
+            "",
+            1,
+        ),
+        done(0xFD, 0x0002, 0),
+    ]
+    .concat();
+    conv.push((
+        C,
+        packets(0x01, &sql_batch("SELECT * FROM dbo.patinet"), 4096, 0),
+    ));
+    conv.push((S, packets(0x04, &err, 4096, SPID)));
+    conv.push((
+        C,
+        packets(
+            0x01,
+            &sql_batch("BEGIN TRANSACTION; UPDATE dbo.beds SET free = 0 WHERE id = 7"),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                envchange_begin_tran(),
+                done(0xFD, 0x0011, 1),
+                done(0xFD, 0x0010, 1),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    // sp_executesql with every parameter type.
+    let ps = every_param();
+    let decl: Vec<String> = ps.iter().map(|(n, _, ty, _)| format!("{n} {ty}")).collect();
+    let stmt = nv("SELECT @int AS v");
+    let decl = nv(&decl.join(","));
+    let mut params: Vec<(&str, bool, &Typed)> =
+        vec![("@stmt", false, &stmt), ("@params", false, &decl)];
+    for (n, v, _, _) in &ps {
+        params.push((n, false, v));
+    }
+    conv.push((
+        C,
+        packets(0x03, &rpc_message(&[rpc(Ok(10), &params)]), 4096, 0),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                colmetadata(&cols[..1]),
+                row(&cols[..1]),
+                done(0xFF, 0x0011, 1),
+                returnstatus(0),
+                done(0xFE, 0x0000, 0),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    // sp_prepexec: @handle OUTPUT, @params, @stmt, values → RETURNVALUE handle 7.
+    let h = int4_null();
+    let decl = nv("@P0 int");
+    let stmt = nv("SELECT name FROM dbo.patient WHERE id = @P0");
+    let p0 = int4(1001);
+    conv.push((
+        C,
+        packets(
+            0x03,
+            &rpc_message(&[rpc(
+                Ok(13),
+                &[
+                    ("@handle", true, &h),
+                    ("", false, &decl),
+                    ("", false, &stmt),
+                    ("", false, &p0),
+                ],
+            )]),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                returnvalue_int(0, "@handle", 7),
+                done(0xFF, 0x0011, 1),
+                returnstatus(0),
+                done(0xFE, 0x0000, 0),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    // Two sp_execute of handle 7 in one message.
+    let h7 = int4(7);
+    let p1 = int4(1002);
+    let p2 = int4(1003);
+    let e1 = rpc(Ok(12), &[("", false, &h7), ("", false, &p1)]);
+    let e2 = rpc(Ok(12), &[("", false, &h7), ("", false, &p2)]);
+    conv.push((C, packets(0x03, &rpc_message(&[e1, e2]), 4096, 0)));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                done(0xFF, 0x0011, 1),
+                returnstatus(0),
+                done(0xFE, 0x0081, 0),
+                done(0xFF, 0x0011, 0),
+                returnstatus(0),
+                done(0xFE, 0x0000, 0),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    // sp_unprepare 7.
+    conv.push((
+        C,
+        packets(
+            0x03,
+            &rpc_message(&[rpc(Ok(15), &[("", false, &h7)])]),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[returnstatus(0), done(0xFE, 0x0000, 0)].concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    // A named procedure with an error inside it.
+    let pid = nv("P-0042");
+    conv.push((
+        C,
+        packets(
+            0x03,
+            &rpc_message(&[rpc(Err("dbo.usp_discharge"), &[("@patient", false, &pid)])]),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                message(
+                    0xAA,
+                    547,
+                    0,
+                    16,
+                    "The UPDATE statement conflicted with the FOREIGN KEY constraint.",
+                    "usp_discharge",
+                    12,
+                ),
+                done(0xFF, 0x0002, 0),
+                returnstatus(-6),
+                done(0xFE, 0x0002, 0),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    // A long query cancelled with an Attention; the server acknowledges with DONE_ATTN.
+    conv.push((
+        C,
+        packets(0x01, &sql_batch("WAITFOR DELAY '00:10:00'"), 4096, 0),
+    ));
+    conv.push((C, packets(0x06, &[], 4096, 0)));
+    conv.push((S, packets(0x04, &done(0xFD, 0x0020, 0), 4096, SPID)));
+    conv
+}
+
+/// A login refused: ERROR 18456 then DONE with DONE_ERROR (MS-TDS 4.3 shows the shape).
+pub fn login_failed() -> Conversation {
+    let mut conv = Vec::new();
+    conv.push((
+        C,
+        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        C,
+        packets(
+            0x10,
+            &login7("sa", "wrong", "sqlcmd", "master", &[]),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                message(0xAA, 18456, 1, 14, "Login failed for user 'sa'.", "", 1),
+                done(0xFD, 0x0002, 0),
+            ]
+            .concat(),
+            4096,
+            0,
+        ),
+    ));
+    conv
+}
+
+/// ENCRYPT_OFF on both sides: the TLS handshake inside PRELOGIN packets, the LOGIN7 as one TLS
+/// application-data record, then plaintext (MS-TDS 2.2.6.5, 3.2.5.2).
+pub fn login_only_tls() -> Conversation {
+    let mut conv = Vec::new();
+    conv.push((
+        C,
+        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 0, false), 4096, 0),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &prelogin([16, 0, 0x10, 0x67, 0, 0], 0, false),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((C, packets(0x12, &client_hello("h2"), 4096, 0)));
+    conv.push((
+        S,
+        packets(
+            0x12,
+            &[tls_record(0x16, 900, 0x42), tls_record(0x14, 1, 1)].concat(),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        C,
+        packets(
+            0x12,
+            &[
+                tls_record(0x16, 70, 0x43),
+                tls_record(0x14, 1, 1),
+                tls_record(0x16, 40, 0x44),
+            ]
+            .concat(),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x12,
+            &[tls_record(0x14, 1, 1), tls_record(0x16, 40, 0x45)].concat(),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((C, tls_record(0x17, 260, 0x46)));
+    conv.push((S, packets(0x04, &login_response("LIS"), 4096, SPID)));
+    conv.push((
+        C,
+        packets(
+            0x01,
+            &sql_batch("SELECT TOP 10 * FROM lab_results"),
+            4096,
+            0,
+        ),
+    ));
+    let cols = every_column();
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                colmetadata(&cols[..3]),
+                row(&cols[..3]),
+                done(0xFD, 0x0010, 1),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    conv
+}
+
+/// ENCRYPT_REQ: everything after the handshake is TLS.
+pub fn full_tls() -> Conversation {
+    let mut conv = Vec::new();
+    conv.push((
+        C,
+        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 1, false), 4096, 0),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &prelogin([16, 0, 0x10, 0x67, 0, 0], 3, false),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((C, packets(0x12, &client_hello("h2"), 4096, 0)));
+    conv.push((S, packets(0x12, &tls_record(0x16, 900, 0x42), 4096, 0)));
+    conv.push((C, packets(0x12, &tls_record(0x16, 70, 0x43), 4096, 0)));
+    conv.push((S, packets(0x12, &tls_record(0x16, 40, 0x45), 4096, 0)));
+    conv.push((C, tls_record(0x17, 300, 0x46)));
+    conv.push((S, tls_record(0x17, 500, 0x47)));
+    conv.push((C, tls_record(0x17, 120, 0x48)));
+    conv.push((S, tls_record(0x17, 90, 0x49)));
+    conv
+}
+
+/// TDS 8.0: TLS from the first byte, ALPN "tds/8.0".
+pub fn tds8() -> Conversation {
+    vec![
+        (C, client_hello("tds/8.0")),
+        (S, tls_record(0x16, 1200, 0x50)),
+        (C, tls_record(0x17, 400, 0x51)),
+        (S, tls_record(0x17, 600, 0x52)),
+    ]
+}
+
+/// Integrated security: LOGIN7 with NTLM NEGOTIATE, the SSPI token challenge, the client's
+/// SSPI message with AUTHENTICATE, LOGINACK (MS-TDS 3.2.5.1 SSPI flow).
+pub fn ntlm_login() -> Conversation {
+    let mut conv = Vec::new();
+    conv.push((
+        C,
+        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((
+        C,
+        packets(
+            0x10,
+            &login7("", "", "Nursing", "EMR", &ntlm_negotiate()),
+            4096,
+            0,
+        ),
+    ));
+    // NTLM CHALLENGE (MS-NLMP 2.2.1.2): empty target name and target info (offset 56), flags,
+    // server challenge, reserved, version.
+    let mut challenge = b"NTLMSSP\0".to_vec();
+    challenge.extend_from_slice(&2u32.to_le_bytes());
+    challenge.extend_from_slice(&[0, 0, 0, 0, 56, 0, 0, 0]);
+    challenge.extend_from_slice(&0x0288_8205u32.to_le_bytes());
+    challenge.extend_from_slice(&[0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF]);
+    challenge.extend_from_slice(&[0; 8]);
+    challenge.extend_from_slice(&[0, 0, 0, 0, 56, 0, 0, 0]);
+    challenge.extend_from_slice(&[10, 0, 0x61, 0x4A, 0, 0, 0, 0x0F]);
+    conv.push((S, packets(0x04, &with_len16(0xED, &challenge), 4096, 0)));
+    conv.push((
+        C,
+        packets(
+            0x11,
+            &ntlm_authenticate("HOSPITAL", "nurse.li", "WARD-PC-07"),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((S, packets(0x04, &login_response("EMR"), 4096, SPID)));
+    conv.push((
+        C,
+        packets(0x01, &sql_batch("EXEC dbo.usp_rounds @ward = 3"), 4096, 0),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                done(0xFF, 0x0011, 12),
+                returnstatus(0),
+                done(0xFE, 0x0000, 0),
+                done(0xFD, 0x0000, 0),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    conv
+}
+
+/// An SMP packet (MS-SMP 2.2.1): SMID 0x53, flags, session id, length, sequence, window.
+pub fn smp(flags: u8, sid: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x53, flags];
+    v.extend_from_slice(&sid.to_le_bytes());
+    v.extend_from_slice(&((16 + payload.len()) as u32).to_le_bytes());
+    v.extend_from_slice(&seq.to_le_bytes());
+    v.extend_from_slice(&(seq + 4).to_le_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// MARS: PRELOGIN with MARS on, a login, then two logical sessions (SMP session ids 0 and 1)
+/// whose requests and answers interleave; session 0's result spans two TDS packets carried in
+/// two SMP DATA packets, the second TDS packet itself split across SMP packets.
+pub fn mars() -> Conversation {
+    let mut conv = vec![
+        (
+            C,
+            packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, true), 4096, 0),
+        ),
+        (
+            S,
+            packets(0x04, &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, true), 4096, 0),
+        ),
+        (
+            C,
+            packets(
+                0x10,
+                &login7("pacs", "Sup3r$ecret", "PACS.Archive", "PACS", &[]),
+                4096,
+                0,
+            ),
+        ),
+        (S, packets(0x04, &login_response("PACS"), 4096, SPID)),
+    ];
+    conv.push((C, [smp(0x01, 0, 0, &[]), smp(0x01, 1, 0, &[])].concat()));
+    let q0 = packets(
+        0x01,
+        &sql_batch("SELECT study_uid FROM dbo.studies WHERE patient_id = 'P-0042'"),
+        4096,
+        0,
+    );
+    let q1 = packets(
+        0x01,
+        &sql_batch("UPDATE dbo.worklist SET state = 2 WHERE id = 9"),
+        4096,
+        0,
+    );
+    conv.push((C, [smp(0x08, 0, 1, &q0), smp(0x08, 1, 1, &q1)].concat()));
+    conv.push((
+        S,
+        smp(
+            0x08,
+            1,
+            1,
+            &packets(0x04, &done(0xFD, 0x0010, 5), 4096, SPID),
+        ),
+    ));
+    let cols = every_column();
+    let result = [
+        colmetadata(&cols[..13]),
+        row(&cols[..13]),
+        row(&cols[..13]),
+        done(0xFD, 0x0010, 2),
+    ]
+    .concat();
+    let r0 = packets(0x04, &result, 300, SPID);
+    let (a, b) = r0.split_at(r0.len() / 2);
+    conv.push((
+        S,
+        [smp(0x02, 0, 0, &[]), smp(0x08, 0, 1, a), smp(0x08, 0, 2, b)].concat(),
+    ));
+    conv.push((C, smp(0x04, 1, 2, &[])));
+    conv.push((S, smp(0x04, 1, 2, &[])));
+    conv
+}
+
+/// Bulk load (MS-TDS 2.2.6.1: an INSERT BULK batch, then a BULK_LOAD message of COLMETADATA,
+/// ROWs and DONE) and Transaction Manager requests (2.2.6.9: TM_BEGIN_XACT with isolation level
+/// and name, TM_COMMIT_XACT), after a login answered with FEATUREEXTACK (2.2.7.11) and a routing
+/// ENVCHANGE (2.2.7.9 type 20).
+pub fn bulk_and_tm() -> Conversation {
+    let mut conv = vec![
+        (
+            C,
+            packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
+        ),
+        (
+            S,
+            packets(
+                0x04,
+                &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+                4096,
+                0,
+            ),
+        ),
+        (
+            C,
+            packets(
+                0x10,
+                &login7("etl", "Sup3r$ecret", "LIS.Import", "LIS", &[]),
+                4096,
+                0,
+            ),
+        ),
+    ];
+    let mut routing = vec![20u8];
+    let server = us_varchar("lis-replica.hospital.local");
+    let mut value = vec![0u8]; // protocol 0: TCP
+    value.extend_from_slice(&1434u16.to_le_bytes());
+    value.extend(server);
+    routing.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    routing.extend(value);
+    routing.extend_from_slice(&0u16.to_le_bytes());
+    let head = login_response("LIS");
+    let login = [
+        head[..head.len() - 13].to_vec(),
+        // FEATUREEXTACK: SESSIONRECOVERY (0x01) with no data, UTF8_SUPPORT (0x0A) 1 byte, end.
+        vec![0xAE, 0x01, 0, 0, 0, 0, 0x0A, 1, 0, 0, 0, 1, 0xFF],
+        with_len16(0xE3, &routing),
+        done(0xFD, 0, 0),
+    ]
+    .concat();
+    conv.push((S, packets(0x04, &login, 4096, SPID)));
+    conv.push((
+        C,
+        packets(
+            0x01,
+            &sql_batch("insert bulk dbo.results (id int, name nvarchar(64))"),
+            4096,
+            0,
+        ),
+    ));
+    conv.push((S, packets(0x04, &done(0xFD, 0, 0), 4096, SPID)));
+    let cols = every_column();
+    let two = [
+        Col {
+            name: "id",
+            type_info: vec![0x26, 4],
+            value: vec![4, 1, 0, 0, 0],
+        },
+        Col {
+            name: "name",
+            type_info: cols[12].type_info.clone(),
+            value: cols[12].value.clone(),
+        },
+    ];
+    let mut bulk = colmetadata(&two);
+    for _ in 0..5 {
+        bulk.extend(row(&two));
+    }
+    bulk.extend(done(0xFD, 0, 0));
+    conv.push((C, packets(0x07, &bulk, 128, 0)));
+    conv.push((S, packets(0x04, &done(0xFD, 0x0010, 5), 4096, SPID)));
+    // TM_BEGIN_XACT (5): isolation level 2 (read committed), transaction name "import".
+    let mut tm = all_headers();
+    tm.extend_from_slice(&5u16.to_le_bytes());
+    tm.push(2);
+    tm.extend(b_varchar("import"));
+    conv.push((C, packets(0x0E, &tm, 4096, 0)));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[envchange_begin_tran(), done(0xFD, 0, 0)].concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    // TM_COMMIT_XACT (7): name empty, fBeginXact 0.
+    let mut tm = all_headers();
+    tm.extend_from_slice(&7u16.to_le_bytes());
+    tm.push(0);
+    tm.push(0);
+    conv.push((C, packets(0x0E, &tm, 4096, 0)));
+    let mut commit = vec![9u8, 0, 8];
+    commit.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[with_len16(0xE3, &commit), done(0xFD, 0, 0)].concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    conv
+}
+
+/// All conversations by name.
+pub fn all() -> Vec<(&'static str, Conversation)> {
+    vec![
+        ("full_session", full_session()),
+        ("login_failed", login_failed()),
+        ("login_only_tls", login_only_tls()),
+        ("full_tls", full_tls()),
+        ("tds8", tds8()),
+        ("ntlm_login", ntlm_login()),
+        ("mars", mars()),
+        ("bulk_and_tm", bulk_and_tm()),
+    ]
+}
