@@ -551,6 +551,8 @@ fn objects(sql: &str, toks: &[Token], dialect: Dialect, ctes: &[&str], shape: &m
                     "ALL",
                     "OVERWRITE",
                     "TOP",
+                    // T-SQL bulk load: INSERT BULK table (…)
+                    "BULK",
                 ]
                 .iter()
                 .any(|k| m.is_kw(sql, k))

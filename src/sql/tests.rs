@@ -194,6 +194,10 @@ fn objects_of_writes() {
         vec![o("dbo.log", "write")]
     );
     assert_eq!(
+        objs(&ts("insert bulk dbo.results (id int, name nvarchar(64))")),
+        vec![o("dbo.results", "write")]
+    );
+    assert_eq!(
         objs(&my("UPDATE LOW_PRIORITY t1, t2 SET t1.a = t2.a")),
         vec![o("t1", "write"), o("t2", "write")]
     );
