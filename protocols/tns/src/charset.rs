@@ -10,6 +10,10 @@ pub const UTF8: u16 = 871;
 pub const US7ASCII: u16 = 1;
 /// `WE8ISO8859P1`.
 pub const WE8ISO8859P1: u16 = 31;
+/// `EE8ISO8859P2`.
+pub const EE8ISO8859P2: u16 = 32;
+/// `CL8ISO8859P5` (Cyrillic ISO; wswiki__TNS_Oracle1.pcap frame 21 negotiates it).
+pub const CL8ISO8859P5: u16 = 35;
 /// `WE8ISO8859P15`.
 pub const WE8ISO8859P15: u16 = 46;
 /// `CL8MSWIN1251` (Russian Windows).
@@ -44,6 +48,8 @@ pub fn encoding(id: u16) -> Option<&'static Encoding> {
         AL32UTF8 | UTF8 | US7ASCII => UTF_8,
         WE8ISO8859P1 | WE8MSWIN1252 => WINDOWS_1252,
         WE8ISO8859P15 => ISO_8859_15,
+        EE8ISO8859P2 => ISO_8859_2,
+        CL8ISO8859P5 => ISO_8859_5,
         CL8MSWIN1251 => WINDOWS_1251,
         EE8MSWIN1250 => WINDOWS_1250,
         CL8KOI8R => KOI8_R,
@@ -65,6 +71,8 @@ pub fn name(id: u16) -> Option<&'static str> {
         US7ASCII => "US7ASCII",
         WE8ISO8859P1 => "WE8ISO8859P1",
         WE8ISO8859P15 => "WE8ISO8859P15",
+        EE8ISO8859P2 => "EE8ISO8859P2",
+        CL8ISO8859P5 => "CL8ISO8859P5",
         CL8MSWIN1251 => "CL8MSWIN1251",
         EE8MSWIN1250 => "EE8MSWIN1250",
         WE8MSWIN1252 => "WE8MSWIN1252",

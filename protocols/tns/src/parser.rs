@@ -21,7 +21,7 @@
 use dbtap_core::gap::{judge, Candidate, GapVerdict, Position, Resync, ResyncStep};
 use dbtap_core::text::{decode, truncate_utf8};
 use dbtap_core::{
-    Completeness, Cx, DbError, DbEvent, Direction, ErrorCode, Input, Op, Progress, Request,
+    Completeness, Cx, DbError, DbEvent, Direction, ErrorCode, Input, Login, Op, Progress, Request,
     Response, SessionOpts, SessionUpdate, Status, StreamParser, Timestamp, Upgrade,
 };
 use encoding_rs::{Encoding, UTF_8};
@@ -136,6 +136,9 @@ pub struct TnsParser {
     login: Option<OpState>,
     /// The login was emitted.
     login_done: bool,
+    /// What the CONNECT said (service, program, host, OS user): the base of every login on
+    /// this connection.
+    connect_login: Option<Login>,
     /// The first client DATA after ACCEPT was an ANO negotiation: read the server's answer.
     ano_pending: bool,
     dirs: [Dir; 2],
@@ -169,6 +172,7 @@ impl TnsParser {
             connect_data: Vec::new(),
             login: None,
             login_done: opts.midstream,
+            connect_login: None,
             ano_pending: false,
             dirs: Default::default(),
             midstream: opts.midstream,
@@ -333,6 +337,7 @@ impl TnsParser {
         }
         set_attr(&mut login.attributes, "os_user", d.os_user);
         set_attr(&mut login.attributes, "client_host", d.host);
+        self.connect_login = Some((**login).clone());
     }
 
     fn on_refuse(&mut self, pkt: &[u8], len: u64, ts: Timestamp, out: &mut Vec<DbEvent>) {
@@ -729,7 +734,9 @@ impl TnsParser {
                 // A login without CONNECT in view (mid-stream), or a second logon on the same
                 // connection (proxy sessions).
                 self.login_done = false;
-                self.new_op(Kind::Login, ts, Some(Op::LOGIN))
+                let mut op = self.new_op(Kind::Login, ts, Some(Op::LOGIN));
+                op.req.login = self.connect_login.clone().map(Box::new);
+                op
             }
         };
         // The answer to phase one (AUTH_SESSKEY) is part of the login, not a result.
@@ -741,6 +748,7 @@ impl TnsParser {
             .and_then(|r| ttc::auth(call, at, r, cx.limits.max_attribute_len));
         let enc = self.encoding;
         let login = l.req.login.get_or_insert_with(Default::default);
+        let parsed_mode = parsed.as_ref().map(|a| a.mode);
         match parsed {
             Some(a) => {
                 if !a.user.is_empty() {
@@ -783,6 +791,20 @@ impl TnsParser {
         if f == func::AUTH_PHASE_TWO {
             l.phase_two = true;
             login.credentials_redacted = true;
+        }
+        if let Some(a) = &parsed_mode {
+            let privilege = if a & ttc::auth_mode::SYSDBA != 0 {
+                Some("SYSDBA")
+            } else if a & ttc::auth_mode::SYSOPER != 0 {
+                Some("SYSOPER")
+            } else {
+                None
+            };
+            set_attr(
+                &mut login.attributes,
+                "privilege",
+                privilege.map(str::to_string),
+            );
         }
         if l.req.ts > ts || l.req.ts == Timestamp(0) {
             l.req.ts = ts;
@@ -852,8 +874,15 @@ impl TnsParser {
                 status: Status::Ok,
                 ..Default::default()
             };
+            if op.kind == Kind::Login && !op.phase_two {
+                // The connection ended before the password was sent (a probe, a scan, a
+                // session that died): no verdict.
+                r.status = Status::Unknown;
+            }
             if let Some(e) = ttc::find_error(&op.tail, self.repr, 4096) {
-                r.rows = e.rows;
+                if op.kind != Kind::Login {
+                    r.rows = e.rows;
+                }
                 // ORA-01403 (no data found) ends a fetch: not a failure.
                 if e.code != 1403 || op.kind == Kind::Login {
                     r.status = Status::Error;

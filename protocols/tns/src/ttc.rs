@@ -62,6 +62,14 @@ pub mod func {
     pub const CLOSE_TEMP: u8 = 120;
 }
 
+/// Logon mode bits of an authentication call.
+pub mod auth_mode {
+    /// Connect AS SYSDBA.
+    pub const SYSDBA: u64 = 0x20;
+    /// Connect AS SYSOPER.
+    pub const SYSOPER: u64 = 0x40;
+}
+
 /// Values read at most from one authentication message.
 pub const MAX_AUTH_PAIRS: usize = 64;
 /// Bytes searched after OALL8's SQL length field for the statement text.
@@ -435,24 +443,29 @@ pub fn oall8(d: &[u8], at: usize, repr: Repr, max: usize) -> Option<Oall8> {
         return (cursor > 0 && cursor < 1 << 31).then_some(Oall8::Cursor { cursor, options });
     }
     let after_len = c.pos;
-    let binds = if repr.ints == IntMode::Compressed {
-        // al8i4 pointer and length, al8o4 and al8o4l pointers, prefetch buffer size, prefetch
-        // rows, maximum long size, binds pointer, bind count (python-oracledb's layout, checked
-        // against JDBC thin 11g in wswiki__11_sqldeveloper11_2016.pcapng).
+    // al8i4 pointer and length, al8o4 and al8o4l pointers, prefetch buffer size, prefetch rows,
+    // maximum long size, binds pointer, bind count: python-oracledb's layout, found the same in
+    // JDBC thin 11g (wswiki__11_sqldeveloper11_2016.pcapng frame 52) and 64-bit OCI 11g
+    // (john-samples__O5LOGON_Oracle-good.pcap frame 35). 32-bit OCI 10g with 1-byte pointers
+    // (junkie__oracle_select.pcap frame 33) lays these fields out differently: not read there.
+    let binds = if repr.ints == IntMode::FixedLe && repr.ptr == 1 {
+        None
+    } else {
         let mut b = Cur::new(d, after_len, repr);
         (|| {
             b.ptr()?;
-            b.ub4()?;
+            if b.ub4()? != 13 {
+                return None;
+            }
             b.ptr()?;
             b.ptr()?;
             b.ub4()?;
             b.ub4()?;
             b.ub4()?;
-            b.ptr()?;
-            b.ub4()
+            let has = b.ptr()?;
+            let n = b.ub4()?;
+            (has == (n > 0) && n <= 65535).then_some(n)
         })()
-    } else {
-        None
     };
     // Two passes: the exact length first (JDBC thin and most OCI calls), then, for OCI's fixed
     // representation only, the announced length as bytes of the client's character set times
