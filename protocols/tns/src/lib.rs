@@ -125,7 +125,10 @@ pub fn probe(dir: Direction, head: &[u8]) -> Probe {
             }
         }
         (Direction::ToClient, ty::REFUSE | ty::REDIRECT) if !large => {
-            if head.windows(2).any(|w| w == b"(D" || w == b"(A" || w == b"(d" || w == b"(a") {
+            if head
+                .windows(2)
+                .any(|w| w == b"(D" || w == b"(A" || w == b"(d" || w == b"(a")
+            {
                 Probe::Certain
             } else if head.len() >= 64 {
                 Probe::NotForUs
@@ -160,8 +163,14 @@ mod tests {
         assert_eq!(probe(Direction::ToClient, mysql), Probe::NotForUs);
         let pg = b"\x00\x00\x00\x29\x00\x03\x00\x00user\x00postgres\x00\x00";
         assert_eq!(probe(Direction::ToServer, pg), Probe::NotForUs);
-        assert_eq!(probe(Direction::ToServer, b"GET / HTTP/1.1\r\n"), Probe::NotForUs);
-        assert_eq!(probe(Direction::ToClient, b"HTTP/1.1 200 OK\r\n"), Probe::NotForUs);
+        assert_eq!(
+            probe(Direction::ToServer, b"GET / HTTP/1.1\r\n"),
+            Probe::NotForUs
+        );
+        assert_eq!(
+            probe(Direction::ToClient, b"HTTP/1.1 200 OK\r\n"),
+            Probe::NotForUs
+        );
     }
 
     #[test]

@@ -90,7 +90,9 @@ pub fn refuse(pkt: &[u8]) -> Option<Refuse> {
     let user_reason = *pkt.get(8)?;
     let system_reason = *pkt.get(9)?;
     let len = be16(pkt, 10)? as usize;
-    let end = 12usize.saturating_add(len.min(MAX_DESCRIPTOR_LEN)).min(pkt.len());
+    let end = 12usize
+        .saturating_add(len.min(MAX_DESCRIPTOR_LEN))
+        .min(pkt.len());
     Some(Refuse {
         user_reason,
         system_reason,
@@ -101,7 +103,9 @@ pub fn refuse(pkt: &[u8]) -> Option<Refuse> {
 /// Parse a REDIRECT packet: (announced data length, the data in this packet).
 pub fn redirect(pkt: &[u8]) -> Option<(usize, Vec<u8>)> {
     let len = be16(pkt, 8)? as usize;
-    let end = 10usize.saturating_add(len.min(MAX_DESCRIPTOR_LEN)).min(pkt.len());
+    let end = 10usize
+        .saturating_add(len.min(MAX_DESCRIPTOR_LEN))
+        .min(pkt.len());
     Some((len, pkt.get(10..end).unwrap_or_default().to_vec()))
 }
 

@@ -142,7 +142,6 @@ pub struct TnsParser {
     /// The first client DATA after ACCEPT was an ANO negotiation: read the server's answer.
     ano_pending: bool,
     dirs: [Dir; 2],
-    midstream: bool,
 }
 
 impl TnsParser {
@@ -175,7 +174,6 @@ impl TnsParser {
             connect_login: None,
             ano_pending: false,
             dirs: Default::default(),
-            midstream: opts.midstream,
         }
     }
 
@@ -200,10 +198,7 @@ impl TnsParser {
     }
 
     fn new_op(&mut self, kind: Kind, ts: Timestamp, op: Option<Op>) -> OpState {
-        let tx = if matches!(
-            kind,
-            Kind::Internal | Kind::Version | Kind::Protocol
-        ) {
+        let tx = if matches!(kind, Kind::Internal | Kind::Version | Kind::Protocol) {
             0
         } else {
             self.tx()
@@ -601,7 +596,7 @@ impl TnsParser {
                     self.repr = ttc::detect_repr(call, at);
                 }
                 self.finish_cur(out);
-                self.auth(cx, call, at, f, ts, bytes, completeness, out);
+                self.auth(cx, call, at, f, ts, bytes, completeness);
             }
             func::OALL8 | func::OALL7 | func::PARSE => {
                 let mut op = self.new_op(Kind::Statement, ts, Some(Op::QUERY));
@@ -617,33 +612,36 @@ impl TnsParser {
                                 return;
                             }
                             _ => {
-                                op.req.attributes.push(("cursor".into(), cursor.to_string()));
+                                op.req
+                                    .attributes
+                                    .push(("cursor".into(), cursor.to_string()));
                                 op.req.attributes.push((
                                     "tns".into(),
                                     "execution of a cursor opened earlier: statement text not in this call".into(),
                                 ));
-                                op.req.completeness =
-                                    op.req.completeness.merge(Completeness::Partial {
-                                        lost_bytes: 0,
-                                    });
+                                op.req.completeness = op
+                                    .req
+                                    .completeness
+                                    .merge(Completeness::Partial { lost_bytes: 0 });
                             }
                         }
                     }
                     Some(ttc::Oall8::Sql(s)) => {
                         let mut sql = self.text(&s.sql);
-                        let cut = truncate_utf8(&mut sql, max) || s.truncated || self.call_truncated;
+                        let cut =
+                            truncate_utf8(&mut sql, max) || s.truncated || self.call_truncated;
                         if cut {
-                            op.req.completeness = op.req.completeness.merge(Completeness::Truncated {
-                                kept: sql.len() as u64,
-                                original: s.total as u64,
-                            });
+                            op.req.completeness =
+                                op.req.completeness.merge(Completeness::Truncated {
+                                    kept: sql.len() as u64,
+                                    original: s.total as u64,
+                                });
                         }
                         if s.binds.is_some_and(|b| b > 0) {
                             op.req.op = Some(Op::EXECUTE);
-                            op.req.attributes.push((
-                                "binds".into(),
-                                s.binds.unwrap_or(0).to_string(),
-                            ));
+                            op.req
+                                .attributes
+                                .push(("binds".into(), s.binds.unwrap_or(0).to_string()));
                         }
                         op.req.sql = Some(sql);
                     }
@@ -653,9 +651,10 @@ impl TnsParser {
                             kind: anomaly::SQL_NOT_FOUND,
                         });
                         // The call was seen but its text could not be read: say so.
-                        op.req.completeness = op.req.completeness.merge(Completeness::Partial {
-                            lost_bytes: 0,
-                        });
+                        op.req.completeness = op
+                            .req
+                            .completeness
+                            .merge(Completeness::Partial { lost_bytes: 0 });
                         op.req
                             .attributes
                             .push(("tns".into(), "statement text not decoded".into()));
@@ -678,10 +677,22 @@ impl TnsParser {
                     }
                 }
             }
-            func::COMMIT => self.simple(Kind::Commit, Op::new("commit"), ts, bytes, completeness, out),
-            func::ROLLBACK => {
-                self.simple(Kind::Rollback, Op::new("rollback"), ts, bytes, completeness, out)
-            }
+            func::COMMIT => self.simple(
+                Kind::Commit,
+                Op::new("commit"),
+                ts,
+                bytes,
+                completeness,
+                out,
+            ),
+            func::ROLLBACK => self.simple(
+                Kind::Rollback,
+                Op::new("rollback"),
+                ts,
+                bytes,
+                completeness,
+                out,
+            ),
             func::LOGOFF => self.simple(Kind::Logoff, Op::LOGOUT, ts, bytes, completeness, out),
             func::VERSION => {
                 self.finish_cur(out);
@@ -726,7 +737,6 @@ impl TnsParser {
         ts: Timestamp,
         bytes: u64,
         completeness: Completeness,
-        out: &mut Vec<DbEvent>,
     ) {
         let mut l = match self.login.take() {
             Some(l) => l,
@@ -783,9 +793,10 @@ impl TnsParser {
                 l.req
                     .attributes
                     .push(("tns".into(), "authentication call not decoded".into()));
-                l.req.completeness = l.req.completeness.merge(Completeness::Partial {
-                    lost_bytes: 0,
-                });
+                l.req.completeness = l
+                    .req
+                    .completeness
+                    .merge(Completeness::Partial { lost_bytes: 0 });
             }
         }
         if f == func::AUTH_PHASE_TWO {
@@ -897,8 +908,8 @@ impl TnsParser {
         } else {
             None
         };
-        let login_ok = op.kind == Kind::Login
-            && resp.as_ref().is_some_and(|r| r.status == Status::Ok);
+        let login_ok =
+            op.kind == Kind::Login && resp.as_ref().is_some_and(|r| r.status == Status::Ok);
         let update = if login_ok {
             op.req.login.as_ref().map(|l| SessionUpdate {
                 user: l.user.clone(),
@@ -919,13 +930,7 @@ impl TnsParser {
 
     // ---- stream plumbing --------------------------------------------------------------------
 
-    fn data(
-        &mut self,
-        cx: &Cx<'_>,
-        dir: Direction,
-        d: &[u8],
-        out: &mut Vec<DbEvent>,
-    ) -> Progress {
+    fn data(&mut self, cx: &Cx<'_>, dir: Direction, d: &[u8], out: &mut Vec<DbEvent>) -> Progress {
         let i = dir.index();
         if !self.dirs[i].seen {
             self.dirs[i].seen = true;

@@ -563,8 +563,7 @@ pub fn find_error(d: &[u8], repr: Option<Repr>, max_message: usize) -> Option<Or
     let mut i = 1usize;
     while i + 9 <= d.len() {
         if d.get(i..i + 4) == Some(b"ORA-")
-            && d
-                .get(i + 4..i + 9)
+            && d.get(i + 4..i + 9)
                 .is_some_and(|x| x.iter().all(u8::is_ascii_digit))
         {
             let l = d.get(i - 1).copied().unwrap_or(0) as usize;
@@ -591,7 +590,10 @@ pub fn find_error(d: &[u8], repr: Option<Repr>, max_message: usize) -> Option<Or
     let rows = repr.and_then(|r| block_rows(d.get(..s)?, r, code));
     Some(OraError {
         code,
-        message: msg.get(..max_message.min(msg.len())).unwrap_or_default().to_vec(),
+        message: msg
+            .get(..max_message.min(msg.len()))
+            .unwrap_or_default()
+            .to_vec(),
         rows,
     })
 }
@@ -708,9 +710,10 @@ pub fn main_call(d: &[u8], at: usize, repr: Repr) -> Option<(usize, Vec<u8>)> {
                     None => {
                         // Unknown piggy-back body: find the next plausible main call.
                         let from = pos + 2;
-                        let rel = d.get(from..)?.windows(2).position(|w| {
-                            w[0] == msg::FUNCTION && is_known_func(w[1])
-                        })?;
+                        let rel = d
+                            .get(from..)?
+                            .windows(2)
+                            .position(|w| w[0] == msg::FUNCTION && is_known_func(w[1]))?;
                         pos = from + rel;
                     }
                 }
@@ -780,12 +783,13 @@ mod tests {
             .collect()
     }
 
-    /// wswiki__11_sqldeveloper11_2016.pcapng frame 12 (TTC part): JDBC thin, compressed.
-    const JDBC_AUTH1: &str = "0376010101030121010105010103535953010d0d415554485f5445524d494e414c0107\
-        07756e6b6e6f776e00010f0f415554485f50524f4752414d5f4e4d010d0d53514c20446576656c6f7065720001\
-        0c0c415554485f4d414348494e45010f0f57494e2d544456444e554e45373330000108084155544\
-        85f504944010404323037320001080841555448\
-        5f534944010505766973 6f7200";
+    /// wswiki__11_sqldeveloper11_2016.pcapng frame 12 (TTC part): JDBC thin, compressed
+    /// integers, the user name written raw.
+    const JDBC_AUTH1: &str = "\
+        03760101010301210101050101535953010d0d415554485f5445524d494e414c010707756e6b6e6f776e00010f0f4155\
+        54485f50524f4752414d5f4e4d010d0d53514c20446576656c6f70657200010c0c415554485f4d414348494e45010f0f\
+        57494e2d544456444e554e4537333000010808415554485f5049440104043230373200010808415554485f5349440105\
+        057669736f7200";
 
     #[test]
     fn jdbc_auth_is_compressed() {
@@ -800,6 +804,8 @@ mod tests {
         );
         let a = auth(&d, 0, r, 256).unwrap();
         assert_eq!(a.user, b"SYS");
+        assert_eq!(a.func, func::AUTH_PHASE_ONE);
+        assert_eq!(a.keys.len(), 5);
         assert_eq!(a.mode, 0x21);
         assert_eq!(
             a.pairs,
@@ -816,17 +822,20 @@ mod tests {
     #[test]
     fn oci_10g_oall8_with_64_byte_chunks() {
         // junkie__oracle_insert.pcap frame 42 (TTC part): fixed little-endian ints, 1-byte
-        // pointers, SQL in 0xFE + 64-byte chunks; the announced length is 3 × 65.
+        // pointers, SQL in 0xFE + 64-byte chunks; the announced length (0xc3) is 3 × 65.
         let d = unhex(
-            "035e152180000000000000 01c3000000010d000000000100000000010000000000000000000000000000\
-             000101000000 00fe40494e5345525420494e544f20726567696f6e732028726567696f6e5f69642c2072\
-             6567696f6e5f6e616d65292056414c5545532028 37352c2027506172697327 012900 01000000",
+            "035e15218000000000000001c3000000010d000000000100000000010000000000000000000000000000000001010000\
+             0000fe40494e5345525420494e544f20726567696f6e732028726567696f6e5f69642c20726567696f6e5f6e616d6529\
+             2056414c554553202837352c202750617269732701290001000000010000000000000000000000000000000000000000\
+             000000040000000000000000000000000000000000000000000000",
         );
         let r = Repr {
             ints: IntMode::FixedLe,
             ptr: 1,
         };
-        let s = oall8(&d, 0, r, 1000).unwrap();
+        let Some(Oall8::Sql(s)) = oall8(&d, 0, r, 1000) else {
+            panic!("no statement")
+        };
         assert_eq!(
             String::from_utf8(s.sql).unwrap(),
             "INSERT INTO regions (region_id, region_name) VALUES (75, 'Paris')"
@@ -838,9 +847,8 @@ mod tests {
     fn ora_error_and_rows_from_a_fixed_block() {
         // junkie__oracle_select.pcap frame 26 (TTC part).
         let d = unhex(
-            "0401000000050001000000 7b05000000000100000003000000000000000000000000000000000000000000\
-             0000000007000001000000000000000000000000000000000000194f52412d30313430333a206e6f20646174\
-             6120666f756e640a",
+            "04010000000500010000007b050000000001000000030000000000000000000000000000000000000000000000070000\
+             010000000000000000000000000000000000194f52412d30313430333a206e6f206461746120666f756e640a",
         );
         let r = Repr {
             ints: IntMode::FixedLe,
