@@ -21,8 +21,9 @@
 use dbtap_core::gap::{judge, Candidate, GapVerdict, Position, Resync, ResyncStep};
 use dbtap_core::text::{decode, truncate_utf8};
 use dbtap_core::{
-    Completeness, Cx, DbError, DbEvent, Direction, ErrorCode, Input, Login, Op, Progress, Request,
-    Response, SessionOpts, SessionUpdate, Status, StreamParser, Timestamp, Upgrade,
+    Completeness, Cx, DbError, DbEvent, Direction, ErrorCode, Input, Login, Op, Param, ParamValue,
+    Progress, Request, Response, SessionOpts, SessionUpdate, Status, StreamParser, Timestamp,
+    Upgrade,
 };
 use encoding_rs::{Encoding, UTF_8};
 
@@ -637,11 +638,20 @@ impl TnsParser {
                                     original: s.total as u64,
                                 });
                         }
-                        if s.binds.is_some_and(|b| b > 0) {
+                        if let Some(n) = s.binds.filter(|&b| b > 0) {
                             op.req.op = Some(Op::EXECUTE);
-                            op.req
-                                .attributes
-                                .push(("binds".into(), s.binds.unwrap_or(0).to_string()));
+                            op.req.attributes.push(("binds".into(), n.to_string()));
+                            let repr = self.repr.unwrap_or(ttc::REPRS[0]);
+                            let vals =
+                                ttc::bind_values(call, s.end, repr, n, cx.limits.max_param_len);
+                            if let Some(v) = vals {
+                                op.req.params = Some(
+                                    v.iter()
+                                        .take(cx.limits.max_params)
+                                        .map(|b| self.param(b))
+                                        .collect(),
+                                );
+                            }
                         }
                         op.req.sql = Some(sql);
                     }
@@ -710,6 +720,41 @@ impl TnsParser {
                 let op = self.new_op(Kind::Internal, ts, None);
                 self.start(op, bytes, completeness);
             }
+        }
+    }
+
+    /// A bind value as a typed parameter.
+    fn param(&self, b: &ttc::Bind) -> Param {
+        let (name, value): (&'static str, ParamValue) = match (&b.value, b.ty) {
+            (None, t) => (type_name(t), ParamValue::Null),
+            (Some(v), 1 | 9 | 96) => {
+                let text = if b.csfrm == 2 {
+                    // National character set: AL16UTF16.
+                    decode(v, encoding_rs::UTF_16BE)
+                } else {
+                    let enc = crate::charset::encoding(b.charset).unwrap_or(self.encoding);
+                    decode(v, enc)
+                };
+                (type_name(b.ty), ParamValue::Text(text))
+            }
+            (Some(v), 2 | 6) => match ttc::number_text(v) {
+                Some(t) => ("NUMBER", ParamValue::Text(t)),
+                None => ("NUMBER", ParamValue::Undecodable),
+            },
+            (Some(v), 12 | 180) => match ttc::date_text(v) {
+                Some(t) => (type_name(b.ty), ParamValue::Text(t)),
+                None => (type_name(b.ty), ParamValue::Undecodable),
+            },
+            (Some(v), t) => (type_name(t), ParamValue::Bytes(v.clone())),
+        };
+        Param {
+            type_name: if name.is_empty() {
+                format!("type_{}", b.ty).into()
+            } else {
+                name.into()
+            },
+            value,
+            truncated: b.truncated,
         }
     }
 
@@ -1118,6 +1163,23 @@ impl TnsParser {
                 self.emit(l, out);
             }
         }
+    }
+}
+
+/// Oracle's name of an external type number ("" when not named here).
+fn type_name(t: u8) -> &'static str {
+    match t {
+        1 => "VARCHAR2",
+        2 | 6 => "NUMBER",
+        9 => "VARCHAR",
+        12 => "DATE",
+        23 => "RAW",
+        96 => "CHAR",
+        102 | 116 => "REF CURSOR",
+        112 => "CLOB",
+        113 => "BLOB",
+        180 => "TIMESTAMP",
+        _ => "",
     }
 }
 

@@ -190,6 +190,14 @@ impl<'a> Cur<'a> {
         }
     }
 
+    /// An unsigned 8-byte integer in the session's representation.
+    pub fn ub8(&mut self) -> Option<u64> {
+        match self.repr.ints {
+            IntMode::Compressed => self.compressed(8),
+            _ => self.fixed(8),
+        }
+    }
+
     /// An unsigned 4-byte integer in the session's representation.
     pub fn ub4(&mut self) -> Option<u64> {
         match self.repr.ints {
@@ -411,6 +419,8 @@ pub struct Statement {
     pub binds: Option<u64>,
     /// The statement was cut at `max`.
     pub truncated: bool,
+    /// Position right after the statement text in the call.
+    pub end: usize,
 }
 
 fn text_like(b: u8) -> bool {
@@ -496,7 +506,7 @@ pub fn oall8(d: &[u8], at: usize, repr: Repr, max: usize) -> Option<Oall8> {
                     let body = strip_nul(s);
                     let ends = !d.get(stop).is_some_and(|&b| text_like(b));
                     if ends && !body.is_empty() && body.iter().all(|&b| text_like(b)) {
-                        return Some(Oall8::Sql(cut(body, s.len(), binds, max)));
+                        return Some(Oall8::Sql(cut(body, s.len(), binds, max, stop)));
                     }
                 }
             }
@@ -506,7 +516,7 @@ pub fn oall8(d: &[u8], at: usize, repr: Repr, max: usize) -> Option<Oall8> {
                 if let Some((s, total)) = cc.clr(usize::MAX) {
                     let body = strip_nul(&s);
                     if accept(total) && !body.is_empty() && body.iter().all(|&b| text_like(b)) {
-                        return Some(Oall8::Sql(cut(body, total, binds, max)));
+                        return Some(Oall8::Sql(cut(body, total, binds, max, cc.pos)));
                     }
                 }
             }
@@ -516,7 +526,7 @@ pub fn oall8(d: &[u8], at: usize, repr: Repr, max: usize) -> Option<Oall8> {
                 if let Some(s) = d.get(p..stop) {
                     let ends = !d.get(stop).is_some_and(|&b| text_like(b));
                     if ends && s.iter().all(|&b| text_like(b)) {
-                        return Some(Oall8::Sql(cut(s, declared, binds, max)));
+                        return Some(Oall8::Sql(cut(s, declared, binds, max, stop)));
                     }
                 }
             }
@@ -533,14 +543,187 @@ fn strip_nul(s: &[u8]) -> &[u8] {
     s.get(..e).unwrap_or_default()
 }
 
-fn cut(body: &[u8], total: usize, binds: Option<u64>, max: usize) -> Statement {
+fn cut(body: &[u8], total: usize, binds: Option<u64>, max: usize, end: usize) -> Statement {
     let truncated = body.len() > max;
     Statement {
         sql: body.get(..max.min(body.len())).unwrap_or_default().to_vec(),
         total,
         binds,
         truncated,
+        end,
     }
+}
+
+/// One bind as sent with OALL8: its metadata and raw value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Oracle external type number (1 VARCHAR2, 2 NUMBER, 12 DATE, 23 RAW, 96 CHAR, …).
+    pub ty: u8,
+    /// Character set id of the value (text types).
+    pub charset: u16,
+    /// Character set form (2: national character set).
+    pub csfrm: u8,
+    /// The value bytes (at most `max` kept), `None` for NULL.
+    pub value: Option<Vec<u8>>,
+    /// The value was cut.
+    pub truncated: bool,
+}
+
+/// Integers skipped after the statement text (the al8i4 array: 13 entries, 14 in some JDBC
+/// thin 11g calls).
+const AL8I4_LENS: [usize; 2] = [13, 14];
+
+/// Read the bind metadata and values that follow the statement text of an OALL8 call: `count`
+/// metadata entries, then a row-data message (`07`) with one value per bind, ending the call.
+/// Two metadata layouts are known: JDBC thin (type, flags, precision, scale, buffer size ub4,
+/// array size ub4, continuation flags ub8, a ub4, version ub2, charset ub2, form, max chars ub4:
+/// wswiki__DumpFile01.pcap frame 554) and 64-bit OCI (the same without the extra ub4:
+/// john-samples__O5LOGON_Oracle-good.pcap frame 35). A layout is accepted only when the values
+/// end exactly at the end of the call.
+pub fn bind_values(d: &[u8], end: usize, repr: Repr, count: u64, max: usize) -> Option<Vec<Bind>> {
+    let count = usize::try_from(count)
+        .ok()
+        .filter(|&n| n > 0 && n <= 1024)?;
+    for skip in AL8I4_LENS {
+        for extra in [true, false] {
+            let mut c = Cur::new(d, end, repr);
+            let parsed = (|| {
+                for _ in 0..skip {
+                    c.ub4()?;
+                }
+                let mut metas = Vec::with_capacity(count.min(64));
+                for _ in 0..count {
+                    let ty = c.u8()?;
+                    c.u8()?;
+                    c.u8()?;
+                    c.u8()?;
+                    c.ub4()?;
+                    c.ub4()?;
+                    c.ub8()?;
+                    if extra {
+                        c.ub4()?;
+                    }
+                    c.ub2()?;
+                    let charset = u16::try_from(c.ub2()?).ok()?;
+                    let csfrm = c.u8()?;
+                    c.ub4()?;
+                    metas.push((ty, charset, csfrm));
+                }
+                if c.u8()? != msg::ROW_DATA {
+                    return None;
+                }
+                let mut out = Vec::with_capacity(metas.len());
+                for (ty, charset, csfrm) in metas {
+                    let first = *c.rest().first()?;
+                    let (value, truncated) = if first == 0 || first == 0xff {
+                        c.pos += 1;
+                        (None, false)
+                    } else {
+                        let (v, n) = c.clr(max)?;
+                        (Some(v), n > max)
+                    };
+                    out.push(Bind {
+                        ty,
+                        charset,
+                        csfrm,
+                        value,
+                        truncated,
+                    });
+                }
+                c.rest().is_empty().then_some(out)
+            })();
+            if parsed.is_some() {
+                return parsed;
+            }
+        }
+    }
+    None
+}
+
+/// Oracle NUMBER (1 to 21 bytes: exponent byte, base-100 mantissa) as decimal text.
+pub fn number_text(b: &[u8]) -> Option<String> {
+    let (&e, m) = b.split_first()?;
+    if e == 0x80 && m.is_empty() {
+        return Some("0".into());
+    }
+    if m.len() > 20 {
+        return None;
+    }
+    let negative = e & 0x80 == 0;
+    let (exp, digits): (i32, Vec<u8>) = if negative {
+        let m = match m.last() {
+            Some(102) => m.get(..m.len() - 1)?,
+            _ => m,
+        };
+        let exp = i32::from(!e & 0x7f) - 65;
+        (exp, m.iter().map(|&x| 101u8.wrapping_sub(x)).collect())
+    } else {
+        (
+            i32::from(e & 0x7f) - 65,
+            m.iter().map(|&x| x.wrapping_sub(1)).collect(),
+        )
+    };
+    if digits.iter().any(|&d| d > 99) || digits.is_empty() {
+        return None;
+    }
+    // Digits are base-100 pairs; the first pair is multiplied by 100^exp.
+    let mut s = String::new();
+    for (i, d) in digits.iter().enumerate() {
+        if i == 0 {
+            s.push_str(&d.to_string());
+        } else {
+            s.push_str(&format!("{d:02}"));
+        }
+    }
+    // Position of the decimal point, counted in digits from the left of `s`.
+    let first_len = if digits[0] >= 10 { 2 } else { 1 };
+    let point = first_len + 2 * exp;
+    let mut out = String::new();
+    if negative {
+        out.push('-');
+    }
+    if point <= 0 {
+        out.push_str("0.");
+        for _ in 0..(-point) {
+            out.push('0');
+        }
+        out.push_str(s.trim_end_matches('0'));
+    } else if point as usize >= s.len() {
+        out.push_str(&s);
+        for _ in 0..(point as usize - s.len()) {
+            out.push('0');
+        }
+    } else {
+        let (a, f) = s.split_at(point as usize);
+        out.push_str(a);
+        let f = f.trim_end_matches('0');
+        if !f.is_empty() {
+            out.push('.');
+            out.push_str(f);
+        }
+    }
+    Some(out)
+}
+
+/// Oracle DATE (7 bytes) or TIMESTAMP (7 or 11 bytes) as `YYYY-MM-DD HH:MM:SS[.fffffffff]`.
+pub fn date_text(b: &[u8]) -> Option<String> {
+    let [c, y, mo, d, h, mi, s, rest @ ..] = b else {
+        return None;
+    };
+    let year = (i32::from(*c) - 100) * 100 + (i32::from(*y) - 100);
+    let mut out = format!(
+        "{year:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
+        h.wrapping_sub(1),
+        mi.wrapping_sub(1),
+        s.wrapping_sub(1)
+    );
+    if let [a, b2, c2, d2] = rest {
+        let ns = u32::from_be_bytes([*a, *b2, *c2, *d2]);
+        if ns > 0 {
+            out.push_str(&format!(".{ns:09}"));
+        }
+    }
+    Some(out)
 }
 
 /// An error found in a server response.
@@ -841,6 +1024,46 @@ mod tests {
             "INSERT INTO regions (region_id, region_name) VALUES (75, 'Paris')"
         );
         assert_eq!(s.total, 65);
+    }
+
+    #[test]
+    fn jdbc_bind_values() {
+        // wswiki__DumpFile01.pcap frame 554 (TTC part, from the OALL8 call's end of text):
+        // al8i4, three bind metadata entries (NUMBER, VARCHAR2, REF CURSOR), then `07` values.
+        let d = unhex(
+            "01010101000000000000000000000006030000011600000000020369010001030000027f000001100000020369\
+             0100740300000110000000000203690100 07 02c105 03505449 0100",
+        );
+        let r = Repr {
+            ints: IntMode::Compressed,
+            ptr: 1,
+        };
+        let b = bind_values(&d, 0, r, 3, 100).unwrap();
+        assert_eq!(
+            b.iter().map(|x| (x.ty, x.charset)).collect::<Vec<_>>(),
+            [(6, 873), (1, 873), (116, 873)]
+        );
+        assert_eq!(
+            number_text(b[0].value.as_deref().unwrap()).as_deref(),
+            Some("4")
+        );
+        assert_eq!(b[1].value.as_deref(), Some(&b"PTI"[..]));
+        // One value fewer than announced does not parse.
+        assert_eq!(bind_values(&d, 0, r, 4, 100), None);
+    }
+
+    #[test]
+    fn numbers_and_dates() {
+        assert_eq!(number_text(&[0xc1, 0x05]).as_deref(), Some("4"));
+        assert_eq!(number_text(&[0x80]).as_deref(), Some("0"));
+        assert_eq!(number_text(&[0xc2, 0x02, 0x18]).as_deref(), Some("123"));
+        assert_eq!(number_text(&[0xc1, 0x02, 0x33]).as_deref(), Some("1.5"));
+        assert_eq!(number_text(&[0x3e, 0x64, 0x66]).as_deref(), Some("-1"));
+        assert_eq!(number_text(&[0xc0, 0x33]).as_deref(), Some("0.5"));
+        assert_eq!(
+            date_text(&[0x78, 0x7c, 0x0b, 0x17, 0x17, 0x24, 0x01]).as_deref(),
+            Some("2024-11-23 22:35:00")
+        );
     }
 
     #[test]

@@ -103,6 +103,15 @@ fn o5logon_11g_64bit_and_binds() {
         })
         .unwrap();
     assert_eq!(module.0.op.as_ref().unwrap().as_str(), "execute");
+    // 64-bit OCI bind metadata; the value in WE8MSWIN1252 (charset 178 in the metadata).
+    assert_eq!(
+        module.0.params,
+        Some(vec![dbtap_core::Param {
+            type_name: "VARCHAR2".into(),
+            value: dbtap_core::ParamValue::Text("SQL*Plus".into()),
+            truncated: false,
+        }])
+    );
     let ops: Vec<&str> = p
         .iter()
         .map(|(q, _)| q.op.as_ref().unwrap().as_str())
@@ -220,6 +229,14 @@ fn jdbc_raw_statements_and_binds() {
         })
         .unwrap();
     assert_eq!(bound.0.op.as_ref().unwrap().as_str(), "execute");
+    assert_eq!(
+        bound.0.params,
+        Some(vec![dbtap_core::Param {
+            type_name: "VARCHAR2".into(),
+            value: dbtap_core::ParamValue::Text("APEX_RELEASE".into()),
+            truncated: false,
+        }])
+    );
     let errs: Vec<String> = p
         .iter()
         .filter_map(|(_, r)| r.as_ref()?.error.as_ref().map(|e| format!("{:?}", e.code)))
