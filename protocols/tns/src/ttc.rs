@@ -331,7 +331,7 @@ fn auth_layout(
         return None;
     }
     if pad {
-        // Padding to 8 bytes; not always zeroed (WinWin-1 frame 17 carries stack bytes there).
+        // Padding to 8 bytes; not always zeroed (WinWin-1 frame 16 carries stack bytes there).
         c.rest().get(..4)?;
         c.pos += 4;
     }
