@@ -798,9 +798,11 @@ impl TnsParser {
         l.tail.clear();
         l.req.bytes += bytes;
         l.req.completeness = l.req.completeness.merge(completeness);
-        let parsed = self
-            .repr
-            .and_then(|r| ttc::auth(call, at, r, cx.limits.max_attribute_len));
+        // AUTH_ALTER_SESSION is SQL: kept up to the statement limit, the others up to the
+        // attribute limit (cut values are flagged: `truncated_attributes`).
+        let max_value = cx.limits.max_attribute_len.max(cx.limits.max_statement_len);
+        let parsed = self.repr.and_then(|r| ttc::auth(call, at, r, max_value));
+        let mut cut = false;
         let enc = self.encoding;
         let login = l.req.login.get_or_insert_with(Default::default);
         let parsed_mode = parsed.as_ref().map(|a| a.mode);
@@ -810,7 +812,10 @@ impl TnsParser {
                     login.user = Some(decode(&a.user, enc));
                 }
                 for (k, v) in &a.pairs {
-                    let v = decode(v, enc);
+                    let mut v = decode(v, enc);
+                    if k != "AUTH_ALTER_SESSION" {
+                        cut |= truncate_utf8(&mut v, cx.limits.max_attribute_len);
+                    }
                     match k.as_str() {
                         "AUTH_PROGRAM_NM" => login.client_program = Some(v),
                         "AUTH_TERMINAL" => set_attr(&mut login.attributes, "terminal", Some(v)),
@@ -843,6 +848,12 @@ impl TnsParser {
                     .completeness
                     .merge(Completeness::Partial { lost_bytes: 0 });
             }
+        }
+        if cut {
+            l.req.attributes.push((
+                "tns".into(),
+                "login attribute cut at the attribute limit".into(),
+            ));
         }
         if f == func::AUTH_PHASE_TWO {
             l.phase_two = true;

@@ -737,8 +737,15 @@ pub struct OraError {
     pub rows: Option<u64>,
 }
 
+/// Bytes allowed after an error message at the end of an answer. In every answer of the shared
+/// captures (178 with an error) the message is the last thing; newer servers may add a small
+/// end-of-response message.
+pub const MAX_ERROR_TRAILER: usize = 32;
+
 /// Find the call's error in a server response: the length-prefixed string that starts with
-/// `ORA-nnnnn` and ends last (the message ends the error block). Its number is checked against
+/// `ORA-nnnnn` and ends last, within [`MAX_ERROR_TRAILER`] bytes of the end (the message ends
+/// the error block, which ends the answer; row values that happen to read `ORA-…` come before
+/// it). Its number is checked against
 /// the error block's numeric error field when the block can be found just before it; rows
 /// processed are read from that block.
 pub fn find_error(d: &[u8], repr: Option<Repr>, max_message: usize) -> Option<OraError> {
@@ -764,6 +771,9 @@ pub fn find_error(d: &[u8], repr: Option<Repr>, max_message: usize) -> Option<Or
         i += 1;
     }
     let (s, e) = best?;
+    if d.len() - e > MAX_ERROR_TRAILER {
+        return None;
+    }
     let text = d.get(s + 1..e)?;
     let code: u32 = std::str::from_utf8(text.get(4..9)?).ok()?.parse().ok()?;
     let mut msg = text;
