@@ -513,7 +513,7 @@ pub fn oall8(d: &[u8], at: usize, repr: Repr, max: usize) -> Option<Oall8> {
             // 0xFE, then chunks.
             if first == 0xfe {
                 let mut cc = Cur::new(d, p, repr);
-                if let Some((s, total)) = cc.clr(usize::MAX) {
+                if let Some((s, total)) = cc.clr(max) {
                     let body = strip_nul(&s);
                     if accept(total) && !body.is_empty() && body.iter().all(|&b| text_like(b)) {
                         return Some(Oall8::Sql(cut(body, total, binds, max, cc.pos)));
@@ -544,7 +544,8 @@ fn strip_nul(s: &[u8]) -> &[u8] {
 }
 
 fn cut(body: &[u8], total: usize, binds: Option<u64>, max: usize, end: usize) -> Statement {
-    let truncated = body.len() > max;
+    // Chunked text is read up to `max` bytes only: `total` says how long it was.
+    let truncated = body.len() > max || total > max;
     Statement {
         sql: body.get(..max.min(body.len())).unwrap_or_default().to_vec(),
         total,

@@ -182,3 +182,27 @@ fn refuse_with_an_error_number() {
         dbtap_core::ErrorCode::Text("ORA-12514".into())
     );
 }
+
+#[test]
+fn long_chunked_statement_is_cut_and_flagged() {
+    // junkie__oracle_insert.pcap with a statement limit of 20 bytes: the INSERT (65 bytes in
+    // 64 + 1 byte chunks) is kept to 20 bytes and flagged truncated.
+    let limits = Limits {
+        max_statement_len: 20,
+        ..Limits::default()
+    };
+    let ev = feed(&load("sqlplus10g_insert"), SessionOpts::default(), limits).0;
+    let p = pairs(&ev);
+    let (q, _) = p
+        .iter()
+        .find(|(q, _)| q.sql.as_deref().is_some_and(|s| s.starts_with("INSERT")))
+        .unwrap();
+    assert_eq!(q.sql.as_deref(), Some("INSERT INTO regions "));
+    assert_eq!(
+        q.completeness,
+        dbtap_core::Completeness::Truncated {
+            kept: 20,
+            original: 65
+        }
+    );
+}
