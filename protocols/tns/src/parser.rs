@@ -103,6 +103,8 @@ struct OpState {
 struct Dir {
     resync: Resync,
     seen: bool,
+    /// FIN / RST / expiry seen.
+    ended: bool,
     /// Bytes of the packet in progress that a gap cut (for `Partial`).
     lost: u64,
 }
@@ -1149,9 +1151,10 @@ impl TnsParser {
         if !partial.is_empty() {
             self.mark_lost(dir, 0);
         }
-        // Both directions end at the end of a connection; flush once, on the client's end or
-        // on the server's, whichever comes last is harmless (nothing left).
-        if dir == Direction::ToClient || self.dirs[1].seen || !self.dirs[0].seen {
+        self.dirs[dir.index()].ended = true;
+        // The server may still answer after the client's FIN (half-close): flush when the
+        // server's direction ends, or when both have (flushing twice is harmless).
+        if dir == Direction::ToClient || self.dirs.iter().all(|d| d.ended) {
             self.flush(out);
         }
         Progress::Consumed(0)
