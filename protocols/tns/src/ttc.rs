@@ -455,12 +455,11 @@ pub fn oall8(d: &[u8], at: usize, repr: Repr, max: usize) -> Option<Oall8> {
     let after_len = c.pos;
     // al8i4 pointer and length, al8o4 and al8o4l pointers, prefetch buffer size, prefetch rows,
     // maximum long size, binds pointer, bind count: python-oracledb's layout, found the same in
-    // JDBC thin 11g (wswiki__11_sqldeveloper11_2016.pcapng frame 52) and 64-bit OCI 11g
-    // (john-samples__O5LOGON_Oracle-good.pcap frame 35). 32-bit OCI 10g with 1-byte pointers
-    // (junkie__oracle_select.pcap frame 33) lays these fields out differently: not read there.
-    let binds = if repr.ints == IntMode::FixedLe && repr.ptr == 1 {
-        None
-    } else {
+    // JDBC thin 11g (wswiki__11_sqldeveloper11_2016.pcapng frame 52), 64-bit OCI 11g
+    // (john-samples__O5LOGON_Oracle-good.pcap frame 35) and 32-bit OCI 10g
+    // (junkie__oracle_select.pcap frame 33 against frame 23: only the bind pointer and count
+    // differ). Accepted when the pointer and the count agree.
+    let binds = {
         let mut b = Cur::new(d, after_len, repr);
         (|| {
             b.ptr()?;
@@ -574,40 +573,129 @@ pub struct Bind {
 /// thin 11g calls).
 const AL8I4_LENS: [usize; 2] = [13, 14];
 
+/// Fields of one bind metadata entry.
+#[derive(Clone, Copy)]
+enum F {
+    U8,
+    Ub2,
+    Ub4,
+    Ub8,
+    /// The entry's character set id (ub2).
+    Charset,
+    /// The character set form (u8).
+    Form,
+    /// The external type (u8).
+    Type,
+}
+
+/// Metadata layouts seen in real captures. Every one starts type, flags, precision, scale,
+/// buffer size, array size, continuation flags.
+const META_LAYOUTS: [(&str, bool, &[F]); 3] = [
+    // JDBC thin (wswiki__DumpFile01.pcap frame 554, wswiki__11_sqldeveloper11_2016.pcapng
+    // frame 52): then a ub4, version ub2, charset, form, max chars ub4.
+    (
+        "jdbc",
+        false,
+        &[
+            F::Type,
+            F::U8,
+            F::U8,
+            F::U8,
+            F::Ub4,
+            F::Ub4,
+            F::Ub8,
+            F::Ub4,
+            F::Ub2,
+            F::Charset,
+            F::Form,
+            F::Ub4,
+        ],
+    ),
+    // OCI 11.1 64-bit (john-samples__O5LOGON_Oracle-good.pcap frame 35) and 10.2 32-bit
+    // (junkie__oracle_select.pcap frame 33): version ub2, charset, form, max chars ub4.
+    (
+        "oci",
+        false,
+        &[
+            F::Type,
+            F::U8,
+            F::U8,
+            F::U8,
+            F::Ub4,
+            F::Ub4,
+            F::Ub8,
+            F::Ub2,
+            F::Charset,
+            F::Form,
+            F::Ub4,
+        ],
+    ),
+    // OCI 10.2 and 11.2 XE 64-bit (wswiki__7_oracle10_2016.pcapng, john-samples__O5LOGON_
+    // oracle_11g_password1234567890.pcapng): one byte after al8i4; then a ub4, two ub2,
+    // charset, form, two ub4 and a byte.
+    (
+        "oci64-10g",
+        true,
+        &[
+            F::Type,
+            F::U8,
+            F::U8,
+            F::U8,
+            F::Ub4,
+            F::Ub4,
+            F::Ub8,
+            F::Ub4,
+            F::Ub2,
+            F::Ub2,
+            F::Charset,
+            F::Form,
+            F::Ub4,
+            F::Ub4,
+            F::U8,
+        ],
+    ),
+];
+
 /// Read the bind metadata and values that follow the statement text of an OALL8 call: `count`
-/// metadata entries, then a row-data message (`07`) with one value per bind, ending the call.
-/// Two metadata layouts are known: JDBC thin (type, flags, precision, scale, buffer size ub4,
-/// array size ub4, continuation flags ub8, a ub4, version ub2, charset ub2, form, max chars ub4:
-/// wswiki__DumpFile01.pcap frame 554) and 64-bit OCI (the same without the extra ub4:
-/// john-samples__O5LOGON_Oracle-good.pcap frame 35). A layout is accepted only when the values
-/// end exactly at the end of the call.
+/// metadata entries (one of [`META_LAYOUTS`]), then a row-data message (`07`) with one value
+/// per bind. A layout is accepted only when the `07` follows the last entry and the values end
+/// exactly at the end of the call.
 pub fn bind_values(d: &[u8], end: usize, repr: Repr, count: u64, max: usize) -> Option<Vec<Bind>> {
     let count = usize::try_from(count)
         .ok()
         .filter(|&n| n > 0 && n <= 1024)?;
     for skip in AL8I4_LENS {
-        for extra in [true, false] {
+        for (_, extra_byte, fields) in META_LAYOUTS {
             let mut c = Cur::new(d, end, repr);
             let parsed = (|| {
                 for _ in 0..skip {
                     c.ub4()?;
                 }
+                if extra_byte {
+                    c.u8()?;
+                }
                 let mut metas = Vec::with_capacity(count.min(64));
                 for _ in 0..count {
-                    let ty = c.u8()?;
-                    c.u8()?;
-                    c.u8()?;
-                    c.u8()?;
-                    c.ub4()?;
-                    c.ub4()?;
-                    c.ub8()?;
-                    if extra {
-                        c.ub4()?;
+                    let (mut ty, mut charset, mut csfrm) = (0u8, 0u16, 0u8);
+                    for f in fields {
+                        match f {
+                            F::U8 => {
+                                c.u8()?;
+                            }
+                            F::Ub2 => {
+                                c.ub2()?;
+                            }
+                            F::Ub4 => {
+                                c.ub4()?;
+                            }
+                            F::Ub8 => {
+                                c.ub8()?;
+                            }
+                            F::Charset => charset = u16::try_from(c.ub2()?).ok()?,
+                            F::Form => csfrm = c.u8()?,
+                            F::Type => ty = c.u8()?,
+                        }
                     }
-                    c.ub2()?;
-                    let charset = u16::try_from(c.ub2()?).ok()?;
-                    let csfrm = c.u8()?;
-                    c.ub4()?;
                     metas.push((ty, charset, csfrm));
                 }
                 if c.u8()? != msg::ROW_DATA {

@@ -38,7 +38,8 @@ fn sqlplus_10g_session_fixed_representation() {
             "query \"BEGIN DBMS_OUTPUT.DISABLE; END;\" Ok rows=None",
             "query \"SELECT ATTRIBUTE,SCOPE,NUMERIC_VALUE,CHAR_VALUE,DATE_VALUE FROM SYSTEM.PRODUCT_PRIVS WHERE (UPPER('SQL*Plus') LIKE UPPER(PRODUCT)) AND (UPPER(USER) LIKE USERID)\" Ok rows=Some(0)",
             "query \"SELECT CHAR_VALUE FROM SYSTEM.PRODUCT_PRIVS WHERE   (UPPER('SQL*Plus') LIKE UPPER(PRODUCT)) AND   ((UPPER(USER) LIKE USERID) OR (USERID = 'PUBLIC')) AND   (UPPER(ATTRIBUTE) = 'ROLES')\" Ok rows=Some(0)",
-            "query \"BEGIN DBMS_APPLICATION_INFO.SET_MODULE(:1,NULL); END;\" Ok rows=None",
+            // One bind ('SQL*Plus'): 32-bit OCI bind count and metadata (frame 33).
+            "execute \"BEGIN DBMS_APPLICATION_INFO.SET_MODULE(:1,NULL); END;\" Ok rows=None",
             "query \"SELECT DECODE('A','A','1','2') FROM DUAL\" Ok rows=Some(1)",
             // Fetched over three calls; ORA-01403 closes it with 23 rows, not as an error.
             "query \"select * from regions\" Ok rows=Some(23)",
