@@ -4,7 +4,12 @@
 use dbtap_core::ProtocolSpec;
 
 /// Every protocol, in probe order.
-pub const ALL: &[ProtocolSpec] = &[dbtap_mysql::SPEC, dbtap_pgsql::SPEC, dbtap_tds::SPEC];
+pub const ALL: &[ProtocolSpec] = &[
+    dbtap_mysql::SPEC,
+    dbtap_pgsql::SPEC,
+    dbtap_tds::SPEC,
+    dbtap_tns::SPEC,
+];
 
 /// Registered protocols plus the user's port overrides.
 #[derive(Debug, Clone)]

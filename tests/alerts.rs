@@ -128,3 +128,39 @@ fn a_benign_workload_raises_no_high_or_critical_alert() {
         .collect();
     assert!(serious.is_empty(), "{serious:?}");
 }
+
+#[test]
+fn oracle_account_and_privilege_changes_raise_alerts() {
+    // SQL*Plus on Oracle 10g: create user … identified by …, grant dba, a read of sys.user$.
+    let got = summary(&alerts("tns/sqlplus10g_ddl_dcl", 1));
+    let want: Vec<(String, String)> = [
+        ("DBTAP-PRIV-001", "create user hackerman identified by ***"),
+        ("DBTAP-PRIV-001", "grant dba to hackerman"),
+        ("DBTAP-CRED-001", "select name, password from sys.user$"),
+        ("DBTAP-PRIV-001", "alter user scott identified by ***"),
+        ("DBTAP-PRIV-001", "alter user scott account unlock"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn an_nmap_password_guessing_run_is_brute_force_and_spraying() {
+    // nmap's oracle-brute against 11gR2: failed O5LOGON logins from one address.
+    let got = alerts("tns/o5logon_bruteforce_nmap", 2);
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|a| a["rule"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["DBTAP-AUTH-001", "DBTAP-AUTH-002"]);
+    let t = &got[0]["threshold"];
+    assert_eq!(t["group"], "192.168.2.2");
+    assert_eq!(t["count"], 5);
+    assert_eq!(t["window_secs"], 180);
+    assert_eq!(t["records"].as_array().unwrap().len(), 5);
+    assert_eq!(got[1]["threshold"]["count"], 10);
+    assert_eq!(got[0]["record"]["op"], "login");
+    assert_eq!(got[0]["record"]["status"], "error");
+}

@@ -97,7 +97,7 @@ fn a_missing_file_and_bad_arguments_are_clear_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("unknown protocol \"oracle\" (known: mysql, postgresql, tds)"));
+        .contains("unknown protocol \"oracle\" (known: mysql, postgresql, tds, tns)"));
 
     let out = dbtap()
         .args(["replay", "--port", "mysql"])

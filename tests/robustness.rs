@@ -23,7 +23,7 @@ const ONE_PACKET_SLACK: usize = 64 * 1024 + 2 * 64 * 1024 + 1024 * 1024 + 64 * 1
 
 fn captures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut out: Vec<PathBuf> = ["mysql", "pgsql", "tds"]
+    let mut out: Vec<PathBuf> = ["mysql", "pgsql", "tds", "tns"]
         .iter()
         .flat_map(|proto| std::fs::read_dir(root.join(proto)).unwrap().flatten())
         .flat_map(|case| {
@@ -196,7 +196,8 @@ fn random_payload_streams_on_a_database_port_never_panic() {
             for (i, p) in pkts.iter().enumerate() {
                 let mut p = p.clone();
                 // An IPv4/TCP skeleton so that the random bytes reach reassembly and the parser:
-                // version/IHL, total length, protocol 6, ports 40000 → 3306, data offset 5.
+                // version/IHL, total length, protocol 6, ports 40000 → 3306 (1521, the Oracle
+                // listener port, for odd packet counts), data offset 5.
                 p[0] = 0x45;
                 let total = (p.len() as u16).to_be_bytes();
                 p[2..4].copy_from_slice(&total);
@@ -205,7 +206,8 @@ fn random_payload_streams_on_a_database_port_never_panic() {
                 p[7] = 0;
                 p[9] = 6;
                 p[20..22].copy_from_slice(&40000u16.to_be_bytes());
-                p[22..24].copy_from_slice(&3306u16.to_be_bytes());
+                let port: u16 = if pkts.len() % 2 == 0 { 3306 } else { 1521 };
+                p[22..24].copy_from_slice(&port.to_be_bytes());
                 p[32] = 0x50;
                 f.extend_from_slice(&(i as u32).to_le_bytes());
                 f.extend_from_slice(&0u32.to_le_bytes());

@@ -1,0 +1,1276 @@
+//! The `StreamParser`: TNS packet loop per direction, TTC calls assembled across DATA packets,
+//! request/response pairing by turns, gaps and ends.
+//!
+//! TNS is half-duplex at the TTC level: the client sends one call (one or more DATA packets,
+//! possibly with piggy-backed calls in front), the server answers with one or more DATA packets
+//! (MARKER packets may interrupt a call). A call is therefore complete when the server starts
+//! answering, and an answer is complete when the client sends its next call. Operations:
+//!
+//! - CONNECT … ACCEPT … authentication (phase one and two) is one `login`; REFUSE ends it as an
+//!   error; REDIRECT ends it with the new address recorded;
+//! - OALL8 is a `query` (`execute` when it carries binds); the FETCH calls that follow belong to
+//!   it, so its response covers every row fetched and ends with ORA-01403 (not an error);
+//! - COMMIT, ROLLBACK are `commit` / `rollback`; LOGOFF is `logout`;
+//! - negotiation, version, cursor-close and unknown calls make no record (unknown ones are
+//!   counted as anomalies).
+//!
+//! Buffering: whole TNS packets are asked for (bounded by `Limits::max_message_len`); the TTC
+//! bytes of one client call are kept (bounded) until the call is complete; of a server answer
+//! only a bounded tail is kept, where the error block is.
+
+use dbtap_core::gap::{judge, Candidate, GapVerdict, Position, Resync, ResyncStep};
+use dbtap_core::text::{decode, truncate_utf8};
+use dbtap_core::{
+    Completeness, Cx, DbError, DbEvent, Direction, ErrorCode, Input, Login, Op, Param, ParamValue,
+    Progress, Request, Response, SessionOpts, SessionUpdate, Status, StreamParser, Timestamp,
+    Upgrade,
+};
+use encoding_rs::{Encoding, UTF_8};
+
+use crate::frame::{data_flags, ty, Header, HEADER_LEN, VERSION_LARGE_SDU};
+use crate::net;
+use crate::ttc::{self, func, msg, Repr};
+
+/// Bytes of a server answer kept (its tail), where the error block is.
+pub const MAX_RESPONSE_TAIL: usize = 16 * 1024;
+/// Extra bytes of a client call kept beyond `Limits::max_statement_len` (headers, binds).
+pub const CALL_SLACK: usize = 16 * 1024;
+
+/// Anomaly kinds (metrics labels).
+pub mod anomaly {
+    /// A header that cannot be a TNS header: framing lost in this direction.
+    pub const BAD_FRAME: &str = "bad_frame";
+    /// A TTC function this parser does not decode.
+    pub const UNKNOWN_FUNCTION: &str = "unknown_function";
+    /// A TNS packet type this parser does not decode (ACK, NULL, ABORT, ATTENTION, CONTROL).
+    pub const UNKNOWN_PACKET: &str = "unknown_packet";
+    /// An OALL8 call whose statement text could not be located.
+    pub const SQL_NOT_FOUND: &str = "sql_not_found";
+    /// A call or packet went over a limit and was cut.
+    pub const OVER_LIMIT: &str = "over_limit";
+    /// A character set id without a decoder (text decoded as UTF-8).
+    pub const UNKNOWN_CHARSET: &str = "unknown_charset";
+    /// A MARKER packet (break / reset).
+    pub const MARKER: &str = "marker";
+}
+
+/// Where the session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before ACCEPT.
+    Connect,
+    /// TTC in DATA packets.
+    Data,
+    /// Native network encryption or checksumming is on: DATA is counted, not read.
+    Encrypted,
+}
+
+/// What a client call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Login,
+    Statement,
+    Commit,
+    Rollback,
+    Logoff,
+    /// No record: negotiation, version, cursor close, unknown calls.
+    Internal,
+    /// Server banner call.
+    Version,
+    /// Protocol negotiation (server answer carries its character set).
+    Protocol,
+}
+
+/// An operation being built.
+#[derive(Debug)]
+struct OpState {
+    kind: Kind,
+    req: Request,
+    resp_bytes: u64,
+    resp_ts: Timestamp,
+    resp_started: bool,
+    resp_completeness: Completeness,
+    /// Tail of the answer (bounded).
+    tail: Vec<u8>,
+    /// A final status for this operation, decided without TTC (REFUSE, REDIRECT).
+    fixed: Option<Response>,
+    /// Login: phase two sent.
+    phase_two: bool,
+}
+
+/// Per-direction state.
+#[derive(Debug, Default)]
+struct Dir {
+    resync: Resync,
+    seen: bool,
+    /// FIN / RST / expiry seen.
+    ended: bool,
+    /// Bytes of the packet in progress that a gap cut (for `Partial`).
+    lost: u64,
+}
+
+/// The TNS parser of one connection.
+#[derive(Debug)]
+pub struct TnsParser {
+    phase: Phase,
+    /// Headers carry a 4-byte length.
+    large: bool,
+    large_known: bool,
+    repr: Option<Repr>,
+    encoding: &'static Encoding,
+    charset_known: bool,
+    next_tx: u64,
+    /// The operation the server is (or will be) answering.
+    cur: Option<OpState>,
+    /// The client call being assembled (TTC bytes of its DATA packets).
+    call: Vec<u8>,
+    call_ts: Timestamp,
+    call_bytes: u64,
+    call_truncated: bool,
+    call_completeness: Completeness,
+    /// The client sent DATA since the server last answered.
+    call_open: bool,
+    /// The server answered since the client's last DATA.
+    answered: bool,
+    /// Connect descriptor bytes still expected in DATA packets (overflowing CONNECT).
+    connect_pending: usize,
+    connect_data: Vec<u8>,
+    /// The connection's login operation (from CONNECT until it is answered).
+    login: Option<OpState>,
+    /// The login was emitted.
+    login_done: bool,
+    /// What the CONNECT said (service, program, host, OS user): the base of every login on
+    /// this connection.
+    connect_login: Option<Login>,
+    /// The first client DATA after ACCEPT was an ANO negotiation: read the server's answer.
+    ano_pending: bool,
+    dirs: [Dir; 2],
+}
+
+impl TnsParser {
+    /// A parser for a new connection.
+    pub fn new(opts: SessionOpts) -> Self {
+        TnsParser {
+            phase: if opts.midstream {
+                Phase::Data
+            } else {
+                Phase::Connect
+            },
+            large: false,
+            large_known: !opts.midstream,
+            repr: None,
+            encoding: UTF_8,
+            charset_known: false,
+            next_tx: 1,
+            cur: None,
+            call: Vec::new(),
+            call_ts: Timestamp(0),
+            call_bytes: 0,
+            call_truncated: false,
+            call_completeness: Completeness::Complete,
+            call_open: false,
+            answered: false,
+            connect_pending: 0,
+            connect_data: Vec::new(),
+            login: None,
+            login_done: opts.midstream,
+            connect_login: None,
+            ano_pending: false,
+            dirs: Default::default(),
+        }
+    }
+
+    /// Where the session stands.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The TTC representation learnt from the authentication call.
+    pub fn repr(&self) -> Option<Repr> {
+        self.repr
+    }
+
+    fn tx(&mut self) -> u64 {
+        let t = self.next_tx;
+        self.next_tx += 1;
+        t
+    }
+
+    fn text(&self, b: &[u8]) -> String {
+        decode(b, self.encoding)
+    }
+
+    fn new_op(&mut self, kind: Kind, ts: Timestamp, op: Option<Op>) -> OpState {
+        let tx = if matches!(kind, Kind::Internal | Kind::Version | Kind::Protocol) {
+            0
+        } else {
+            self.tx()
+        };
+        OpState {
+            kind,
+            req: Request {
+                tx,
+                ts,
+                op,
+                expects_response: true,
+                ..Default::default()
+            },
+            resp_bytes: 0,
+            resp_ts: ts,
+            resp_started: false,
+            resp_completeness: Completeness::Complete,
+            tail: Vec::new(),
+            fixed: None,
+            phase_two: false,
+        }
+    }
+
+    // ---- packets ----------------------------------------------------------------------------
+
+    fn packet(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        pkt: &[u8],
+        full_len: usize,
+        ts: Timestamp,
+        out: &mut Vec<DbEvent>,
+    ) {
+        let Some(h) = Header::parse(pkt, self.large) else {
+            return;
+        };
+        let len = full_len as u64;
+        match (dir, h.ty) {
+            (Direction::ToServer, ty::CONNECT) => self.on_connect(pkt, len, ts),
+            (Direction::ToClient, ty::ACCEPT) => {
+                if let Some(a) = net::accept(pkt) {
+                    self.large = a.version >= VERSION_LARGE_SDU;
+                    self.large_known = true;
+                }
+                self.phase = Phase::Data;
+                self.add_login_resp(len, ts);
+            }
+            (Direction::ToClient, ty::RESEND) => self.add_login_resp(len, ts),
+            (Direction::ToClient, ty::REFUSE) => self.on_refuse(pkt, len, ts, out),
+            (Direction::ToClient, ty::REDIRECT) => self.on_redirect(pkt, len, ts, out),
+            (_, ty::DATA) => self.on_data(cx, dir, pkt, len, ts, out),
+            (_, ty::MARKER) => {
+                out.push(DbEvent::Anomaly {
+                    dir,
+                    kind: anomaly::MARKER,
+                });
+                self.count_other(dir, len, ts);
+            }
+            _ => {
+                out.push(DbEvent::Anomaly {
+                    dir,
+                    kind: anomaly::UNKNOWN_PACKET,
+                });
+                self.count_other(dir, len, ts);
+            }
+        }
+    }
+
+    /// Bytes of packets that belong to whatever is in progress.
+    fn count_other(&mut self, dir: Direction, len: u64, ts: Timestamp) {
+        match dir {
+            Direction::ToServer => {
+                if self.call_open {
+                    self.call_bytes += len;
+                } else if let Some(op) = self.cur.as_mut() {
+                    op.req.bytes += len;
+                } else if let Some(l) = self.login.as_mut() {
+                    l.req.bytes += len;
+                }
+            }
+            Direction::ToClient => {
+                if let Some(op) = self.cur.as_mut() {
+                    op.resp_bytes += len;
+                    op.resp_ts = ts;
+                } else if let Some(l) = self.login.as_mut() {
+                    l.resp_bytes += len;
+                    l.resp_ts = ts;
+                }
+            }
+        }
+    }
+
+    fn add_login_resp(&mut self, len: u64, ts: Timestamp) {
+        if let Some(l) = self.login.as_mut() {
+            l.resp_bytes += len;
+            l.resp_ts = ts;
+            l.resp_started = true;
+        }
+    }
+
+    fn on_connect(&mut self, pkt: &[u8], len: u64, ts: Timestamp) {
+        if self.login.is_none() && !self.login_done {
+            let op = self.new_op(Kind::Login, ts, Some(Op::LOGIN));
+            self.login = Some(op);
+        }
+        if let Some(c) = net::connect(pkt) {
+            self.connect_data = c.data.clone();
+            self.connect_pending = c
+                .data_len
+                .min(net::MAX_DESCRIPTOR_LEN)
+                .saturating_sub(c.data.len());
+            self.apply_descriptor();
+        }
+        if let Some(l) = self.login.as_mut() {
+            l.req.bytes += len;
+        }
+    }
+
+    fn apply_descriptor(&mut self) {
+        let d = net::descriptor(&self.connect_data);
+        let Some(l) = self.login.as_mut() else {
+            return;
+        };
+        let login = l.req.login.get_or_insert_with(Default::default);
+        if d.service.is_some() {
+            login.database = d.service;
+        }
+        if login.client_program.is_none() {
+            login.client_program = d.program;
+        }
+        set_attr(&mut login.attributes, "os_user", d.os_user);
+        set_attr(&mut login.attributes, "client_host", d.host);
+        self.connect_login = Some((**login).clone());
+    }
+
+    fn on_refuse(&mut self, pkt: &[u8], len: u64, ts: Timestamp, out: &mut Vec<DbEvent>) {
+        self.add_login_resp(len, ts);
+        let Some(r) = net::refuse(pkt) else { return };
+        let text = dbtap_core::text::decode_utf8(&r.data);
+        let err = net::value(&r.data, "ERR")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok())
+            .filter(|&n| n != 0);
+        let code = match err {
+            Some(n) => ErrorCode::Text(format!("ORA-{n:05}")),
+            None => ErrorCode::Text("TNS-REFUSE".into()),
+        };
+        if let Some(mut l) = self.login.take() {
+            l.fixed = Some(Response {
+                status: Status::Error,
+                error: Some(DbError {
+                    code,
+                    sqlstate: None,
+                    message: format!(
+                        "connection refused (user reason {}, system reason {}): {text}",
+                        r.user_reason, r.system_reason
+                    ),
+                }),
+                ..Default::default()
+            });
+            self.emit(l, out);
+            self.login_done = true;
+        }
+    }
+
+    fn on_redirect(&mut self, pkt: &[u8], len: u64, ts: Timestamp, out: &mut Vec<DbEvent>) {
+        self.add_login_resp(len, ts);
+        let Some((_, data)) = net::redirect(pkt) else {
+            return;
+        };
+        if let Some(mut l) = self.login.take() {
+            let host = net::value(&data, "HOST").map(dbtap_core::text::decode_utf8);
+            let port = net::value(&data, "PORT").map(dbtap_core::text::decode_utf8);
+            let login = l.req.login.get_or_insert_with(Default::default);
+            let to = match (host, port) {
+                (Some(h), Some(p)) => Some(format!("{h}:{p}")),
+                (Some(h), None) => Some(h),
+                _ => Some(dbtap_core::text::decode_utf8(&data)),
+            };
+            set_attr(&mut login.attributes, "redirect_to", to);
+            l.fixed = Some(Response {
+                status: Status::Unknown,
+                ..Default::default()
+            });
+            l.req
+                .attributes
+                .push(("tns".into(), "redirect (not followed)".into()));
+            self.emit(l, out);
+            self.login_done = true;
+        }
+    }
+
+    fn on_data(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        pkt: &[u8],
+        len: u64,
+        ts: Timestamp,
+        out: &mut Vec<DbEvent>,
+    ) {
+        let flags = crate::frame::be16(pkt, HEADER_LEN).unwrap_or(0);
+        let payload = pkt.get(HEADER_LEN + 2..).unwrap_or_default();
+        let _ = cx;
+        // Connect data that did not fit in the CONNECT packet.
+        if dir == Direction::ToServer && self.connect_pending > 0 && self.phase == Phase::Connect {
+            let n = self.connect_pending.min(payload.len());
+            self.connect_data
+                .extend_from_slice(payload.get(..n).unwrap_or_default());
+            self.connect_pending -= n;
+            self.apply_descriptor();
+            if let Some(l) = self.login.as_mut() {
+                l.req.bytes += len;
+            }
+            return;
+        }
+        if self.phase == Phase::Encrypted {
+            self.count_other(dir, len, ts);
+            return;
+        }
+        if payload.get(..4) == Some(&net::ANO_MAGIC[..]) {
+            match dir {
+                Direction::ToServer => {
+                    self.ano_pending = true;
+                    self.count_login_or_other(dir, len, ts);
+                }
+                Direction::ToClient => {
+                    self.count_login_or_other(dir, len, ts);
+                    if self.ano_pending {
+                        self.ano_pending = false;
+                        if let Some(c) = net::ano_choice(payload) {
+                            let on = c.encryption.is_some_and(|a| a != 0)
+                                || c.integrity.is_some_and(|a| a != 0);
+                            if on {
+                                self.phase = Phase::Encrypted;
+                                out.push(DbEvent::Encrypted);
+                            }
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        match dir {
+            Direction::ToServer => {
+                if payload.is_empty() && flags & data_flags::EOF != 0 {
+                    // The client closes: bytes go to the last operation.
+                    self.count_other(dir, len, ts);
+                    return;
+                }
+                if self.answered || !self.call_open {
+                    self.answered = false;
+                    self.call_open = true;
+                    self.call.clear();
+                    self.call_ts = ts;
+                    self.call_bytes = 0;
+                    self.call_truncated = false;
+                    self.call_completeness = Completeness::Complete;
+                }
+                self.call_bytes += len;
+                self.call_completeness = self
+                    .call_completeness
+                    .merge(lost(std::mem::take(&mut self.dirs[0].lost)));
+                let cap = cx.limits.max_statement_len.saturating_add(CALL_SLACK);
+                let room = cap.saturating_sub(self.call.len());
+                if payload.len() > room {
+                    self.call_truncated = true;
+                }
+                self.call
+                    .extend_from_slice(payload.get(..room.min(payload.len())).unwrap_or_default());
+            }
+            Direction::ToClient => {
+                if self.call_open {
+                    self.close_call(cx, out);
+                }
+                self.answered = true;
+                let l = lost(std::mem::take(&mut self.dirs[1].lost));
+                let target = if self.cur.is_some() {
+                    self.cur.as_mut()
+                } else {
+                    self.login.as_mut()
+                };
+                if let Some(op) = target {
+                    op.resp_started = true;
+                    op.resp_bytes += len;
+                    op.resp_ts = ts;
+                    op.resp_completeness = op.resp_completeness.merge(l);
+                    push_tail(&mut op.tail, payload);
+                }
+            }
+        }
+    }
+
+    fn count_login_or_other(&mut self, dir: Direction, len: u64, ts: Timestamp) {
+        if let Some(l) = self.login.as_mut() {
+            match dir {
+                Direction::ToServer => l.req.bytes += len,
+                Direction::ToClient => {
+                    l.resp_bytes += len;
+                    l.resp_ts = ts;
+                }
+            }
+        } else {
+            self.count_other(dir, len, ts);
+        }
+    }
+
+    // ---- calls ------------------------------------------------------------------------------
+
+    /// The client call is complete (the server answers): decide what it is.
+    fn close_call(&mut self, cx: &Cx<'_>, out: &mut Vec<DbEvent>) {
+        self.call_open = false;
+        let call = std::mem::take(&mut self.call);
+        let ts = self.call_ts;
+        let bytes = self.call_bytes;
+        let completeness = self.call_completeness;
+        match call.first() {
+            Some(&msg::PROTOCOL) => {
+                self.finish_cur(out);
+                let op = self.new_op(Kind::Protocol, ts, None);
+                self.start(op, bytes, completeness);
+            }
+            Some(&msg::DATA_TYPES) => {
+                self.finish_cur(out);
+                if let Some(id) = ttc::client_charset(&call) {
+                    self.set_charset(id, out);
+                }
+                let op = self.new_op(Kind::Internal, ts, None);
+                self.start(op, bytes, completeness);
+            }
+            Some(&msg::FUNCTION) | Some(&msg::PIGGYBACK) => {
+                self.function(cx, &call, ts, bytes, completeness, out)
+            }
+            _ => {
+                self.finish_cur(out);
+                out.push(DbEvent::Anomaly {
+                    dir: Direction::ToServer,
+                    kind: anomaly::UNKNOWN_FUNCTION,
+                });
+                let op = self.new_op(Kind::Internal, ts, None);
+                self.start(op, bytes, completeness);
+            }
+        }
+        self.call = call;
+        self.call.clear();
+    }
+
+    fn set_charset(&mut self, id: u16, out: &mut Vec<DbEvent>) {
+        match crate::charset::encoding(id) {
+            Some(e) => {
+                self.encoding = e;
+                self.charset_known = true;
+            }
+            None => out.push(DbEvent::Anomaly {
+                dir: Direction::ToServer,
+                kind: anomaly::UNKNOWN_CHARSET,
+            }),
+        }
+    }
+
+    fn start(&mut self, mut op: OpState, bytes: u64, completeness: Completeness) {
+        op.req.bytes += bytes;
+        op.req.completeness = op.req.completeness.merge(completeness);
+        self.cur = Some(op);
+    }
+
+    fn function(
+        &mut self,
+        cx: &Cx<'_>,
+        call: &[u8],
+        ts: Timestamp,
+        bytes: u64,
+        completeness: Completeness,
+        out: &mut Vec<DbEvent>,
+    ) {
+        let reprs: Vec<Repr> = match self.repr {
+            Some(r) => vec![r],
+            None => ttc::REPRS.to_vec(),
+        };
+        let main = reprs.iter().find_map(|&r| ttc::main_call(call, 0, r));
+        let Some((at, _piggy)) = main else {
+            self.finish_cur(out);
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToServer,
+                kind: anomaly::UNKNOWN_FUNCTION,
+            });
+            let op = self.new_op(Kind::Internal, ts, None);
+            self.start(op, bytes, completeness);
+            return;
+        };
+        let f = call.get(at + 1).copied().unwrap_or(0);
+        match f {
+            func::AUTH_PHASE_ONE | func::AUTH_PHASE_TWO => {
+                if self.repr.is_none() {
+                    self.repr = ttc::detect_repr(call, at);
+                }
+                self.finish_cur(out);
+                self.auth(cx, call, at, f, ts, bytes, completeness);
+            }
+            func::OALL8 | func::OALL7 | func::PARSE => {
+                let mut op = self.new_op(Kind::Statement, ts, Some(Op::QUERY));
+                let max = cx.limits.max_statement_len;
+                let found = reprs.iter().find_map(|&r| ttc::oall8(call, at, r, max));
+                match found {
+                    Some(ttc::Oall8::Cursor { cursor, .. }) => {
+                        match self.cur.as_mut() {
+                            // Fetch (or re-execute) of the statement just run: same operation.
+                            Some(c) if c.kind == Kind::Statement => {
+                                c.req.bytes += bytes;
+                                c.req.completeness = c.req.completeness.merge(completeness);
+                                return;
+                            }
+                            _ => {
+                                op.req
+                                    .attributes
+                                    .push(("cursor".into(), cursor.to_string()));
+                                op.req.attributes.push((
+                                    "tns".into(),
+                                    "execution of a cursor opened earlier: statement text not in this call".into(),
+                                ));
+                                op.req.completeness = op
+                                    .req
+                                    .completeness
+                                    .merge(Completeness::Partial { lost_bytes: 0 });
+                            }
+                        }
+                    }
+                    Some(ttc::Oall8::Sql(s)) => {
+                        let mut sql = self.text(&s.sql);
+                        let cut =
+                            truncate_utf8(&mut sql, max) || s.truncated || self.call_truncated;
+                        if cut {
+                            op.req.completeness =
+                                op.req.completeness.merge(Completeness::Truncated {
+                                    kept: sql.len() as u64,
+                                    original: s.total as u64,
+                                });
+                        }
+                        if let Some(n) = s.binds.filter(|&b| b > 0) {
+                            op.req.op = Some(Op::EXECUTE);
+                            op.req.attributes.push(("binds".into(), n.to_string()));
+                            let repr = self.repr.unwrap_or(ttc::REPRS[0]);
+                            let vals =
+                                ttc::bind_values(call, s.end, repr, n, cx.limits.max_param_len);
+                            if let Some(v) = vals {
+                                op.req.params = Some(
+                                    v.iter()
+                                        .take(cx.limits.max_params)
+                                        .map(|b| self.param(b))
+                                        .collect(),
+                                );
+                            }
+                        }
+                        op.req.sql = Some(sql);
+                    }
+                    None => {
+                        out.push(DbEvent::Anomaly {
+                            dir: Direction::ToServer,
+                            kind: anomaly::SQL_NOT_FOUND,
+                        });
+                        // The call was seen but its text could not be read: say so.
+                        op.req.completeness = op
+                            .req
+                            .completeness
+                            .merge(Completeness::Partial { lost_bytes: 0 });
+                        op.req
+                            .attributes
+                            .push(("tns".into(), "statement text not decoded".into()));
+                    }
+                }
+                self.finish_cur(out);
+                self.start(op, bytes, completeness);
+            }
+            func::FETCH | func::EXECUTE => {
+                // Rows of the open statement: the answer continues it.
+                match self.cur.as_mut() {
+                    Some(op) if op.kind == Kind::Statement => {
+                        op.req.bytes += bytes;
+                        op.req.completeness = op.req.completeness.merge(completeness);
+                    }
+                    _ => {
+                        self.finish_cur(out);
+                        let op = self.new_op(Kind::Internal, ts, None);
+                        self.start(op, bytes, completeness);
+                    }
+                }
+            }
+            func::COMMIT => self.simple(
+                Kind::Commit,
+                Op::new("commit"),
+                ts,
+                bytes,
+                completeness,
+                out,
+            ),
+            func::ROLLBACK => self.simple(
+                Kind::Rollback,
+                Op::new("rollback"),
+                ts,
+                bytes,
+                completeness,
+                out,
+            ),
+            func::LOGOFF => self.simple(Kind::Logoff, Op::LOGOUT, ts, bytes, completeness, out),
+            func::VERSION => {
+                self.finish_cur(out);
+                let op = self.new_op(Kind::Version, ts, None);
+                self.start(op, bytes, completeness);
+            }
+            other => {
+                self.finish_cur(out);
+                if !ttc::is_known_func(other) {
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToServer,
+                        kind: anomaly::UNKNOWN_FUNCTION,
+                    });
+                }
+                let op = self.new_op(Kind::Internal, ts, None);
+                self.start(op, bytes, completeness);
+            }
+        }
+    }
+
+    /// A bind value as a typed parameter.
+    fn param(&self, b: &ttc::Bind) -> Param {
+        let (name, value): (&'static str, ParamValue) = match (&b.value, b.ty) {
+            (None, t) => (type_name(t), ParamValue::Null),
+            (Some(v), 1 | 9 | 96) => {
+                let text = if b.csfrm == 2 {
+                    // National character set: AL16UTF16.
+                    decode(v, encoding_rs::UTF_16BE)
+                } else {
+                    let enc = crate::charset::encoding(b.charset).unwrap_or(self.encoding);
+                    decode(v, enc)
+                };
+                (type_name(b.ty), ParamValue::Text(text))
+            }
+            (Some(v), 2 | 6) => match ttc::number_text(v) {
+                Some(t) => ("NUMBER", ParamValue::Text(t)),
+                None => ("NUMBER", ParamValue::Undecodable),
+            },
+            (Some(v), 12 | 180) => match ttc::date_text(v) {
+                Some(t) => (type_name(b.ty), ParamValue::Text(t)),
+                None => (type_name(b.ty), ParamValue::Undecodable),
+            },
+            (Some(v), t) => (type_name(t), ParamValue::Bytes(v.clone())),
+        };
+        Param {
+            type_name: if name.is_empty() {
+                format!("type_{}", b.ty).into()
+            } else {
+                name.into()
+            },
+            value,
+            truncated: b.truncated,
+        }
+    }
+
+    fn simple(
+        &mut self,
+        kind: Kind,
+        op: Op,
+        ts: Timestamp,
+        bytes: u64,
+        completeness: Completeness,
+        out: &mut Vec<DbEvent>,
+    ) {
+        self.finish_cur(out);
+        let op = self.new_op(kind, ts, Some(op));
+        self.start(op, bytes, completeness);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn auth(
+        &mut self,
+        cx: &Cx<'_>,
+        call: &[u8],
+        at: usize,
+        f: u8,
+        ts: Timestamp,
+        bytes: u64,
+        completeness: Completeness,
+    ) {
+        let mut l = match self.login.take() {
+            Some(l) => l,
+            None => {
+                // A login without CONNECT in view (mid-stream), or a second logon on the same
+                // connection (proxy sessions).
+                self.login_done = false;
+                let mut op = self.new_op(Kind::Login, ts, Some(Op::LOGIN));
+                op.req.login = self.connect_login.clone().map(Box::new);
+                op
+            }
+        };
+        // The answer to phase one (AUTH_SESSKEY) is part of the login, not a result.
+        l.tail.clear();
+        l.req.bytes += bytes;
+        l.req.completeness = l.req.completeness.merge(completeness);
+        // AUTH_ALTER_SESSION is SQL: kept up to the statement limit, the others up to the
+        // attribute limit (cut values are flagged: `truncated_attributes`).
+        let max_value = cx.limits.max_attribute_len.max(cx.limits.max_statement_len);
+        let parsed = self.repr.and_then(|r| ttc::auth(call, at, r, max_value));
+        let mut cut = false;
+        let enc = self.encoding;
+        let login = l.req.login.get_or_insert_with(Default::default);
+        let parsed_mode = parsed.as_ref().map(|a| a.mode);
+        match parsed {
+            Some(a) => {
+                if !a.user.is_empty() {
+                    login.user = Some(decode(&a.user, enc));
+                }
+                for (k, v) in &a.pairs {
+                    let mut v = decode(v, enc);
+                    if k != "AUTH_ALTER_SESSION" {
+                        cut |= truncate_utf8(&mut v, cx.limits.max_attribute_len);
+                    }
+                    match k.as_str() {
+                        "AUTH_PROGRAM_NM" => login.client_program = Some(v),
+                        "AUTH_TERMINAL" => set_attr(&mut login.attributes, "terminal", Some(v)),
+                        "AUTH_MACHINE" => set_attr(&mut login.attributes, "machine", Some(v)),
+                        "AUTH_PID" => set_attr(&mut login.attributes, "client_pid", Some(v)),
+                        "AUTH_SID" => set_attr(&mut login.attributes, "os_user", Some(v)),
+                        // SQL the server runs as part of the logon (sent by the client).
+                        "AUTH_ALTER_SESSION" => {
+                            set_attr(&mut login.attributes, "alter_session", Some(v))
+                        }
+                        _ => {}
+                    }
+                }
+                if a.keys.iter().any(|k| {
+                    matches!(
+                        k.as_str(),
+                        "AUTH_PASSWORD" | "AUTH_SESSKEY" | "AUTH_PBKDF2_SPEEDY_KEY"
+                    )
+                }) {
+                    login.credentials_redacted = true;
+                }
+            }
+            None => {
+                l.req.attributes.retain(|(k, _)| k != "tns");
+                l.req
+                    .attributes
+                    .push(("tns".into(), "authentication call not decoded".into()));
+                l.req.completeness = l
+                    .req
+                    .completeness
+                    .merge(Completeness::Partial { lost_bytes: 0 });
+            }
+        }
+        if cut {
+            l.req.attributes.push((
+                "tns".into(),
+                "login attribute cut at the attribute limit".into(),
+            ));
+        }
+        if f == func::AUTH_PHASE_TWO {
+            l.phase_two = true;
+            login.credentials_redacted = true;
+        }
+        if let Some(a) = &parsed_mode {
+            let privilege = if a & ttc::auth_mode::SYSDBA != 0 {
+                Some("SYSDBA")
+            } else if a & ttc::auth_mode::SYSOPER != 0 {
+                Some("SYSOPER")
+            } else {
+                None
+            };
+            set_attr(
+                &mut login.attributes,
+                "privilege",
+                privilege.map(str::to_string),
+            );
+        }
+        if l.req.ts > ts || l.req.ts == Timestamp(0) {
+            l.req.ts = ts;
+        }
+        self.cur = Some(l);
+    }
+
+    /// The current operation's answer is complete: emit it (or absorb internal calls).
+    fn finish_cur(&mut self, out: &mut Vec<DbEvent>) {
+        let Some(op) = self.cur.take() else { return };
+        match op.kind {
+            Kind::Internal => {}
+            Kind::Protocol => {
+                if let Some(id) = ttc::server_charset(&op.tail) {
+                    if !self.charset_known {
+                        self.set_charset(id, out);
+                    }
+                }
+            }
+            Kind::Version => {
+                if let Some(b) = ttc::banner(&op.tail) {
+                    out.push(DbEvent::ServerInfo {
+                        version: Some(self.text(b)),
+                        connection_id: None,
+                    });
+                }
+            }
+            Kind::Login => {
+                // Phase one answered without error: the login goes on with phase two.
+                let mut op = op;
+                if !op.phase_two {
+                    if let (Some(r), Some(l)) = (self.repr, op.req.login.as_mut()) {
+                        if let Some(m) = ttc::auth_method(&op.tail, r) {
+                            l.auth_method = Some(m.into());
+                        }
+                    }
+                }
+                let err = ttc::find_error(&op.tail, self.repr, 1024);
+                if !op.phase_two && err.is_none() && op.resp_started {
+                    self.login = Some(op);
+                    return;
+                }
+                self.emit(op, out);
+            }
+            _ => self.emit(op, out),
+        }
+    }
+
+    /// Emit an operation: its request, then its response when one was seen.
+    fn emit(&mut self, mut op: OpState, out: &mut Vec<DbEvent>) {
+        if op.kind == Kind::Login {
+            self.login_done = true;
+        }
+        let tx = op.req.tx;
+        let resp = if let Some(mut r) = op.fixed.take() {
+            r.tx = tx;
+            r.ts_end = op.resp_ts;
+            r.bytes = op.resp_bytes;
+            r.completeness = op.resp_completeness;
+            Some(r)
+        } else if op.resp_started {
+            let mut r = Response {
+                tx,
+                ts_end: op.resp_ts,
+                bytes: op.resp_bytes,
+                completeness: op.resp_completeness,
+                status: Status::Ok,
+                ..Default::default()
+            };
+            if op.kind == Kind::Login && !op.phase_two {
+                // The connection ended before the password was sent (a probe, a scan, a
+                // session that died): no verdict.
+                r.status = Status::Unknown;
+            }
+            if let Some(e) = ttc::find_error(&op.tail, self.repr, 4096) {
+                if op.kind != Kind::Login {
+                    r.rows = e.rows;
+                }
+                // ORA-01403 (no data found) ends a fetch: not a failure.
+                if e.code != 1403 || op.kind == Kind::Login {
+                    r.status = Status::Error;
+                    r.error = Some(DbError {
+                        code: ErrorCode::Text(format!("ORA-{:05}", e.code)),
+                        sqlstate: None,
+                        message: self.text(&e.message),
+                    });
+                }
+            }
+            Some(r)
+        } else {
+            None
+        };
+        let login_ok =
+            op.kind == Kind::Login && resp.as_ref().is_some_and(|r| r.status == Status::Ok);
+        let update = if login_ok {
+            op.req.login.as_ref().map(|l| SessionUpdate {
+                user: l.user.clone(),
+                database: l.database.clone(),
+                client_program: l.client_program.clone(),
+            })
+        } else {
+            None
+        };
+        out.push(DbEvent::Request(Box::new(op.req)));
+        if let Some(r) = resp {
+            out.push(DbEvent::Response(Box::new(r)));
+        }
+        if let Some(u) = update {
+            out.push(DbEvent::Session(u));
+        }
+    }
+
+    // ---- stream plumbing --------------------------------------------------------------------
+
+    fn data(&mut self, cx: &Cx<'_>, dir: Direction, d: &[u8], out: &mut Vec<DbEvent>) -> Progress {
+        let i = dir.index();
+        if !self.dirs[i].seen {
+            self.dirs[i].seen = true;
+            // TCPS: TLS from the first byte.
+            if dir == Direction::ToServer && is_tls_client_hello(d) {
+                let op = self.new_op(Kind::Login, cx.ts_at(0), Some(Op::LOGIN));
+                let mut req = op.req;
+                req.attributes.push(("tns".into(), "tcps".into()));
+                self.login_done = true;
+                out.push(DbEvent::Request(Box::new(req)));
+                out.push(DbEvent::Encrypted);
+                return Progress::Upgraded {
+                    consumed: 0,
+                    to: Upgrade::Tls,
+                };
+            }
+        }
+        let mut pos = 0usize;
+        let cap = cx.limits.max_message_len.max(HEADER_LEN + 2);
+        loop {
+            let rest = d.get(pos..).unwrap_or_default();
+            if self.dirs[i].resync.is_active() {
+                let large = self.large;
+                let step = self.dirs[i].resync.scan(cx, rest, |c| candidate(c, large));
+                match step {
+                    ResyncStep::Found { skipped } => {
+                        pos += skipped;
+                        let (_, skipped_total) = self.dirs[i].resync.finish();
+                        out.push(DbEvent::Resync {
+                            dir,
+                            skipped_bytes: skipped_total,
+                        });
+                        continue;
+                    }
+                    ResyncStep::Discard(n) => return Progress::Consumed(pos + n),
+                    ResyncStep::Wait { consumed, need } => {
+                        return Progress::NeedMore {
+                            consumed: pos + consumed,
+                            need,
+                        }
+                    }
+                }
+            }
+            if rest.is_empty() {
+                return Progress::Consumed(pos);
+            }
+            if rest.len() < HEADER_LEN {
+                return Progress::NeedMore {
+                    consumed: pos,
+                    need: HEADER_LEN,
+                };
+            }
+            if !self.large_known {
+                // Mid-stream: a 4-byte length shows as two zero bytes then a non-zero checksum.
+                self.large = rest.first() == Some(&0)
+                    && rest.get(1) == Some(&0)
+                    && rest.get(2..4) != Some(&[0, 0]);
+                self.large_known = true;
+            }
+            if !Header::plausible(rest, self.large) {
+                out.push(DbEvent::Anomaly {
+                    dir,
+                    kind: anomaly::BAD_FRAME,
+                });
+                out.push(DbEvent::Desync { dir, lost_bytes: 0 });
+                self.mark_lost(dir, 0);
+                self.dirs[i].resync.start(0);
+                continue;
+            }
+            let Some(h) = Header::parse(rest, self.large) else {
+                return Progress::Consumed(pos);
+            };
+            let take = h.len.min(cap);
+            if rest.len() < take {
+                return Progress::NeedMore {
+                    consumed: pos,
+                    need: take,
+                };
+            }
+            let pkt = rest.get(..take).unwrap_or_default();
+            let ts = cx.ts_at(pos);
+            if h.len > take {
+                out.push(DbEvent::Anomaly {
+                    dir,
+                    kind: anomaly::OVER_LIMIT,
+                });
+                if dir == Direction::ToServer {
+                    self.call_truncated = true;
+                }
+            }
+            self.packet(cx, dir, pkt, h.len, ts, out);
+            pos += take;
+            if h.len > take {
+                return Progress::Skip {
+                    consumed: pos,
+                    skip: (h.len - take) as u64,
+                };
+            }
+        }
+    }
+
+    fn mark_lost(&mut self, dir: Direction, n: u64) {
+        let c = Completeness::Partial { lost_bytes: n };
+        match dir {
+            Direction::ToServer => {
+                if self.call_open {
+                    self.call_completeness = self.call_completeness.merge(c);
+                } else {
+                    self.dirs[0].lost = self.dirs[0].lost.saturating_add(n.max(1));
+                }
+            }
+            Direction::ToClient => {
+                if let Some(op) = self.cur.as_mut() {
+                    op.resp_completeness = op.resp_completeness.merge(c);
+                } else if let Some(l) = self.login.as_mut() {
+                    l.resp_completeness = l.resp_completeness.merge(c);
+                }
+            }
+        }
+    }
+
+    fn gap(
+        &mut self,
+        dir: Direction,
+        len: u64,
+        partial: &[u8],
+        out: &mut Vec<DbEvent>,
+    ) -> Progress {
+        let i = dir.index();
+        if self.dirs[i].resync.is_active() {
+            self.dirs[i].resync.start(len);
+            return Progress::Consumed(0);
+        }
+        let position = match Header::parse(partial, self.large) {
+            Some(h) if Header::plausible(partial, self.large) => Position::InMessage {
+                have: partial.len() as u64,
+                total: h.len as u64,
+            },
+            _ if partial.is_empty() => Position::Boundary,
+            _ => Position::Unknown,
+        };
+        match judge(position, len) {
+            GapVerdict::Absorb { lost, skip } => {
+                self.mark_lost(dir, lost);
+                Progress::Skip { consumed: 0, skip }
+            }
+            GapVerdict::Desync { lost } => {
+                self.mark_lost(dir, lost);
+                out.push(DbEvent::Desync {
+                    dir,
+                    lost_bytes: lost,
+                });
+                self.dirs[i].resync.start(lost);
+                Progress::Consumed(0)
+            }
+        }
+    }
+
+    fn end(&mut self, dir: Direction, partial: &[u8], out: &mut Vec<DbEvent>) -> Progress {
+        if !partial.is_empty() {
+            self.mark_lost(dir, 0);
+        }
+        self.dirs[dir.index()].ended = true;
+        // The server may still answer after the client's FIN (half-close): flush when the
+        // server's direction ends, or when both have (flushing twice is harmless).
+        if dir == Direction::ToClient || self.dirs.iter().all(|d| d.ended) {
+            self.flush(out);
+        }
+        Progress::Consumed(0)
+    }
+
+    /// Emit everything still open.
+    fn flush(&mut self, out: &mut Vec<DbEvent>) {
+        if self.call_open {
+            // A call the server never answered.
+            self.call_open = false;
+            self.finish_cur(out);
+            let call = std::mem::take(&mut self.call);
+            let (ts, bytes, c) = (self.call_ts, self.call_bytes, self.call_completeness);
+            let dummy = Cx::at(ts, &DEFAULT_LIMITS);
+            self.function(&dummy, &call, ts, bytes, c, out);
+        }
+        self.finish_cur(out);
+        if let Some(l) = self.login.take() {
+            if !self.login_done {
+                self.emit(l, out);
+            }
+        }
+    }
+}
+
+/// Oracle's name of an external type number ("" when not named here).
+fn type_name(t: u8) -> &'static str {
+    match t {
+        1 => "VARCHAR2",
+        2 | 6 => "NUMBER",
+        9 => "VARCHAR",
+        12 => "DATE",
+        23 => "RAW",
+        96 => "CHAR",
+        102 | 116 => "REF CURSOR",
+        112 => "CLOB",
+        113 => "BLOB",
+        180 => "TIMESTAMP",
+        _ => "",
+    }
+}
+
+static DEFAULT_LIMITS: std::sync::LazyLock<dbtap_core::Limits> =
+    std::sync::LazyLock::new(dbtap_core::Limits::default);
+
+fn lost(n: u64) -> Completeness {
+    if n == 0 {
+        Completeness::Complete
+    } else {
+        Completeness::Partial { lost_bytes: n }
+    }
+}
+
+fn push_tail(tail: &mut Vec<u8>, payload: &[u8]) {
+    if payload.len() >= MAX_RESPONSE_TAIL {
+        tail.clear();
+        tail.extend_from_slice(
+            payload
+                .get(payload.len() - MAX_RESPONSE_TAIL..)
+                .unwrap_or_default(),
+        );
+        return;
+    }
+    let over = (tail.len() + payload.len()).saturating_sub(MAX_RESPONSE_TAIL);
+    if over > 0 {
+        tail.drain(..over.min(tail.len()));
+    }
+    tail.extend_from_slice(payload);
+}
+
+fn set_attr(attrs: &mut Vec<(String, String)>, key: &str, v: Option<String>) {
+    let Some(v) = v else { return };
+    if let Some(slot) = attrs.iter_mut().find(|(k, _)| k == key) {
+        slot.1 = v;
+    } else {
+        attrs.push((key.to_string(), v));
+    }
+}
+
+/// A TLS ClientHello record at the head (TCPS).
+pub fn is_tls_client_hello(d: &[u8]) -> bool {
+    matches!(d, [0x16, 0x03, 0x00..=0x04, _, _, 0x01, ..])
+}
+
+/// Resync candidate: a plausible DATA or MARKER header.
+pub(crate) fn candidate(d: &[u8], large: bool) -> Candidate {
+    if d.len() < HEADER_LEN {
+        return Candidate::NeedMore(HEADER_LEN);
+    }
+    match Header::parse(d, large) {
+        Some(h) if Header::plausible(d, large) && matches!(h.ty, ty::DATA | ty::MARKER) => {
+            Candidate::Yes
+        }
+        _ => Candidate::No,
+    }
+}
+
+impl StreamParser for TnsParser {
+    fn handle(
+        &mut self,
+        cx: &Cx<'_>,
+        dir: Direction,
+        input: Input<'_>,
+        out: &mut Vec<DbEvent>,
+    ) -> Progress {
+        match input {
+            Input::Data(d) => self.data(cx, dir, d, out),
+            Input::Gap { len, partial } => self.gap(dir, len, partial, out),
+            Input::End { partial, .. } => self.end(dir, partial, out),
+        }
+    }
+
+    fn mem_usage(&self) -> usize {
+        self.call.capacity()
+            + self.connect_data.capacity()
+            + self.cur.as_ref().map_or(0, |o| o.tail.capacity())
+            + self.login.as_ref().map_or(0, |o| o.tail.capacity())
+    }
+}

@@ -1,0 +1,1184 @@
+//! TTC, the layer inside DATA packets: message types, function codes, and the parse functions
+//! dbtap needs (authentication key/value pairs, OALL8 statement text, error text, banners).
+//!
+//! TTC integers and pointers are written in a representation the two sides negotiate: compressed
+//! (a length byte, then big-endian bytes: JDBC thin, python-oracledb) or fixed 4-byte
+//! little-endian integers with 1-byte or 8-byte pointers (OCI clients of 10g/11g on x86). This
+//! parser does not decode the negotiation tables; it learns the representation from the
+//! authentication message, whose structure is fixed and self-checking (see [`Repr::detect`]).
+//! All functions are bounded and return `None` on anything malformed.
+
+/// TTC message types (first byte of a message).
+pub mod msg {
+    /// Protocol negotiation.
+    pub const PROTOCOL: u8 = 1;
+    /// Data type negotiation.
+    pub const DATA_TYPES: u8 = 2;
+    /// Function call (client) .
+    pub const FUNCTION: u8 = 3;
+    /// Error / end-of-call information (server).
+    pub const ERROR: u8 = 4;
+    /// Row header (server).
+    pub const ROW_HEADER: u8 = 6;
+    /// Row data (server) / bind values (client).
+    pub const ROW_DATA: u8 = 7;
+    /// Return parameters (server).
+    pub const PARAMETER: u8 = 8;
+    /// Status (server).
+    pub const STATUS: u8 = 9;
+    /// Piggy-backed function call (client), followed by the main call.
+    pub const PIGGYBACK: u8 = 17;
+}
+
+/// TTC function codes (second byte of a function call).
+pub mod func {
+    /// Parse a statement into a cursor (Oracle 7-9i OCI; text like OALL8 without options).
+    pub const PARSE: u8 = 3;
+    /// Execute a parsed cursor (Oracle 7-9i OCI).
+    pub const EXECUTE: u8 = 4;
+    /// Fetch rows of an open cursor.
+    pub const FETCH: u8 = 5;
+    /// Close (older clients).
+    pub const CLOSE: u8 = 8;
+    /// Log off.
+    pub const LOGOFF: u8 = 9;
+    /// Commit.
+    pub const COMMIT: u8 = 14;
+    /// Rollback.
+    pub const ROLLBACK: u8 = 15;
+    /// Server version (banner).
+    pub const VERSION: u8 = 59;
+    /// OALL7 (Oracle 7/8 all-in-one call).
+    pub const OALL7: u8 = 71;
+    /// OALL8: parse / bind / execute / fetch in one call.
+    pub const OALL8: u8 = 94;
+    /// Close cursors (usually piggy-backed).
+    pub const CLOSE_CURSORS: u8 = 105;
+    /// Authentication, phase two (O3LOGON / O5LOGON: password verifier).
+    pub const AUTH_PHASE_TWO: u8 = 115;
+    /// Authentication, phase one (user name and client facts; server answers AUTH_SESSKEY).
+    pub const AUTH_PHASE_ONE: u8 = 118;
+    /// Close temporary LOBs / cursors (piggy-backed by JDBC).
+    pub const CLOSE_TEMP: u8 = 120;
+}
+
+/// Logon mode bits of an authentication call.
+pub mod auth_mode {
+    /// Connect AS SYSDBA.
+    pub const SYSDBA: u64 = 0x20;
+    /// Connect AS SYSOPER.
+    pub const SYSOPER: u64 = 0x40;
+}
+
+/// Values read at most from one authentication message.
+pub const MAX_AUTH_PAIRS: usize = 64;
+/// Bytes searched after OALL8's SQL length field for the statement text.
+pub const MAX_SQL_SEARCH: usize = 512;
+/// Chunks read at most from one chunked (0xFE) string.
+pub const MAX_CHUNKS: usize = 65536;
+
+/// How integers are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntMode {
+    /// A length byte, then that many big-endian bytes.
+    Compressed,
+    /// Fixed width (2 or 4 bytes), little endian.
+    FixedLe,
+    /// Fixed width (2 or 4 bytes), big endian.
+    FixedBe,
+}
+
+/// The session's TTC representation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repr {
+    /// Integers.
+    pub ints: IntMode,
+    /// Pointer width in bytes (1, 4 or 8).
+    pub ptr: usize,
+}
+
+/// Every representation tried, most common first.
+pub const REPRS: [Repr; 7] = [
+    Repr {
+        ints: IntMode::Compressed,
+        ptr: 1,
+    },
+    Repr {
+        ints: IntMode::FixedLe,
+        ptr: 1,
+    },
+    Repr {
+        ints: IntMode::FixedLe,
+        ptr: 8,
+    },
+    Repr {
+        ints: IntMode::FixedLe,
+        ptr: 4,
+    },
+    Repr {
+        ints: IntMode::FixedBe,
+        ptr: 1,
+    },
+    Repr {
+        ints: IntMode::FixedBe,
+        ptr: 8,
+    },
+    Repr {
+        ints: IntMode::FixedBe,
+        ptr: 4,
+    },
+];
+
+/// A bounded reader over one TTC message stream.
+#[derive(Debug, Clone)]
+pub struct Cur<'a> {
+    d: &'a [u8],
+    /// Position of the next byte.
+    pub pos: usize,
+    repr: Repr,
+}
+
+impl<'a> Cur<'a> {
+    /// A reader at `pos`.
+    pub fn new(d: &'a [u8], pos: usize, repr: Repr) -> Self {
+        Cur { d, pos, repr }
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> Option<u8> {
+        let b = *self.d.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn fixed(&mut self, n: usize) -> Option<u64> {
+        let b = self.d.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        let mut v = 0u64;
+        match self.repr.ints {
+            IntMode::FixedBe | IntMode::Compressed => {
+                for &x in b {
+                    v = (v << 8) | u64::from(x);
+                }
+            }
+            IntMode::FixedLe => {
+                for &x in b.iter().rev() {
+                    v = (v << 8) | u64::from(x);
+                }
+            }
+        }
+        Some(v)
+    }
+
+    fn compressed(&mut self, max: usize) -> Option<u64> {
+        let n = self.u8()?;
+        // The high bit marks a negative number; only magnitudes are used here.
+        let n = (n & 0x7f) as usize;
+        if n > max {
+            return None;
+        }
+        let b = self.d.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+    }
+
+    /// An unsigned 2-byte integer in the session's representation.
+    pub fn ub2(&mut self) -> Option<u64> {
+        match self.repr.ints {
+            IntMode::Compressed => self.compressed(2),
+            _ => self.fixed(2),
+        }
+    }
+
+    /// An unsigned 8-byte integer in the session's representation.
+    pub fn ub8(&mut self) -> Option<u64> {
+        match self.repr.ints {
+            IntMode::Compressed => self.compressed(8),
+            _ => self.fixed(8),
+        }
+    }
+
+    /// An unsigned 4-byte integer in the session's representation.
+    pub fn ub4(&mut self) -> Option<u64> {
+        match self.repr.ints {
+            IntMode::Compressed => self.compressed(4),
+            _ => self.fixed(4),
+        }
+    }
+
+    /// A pointer: `Some(true)` when not null.
+    pub fn ptr(&mut self) -> Option<bool> {
+        let b = self.d.get(self.pos..self.pos.checked_add(self.repr.ptr)?)?;
+        self.pos += self.repr.ptr;
+        Some(b.iter().any(|&x| x != 0))
+    }
+
+    /// A length-prefixed string (1-byte length, or 0xFE then chunks until a zero length).
+    /// Keeps at most `max` bytes; returns (kept bytes, total length).
+    pub fn clr(&mut self, max: usize) -> Option<(Vec<u8>, usize)> {
+        let first = self.u8()?;
+        match first {
+            0 | 0xff => Some((Vec::new(), 0)),
+            0xfe => {
+                let mut out = Vec::new();
+                let mut total = 0usize;
+                // Chunk lengths are one byte (OCI, JDBC thin 8.x: 64-byte chunks) or, in the
+                // compressed representation of newer clients, a ub4 (length byte 1 to 4 first).
+                let ub4_lengths = self.repr.ints == IntMode::Compressed
+                    && self.d.get(self.pos).is_some_and(|&b| (1..=4).contains(&b));
+                for _ in 0..MAX_CHUNKS {
+                    let n = if ub4_lengths {
+                        self.ub4()? as usize
+                    } else {
+                        self.u8()? as usize
+                    };
+                    if n == 0 {
+                        return Some((out, total));
+                    }
+                    let b = self.d.get(self.pos..self.pos.checked_add(n)?)?;
+                    self.pos += n;
+                    total = total.saturating_add(n);
+                    let room = max.saturating_sub(out.len());
+                    out.extend_from_slice(b.get(..room.min(b.len())).unwrap_or_default());
+                }
+                None
+            }
+            n => {
+                let n = n as usize;
+                let b = self.d.get(self.pos..self.pos.checked_add(n)?)?;
+                self.pos += n;
+                Some((b.get(..max.min(n)).unwrap_or_default().to_vec(), n))
+            }
+        }
+    }
+
+    /// Bytes left.
+    pub fn rest(&self) -> &'a [u8] {
+        self.d.get(self.pos..).unwrap_or_default()
+    }
+}
+
+/// Keys of the authentication pairs that dbtap reports. Everything else (AUTH_SESSKEY,
+/// AUTH_PASSWORD, AUTH_VFR_DATA, verifiers, …) is dropped unread.
+pub const REPORTED_AUTH_KEYS: [&str; 6] = [
+    "AUTH_TERMINAL",
+    "AUTH_PROGRAM_NM",
+    "AUTH_MACHINE",
+    "AUTH_PID",
+    "AUTH_SID",
+    "AUTH_ALTER_SESSION",
+];
+
+/// A parsed authentication call (phase one or two).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Auth {
+    /// The function (phase one or two).
+    pub func: u8,
+    /// Database user name (raw bytes).
+    pub user: Vec<u8>,
+    /// Logon mode bits.
+    pub mode: u64,
+    /// Reported pairs (key, value bytes), in wire order; only [`REPORTED_AUTH_KEYS`].
+    pub pairs: Vec<(String, Vec<u8>)>,
+    /// Keys seen (all of them, values not kept), for the record of credentials sent.
+    pub keys: Vec<String>,
+}
+
+/// Parse an authentication call starting at its `03` byte. Two layouts seen in real captures
+/// are tried besides the plain one: the user name written raw, without its length byte (JDBC
+/// thin: junkie__oracle_error_no_table.pcap frame 13), and a pair count padded to 8 bytes
+/// (64-bit Windows OCI: john-samples__O5LOGON_Oracle-WinWin-1.pcap frame 13). A layout is
+/// accepted only when every key reads as an upper-case name and one at least as an `AUTH_`
+/// name (phase two also sends `SESSION_CLIENT_*` keys).
+pub fn auth(d: &[u8], at: usize, repr: Repr, max_value: usize) -> Option<Auth> {
+    [(false, false), (true, false), (false, true), (true, true)]
+        .into_iter()
+        .filter(|&(_, pad)| !pad || repr.ptr == 8)
+        .find_map(|(raw_user, pad)| {
+            auth_layout(d, at, repr, max_value, raw_user, pad).filter(|a| {
+                a.keys.iter().any(|k| k.starts_with("AUTH_"))
+                    && a.keys.iter().all(|k| {
+                        k.bytes()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                    })
+            })
+        })
+}
+
+fn auth_layout(
+    d: &[u8],
+    at: usize,
+    repr: Repr,
+    max_value: usize,
+    raw_user: bool,
+    pad: bool,
+) -> Option<Auth> {
+    let mut c = Cur::new(d, at, repr);
+    if c.u8()? != msg::FUNCTION {
+        return None;
+    }
+    let func = c.u8()?;
+    if func != func::AUTH_PHASE_ONE && func != func::AUTH_PHASE_TWO {
+        return None;
+    }
+    let _seq = c.u8()?;
+    let has_user = c.ptr()?;
+    let user_len = c.ub4()?;
+    let mode = c.ub4()?;
+    let _ = c.ptr()?;
+    let pairs = c.ub4()? as usize;
+    if pairs > MAX_AUTH_PAIRS {
+        return None;
+    }
+    if pad {
+        // Padding to 8 bytes; not always zeroed (WinWin-1 frame 16 carries stack bytes there).
+        c.rest().get(..4)?;
+        c.pos += 4;
+    }
+    let _ = c.ptr()?;
+    let _ = c.ptr()?;
+    let mut out = Auth {
+        func,
+        mode,
+        ..Default::default()
+    };
+    if has_user && user_len > 0 {
+        let u = if raw_user {
+            let n = usize::try_from(user_len).ok()?.min(MAX_USER_LEN);
+            let b = c.rest().get(..n)?.to_vec();
+            c.pos += n;
+            b
+        } else {
+            let (u, n) = c.clr(max_value.max(MAX_USER_LEN))?;
+            if n == 0 {
+                return None;
+            }
+            u
+        };
+        if u.is_empty() || !u.iter().all(|&b| b >= 0x20 && b != 0x7f) {
+            return None;
+        }
+        out.user = u;
+    }
+    for _ in 0..pairs {
+        let klen = c.ub4()?;
+        let key = if klen > 0 { c.clr(64)?.0 } else { Vec::new() };
+        let vlen = c.ub4()?;
+        let key_ok = !key.is_empty() && key.iter().all(|b| b.is_ascii_graphic());
+        if !key_ok {
+            return None;
+        }
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let reported = REPORTED_AUTH_KEYS.contains(&key.as_str());
+        let val = if vlen > 0 {
+            let (v, _) = c.clr(if reported { max_value } else { 0 })?;
+            v
+        } else {
+            Vec::new()
+        };
+        let _flags = c.ub4()?;
+        if reported {
+            out.pairs.push((key.clone(), strip_nul(&val).to_vec()));
+        }
+        out.keys.push(key);
+    }
+    Some(out)
+}
+
+/// Bytes kept of a user name.
+pub const MAX_USER_LEN: usize = 256;
+
+/// Learn the representation from an authentication call at `at`: the first representation under
+/// which the whole call parses, with AUTH_ keys, is the session's.
+pub fn detect_repr(d: &[u8], at: usize) -> Option<Repr> {
+    REPRS.into_iter().find(|&r| auth(d, at, r, 0).is_some())
+}
+
+/// What an OALL8 call carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Oall8 {
+    /// Statement text (a parse, or parse + execute).
+    Sql(Statement),
+    /// No statement text: execute or fetch on an open cursor.
+    Cursor {
+        /// Cursor id.
+        cursor: u64,
+        /// Options bits.
+        options: u64,
+    },
+}
+
+/// Where an OALL8 statement was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// Statement text (raw bytes, trailing NULs removed), at most `max` bytes.
+    pub sql: Vec<u8>,
+    /// Length on the wire.
+    pub total: usize,
+    /// Bind count, when the representation lets us read it.
+    pub binds: Option<u64>,
+    /// The statement was cut at `max`.
+    pub truncated: bool,
+    /// Position right after the statement text in the call.
+    pub end: usize,
+}
+
+fn text_like(b: u8) -> bool {
+    (b >= 0x20 && b != 0x7f) || matches!(b, b'\t' | b'\n' | b'\r')
+}
+
+/// Read OALL8's statement: options, cursor, SQL pointer and SQL length are read exactly; the
+/// text is then located as the first string after them whose own length agrees with the
+/// announced one (1-byte length, 0xFE chunks, or raw bytes right after a zero field), and whose
+/// bytes are text. The announced length is in bytes of the server's character set: OCI clients
+/// announce up to 4 bytes per client byte, so a ratio of 1 to 4 is accepted.
+pub fn oall8(d: &[u8], at: usize, repr: Repr, max: usize) -> Option<Oall8> {
+    let mut c = Cur::new(d, at, repr);
+    if c.u8()? != msg::FUNCTION {
+        return None;
+    }
+    let f = c.u8()?;
+    if f != func::OALL8 && f != func::OALL7 && f != func::PARSE {
+        return None;
+    }
+    let _seq = c.u8()?;
+    // The old parse call (Oracle 7-9i OCI) has no options field.
+    let options = if f == func::PARSE { 0 } else { c.ub4()? };
+    let cursor = c.ub4()?;
+    let has_sql = c.ptr()?;
+    let declared = c.ub4()? as usize;
+    if !has_sql || declared == 0 {
+        // A cursor id but no statement: re-execute or fetch. The pointer must be a clean null
+        // for this reading to be trusted.
+        return (cursor > 0 && cursor < 1 << 31).then_some(Oall8::Cursor { cursor, options });
+    }
+    let after_len = c.pos;
+    // al8i4 pointer and length, al8o4 and al8o4l pointers, prefetch buffer size, prefetch rows,
+    // maximum long size, binds pointer, bind count: python-oracledb's layout, found the same in
+    // JDBC thin 11g (wswiki__11_sqldeveloper11_2016.pcapng frame 52), 64-bit OCI 11g
+    // (john-samples__O5LOGON_Oracle-good.pcap frame 35) and 32-bit OCI 10g
+    // (junkie__oracle_select.pcap frame 33 against frame 23: only the bind pointer and count
+    // differ). Accepted when the pointer and the count agree.
+    let binds = {
+        let mut b = Cur::new(d, after_len, repr);
+        (|| {
+            b.ptr()?;
+            if b.ub4()? != 13 {
+                return None;
+            }
+            b.ptr()?;
+            b.ptr()?;
+            b.ub4()?;
+            b.ub4()?;
+            b.ub4()?;
+            let has = b.ptr()?;
+            let n = b.ub4()?;
+            (has == (n > 0) && n <= 65535).then_some(n)
+        })()
+    };
+    // Two passes: the exact length first (JDBC thin and most OCI calls), then, for OCI's fixed
+    // representation only, the announced length as bytes of the client's character set times
+    // its maximum expansion into the server's (the wire text is in the negotiated set):
+    // junkie__oracle_select.pcap frame 23 announces 3 × 22 bytes, wswiki__TNS_Oracle2.pcap
+    // frame 32 announces 3 × 52 GBK bytes for 62 bytes of UTF-8.
+    let exact = |n: usize| n == declared;
+    let ratio = |n: usize| n > 0 && n <= declared && n.saturating_mul(4) >= declared;
+    let end = after_len.saturating_add(MAX_SQL_SEARCH).min(d.len());
+    let passes: &[&dyn Fn(usize) -> bool] = if repr.ints == IntMode::Compressed {
+        &[&exact]
+    } else {
+        &[&exact, &ratio]
+    };
+    for accept in passes {
+        for p in after_len..end {
+            // A string starts after a field byte, never inside ASCII text.
+            if d.get(p.wrapping_sub(1))
+                .is_some_and(|&b| text_like(b) && b < 0x80)
+            {
+                continue;
+            }
+            let Some(&first) = d.get(p) else { break };
+            // 1-byte length; the text must end where the length says.
+            if (1..=0xfc).contains(&first) && accept(first as usize) {
+                let stop = p + 1 + first as usize;
+                if let Some(s) = d.get(p + 1..stop) {
+                    let body = strip_nul(s);
+                    let ends = !d.get(stop).is_some_and(|&b| text_like(b));
+                    if ends && !body.is_empty() && body.iter().all(|&b| text_like(b)) {
+                        return Some(Oall8::Sql(cut(body, s.len(), binds, max, stop)));
+                    }
+                }
+            }
+            // 0xFE, then chunks.
+            if first == 0xfe {
+                let mut cc = Cur::new(d, p, repr);
+                if let Some((s, total)) = cc.clr(max) {
+                    let body = strip_nul(&s);
+                    if accept(total) && !body.is_empty() && body.iter().all(|&b| text_like(b)) {
+                        return Some(Oall8::Sql(cut(body, total, binds, max, cc.pos)));
+                    }
+                }
+            }
+            // Raw bytes after a field byte (JDBC thin), exactly as long as announced.
+            if repr.ints == IntMode::Compressed && p > after_len {
+                let stop = p + declared;
+                if let Some(s) = d.get(p..stop) {
+                    let ends = !d.get(stop).is_some_and(|&b| text_like(b));
+                    if ends && s.iter().all(|&b| text_like(b)) {
+                        return Some(Oall8::Sql(cut(s, declared, binds, max, stop)));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+fn strip_nul(s: &[u8]) -> &[u8] {
+    let mut e = s.len();
+    while e > 0 && s.get(e - 1) == Some(&0) {
+        e -= 1;
+    }
+    s.get(..e).unwrap_or_default()
+}
+
+fn cut(body: &[u8], total: usize, binds: Option<u64>, max: usize, end: usize) -> Statement {
+    // Chunked text is read up to `max` bytes only: `total` says how long it was.
+    let truncated = body.len() > max || total > max;
+    Statement {
+        sql: body.get(..max.min(body.len())).unwrap_or_default().to_vec(),
+        total,
+        binds,
+        truncated,
+        end,
+    }
+}
+
+/// One bind as sent with OALL8: its metadata and raw value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Oracle external type number (1 VARCHAR2, 2 NUMBER, 12 DATE, 23 RAW, 96 CHAR, …).
+    pub ty: u8,
+    /// Character set id of the value (text types).
+    pub charset: u16,
+    /// Character set form (2: national character set).
+    pub csfrm: u8,
+    /// The value bytes (at most `max` kept), `None` for NULL.
+    pub value: Option<Vec<u8>>,
+    /// The value was cut.
+    pub truncated: bool,
+}
+
+/// Integers skipped after the statement text (the al8i4 array: 13 entries, 14 in some JDBC
+/// thin 11g calls).
+const AL8I4_LENS: [usize; 2] = [13, 14];
+
+/// Fields of one bind metadata entry.
+#[derive(Clone, Copy)]
+enum F {
+    U8,
+    Ub2,
+    Ub4,
+    Ub8,
+    /// The entry's character set id (ub2).
+    Charset,
+    /// The character set form (u8).
+    Form,
+    /// The external type (u8).
+    Type,
+}
+
+/// Metadata layouts seen in real captures. Every one starts type, flags, precision, scale,
+/// buffer size, array size, continuation flags.
+const META_LAYOUTS: [(&str, bool, &[F]); 3] = [
+    // JDBC thin (wswiki__DumpFile01.pcap frame 554, wswiki__11_sqldeveloper11_2016.pcapng
+    // frame 52): then a ub4, version ub2, charset, form, max chars ub4.
+    (
+        "jdbc",
+        false,
+        &[
+            F::Type,
+            F::U8,
+            F::U8,
+            F::U8,
+            F::Ub4,
+            F::Ub4,
+            F::Ub8,
+            F::Ub4,
+            F::Ub2,
+            F::Charset,
+            F::Form,
+            F::Ub4,
+        ],
+    ),
+    // OCI 11.1 64-bit (john-samples__O5LOGON_Oracle-good.pcap frame 35) and 10.2 32-bit
+    // (junkie__oracle_select.pcap frame 33): version ub2, charset, form, max chars ub4.
+    (
+        "oci",
+        false,
+        &[
+            F::Type,
+            F::U8,
+            F::U8,
+            F::U8,
+            F::Ub4,
+            F::Ub4,
+            F::Ub8,
+            F::Ub2,
+            F::Charset,
+            F::Form,
+            F::Ub4,
+        ],
+    ),
+    // OCI 10.2 and 11.2 XE 64-bit (wswiki__7_oracle10_2016.pcapng, john-samples__O5LOGON_
+    // oracle_11g_password1234567890.pcapng): one byte after al8i4; then a ub4, two ub2,
+    // charset, form, two ub4 and a byte.
+    (
+        "oci64-10g",
+        true,
+        &[
+            F::Type,
+            F::U8,
+            F::U8,
+            F::U8,
+            F::Ub4,
+            F::Ub4,
+            F::Ub8,
+            F::Ub4,
+            F::Ub2,
+            F::Ub2,
+            F::Charset,
+            F::Form,
+            F::Ub4,
+            F::Ub4,
+            F::U8,
+        ],
+    ),
+];
+
+/// Read the bind metadata and values that follow the statement text of an OALL8 call: `count`
+/// metadata entries (one of [`META_LAYOUTS`]), then a row-data message (`07`) with one value
+/// per bind. A layout is accepted only when the `07` follows the last entry and the values end
+/// exactly at the end of the call.
+pub fn bind_values(d: &[u8], end: usize, repr: Repr, count: u64, max: usize) -> Option<Vec<Bind>> {
+    let count = usize::try_from(count)
+        .ok()
+        .filter(|&n| n > 0 && n <= 1024)?;
+    for skip in AL8I4_LENS {
+        for (_, extra_byte, fields) in META_LAYOUTS {
+            let mut c = Cur::new(d, end, repr);
+            let parsed = (|| {
+                for _ in 0..skip {
+                    c.ub4()?;
+                }
+                if extra_byte {
+                    c.u8()?;
+                }
+                let mut metas = Vec::with_capacity(count.min(64));
+                for _ in 0..count {
+                    let (mut ty, mut charset, mut csfrm) = (0u8, 0u16, 0u8);
+                    for f in fields {
+                        match f {
+                            F::U8 => {
+                                c.u8()?;
+                            }
+                            F::Ub2 => {
+                                c.ub2()?;
+                            }
+                            F::Ub4 => {
+                                c.ub4()?;
+                            }
+                            F::Ub8 => {
+                                c.ub8()?;
+                            }
+                            F::Charset => charset = u16::try_from(c.ub2()?).ok()?,
+                            F::Form => csfrm = c.u8()?,
+                            F::Type => ty = c.u8()?,
+                        }
+                    }
+                    metas.push((ty, charset, csfrm));
+                }
+                if c.u8()? != msg::ROW_DATA {
+                    return None;
+                }
+                let mut out = Vec::with_capacity(metas.len());
+                for (ty, charset, csfrm) in metas {
+                    let first = *c.rest().first()?;
+                    let (value, truncated) = if first == 0 || first == 0xff {
+                        c.pos += 1;
+                        (None, false)
+                    } else {
+                        let (v, n) = c.clr(max)?;
+                        (Some(v), n > max)
+                    };
+                    out.push(Bind {
+                        ty,
+                        charset,
+                        csfrm,
+                        value,
+                        truncated,
+                    });
+                }
+                c.rest().is_empty().then_some(out)
+            })();
+            if parsed.is_some() {
+                return parsed;
+            }
+        }
+    }
+    None
+}
+
+/// Oracle NUMBER (1 to 21 bytes: exponent byte, base-100 mantissa) as decimal text.
+pub fn number_text(b: &[u8]) -> Option<String> {
+    let (&e, m) = b.split_first()?;
+    if e == 0x80 && m.is_empty() {
+        return Some("0".into());
+    }
+    if m.len() > 20 {
+        return None;
+    }
+    let negative = e & 0x80 == 0;
+    let (exp, digits): (i32, Vec<u8>) = if negative {
+        let m = match m.last() {
+            Some(102) => m.get(..m.len() - 1)?,
+            _ => m,
+        };
+        let exp = i32::from(!e & 0x7f) - 65;
+        (exp, m.iter().map(|&x| 101u8.wrapping_sub(x)).collect())
+    } else {
+        (
+            i32::from(e & 0x7f) - 65,
+            m.iter().map(|&x| x.wrapping_sub(1)).collect(),
+        )
+    };
+    if digits.iter().any(|&d| d > 99) || digits.is_empty() {
+        return None;
+    }
+    // Digits are base-100 pairs; the first pair is multiplied by 100^exp.
+    let mut s = String::new();
+    for (i, d) in digits.iter().enumerate() {
+        if i == 0 {
+            s.push_str(&d.to_string());
+        } else {
+            s.push_str(&format!("{d:02}"));
+        }
+    }
+    // Position of the decimal point, counted in digits from the left of `s`.
+    let first_len = if digits[0] >= 10 { 2 } else { 1 };
+    let point = first_len + 2 * exp;
+    let mut out = String::new();
+    if negative {
+        out.push('-');
+    }
+    if point <= 0 {
+        out.push_str("0.");
+        for _ in 0..(-point) {
+            out.push('0');
+        }
+        out.push_str(s.trim_end_matches('0'));
+    } else if point as usize >= s.len() {
+        out.push_str(&s);
+        for _ in 0..(point as usize - s.len()) {
+            out.push('0');
+        }
+    } else {
+        let (a, f) = s.split_at(point as usize);
+        out.push_str(a);
+        let f = f.trim_end_matches('0');
+        if !f.is_empty() {
+            out.push('.');
+            out.push_str(f);
+        }
+    }
+    Some(out)
+}
+
+/// Oracle DATE (7 bytes) or TIMESTAMP (7 or 11 bytes) as `YYYY-MM-DD HH:MM:SS[.fffffffff]`.
+pub fn date_text(b: &[u8]) -> Option<String> {
+    let [c, y, mo, d, h, mi, s, rest @ ..] = b else {
+        return None;
+    };
+    let year = (i32::from(*c) - 100) * 100 + (i32::from(*y) - 100);
+    let mut out = format!(
+        "{year:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
+        h.wrapping_sub(1),
+        mi.wrapping_sub(1),
+        s.wrapping_sub(1)
+    );
+    if let [a, b2, c2, d2] = rest {
+        let ns = u32::from_be_bytes([*a, *b2, *c2, *d2]);
+        if ns > 0 {
+            out.push_str(&format!(".{ns:09}"));
+        }
+    }
+    Some(out)
+}
+
+/// An error found in a server response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OraError {
+    /// The ORA number.
+    pub code: u32,
+    /// The message (raw bytes, trailing newline removed).
+    pub message: Vec<u8>,
+    /// Rows processed, from the error block's current-row field, when the block was found.
+    pub rows: Option<u64>,
+}
+
+/// Bytes allowed after an error message at the end of an answer. In every answer of the shared
+/// captures (178 with an error) the message is the last thing; newer servers may add a small
+/// end-of-response message.
+pub const MAX_ERROR_TRAILER: usize = 32;
+
+/// Find the call's error in a server response: the length-prefixed string that starts with
+/// `ORA-nnnnn` and ends last, within [`MAX_ERROR_TRAILER`] bytes of the end (the message ends
+/// the error block, which ends the answer; row values that happen to read `ORA-…` come before
+/// it). Its number is checked against
+/// the error block's numeric error field when the block can be found just before it; rows
+/// processed are read from that block.
+pub fn find_error(d: &[u8], repr: Option<Repr>, max_message: usize) -> Option<OraError> {
+    let mut best: Option<(usize, usize)> = None; // (start of length byte, end)
+    let mut i = 1usize;
+    while i + 9 <= d.len() {
+        if d.get(i..i + 4) == Some(b"ORA-")
+            && d.get(i + 4..i + 9)
+                .is_some_and(|x| x.iter().all(u8::is_ascii_digit))
+        {
+            let l = d.get(i - 1).copied().unwrap_or(0) as usize;
+            let end = i + l;
+            if (9..=0xfc).contains(&l) && end <= d.len() {
+                let better = match best {
+                    None => true,
+                    Some((s, e)) => end > e || (end == e && i - 1 < s),
+                };
+                if better {
+                    best = Some((i - 1, end));
+                }
+            }
+        }
+        i += 1;
+    }
+    let (s, e) = best?;
+    if d.len() - e > MAX_ERROR_TRAILER {
+        return None;
+    }
+    let text = d.get(s + 1..e)?;
+    let code: u32 = std::str::from_utf8(text.get(4..9)?).ok()?.parse().ok()?;
+    let mut msg = text;
+    while let [rest @ .., b'\n' | b'\r' | 0] = msg {
+        msg = rest;
+    }
+    let rows = repr.and_then(|r| block_rows(d.get(..s)?, r, code));
+    Some(OraError {
+        code,
+        message: msg
+            .get(..max_message.min(msg.len()))
+            .unwrap_or_default()
+            .to_vec(),
+        rows,
+    })
+}
+
+/// Bytes searched backwards from an error message for the start of its error block.
+const MAX_BLOCK_SEARCH: usize = 512;
+
+/// The error block (`04`, call status ub4, sequence ub2, current row ub4, error number ub2) that
+/// ends right before an error message and carries `code`: its current-row field.
+fn block_rows(d: &[u8], repr: Repr, code: u32) -> Option<u64> {
+    let lo = d.len().saturating_sub(MAX_BLOCK_SEARCH);
+    (lo..d.len()).rev().find_map(|q| {
+        if d.get(q) != Some(&msg::ERROR) {
+            return None;
+        }
+        let mut c = Cur::new(d, q + 1, repr);
+        let _status = c.ub4()?;
+        let _seq = c.ub2()?;
+        let row = c.ub4()?;
+        let err = c.ub2()?;
+        (err == u64::from(code)).then_some(row)
+    })
+}
+
+/// Verifier types announced in AUTH_VFR_DATA's flags (the password hash the server keeps).
+pub mod verifier {
+    /// 10g: DES-based hash (the O3LOGON exchange).
+    pub const V10G: u64 = 0x0939;
+    /// 11g: SHA-1 (O5LOGON).
+    pub const V11G_1: u64 = 0xb152;
+    /// 11g: SHA-1 (O5LOGON).
+    pub const V11G_2: u64 = 0x1b25;
+    /// 12c: PBKDF2 + SHA-512 (O5LOGON with the 12c verifier).
+    pub const V12C: u64 = 0x4815;
+}
+
+/// The authentication method named by the server's phase-one answer: the flags of its
+/// AUTH_VFR_DATA pair give the verifier type. The value itself (a salt) is never read.
+pub fn auth_method(d: &[u8], repr: Repr) -> Option<&'static str> {
+    const KEY: &[u8] = b"AUTH_VFR_DATA";
+    let i = d.windows(KEY.len()).position(|w| w == KEY)?;
+    if d.get(i.checked_sub(1)?) != Some(&(KEY.len() as u8)) {
+        return None;
+    }
+    let mut c = Cur::new(d, i - 1, repr);
+    c.clr(0)?;
+    if c.ub4()? > 0 {
+        c.clr(0)?;
+    }
+    Some(match c.ub4()? {
+        verifier::V10G => "O3LOGON",
+        verifier::V11G_1 | verifier::V11G_2 => "O5LOGON",
+        verifier::V12C => "O5LOGON (12c verifier)",
+        _ => return None,
+    })
+}
+
+/// The first length-prefixed string of `d` that reads as a server banner (`Oracle…`).
+pub fn banner(d: &[u8]) -> Option<&[u8]> {
+    let mut i = 0usize;
+    while i + 7 <= d.len() {
+        if d.get(i + 1..i + 7) == Some(b"Oracle") {
+            let l = d.get(i).copied().unwrap_or(0) as usize;
+            if let Some(s) = d.get(i + 1..i + 1 + l) {
+                if l >= 8 && s.iter().all(|&b| text_like(b)) {
+                    return Some(strip_nul(s));
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The character set id in a server's protocol-negotiation answer
+/// (`01`, version, `00`, banner NUL-terminated, charset ub2 little endian).
+pub fn server_charset(d: &[u8]) -> Option<u16> {
+    if d.first() != Some(&msg::PROTOCOL) {
+        return None;
+    }
+    let rest = d.get(3..)?;
+    let nul = rest.iter().take(256).position(|&b| b == 0)?;
+    let b = rest.get(nul + 1..nul + 3)?;
+    Some(u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// The client character set in a data-types negotiation (`02`, charset ub2 little endian).
+pub fn client_charset(d: &[u8]) -> Option<u16> {
+    if d.first() != Some(&msg::DATA_TYPES) {
+        return None;
+    }
+    let b = d.get(1..3)?;
+    Some(u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// Skip piggy-backed calls at `at` (`11`, function, sequence, pointer, count ub4, count cursor
+/// ids ub4) and return the position of the main call (`03`). Piggy-backs of other shapes are
+/// passed by looking for the next `03` followed by a known function code.
+pub fn main_call(d: &[u8], at: usize, repr: Repr) -> Option<(usize, Vec<u8>)> {
+    let mut pos = at;
+    let mut piggy = Vec::new();
+    for _ in 0..16 {
+        match d.get(pos) {
+            Some(&msg::FUNCTION) => return Some((pos, piggy)),
+            Some(&msg::PIGGYBACK) => {
+                let f = *d.get(pos + 1)?;
+                piggy.push(f);
+                // Padded first: a padded count read plain would take the padding for a cursor id.
+                let padded = (repr.ptr == 8)
+                    .then(|| piggy_body(d, pos + 2, repr, true))
+                    .flatten();
+                match padded.or_else(|| piggy_body(d, pos + 2, repr, false)) {
+                    Some(p) => pos = p,
+                    None => {
+                        // Unknown piggy-back body: find the next plausible main call.
+                        let from = pos + 2;
+                        let rel = d
+                            .get(from..)?
+                            .windows(2)
+                            .position(|w| w[0] == msg::FUNCTION && is_known_func(w[1]))?;
+                        pos = from + rel;
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// A cursor-list piggy-back body (sequence, pointer, count, count ids) ending where another
+/// call starts; `pad`: the count is padded to 8 bytes (64-bit Windows OCI).
+fn piggy_body(d: &[u8], at: usize, repr: Repr, pad: bool) -> Option<usize> {
+    let mut c = Cur::new(d, at, repr);
+    c.u8()?;
+    c.ptr()?;
+    let n = c.ub4()?;
+    if pad {
+        if c.rest().get(..4)? != [0, 0, 0, 0] {
+            return None;
+        }
+        c.pos += 4;
+    }
+    if n > 4096 {
+        return None;
+    }
+    for _ in 0..n {
+        c.ub4()?;
+    }
+    let p = c.pos;
+    let next_ok = match d.get(p) {
+        Some(&msg::FUNCTION) | Some(&msg::PIGGYBACK) => d.get(p + 1).is_some(),
+        _ => false,
+    };
+    next_ok.then_some(p)
+}
+
+/// Function codes this parser names.
+pub fn is_known_func(f: u8) -> bool {
+    matches!(
+        f,
+        func::PARSE
+            | func::EXECUTE
+            | func::FETCH
+            | func::CLOSE
+            | func::LOGOFF
+            | func::COMMIT
+            | func::ROLLBACK
+            | func::VERSION
+            | func::OALL7
+            | func::OALL8
+            | func::CLOSE_CURSORS
+            | func::AUTH_PHASE_TWO
+            | func::AUTH_PHASE_ONE
+            | func::CLOSE_TEMP
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// wswiki__11_sqldeveloper11_2016.pcapng frame 12 (TTC part): JDBC thin, compressed
+    /// integers, the user name written raw.
+    const JDBC_AUTH1: &str = "\
+        03760101010301210101050101535953010d0d415554485f5445524d494e414c010707756e6b6e6f776e00010f0f4155\
+        54485f50524f4752414d5f4e4d010d0d53514c20446576656c6f70657200010c0c415554485f4d414348494e45010f0f\
+        57494e2d544456444e554e4537333000010808415554485f5049440104043230373200010808415554485f5349440105\
+        057669736f7200";
+
+    #[test]
+    fn jdbc_auth_is_compressed() {
+        let d = unhex(JDBC_AUTH1);
+        let r = detect_repr(&d, 0).unwrap();
+        assert_eq!(
+            r,
+            Repr {
+                ints: IntMode::Compressed,
+                ptr: 1
+            }
+        );
+        let a = auth(&d, 0, r, 256).unwrap();
+        assert_eq!(a.user, b"SYS");
+        assert_eq!(a.func, func::AUTH_PHASE_ONE);
+        assert_eq!(a.keys.len(), 5);
+        assert_eq!(a.mode, 0x21);
+        assert_eq!(
+            a.pairs,
+            vec![
+                ("AUTH_TERMINAL".to_string(), b"unknown".to_vec()),
+                ("AUTH_PROGRAM_NM".to_string(), b"SQL Developer".to_vec()),
+                ("AUTH_MACHINE".to_string(), b"WIN-TDVDNUNE730".to_vec()),
+                ("AUTH_PID".to_string(), b"2072".to_vec()),
+                ("AUTH_SID".to_string(), b"visor".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn oci_10g_oall8_with_64_byte_chunks() {
+        // junkie__oracle_insert.pcap frame 42 (TTC part): fixed little-endian ints, 1-byte
+        // pointers, SQL in 0xFE + 64-byte chunks; the announced length (0xc3) is 3 × 65.
+        let d = unhex(
+            "035e15218000000000000001c3000000010d000000000100000000010000000000000000000000000000000001010000\
+             0000fe40494e5345525420494e544f20726567696f6e732028726567696f6e5f69642c20726567696f6e5f6e616d6529\
+             2056414c554553202837352c202750617269732701290001000000010000000000000000000000000000000000000000\
+             000000040000000000000000000000000000000000000000000000",
+        );
+        let r = Repr {
+            ints: IntMode::FixedLe,
+            ptr: 1,
+        };
+        let Some(Oall8::Sql(s)) = oall8(&d, 0, r, 1000) else {
+            panic!("no statement")
+        };
+        assert_eq!(
+            String::from_utf8(s.sql).unwrap(),
+            "INSERT INTO regions (region_id, region_name) VALUES (75, 'Paris')"
+        );
+        assert_eq!(s.total, 65);
+    }
+
+    #[test]
+    fn jdbc_bind_values() {
+        // wswiki__DumpFile01.pcap frame 554 (TTC part, from the OALL8 call's end of text):
+        // al8i4, three bind metadata entries (NUMBER, VARCHAR2, REF CURSOR), then `07` values.
+        let d = unhex(
+            "01010101000000000000000000000006030000011600000000020369010001030000027f000001100000020369\
+             0100740300000110000000000203690100 07 02c105 03505449 0100",
+        );
+        let r = Repr {
+            ints: IntMode::Compressed,
+            ptr: 1,
+        };
+        let b = bind_values(&d, 0, r, 3, 100).unwrap();
+        assert_eq!(
+            b.iter().map(|x| (x.ty, x.charset)).collect::<Vec<_>>(),
+            [(6, 873), (1, 873), (116, 873)]
+        );
+        assert_eq!(
+            number_text(b[0].value.as_deref().unwrap()).as_deref(),
+            Some("4")
+        );
+        assert_eq!(b[1].value.as_deref(), Some(&b"PTI"[..]));
+        // One value fewer than announced does not parse.
+        assert_eq!(bind_values(&d, 0, r, 4, 100), None);
+    }
+
+    #[test]
+    fn numbers_and_dates() {
+        assert_eq!(number_text(&[0xc1, 0x05]).as_deref(), Some("4"));
+        assert_eq!(number_text(&[0x80]).as_deref(), Some("0"));
+        assert_eq!(number_text(&[0xc2, 0x02, 0x18]).as_deref(), Some("123"));
+        assert_eq!(number_text(&[0xc1, 0x02, 0x33]).as_deref(), Some("1.5"));
+        assert_eq!(number_text(&[0x3e, 0x64, 0x66]).as_deref(), Some("-1"));
+        assert_eq!(number_text(&[0xc0, 0x33]).as_deref(), Some("0.5"));
+        assert_eq!(
+            date_text(&[0x78, 0x7c, 0x0b, 0x17, 0x17, 0x24, 0x01]).as_deref(),
+            Some("2024-11-23 22:35:00")
+        );
+    }
+
+    #[test]
+    fn ora_error_and_rows_from_a_fixed_block() {
+        // junkie__oracle_select.pcap frame 26 (TTC part).
+        let d = unhex(
+            "04010000000500010000007b050000000001000000030000000000000000000000000000000000000000000000070000\
+             010000000000000000000000000000000000194f52412d30313430333a206e6f206461746120666f756e640a",
+        );
+        let r = Repr {
+            ints: IntMode::FixedLe,
+            ptr: 1,
+        };
+        let e = find_error(&d, Some(r), 1000).unwrap();
+        assert_eq!(e.code, 1403);
+        assert_eq!(e.message, b"ORA-01403: no data found");
+        assert_eq!(e.rows, Some(1));
+    }
+}
