@@ -177,3 +177,39 @@ fn mask_literals_hides_values_and_keeps_the_analysis() {
         .iter()
         .any(|r| r["sql"].as_str().is_some_and(|s| s.contains("bulk-01000"))));
 }
+
+#[test]
+fn rules_check_and_test_report_clearly() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let out = dbtap()
+        .args(["rules", "test"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("examples: 0 failed\n"), "{text}");
+    // A mistake names the file, the line and the field.
+    let bad = std::env::temp_dir().join(format!("dbtap-bad-rule-{}.toml", std::process::id()));
+    std::fs::write(
+        &bad,
+        "[[rule]]\nid = \"X\"\ntitle = \"t\"\nseverity = \"high\"\ncategory = \"policy\"\nwhen = { field = \"usr\", equals = \"x\" }\n",
+    )
+    .unwrap();
+    let out = dbtap().args(["rules", "check"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "dbtap: {}:6: rule X: unknown field `usr`",
+            bad.display()
+        )),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&bad);
+}
