@@ -223,6 +223,11 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
         MaskMode::Literals => crate::sql::Mask::Literals,
     };
     engine.rules = load_rules(&args.rules, args.tz)?.map(Arc::new);
+    if args.alerts.as_ref().is_some_and(|a| a.as_os_str() == "-") && args.records.as_os_str() == "-"
+    {
+        // Two streams interleaved on one stdout would cut each other's lines.
+        anyhow::bail!("--alerts - needs --records PATH (records go to stdout by default)");
+    }
     let alerts = match &args.alerts {
         None => None,
         Some(p) if p.as_os_str() == "-" => Some(AlertOutput::new(std::io::stdout())),
