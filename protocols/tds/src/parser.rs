@@ -1139,7 +1139,18 @@ impl TdsParser {
             unprepare = int(ps.first());
             req.stmt_id = unprepare.map(|h| h as u64);
         } else {
-            params.extend(ps.iter().map(|p| p.param.clone()));
+            params.extend(ps.iter().enumerate().map(|(i, p)| {
+                if secret_rpc_param(&proc_lower, i, &p.name) {
+                    // A password passed to a procedure: its type stays, its value never leaves.
+                    Param {
+                        type_name: p.param.type_name.clone(),
+                        value: ParamValue::Text("***".into()),
+                        truncated: false,
+                    }
+                } else {
+                    p.param.clone()
+                }
+            }));
         }
         if rpc.undecodable {
             params.push(undecodable_param());
@@ -1844,5 +1855,31 @@ impl StreamParser for TdsParser {
                         + m.pending.len() * 256
                 })
                 .sum::<usize>()
+    }
+}
+
+/// Is parameter `index` (0-based; `name` as sent, possibly empty) of a direct call to procedure
+/// `proc_lower` a password? Named parameters whose name says so (`@passwd`, `@rmtpassword`,
+/// `@pwd`…), and the positional password arguments of the system procedures that take one
+/// (SQL Server docs: sp_addlogin [@loginame], [@passwd], …; sp_password [@old], [@new],
+/// [@loginame]; sp_addlinkedsrvlogin …, [@rmtpassword] 5th; sp_setapprole [@rolename],
+/// [@password]).
+fn secret_rpc_param(proc_lower: &str, index: usize, name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    if n.contains("passw") || n.contains("pwd") {
+        return true;
+    }
+    let proc = proc_lower.rsplit('.').next().unwrap_or(proc_lower);
+    if proc == "sp_password" && (n == "@old" || n == "@new") {
+        return true;
+    }
+    if !n.is_empty() {
+        return false;
+    }
+    match proc {
+        "sp_addlogin" | "sp_setapprole" => index == 1,
+        "sp_password" => index <= 1,
+        "sp_addlinkedsrvlogin" => index == 4,
+        _ => false,
     }
 }

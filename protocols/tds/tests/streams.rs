@@ -390,3 +390,61 @@ fn a_message_the_client_abandons_with_ignore_is_not_recorded() {
         }
     )));
 }
+
+#[test]
+fn passwords_passed_to_system_procedures_are_not_recorded() {
+    use synth::{done, nv, packets, rpc, rpc_message, C, S};
+    // The login of the bulk/TM conversation, then direct calls (RPC by name, MS-TDS 2.2.6.6):
+    // sp_addlogin 'bob', 'S3cret-pw', 'emr' (positional), sp_addlinkedsrvlogin with a named
+    // @rmtpassword, and an ordinary procedure whose parameters stay as sent.
+    let mut conv: synth::Conversation = synth::bulk_and_tm().into_iter().take(4).collect();
+    let call = rpc_message(&[
+        rpc(
+            Err("sp_addlogin"),
+            &[
+                ("", false, &nv("bob")),
+                ("", false, &nv("S3cret-pw")),
+                ("", false, &nv("emr")),
+            ],
+        ),
+        rpc(
+            Err("master.dbo.sp_addlinkedsrvlogin"),
+            &[
+                ("@rmtsrvname", false, &nv("LIS")),
+                ("@rmtpassword", false, &nv("Link-pw")),
+            ],
+        ),
+        rpc(Err("dbo.usp_admit"), &[("@patient", false, &nv("P-0042"))]),
+    ]);
+    conv.push((C, packets(0x03, &call, 4096, 0)));
+    let answer = [
+        done(0xFF, 0x0001, 0),
+        done(0xFF, 0x0001, 0),
+        done(0xFE, 0, 0),
+    ]
+    .concat();
+    conv.push((S, packets(0x04, &answer, 4096, 57)));
+    let (ev, _, _) = run(&conv, Limits::default());
+    let recs = records(&ev);
+    let rpcs: Vec<_> = recs
+        .iter()
+        .filter(|(q, _)| q.op.as_ref().unwrap().as_str() == "rpc")
+        .collect();
+    assert_eq!(rpcs.len(), 3);
+    let values = |i: usize| -> Vec<ParamValue> {
+        rpcs[i]
+            .0
+            .params
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.value.clone())
+            .collect()
+    };
+    let text = |s: &str| ParamValue::Text(s.into());
+    assert_eq!(values(0), [text("bob"), text("***"), text("emr")]);
+    assert_eq!(values(1), [text("LIS"), text("***")]);
+    assert_eq!(values(2), [text("P-0042")]);
+    let all = format!("{ev:?}");
+    assert!(!all.contains("S3cret-pw") && !all.contains("Link-pw"));
+}
