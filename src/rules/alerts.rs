@@ -164,15 +164,23 @@ fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
     }
     j.end_array();
     j.token(b"},\"message\":");
-    let message = match &fired.threshold {
-        Some(t) => format!(
+    let message = match (&fired.threshold, &fired.accumulate, &fired.baseline) {
+        (Some(t), _, _) => format!(
             "{}: {} in {} s from {}",
             rule.title,
             t.count,
             t.window_secs,
             t.group.replace('\u{1f}', " / ")
         ),
-        None => rule.title.clone(),
+        (_, Some(a), _) => format!(
+            "{}: {} in {} s for {}",
+            rule.title,
+            a.sum,
+            a.window_secs,
+            a.group.replace('\u{1f}', " / ")
+        ),
+        (_, _, Some(b)) => format!("{}: new for {}", rule.title, b.key.replace('\u{1f}', " / ")),
+        _ => rule.title.clone(),
     };
     j.str(&message);
     j.token(b",\"suppressed\":");
@@ -196,6 +204,36 @@ fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
             j.end_object();
         }
         j.end_array();
+        j.token(b"}");
+    }
+    if let Some(a) = &fired.accumulate {
+        j.token(b",\"accumulate\":{\"group\":");
+        j.str(&a.group.replace('\u{1f}', " / "));
+        j.token(b",\"sum\":");
+        j.u64(a.sum);
+        j.token(b",\"at_least\":");
+        j.u64(a.at_least);
+        j.token(b",\"window_secs\":");
+        j.u64(a.window_secs);
+        j.token(b",\"records\":");
+        j.begin_array();
+        for (sid, ts_ns) in &a.records {
+            let mut b = [0u8; 27];
+            j.begin_object();
+            j.field("session_id");
+            j.raw_str(format!("{sid:016x}").as_bytes());
+            j.field("ts");
+            j.raw_str(format_rfc3339_micros(*ts_ns, &mut b).as_bytes());
+            j.end_object();
+        }
+        j.end_array();
+        j.token(b"}");
+    }
+    if let Some(b) = &fired.baseline {
+        j.token(b",\"baseline\":{\"key\":");
+        j.str(&b.key.replace('\u{1f}', " / "));
+        j.token(b",\"value\":");
+        j.str(&b.value);
         j.token(b"}");
     }
     j.token(b",\"record\":");

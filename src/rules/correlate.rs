@@ -26,6 +26,8 @@ pub struct Hit {
     pub distinct: Option<String>,
     /// Values of the rule's `suppress_by` fields.
     pub suppress: String,
+    /// The accumulated field's value (accumulate rules).
+    pub amount: u64,
 }
 
 fn key_of(f: &Facts<'_>, fields: &[Field]) -> String {
@@ -50,10 +52,16 @@ fn key_of(f: &Facts<'_>, fields: &[Field]) -> String {
 impl Hit {
     pub fn new(rules: &RuleSet, rule: u16, f: &Facts<'_>) -> Hit {
         let r = &rules.rules[usize::from(rule)];
-        let (group, distinct) = match &r.threshold {
-            Some(t) => (key_of(f, &t.group_by), t.distinct.map(|d| key_of(f, &[d]))),
-            None => (String::new(), None),
+        let (group, distinct) = match (&r.threshold, &r.accumulate, &r.baseline) {
+            (Some(t), _, _) => (key_of(f, &t.group_by), t.distinct.map(|d| key_of(f, &[d]))),
+            (_, Some(a), _) => (key_of(f, &a.group_by), None),
+            (_, _, Some(b)) => (key_of(f, &b.key), Some(key_of(f, &[b.value]))),
+            _ => (String::new(), None),
         };
+        let amount = r.accumulate.as_ref().map_or(0, |a| match a.field {
+            Field::LatencyUs => f.latency_us.unwrap_or(0),
+            _ => f.rows.unwrap_or(0),
+        });
         Hit {
             rule,
             ts: f.ts,
@@ -61,6 +69,7 @@ impl Hit {
             group,
             distinct,
             suppress: key_of(f, &r.suppress_by),
+            amount,
         }
     }
 }
@@ -75,6 +84,25 @@ pub struct ThresholdInfo {
     pub records: Vec<(u64, Timestamp)>,
 }
 
+/// What an accumulator alert reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccumulateInfo {
+    pub group: String,
+    /// The sum that reached the bound (the excess over `at_least` carries on).
+    pub sum: u64,
+    pub at_least: u64,
+    pub window_secs: u64,
+    pub records: Vec<(u64, Timestamp)>,
+}
+
+/// What a baseline alert reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineInfo {
+    pub key: String,
+    /// The value never seen for that key.
+    pub value: String,
+}
+
 /// An alert to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fired {
@@ -83,6 +111,17 @@ pub struct Fired {
     /// Alerts of this rule and group held back since the last one written.
     pub suppressed: u64,
     pub threshold: Option<ThresholdInfo>,
+    pub accumulate: Option<AccumulateInfo>,
+    pub baseline: Option<BaselineInfo>,
+}
+
+/// Values remembered per baseline in all (over it, learning stops and the event is counted).
+pub const MAX_BASELINE_VALUES: usize = 1_000_000;
+
+#[derive(Default)]
+struct Sum {
+    hits: VecDeque<(Timestamp, u64, u64)>,
+    total: u64,
 }
 
 #[derive(Default)]
@@ -103,11 +142,18 @@ pub struct CorrelatorStats {
     pub suppressed: u64,
     /// Times the group tables were emptied at [`MAX_GROUPS`].
     pub groups_dropped: u64,
+    /// Baseline values not learned because the baseline was full.
+    pub baseline_full: u64,
 }
 
 #[derive(Default)]
 pub struct Correlator {
     windows: HashMap<(u16, String), Window>,
+    sums: HashMap<(u16, String), Sum>,
+    /// Per baseline rule: when learning started, and the values seen per key.
+    learning_start: HashMap<u16, Timestamp>,
+    known: HashMap<(u16, String), std::collections::HashSet<String>>,
+    known_values: usize,
     suppression: HashMap<(u16, String), Suppression>,
     pub stats: CorrelatorStats,
 }
@@ -168,6 +214,73 @@ impl Correlator {
                 })
             }
         };
+        let accumulate = match &rule.accumulate {
+            None => None,
+            Some(a) => {
+                if self.sums.len() >= MAX_GROUPS {
+                    self.sums.clear();
+                    self.stats.groups_dropped += 1;
+                }
+                let w = self.sums.entry((hit.rule, hit.group.clone())).or_default();
+                let window_ns = a.window_secs.saturating_mul(1_000_000_000);
+                w.hits.push_back((hit.ts, hit.amount, hit.session_id));
+                w.total = w.total.saturating_add(hit.amount);
+                while w
+                    .hits
+                    .front()
+                    .is_some_and(|(ts, _, _)| hit.ts.0.saturating_sub(ts.0) > window_ns)
+                    || w.hits.len() > MAX_HITS_PER_GROUP
+                {
+                    if let Some((_, v, _)) = w.hits.pop_front() {
+                        w.total = w.total.saturating_sub(v);
+                    }
+                }
+                if w.total < a.at_least {
+                    return None;
+                }
+                let info = AccumulateInfo {
+                    group: hit.group.clone(),
+                    sum: w.total,
+                    at_least: a.at_least,
+                    window_secs: a.window_secs,
+                    records: w.hits.iter().map(|(ts, _, s)| (*s, *ts)).collect(),
+                };
+                // The excess carries over, so that the next alert needs `at_least` more.
+                let rest = w.total - a.at_least;
+                w.hits.clear();
+                w.total = rest;
+                if rest > 0 {
+                    w.hits.push_back((hit.ts, rest, hit.session_id));
+                }
+                Some(info)
+            }
+        };
+        let baseline = match &rule.baseline {
+            None => None,
+            Some(b) => {
+                let start = *self.learning_start.entry(hit.rule).or_insert(hit.ts);
+                let learning =
+                    hit.ts.0.saturating_sub(start.0) < b.learn_secs.saturating_mul(1_000_000_000);
+                let value = hit.distinct.clone().unwrap_or_default();
+                let key = (hit.rule, hit.group.clone());
+                let known = self.known.get(&key).is_some_and(|set| set.contains(&value));
+                if !known {
+                    if self.known_values < MAX_BASELINE_VALUES {
+                        self.known.entry(key).or_default().insert(value.clone());
+                        self.known_values += 1;
+                    } else {
+                        self.stats.baseline_full += 1;
+                    }
+                }
+                if learning || known {
+                    return None;
+                }
+                Some(BaselineInfo {
+                    key: hit.group.clone(),
+                    value,
+                })
+            }
+        };
         let mut suppressed = 0;
         if rule.suppress_secs > 0 {
             if self.suppression.len() >= MAX_GROUPS {
@@ -210,6 +323,8 @@ impl Correlator {
             ts: hit.ts,
             suppressed,
             threshold,
+            accumulate,
+            baseline,
         })
     }
 }

@@ -251,7 +251,7 @@ pub fn run_examples(set: &RuleSet) -> (usize, Vec<ExampleFailure>) {
             );
         }
         let i = i as u16;
-        if rule.threshold.is_some() {
+        if rule.threshold.is_some() || rule.accumulate.is_some() || rule.baseline.is_some() {
             // A sequence: it must fire (by its last record); the no_match sequence never.
             ran += 2;
             let fired = raises(set, i, &ex.matching);

@@ -41,6 +41,7 @@ pub struct Facts<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     Protocol,
+    SessionId,
     User,
     Database,
     ClientProgram,
@@ -68,6 +69,7 @@ pub enum Field {
 /// Every field name, for error messages and the README.
 pub const FIELD_NAMES: &[(&str, Field)] = &[
     ("protocol", Field::Protocol),
+    ("session_id", Field::SessionId),
     ("user", Field::User),
     ("database", Field::Database),
     ("client_program", Field::ClientProgram),
@@ -160,6 +162,7 @@ impl<'a> Facts<'a> {
             |v: Option<u64>| v.map_or(Values::None, |n| Values::One(Cow::Owned(n.to_string())));
         match field {
             Field::Protocol => opt(Some(self.protocol)),
+            Field::SessionId => Values::One(Cow::Owned(format!("{:016x}", self.session_id))),
             Field::User => opt(self.user),
             Field::Database => opt(self.database),
             Field::ClientProgram => opt(self.client_program),

@@ -88,6 +88,24 @@ pub struct Threshold {
     pub distinct: Option<Field>,
 }
 
+/// An accumulator: alert when the sum of `field` over matching records reaches `at_least`
+/// within `window_secs` in one group; the excess carries over.
+#[derive(Debug, Clone)]
+pub struct Accumulate {
+    pub field: Field,
+    pub at_least: u64,
+    pub window_secs: u64,
+    pub group_by: Vec<Field>,
+}
+
+/// A baseline: learn (key → values) for `learn_secs`, then alert on each new value of a key.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub learn_secs: u64,
+    pub key: Vec<Field>,
+    pub value: Field,
+}
+
 /// A compiled rule.
 #[derive(Debug)]
 pub struct Rule {
@@ -99,6 +117,8 @@ pub struct Rule {
     pub tags: Vec<String>,
     pub when: Cond,
     pub threshold: Option<Threshold>,
+    pub accumulate: Option<Accumulate>,
+    pub baseline: Option<Baseline>,
     pub suppress_secs: u64,
     pub suppress_by: Vec<Field>,
     /// Where the rule was read from (`file:line`).
@@ -298,6 +318,61 @@ impl RuleSet {
                 }
                 None => None,
             };
+            let accumulate = match &r.accumulate {
+                Some(a) => {
+                    let span = a.span().start;
+                    let a = a.get_ref();
+                    if a.at_least == 0 || a.window_secs == 0 {
+                        return Err(file.error(
+                            span,
+                            Some(&id),
+                            "accumulate at_least and window_secs must be positive",
+                        ));
+                    }
+                    let f = field(&a.field)?;
+                    if !matches!(f, Field::Rows | Field::LatencyUs) {
+                        return Err(file.error(
+                            a.field.span().start,
+                            Some(&id),
+                            "accumulate sums rows or latency_us",
+                        ));
+                    }
+                    Some(Accumulate {
+                        field: f,
+                        at_least: a.at_least,
+                        window_secs: a.window_secs,
+                        group_by: a.group_by.iter().map(field).collect::<Result<_, _>>()?,
+                    })
+                }
+                None => None,
+            };
+            let baseline = match &r.baseline {
+                Some(b) => {
+                    let b = b.get_ref();
+                    Some(Baseline {
+                        learn_secs: b.learn_secs,
+                        key: b.key.iter().map(field).collect::<Result<_, _>>()?,
+                        value: field(&b.value)?,
+                    })
+                }
+                None => None,
+            };
+            if [
+                threshold.is_some(),
+                accumulate.is_some(),
+                baseline.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count()
+                > 1
+            {
+                return Err(file.error(
+                    start,
+                    Some(&id),
+                    "a rule has at most one of threshold, accumulate, baseline",
+                ));
+            }
             let suppress_by = match &r.suppress_by {
                 Some(list) => list.iter().map(field).collect::<Result<_, _>>()?,
                 None => vec![Field::ClientIp, Field::User],
@@ -316,6 +391,8 @@ impl RuleSet {
                 tags: r.tags.clone(),
                 when,
                 threshold,
+                accumulate,
+                baseline,
                 suppress_secs: r.suppress_secs,
                 suppress_by,
                 origin: format!("{}:{}", file.path, file.line_of(start)),

@@ -39,6 +39,10 @@ pub struct RuleSpec {
     pub when: Spanned<CondSpec>,
     /// Count matching records per group within a window; alert at `count`.
     pub threshold: Option<Spanned<ThresholdSpec>>,
+    /// Sum a field of matching records per group within a window; alert at `at_least`.
+    pub accumulate: Option<Spanned<AccumulateSpec>>,
+    /// After a learning period, alert on a value never seen for its key.
+    pub baseline: Option<Spanned<BaselineSpec>>,
     /// At most one alert per group per this many seconds (default 0: every match alerts).
     #[serde(default)]
     pub suppress_secs: u64,
@@ -60,6 +64,31 @@ pub struct ThresholdSpec {
     pub group_by: Vec<Spanned<String>>,
     /// Count distinct values of this field instead of records (password spraying: `user`).
     pub distinct: Option<Spanned<String>>,
+}
+
+/// `[rule.accumulate]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccumulateSpec {
+    /// The numeric field summed (e.g. `rows`).
+    pub field: Spanned<String>,
+    /// Alert when the sum within the window reaches this; what is over it carries on.
+    pub at_least: u64,
+    pub window_secs: u64,
+    #[serde(default)]
+    pub group_by: Vec<Spanned<String>>,
+}
+
+/// `[rule.baseline]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineSpec {
+    /// Packet-time seconds of learning, from the first matching record.
+    pub learn_secs: u64,
+    /// Fields whose values form the key (e.g. `["user", "client_program"]`).
+    pub key: Vec<Spanned<String>>,
+    /// The field whose new values fire (e.g. `fingerprint`).
+    pub value: Spanned<String>,
 }
 
 /// `[rule.examples]`: records as tables of field values.

@@ -54,7 +54,7 @@ const HEAD: &str =
 fn errors_name_the_file_line_and_field() {
     assert_eq!(
         load_err(&format!("{HEAD}when = {{ field = \"usr\", equals = \"x\" }}\n")),
-        "pack.toml:6: rule R1: unknown field `usr` (known: protocol, user, database, client_program, client_ip, client_port, server_ip, server_port, op, sql, kind, command, objects, objects.read, objects.write, objects.execute, fingerprint, normalized, status, error_code, rows, latency_us, flags)"
+        "pack.toml:6: rule R1: unknown field `usr` (known: protocol, session_id, user, database, client_program, client_ip, client_port, server_ip, server_port, op, sql, kind, command, objects, objects.read, objects.write, objects.execute, fingerprint, normalized, status, error_code, rows, latency_us, flags)"
     );
     assert_eq!(
         load_err(&format!(
@@ -141,4 +141,44 @@ fn cidr_and_offsets() {
     assert_eq!(parse_offset("-05:30"), Some(-330));
     assert_eq!(parse_offset("UTC"), Some(0));
     assert_eq!(parse_offset("Asia/Shanghai"), None);
+}
+
+#[test]
+fn an_accumulator_carries_the_excess_over() {
+    use super::correlate::{Correlator, Hit};
+    let set = RuleSet::default_packs().unwrap();
+    let i = set
+        .rules
+        .iter()
+        .position(|r| r.id == "DBTAP-EXPORT-002")
+        .unwrap() as u16;
+    let mut c = Correlator::default();
+    let hit = |secs: u64, rows: u64| Hit {
+        rule: i,
+        ts: dbtap_core::Timestamp(secs * 1_000_000_000),
+        session_id: 7,
+        group: "0000000000000007".into(),
+        distinct: None,
+        suppress: String::new(),
+        amount: rows,
+    };
+    // 3 × 400k: fires at 1.2M with 200k carried; 800k more (within the hour) fires again.
+    assert!(c.offer(&set, hit(0, 400_000)).is_none());
+    assert!(c.offer(&set, hit(60, 400_000)).is_none());
+    let f = c.offer(&set, hit(120, 400_000)).unwrap();
+    let a = f.accumulate.unwrap();
+    assert_eq!(
+        (a.sum, a.at_least, a.records.len()),
+        (1_200_000, 1_000_000, 3)
+    );
+    assert!(c.offer(&set, hit(180, 700_000)).is_none());
+    let a = c
+        .offer(&set, hit(240, 100_000))
+        .unwrap()
+        .accumulate
+        .unwrap();
+    assert_eq!(a.sum, 1_000_000);
+    // Rows older than the window no longer count.
+    assert!(c.offer(&set, hit(10_000, 900_000)).is_none());
+    assert!(c.offer(&set, hit(20_000, 900_000)).is_none());
 }
