@@ -222,6 +222,25 @@ impl Compiler<'_> {
                 }
             }
         }
+        if let Some(name) = &c.glob_list {
+            let Some(items) = self.lists.get(name.get_ref()) else {
+                return self.err(
+                    name.span(),
+                    format!("no list `{}` in [pack.lists]", name.get_ref()),
+                );
+            };
+            let mut alts = Vec::new();
+            for item in items {
+                match glob_regex(item) {
+                    Ok(r) => alts.push(r.as_str().to_owned()),
+                    Err(e) => return self.err(name.span(), format!("bad glob {item:?}: {e}")),
+                }
+            }
+            match Regex::new(&alts.join("|")) {
+                Ok(r) => tests.push(Test::Regex(r)),
+                Err(e) => return self.err(name.span(), format!("bad glob list: {e}")),
+            }
+        }
         if let Some(g) = &c.glob {
             let mut alts = Vec::new();
             for item in g.get_ref().items() {
@@ -280,7 +299,7 @@ impl Compiler<'_> {
             tests.push(Test::Exists(e));
         }
         match tests.len() {
-            0 => self.err(field.span(), format!("field `{}` has no test (equals, in, in_list, glob, regex, gt, ge, lt, le, cidr, exists)", field.get_ref())),
+            0 => self.err(field.span(), format!("field `{}` has no test (equals, in, in_list, glob, glob_list, regex, gt, ge, lt, le, cidr, exists)", field.get_ref())),
             1 => Ok(self.leaf(f, tests.remove(0))),
             _ => Ok(Cond::All(tests.into_iter().map(|t| self.leaf(f, t)).collect())),
         }

@@ -114,6 +114,8 @@ pub struct CondSpec {
     pub in_values: Option<Spanned<Vec<toml::Value>>>,
     /// A list of the pack's `[pack.lists]`.
     pub in_list: Option<Spanned<String>>,
+    /// A list of the pack's `[pack.lists]`, each entry a glob.
+    pub glob_list: Option<Spanned<String>>,
     pub glob: Option<Spanned<OneOrMany>>,
     pub regex: Option<Spanned<OneOrMany>>,
     pub gt: Option<f64>,
