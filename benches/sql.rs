@@ -81,23 +81,14 @@ fn main() {
                     ts: dbtap_core::Timestamp(1_767_261_600_000_000_000),
                     protocol: "mysql",
                     session_id: 1,
-                    client_ip: std::net::IpAddr::from([10, 0, 0, 1]),
-                    client_port: 50_000,
-                    server_ip: std::net::IpAddr::from([10, 0, 0, 2]),
-                    server_port: 3306,
                     user: Some("app"),
-                    database: None,
-                    client_program: None,
                     op: "query",
-                    sql: Some(shown),
-                    analysis: Some(&a),
                     status: "ok",
-                    error_code: None,
                     rows: Some(1),
                     latency_us: Some(100),
-                    flags: Default::default(),
                     sql_bits: Some(&bits),
                     rules: Some(&rules),
+                    ..Facts::of_statement(shown, &a)
                 };
                 rules.matches(&f, &mut matches);
                 check = check.wrapping_add(matches.len() as u64);

@@ -193,17 +193,7 @@ fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
         j.token(b",\"window_secs\":");
         j.u64(t.window_secs);
         j.token(b",\"records\":");
-        j.begin_array();
-        for (sid, ts_ns) in &t.records {
-            let mut b = [0u8; 27];
-            j.begin_object();
-            j.field("session_id");
-            j.raw_str(format!("{sid:016x}").as_bytes());
-            j.field("ts");
-            j.raw_str(format_rfc3339_micros(*ts_ns, &mut b).as_bytes());
-            j.end_object();
-        }
-        j.end_array();
+        write_records(&mut j, &t.records);
         j.token(b"}");
     }
     if let Some(a) = &fired.accumulate {
@@ -216,17 +206,7 @@ fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
         j.token(b",\"window_secs\":");
         j.u64(a.window_secs);
         j.token(b",\"records\":");
-        j.begin_array();
-        for (sid, ts_ns) in &a.records {
-            let mut b = [0u8; 27];
-            j.begin_object();
-            j.field("session_id");
-            j.raw_str(format!("{sid:016x}").as_bytes());
-            j.field("ts");
-            j.raw_str(format_rfc3339_micros(*ts_ns, &mut b).as_bytes());
-            j.end_object();
-        }
-        j.end_array();
+        write_records(&mut j, &a.records);
         j.token(b"}");
     }
     if let Some(b) = &fired.baseline {
@@ -240,4 +220,19 @@ fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
     // The record's own JSON line, without its newline.
     j.token(record.strip_suffix(b"\n").unwrap_or(record));
     j.token(b"}\n");
+}
+
+/// The records behind a threshold or accumulator alert: `[{"session_id": …, "ts": …}, …]`.
+fn write_records(j: &mut JsonOut<'_>, records: &[(u64, dbtap_core::Timestamp)]) {
+    j.begin_array();
+    for (sid, ts_ns) in records {
+        let mut b = [0u8; 27];
+        j.begin_object();
+        j.field("session_id");
+        j.raw_str(format!("{sid:016x}").as_bytes());
+        j.field("ts");
+        j.raw_str(format_rfc3339_micros(*ts_ns, &mut b).as_bytes());
+        j.end_object();
+    }
+    j.end_array();
 }

@@ -229,30 +229,10 @@ impl Compiler<'_> {
                     format!("no list `{}` in [pack.lists]", name.get_ref()),
                 );
             };
-            let mut alts = Vec::new();
-            for item in items {
-                match glob_regex(item) {
-                    Ok(r) => alts.push(r.as_str().to_owned()),
-                    Err(e) => return self.err(name.span(), format!("bad glob {item:?}: {e}")),
-                }
-            }
-            match Regex::new(&alts.join("|")) {
-                Ok(r) => tests.push(Test::Regex(r)),
-                Err(e) => return self.err(name.span(), format!("bad glob list: {e}")),
-            }
+            tests.push(Test::Regex(self.globs(items, name.span())?));
         }
         if let Some(g) = &c.glob {
-            let mut alts = Vec::new();
-            for item in g.get_ref().items() {
-                match glob_regex(&item) {
-                    Ok(r) => alts.push(r.as_str().to_owned()),
-                    Err(e) => return self.err(g.span(), format!("bad glob {item:?}: {e}")),
-                }
-            }
-            match Regex::new(&alts.join("|")) {
-                Ok(r) => tests.push(Test::Regex(r)),
-                Err(e) => return self.err(g.span(), format!("bad glob: {e}")),
-            }
+            tests.push(Test::Regex(self.globs(&g.get_ref().items(), g.span())?));
         }
         if let Some(r) = &c.regex {
             let items = r.get_ref().items();
@@ -303,6 +283,18 @@ impl Compiler<'_> {
             1 => Ok(self.leaf(f, tests.remove(0))),
             _ => Ok(Cond::All(tests.into_iter().map(|t| self.leaf(f, t)).collect())),
         }
+    }
+
+    /// One regex matching any of the globs.
+    fn globs(&self, items: &[String], span: std::ops::Range<usize>) -> Result<Regex, RuleError> {
+        let mut alts = Vec::new();
+        for item in items {
+            match glob_regex(item) {
+                Ok(r) => alts.push(r.as_str().to_owned()),
+                Err(e) => return self.err(span, format!("bad glob {item:?}: {e}")),
+            }
+        }
+        Regex::new(&alts.join("|")).or_else(|e| self.err(span, format!("bad glob: {e}")))
     }
 
     fn list(&self, list: &[Spanned<CondSpec>], depth: usize) -> Result<Vec<Cond>, RuleError> {

@@ -405,28 +405,7 @@ impl RuleSet {
     /// The results of every statement test for one statement (`shown`: its text as recorded),
     /// as bits by leaf index.
     pub fn statement_bits(&self, shown: &str, analysis: &crate::sql::Analysis) -> Vec<u64> {
-        let f = Facts {
-            ts: dbtap_core::Timestamp(0),
-            protocol: "",
-            session_id: 0,
-            client_ip: std::net::IpAddr::from([0, 0, 0, 0]),
-            client_port: 0,
-            server_ip: std::net::IpAddr::from([0, 0, 0, 0]),
-            server_port: 0,
-            user: None,
-            database: None,
-            client_program: None,
-            op: "",
-            sql: Some(shown),
-            analysis: Some(analysis),
-            status: "",
-            error_code: None,
-            rows: None,
-            latency_us: None,
-            flags: crate::record::Flags::default(),
-            sql_bits: None,
-            rules: None,
-        };
+        let f = Facts::of_statement(shown, analysis);
         let mut bits = vec![0u64; self.sql_leaves.len().div_ceil(64)];
         for (i, (field, test)) in self.sql_leaves.iter().enumerate() {
             if cond::test_values(&f, *field, test) {
