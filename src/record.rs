@@ -335,7 +335,15 @@ impl AuditRecord<'_> {
                 key!(j, ",\"sqlstate\":");
                 j.opt_str(e.sqlstate.as_deref());
                 key!(j, ",\"message\":");
-                j.str(&e.message);
+                match sql {
+                    // Error messages quote the values that failed (`Duplicate entry '42' for key
+                    // …`, `Key (id)=(42) already exists`): masked like the statement's literals.
+                    Some(v) if v.mask_params => j.str(&crate::sql::mask_literals(
+                        &e.message,
+                        crate::sql::Dialect::MySql,
+                    )),
+                    _ => j.str(&e.message),
+                }
                 key!(j, "}");
             }
             None => key!(j, ",\"error\":null"),

@@ -172,6 +172,23 @@ fn mask_literals_hides_values_and_keeps_the_analysis() {
         }
     }
     assert!(masked_params > 20, "{masked_params}");
+    // Error messages quote the failing values: masked too. (23505: Key (id)=(1) already exists.)
+    let dup = |rs: &[serde_json::Value]| {
+        rs.iter()
+            .find(|r| r["error"]["code"] == "23505")
+            .map(|r| r["error"]["message"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert!(
+        dup(&plain).contains("Key (id)=(1) already exists"),
+        "{}",
+        dup(&plain)
+    );
+    assert!(
+        dup(&masked).contains("Key (id)=(?) already exists"),
+        "{}",
+        dup(&masked)
+    );
     // Without the option nothing is masked.
     assert!(plain
         .iter()
