@@ -338,9 +338,11 @@ impl AuditRecord<'_> {
                 match sql {
                     // Error messages quote the values that failed (`Duplicate entry '42' for key
                     // …`, `Key (id)=(42) already exists`): masked like the statement's literals.
+                    // Read as PostgreSQL text, so that "double-quoted" names (relations,
+                    // constraints) stay: they are not values.
                     Some(v) if v.mask_params => j.str(&crate::sql::mask_literals(
                         &e.message,
-                        crate::sql::Dialect::MySql,
+                        crate::sql::Dialect::Postgres,
                     )),
                     _ => j.str(&e.message),
                 }
