@@ -383,6 +383,20 @@ def describe_rec(r):
             f"rows={r.get('rows')} {short(r.get('sql'), 70)}")
 
 
+def check_secrets(truth, records):
+    """Secrets the session used (login passwords, passwords written in SQL: the truth entries'
+    "secrets") must appear in no record at all. Returns (passed, failed)."""
+    secrets = sorted({x for t in truth for x in t.get("secrets") or [] if x})
+    text = json.dumps(records, ensure_ascii=False)
+    leaked = [x for x in secrets if x in text]
+    for x in leaked:
+        print(f"  LEAK     a secret of the session ({len(x)} characters) appears in the records")
+    if secrets and not leaked:
+        print(f"  ok       none of the session's {len(secrets)} secrets appears in the records")
+        return 1, 0
+    return 0, len(leaked)
+
+
 def main():
     ap = argparse.ArgumentParser(description="Check dbtap records against session.py's truth.")
     ap.add_argument("truth")
@@ -483,16 +497,8 @@ def main():
                 r0 = sessions[sid][0]
                 print(f"  session {sid} client {r0.get('client')} user {r0.get('user')}: "
                       f"{len(sessions[sid])} records, first {describe_rec(r0)}")
-    # Secrets (login passwords, passwords written in SQL) must appear in no record at all.
-    secrets = sorted({x for t in truth for x in t.get("secrets") or [] if x})
-    text = json.dumps(records, ensure_ascii=False)
-    leaked = [x for x in secrets if x in text]
-    for x in leaked:
-        print(f"  LEAK     a secret of the session ({len(x)} characters) appears in the records")
-        failed += 1
-    if secrets and not leaked:
-        print(f"  ok       none of the session's {len(secrets)} secrets appears in the records")
-        passed += 1
+    p, f = check_secrets(truth, records)
+    passed, failed = passed + p, failed + f
     print(f"\ncompare: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
