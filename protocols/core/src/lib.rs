@@ -30,6 +30,8 @@ pub mod driver;
 pub mod event;
 pub mod gap;
 pub mod limits;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod text;
 pub mod time;
 

@@ -2,47 +2,21 @@
 //! exactly as the engine does.
 #![allow(dead_code)]
 
-use dbtap_core::{DbEvent, Direction, Driver, Limits, Request, Response, SessionOpts, Timestamp};
+use dbtap_core::{DbEvent, Driver, Limits, SessionOpts};
 use dbtap_mysql::MysqlParser;
 
-/// One line of a stream file.
-#[derive(Debug, Clone)]
-pub enum Seg {
-    Data(Direction, Timestamp, Vec<u8>),
-    Gap(Direction, Timestamp, u64),
-}
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use dbtap_core::testing::{pairs, unhex, Seg};
 
 pub fn load(name: &str) -> Vec<Seg> {
     let path = format!("{}/tests/streams/{name}.txt", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    parse(&text)
+    dbtap_core::testing::parse_stream(&text)
 }
 
 /// Parse the text of a stream file.
 pub fn parse(text: &str) -> Vec<Seg> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let mut f = l.split_whitespace();
-            let ts = Timestamp(f.next().unwrap().parse().unwrap());
-            let dir = match f.next().unwrap() {
-                ">" => Direction::ToServer,
-                "<" => Direction::ToClient,
-                d => panic!("bad direction {d}"),
-            };
-            match f.next().unwrap() {
-                "gap" => Seg::Gap(dir, ts, f.next().unwrap().parse().unwrap()),
-                hex => Seg::Data(dir, ts, unhex(hex)),
-            }
-        })
-        .collect()
-}
-
-pub fn unhex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
+    dbtap_core::testing::parse_stream(text)
 }
 
 /// Feed segments through a driver, then end both directions.
@@ -52,20 +26,7 @@ pub fn feed(
     limits: Limits,
 ) -> (Vec<DbEvent>, Driver, MysqlParser) {
     let mut p = MysqlParser::new(opts);
-    let mut d = Driver::new(limits);
-    let mut out = Vec::new();
-    let mut last = Timestamp(0);
-    for s in segs {
-        match s {
-            Seg::Data(dir, ts, b) => {
-                last = *ts;
-                d.data(&mut p, *dir, *ts, b, &mut out)
-            }
-            Seg::Gap(dir, ts, n) => d.gap(&mut p, *dir, *ts, *n, &mut out),
-        }
-    }
-    d.end(&mut p, Direction::ToServer, last, false, &mut out);
-    d.end(&mut p, Direction::ToClient, last, false, &mut out);
+    let (out, d) = dbtap_core::testing::feed(&mut p, segs, limits);
     (out, d, p)
 }
 
@@ -80,26 +41,6 @@ pub fn run_mid(name: &str) -> Vec<DbEvent> {
         Limits::default(),
     )
     .0
-}
-
-/// Request/response pairs by tx (response `None` when none was emitted).
-pub fn pairs(ev: &[DbEvent]) -> Vec<(Request, Option<Response>)> {
-    let mut v: Vec<(Request, Option<Response>)> = Vec::new();
-    for e in ev {
-        match e {
-            DbEvent::Request(r) => v.push(((**r).clone(), None)),
-            DbEvent::Response(r) => {
-                let slot = v
-                    .iter_mut()
-                    .rev()
-                    .find(|(q, _)| q.tx == r.tx)
-                    .expect("response without request");
-                slot.1 = Some((**r).clone());
-            }
-            _ => {}
-        }
-    }
-    v
 }
 
 /// A compact line per pair for eyeballing: op, sql, status, rows, error code.
