@@ -182,6 +182,26 @@ impl<'a> Facts<'a> {
         }
     }
 
+    /// Call `f` on each value of `field`, without collecting them (the object lists).
+    pub fn each_value(&self, field: Field, mut f: impl FnMut(&str)) {
+        let access = match field {
+            Field::Objects => None,
+            Field::ObjectsRead => Some(Access::Read),
+            Field::ObjectsWrite => Some(Access::Write),
+            Field::ObjectsExecute => Some(Access::Execute),
+            _ => {
+                self.values(field).iter().for_each(f);
+                return;
+            }
+        };
+        if let Some(a) = self.analysis {
+            a.objects
+                .iter()
+                .filter(|o| access.is_none_or(|x| o.access == x))
+                .for_each(|o| f(&o.name));
+        }
+    }
+
     /// The value(s) of `field`.
     pub fn values(&self, field: Field) -> Values<'a> {
         let opt = |v: Option<&'a str>| v.map_or(Values::None, |s| Values::One(Cow::Borrowed(s)));

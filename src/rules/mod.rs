@@ -168,9 +168,38 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// Tests on statement-derived fields of all rules (see [`Cond::SqlLeaf`]).
     pub sql_leaves: Vec<(Field, cond::Test)>,
+    /// The regex leaves of `sql_leaves` grouped by field, one [`regex::RegexSet`] each: a
+    /// statement's text is scanned once per field rather than once per rule (rebuilt whenever a
+    /// pack is added).
+    sql_regex_sets: Vec<FieldRegexSet>,
+    /// `kind` leaves of `sql_leaves` as bit masks over [`crate::sql::Kind::ALL`]: (leaf, mask).
+    sql_kind_masks: Vec<(usize, u32)>,
+    /// The other leaves of `sql_leaves` (neither regex nor `kind` equality), tested one by one.
+    sql_other_leaves: Vec<usize>,
     /// Local time − UTC, minutes (`--tz`).
     pub offset_min: i32,
 }
+
+/// The regex tests of one statement field, matched together.
+#[derive(Debug)]
+struct FieldRegexSet {
+    field: Field,
+    matcher: FieldMatcher,
+    /// Leaf index of each pattern of the matcher, in order.
+    leaves: Vec<usize>,
+}
+
+#[derive(Debug)]
+enum FieldMatcher {
+    /// A field with one regex keeps it as is (a lone regex searches faster than a set of one:
+    /// it can skip ahead to its literals).
+    One(regex::Regex),
+    Set(regex::RegexSet),
+}
+
+/// Compiled size limit of one regex set (each of its patterns was already accepted under the
+/// per-regex limit; the set only joins them).
+const REGEX_SET_SIZE_LIMIT: usize = 16 << 20;
 
 /// Rule indices that a record matched.
 pub type Matches = Vec<u16>;
@@ -399,22 +428,103 @@ impl RuleSet {
                 examples,
             });
         }
-        Ok(())
+        self.build_regex_sets()
+            .map_err(|e| file.error(0, None, format!("rule regexes together: {e}")))
     }
 
     /// The results of every statement test for one statement (`shown`: its text as recorded),
     /// as bits by leaf index.
     pub fn statement_bits(&self, shown: &str, analysis: &crate::sql::Analysis) -> Vec<u64> {
         let f = Facts::of_statement(shown, analysis);
-        let mut bits = vec![0u64; self.sql_leaves.len().div_ceil(64)];
-        for (i, (field, test)) in self.sql_leaves.iter().enumerate() {
-            if cond::test_values(&f, *field, test) {
-                if let Some(w) = bits.get_mut(i / 64) {
-                    *w |= 1 << (i % 64);
+        // Not `vec![0; n]`: zeroed allocation (calloc) costs more than these few words.
+        let words = self.sql_leaves.len().div_ceil(64);
+        let mut bits = Vec::with_capacity(words);
+        bits.resize(words, 0u64);
+        let mut set_bit = |i: usize| {
+            if let Some(w) = bits.get_mut(i / 64) {
+                *w |= 1 << (i % 64);
+            }
+        };
+        let kind_bit = 1u32 << (analysis.kind as u32);
+        for &(leaf, mask) in &self.sql_kind_masks {
+            if mask & kind_bit != 0 {
+                set_bit(leaf);
+            }
+        }
+        for &leaf in &self.sql_other_leaves {
+            if let Some((field, test)) = self.sql_leaves.get(leaf) {
+                if cond::test_values(&f, *field, test) {
+                    set_bit(leaf);
                 }
             }
         }
+        for group in &self.sql_regex_sets {
+            f.each_value(group.field, |value| match &group.matcher {
+                FieldMatcher::One(re) => {
+                    if re.is_match(value) {
+                        group.leaves.iter().for_each(|&leaf| set_bit(leaf));
+                    }
+                }
+                FieldMatcher::Set(set) => {
+                    for pattern in set.matches(value).iter() {
+                        if let Some(&leaf) = group.leaves.get(pattern) {
+                            set_bit(leaf);
+                        }
+                    }
+                }
+            });
+        }
         bits
+    }
+
+    /// Sort the statement leaves by how they are tested: regexes grouped by field into
+    /// [`FieldRegexSet`]s, `kind` equalities into masks, the rest one by one.
+    fn build_regex_sets(&mut self) -> Result<(), regex::Error> {
+        let mut groups: Vec<(Field, Vec<&regex::Regex>, Vec<usize>)> = Vec::new();
+        self.sql_kind_masks.clear();
+        self.sql_other_leaves.clear();
+        for (i, (field, test)) in self.sql_leaves.iter().enumerate() {
+            let re = match test {
+                cond::Test::Regex(re) => re,
+                cond::Test::OneOf(items) if *field == Field::Kind => {
+                    let mask = crate::sql::Kind::ALL
+                        .iter()
+                        .filter(|k| items.iter().any(|i| i.eq_ignore_ascii_case(k.as_str())))
+                        .fold(0u32, |m, k| m | 1 << (*k as u32));
+                    self.sql_kind_masks.push((i, mask));
+                    continue;
+                }
+                _ => {
+                    self.sql_other_leaves.push(i);
+                    continue;
+                }
+            };
+            match groups.iter_mut().find(|g| g.0 == *field) {
+                Some(g) => {
+                    g.1.push(re);
+                    g.2.push(i);
+                }
+                None => groups.push((*field, vec![re], vec![i])),
+            }
+        }
+        let mut sets = Vec::with_capacity(groups.len());
+        for (field, regexes, leaves) in groups {
+            let matcher = match regexes.as_slice() {
+                [one] => FieldMatcher::One((*one).clone()),
+                many => FieldMatcher::Set(
+                    regex::RegexSetBuilder::new(many.iter().map(|r| r.as_str()))
+                        .size_limit(REGEX_SET_SIZE_LIMIT)
+                        .build()?,
+                ),
+            };
+            sets.push(FieldRegexSet {
+                field,
+                matcher,
+                leaves,
+            });
+        }
+        self.sql_regex_sets = sets;
+        Ok(())
     }
 
     /// Indices of the rules whose condition the record meets.

@@ -261,9 +261,29 @@ fn kind_of(sql: &str, toks: &[Token], dialect: Dialect) -> (Kind, String) {
     let Some(first) = word_upper(sql, toks.first()) else {
         return (Kind::Other, String::new());
     };
-    let second = word_upper(sql, toks.get(1));
-    let cmd1 = || first.clone();
-    match first.as_str() {
+    // The second word only decides between kinds: compared on the stack, not allocated.
+    let second_buf = toks
+        .get(1)
+        .filter(|t| t.tok == Tok::Word)
+        .and_then(|t| upper16(t.text(sql)));
+    let second = second_buf
+        .as_ref()
+        .and_then(|(a, n)| std::str::from_utf8(a.get(..*n)?).ok());
+    let (kind, command) = kind_and_command(&first, second, toks, sql, dialect);
+    (kind, command.unwrap_or(first))
+}
+
+/// [`kind_of`] once the leading words are known; the command is `None` when it is the first
+/// word itself.
+fn kind_and_command(
+    first: &str,
+    second: Option<&str>,
+    toks: &[Token],
+    sql: &str,
+    dialect: Dialect,
+) -> (Kind, Option<String>) {
+    let cmd1 = || None;
+    match first {
         "SELECT" | "VALUES" => (Kind::Select, cmd1()),
         "TABLE" if dialect == Dialect::Postgres => (Kind::Select, cmd1()),
         "INSERT" | "REPLACE" => (Kind::Insert, cmd1()),
@@ -278,24 +298,21 @@ fn kind_of(sql: &str, toks: &[Token], dialect: Dialect) -> (Kind, String) {
                 .skip(1)
                 .take(8)
                 .find_map(|t| kw_in(sql, Some(t), OBJECT_TYPES));
-            let command = match ty {
-                Some(ty) => format!("{first} {ty}"),
-                None => first.clone(),
-            };
+            let command = ty.map(|ty| format!("{first} {ty}"));
             let dcl = matches!(ty, Some("USER" | "ROLE" | "LOGIN" | "GROUP"));
             (if dcl { Kind::Dcl } else { Kind::Ddl }, command)
         }
         "TRUNCATE" | "RENAME" | "COMMENT" => {
-            if first == "RENAME" && second.as_deref() == Some("USER") {
-                return (Kind::Dcl, "RENAME USER".into());
+            if first == "RENAME" && second == Some("USER") {
+                return (Kind::Dcl, Some("RENAME USER".into()));
             }
             (Kind::Ddl, cmd1())
         }
         "GRANT" | "REVOKE" | "DENY" => (Kind::Dcl, cmd1()),
-        "SET" => match second.as_deref() {
-            Some("ROLE") => (Kind::Dcl, "SET ROLE".into()),
-            Some("PASSWORD") => (Kind::Dcl, "SET PASSWORD".into()),
-            Some("TRANSACTION") => (Kind::Tcl, "SET TRANSACTION".into()),
+        "SET" => match second {
+            Some("ROLE") => (Kind::Dcl, Some("SET ROLE".into())),
+            Some("PASSWORD") => (Kind::Dcl, Some("SET PASSWORD".into())),
+            Some("TRANSACTION") => (Kind::Tcl, Some("SET TRANSACTION".into())),
             _ => (Kind::Set, cmd1()),
         },
         "RESET" => (Kind::Set, cmd1()),
@@ -304,7 +321,7 @@ fn kind_of(sql: &str, toks: &[Token], dialect: Dialect) -> (Kind, String) {
                 None => true,
                 Some(t) if t.is_punct(sql, b';') => true,
                 Some(_) => matches!(
-                    second.as_deref(),
+                    second,
                     Some(
                         "TRAN"
                             | "TRANSACTION"
@@ -321,22 +338,20 @@ fn kind_of(sql: &str, toks: &[Token], dialect: Dialect) -> (Kind, String) {
                 (Kind::Tcl, cmd1())
             } else {
                 // A procedural block (PL/SQL, T-SQL BEGIN … END).
-                (Kind::Other, "BLOCK".into())
+                (Kind::Other, Some("BLOCK".into()))
             }
         }
-        "DECLARE" => (Kind::Other, "BLOCK".into()),
-        "START" if second.as_deref() == Some("TRANSACTION") => {
-            (Kind::Tcl, "START TRANSACTION".into())
-        }
+        "DECLARE" => (Kind::Other, Some("BLOCK".into())),
+        "START" if second == Some("TRANSACTION") => (Kind::Tcl, Some("START TRANSACTION".into())),
         "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "ABORT" | "XA" => (Kind::Tcl, cmd1()),
         "END" if dialect != Dialect::TSql => (Kind::Tcl, cmd1()),
-        "PREPARE" if second.as_deref() == Some("TRANSACTION") => {
-            (Kind::Tcl, "PREPARE TRANSACTION".into())
+        "PREPARE" if second == Some("TRANSACTION") => {
+            (Kind::Tcl, Some("PREPARE TRANSACTION".into()))
         }
         "CALL" | "EXEC" | "EXECUTE" => (Kind::Call, cmd1()),
         "USE" => (Kind::Use, cmd1()),
         "SHOW" => (Kind::Show, cmd1()),
-        "DESC" | "DESCRIBE" => (Kind::Describe, "DESCRIBE".into()),
+        "DESC" | "DESCRIBE" => (Kind::Describe, Some("DESCRIBE".into())),
         "EXPLAIN" => (Kind::Explain, cmd1()),
         _ => (Kind::Other, cmd1()),
     }

@@ -66,26 +66,52 @@ pub struct Tokens {
     pub truncated: bool,
 }
 
+/// Bytes that continue a word: ASCII letters and digits, `_`, `$`, `#`, and every byte of a
+/// multi-byte UTF-8 character. A table: the tokenizer asks this of almost every byte.
+static WORD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'#' || b >= 0x80;
+        i += 1;
+    }
+    t
+};
+
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'#' || b >= 0x80
+    WORD_BYTE[usize::from(b)]
+}
+
+/// End of the run of word bytes starting at `from`.
+fn word_end(b: &[u8], from: usize) -> usize {
+    b.get(from..)
+        .and_then(|r| r.iter().position(|&c| !is_word_byte(c)))
+        .map_or(b.len(), |p| from + p)
 }
 
 /// Tokenize `sql` in `dialect`, keeping at most `max` tokens.
 pub fn tokenize(sql: &str, dialect: Dialect, max: usize) -> Tokens {
+    let mut list = Vec::new();
+    let truncated = tokenize_into(sql, dialect, max, &mut list);
+    Tokens { list, truncated }
+}
+
+/// [`tokenize`] into a caller's buffer (cleared first; callers that analyse statement after
+/// statement reuse one). Returns `truncated`.
+pub fn tokenize_into(sql: &str, dialect: Dialect, max: usize, list: &mut Vec<Token>) -> bool {
     let b = sql.as_bytes();
     let n = b.len();
     let at = |i: usize| b.get(i).copied().unwrap_or(0);
-    let mut list = Vec::with_capacity((n / 4).min(max));
+    list.clear();
+    list.reserve((n / 4).min(max));
     let mut i = 0;
     let mut space = false;
     // Inside a MySQL executable comment `/*! … */`: its content is SQL the server runs.
     let mut exec_comment = false;
     while i < n {
         if list.len() >= max {
-            return Tokens {
-                list,
-                truncated: true,
-            };
+            return true;
         }
         let c = at(i);
         // Whitespace.
@@ -213,9 +239,7 @@ pub fn tokenize(sql: &str, dialect: Dialect, max: usize) -> Tokens {
                     i = e;
                     Tok::Str
                 } else {
-                    while is_word_byte(at(i)) {
-                        i += 1;
-                    }
+                    i = word_end(b, i + 1);
                     Tok::Word
                 }
             }
@@ -234,10 +258,7 @@ pub fn tokenize(sql: &str, dialect: Dialect, max: usize) -> Tokens {
         });
         space = false;
     }
-    Tokens {
-        list,
-        truncated: false,
-    }
+    false
 }
 
 fn line_end(b: &[u8], from: usize) -> usize {
@@ -360,6 +381,11 @@ fn dollar_quote_end(b: &[u8], from: usize) -> Option<usize> {
 /// A string literal with a letter prefix at `from`, if there is one: its end.
 fn prefixed_string_end(b: &[u8], from: usize, dialect: Dialect) -> Option<usize> {
     let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    // Every prefix form has `'`, `&` (U&'') or `q` (nq'') as its second byte: most words stop
+    // here.
+    if !matches!(at(from + 1), b'\'' | b'&' | b'q' | b'Q') {
+        return None;
+    }
     let c = at(from).to_ascii_lowercase();
     // Oracle alternative quoting q'<delim>…<delim>'' (also nq'…').
     if dialect == Dialect::Oracle {

@@ -33,6 +33,9 @@ pub const MAX_NAME_LEN: usize = 512;
 pub const MAX_NORMALIZED_LEN: usize = 16 * 1024;
 /// Tokens read for redaction and masking: enough for any statement a parser keeps
 /// (`Limits::max_sql_len`), so that no secret or literal past a bound leaks.
+/// Tokens of buffer space kept between analyses (32 bytes each).
+const KEPT_TOKEN_BUFFER: usize = 16 * 1024;
+
 const MAX_REDACT_TOKENS: usize = 4 * 1024 * 1024;
 
 /// SQL dialect, chosen by the protocol that carried the text.
@@ -83,6 +86,25 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 15] = [
+        Kind::Select,
+        Kind::Insert,
+        Kind::Update,
+        Kind::Delete,
+        Kind::Merge,
+        Kind::Ddl,
+        Kind::Dcl,
+        Kind::Tcl,
+        Kind::Call,
+        Kind::Set,
+        Kind::Use,
+        Kind::Show,
+        Kind::Describe,
+        Kind::Explain,
+        Kind::Other,
+    ];
+
     /// The record's `kind` value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -161,9 +183,32 @@ pub struct Analysis {
 
 /// Analyse `sql` in `dialect`.
 pub fn analyze(sql: &str, dialect: Dialect) -> Analysis {
-    let toks = lexer::tokenize(sql, dialect, MAX_TOKENS);
+    thread_local! {
+        /// The token buffer, reused from statement to statement (it only grows to the largest
+        /// statement seen, at most [`MAX_TOKENS`] tokens).
+        static TOKENS: std::cell::RefCell<Vec<lexer::Token>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    TOKENS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut list) => {
+            let mut toks = lexer::Tokens {
+                list: std::mem::take(&mut *list),
+                truncated: false,
+            };
+            toks.truncated = lexer::tokenize_into(sql, dialect, MAX_TOKENS, &mut toks.list);
+            let a = analyze_tokens(sql, dialect, &toks);
+            *list = toks.list;
+            // Keep the buffer at the size of ordinary statements, not of the largest ever seen.
+            list.shrink_to(KEPT_TOKEN_BUFFER);
+            a
+        }
+        // Re-entered (cannot happen today): a buffer of its own.
+        Err(_) => analyze_tokens(sql, dialect, &lexer::tokenize(sql, dialect, MAX_TOKENS)),
+    })
+}
+
+fn analyze_tokens(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Analysis {
     let shape = classify::classify(sql, &toks.list, dialect);
-    let (redacted, secret_params, secret_tokens) = redact_text(sql, dialect, &toks);
+    let (redacted, secret_params, secret_tokens) = redact_text(sql, dialect, toks);
     // Secrets are values: `?` in the normalized text like any literal (Oracle's unquoted
     // passwords would otherwise stay there as words).
     let normalized = normalize::normalize(sql, &toks.list, &secret_tokens);

@@ -68,6 +68,11 @@ struct Writer {
 
 impl Writer {
     fn push(&mut self, piece: Piece, text: &str) {
+        self.push_as(piece, text, false);
+    }
+
+    /// Push `text`, ASCII-lower-cased when `lower` (words: no temporary string per word).
+    fn push_as(&mut self, piece: Piece, text: &str, lower: bool) {
         if self.full {
             return;
         }
@@ -86,7 +91,14 @@ impl Writer {
         if space {
             self.out.push(' ');
         }
+        let start = self.out.len();
         self.out.push_str(text);
+        if lower {
+            // ASCII case mapping keeps the UTF-8 valid.
+            if let Some(pushed) = self.out.get_mut(start..) {
+                pushed.make_ascii_lowercase();
+            }
+        }
         self.last = Some(piece);
     }
 }
@@ -183,7 +195,7 @@ pub fn normalize(sql: &str, toks: &[Token], secrets: &[usize]) -> String {
                         continue;
                     }
                 }
-                w.push(Piece::Word, &text.to_ascii_lowercase());
+                w.push_as(Piece::Word, text, true);
             }
             Tok::QuotedIdent => w.push(Piece::Word, t.text(sql)),
             Tok::Str | Tok::Number | Tok::Param => w.push(Piece::Word, "?"),
