@@ -438,8 +438,7 @@ impl RuleSet {
         let f = Facts::of_statement(shown, analysis);
         // Not `vec![0; n]`: zeroed allocation (calloc) costs more than these few words.
         let words = self.sql_leaves.len().div_ceil(64);
-        let mut bits = Vec::with_capacity(words);
-        bits.resize(words, 0u64);
+        let mut bits: Vec<u64> = std::iter::repeat_n(0, words).collect();
         let mut set_bit = |i: usize| {
             if let Some(w) = bits.get_mut(i / 64) {
                 *w |= 1 << (i % 64);
