@@ -57,6 +57,8 @@ pub struct FlowFacts {
     pub client_side: Option<usize>,
     /// SYN seen, by side.
     pub syn_seen: [bool; 2],
+    /// A redirect announced this connection: (protocol index, client side).
+    pub followed: Option<(usize, usize)>,
 }
 
 /// A decision.

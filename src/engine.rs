@@ -14,6 +14,7 @@ use dbtap_core::{DbEvent, Direction, Driver, Limits, SessionOpts, StreamParser, 
 use crate::detect::{direction_of, Chunk, Detector, FlowFacts, Verdict};
 use crate::reassembly::{Delivery, GapCause, HalfStream, ReassemblyLimits};
 use crate::record::Endpoint;
+use crate::redirect::Followed;
 use crate::registry::Registry;
 use crate::session::{CloseReason, Session, SessionInfo};
 use crate::sink::{RecordBatch, RecordSink};
@@ -189,6 +190,8 @@ struct Flow {
     mem: usize,
     /// FIN/RST seen per side after the flow was ignored.
     ignored_ends: [bool; 2],
+    /// A redirect announced this connection (see [`crate::redirect`]).
+    followed: Option<Followed>,
 }
 
 /// Shared state flows write into while handling a packet.
@@ -208,6 +211,8 @@ pub struct Engine {
     events: Vec<DbEvent>,
     sink: RecordSink,
     stats: EngineStats,
+    /// The reader said the next packet's connection was announced by a redirect.
+    follow_next: Option<Followed>,
 }
 
 impl Engine {
@@ -223,7 +228,13 @@ impl Engine {
             events: Vec::new(),
             sink,
             stats,
+            follow_next: None,
         }
+    }
+
+    /// The next packet belongs to a connection a redirect announced.
+    pub fn follow_next(&mut self, f: Followed) {
+        self.follow_next = Some(f);
     }
 
     /// Counters.
@@ -264,6 +275,7 @@ impl Engine {
         self.stats.payload_bytes += seg.payload.len() as u64;
         let key = FlowKey::new(seg.src, seg.dst);
         let syn_only = seg.flags.syn && !seg.flags.ack;
+        let follow = self.follow_next.take();
 
         // A new connection on a 4-tuple that was used before (port reuse), or a flow that went
         // idle: finish the old one first.
@@ -302,6 +314,14 @@ impl Engine {
             }
             self.stats.flows += 1;
             self.flows.insert(key, Flow::new(seg.src, seg.dst, seg.ts));
+        }
+        if let Some(f) = follow {
+            // Only a flow still looking for its protocol takes the hint.
+            if let Some(flow) = self.flows.get_mut(&key) {
+                if matches!(flow.app, App::Detect(_)) {
+                    flow.followed = Some(f);
+                }
+            }
         }
         let mut finished = false;
         let mut mem_delta = (0usize, 0usize);
@@ -420,6 +440,7 @@ impl Flow {
             last_ts: ts,
             mem: 0,
             ignored_ends: [false, false],
+            followed: None,
         }
     }
 
@@ -471,9 +492,10 @@ impl Flow {
             ends,
             client_side,
             first_ts,
+            followed,
             ..
         } = self;
-        let facts = flow_facts(ends, *client_side, half);
+        let facts = flow_facts(ends, *client_side, half, *followed);
         let limits = cx.cfg.reassembly;
         let mut route = |s: usize, d: Delivery<'_>| {
             deliver(app, client_side, key, ends, *first_ts, &facts, s, d, cx)
@@ -518,9 +540,10 @@ impl Flow {
             ends,
             client_side,
             first_ts,
+            followed,
             ..
         } = self;
-        let facts = flow_facts(ends, *client_side, half);
+        let facts = flow_facts(ends, *client_side, half, *followed);
         let limits = cx.cfg.reassembly;
         for s in [0, 1] {
             half[s].on_time(&limits, now, &mut |d| {
@@ -536,9 +559,10 @@ impl Flow {
             ends,
             client_side,
             first_ts,
+            followed,
             ..
         } = self;
-        let facts = flow_facts(ends, *client_side, half);
+        let facts = flow_facts(ends, *client_side, half, *followed);
         let reset = reason != CloseReason::Ended;
         for s in [0, 1] {
             half[s].close(ts, reset, &mut |d| {
@@ -572,11 +596,16 @@ fn flow_facts(
     ends: &[Endpoint; 2],
     client_side: Option<usize>,
     half: &[HalfStream; 2],
+    followed: Option<Followed>,
 ) -> FlowFacts {
     FlowFacts {
         ports: [ends[0].port, ends[1].port],
         client_side,
         syn_seen: [half[0].syn_seen(), half[1].syn_seen()],
+        followed: followed.map(|f| {
+            let client = if ends[0] == f.client { 0 } else { 1 };
+            (usize::from(f.spec), client)
+        }),
     }
 }
 
@@ -623,6 +652,7 @@ fn deliver(
                         client,
                         server,
                         midstream,
+                        redirected: facts.followed.is_some_and(|(s, _)| s == choice.spec),
                     };
                     let mut parsing = Box::new(Parsing {
                         spec: choice.spec,
@@ -679,7 +709,8 @@ fn deliver(
     }
 }
 
-/// `--port NAME=PORT`: the flow is that protocol, whatever its bytes say.
+/// `--port NAME=PORT`: the flow is that protocol, whatever its bytes say; so is a connection a
+/// redirect announced (the announcing protocol continues there).
 fn forced_choice(facts: &FlowFacts, cfg: &EngineConfig) -> Option<Verdict> {
     for server_side in [1, 0] {
         if let Some(spec) = cfg.registry.forced(facts.ports[server_side]) {
@@ -693,7 +724,14 @@ fn forced_choice(facts: &FlowFacts, cfg: &EngineConfig) -> Option<Verdict> {
             }));
         }
     }
-    None
+    facts.followed.map(|(spec, client)| {
+        Verdict::Chosen(crate::detect::Choice {
+            spec,
+            client_side: facts.client_side.unwrap_or(client),
+            from_chunk: 0,
+            at_stream_start: facts.syn_seen[0] || facts.syn_seen[1],
+        })
+    })
 }
 
 /// Feed one delivery to the parser and pair the events into records.

@@ -9,7 +9,7 @@
 //! | decode | [`decode`] | frame → TCP segment view (VLAN, IPv4/IPv6, fragments) |
 //! | pipeline | [`pipeline`] | segments → sharded batches → workers → merged records |
 //! | flows + reassembly | [`engine`], [`reassembly`] | segments → ordered bytes, gaps, ends |
-//! | detection | [`detect`], [`registry`] | first bytes → protocol and client side |
+//! | detection | [`detect`], [`registry`], [`redirect`] | first bytes → protocol and client side; connections a server redirected to |
 //! | parsers | `protocols/*` crates | bytes → protocol-neutral events (sans-IO) |
 //! | session pairing | [`session`] | events → [`record::AuditRecord`]s |
 //! | output | [`sink`], [`summary`], [`stats`] | records, counters |
@@ -25,6 +25,7 @@ pub mod json;
 pub mod pipeline;
 pub mod reassembly;
 pub mod record;
+pub mod redirect;
 pub mod registry;
 pub mod replay;
 pub mod rules;

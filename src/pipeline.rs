@@ -28,6 +28,7 @@ use dbtap_core::Timestamp;
 
 use crate::engine::{Engine, EngineConfig, FlowKey, Segment, TcpFlags};
 use crate::record::Endpoint;
+use crate::redirect::{Followed, RedirectStats, RedirectWatch};
 use crate::rules::alerts::AlertStage;
 use crate::rules::{AlertOutput, AlertReport};
 use crate::sink::{RecordBatch, RecordKey};
@@ -67,8 +68,15 @@ const INLINE: u32 = u32::MAX;
 #[derive(Debug, Clone, Copy)]
 enum Item {
     Packet(PacketMeta),
-    Tick { position: u64, ts: Timestamp },
-    Finish { position: u64 },
+    /// The next packet's connection was announced by a redirect (see [`crate::redirect`]).
+    Follow(Followed),
+    Tick {
+        position: u64,
+        ts: Timestamp,
+    },
+    Finish {
+        position: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -147,6 +155,7 @@ pub struct Feeder {
     max_ts: Timestamp,
     /// A worker hung up (it panicked): stop feeding.
     broken: bool,
+    redirects: RedirectWatch,
 }
 
 impl Feeder {
@@ -176,6 +185,9 @@ impl Feeder {
         let shard =
             (FlowKey::new(seg.src, seg.dst).stable_hash() % self.batches.len() as u64) as usize;
         let batch = &mut self.batches[shard];
+        if let Some(f) = self.redirects.observe(seg) {
+            batch.items.push(Item::Follow(f));
+        }
         let (block, start) = match block.and_then(|b| offset_in(b, seg.payload).map(|o| (b, o))) {
             Some((b, offset)) => {
                 if !batch.blocks.last().is_some_and(|last| Arc::ptr_eq(last, b)) {
@@ -230,7 +242,8 @@ impl Feeder {
     }
 
     /// The input is over: every flow is closed at the final position.
-    fn finish(mut self) {
+    fn finish(mut self) -> RedirectStats {
+        self.redirects.finish();
         let end = Item::Finish {
             position: self.position,
         };
@@ -239,6 +252,7 @@ impl Feeder {
         }
         self.position += 1;
         self.flush();
+        self.redirects.stats
     }
 }
 
@@ -261,6 +275,8 @@ pub struct RunOutcome {
     pub record_bytes: u64,
     /// Alerts raised (`None` without rules).
     pub alerts: Option<AlertReport>,
+    /// Redirects announced and followed.
+    pub redirects: RedirectStats,
 }
 
 /// Pipeline failures.
@@ -344,11 +360,15 @@ where
             last_tick_sec: None,
             max_ts: Timestamp(0),
             broken: false,
+            redirects: RedirectWatch::new(cfg.engine.registry.specs()),
         };
         let source_result = source(&mut feeder);
-        feeder.finish();
+        let redirects = feeder.finish();
 
-        let mut outcome = RunOutcome::default();
+        let mut outcome = RunOutcome {
+            redirects,
+            ..RunOutcome::default()
+        };
         let mut worker_error = None;
         for h in handles {
             match h.join() {
@@ -405,6 +425,7 @@ fn worker(
                     };
                     engine.packet(m.position, &seg);
                 }
+                Item::Follow(f) => engine.follow_next(f),
                 Item::Tick { position, ts } => engine.tick(position, ts),
                 Item::Finish { position } => engine.finish(position),
             }

@@ -99,8 +99,11 @@ impl Flags {
     /// The login travelled inside TLS while the session stayed plaintext (TDS `ENCRYPT_OFF`):
     /// the login's user, database and client were not visible.
     pub const LOGIN_ENCRYPTED: Flags = Flags(1 << 9);
+    /// The connection was announced by a server's redirect (an Oracle listener's REDIRECT) and
+    /// parsed as that protocol from its first captured byte, even picked up mid-stream.
+    pub const REDIRECTED: Flags = Flags(1 << 10);
 
-    const NAMES: [(Flags, &'static str); 10] = [
+    const NAMES: [(Flags, &'static str); 11] = [
         (Flags::PARTIAL, "partial"),
         (Flags::MIDSTREAM, "midstream"),
         (Flags::ENCRYPTED, "encrypted"),
@@ -111,6 +114,7 @@ impl Flags {
         (Flags::CAPTURE_END, "capture_end"),
         (Flags::AFTER_GAP, "after_gap"),
         (Flags::LOGIN_ENCRYPTED, "login_encrypted"),
+        (Flags::REDIRECTED, "redirected"),
     ];
 
     /// Set `other`'s flags too.

@@ -27,6 +27,8 @@ pub struct SessionInfo {
     pub server: Endpoint,
     /// Picked up after its start.
     pub midstream: bool,
+    /// A redirect announced this connection (see [`crate::redirect`]).
+    pub redirected: bool,
 }
 
 /// Counters of one session, added to the engine's on close.
@@ -271,6 +273,9 @@ impl Session {
         if self.info.midstream {
             flags.insert(Flags::MIDSTREAM);
         }
+        if self.info.redirected {
+            flags.insert(Flags::REDIRECTED);
+        }
         if req.login.is_none() && self.context_json.is_empty() {
             Context {
                 user: self.user.as_deref(),
@@ -367,6 +372,7 @@ mod tests {
                 client: ep(1, 40000),
                 server: ep(2, 3306),
                 midstream: false,
+                redirected: false,
             },
             4,
         )

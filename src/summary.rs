@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::decode::DecodeStats;
+use crate::redirect::RedirectStats;
 use crate::replay::{FileReport, ReplayReport};
 use crate::stats::EngineStats;
 
@@ -48,6 +49,8 @@ pub struct Summary<'a> {
     pub decode: &'a DecodeStats,
     /// Engine counters.
     pub engine: &'a EngineStats,
+    /// Server redirects announced, and the connections followed to.
+    pub redirects: &'a RedirectStats,
     /// Alerts (absent when no rules ran).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertSummary>,
@@ -96,6 +99,7 @@ impl<'a> Summary<'a> {
             parse_errors: e.anomalies.values().sum::<u64>() + e.desyncs + e.abandoned_sessions,
             decode: &r.decode,
             engine: e,
+            redirects: &r.run.redirects,
             alerts: r.run.alerts.as_ref().map(|a| AlertSummary {
                 total: a.total(),
                 by_severity: crate::rules::Severity::NAMES
@@ -155,6 +159,14 @@ impl<'a> Summary<'a> {
             fmt_map(&self.encrypted_sessions),
             e.midstream_sessions
         );
+        let rd = self.redirects;
+        if rd.announced > 0 {
+            let _ = writeln!(
+                s,
+                "  redirects  {} announced, {} followed to their connection ({} never came, {} over the limit)",
+                rd.announced, rd.followed, rd.expired, rd.dropped
+            );
+        }
         let _ = writeln!(
             s,
             "  records    {} ({} without response, {:.0} records/s)",

@@ -18,6 +18,7 @@ pub const TOY: ProtocolSpec = ProtocolSpec {
     probe: toy_probe,
     session_start: |_, _| false,
     new_parser: toy_new,
+    redirect: None,
 };
 
 fn toy_probe(dir: Direction, head: &[u8]) -> Probe {

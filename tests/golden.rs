@@ -261,6 +261,7 @@ mod dbtap_schema {
         "capture_end",
         "after_gap",
         "login_encrypted",
+        "redirected",
     ];
 
     fn str_or_null(r: &Value, k: &str) -> Result<(), String> {

@@ -208,6 +208,24 @@ pub struct ProtocolSpec {
     pub session_start: fn(Direction, &[u8]) -> bool,
     /// Makes a parser for a new session.
     pub new_parser: fn(SessionOpts) -> Box<dyn StreamParser>,
+    /// For protocols whose server can send the client elsewhere (Oracle's listener REDIRECT):
+    /// finds such an announcement in one TCP payload, so that the pipeline can follow the
+    /// client to the new address (see [`Redirect`]). Called on every payload of every flow
+    /// before any protocol is known, so it must reject foreign bytes in a few instructions.
+    pub redirect: Option<RedirectFinder>,
+}
+
+/// See [`ProtocolSpec::redirect`].
+pub type RedirectFinder = fn(&[u8]) -> Option<Redirect>;
+
+/// A server's announcement that the client's session continues at another address: the next
+/// connection from the client to `host:port` carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// Host as announced: an IP address literal or a name (names cannot be matched to
+    /// packets; only the port is then compared).
+    pub host: String,
+    pub port: u16,
 }
 
 impl std::fmt::Debug for ProtocolSpec {

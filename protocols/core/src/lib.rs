@@ -36,8 +36,8 @@ pub mod text;
 pub mod time;
 
 pub use contract::{
-    Abandon, Cx, Direction, Input, Mark, Probe, Progress, ProtocolSpec, SessionOpts, StreamParser,
-    Upgrade,
+    Abandon, Cx, Direction, Input, Mark, Probe, Progress, ProtocolSpec, Redirect, RedirectFinder,
+    SessionOpts, StreamParser, Upgrade,
 };
 pub use driver::{Driver, DriverState, DriverStats};
 pub use event::{

@@ -42,6 +42,7 @@ pub const SPEC: ProtocolSpec = ProtocolSpec {
     probe,
     session_start,
     new_parser,
+    redirect: None,
 };
 
 /// True for a server greeting (Protocol::HandshakeV10, or V9 of MySQL 3.x): the first packet of

@@ -42,6 +42,7 @@ pub const SPEC: ProtocolSpec = ProtocolSpec {
     probe,
     session_start,
     new_parser,
+    redirect: None,
 };
 
 fn new_parser(opts: SessionOpts) -> Box<dyn StreamParser> {

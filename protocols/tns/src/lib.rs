@@ -35,7 +35,36 @@ pub const SPEC: ProtocolSpec = ProtocolSpec {
     probe,
     session_start,
     new_parser,
+    redirect: Some(redirect_in),
 };
+
+/// A listener's REDIRECT in one TCP payload: the address the client must connect to next.
+///
+/// The packet is the whole payload: a REDIRECT (type 5) answers a CONNECT, before ACCEPT could
+/// negotiate 4-byte lengths, so its header has the 2-byte length, equal to the payload's length
+/// (a REDIRECT split over segments is not found here; the session's own record still says
+/// where the client was sent). The data is an address descriptor such as
+/// `(ADDRESS=(PROTOCOL=tcp)(HOST=192.168.0.4)(PORT=2143))`.
+pub fn redirect_in(payload: &[u8]) -> Option<dbtap_core::Redirect> {
+    // Type byte first: this runs on every payload of every flow.
+    if payload.get(4) != Some(&ty::REDIRECT)
+        || be16(payload, 0).map(usize::from) != Some(payload.len())
+        || !Header::plausible(payload, false)
+    {
+        return None;
+    }
+    let (_, data) = net::redirect(payload)?;
+    let host = net::value(&data, "HOST")?;
+    let port = std::str::from_utf8(net::value(&data, "PORT")?)
+        .ok()?
+        .trim()
+        .parse::<u16>()
+        .ok()?;
+    Some(dbtap_core::Redirect {
+        host: String::from_utf8_lossy(host).trim().to_owned(),
+        port,
+    })
+}
 
 fn new_parser(opts: SessionOpts) -> Box<dyn StreamParser> {
     Box::new(TnsParser::new(opts))

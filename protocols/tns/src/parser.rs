@@ -386,9 +386,7 @@ impl TnsParser {
                 status: Status::Unknown,
                 ..Default::default()
             });
-            l.req
-                .attributes
-                .push(("tns".into(), "redirect (not followed)".into()));
+            l.req.attributes.push(("tns".into(), "redirect".into()));
             self.emit(l, out);
             self.login_done = true;
         }
