@@ -308,9 +308,7 @@ impl AuditRecord<'_> {
                 j.begin_array();
                 for (i, p) in ps.iter().enumerate() {
                     let shown = match sql {
-                        Some(v) if v.analysis.secret_params.contains(&SecretParam::Index(i)) => {
-                            Shown::Secret
-                        }
+                        Some(v) if is_secret(&v.analysis.secret_params, i, p) => Shown::Secret,
                         Some(v) if v.mask_params => Shown::Masked,
                         _ => Shown::AsIs,
                     };
@@ -410,6 +408,21 @@ enum Shown {
     Secret,
 }
 
+/// Is bind value `index` (`p`) one the statement's analysis says is a password? By position
+/// (`?`, `$n`, Oracle binds: the index among the record's params, which for a TDS RPC are the
+/// user parameters after `@stmt` / `@params`), or by name (T-SQL `@pw`, matched against the
+/// parameter's wire name; T-SQL names are case-insensitive, and the `@` is optional on the
+/// wire for some clients).
+fn is_secret(secrets: &[SecretParam], index: usize, p: &Param) -> bool {
+    secrets.iter().any(|s| match s {
+        SecretParam::Index(i) => *i == index,
+        SecretParam::Name(n) => p.name.as_deref().is_some_and(|pn| {
+            pn.trim_start_matches('@')
+                .eq_ignore_ascii_case(n.trim_start_matches('@'))
+        }),
+    })
+}
+
 /// The analysis fields of a statement record, `,"kind":…,"normalized":…`, rendered once per
 /// statement text by the SQL stage and copied into each record that has that text.
 pub fn render_analysis(a: &Analysis, out: &mut Vec<u8>) {
@@ -440,11 +453,17 @@ pub fn render_str(s: &str, out: &mut Vec<u8>) {
     JsonOut::new(out).str(s);
 }
 
-/// `{"type": …, "value": …}`; binary values as `"hex"`, long data as `"long_data_bytes"`.
+/// `{"type": …, "name": …, "value": …}` (`name` only when the protocol sent one); binary
+/// values as `"hex"`, long data as `"long_data_bytes"`, client-encrypted values as `"hex"`
+/// with `"encrypted": true`, table-valued parameters as `"rows"` and `"columns"`.
 fn write_param(j: &mut JsonOut<'_>, p: &Param, shown: Shown) {
     j.begin_object();
     j.field("type");
     j.str(&p.type_name);
+    if let Some(name) = &p.name {
+        j.field("name");
+        j.str(name);
+    }
     let hidden = match (shown, &p.value) {
         (Shown::Secret, _) => Some("***"),
         (Shown::Masked, ParamValue::Null) | (Shown::AsIs, _) => None,
@@ -497,6 +516,18 @@ fn write_param(j: &mut JsonOut<'_>, p: &Param, shown: Shown) {
             j.field("value");
             write_array(j, items);
         }
+        ParamValue::Encrypted(b) => {
+            j.field("hex");
+            j.hex(b);
+            j.field("encrypted");
+            j.bool(true);
+        }
+        ParamValue::Table { rows, columns } => {
+            j.field("rows");
+            j.u64(*rows);
+            j.field("columns");
+            j.u64(*columns as u64);
+        }
     }
     if p.truncated {
         j.field("truncated");
@@ -511,7 +542,11 @@ fn write_array(j: &mut JsonOut<'_>, items: &[ParamValue]) {
     j.begin_array();
     for v in items {
         match v {
-            ParamValue::Null | ParamValue::Undecodable | ParamValue::LongData { .. } => j.null(),
+            ParamValue::Null
+            | ParamValue::Undecodable
+            | ParamValue::LongData { .. }
+            | ParamValue::Encrypted(_)
+            | ParamValue::Table { .. } => j.null(),
             ParamValue::Bool(b) => j.bool(*b),
             ParamValue::Int(i) => j.i64(*i),
             ParamValue::UInt(u) => j.u64(*u),
@@ -736,31 +771,37 @@ mod tests {
     fn json_has_every_required_field_in_order() {
         let params = [
             Param {
+                name: None,
                 type_name: "longlong".into(),
                 value: ParamValue::Int(-3),
                 truncated: false,
             },
             Param {
+                name: None,
                 type_name: "var_string".into(),
                 value: ParamValue::Null,
                 truncated: false,
             },
             Param {
+                name: None,
                 type_name: "blob".into(),
                 value: ParamValue::Bytes(vec![0, 0xab]),
                 truncated: true,
             },
             Param {
+                name: None,
                 type_name: "double".into(),
                 value: ParamValue::Float(f64::NAN),
                 truncated: false,
             },
             Param {
+                name: None,
                 type_name: "blob".into(),
                 value: ParamValue::LongData { bytes: 70000 },
                 truncated: false,
             },
             Param {
+                name: None,
                 type_name: "_bytea".into(),
                 value: ParamValue::Array(vec![
                     ParamValue::Int(1),
@@ -792,6 +833,113 @@ mod tests {
                 r#""error":{"code":1146,"sqlstate":"42S02","message":"Table 'x' doesn't exist"},"#,
                 r#""rows":null,"latency_us":12,"bytes":{"request":10,"response":20},"flags":["partial"],"#,
                 r#""stmt_id":1,"warnings":0,"lost_bytes":5}"#
+            )
+        );
+    }
+}
+
+#[cfg(test)]
+mod secret_param_tests {
+    use super::*;
+    use crate::sql::{analyze, Dialect};
+
+    fn param(name: Option<&str>, value: &str) -> Param {
+        Param {
+            name: name.map(str::to_owned),
+            type_name: "nvarchar".into(),
+            value: ParamValue::Text(value.into()),
+            truncated: false,
+        }
+    }
+
+    /// The params of a record whose statement `sql` (T-SQL) was analysed, as JSON.
+    fn params_json(sql: &str, params: &[Param]) -> String {
+        let analysis = analyze(sql, Dialect::TSql);
+        let view = SqlView {
+            shown: sql,
+            text_json: b"\"\"",
+            analysis: &analysis,
+            analysis_json: b"",
+            rule_bits: &[],
+            mask_params: false,
+        };
+        let mut buf = Vec::new();
+        let mut j = JsonOut::new(&mut buf);
+        j.begin_array();
+        for (i, p) in params.iter().enumerate() {
+            let shown = if is_secret(&view.analysis.secret_params, i, p) {
+                Shown::Secret
+            } else {
+                Shown::AsIs
+            };
+            write_param(&mut j, p, shown);
+        }
+        j.end_array();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn a_named_password_placeholder_hides_its_value() {
+        // sp_executesql N'ALTER LOGIN app WITH PASSWORD = @pw', N'@pw nvarchar(50)', @PW = …:
+        // the wire name's case differs from the text's (T-SQL names are case-insensitive).
+        let got = params_json(
+            "ALTER LOGIN app WITH PASSWORD = @pw",
+            &[param(Some("@PW"), "N3w-Secret!")],
+        );
+        assert_eq!(got, r#"[{"type":"nvarchar","name":"@PW","value":"***"}]"#);
+        // Other named values stay; an unnamed value is not matched by name.
+        let got = params_json(
+            "CREATE LOGIN @u WITH PASSWORD = @p2",
+            &[param(Some("@u"), "bob"), param(None, "x")],
+        );
+        assert_eq!(
+            got,
+            r#"[{"type":"nvarchar","name":"@u","value":"bob"},{"type":"nvarchar","value":"x"}]"#
+        );
+    }
+
+    #[test]
+    fn positional_secrets_still_match_by_index() {
+        let p = param(None, "s3");
+        assert!(is_secret(&[SecretParam::Index(1)], 1, &p));
+        assert!(!is_secret(&[SecretParam::Index(1)], 0, &p));
+        assert!(is_secret(
+            &[SecretParam::Name("pw".into())],
+            0,
+            &param(Some("@Pw"), "s3")
+        ));
+    }
+
+    #[test]
+    fn encrypted_and_table_values() {
+        let mut buf = Vec::new();
+        let mut j = JsonOut::new(&mut buf);
+        j.begin_array();
+        let enc = Param {
+            name: Some("@ssn".into()),
+            type_name: "nvarchar".into(),
+            value: ParamValue::Encrypted(vec![0x01, 0xab]),
+            truncated: false,
+        };
+        write_param(&mut j, &enc, Shown::AsIs);
+        let tvp = Param {
+            name: Some("@ids".into()),
+            type_name: "dbo.IdList".into(),
+            value: ParamValue::Table {
+                rows: 3,
+                columns: 1,
+            },
+            truncated: false,
+        };
+        write_param(&mut j, &tvp, Shown::AsIs);
+        write_param(&mut j, &enc, Shown::Masked);
+        j.end_array();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            concat!(
+                r#"[{"type":"nvarchar","name":"@ssn","hex":"01ab","encrypted":true},"#,
+                r#"{"type":"dbo.IdList","name":"@ids","rows":3,"columns":1},"#,
+                r#"{"type":"nvarchar","name":"@ssn","value":"?"}]"#
             )
         );
     }

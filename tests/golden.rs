@@ -6,7 +6,9 @@
 //!
 //! A case folder holds one capture (`*.pcap`, `*.pcapng`, `*.cap`, optionally `.gz`), the
 //! `expected.jsonl`, a `README.md` saying where the capture came from and what the case covers,
-//! and optionally `ports` (lines of `NAME=PORT`, as `--port`).
+//! optionally `ports` (lines of `NAME=PORT`, as `--port`) and optionally `secrets` (lines of
+//! strings the capture carries that must appear nowhere in the output: passwords sent in
+//! parameters, …).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -132,6 +134,16 @@ fn every_case_replays_to_its_expected_records() {
     let mut failures = Vec::new();
     for dir in &cases {
         let got = String::from_utf8(run_case(dir, 1)).expect("records are UTF-8");
+        // Checked before blessing: a leak must never become the expected output.
+        if let Ok(secrets) = std::fs::read_to_string(dir.join("secrets")) {
+            for secret in secrets.lines().filter(|l| !l.is_empty()) {
+                assert!(
+                    !got.contains(secret),
+                    "{}: the secret {secret:?} reached the output",
+                    dir.display()
+                );
+            }
+        }
         let expected_path = dir.join("expected.jsonl");
         if bless {
             std::fs::write(&expected_path, &got).expect("write expected.jsonl");
@@ -292,6 +304,39 @@ mod dbtap_schema {
         Ok(())
     }
 
+    /// Members a bind value may have (README, `params`).
+    const PARAM_KEYS: &[&str] = &[
+        "type",
+        "name",
+        "value",
+        "hex",
+        "long_data_bytes",
+        "undecodable",
+        "encrypted",
+        "rows",
+        "columns",
+        "truncated",
+    ];
+
+    fn param(p: &Value) -> Result<(), String> {
+        let obj = p.as_object().ok_or(format!("a param is an object: {p}"))?;
+        if !p["type"].is_string() {
+            return Err(format!("param without a type: {p}"));
+        }
+        if let Some(k) = obj.keys().find(|k| !PARAM_KEYS.contains(&k.as_str())) {
+            return Err(format!("param with an unknown member {k}: {p}"));
+        }
+        if obj.contains_key("name") && !p["name"].is_string() {
+            return Err(format!("param name must be a string: {p}"));
+        }
+        if obj.contains_key("encrypted") && (p["encrypted"] != true || !p["hex"].is_string()) {
+            return Err(format!(
+                "an encrypted param is hex with encrypted: true: {p}"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn check(r: &Value) -> Result<(), String> {
         let obj = r.as_object().ok_or("a record is a JSON object")?;
         for k in REQUIRED {
@@ -347,9 +392,7 @@ mod dbtap_schema {
             Value::Null => {}
             Value::Array(ps) => {
                 for p in ps {
-                    if !p["type"].is_string() {
-                        return Err(format!("param without a type: {p}"));
-                    }
+                    param(p)?;
                 }
             }
             v => return Err(format!("params must be a list or null, is {v}")),

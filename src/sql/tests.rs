@@ -654,6 +654,16 @@ fn placeholder_passwords_mark_their_bound_values() {
         ts("CREATE LOGIN x WITH PASSWORD = @P2").secret_params,
         vec![SecretParam::Name("@P2".into())]
     );
+    // sp_executesql's statement: the placeholder, not a literal, is the secret.
+    let a = ts("ALTER LOGIN app WITH PASSWORD = @pw OLD_PASSWORD = @old");
+    assert_eq!(
+        a.secret_params,
+        vec![
+            SecretParam::Name("@pw".into()),
+            SecretParam::Name("@old".into())
+        ]
+    );
+    assert_eq!(a.redacted, None);
     assert_eq!(
         ora("ALTER USER :u IDENTIFIED BY :pw").secret_params,
         vec![SecretParam::Index(1)]

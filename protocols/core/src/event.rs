@@ -98,6 +98,10 @@ pub struct Param {
     pub value: ParamValue,
     /// The value was cut at `Limits::max_param_len`.
     pub truncated: bool,
+    /// The parameter's name, when the protocol carries one (TDS RPC parameters: `@P1`,
+    /// `@pw`); `None` for positional binds (MySQL, PostgreSQL, Oracle). Records match
+    /// password placeholders written in SQL by name against it.
+    pub name: Option<String>,
 }
 
 /// A decoded bind value.
@@ -126,6 +130,16 @@ pub enum ParamValue {
     Undecodable,
     /// A one-dimensional array (PostgreSQL array parameters), elements in order.
     Array(Vec<ParamValue>),
+    /// Cipher text of a value the client encrypted itself (TDS Always Encrypted): the sensor
+    /// cannot read it, so it is kept as bytes and never decoded as the declared type.
+    Encrypted(Vec<u8>),
+    /// A table-valued parameter (TDS TVP): only its size is kept, the rows are skipped.
+    Table {
+        /// Rows sent.
+        rows: u64,
+        /// Columns of the table type.
+        columns: u16,
+    },
 }
 
 /// A request: one operation the client asked for.

@@ -104,6 +104,7 @@ pub fn decode_value(
         _ => return None,
     };
     Some(Param {
+        name: None,
         type_name,
         value,
         truncated,

@@ -737,9 +737,11 @@ fn element_text(s: &mut String, v: &ParamValue) {
             }
             s.push('"');
         }
-        ParamValue::Array(_) | ParamValue::LongData { .. } | ParamValue::Undecodable => {
-            s.push_str("NULL")
-        }
+        ParamValue::Array(_)
+        | ParamValue::LongData { .. }
+        | ParamValue::Undecodable
+        | ParamValue::Encrypted(_)
+        | ParamValue::Table { .. } => s.push_str("NULL"),
     }
 }
 

@@ -391,6 +391,7 @@ fn extended_protocol_from_a_jdbc_like_client() {
     assert_eq!(
         q.params.as_ref().unwrap(),
         &vec![dbtap_core::Param {
+            name: None,
             type_name: "int4".into(),
             value: ParamValue::Int(1),
             truncated: false
@@ -450,6 +451,7 @@ fn pipelined_extended_batches() {
     assert_eq!(
         params(4),
         vec![dbtap_core::Param {
+            name: None,
             type_name: "unknown".into(),
             value: ParamValue::Text("ams".into()),
             truncated: false

@@ -64,6 +64,7 @@ fn ops(ev: &[DbEvent]) -> Vec<String> {
 
 fn prm(t: &str, v: ParamValue) -> Param {
     Param {
+        name: None,
         type_name: t.to_string().into(),
         value: v,
         truncated: false,
@@ -1652,6 +1653,7 @@ fn bind_with_more_values_than_kept() {
         params,
         &vec![
             Param {
+                name: None,
                 type_name: "text".into(),
                 value: ParamValue::Text("abcd".into()),
                 truncated: true

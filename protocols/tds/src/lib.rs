@@ -26,6 +26,7 @@ pub mod parser;
 pub mod prelogin;
 pub mod requests;
 pub mod tokens;
+pub mod tvp;
 pub mod types;
 pub mod wire;
 

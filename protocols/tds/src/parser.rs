@@ -119,6 +119,9 @@ struct OpReq {
     /// sp_prepare / sp_prepexec / sp_cursorprepare…: the statement text to remember under the
     /// handle the server returns.
     prepare_sql: Option<String>,
+    /// The parameter names its `@params` declares (for the positional values of a later
+    /// sp_execute of the handle).
+    prepare_names: Vec<String>,
     /// sp_unprepare: the handle to forget.
     unprepare: Option<i64>,
 }
@@ -217,9 +220,14 @@ pub struct TdsParser {
     tds72: bool,
     /// The TDS version was seen (LOGIN7 or LOGINACK).
     version_known: bool,
+    /// DATACLASSIFICATION_VERSION from the login's FEATUREEXTACK.
+    dataclass_version: Option<u8>,
+    /// COLUMNENCRYPTION acknowledged in the login's FEATUREEXTACK.
+    column_encryption: bool,
     enc: &'static Encoding,
-    /// sp_prepare handles → statement text, oldest first (bounded).
-    prepared: VecDeque<(i64, String)>,
+    /// sp_prepare handles → statement text and declared parameter names, oldest first
+    /// (bounded).
+    prepared: VecDeque<(i64, String, Vec<String>)>,
     server_version: Option<String>,
     /// SPID from the server's packet headers.
     spid: Option<u16>,
@@ -247,6 +255,8 @@ impl TdsParser {
             login: None,
             tds72: true,
             version_known: false,
+            dataclass_version: None,
+            column_encryption: false,
             enc: encoding_rs::WINDOWS_1252,
             prepared: VecDeque::new(),
             server_version: None,
@@ -963,6 +973,7 @@ impl TdsParser {
                     Pending::Ops(vec![OpReq {
                         req,
                         prepare_sql: None,
+                        prepare_names: Vec::new(),
                         unprepare: None,
                     }]),
                     out,
@@ -1001,6 +1012,7 @@ impl TdsParser {
                     ops.push(OpReq {
                         req,
                         prepare_sql: None,
+                        prepare_names: Vec::new(),
                         unprepare: None,
                     });
                 }
@@ -1030,6 +1042,7 @@ impl TdsParser {
                     Pending::Ops(vec![OpReq {
                         req,
                         prepare_sql: None,
+                        prepare_names: Vec::new(),
                         unprepare: None,
                     }]),
                     out,
@@ -1055,6 +1068,7 @@ impl TdsParser {
                     Pending::Ops(vec![OpReq {
                         req,
                         prepare_sql: None,
+                        prepare_names: Vec::new(),
                         unprepare: None,
                     }]),
                     out,
@@ -1101,9 +1115,14 @@ impl TdsParser {
             _ => None,
         };
         let ps = &rpc.params;
+        // Names of the user parameters as `@params` declares them, in order: a value sent
+        // without a ParamName is the declared parameter at its position.
+        let mut declared: Vec<String> = Vec::new();
+        let mut prepare_names = Vec::new();
         if let Some((stmt, decl, first)) = shape {
             req.sql = text(ps.get(stmt));
             if let Some(d) = decl.and_then(|d| text(ps.get(d))) {
+                declared = crate::requests::declared_names(&d, cx.limits.max_params);
                 if !d.is_empty() {
                     let mut d = d;
                     dbtap_core::text::truncate_utf8(&mut d, cx.limits.max_attribute_len);
@@ -1118,12 +1137,16 @@ impl TdsParser {
                 "sp_prepare" | "sp_prepexec" | "sp_cursorprepare" | "sp_cursorprepexec"
             ) {
                 prepare_sql = req.sql.clone();
+                prepare_names = declared.clone();
             }
         } else if matches!(proc_lower.as_str(), "sp_execute" | "sp_cursorexecute") {
             let handle = int(ps.first());
             req.stmt_id = handle.map(|h| h as u64);
-            match handle.and_then(|h| self.prepared.iter().rev().find(|(k, _)| *k == h)) {
-                Some((_, sql)) => req.sql = Some(sql.clone()),
+            match handle.and_then(|h| self.prepared.iter().rev().find(|(k, _, _)| *k == h)) {
+                Some((_, sql, names)) => {
+                    req.sql = Some(sql.clone());
+                    declared = names.clone();
+                }
                 None => out.push(DbEvent::Anomaly {
                     dir: Direction::ToServer,
                     kind: anomaly::UNKNOWN_HANDLE,
@@ -1143,6 +1166,7 @@ impl TdsParser {
                 if secret_rpc_param(&proc_lower, i, &p.name) {
                     // A password passed to a procedure: its type stays, its value never leaves.
                     Param {
+                        name: p.param.name.clone(),
                         type_name: p.param.type_name.clone(),
                         value: ParamValue::Text("***".into()),
                         truncated: false,
@@ -1151,6 +1175,20 @@ impl TdsParser {
                     p.param.clone()
                 }
             }));
+        }
+        for (p, d) in params.iter_mut().zip(declared) {
+            if p.name.is_none() {
+                p.name = Some(d);
+            }
+        }
+        let encrypted = params
+            .iter()
+            .filter(|p| matches!(p.value, ParamValue::Encrypted(_)))
+            .count();
+        if encrypted > 0 {
+            // Always Encrypted: the values are cipher text; say so on the record too.
+            req.attributes
+                .push(("encrypted_params".into(), encrypted.to_string()));
         }
         if rpc.undecodable {
             params.push(undecodable_param());
@@ -1176,6 +1214,7 @@ impl TdsParser {
         OpReq {
             req,
             prepare_sql,
+            prepare_names,
             unprepare,
         }
     }
@@ -1222,7 +1261,12 @@ impl TdsParser {
             self.tokens.tds72 = self.tds72;
             self.tokens.version_known = self.version_known;
             self.tokens.default_enc = self.enc;
+            self.tokens.dataclass_version = self.dataclass_version;
+            self.tokens.column_encryption = self.column_encryption;
             self.tokens.feed(payload, ts, &mut self.resp.acc);
+            // Learned from the login's FEATUREEXTACK; MARS sessions swap token streams.
+            self.dataclass_version = self.tokens.dataclass_version;
+            self.column_encryption = self.tokens.column_encryption;
             if !self.version_known {
                 self.tds72 = self.tokens.tds72;
             }
@@ -1497,17 +1541,22 @@ impl TdsParser {
                     .attributes
                     .push(("return_status".into(), rs.to_string()));
             }
+            if let Some(s) = &o.sensitivity {
+                // DATACLASSIFICATION: what the server says the result's columns hold.
+                op.req.attributes.push(("sensitivity".into(), s.clone()));
+            }
             let failed = o.error.is_some() || o.done_error;
             let handle = o.return_values.iter().find_map(|(_, _, v)| match v {
                 ParamValue::Int(i) => Some(*i),
                 _ => None,
             });
             if let (Some(sql), Some(h), false) = (op.prepare_sql.take(), handle, failed) {
-                self.remember(h, sql, out);
+                let names = std::mem::take(&mut op.prepare_names);
+                self.remember(h, sql, names, out);
                 op.req.stmt_id = Some(h as u64);
             }
             if let (Some(h), false) = (op.unprepare, failed) {
-                self.prepared.retain(|(k, _)| *k != h);
+                self.prepared.retain(|(k, _, _)| *k != h);
             }
             if let Some(e) = &o.error {
                 op.req
@@ -1551,8 +1600,8 @@ impl TdsParser {
         }
     }
 
-    fn remember(&mut self, handle: i64, sql: String, out: &mut Vec<DbEvent>) {
-        self.prepared.retain(|(k, _)| *k != handle);
+    fn remember(&mut self, handle: i64, sql: String, names: Vec<String>, out: &mut Vec<DbEvent>) {
+        self.prepared.retain(|(k, _, _)| *k != handle);
         if self.prepared.len() >= dbtap_core::limits::DEFAULT_MAX_PREPARED_STATEMENTS {
             self.prepared.pop_front();
             out.push(DbEvent::Anomaly {
@@ -1560,7 +1609,7 @@ impl TdsParser {
                 kind: anomaly::HANDLE_EVICTED,
             });
         }
-        self.prepared.push_back((handle, sql));
+        self.prepared.push_back((handle, sql, names));
     }
 
     // ------------------------------------------------------------------ gaps and ends
@@ -1690,6 +1739,9 @@ fn merge(all: Vec<Outcome>) -> Outcome {
             o.return_status = s.return_status;
         }
         o.return_values.extend(s.return_values);
+        if let Some(more) = &s.sensitivity {
+            crate::tokens::add_sensitivity(&mut o.sensitivity, more);
+        }
         o.ts_end = o.ts_end.max(s.ts_end);
     }
     o
@@ -1842,7 +1894,9 @@ impl StreamParser for TdsParser {
             + self
                 .prepared
                 .iter()
-                .map(|(_, s)| s.capacity() + 16)
+                .map(|(_, s, n)| {
+                    s.capacity() + n.iter().map(|x| x.capacity() + 24).sum::<usize>() + 40
+                })
                 .sum::<usize>()
             + self.pending.len() * 256
             + self

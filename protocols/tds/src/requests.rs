@@ -4,7 +4,7 @@
 use dbtap_core::{Param, ParamValue};
 use encoding_rs::Encoding;
 
-use crate::types::{read_type_info, read_value, type_name, Ctx, Stop};
+use crate::types::{read_type_info, read_value, ty, type_name, Ctx, Stop, TypeInfo};
 use crate::wire::{utf16, Reader};
 
 /// Header types inside ALL_HEADERS.
@@ -67,6 +67,14 @@ pub fn proc_name(id: u16) -> Option<&'static str> {
     })
 }
 
+/// StatusFlags (MS-TDS 2.2.6.6): fByRefValue, an output parameter.
+const F_BY_REF_VALUE: u8 = 0x01;
+/// StatusFlags fEncrypted (TDS 7.4, Always Encrypted): the value is cipher text and a
+/// ParamCipherInfo follows it.
+const F_ENCRYPTED: u8 = 0x08;
+/// ParamCipherInfo EncryptionAlgo 0: a custom algorithm, named by an AlgoName that follows.
+const CUSTOM_ALGORITHM: u8 = 0;
+
 /// One decoded RPC parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcParam {
@@ -74,7 +82,7 @@ pub struct RpcParam {
     pub name: String,
     /// Output parameter (fByRefValue).
     pub output: bool,
-    /// Type and value.
+    /// Type and value (`param.name` is `name` when not empty).
     pub param: Param,
 }
 
@@ -152,22 +160,31 @@ fn parse_one(
         }
         let before = *r;
         let param = (|| -> Result<RpcParam, Stop> {
+            // ParameterData = ParamMetaData (B_VARCHAR name, StatusFlags, TYPE_INFO or
+            // TVP_TYPE_INFO) ParamLenData [ParamCipherInfo] (MS-TDS 2.2.6.6).
             let name = r.b_varchar().ok_or(Stop::Incomplete)?;
             let status = r.u8().ok_or(Stop::Incomplete)?;
-            if status & 0x08 != 0 {
-                // fEncrypted (Always Encrypted): cipher text and metadata follow; not decoded.
-                return Err(Stop::Bad);
-            }
-            let ti = read_type_info(r, Ctx::Param, tds72)?;
-            let (value, truncated) = read_value(r, &ti, max_param_len, enc)?;
-            Ok(RpcParam {
-                name,
-                output: status & 0x01 != 0,
-                param: Param {
+            let param = if r.rest().first() == Some(&ty::TVP) {
+                table_param(r, tds72)?
+            } else if status & F_ENCRYPTED != 0 {
+                encrypted_param(r, max_param_len, tds72)?
+            } else {
+                let ti = read_type_info(r, Ctx::Param, tds72)?;
+                let (value, truncated) = read_value(r, &ti, max_param_len, enc)?;
+                Param {
+                    name: None,
                     type_name: type_name(&ti),
                     value,
                     truncated,
+                }
+            };
+            Ok(RpcParam {
+                output: status & F_BY_REF_VALUE != 0,
+                param: Param {
+                    name: (!name.is_empty()).then(|| name.clone()),
+                    ..param
                 },
+                name,
             })
         })();
         match param {
@@ -187,9 +204,99 @@ fn parse_one(
     }
 }
 
+/// A table-valued parameter (MS-TDS 2.2.5.5.5): its table type and row count; the rows are
+/// skipped.
+fn table_param(r: &mut Reader<'_>, tds72: bool) -> Result<Param, Stop> {
+    let t = crate::tvp::read(r, tds72)?;
+    Ok(Param {
+        name: None,
+        type_name: t.type_name.into(),
+        value: if t.null {
+            ParamValue::Null
+        } else {
+            ParamValue::Table {
+                rows: t.rows,
+                columns: t.columns,
+            }
+        },
+        truncated: false,
+    })
+}
+
+/// An Always Encrypted parameter (StatusFlags fEncrypted): TYPE_INFO and value of the cipher
+/// text (varbinary), then ParamCipherInfo = TYPE_INFO of the plain value, EncryptionAlgo,
+/// [AlgoName], EncryptionType, DatabaseId, CekId, CekVersion (ULONGs), CekMDVersion
+/// (ULONGLONG), NormVersion (MS-TDS 2.2.6.6). The cipher text is kept as bytes under the plain
+/// value's type name: decoding it as that type would print garbage.
+fn encrypted_param(r: &mut Reader<'_>, max_param_len: usize, tds72: bool) -> Result<Param, Stop> {
+    let outer = read_type_info(r, Ctx::Param, tds72)?;
+    // Read the value's bytes as binary whatever the outer type says: they are cipher text.
+    let as_binary = TypeInfo {
+        ty: ty::BIGVARBIN,
+        collation: None,
+        ..outer
+    };
+    let (value, truncated) = read_value(r, &as_binary, max_param_len, encoding_rs::UTF_8)?;
+    let plain = read_type_info(r, Ctx::Param, tds72)?;
+    let algo = r.u8().ok_or(Stop::Incomplete)?;
+    if algo == CUSTOM_ALGORITHM {
+        r.b_varchar().ok_or(Stop::Incomplete)?;
+    }
+    let _encryption_type = r.u8().ok_or(Stop::Incomplete)?;
+    // DatabaseId, CekId, CekVersion (4 each), CekMDVersion (8), NormVersion (1).
+    r.skip(4 + 4 + 4 + 8 + 1).ok_or(Stop::Incomplete)?;
+    Ok(Param {
+        name: None,
+        type_name: type_name(&plain),
+        value: match value {
+            ParamValue::Bytes(b) => ParamValue::Encrypted(b),
+            other => other,
+        },
+        truncated,
+    })
+}
+
+/// Names of the parameters declared in an `@params` string (`sp_executesql`, `sp_prepare`…:
+/// `@P1 int, @P2 decimal(10,2) OUTPUT`), in order, at most `max`. A client may pass the
+/// values after `@params` positionally (empty ParamName): the n-th value is the n-th
+/// declared parameter.
+pub fn declared_names(decl: &str, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut item_start = true;
+    let mut chars = decl.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => item_start = true,
+            '@' if depth == 0 && item_start => {
+                let mut end = i + 1;
+                while let Some(&(j, n)) = chars.peek() {
+                    if n.is_alphanumeric() || matches!(n, '_' | '@' | '#' | '$') {
+                        end = j + n.len_utf8();
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                if out.len() >= max {
+                    break;
+                }
+                out.push(decl.get(i..end).unwrap_or_default().to_owned());
+                item_start = false;
+            }
+            c if c.is_whitespace() => {}
+            _ => item_start = false,
+        }
+    }
+    out
+}
+
 /// An undecodable placeholder parameter (records show that more parameters were sent).
 pub fn undecodable_param() -> Param {
     Param {
+        name: None,
         type_name: "unknown".into(),
         value: ParamValue::Undecodable,
         truncated: false,
@@ -266,10 +373,123 @@ mod tests {
         let mut v = vec![6, 0];
         v.extend_from_slice(&u16s("p_test"));
         v.extend_from_slice(&[0, 0]);
-        v.extend_from_slice(&[0, 0, 0xF3]); // unnamed param, TVP: not decoded
+        v.extend_from_slice(&[0, 0, 0x01]); // unnamed param, type 0x01: no such type
         let rpcs = parse_rpcs(&v, 8, 64, 4096, true, WINDOWS_1252);
         assert_eq!(rpcs[0].procedure, "p_test");
         assert!(rpcs[0].undecodable);
         assert!(rpcs[0].params.is_empty());
+    }
+
+    /// RPC `p_test` (by name, options 0) with the given raw parameter bytes.
+    fn named_rpc(params: &[u8]) -> Vec<u8> {
+        let mut v = vec![6, 0];
+        v.extend_from_slice(&u16s("p_test"));
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(params);
+        v
+    }
+
+    #[test]
+    fn table_valued_parameter_is_one_summarized_param() {
+        // @ids dbo.IdList: one INTN(4) column, two rows (5, NULL), then @n INTN 9 (MS-TDS
+        // 2.2.5.5.5: TVP_TYPE_INFO, TVP_COLMETADATA, TVP_END_TOKEN, TVP_ROWs, TVP_END_TOKEN).
+        let mut p = vec![4];
+        p.extend_from_slice(&u16s("@ids"));
+        p.push(0); // StatusFlags
+        p.extend_from_slice(&[0xF3, 0, 3]);
+        p.extend_from_slice(&u16s("dbo"));
+        p.push(6);
+        p.extend_from_slice(&u16s("IdList"));
+        p.extend_from_slice(&[1, 0]); // Count
+        p.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0x26, 4, 0]); // UserType, Flags, INTN(4), ""
+        p.push(0x00); // TVP_END_TOKEN: no optional metadata
+        p.extend_from_slice(&[0x01, 4, 5, 0, 0, 0, 0x01, 0]); // rows: 5, NULL
+        p.push(0x00); // TVP_END_TOKEN
+        p.push(2);
+        p.extend_from_slice(&u16s("@n"));
+        p.extend_from_slice(&[0, 0x26, 4, 4, 9, 0, 0, 0]);
+        let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, true, WINDOWS_1252);
+        let r = &rpcs[0];
+        assert!(!r.undecodable);
+        assert_eq!(r.params.len(), 2);
+        let tvp = &r.params[0].param;
+        assert_eq!(tvp.type_name, "dbo.IdList");
+        assert_eq!(tvp.name.as_deref(), Some("@ids"));
+        assert_eq!(
+            tvp.value,
+            ParamValue::Table {
+                rows: 2,
+                columns: 1
+            }
+        );
+        assert_eq!(r.params[1].param.value, ParamValue::Int(9));
+    }
+
+    /// An Always Encrypted parameter (StatusFlags fEncrypted, MS-TDS 2.2.6.6): cipher text as
+    /// varbinary(8000), then ParamCipherInfo for a plain NVARCHAR(11): algorithm 2
+    /// (AEAD_AES_256_CBC_HMAC_SHA256), deterministic (1), database 5, CEK 1 version 1,
+    /// metadata version, normalization version 1.
+    fn encrypted(algo: u8) -> Vec<u8> {
+        let mut p = vec![4];
+        p.extend_from_slice(&u16s("@ssn"));
+        p.push(0x08);
+        p.extend_from_slice(&[0xA5, 0x40, 0x1F]); // BIGVARBINARY(8000)
+        p.extend_from_slice(&[6, 0, 0x01, 0x9A, 0x33, 0x00, 0x7F, 0xE2]);
+        p.extend_from_slice(&[0xE7, 22, 0, 0x09, 0x04, 0xD0, 0x00, 0x34]); // NVARCHAR(11)
+        p.push(algo);
+        if algo == 0 {
+            p.push(3);
+            p.extend_from_slice(&u16s("AES"));
+        }
+        p.push(1);
+        for v in [5u32, 1, 1] {
+            p.extend_from_slice(&v.to_le_bytes());
+        }
+        p.extend_from_slice(&[0xC1, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7, 0xC8]);
+        p.push(1);
+        p
+    }
+
+    #[test]
+    fn always_encrypted_parameter_is_cipher_text() {
+        for algo in [2, 0] {
+            let mut p = encrypted(algo);
+            p.push(2);
+            p.extend_from_slice(&u16s("@n"));
+            p.extend_from_slice(&[0, 0x26, 4, 4, 9, 0, 0, 0]);
+            let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, true, WINDOWS_1252);
+            let r = &rpcs[0];
+            assert!(!r.undecodable, "algo {algo}");
+            let e = &r.params[0].param;
+            assert_eq!(e.type_name, "nvarchar");
+            assert_eq!(
+                e.value,
+                ParamValue::Encrypted(vec![0x01, 0x9A, 0x33, 0x00, 0x7F, 0xE2])
+            );
+            assert_eq!(r.params[1].param.value, ParamValue::Int(9));
+        }
+        // Cut inside ParamCipherInfo: undecodable, nothing half-read is kept.
+        let p = encrypted(2);
+        let rpcs = parse_rpcs(
+            &named_rpc(&p[..p.len() - 3]),
+            8,
+            64,
+            4096,
+            true,
+            WINDOWS_1252,
+        );
+        assert!(rpcs[0].undecodable);
+        assert!(rpcs[0].params.is_empty());
+    }
+
+    #[test]
+    fn declared_parameter_names() {
+        assert_eq!(
+            declared_names("@P1 int, @P2 decimal(10,2) OUTPUT,@pw nvarchar(50)", 64),
+            ["@P1", "@P2", "@pw"]
+        );
+        assert_eq!(declared_names("  @a varchar(max) , @b int", 1), ["@a"]);
+        assert_eq!(declared_names("", 8), Vec::<String>::new());
+        assert_eq!(declared_names("@x numeric(5, 2)", 8), ["@x"]);
     }
 }

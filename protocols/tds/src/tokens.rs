@@ -96,6 +96,19 @@ pub const MAX_COLUMNS: usize = 4096;
 pub const MAX_RETURN_VALUES: usize = 64;
 /// Bytes kept of a RETURNVALUE's value.
 pub const MAX_RETURN_VALUE_LEN: usize = 256;
+/// ALTMETADATA sets (one per COMPUTE clause) kept per result set.
+pub const MAX_ALT_SETS: usize = 64;
+/// Sensitivity labels, information types, and properties per column, read at most in one
+/// DATACLASSIFICATION token.
+pub const MAX_CLASSIFICATION_ITEMS: usize = 1024;
+/// Bytes of the `sensitivity` summary kept per result.
+pub const MAX_SENSITIVITY_LEN: usize = 256;
+/// FeatureExt / FEATUREEXTACK feature id of DATACLASSIFICATION (MS-TDS 2.2.6.4, 2.2.7.11).
+const FEATURE_DATACLASSIFICATION: u8 = 0x09;
+/// FeatureExt / FEATUREEXTACK feature id of COLUMNENCRYPTION (Always Encrypted).
+const FEATURE_COLUMNENCRYPTION: u8 = 0x04;
+/// COLMETADATA Flags fEncrypted (TDS 7.4): the column is encrypted, CryptoMetaData follows.
+const COL_F_ENCRYPTED: u16 = 0x0800;
 
 /// An ERROR or INFO token (MS-TDS 2.2.7.10, 2.2.7.13).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +198,9 @@ pub struct Outcome {
     pub return_status: Option<i32>,
     /// RETURNVALUE tokens: ordinal, name, value.
     pub return_values: Vec<(u16, String, ParamValue)>,
+    /// Sensitivity labels and information types a DATACLASSIFICATION token gave the result
+    /// (`label: information type` pairs in token order, bounded by [`MAX_SENSITIVITY_LEN`]).
+    pub sensitivity: Option<String>,
     /// Capture time of the packet that ended it.
     pub ts_end: Timestamp,
 }
@@ -240,6 +256,15 @@ enum State {
     FeatureExt,
 }
 
+/// Which metadata the row being skipped follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowOf {
+    /// COLMETADATA (ROW, NBCROW).
+    Columns,
+    /// The ALTMETADATA set at this index of `alt` (ALTROW).
+    Alt(usize),
+}
+
 enum Step {
     Used(usize),
     Skip { used: usize, skip: u64 },
@@ -254,8 +279,17 @@ pub struct TokenStream {
     skip: u64,
     state: State,
     cols: Vec<Form>,
+    /// ALTMETADATA sets of the result set: Id, column forms.
+    alt: Vec<(u16, Vec<Form>)>,
+    row_of: RowOf,
     nbc: Vec<u8>,
     nbc_on: bool,
+    /// DATACLASSIFICATION_VERSION the server acknowledged in FEATUREEXTACK (2 adds sensitivity
+    /// ranks to the token); `None` when the login was not seen.
+    pub dataclass_version: Option<u8>,
+    /// The server acknowledged COLUMNENCRYPTION (Always Encrypted) in FEATUREEXTACK:
+    /// COLMETADATA carries a CekTable.
+    pub column_encryption: bool,
     /// TDS 7.2+: 8-byte DONE row counts, 4-byte user types, 4-byte ERROR line numbers.
     pub tds72: bool,
     /// Encoding for non-Unicode values without a collation of their own.
@@ -274,8 +308,12 @@ impl Default for TokenStream {
             skip: 0,
             state: State::Token,
             cols: Vec::new(),
+            alt: Vec::new(),
+            row_of: RowOf::Columns,
             nbc: Vec::new(),
             nbc_on: false,
+            dataclass_version: None,
+            column_encryption: false,
             tds72: true,
             default_enc: encoding_rs::WINDOWS_1252,
             version_known: false,
@@ -293,6 +331,11 @@ impl TokenStream {
     pub fn heap(&self) -> usize {
         self.carry.capacity()
             + self.cols.capacity() * std::mem::size_of::<Form>()
+            + self
+                .alt
+                .iter()
+                .map(|(_, f)| f.capacity() * std::mem::size_of::<Form>() + 32)
+                .sum::<usize>()
             + self.nbc.capacity()
     }
 
@@ -349,6 +392,8 @@ impl TokenStream {
         self.skip = 0;
         self.state = State::Token;
         self.cols.clear();
+        self.alt.clear();
+        self.row_of = RowOf::Columns;
         self.lost = false;
         if self.carry.capacity() > MAX_CARRY {
             self.carry = Vec::new();
@@ -408,7 +453,11 @@ impl TokenStream {
                     } else {
                         need(r.u16le())?;
                     }
-                    need(r.u16le())?;
+                    let flags = need(r.u16le())?;
+                    if self.column_encryption && flags & COL_F_ENCRYPTED != 0 {
+                        // CryptoMetaData follows TYPE_INFO (2.2.7.4): not read.
+                        return Ok(Err(Stop::Bad));
+                    }
                     let ti = match read_type_info(&mut r, Ctx::Column, self.tds72) {
                         Ok(t) => t,
                         Err(Stop::Incomplete) => return Err(()),
@@ -419,6 +468,7 @@ impl TokenStream {
                 })();
                 match res {
                     Err(()) => Step::Need,
+                    Ok(Err(_)) if self.column_encryption => Step::Lost("encrypted_column_metadata"),
                     Ok(Err(_)) => Step::Lost("unknown_column_type"),
                     Ok(Ok(form)) => {
                         self.cols.push(form);
@@ -449,21 +499,42 @@ impl TokenStream {
                     self.state = State::Token;
                     return Step::Used(1);
                 }
-                match r.u32le() {
-                    Some(n) => Step::Skip {
-                        used: 5,
-                        skip: n as u64,
-                    },
-                    None => Step::Need,
+                let Some(n) = r.u32le() else {
+                    return Step::Need;
+                };
+                if id == FEATURE_COLUMNENCRYPTION {
+                    self.column_encryption = true;
+                }
+                if id == FEATURE_DATACLASSIFICATION && n >= 1 {
+                    // FeatureAckData: DATACLASSIFICATION_VERSION (BYTE), IsEnabled (BYTE).
+                    let Some(v) = r.u8() else { return Step::Need };
+                    self.dataclass_version = Some(v);
+                    return Step::Skip {
+                        used: 6,
+                        skip: n as u64 - 1,
+                    };
+                }
+                Step::Skip {
+                    used: 5,
+                    skip: n as u64,
                 }
             }
         }
     }
 
+    /// The form of column `col` of the row being skipped.
+    fn form_at(&self, col: usize) -> Option<Form> {
+        match self.row_of {
+            RowOf::Columns => self.cols.get(col).copied(),
+            RowOf::Alt(k) => self.alt.get(k).and_then(|(_, f)| f.get(col).copied()),
+        }
+    }
+
     /// One column of the current row.
     fn column(&mut self, d: &[u8], col: usize) -> Step {
-        let Some(&form) = self.cols.get(col) else {
+        let Some(form) = self.form_at(col) else {
             self.state = State::Token;
+            self.row_of = RowOf::Columns;
             return Step::Used(0);
         };
         if self.nbc_on {
@@ -563,15 +634,28 @@ impl TokenStream {
                 let Some(n) = r.u16le() else {
                     return Step::Need;
                 };
+                let mut used = 3;
+                if self.column_encryption {
+                    // COLMETADATA = TokenType Count [CekTable] …: with COLUMNENCRYPTION on, a
+                    // CekTable (EkValueCount, then the keys) always follows Count (2.2.7.4).
+                    // Without keys no column is encrypted and the columns read as usual; the
+                    // keys themselves are not read.
+                    match r.u16le() {
+                        None => return Step::Need,
+                        Some(0) => used = 5,
+                        Some(_) => return Step::Lost("encrypted_column_metadata"),
+                    }
+                }
                 self.cols.clear();
+                self.alt.clear();
                 if n == 0xFFFF {
-                    return Step::Used(3);
+                    return Step::Used(used);
                 }
                 if n as usize > MAX_COLUMNS {
                     return Step::Lost("too_many_columns");
                 }
                 self.state = State::ColMeta { left: n };
-                Step::Used(3)
+                Step::Used(used)
             }
             tok::ROW | tok::NBCROW => {
                 if self.cols.is_empty() {
@@ -588,10 +672,27 @@ impl TokenStream {
                     used += n;
                 }
                 self.nbc_on = t == tok::NBCROW;
+                self.row_of = RowOf::Columns;
                 acc.cur.row_tokens += 1;
                 self.state = State::Row { col: 0 };
                 Step::Used(used)
             }
+            tok::ALTMETADATA => self.alt_metadata(d),
+            tok::ALTROW => {
+                // ALTROW (2.2.7.2): Id, then one TYPE_VARBYTE per column of the ALTMETADATA
+                // with that Id; no null bitmap. Totals rows are not counted as result rows.
+                let Some(id) = r.u16le() else {
+                    return Step::Need;
+                };
+                let Some(k) = self.alt.iter().position(|(i, _)| *i == id) else {
+                    return Step::Lost("altrow_without_metadata");
+                };
+                self.nbc_on = false;
+                self.row_of = RowOf::Alt(k);
+                self.state = State::Row { col: 0 };
+                Step::Used(3)
+            }
+            tok::DATACLASSIFICATION => self.data_classification(d, acc),
             tok::DONE | tok::DONEPROC | tok::DONEINPROC => {
                 if !self.version_known && self.tds72 && d.len() == 9 {
                     self.tds72 = false;
@@ -678,7 +779,7 @@ impl TokenStream {
                 }
                 Step::Used(r.pos())
             }
-            tok::SSPI | tok::ORDER | tok::TABNAME | tok::COLINFO | tok::ALTMETADATA => {
+            tok::SSPI | tok::ORDER | tok::TABNAME | tok::COLINFO => {
                 let Some(len) = r.u16le() else {
                     return Step::Need;
                 };
@@ -708,6 +809,87 @@ impl TokenStream {
             }
             _ => Step::Lost("unknown_token"),
         }
+    }
+
+    /// ALTMETADATA (2.2.7.1): Count, Id, ByCols, ByCols × ColNum, then Count × ComputeData (Op,
+    /// Operand, UserType, Flags, TYPE_INFO, [TableName], ColName). It has no length: the whole
+    /// token is read at once (held across packets, bounded by [`MAX_CARRY`]).
+    fn alt_metadata(&mut self, d: &[u8]) -> Step {
+        let mut r = Reader::new(d);
+        r.skip(1);
+        let res = (|| -> Result<Result<(u16, Vec<Form>), &'static str>, ()> {
+            let count = need(r.u16le())?;
+            let id = need(r.u16le())?;
+            let by_cols = need(r.u8())?;
+            if count as usize > MAX_COLUMNS {
+                return Ok(Err("too_many_columns"));
+            }
+            need(r.skip(by_cols as usize * 2))?;
+            let mut forms = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                let _op = need(r.u8())?;
+                let _operand = need(r.u16le())?;
+                if self.tds72 {
+                    need(r.u32le())?;
+                } else {
+                    need(r.u16le())?;
+                }
+                let _flags = need(r.u16le())?;
+                // Ctx::Column: a TEXT / NTEXT / IMAGE TYPE_INFO carries its TableName here.
+                let ti = match read_type_info(&mut r, Ctx::Column, self.tds72) {
+                    Ok(t) => t,
+                    Err(Stop::Incomplete) => return Err(()),
+                    Err(Stop::Bad) => return Ok(Err("unknown_column_type")),
+                };
+                need(r.b_varchar())?;
+                forms.push(ti.form);
+            }
+            Ok(Ok((id, forms)))
+        })();
+        match res {
+            Err(()) => Step::Need,
+            Ok(Err(kind)) => Step::Lost(kind),
+            Ok(Ok((id, forms))) => {
+                self.alt.retain(|(i, _)| *i != id);
+                if self.alt.len() >= MAX_ALT_SETS {
+                    return Step::Lost("too_many_altmetadata");
+                }
+                self.alt.push((id, forms));
+                Step::Used(r.pos())
+            }
+        }
+    }
+
+    /// DATACLASSIFICATION (2.2.7.5, TDS 7.4): sensitivity labels and information types (name
+    /// and id, B_VARCHARs), a SensitivityRank (LONG) in version 2, then per result column its
+    /// sensitivity properties (label index, information type index, version 2: rank). No
+    /// length: read whole, like ALTMETADATA. Without the login's FEATUREEXTACK the version is
+    /// unknown: the layout that is followed by a known token is taken.
+    fn data_classification(&mut self, d: &[u8], acc: &mut Acc) -> Step {
+        let versions: &[u8] = match self.dataclass_version {
+            Some(v) if v >= 2 => &[2],
+            Some(_) => &[1],
+            None => &[2, 1],
+        };
+        for &v in versions {
+            match classification(d.get(1..).unwrap_or_default(), v) {
+                Classified::Need => return Step::Need,
+                Classified::Bad => continue,
+                Classified::Ok { len, summary } => {
+                    let end = 1 + len;
+                    if self.dataclass_version.is_none() {
+                        match d.get(end) {
+                            None => return Step::Need,
+                            Some(&t) if !tok::is_known(t) => continue,
+                            Some(_) => {}
+                        }
+                    }
+                    add_sensitivity(&mut acc.cur.sensitivity, &summary);
+                    return Step::Used(end);
+                }
+            }
+        }
+        Step::Lost("malformed_dataclassification")
     }
 
     fn message(&self, body: &[u8]) -> Option<Message> {
@@ -761,6 +943,99 @@ impl TokenStream {
                 Step::Used(r.pos())
             }
         }
+    }
+}
+
+/// Add the `; `-separated items of `more` to a sensitivity summary, skipping repeats, up to
+/// [`MAX_SENSITIVITY_LEN`] bytes (several result sets of one request each classify theirs).
+pub fn add_sensitivity(dst: &mut Option<String>, more: &str) {
+    for item in more.split("; ").filter(|i| !i.is_empty()) {
+        let cur = dst.get_or_insert_with(String::new);
+        if cur.split("; ").any(|s| s == item) || cur.len() + item.len() + 2 > MAX_SENSITIVITY_LEN {
+            continue;
+        }
+        if !cur.is_empty() {
+            cur.push_str("; ");
+        }
+        cur.push_str(item);
+    }
+}
+
+/// A DATACLASSIFICATION body read in one layout.
+enum Classified {
+    Need,
+    Bad,
+    /// Its length, and `label: information type` of each column property, deduplicated.
+    Ok {
+        len: usize,
+        summary: String,
+    },
+}
+
+/// Read a DATACLASSIFICATION body (after the token byte) in the layout of `version`.
+fn classification(d: &[u8], version: u8) -> Classified {
+    let mut r = Reader::new(d);
+    let res = (|| -> Result<Option<String>, ()> {
+        let mut names = [Vec::new(), Vec::new()];
+        for list in names.iter_mut() {
+            let n = need(r.u16le())? as usize;
+            if n > MAX_CLASSIFICATION_ITEMS {
+                return Ok(None);
+            }
+            for _ in 0..n {
+                list.push(need(r.b_varchar())?);
+                need(r.b_varchar())?; // the id: for information protection systems
+            }
+        }
+        if version >= 2 {
+            need(r.u32le())?;
+        }
+        let cols = need(r.u16le())? as usize;
+        if cols > MAX_COLUMNS {
+            return Ok(None);
+        }
+        let mut summary = String::new();
+        for _ in 0..cols {
+            let props = need(r.u16le())? as usize;
+            if props > MAX_CLASSIFICATION_ITEMS {
+                return Ok(None);
+            }
+            for _ in 0..props {
+                let label = need(r.u16le())?;
+                let info = need(r.u16le())?;
+                if version >= 2 {
+                    need(r.u32le())?;
+                }
+                // 0xFFFF: no label / no information type; any other index must exist.
+                let name = |k: usize, i: u16| -> Option<Option<&str>> {
+                    match i {
+                        0xFFFF => Some(None),
+                        i => names.get(k)?.get(i as usize).map(|s| Some(s.as_str())),
+                    }
+                };
+                let (Some(l), Some(t)) = (name(0, label), name(1, info)) else {
+                    return Ok(None);
+                };
+                let item = format!("{}: {}", l.unwrap_or("-"), t.unwrap_or("-"));
+                if !summary.split("; ").any(|s| s == item)
+                    && summary.len() + item.len() + 2 <= MAX_SENSITIVITY_LEN
+                {
+                    if !summary.is_empty() {
+                        summary.push_str("; ");
+                    }
+                    summary.push_str(&item);
+                }
+            }
+        }
+        Ok(Some(summary))
+    })();
+    match res {
+        Err(()) => Classified::Need,
+        Ok(None) => Classified::Bad,
+        Ok(Some(summary)) => Classified::Ok {
+            len: r.pos(),
+            summary,
+        },
     }
 }
 
@@ -915,6 +1190,165 @@ mod tests {
         assert!(!ts.end_message(&mut acc));
         assert!(!ts.tds72);
         assert_eq!(acc.cur.rows, Some(3));
+    }
+
+    fn bv(s: &str) -> Vec<u8> {
+        let mut v = vec![s.len() as u8];
+        v.extend(s.encode_utf16().flat_map(|c| c.to_le_bytes()));
+        v
+    }
+
+    /// `SELECT id, amount FROM t COMPUTE SUM(amount)` in TDS 7.2+ (MS-TDS 2.2.7.1, 2.2.7.2):
+    /// COLMETADATA (INTN(4) id, MONEYN(8) amount), two ROWs, ALTMETADATA Id 1 with one
+    /// ComputeData (AOPSUM of column 2, MONEYN(8), name "sum"), DONEINPROC-less: an ALTROW of
+    /// Id 1, then DONE(COUNT, 2).
+    fn compute_result() -> Vec<u8> {
+        let mut v = vec![tok::COLMETADATA, 2, 0];
+        v.extend_from_slice(&[0, 0, 0, 0, 0x09, 0x00, 0x26, 4]);
+        v.extend(bv("id"));
+        v.extend_from_slice(&[0, 0, 0, 0, 0x09, 0x00, 0x6E, 8]);
+        v.extend(bv("amount"));
+        for id in [1u8, 2] {
+            v.extend_from_slice(&[tok::ROW, 4, id, 0, 0, 0, 8, 0, 0, 0, 0, 0x10, 0x27, 0, 0]);
+        }
+        // ALTMETADATA: Count 1, Id 1, ByCols 0; Op 0x4D (SUM), Operand 2, UserType 0 (ULONG),
+        // Flags nullable, MONEYN(8), ColName "sum".
+        v.extend_from_slice(&[tok::ALTMETADATA, 1, 0, 1, 0, 0]);
+        v.extend_from_slice(&[0x4D, 2, 0, 0, 0, 0, 0, 0x01, 0x00, 0x6E, 8]);
+        v.extend(bv("sum"));
+        // ALTROW Id 1: MONEYN 2.0000 = 20000.
+        v.extend_from_slice(&[tok::ALTROW, 1, 0, 8, 0, 0, 0, 0, 0x20, 0x4E, 0, 0]);
+        v.extend_from_slice(&[tok::DONE, 0x10, 0, 0xC1, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        v
+    }
+
+    #[test]
+    fn altmetadata_and_altrow_are_skipped() {
+        let v = compute_result();
+        for cut in 0..v.len() {
+            let acc = feed_all(&mut TokenStream::default(), &[&v[..cut], &v[cut..]]);
+            assert!(!acc.lost, "cut at {cut}: {:?}", acc.anomalies);
+            assert_eq!(acc.cur.rows, Some(2), "cut at {cut}");
+            assert_eq!(acc.cur.row_tokens, 2, "totals rows are not result rows");
+            assert!(acc.final_done);
+        }
+        // An ALTROW whose Id no ALTMETADATA gave cannot be framed: counted, stream stopped.
+        let mut bad = v.clone();
+        let at = bad.iter().position(|&b| b == tok::ALTROW).unwrap();
+        bad[at + 1] = 9;
+        let acc = feed_all(&mut TokenStream::default(), &[&bad]);
+        assert!(acc.lost);
+        assert_eq!(acc.anomalies, ["altrow_without_metadata"]);
+    }
+
+    /// DATACLASSIFICATION (MS-TDS 2.2.7.5) for a one-column result: labels
+    /// [Confidential], information types [Health, Contact Info], one column with two
+    /// properties (Confidential/Health, no label/Contact Info); `version` 2 adds the ranks.
+    fn classification_token(version: u8) -> Vec<u8> {
+        let mut v = vec![tok::DATACLASSIFICATION, 1, 0];
+        v.extend(bv("Confidential"));
+        v.extend(bv("331F0B13-76B5-2F1B-A77B-DEF5A73C73C2"));
+        v.extend_from_slice(&[2, 0]);
+        v.extend(bv("Health"));
+        v.extend(bv("6E2C5B18-97CF-3073-27AB-F12F87493DA7"));
+        v.extend(bv("Contact Info"));
+        v.extend(bv("5C503E21-22C6-81FA-620B-F369B8EC38D1"));
+        if version >= 2 {
+            v.extend_from_slice(&30i32.to_le_bytes()); // High
+        }
+        v.extend_from_slice(&[1, 0, 2, 0]); // one column, two properties
+        v.extend_from_slice(&[0, 0, 0, 0]);
+        if version >= 2 {
+            v.extend_from_slice(&30i32.to_le_bytes());
+        }
+        v.extend_from_slice(&[0xFF, 0xFF, 1, 0]);
+        if version >= 2 {
+            v.extend_from_slice(&(-1i32).to_le_bytes());
+        }
+        v
+    }
+
+    /// A login answer's FEATUREEXTACK acknowledging DATACLASSIFICATION `version`, enabled.
+    fn featureextack(version: u8) -> Vec<u8> {
+        vec![tok::FEATUREEXTACK, 0x09, 2, 0, 0, 0, version, 1, 0xFF]
+    }
+
+    /// COLMETADATA (one INTN(4) column), DATACLASSIFICATION, one ROW, DONE(COUNT, 1).
+    fn classified_result(version: u8) -> Vec<u8> {
+        let mut v = vec![tok::COLMETADATA, 1, 0];
+        v.extend_from_slice(&[0, 0, 0, 0, 0x09, 0x00, 0x26, 4, 1, b'c', 0]);
+        v.extend(classification_token(version));
+        v.extend_from_slice(&[tok::ROW, 4, 1, 0, 0, 0]);
+        v.extend_from_slice(&[tok::DONE, 0x10, 0, 0xC1, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        v
+    }
+
+    #[test]
+    fn dataclassification_versions_from_featureextack() {
+        for version in [1u8, 2] {
+            let mut ts = TokenStream::default();
+            let login = [featureextack(version), small_result()].concat();
+            feed_all(&mut ts, &[&login]);
+            assert_eq!(ts.dataclass_version, Some(version));
+            let v = classified_result(version);
+            for cut in 0..v.len() {
+                let acc = feed_all(&mut ts, &[&v[..cut], &v[cut..]]);
+                assert!(!acc.lost, "v{version} cut at {cut}: {:?}", acc.anomalies);
+                assert_eq!(acc.cur.rows, Some(1));
+                assert_eq!(
+                    acc.cur.sensitivity.as_deref(),
+                    Some("Confidential: Health; -: Contact Info")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dataclassification_version_is_guessed_mid_stream() {
+        for version in [1u8, 2] {
+            let acc = feed_all(&mut TokenStream::default(), &[&classified_result(version)]);
+            assert!(!acc.lost, "v{version}: {:?}", acc.anomalies);
+            assert_eq!(acc.cur.rows, Some(1));
+            assert!(acc.cur.sensitivity.is_some());
+        }
+        // An index past the label list is not a DATACLASSIFICATION: framing is lost.
+        let mut v = classified_result(1);
+        let at = v.len() - 6 - 13 - 4;
+        v[at] = 7;
+        let mut ts = TokenStream {
+            dataclass_version: Some(1),
+            ..Default::default()
+        };
+        let acc = feed_all(&mut ts, &[&v]);
+        assert!(acc.lost);
+        assert_eq!(acc.anomalies, ["malformed_dataclassification"]);
+    }
+
+    #[test]
+    fn column_encryption_cek_table() {
+        // FEATUREEXTACK: COLUMNENCRYPTION (0x04), version 1.
+        let mut ts = TokenStream::default();
+        let ack = [
+            vec![tok::FEATUREEXTACK, 0x04, 1, 0, 0, 0, 1, 0xFF],
+            small_result(),
+        ]
+        .concat();
+        feed_all(&mut ts, &[&ack]);
+        assert!(ts.column_encryption);
+        // COLMETADATA Count 1, CekTable with EkValueCount 0, then the column as usual.
+        let mut v = small_result();
+        v.splice(3..3, [0, 0]);
+        for cut in 0..v.len() {
+            let acc = feed_all(&mut ts, &[&v[..cut], &v[cut..]]);
+            assert!(!acc.lost, "cut at {cut}: {:?}", acc.anomalies);
+            assert_eq!(acc.cur.rows, Some(2));
+        }
+        // Keys in the CekTable: encrypted columns follow, not read; said so.
+        let mut v = small_result();
+        v.splice(3..3, [1, 0]);
+        let acc = feed_all(&mut ts, &[&v]);
+        assert!(acc.lost);
+        assert_eq!(acc.anomalies, ["encrypted_column_metadata"]);
     }
 
     #[test]

@@ -350,6 +350,38 @@ pub fn read_value(
     Ok(decode(ti, &bytes, max_len, enc))
 }
 
+/// Step over one value of type `ti` in parameter form (TVP row columns, MS-TDS 2.2.5.5.5.3)
+/// without decoding or copying it.
+pub fn skip_value(r: &mut Reader<'_>, ti: &TypeInfo) -> Parsed<()> {
+    let n = match ti.form {
+        Form::Fixed(n) => n as usize,
+        Form::Byte => need(r.u8())? as usize,
+        Form::UShort => match need(r.u16le())? {
+            0xFFFF => 0,
+            n => n as usize,
+        },
+        Form::Text => match need(r.u32le())? {
+            u32::MAX => 0,
+            n => n as usize,
+        },
+        Form::Variant => need(r.u32le())? as usize,
+        Form::Plp => {
+            if need(r.u64le())? == u64::MAX {
+                return Ok(());
+            }
+            // Chunks to the zero-length terminator; each chunk consumes at least its 4-byte
+            // length, so the loop ends with the slice.
+            loop {
+                match need(r.u32le())? {
+                    0 => return Ok(()),
+                    n => need(r.skip(n as usize))?,
+                }
+            }
+        }
+    };
+    need(r.skip(n))
+}
+
 /// sql_variant body (MS-TDS 2.2.5.5.4): BaseType(1) PropBytes(1) properties, data.
 fn variant(body: &[u8], max_len: usize, enc: &'static Encoding) -> Parsed<Value> {
     let mut r = Reader::new(body);

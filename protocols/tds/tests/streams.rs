@@ -167,9 +167,11 @@ fn full_session_record_by_record() {
             Some("SELECT name FROM dbo.patient WHERE id = @P0")
         );
         assert_eq!(q.stmt_id, Some(7));
+        // Sent without a ParamName: named by the declaration sp_prepexec gave the handle.
         assert_eq!(
             q.params.as_ref().unwrap(),
             &vec![dbtap_core::Param {
+                name: Some("@P0".into()),
                 type_name: "int".into(),
                 value: ParamValue::Int(v),
                 truncated: false
@@ -447,4 +449,76 @@ fn passwords_passed_to_system_procedures_are_not_recorded() {
     assert_eq!(values(2), [text("P-0042")]);
     let all = format!("{ev:?}");
     assert!(!all.contains("S3cret-pw") && !all.contains("Link-pw"));
+}
+
+#[test]
+fn rpc_parameter_names_and_table_valued_parameters() {
+    let (ev, _, _) = run(&synth::rpc_secrets(), Limits::default());
+    let recs = records(&ev);
+    let names = |i: usize| -> Vec<Option<String>> {
+        recs[i]
+            .0
+            .params
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    };
+    // ParamName as sent.
+    assert_eq!(
+        recs[1].0.sql.as_deref(),
+        Some("ALTER LOGIN his_app WITH PASSWORD = @pw")
+    );
+    assert_eq!(names(1), [Some("@pw".into())]);
+    // Sent positionally: named by the @params declaration, in order.
+    assert_eq!(names(2), [Some("@P1".into()), Some("@P2".into())]);
+    // The TVP: one parameter with its table type and row count; the next one still decoded.
+    let ps = recs[3].0.params.as_ref().unwrap();
+    assert_eq!(
+        recs[3].0.procedure.as_deref(),
+        Some("dbo.usp_transfer_patients")
+    );
+    assert_eq!(ps[0].type_name, "dbo.PatientIdList");
+    assert_eq!(
+        ps[0].value,
+        ParamValue::Table {
+            rows: 3,
+            columns: 1
+        }
+    );
+    assert_eq!(ps[1].value, ParamValue::Text("ICU-2".into()));
+    assert_eq!(recs[3].0.completeness, dbtap_core::Completeness::Complete);
+    assert_eq!(recs[3].1.as_ref().unwrap().rows, Some(3));
+    assert!(!ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
+}
+
+#[test]
+fn always_encrypted_parameters_and_data_classification() {
+    let (ev, _, _) = run(&synth::always_encrypted(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(recs.len(), 3);
+    let (q, r) = &recs[1];
+    let ps = q.params.as_ref().unwrap();
+    assert_eq!(ps[0].value, ParamValue::Text("Ann Lee".into()));
+    assert_eq!(ps[1].name.as_deref(), Some("@ssn"));
+    assert_eq!(ps[1].type_name, "char");
+    match &ps[1].value {
+        ParamValue::Encrypted(b) => {
+            assert_eq!(b.len(), 65);
+            assert_eq!(b[0], 0x01);
+        }
+        v => panic!("not cipher text: {v:?}"),
+    }
+    assert_eq!(attr(q, "encrypted_params"), Some("1"));
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    // The SELECT: COLMETADATA with an empty CekTable, DATACLASSIFICATION v2, one row.
+    let (q, r) = &recs[2];
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    assert_eq!(
+        r.as_ref().unwrap().completeness,
+        dbtap_core::Completeness::Complete
+    );
+    assert_eq!(attr(q, "sensitivity"), Some("Confidential - GDPR: Health"));
+    assert!(!ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
 }

@@ -748,6 +748,7 @@ impl TnsParser {
             (Some(v), t) => (type_name(t), ParamValue::Bytes(v.clone())),
         };
         Param {
+            name: None,
             type_name: if name.is_empty() {
                 format!("type_{}", b.ty).into()
             } else {

@@ -108,6 +108,7 @@ fn o5logon_11g_64bit_and_binds() {
     assert_eq!(
         module.0.params,
         Some(vec![dbtap_core::Param {
+            name: None,
             type_name: "VARCHAR2".into(),
             value: dbtap_core::ParamValue::Text("SQL*Plus".into()),
             truncated: false,
@@ -233,6 +234,7 @@ fn jdbc_raw_statements_and_binds() {
     assert_eq!(
         bound.0.params,
         Some(vec![dbtap_core::Param {
+            name: None,
             type_name: "VARCHAR2".into(),
             value: dbtap_core::ParamValue::Text("APEX_RELEASE".into()),
             truncated: false,

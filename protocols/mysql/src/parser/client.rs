@@ -654,18 +654,21 @@ impl MysqlParser {
             let null = bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
             let p = if null {
                 Param {
+                    name: None,
                     type_name: type_name_of(types.get(i)),
                     value: ParamValue::Null,
                     truncated: false,
                 }
             } else if let Some(bytes) = stmt.long_data_for(i) {
                 Param {
+                    name: None,
                     type_name: type_name_of(types.get(i)),
                     value: ParamValue::LongData { bytes },
                     truncated: false,
                 }
             } else if broken {
                 Param {
+                    name: None,
                     type_name: type_name_of(types.get(i)),
                     value: ParamValue::Undecodable,
                     truncated: cut,
@@ -683,6 +686,7 @@ impl MysqlParser {
                             });
                         }
                         Param {
+                            name: None,
                             type_name: type_name_of(types.get(i)),
                             value: ParamValue::Undecodable,
                             truncated: cut,
@@ -748,6 +752,9 @@ pub(super) fn value_text(v: &ParamValue) -> String {
             let inner: Vec<String> = items.iter().map(value_text).collect();
             format!("[{}]", inner.join(","))
         }
+        // TDS-only shapes, kept total for the shared type.
+        ParamValue::Encrypted(_) => "<encrypted>".into(),
+        ParamValue::Table { rows, .. } => format!("<table: {rows} rows>"),
     }
 }
 
@@ -804,6 +811,7 @@ pub(super) fn infer_params(
             let null = bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
             let p = if null {
                 Some(Param {
+                    name: None,
                     type_name: t.type_name(u),
                     value: ParamValue::Null,
                     truncated: false,

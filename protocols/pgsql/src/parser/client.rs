@@ -811,6 +811,7 @@ impl PgParser {
                             val
                         };
                         params.push(Param {
+                            name: None,
                             type_name: types::type_name(oid),
                             value: val,
                             truncated: true,
@@ -821,6 +822,7 @@ impl PgParser {
                 _ => return (params, false),
             };
             params.push(Param {
+                name: None,
                 type_name: types::type_name(oid),
                 value,
                 truncated,

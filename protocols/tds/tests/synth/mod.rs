@@ -78,6 +78,28 @@ pub fn prelogin(version: [u8; 6], encryption: u8, mars: bool) -> Vec<u8> {
 
 /// LOGIN7 (MS-TDS 2.2.6.4), TDS 7.4, with a password obfuscated as the spec says.
 pub fn login7(user: &str, password: &str, app: &str, db: &str, sspi: &[u8]) -> Vec<u8> {
+    login7_ext(user, password, app, db, sspi, &[])
+}
+
+/// FeatureExt option (MS-TDS 2.2.6.4): FeatureId, FeatureDataLen (DWORD), FeatureData.
+pub fn feature(id: u8, data: &[u8]) -> Vec<u8> {
+    let mut v = vec![id];
+    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// LOGIN7 with a FeatureExt block of `features` (each from [`feature`]; the 0xFF terminator
+/// is added): OptionFlags3 fExtension, and ibExtension / cbExtension pointing at a DWORD that
+/// holds the offset of the block, which goes last.
+pub fn login7_ext(
+    user: &str,
+    password: &str,
+    app: &str,
+    db: &str,
+    sspi: &[u8],
+    features: &[u8],
+) -> Vec<u8> {
     const FIXED: usize = 94;
     let pw: Vec<u8> = u16s(password)
         .iter()
@@ -89,7 +111,12 @@ pub fn login7(user: &str, password: &str, app: &str, db: &str, sspi: &[u8]) -> V
         pw,
         u16s(app),
         u16s("his-db01"),
-        Vec::new(),
+        // ibExtension: a DWORD, the offset of the FeatureExt block (patched below).
+        if features.is_empty() {
+            Vec::new()
+        } else {
+            vec![0; 4]
+        },
         u16s("ODBC"),
         u16s("us_english"),
         u16s(db),
@@ -103,6 +130,13 @@ pub fn login7(user: &str, password: &str, app: &str, db: &str, sspi: &[u8]) -> V
     }
     let sspi_off = (FIXED + data.len()) as u16;
     data.extend_from_slice(sspi);
+    if !features.is_empty() {
+        let dword_at = pairs[5].0 as usize - FIXED;
+        let block_off = ((FIXED + data.len()) as u32).to_le_bytes();
+        data[dword_at..dword_at + 4].copy_from_slice(&block_off);
+        data.extend_from_slice(features);
+        data.push(0xFF);
+    }
     let mut m = Vec::new();
     m.extend_from_slice(&((FIXED + data.len()) as u32).to_le_bytes());
     m.extend_from_slice(&0x7400_0004u32.to_le_bytes());
@@ -111,7 +145,8 @@ pub fn login7(user: &str, password: &str, app: &str, db: &str, sspi: &[u8]) -> V
     m.extend_from_slice(&31337u32.to_le_bytes());
     m.extend_from_slice(&0u32.to_le_bytes());
     let flags2 = if sspi.is_empty() { 0x03 } else { 0x83 };
-    m.extend_from_slice(&[0xE0, flags2, 0x00, 0x00]);
+    let flags3 = if features.is_empty() { 0x00 } else { 0x10 }; // fExtension
+    m.extend_from_slice(&[0xE0, flags2, 0x00, flags3]);
     m.extend_from_slice(&(-480i32).to_le_bytes());
     m.extend_from_slice(&0x0804u32.to_le_bytes());
     for (o, l) in &pairs {
@@ -1521,6 +1556,255 @@ pub fn bulk_and_tm() -> Conversation {
     conv
 }
 
+/// A table-valued parameter (MS-TDS 2.2.5.5.5, TDS 7.3+) of type dbo.PatientIdList (one
+/// INTN(4) column, nullable, ColName empty as the spec requires), no optional metadata, with
+/// `ids.len()` rows; sent as the parameter's TYPE_INFO (its value is part of it).
+pub fn tvp_ids(ids: &[i32]) -> Typed {
+    let mut ti = vec![0xF3];
+    ti.extend(b_varchar(""));
+    ti.extend(b_varchar("dbo"));
+    ti.extend(b_varchar("PatientIdList"));
+    ti.extend_from_slice(&1u16.to_le_bytes());
+    ti.extend_from_slice(&0u32.to_le_bytes()); // UserType
+    ti.extend_from_slice(&0x0001u16.to_le_bytes()); // Flags: fNullable
+    ti.extend_from_slice(&[0x26, 4]); // INTN(4)
+    ti.extend(b_varchar(""));
+    ti.push(0x00); // TVP_END_TOKEN: no TVP_ORDER_UNIQUE / TVP_COLUMN_ORDERING
+    for id in ids {
+        ti.extend_from_slice(&[0x01, 4]); // TVP_ROW_TOKEN, INTN length
+        ti.extend_from_slice(&id.to_le_bytes());
+    }
+    ti.push(0x00); // TVP_END_TOKEN: no more rows
+    t(ti, Vec::new())
+}
+
+/// Secrets in RPC parameters: the login of `full_session`, then sp_executesql with a named
+/// `@pw` bound to `ALTER LOGIN … WITH PASSWORD = @pw` (ParamName sent, as most drivers do),
+/// sp_executesql with its value sent positionally (empty ParamName, MS-TDS 2.2.6.6) for
+/// `CREATE LOGIN … WITH PASSWORD = @P1`, and a procedure taking a table-valued parameter.
+/// The secret values are `N3w-S3cret!pw` and `P0s1tional-S3cret`.
+pub fn rpc_secrets() -> Conversation {
+    let mut conv = Vec::new();
+    plain_login(&mut conv, "his_admin", "master");
+    let answer = || {
+        packets(
+            0x04,
+            &[returnstatus(0), done(0xFE, 0x0000, 0)].concat(),
+            4096,
+            SPID,
+        )
+    };
+    let stmt = nv("ALTER LOGIN his_app WITH PASSWORD = @pw");
+    let decl = nv("@pw nvarchar(50)");
+    let pw = nv("N3w-S3cret!pw");
+    let call = rpc(
+        Ok(10),
+        &[
+            ("@stmt", false, &stmt),
+            ("@params", false, &decl),
+            ("@pw", false, &pw),
+        ],
+    );
+    conv.push((C, packets(0x03, &rpc_message(&[call]), 4096, 0)));
+    conv.push((S, answer()));
+    let stmt = nv("CREATE LOGIN nurse01 WITH PASSWORD = @P1, DEFAULT_DATABASE = @P2");
+    let decl = nv("@P1 nvarchar(50),@P2 nvarchar(128)");
+    let (pw, db) = (nv("P0s1tional-S3cret"), nv("EMR"));
+    let call = rpc(
+        Ok(10),
+        &[
+            ("", false, &stmt),
+            ("", false, &decl),
+            ("", false, &pw),
+            ("", false, &db),
+        ],
+    );
+    conv.push((C, packets(0x03, &rpc_message(&[call]), 4096, 0)));
+    conv.push((S, answer()));
+    let ids = tvp_ids(&[1001, 1002, 1003]);
+    let ward = nv("ICU-2");
+    let call = rpc(
+        Err("dbo.usp_transfer_patients"),
+        &[("@ids", false, &ids), ("@ward", false, &ward)],
+    );
+    conv.push((C, packets(0x03, &rpc_message(&[call]), 4096, 0)));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                done(0xFF, 0x0011, 3),
+                returnstatus(0),
+                done(0xFE, 0x0000, 0),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    conv
+}
+
+/// An Always Encrypted parameter (MS-TDS 2.2.6.6, StatusFlags fEncrypted): the cipher text as
+/// BIGVARBINARY(8000), then ParamCipherInfo: the plain TYPE_INFO (CHAR(11), Latin1),
+/// EncryptionAlgo 2 (AEAD_AES_256_CBC_HMAC_SHA256), EncryptionType 2 (randomized),
+/// DatabaseId 5, CekId 1, CekVersion 1, CekMDVersion, NormVersion 1. Returns the parameter's
+/// bytes after its name (status, TYPE_INFO, value, cipher info).
+pub fn encrypted_param(cipher: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x08]; // StatusFlags: fEncrypted
+    v.extend_from_slice(&[0xA5, 0x40, 0x1F]);
+    v.extend(ushort(cipher));
+    v.extend_from_slice(&[0xAF, 11, 0]);
+    v.extend_from_slice(&LATIN1);
+    v.extend_from_slice(&[2, 2]);
+    for x in [5u32, 1, 1] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.extend_from_slice(&[0x00, 0x00, 0x00, 0x00, 0x2A, 0x0B, 0x00, 0x00]);
+    v.push(1);
+    v
+}
+
+/// DATACLASSIFICATION version 2 (MS-TDS 2.2.7.5) for a two-column result: label
+/// Confidential - GDPR, information type Health; column 0 unclassified, column 1 labelled
+/// and typed with rank High (30), and the query's rank High.
+pub fn dataclassification_v2() -> Vec<u8> {
+    let mut v = vec![0xA3];
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend(b_varchar("Confidential - GDPR"));
+    v.extend(b_varchar("989ADC05-3F3F-0588-A635-F475B994915B"));
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend(b_varchar("Health"));
+    v.extend(b_varchar("6E2C5B18-97CF-3073-27AB-F12F87493DA7"));
+    v.extend_from_slice(&30i32.to_le_bytes());
+    v.extend_from_slice(&2u16.to_le_bytes());
+    v.extend_from_slice(&0u16.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend_from_slice(&[0, 0, 0, 0]);
+    v.extend_from_slice(&30i32.to_le_bytes());
+    v
+}
+
+/// Always Encrypted and data classification: a LOGIN7 asking for COLUMNENCRYPTION (version 1)
+/// and DATACLASSIFICATION (version 2) in its FeatureExt, acknowledged in FEATUREEXTACK
+/// (2.2.7.11); an sp_executesql INSERT whose `@ssn` is sent encrypted; a SELECT whose result
+/// has the CekTable COLMETADATA carries when column encryption is on (no keys: no encrypted
+/// column) and a DATACLASSIFICATION token.
+pub fn always_encrypted() -> Conversation {
+    let mut conv = Vec::new();
+    conv.push((
+        C,
+        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
+    ));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+            4096,
+            0,
+        ),
+    ));
+    let features = [feature(0x04, &[1]), feature(0x09, &[2])].concat();
+    conv.push((
+        C,
+        packets(
+            0x10,
+            &login7_ext(
+                "his_app",
+                "Sup3r$ecret",
+                "HIS.Registration",
+                "EMR",
+                &[],
+                &features,
+            ),
+            4096,
+            0,
+        ),
+    ));
+    let head = login_response("EMR");
+    let login = [
+        head[..head.len() - 13].to_vec(),
+        // COLUMNENCRYPTION version 1; DATACLASSIFICATION version 2, enabled; terminator.
+        vec![0xAE, 0x04, 1, 0, 0, 0, 1, 0x09, 2, 0, 0, 0, 2, 1, 0xFF],
+        done(0xFD, 0, 0),
+    ]
+    .concat();
+    conv.push((S, packets(0x04, &login, 4096, SPID)));
+    // sp_executesql N'INSERT …', N'@name nvarchar(64),@ssn char(11)', @name, @ssn (encrypted):
+    // 65 bytes of AEAD cipher text (version byte, MAC, IV, one block).
+    let stmt = nv("INSERT INTO dbo.patient_secure (name, ssn) VALUES (@name, @ssn)");
+    let decl = nv("@name nvarchar(64),@ssn char(11)");
+    let name = nv("Ann Lee");
+    let mut call = rpc(
+        Ok(10),
+        &[
+            ("@stmt", false, &stmt),
+            ("@params", false, &decl),
+            ("@name", false, &name),
+        ],
+    );
+    let cipher: Vec<u8> = std::iter::once(0x01)
+        .chain((0..64u8).map(|i| i.wrapping_mul(37) ^ 0x5A))
+        .collect();
+    call.extend(b_varchar("@ssn"));
+    call.extend(encrypted_param(&cipher));
+    conv.push((C, packets(0x03, &rpc_message(&[call]), 4096, 0)));
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                done(0xFF, 0x0011, 1),
+                returnstatus(0),
+                done(0xFE, 0x0000, 0),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    conv.push((
+        C,
+        packets(
+            0x01,
+            &sql_batch("SELECT id, diagnosis FROM dbo.patient WHERE id = 1001"),
+            4096,
+            0,
+        ),
+    ));
+    let cols = [
+        Col {
+            name: "id",
+            type_info: vec![0x26, 4],
+            value: vec![4, 0xE9, 0x03, 0, 0],
+        },
+        Col {
+            name: "diagnosis",
+            type_info: nv("").type_info,
+            value: ushort(&u16s("J45.909")),
+        },
+    ];
+    let mut meta = colmetadata(&cols);
+    meta.splice(3..3, [0, 0]); // CekTable: EkValueCount 0
+    conv.push((
+        S,
+        packets(
+            0x04,
+            &[
+                meta,
+                dataclassification_v2(),
+                row(&cols),
+                done(0xFD, 0x0010, 1),
+            ]
+            .concat(),
+            4096,
+            SPID,
+        ),
+    ));
+    conv
+}
+
 /// All conversations by name.
 pub fn all() -> Vec<(&'static str, Conversation)> {
     vec![
@@ -1532,5 +1816,7 @@ pub fn all() -> Vec<(&'static str, Conversation)> {
         ("ntlm_login", ntlm_login()),
         ("mars", mars()),
         ("bulk_and_tm", bulk_and_tm()),
+        ("rpc_secrets", rpc_secrets()),
+        ("always_encrypted", always_encrypted()),
     ]
 }
