@@ -99,7 +99,7 @@ fn main() {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "sql analysis{}: {} distinct statements (avg {} bytes), {done} analyses in {secs:.3} s: {:.0} statements/s, {:.1} MB/s on one core (check {check:x})",
+        "sql analysis{}: {} statements (avg {} bytes), {done} analyses in {secs:.3} s: {:.0} statements/s, {:.1} MB/s on one core (check {check:x})",
         if with_rules { " + default rules" } else { "" },
         stmts.len(),
         bytes_per_round / stmts.len(),

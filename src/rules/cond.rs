@@ -369,28 +369,37 @@ impl Cond {
 
 /// Evaluate one field test on a record.
 pub fn test_values(f: &Facts<'_>, field: Field, test: &Test) -> bool {
-    if let Test::Cidr(nets) = test {
-        return f
-            .ip(field)
-            .is_some_and(|ip| nets.iter().any(|n| n.contains(ip)));
-    }
-    // The common cases without building a value list.
-    if let (Test::Cmp(op, x), Some(n)) = (test, f.number(field)) {
-        return n.is_some_and(|n| match op {
-            CmpOp::Gt => n > *x,
-            CmpOp::Ge => n >= *x,
-            CmpOp::Lt => n < *x,
-            CmpOp::Le => n <= *x,
-        });
-    }
-    if let Some(v) = f.text(field) {
-        match test {
-            Test::Exists(want) => return v.is_some() == *want,
-            Test::OneOf(items) => {
-                return v.is_some_and(|v| items.iter().any(|i| i.eq_ignore_ascii_case(v)))
+    // The common cases first, without building a value list.
+    match test {
+        Test::Cidr(nets) => {
+            return f
+                .ip(field)
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(ip)))
+        }
+        Test::Cmp(op, x) => {
+            if let Some(n) = f.number(field) {
+                return n.is_some_and(|n| match op {
+                    CmpOp::Gt => n > *x,
+                    CmpOp::Ge => n >= *x,
+                    CmpOp::Lt => n < *x,
+                    CmpOp::Le => n <= *x,
+                });
             }
-            Test::Regex(re) => return v.is_some_and(|v| re.is_match(v)),
-            _ => {}
+        }
+        Test::OneOf(items) => {
+            if let Some(v) = f.text(field) {
+                return v.is_some_and(|v| items.iter().any(|i| i.eq_ignore_ascii_case(v)));
+            }
+        }
+        Test::Regex(re) => {
+            if let Some(v) = f.text(field) {
+                return v.is_some_and(|v| re.is_match(v));
+            }
+        }
+        Test::Exists(want) => {
+            if let Some(v) = f.text(field) {
+                return v.is_some() == *want;
+            }
         }
     }
     let values = f.values(field);
