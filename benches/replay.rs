@@ -50,6 +50,7 @@ fn main() {
         workers,
         engine,
         alerts: None,
+        baseline: None,
     };
     let mut times: Vec<(Duration, u64, u64, u64)> = Vec::new();
     for _ in 0..runs {

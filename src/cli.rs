@@ -13,6 +13,7 @@ use crate::engine::EngineConfig;
 use crate::pipeline::{default_workers, PipelineConfig, Progress};
 use crate::registry::Registry;
 use crate::replay::{replay, ReplayReport};
+use crate::rules::baseline::BaselineFile;
 use crate::rules::{AlertOutput, RuleSet};
 use crate::summary::Summary;
 
@@ -115,6 +116,10 @@ struct ReplayArgs {
     /// counted in the summary.
     #[arg(long)]
     alerts: Option<PathBuf>,
+    /// Baseline rules' learnt values: read from this file at the start (when it exists) and
+    /// saved to it at the end, so that learning carries over from run to run.
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<PathBuf>,
     /// Time zone of the rules' time-of-day windows, as a UTC offset (`+08:00`, `-05:00`, `UTC`).
     #[arg(long, default_value = "UTC", value_parser = parse_tz)]
     tz: i32,
@@ -240,11 +245,23 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
     if alerts.is_some() && engine.rules.is_none() {
         anyhow::bail!("--alerts needs rules (it was given with --rules none)");
     }
+    let baseline = match &args.baseline {
+        None => None,
+        Some(_) if engine.rules.is_none() => {
+            anyhow::bail!("--baseline needs rules (it was given with --rules none)")
+        }
+        Some(p) => Some(Arc::new(
+            BaselineFile::load(p)
+                .map_err(|e| anyhow::anyhow!("cannot use the baseline file {e}"))?
+                .unwrap_or_else(BaselineFile::new),
+        )),
+    };
     let workers = args.workers.unwrap_or_else(default_workers).max(1);
     let cfg = PipelineConfig {
         workers,
         engine,
         alerts,
+        baseline,
     };
 
     let progress = Arc::new(Progress::default());
@@ -273,12 +290,40 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
             eprintln!("dbtap: {e}");
         }
     }
+    if let (Some(path), Some(alerts)) = (&args.baseline, &report.run.alerts) {
+        save_baseline(path, alerts)?;
+    }
     write_summary(&args, &report, workers)?;
     Ok(if report.had_input_errors() {
         EXIT_INPUT_ERRORS
     } else {
         0
     })
+}
+
+/// Save the learnt baselines, and say what was loaded that this run could not use.
+fn save_baseline(path: &std::path::Path, alerts: &crate::rules::AlertReport) -> anyhow::Result<()> {
+    if let Some(seed) = &alerts.baseline_seed {
+        if !seed.changed_rules.is_empty() {
+            eprintln!(
+                "dbtap: {}: rules {} changed their key or value fields since the baseline was learnt: learning starts over for them",
+                path.display(),
+                seed.changed_rules.join(", ")
+            );
+        }
+        if !seed.absent_rules.is_empty() {
+            eprintln!(
+                "dbtap: {}: baselines of rules not in this run kept unchanged: {}",
+                path.display(),
+                seed.absent_rules.join(", ")
+            );
+        }
+    }
+    if let Some(b) = &alerts.baseline {
+        b.save(path)
+            .map_err(|e| anyhow::anyhow!("cannot save the baseline file {e}"))?;
+    }
+    Ok(())
 }
 
 fn write_summary(args: &ReplayArgs, report: &ReplayReport, workers: usize) -> anyhow::Result<()> {

@@ -134,6 +134,9 @@ pub struct PipelineConfig {
     pub engine: EngineConfig,
     /// Where alerts go (rules are in `engine.rules`); `None`: alerts are counted, not written.
     pub alerts: Option<AlertOutput>,
+    /// Learnt baselines to start from (`--baseline`); when given, the run's learnt state is in
+    /// its alert report, to be saved.
+    pub baseline: Option<Arc<crate::rules::baseline::BaselineFile>>,
 }
 
 /// Default worker count: cores − 1 (the reader and writer need a core), at least 1.
@@ -341,7 +344,7 @@ where
             .engine
             .rules
             .clone()
-            .map(|rules| AlertStage::new(rules, cfg.alerts.clone()));
+            .map(|rules| AlertStage::new(rules, cfg.alerts.clone(), cfg.baseline.as_deref()));
         let writer = thread::Builder::new()
             .name("dbtap-writer".into())
             .spawn_scoped(scope, move || {
@@ -674,6 +677,7 @@ mod tests {
             workers,
             engine,
             alerts: None,
+            baseline: None,
         };
         let mut out = Vec::new();
         let segs = segments();

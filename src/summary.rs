@@ -71,6 +71,11 @@ pub struct AlertSummary {
     /// Batch read → alert written, µs.
     pub latency_us_p50: Option<u64>,
     pub latency_us_p99: Option<u64>,
+    /// With `--baseline`: values loaded at the start and saved at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_values_loaded: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_values_saved: Option<u64>,
 }
 
 impl<'a> Summary<'a> {
@@ -113,6 +118,8 @@ impl<'a> Summary<'a> {
                 groups_dropped: a.correlator.groups_dropped,
                 latency_us_p50: a.latency_us_p50,
                 latency_us_p99: a.latency_us_p99,
+                baseline_values_loaded: a.baseline_seed.as_ref().map(|s| s.values),
+                baseline_values_saved: a.baseline.as_ref().map(|b| b.values() as u64),
             }),
         }
     }
@@ -188,6 +195,13 @@ impl<'a> Summary<'a> {
                 a.latency_us_p50.map_or("-".into(), |v| v.to_string()),
                 a.latency_us_p99.map_or("-".into(), |v| v.to_string()),
             );
+            if let (Some(loaded), Some(saved)) = (a.baseline_values_loaded, a.baseline_values_saved)
+            {
+                let _ = writeln!(
+                    s,
+                    "             baselines: {loaded} learnt values loaded, {saved} saved"
+                );
+            }
             if !a.by_rule.is_empty() {
                 let _ = writeln!(
                     s,

@@ -47,6 +47,7 @@ fn alerts(case: &str, workers: usize) -> Vec<serde_json::Value> {
         workers,
         engine,
         alerts: Some(AlertOutput::new(shared.clone())),
+        baseline: None,
     };
     let report = replay(
         &[capture(case)],

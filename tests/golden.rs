@@ -83,6 +83,7 @@ fn config(dir: &Path, workers: usize) -> PipelineConfig {
             ..Default::default()
         },
         alerts: None,
+        baseline: None,
     }
 }
 

@@ -69,6 +69,7 @@ fn run_bytes(bytes: &[u8], name: &str) {
         workers: 1,
         engine,
         alerts: Some(dbtap::rules::AlertOutput::new(std::io::sink())),
+        baseline: None,
     };
     let mut out = Vec::new();
     let report = replay(

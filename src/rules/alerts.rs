@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use super::correlate::{Correlator, CorrelatorStats, Fired, Hit};
+use super::baseline::BaselineFile;
+use super::correlate::{BaselineSeed, Correlator, CorrelatorStats, Fired, Hit};
 use super::RuleSet;
 use crate::json::JsonOut;
 use crate::record::format_rfc3339_micros;
@@ -40,6 +41,9 @@ pub struct AlertReport {
     /// alerts).
     pub latency_us_p50: Option<u64>,
     pub latency_us_p99: Option<u64>,
+    /// With `--baseline`: what was loaded, and the learnt state to save.
+    pub baseline_seed: Option<BaselineSeed>,
+    pub baseline: Option<BaselineFile>,
 }
 
 impl AlertReport {
@@ -58,10 +62,17 @@ pub struct AlertStage {
     latency: Option<Histogram<u64>>,
     line: Vec<u8>,
     pending_flush: bool,
+    baseline_seed: Option<BaselineSeed>,
 }
 
 impl AlertStage {
-    pub fn new(rules: Arc<RuleSet>, out: Option<AlertOutput>) -> AlertStage {
+    /// `baseline`: learnt baselines to start from (`--baseline`); when given, the learnt state
+    /// comes back in the report to be saved.
+    pub fn new(
+        rules: Arc<RuleSet>,
+        out: Option<AlertOutput>,
+        baseline: Option<&BaselineFile>,
+    ) -> AlertStage {
         // The writer is the only user of the output for the whole run.
         let out = out.and_then(|o| {
             let mut guard = o.0.lock().ok()?;
@@ -70,10 +81,13 @@ impl AlertStage {
             Some(std::io::BufWriter::new(w))
         });
         let n = rules.rules.len();
+        let mut correlator = Correlator::default();
+        let baseline_seed = baseline.map(|b| correlator.seed_baselines(&rules, b));
         AlertStage {
             rules,
             out,
-            correlator: Correlator::default(),
+            correlator,
+            baseline_seed,
             counts: vec![0; n],
             by_severity: [0; 5],
             latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).ok(),
@@ -138,6 +152,11 @@ impl AlertStage {
             correlator: self.correlator.stats,
             latency_us_p50: p50,
             latency_us_p99: p99,
+            baseline: self
+                .baseline_seed
+                .is_some()
+                .then(|| self.correlator.export_baselines(&self.rules)),
+            baseline_seed: self.baseline_seed.take(),
         })
     }
 }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use dbtap_core::Timestamp;
 
+use super::baseline::{BaselineFile, RuleBaseline};
 use super::facts::{Facts, Field};
 use super::RuleSet;
 
@@ -155,7 +156,103 @@ pub struct Correlator {
     known: HashMap<(u16, String), std::collections::HashSet<String>>,
     known_values: usize,
     suppression: HashMap<(u16, String), Suppression>,
+    /// Baselines loaded for rules this run does not have: saved again unchanged.
+    carried_baselines: std::collections::BTreeMap<String, RuleBaseline>,
     pub stats: CorrelatorStats,
+}
+
+/// What loading a baseline file did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaselineSeed {
+    /// Rules whose learnt values were taken, and the values.
+    pub rules: u64,
+    pub values: u64,
+    /// Rules of the file not in this run's rules (kept in the file unchanged).
+    pub absent_rules: Vec<String>,
+    /// Rules whose key or value fields changed since the file was written (learning starts
+    /// over for them).
+    pub changed_rules: Vec<String>,
+}
+
+fn field_names(fields: &[Field]) -> Vec<String> {
+    fields.iter().map(|f| f.name().to_owned()).collect()
+}
+
+impl Correlator {
+    /// Take the learnt baselines of `file` (see [`super::baseline`]).
+    pub fn seed_baselines(&mut self, rules: &RuleSet, file: &BaselineFile) -> BaselineSeed {
+        let mut seed = BaselineSeed::default();
+        for (id, learnt) in &file.rules {
+            let found = rules
+                .rules
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.id == *id && r.baseline.is_some());
+            let Some((i, rule)) = found else {
+                seed.absent_rules.push(id.clone());
+                self.carried_baselines.insert(id.clone(), learnt.clone());
+                continue;
+            };
+            let (Some(b), Ok(i)) = (&rule.baseline, u16::try_from(i)) else {
+                continue;
+            };
+            if learnt.key_fields != field_names(&b.key) || learnt.value_field != b.value.name() {
+                seed.changed_rules.push(id.clone());
+                continue;
+            }
+            self.learning_start
+                .insert(i, Timestamp(learnt.learning_started_ns));
+            for (key, values) in &learnt.known {
+                for v in values {
+                    if self.known_values >= MAX_BASELINE_VALUES {
+                        self.stats.baseline_full += 1;
+                        continue;
+                    }
+                    if self
+                        .known
+                        .entry((i, key.clone()))
+                        .or_default()
+                        .insert(v.clone())
+                    {
+                        self.known_values += 1;
+                        seed.values += 1;
+                    }
+                }
+            }
+            seed.rules += 1;
+        }
+        seed
+    }
+
+    /// The learnt baselines, to save for the next run.
+    pub fn export_baselines(&self, rules: &RuleSet) -> BaselineFile {
+        let mut file = BaselineFile::new();
+        file.rules = self.carried_baselines.clone();
+        for (i, r) in rules.rules.iter().enumerate() {
+            let (Some(b), Ok(idx)) = (&r.baseline, u16::try_from(i)) else {
+                continue;
+            };
+            let Some(start) = self.learning_start.get(&idx) else {
+                continue;
+            };
+            let known = self
+                .known
+                .iter()
+                .filter(|((rule, _), _)| *rule == idx)
+                .map(|((_, key), values)| (key.clone(), values.iter().cloned().collect()))
+                .collect();
+            file.rules.insert(
+                r.id.clone(),
+                RuleBaseline {
+                    key_fields: field_names(&b.key),
+                    value_field: b.value.name().to_owned(),
+                    learning_started_ns: start.0,
+                    known,
+                },
+            );
+        }
+        file
+    }
 }
 
 impl Correlator {

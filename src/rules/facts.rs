@@ -95,6 +95,14 @@ pub const FIELD_NAMES: &[(&str, Field)] = &[
 ];
 
 impl Field {
+    /// The field's name in rule files.
+    pub fn name(self) -> &'static str {
+        FIELD_NAMES
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("?", |(n, _)| n)
+    }
+
     pub fn parse(name: &str) -> Option<Field> {
         FIELD_NAMES
             .iter()

@@ -5,6 +5,7 @@
 //! The file format and the fields rules can test are documented in `rules/README.md`.
 
 pub mod alerts;
+pub mod baseline;
 mod cond;
 pub mod correlate;
 mod examples;
