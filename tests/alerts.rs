@@ -2,7 +2,7 @@
 //! and quiet on benign workloads.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+
 use std::sync::{Arc, Mutex};
 
 use dbtap::engine::EngineConfig;
@@ -24,17 +24,8 @@ impl Write for Shared {
     }
 }
 
-fn capture(case: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(case);
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .unwrap()
-}
+mod support;
+use support::capture;
 
 /// Replay with the default rules; returns the alert lines.
 fn alerts(case: &str, workers: usize) -> Vec<serde_json::Value> {

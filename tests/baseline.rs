@@ -1,9 +1,12 @@
 //! `--baseline PATH`: what a baseline rule learnt carries over to the next run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+
+mod support;
+use support::{assert_success, dbtap};
 
 /// A pack with one baseline rule: statement fingerprints per user, learnt for 5 s of capture
 /// time.
@@ -29,13 +32,7 @@ no_match = [
 
 /// A PostgreSQL application session: 84 statements over 41 s, one user.
 fn capture() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pgsql/greenhouse_app");
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .unwrap()
+    support::capture("pgsql/greenhouse_app")
 }
 
 struct Temp(PathBuf);
@@ -56,7 +53,7 @@ impl Drop for Temp {
 }
 
 fn replay(dir: &Path, baseline: Option<&Path>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbtap"));
+    let mut cmd = dbtap();
     cmd.args(["replay", "--summary", "json", "--summary-file"])
         .arg(dir.join("summary.json"))
         .arg("--records")
@@ -70,12 +67,7 @@ fn replay(dir: &Path, baseline: Option<&Path>) -> Output {
 }
 
 fn alerts(dir: &Path, out: &Output) -> u64 {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(out);
     let summary: Value =
         serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     summary["alerts"]["total"].as_u64().unwrap()

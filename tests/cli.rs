@@ -1,22 +1,12 @@
 //! The `dbtap` command as users run it: exit statuses, error messages, summary, several files.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn dbtap() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dbtap"))
-}
+mod support;
+use support::{assert_success, dbtap, json_lines};
 
 fn fixture(case: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/mysql")
-        .join(case);
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .unwrap()
+    support::capture(&format!("mysql/{case}"))
 }
 
 #[test]
@@ -26,18 +16,8 @@ fn replay_writes_the_records_to_stdout_and_a_summary_to_stderr() {
         .arg(fixture("errors_1064_1193"))
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<serde_json::Value> = out
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    assert_success(&out);
+    let records = json_lines(&out.stdout);
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["error"]["code"], 1064);
     assert_eq!(records[1]["error"]["code"], 1193);
@@ -133,17 +113,8 @@ fn records_of(args: &[&str], file: &Path) -> Vec<serde_json::Value> {
         .arg(file)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect()
+    assert_success(&out);
+    json_lines(&out.stdout)
 }
 
 #[test]

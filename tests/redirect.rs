@@ -3,36 +3,29 @@
 //! announced address and picked up mid-stream).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
+mod support;
+use support::{assert_success, dbtap, json_lines};
+
 fn capture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/tns/redirect_followed/redirect_followed.pcap")
+    support::capture("tns/redirect_followed")
 }
 
 /// Replay `pcap` with `workers` workers: the records and the JSON summary.
 fn replay(pcap: &Path, workers: usize) -> (Vec<Value>, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dbtap"))
+    let out = dbtap()
         .args(["replay", "--summary", "json", "--workers"])
         .arg(workers.to_string())
         .arg(pcap)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records = out
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
-    (records, serde_json::from_slice(&out.stderr).unwrap())
+    assert_success(&out);
+    (
+        json_lines(&out.stdout),
+        serde_json::from_slice(&out.stderr).unwrap(),
+    )
 }
 
 /// `pcap` (classic, little-endian) without its first `skip` packets.

@@ -32,6 +32,16 @@ pub fn us_varchar(s: &str) -> Vec<u8> {
 
 /// Split a message into packets of at most `size` bytes (MS-TDS 2.2.3.1: 8-byte header, the
 /// last packet has status EOM, packet ids count from 1).
+/// The server's answer to the last request: `tokens` in 4096-byte packets of [`SPID`].
+fn server_sends(conv: &mut Conversation, tokens: &[Vec<u8>]) {
+    conv.push((S, packets(0x04, &tokens.concat(), 4096, SPID)));
+}
+
+/// A client message of packet type `ty` in 4096-byte packets.
+fn client_sends(conv: &mut Conversation, ty: u8, msg: &[u8]) {
+    conv.push((C, packets(ty, msg, 4096, 0)));
+}
+
 pub fn packets(ty: u8, msg: &[u8], size: usize, spid: u16) -> Vec<u8> {
     let room = size - 8;
     let chunks: Vec<&[u8]> = if msg.is_empty() {
@@ -936,15 +946,11 @@ pub fn full_session() -> Conversation {
         done(0xFD, 0x0010, 3),
     ]
     .concat();
-    conv.push((
-        C,
-        packets(
-            0x01,
-            &sql_batch("SELECT * FROM dbo.patient_notes WHERE ward = N'内科'"),
-            4096,
-            0,
-        ),
-    ));
+    client_sends(
+        &mut conv,
+        0x01,
+        &sql_batch("SELECT * FROM dbo.patient_notes WHERE ward = N'内科'"),
+    );
     conv.push((S, packets(0x04, &result, 512, SPID)));
     let err = [
         message(
@@ -964,29 +970,19 @@ pub fn full_session() -> Conversation {
         packets(0x01, &sql_batch("SELECT * FROM dbo.patinet"), 4096, 0),
     ));
     conv.push((S, packets(0x04, &err, 4096, SPID)));
-    conv.push((
-        C,
-        packets(
-            0x01,
-            &sql_batch("BEGIN TRANSACTION; UPDATE dbo.beds SET free = 0 WHERE id = 7"),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                envchange_begin_tran(),
-                done(0xFD, 0x0011, 1),
-                done(0xFD, 0x0010, 1),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    client_sends(
+        &mut conv,
+        0x01,
+        &sql_batch("BEGIN TRANSACTION; UPDATE dbo.beds SET free = 0 WHERE id = 7"),
+    );
+    server_sends(
+        &mut conv,
+        &[
+            envchange_begin_tran(),
+            done(0xFD, 0x0011, 1),
+            done(0xFD, 0x0010, 1),
+        ],
+    );
     // sp_executesql with every parameter type.
     let ps = every_param();
     let decl: Vec<String> = ps.iter().map(|(n, _, ty, _)| format!("{n} {ty}")).collect();
@@ -1001,142 +997,98 @@ pub fn full_session() -> Conversation {
         C,
         packets(0x03, &rpc_message(&[rpc(Ok(10), &params)]), 4096, 0),
     ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                colmetadata(&cols[..1]),
-                row(&cols[..1]),
-                done(0xFF, 0x0011, 1),
-                returnstatus(0),
-                done(0xFE, 0x0000, 0),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    server_sends(
+        &mut conv,
+        &[
+            colmetadata(&cols[..1]),
+            row(&cols[..1]),
+            done(0xFF, 0x0011, 1),
+            returnstatus(0),
+            done(0xFE, 0x0000, 0),
+        ],
+    );
     // sp_prepexec: @handle OUTPUT, @params, @stmt, values → RETURNVALUE handle 7.
     let h = int4_null();
     let decl = nv("@P0 int");
     let stmt = nv("SELECT name FROM dbo.patient WHERE id = @P0");
     let p0 = int4(1001);
-    conv.push((
-        C,
-        packets(
-            0x03,
-            &rpc_message(&[rpc(
-                Ok(13),
-                &[
-                    ("@handle", true, &h),
-                    ("", false, &decl),
-                    ("", false, &stmt),
-                    ("", false, &p0),
-                ],
-            )]),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(
+            Ok(13),
             &[
-                returnvalue_int(0, "@handle", 7),
-                done(0xFF, 0x0011, 1),
-                returnstatus(0),
-                done(0xFE, 0x0000, 0),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
+                ("@handle", true, &h),
+                ("", false, &decl),
+                ("", false, &stmt),
+                ("", false, &p0),
+            ],
+        )]),
+    );
+    server_sends(
+        &mut conv,
+        &[
+            returnvalue_int(0, "@handle", 7),
+            done(0xFF, 0x0011, 1),
+            returnstatus(0),
+            done(0xFE, 0x0000, 0),
+        ],
+    );
     // Two sp_execute of handle 7 in one message.
     let h7 = int4(7);
     let p1 = int4(1002);
     let p2 = int4(1003);
     let e1 = rpc(Ok(12), &[("", false, &h7), ("", false, &p1)]);
     let e2 = rpc(Ok(12), &[("", false, &h7), ("", false, &p2)]);
-    conv.push((C, packets(0x03, &rpc_message(&[e1, e2]), 4096, 0)));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                done(0xFF, 0x0011, 1),
-                returnstatus(0),
-                done(0xFE, 0x0081, 0),
-                done(0xFF, 0x0011, 0),
-                returnstatus(0),
-                done(0xFE, 0x0000, 0),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    client_sends(&mut conv, 0x03, &rpc_message(&[e1, e2]));
+    server_sends(
+        &mut conv,
+        &[
+            done(0xFF, 0x0011, 1),
+            returnstatus(0),
+            done(0xFE, 0x0081, 0),
+            done(0xFF, 0x0011, 0),
+            returnstatus(0),
+            done(0xFE, 0x0000, 0),
+        ],
+    );
     // sp_unprepare 7.
-    conv.push((
-        C,
-        packets(
-            0x03,
-            &rpc_message(&[rpc(Ok(15), &[("", false, &h7)])]),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[returnstatus(0), done(0xFE, 0x0000, 0)].concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(Ok(15), &[("", false, &h7)])]),
+    );
+    server_sends(&mut conv, &[returnstatus(0), done(0xFE, 0x0000, 0)]);
     // A named procedure with an error inside it.
     let pid = nv("P-0042");
-    conv.push((
-        C,
-        packets(
-            0x03,
-            &rpc_message(&[rpc(Err("dbo.usp_discharge"), &[("@patient", false, &pid)])]),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                message(
-                    0xAA,
-                    547,
-                    0,
-                    16,
-                    "The UPDATE statement conflicted with the FOREIGN KEY constraint.",
-                    "usp_discharge",
-                    12,
-                ),
-                done(0xFF, 0x0002, 0),
-                returnstatus(-6),
-                done(0xFE, 0x0002, 0),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(Err("dbo.usp_discharge"), &[("@patient", false, &pid)])]),
+    );
+    server_sends(
+        &mut conv,
+        &[
+            message(
+                0xAA,
+                547,
+                0,
+                16,
+                "The UPDATE statement conflicted with the FOREIGN KEY constraint.",
+                "usp_discharge",
+                12,
+            ),
+            done(0xFF, 0x0002, 0),
+            returnstatus(-6),
+            done(0xFE, 0x0002, 0),
+        ],
+    );
     // A long query cancelled with an Attention; the server acknowledges with DONE_ATTN.
     conv.push((
         C,
         packets(0x01, &sql_batch("WAITFOR DELAY '00:10:00'"), 4096, 0),
     ));
-    conv.push((C, packets(0x06, &[], 4096, 0)));
+    client_sends(&mut conv, 0x06, &[]);
     conv.push((S, packets(0x04, &done(0xFD, 0x0020, 0), 4096, SPID)));
     conv
 }
@@ -1234,30 +1186,20 @@ pub fn login_only_tls() -> Conversation {
     ));
     conv.push((C, tls_record(0x17, 260, 0x46)));
     conv.push((S, packets(0x04, &login_response("LIS"), 4096, SPID)));
-    conv.push((
-        C,
-        packets(
-            0x01,
-            &sql_batch("SELECT TOP 10 * FROM lab_results"),
-            4096,
-            0,
-        ),
-    ));
+    client_sends(
+        &mut conv,
+        0x01,
+        &sql_batch("SELECT TOP 10 * FROM lab_results"),
+    );
     let cols = every_column();
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                colmetadata(&cols[..3]),
-                row(&cols[..3]),
-                done(0xFD, 0x0010, 1),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    server_sends(
+        &mut conv,
+        &[
+            colmetadata(&cols[..3]),
+            row(&cols[..3]),
+            done(0xFD, 0x0010, 1),
+        ],
+    );
     conv
 }
 
@@ -1349,21 +1291,15 @@ pub fn ntlm_login() -> Conversation {
         C,
         packets(0x01, &sql_batch("EXEC dbo.usp_rounds @ward = 3"), 4096, 0),
     ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                done(0xFF, 0x0011, 12),
-                returnstatus(0),
-                done(0xFE, 0x0000, 0),
-                done(0xFD, 0x0000, 0),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    server_sends(
+        &mut conv,
+        &[
+            done(0xFF, 0x0011, 12),
+            returnstatus(0),
+            done(0xFE, 0x0000, 0),
+            done(0xFD, 0x0000, 0),
+        ],
+    );
     conv
 }
 
@@ -1491,15 +1427,11 @@ pub fn bulk_and_tm() -> Conversation {
     ]
     .concat();
     conv.push((S, packets(0x04, &login, 4096, SPID)));
-    conv.push((
-        C,
-        packets(
-            0x01,
-            &sql_batch("insert bulk dbo.results (id int, name nvarchar(64))"),
-            4096,
-            0,
-        ),
-    ));
+    client_sends(
+        &mut conv,
+        0x01,
+        &sql_batch("insert bulk dbo.results (id int, name nvarchar(64))"),
+    );
     conv.push((S, packets(0x04, &done(0xFD, 0, 0), 4096, SPID)));
     let cols = every_column();
     let two = [
@@ -1527,15 +1459,7 @@ pub fn bulk_and_tm() -> Conversation {
     tm.push(2);
     tm.extend(b_varchar("import"));
     conv.push((C, packets(0x0E, &tm, 4096, 0)));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[envchange_begin_tran(), done(0xFD, 0, 0)].concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    server_sends(&mut conv, &[envchange_begin_tran(), done(0xFD, 0, 0)]);
     // TM_COMMIT_XACT (7): name empty, fBeginXact 0.
     let mut tm = all_headers();
     tm.extend_from_slice(&7u16.to_le_bytes());
@@ -1544,15 +1468,7 @@ pub fn bulk_and_tm() -> Conversation {
     conv.push((C, packets(0x0E, &tm, 4096, 0)));
     let mut commit = vec![9u8, 0, 8];
     commit.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[with_len16(0xE3, &commit), done(0xFD, 0, 0)].concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    server_sends(&mut conv, &[with_len16(0xE3, &commit), done(0xFD, 0, 0)]);
     conv
 }
 
@@ -1605,7 +1521,7 @@ pub fn rpc_secrets() -> Conversation {
             ("@pw", false, &pw),
         ],
     );
-    conv.push((C, packets(0x03, &rpc_message(&[call]), 4096, 0)));
+    client_sends(&mut conv, 0x03, &rpc_message(&[call]));
     conv.push((S, answer()));
     let stmt = nv("CREATE LOGIN nurse01 WITH PASSWORD = @P1, DEFAULT_DATABASE = @P2");
     let decl = nv("@P1 nvarchar(50),@P2 nvarchar(128)");
@@ -1619,7 +1535,7 @@ pub fn rpc_secrets() -> Conversation {
             ("", false, &db),
         ],
     );
-    conv.push((C, packets(0x03, &rpc_message(&[call]), 4096, 0)));
+    client_sends(&mut conv, 0x03, &rpc_message(&[call]));
     conv.push((S, answer()));
     let ids = tvp_ids(&[1001, 1002, 1003]);
     let ward = nv("ICU-2");
@@ -1627,21 +1543,15 @@ pub fn rpc_secrets() -> Conversation {
         Err("dbo.usp_transfer_patients"),
         &[("@ids", false, &ids), ("@ward", false, &ward)],
     );
-    conv.push((C, packets(0x03, &rpc_message(&[call]), 4096, 0)));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                done(0xFF, 0x0011, 3),
-                returnstatus(0),
-                done(0xFE, 0x0000, 0),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    client_sends(&mut conv, 0x03, &rpc_message(&[call]));
+    server_sends(
+        &mut conv,
+        &[
+            done(0xFF, 0x0011, 3),
+            returnstatus(0),
+            done(0xFE, 0x0000, 0),
+        ],
+    );
     conv
 }
 
@@ -1749,30 +1659,20 @@ pub fn always_encrypted() -> Conversation {
         .collect();
     call.extend(b_varchar("@ssn"));
     call.extend(encrypted_param(&cipher));
-    conv.push((C, packets(0x03, &rpc_message(&[call]), 4096, 0)));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                done(0xFF, 0x0011, 1),
-                returnstatus(0),
-                done(0xFE, 0x0000, 0),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
-    conv.push((
-        C,
-        packets(
-            0x01,
-            &sql_batch("SELECT id, diagnosis FROM dbo.patient WHERE id = 1001"),
-            4096,
-            0,
-        ),
-    ));
+    client_sends(&mut conv, 0x03, &rpc_message(&[call]));
+    server_sends(
+        &mut conv,
+        &[
+            done(0xFF, 0x0011, 1),
+            returnstatus(0),
+            done(0xFE, 0x0000, 0),
+        ],
+    );
+    client_sends(
+        &mut conv,
+        0x01,
+        &sql_batch("SELECT id, diagnosis FROM dbo.patient WHERE id = 1001"),
+    );
     let cols = [
         Col {
             name: "id",
@@ -1787,21 +1687,15 @@ pub fn always_encrypted() -> Conversation {
     ];
     let mut meta = colmetadata(&cols);
     meta.splice(3..3, [0, 0]); // CekTable: EkValueCount 0
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                meta,
-                dataclassification_v2(),
-                row(&cols),
-                done(0xFD, 0x0010, 1),
-            ]
-            .concat(),
-            4096,
-            SPID,
-        ),
-    ));
+    server_sends(
+        &mut conv,
+        &[
+            meta,
+            dataclassification_v2(),
+            row(&cols),
+            done(0xFD, 0x0010, 1),
+        ],
+    );
     conv
 }
 
