@@ -37,15 +37,7 @@ fn key_of(f: &Facts<'_>, fields: &[Field]) -> String {
         if i > 0 {
             k.push('\u{1f}');
         }
-        let vals = f.values(*field);
-        let mut first = true;
-        for v in vals.iter() {
-            if !first {
-                k.push(',');
-            }
-            k.push_str(v);
-            first = false;
-        }
+        f.append_values(*field, &mut k);
     }
     k
 }

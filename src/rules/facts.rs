@@ -190,6 +190,66 @@ impl<'a> Facts<'a> {
         }
     }
 
+    /// Append the value(s) of `field` to `out`, several joined by `,` — the same text as
+    /// [`Facts::values`] gives, without a string per value: correlation keys are built from it
+    /// for every rule hit.
+    pub fn append_values(&self, field: Field, out: &mut String) {
+        use std::fmt::Write as _;
+        match field {
+            Field::ClientIp | Field::ServerIp => {
+                let ip = if field == Field::ClientIp {
+                    self.client_ip
+                } else {
+                    self.server_ip
+                };
+                match ip {
+                    IpAddr::V4(v4) => {
+                        for (i, octet) in v4.octets().iter().enumerate() {
+                            if i > 0 {
+                                out.push('.');
+                            }
+                            push_decimal(out, u64::from(*octet));
+                        }
+                    }
+                    IpAddr::V6(v6) => {
+                        let _ = write!(out, "{v6}");
+                    }
+                }
+            }
+            Field::SessionId => push_hex16(out, self.session_id),
+            Field::Fingerprint => {
+                if let Some(a) = self.analysis {
+                    push_hex16(out, a.fingerprint);
+                }
+            }
+            Field::ClientPort => push_decimal(out, u64::from(self.client_port)),
+            Field::ServerPort => push_decimal(out, u64::from(self.server_port)),
+            Field::Rows => {
+                if let Some(n) = self.rows {
+                    push_decimal(out, n);
+                }
+            }
+            Field::LatencyUs => {
+                if let Some(n) = self.latency_us {
+                    push_decimal(out, n);
+                }
+            }
+            _ => match self.text(field) {
+                Some(v) => out.push_str(v.unwrap_or_default()),
+                None => {
+                    let mut first = true;
+                    self.each_value(field, |v| {
+                        if !first {
+                            out.push(',');
+                        }
+                        out.push_str(v);
+                        first = false;
+                    });
+                }
+            },
+        }
+    }
+
     /// Call `f` on each value of `field`, without collecting them (the object lists).
     pub fn each_value(&self, field: Field, mut f: impl FnMut(&str)) {
         let access = match field {
@@ -282,5 +342,35 @@ impl<'a> Facts<'a> {
             Field::ServerIp => Some(self.server_ip),
             _ => None,
         }
+    }
+}
+
+/// `n` in decimal.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
+}
+
+/// `n` as 16 lower-case hex digits (the record's session id and fingerprint form).
+fn push_hex16(out: &mut String, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        let nibble = (n >> (shift * 4)) & 0xf;
+        out.push(char::from(
+            HEX.get(nibble as usize).copied().unwrap_or(b'0'),
+        ));
     }
 }

@@ -182,3 +182,41 @@ fn an_accumulator_carries_the_excess_over() {
     assert!(c.offer(&set, hit(10_000, 900_000)).is_none());
     assert!(c.offer(&set, hit(20_000, 900_000)).is_none());
 }
+
+#[test]
+fn correlation_keys_are_the_field_values_as_rules_see_them() {
+    let a = crate::sql::analyze(
+        "SELECT a FROM t1 JOIN s.t2 ON 1=1",
+        crate::sql::Dialect::MySql,
+    );
+    let mut f = Facts {
+        ts: dbtap_core::Timestamp(1_767_261_600_000_000_000),
+        protocol: "mysql",
+        session_id: 0x00ab_cdef_0123_4567,
+        client_ip: "10.1.200.7".parse().unwrap(),
+        client_port: 40_001,
+        server_ip: "2001:db8::1".parse().unwrap(),
+        server_port: 3306,
+        user: Some("app"),
+        database: None,
+        client_program: Some("Navicat"),
+        op: "query",
+        status: "ok",
+        rows: Some(0),
+        latency_us: Some(1_234_567),
+        ..Facts::of_statement("SELECT a FROM t1 JOIN s.t2 ON 1=1", &a)
+    };
+    f.flags.insert(crate::record::Flags::MIDSTREAM);
+    f.flags.insert(crate::record::Flags::PARTIAL);
+    for (name, field) in facts::FIELD_NAMES {
+        let mut appended = String::new();
+        f.append_values(*field, &mut appended);
+        let joined: Vec<String> = f.values(*field).iter().map(str::to_owned).collect();
+        assert_eq!(appended, joined.join(","), "{name}");
+    }
+    let mut k = String::new();
+    f.append_values(Field::ClientIp, &mut k);
+    f.append_values(Field::SessionId, &mut k);
+    f.append_values(Field::LatencyUs, &mut k);
+    assert_eq!(k, "10.1.200.700abcdef012345671234567");
+}
