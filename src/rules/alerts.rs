@@ -99,7 +99,7 @@ impl AlertStage {
     /// The hits of one record being written (`record` is its JSON line).
     pub fn record(&mut self, hits: &[Hit], record: &[u8], read_at: Instant) -> std::io::Result<()> {
         for hit in hits {
-            let Some(fired) = self.correlator.offer(&self.rules, hit.clone()) else {
+            let Some(fired) = self.correlator.offer(&self.rules, hit) else {
                 continue;
             };
             let rule = &self.rules.rules[usize::from(fired.rule)];

@@ -145,7 +145,9 @@ pub struct Correlator {
     sums: HashMap<(u16, String), Sum>,
     /// Per baseline rule: when learning started, and the values seen per key.
     learning_start: HashMap<u16, Timestamp>,
-    known: HashMap<(u16, String), std::collections::HashSet<String>>,
+    /// Per baseline rule, per key: the values seen (nested so that a lookup needs no owned
+    /// key: every statement of a baseline rule is looked up).
+    known: HashMap<u16, HashMap<String, std::collections::HashSet<String>>>,
     known_values: usize,
     suppression: HashMap<(u16, String), Suppression>,
     /// Baselines loaded for rules this run does not have: saved again unchanged.
@@ -202,7 +204,9 @@ impl Correlator {
                     }
                     if self
                         .known
-                        .entry((i, key.clone()))
+                        .entry(i)
+                        .or_default()
+                        .entry(key.clone())
                         .or_default()
                         .insert(v.clone())
                     {
@@ -229,9 +233,10 @@ impl Correlator {
             };
             let known = self
                 .known
-                .iter()
-                .filter(|((rule, _), _)| *rule == idx)
-                .map(|((_, key), values)| (key.clone(), values.iter().cloned().collect()))
+                .get(&idx)
+                .into_iter()
+                .flatten()
+                .map(|(key, values)| (key.clone(), values.iter().cloned().collect()))
                 .collect();
             file.rules.insert(
                 r.id.clone(),
@@ -249,7 +254,7 @@ impl Correlator {
 
 impl Correlator {
     /// Take one hit; returns the alert to write, if any.
-    pub fn offer(&mut self, rules: &RuleSet, hit: Hit) -> Option<Fired> {
+    pub fn offer(&mut self, rules: &RuleSet, hit: &Hit) -> Option<Fired> {
         self.stats.hits += 1;
         let rule = rules.rules.get(usize::from(hit.rule))?;
         let threshold = match &rule.threshold {
@@ -350,12 +355,20 @@ impl Correlator {
                 let start = *self.learning_start.entry(hit.rule).or_insert(hit.ts);
                 let learning =
                     hit.ts.0.saturating_sub(start.0) < b.learn_secs.saturating_mul(1_000_000_000);
-                let value = hit.distinct.clone().unwrap_or_default();
-                let key = (hit.rule, hit.group.clone());
-                let known = self.known.get(&key).is_some_and(|set| set.contains(&value));
+                let value = hit.distinct.as_deref().unwrap_or_default();
+                let known = self
+                    .known
+                    .get(&hit.rule)
+                    .and_then(|keys| keys.get(hit.group.as_str()))
+                    .is_some_and(|set| set.contains(value));
                 if !known {
                     if self.known_values < MAX_BASELINE_VALUES {
-                        self.known.entry(key).or_default().insert(value.clone());
+                        self.known
+                            .entry(hit.rule)
+                            .or_default()
+                            .entry(hit.group.clone())
+                            .or_default()
+                            .insert(value.to_owned());
                         self.known_values += 1;
                     } else {
                         self.stats.baseline_full += 1;
@@ -366,7 +379,7 @@ impl Correlator {
                 }
                 Some(BaselineInfo {
                     key: hit.group.clone(),
-                    value,
+                    value: value.to_owned(),
                 })
             }
         };

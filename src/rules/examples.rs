@@ -220,7 +220,7 @@ fn raises(set: &RuleSet, i: u16, recs: &[ExampleRecord]) -> Vec<bool> {
             if !rule.when.eval(&f, set.offset_min) {
                 return false;
             }
-            corr.offer(set, Hit::new(set, i, &f)).is_some()
+            corr.offer(set, &Hit::new(set, i, &f)).is_some()
         })
         .collect()
 }

@@ -163,24 +163,24 @@ fn an_accumulator_carries_the_excess_over() {
         amount: rows,
     };
     // 3 × 400k: fires at 1.2M with 200k carried; 800k more (within the hour) fires again.
-    assert!(c.offer(&set, hit(0, 400_000)).is_none());
-    assert!(c.offer(&set, hit(60, 400_000)).is_none());
-    let f = c.offer(&set, hit(120, 400_000)).unwrap();
+    assert!(c.offer(&set, &hit(0, 400_000)).is_none());
+    assert!(c.offer(&set, &hit(60, 400_000)).is_none());
+    let f = c.offer(&set, &hit(120, 400_000)).unwrap();
     let a = f.accumulate.unwrap();
     assert_eq!(
         (a.sum, a.at_least, a.records.len()),
         (1_200_000, 1_000_000, 3)
     );
-    assert!(c.offer(&set, hit(180, 700_000)).is_none());
+    assert!(c.offer(&set, &hit(180, 700_000)).is_none());
     let a = c
-        .offer(&set, hit(240, 100_000))
+        .offer(&set, &hit(240, 100_000))
         .unwrap()
         .accumulate
         .unwrap();
     assert_eq!(a.sum, 1_000_000);
     // Rows older than the window no longer count.
-    assert!(c.offer(&set, hit(10_000, 900_000)).is_none());
-    assert!(c.offer(&set, hit(20_000, 900_000)).is_none());
+    assert!(c.offer(&set, &hit(10_000, 900_000)).is_none());
+    assert!(c.offer(&set, &hit(20_000, 900_000)).is_none());
 }
 
 #[test]
