@@ -900,6 +900,170 @@ fn block_rows(d: &[u8], repr: Repr, code: u32) -> Option<u64> {
     })
 }
 
+/// Oracle command types (the `sql type` byte of the end-of-call block, the numbering of
+/// `V$SQLCOMMAND`) whose row count is the number of rows the statement processed.
+pub mod command {
+    /// INSERT (`junkie__oracle_insert.pcap` frame 43).
+    pub const INSERT: u8 = 2;
+    /// UPDATE.
+    pub const UPDATE: u8 = 6;
+    /// DELETE (`junkie__oracle_delete.pcap` frame 43).
+    pub const DELETE: u8 = 7;
+    /// MERGE.
+    pub const MERGE: u8 = 189;
+
+    /// A DML statement: its row count is rows inserted, updated, deleted or merged. DDL, DCL,
+    /// ALTER SESSION report 0 and PL/SQL blocks 1 whatever they did (e.g.
+    /// `junkie__oracle_delete.pcap` frame 27: `BEGIN DBMS_OUTPUT.DISABLE; END;`, type 47, row 1),
+    /// so those counts are not rows.
+    pub fn is_dml(t: u8) -> bool {
+        matches!(t, INSERT | UPDATE | DELETE | MERGE)
+    }
+}
+
+/// The start of the end-of-call block (message `04`) that closes an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallStatus {
+    /// Current row number: rows processed by the call.
+    pub rows: u64,
+    /// Error number (0: success).
+    pub error: u64,
+    /// Command type of the statement the call ran ([`command`]).
+    pub command: u8,
+}
+
+/// Messages walked in one answer before giving up (the shared captures need 2: `08` then `04`).
+pub const MAX_ANSWER_MESSAGES: usize = 8;
+/// Integers (`al8o4l`) in a return-parameters message (6 in every shared capture).
+pub const MAX_RETURN_INTS: u64 = 64;
+/// Key/value pairs in a return-parameters message (0 or 1 in the shared captures).
+pub const MAX_RETURN_PAIRS: u64 = 64;
+
+/// Length-prefixed fields that close a return-parameters message after its key/value pairs,
+/// by server and representation: none for 10.2 with fixed integers
+/// (`junkie__oracle_delete.pcap` frame 43), one (registration, as in python-oracledb) for 11g
+/// with compressed integers (`wswiki__11_sqldeveloper11_2016.pcapng` frames 45, 127, 141:
+/// ALTER SESSION, CREATE USER, GRANT). Nothing in the message says which: a layout counts only
+/// when it is the one that lands on a known message.
+const TRAILING_FIELDS: [usize; 2] = [0, 1];
+
+/// Representations whose end-of-call block layout was checked on captures: 32-bit OCI with
+/// fixed integers and 1-byte pointers (10.2: `junkie__oracle_delete.pcap`,
+/// `junkie__oracle_insert.pcap`) and compressed integers (JDBC thin 11g:
+/// `wswiki__11_sqldeveloper11_2016.pcapng`, the command type matching every statement). 64-bit
+/// OCI against 11.2 (`wswiki__8_oracle11_2016.pcapng` frames 23, 25, 49) writes the block
+/// differently (an extra byte before the current row, 4 more bytes before the command type)
+/// and is not read.
+fn block_layout_known(repr: Repr) -> bool {
+    match repr.ints {
+        IntMode::Compressed => true,
+        IntMode::FixedLe => repr.ptr == 1,
+        IntMode::FixedBe => false,
+    }
+}
+
+/// The end-of-call block of a whole answer, found by walking its messages from the first byte:
+/// return parameters (`08`), status (`09`), then the block (`04`: call status ub4, sequence
+/// ub2, current row ub4, error number ub2, two array-error ub2, cursor ub2, error position ub2,
+/// command type ub1). Any other message (describe, rows, I/O vector, piggy-backs) or any doubt
+/// about a message's length gives `None`: the block is never searched for.
+pub fn call_status(d: &[u8], repr: Repr) -> Option<CallStatus> {
+    if !block_layout_known(repr) {
+        return None;
+    }
+    let mut pos = 0usize;
+    for _ in 0..MAX_ANSWER_MESSAGES {
+        let mut c = Cur::new(d, pos, repr);
+        match c.u8()? {
+            msg::ERROR => {
+                let _call_status = c.ub4()?;
+                let _seq = c.ub2()?;
+                let rows = c.ub4()?;
+                let error = c.ub2()?;
+                let _array_error = c.ub2()?;
+                let _array_error2 = c.ub2()?;
+                let _cursor = c.ub2()?;
+                let _error_pos = c.ub2()?;
+                let command = c.u8()?;
+                return Some(CallStatus {
+                    rows,
+                    error,
+                    command,
+                });
+            }
+            msg::PARAMETER => {
+                let base = return_params(&mut c)?;
+                let mut next = None;
+                for n in TRAILING_FIELDS {
+                    let Some(end) = skip_lengths(d, base, repr, n) else {
+                        continue;
+                    };
+                    let lands = matches!(
+                        d.get(end),
+                        Some(&(msg::ERROR | msg::PARAMETER | msg::STATUS))
+                    );
+                    if lands {
+                        if next.is_some() {
+                            return None; // two layouts fit: do not choose
+                        }
+                        next = Some(end);
+                    }
+                }
+                pos = next?;
+            }
+            msg::STATUS => {
+                let _call_status = c.ub4()?;
+                let _seq = c.ub2()?;
+                pos = c.pos;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// A return-parameters message up to its key/value pairs included: ub2 count then that many
+/// ub4, ub2 length then that many bytes, ub2 pair count then pairs (ub2 length + string for the
+/// text, the same for the binary value, ub2 keyword number). Returns the position after them.
+fn return_params(c: &mut Cur<'_>) -> Option<usize> {
+    let n = c.ub2()?;
+    if n > MAX_RETURN_INTS {
+        return None;
+    }
+    for _ in 0..n {
+        c.ub4()?;
+    }
+    let txl = usize::try_from(c.ub2()?).ok()?;
+    c.pos = c.pos.checked_add(txl)?;
+    let pairs = c.ub2()?;
+    if pairs > MAX_RETURN_PAIRS {
+        return None;
+    }
+    for _ in 0..pairs {
+        // Text then binary value: a length (4 bytes with fixed integers:
+        // `wswiki__8_oracle11_2016.pcapng` frame 23 has text 0, then `0b 00 00 00` and an
+        // 11-byte string, then keyword 0xa3), then, when not 0, the value as a length-prefixed
+        // string.
+        for _ in 0..2 {
+            if c.ub4()? > 0 {
+                c.clr(0)?;
+            }
+        }
+        c.ub2()?;
+    }
+    (c.pos <= c.d.len()).then_some(c.pos)
+}
+
+/// Skip `n` fields of a ub2 length then that many bytes, from `at`.
+fn skip_lengths(d: &[u8], at: usize, repr: Repr, n: usize) -> Option<usize> {
+    let mut c = Cur::new(d, at, repr);
+    for _ in 0..n {
+        let l = usize::try_from(c.ub2()?).ok()?;
+        c.pos = c.pos.checked_add(l)?;
+    }
+    (c.pos <= d.len()).then_some(c.pos)
+}
+
 /// Verifier types announced in AUTH_VFR_DATA's flags (the password hash the server keeps).
 pub mod verifier {
     /// 10g: DES-based hash (the O3LOGON exchange).
@@ -1180,5 +1344,98 @@ mod tests {
         assert_eq!(e.code, 1403);
         assert_eq!(e.message, b"ORA-01403: no data found");
         assert_eq!(e.rows, Some(1));
+    }
+
+    const FIXED_LE: Repr = Repr {
+        ints: IntMode::FixedLe,
+        ptr: 1,
+    };
+
+    /// junkie__oracle_delete.pcap frame 43 (TTC part): the answer to
+    /// `delete from regions where region_id > 90` (10.2 XE, 32-bit OCI). Return parameters
+    /// (`08`, six ub4, no text, no pairs), then the end-of-call block: current row 3, error 0,
+    /// command 7. The same session's `select * from regions` 12 s earlier
+    /// (junkie__oracle_select.pcap) lists exactly three regions above 90: 91, 93 and 94.
+    const DELETE_ANSWER: &str = "\
+        08060078230600000000000100000001000000000000000000000000000000040200000013000300000000\
+        000000000001000c0007000000000045350000040000d600000017000000000000150000010000000d000d\
+        01000035450004000000d60017000000000000000000000000";
+
+    #[test]
+    fn delete_answer_gives_rows_deleted() {
+        let d = unhex(DELETE_ANSWER);
+        let s = call_status(&d, FIXED_LE).unwrap();
+        assert_eq!(
+            s,
+            CallStatus {
+                rows: 3,
+                error: 0,
+                command: command::DELETE
+            }
+        );
+        assert!(command::is_dml(s.command));
+        // Only the tail of the answer: the walk does not start on a message, no guess.
+        assert_eq!(call_status(d.get(20..).unwrap(), FIXED_LE), None);
+        // Cut inside the block: nothing.
+        assert_eq!(call_status(d.get(..40).unwrap(), FIXED_LE), None);
+    }
+
+    #[test]
+    fn insert_answer_gives_one_row() {
+        // junkie__oracle_insert.pcap frame 43: `INSERT INTO regions (region_id, region_name)
+        // VALUES (75, 'Paris')`.
+        let d = unhex(
+            "080600a2220600000000000100000001000000000000000000000000000000040200000013000100000000\
+             000000000001000c0002000000000045350000040000d400000000000000000000150000010000000d\
+             000d01000035450004000000d40000000000000000000000000000",
+        );
+        let s = call_status(&d, FIXED_LE).unwrap();
+        assert_eq!((s.rows, s.error, s.command), (1, 0, command::INSERT));
+    }
+
+    #[test]
+    fn return_parameters_of_compressed_answers_and_64_bit_oci() {
+        // wswiki__8_oracle11_2016.pcapng frame 23: `create user …` (11.2, 64-bit OCI, 8-byte
+        // pointers): its block has another layout, so nothing is read from it.
+        let d = unhex(
+            "08060065122c00000000000100000000000000000000000000000000000100000000000b0000000b8000\
+             0000373c3c80000000a30000000000040100000006000100000000000000000000010000003300000000",
+        );
+        let oci64 = Repr {
+            ints: IntMode::FixedLe,
+            ptr: 8,
+        };
+        assert_eq!(call_status(&d, oci64), None);
+        // wswiki__11_sqldeveloper11_2016.pcapng frame 45: `alter session set …` (JDBC thin,
+        // compressed integers, registration field as in python-oracledb); command 42.
+        let d = unhex(
+            "08010603 11e17c00 01010000 00000000 04010101 20000000 00010100 2a000000 00000000\
+             00000000 20000101 00000000",
+        );
+        let jdbc = Repr {
+            ints: IntMode::Compressed,
+            ptr: 1,
+        };
+        let s = call_status(&d, jdbc).unwrap();
+        assert_eq!((s.rows, s.error, s.command), (0, 0, 42));
+    }
+
+    #[test]
+    fn answers_that_cannot_be_walked_give_nothing() {
+        // junkie__oracle_delete.pcap frame 33: a PL/SQL call with a bind starts with an I/O
+        // vector (`0b`), whose layout is not known here.
+        let d = unhex(
+            "0b0501000000010000000000000000000000200806007323060000000000010000000000000000000000\
+             000000000000000004010000000d0001000000000000000000010000002f000000000000000000",
+        );
+        assert_eq!(call_status(&d, FIXED_LE), None);
+        // Frame 23 of the same capture: a query's answer starts with describe information.
+        assert_eq!(call_status(&[0x10, 0x17, 0x60, 0xbb], FIXED_LE), None);
+        assert_eq!(call_status(&[], FIXED_LE), None);
+        // A pair count over the limit.
+        assert_eq!(
+            call_status(&[0x08, 0, 0, 0, 0, 0xff, 0xff, 0x04], FIXED_LE),
+            None
+        );
     }
 }

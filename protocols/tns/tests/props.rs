@@ -9,6 +9,7 @@ use proptest::prelude::*;
 const STREAMS: &[&str] = &[
     "sqlplus10g_select",
     "sqlplus10g_insert",
+    "sqlplus10g_delete",
     "jdbc_ora00942",
     "jdbc_login_failed",
     "o5logon_11g_sqlplus",

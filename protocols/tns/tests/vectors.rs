@@ -54,12 +54,21 @@ fn sqlplus_10g_session_fixed_representation() {
 
 #[test]
 fn sql_in_64_byte_chunks_and_dml() {
-    // junkie__oracle_insert.pcap frame 42: 0xFE, a 64-byte chunk, a 1-byte chunk, 0.
+    // junkie__oracle_insert.pcap frame 42: 0xFE, a 64-byte chunk, a 1-byte chunk, 0. Its
+    // answer (frame 43) ends with the end-of-call block: current row 1, command INSERT.
     let s = summary(&run("sqlplus10g_insert"));
     assert!(s.contains(
-        &"query \"INSERT INTO regions (region_id, region_name) VALUES (75, 'Paris')\" Ok rows=None"
+        &"query \"INSERT INTO regions (region_id, region_name) VALUES (75, 'Paris')\" Ok rows=Some(1)"
             .to_string()
     ));
+    // junkie__oracle_delete.pcap frame 43: 3 rows deleted (regions 91, 93 and 94 of the
+    // select taken 12 s earlier).
+    let s = summary(&run("sqlplus10g_delete"));
+    assert!(s.contains(
+        &"query \"delete from regions where region_id > 90\" Ok rows=Some(3)".to_string()
+    ));
+    // PL/SQL blocks report row 1 whatever they do: not a row count.
+    assert!(s.contains(&"query \"BEGIN DBMS_OUTPUT.DISABLE; END;\" Ok rows=None".to_string()));
 }
 
 #[test]
