@@ -32,7 +32,8 @@ pub struct Hit {
 }
 
 fn key_of(f: &Facts<'_>, fields: &[Field]) -> String {
-    let mut k = String::new();
+    // Room for the usual keys (an address, a user, a program) without regrowing.
+    let mut k = String::with_capacity(64);
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
             k.push('\u{1f}');
@@ -61,7 +62,13 @@ impl Hit {
             session_id: f.session_id,
             group,
             distinct,
-            suppress: key_of(f, &r.suppress_by),
+            // Only suppression reads it (the frequent hits of baseline and accumulator rules
+            // usually have none: no key to build then).
+            suppress: if r.suppress_secs > 0 {
+                key_of(f, &r.suppress_by)
+            } else {
+                String::new()
+            },
             amount,
         }
     }

@@ -359,18 +359,21 @@ fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &d in digits.get(i..).unwrap_or_default() {
-        out.push(char::from(d));
-    }
+    push_ascii(out, digits.get(i..).unwrap_or_default());
 }
 
 /// `n` as 16 lower-case hex digits (the record's session id and fingerprint form).
 fn push_hex16(out: &mut String, n: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..16).rev() {
-        let nibble = (n >> (shift * 4)) & 0xf;
-        out.push(char::from(
-            HEX.get(nibble as usize).copied().unwrap_or(b'0'),
-        ));
+    let mut digits = [0u8; 16];
+    for (i, d) in digits.iter_mut().enumerate() {
+        let nibble = (n >> ((15 - i) * 4)) & 0xf;
+        *d = HEX.get(nibble as usize).copied().unwrap_or(b'0');
     }
+    push_ascii(out, &digits);
+}
+
+/// Bytes known to be ASCII (digits made above), appended in one go.
+fn push_ascii(out: &mut String, ascii: &[u8]) {
+    out.push_str(std::str::from_utf8(ascii).unwrap_or_default());
 }
