@@ -334,6 +334,17 @@ impl Compiler<'_> {
 }
 
 impl Cond {
+    /// The condition reads statement fields only (its result is the same for every record of
+    /// one statement text).
+    pub fn statement_only(&self) -> bool {
+        match self {
+            Cond::All(cs) | Cond::Any(cs) => cs.iter().all(Cond::statement_only),
+            Cond::Not(c) => c.statement_only(),
+            Cond::SqlLeaf(_) => true,
+            Cond::Test(..) | Cond::Clock { .. } => false,
+        }
+    }
+
     /// Does the record meet the condition? `offset_min`: local time − UTC, in minutes.
     pub fn eval(&self, f: &Facts<'_>, offset_min: i32) -> bool {
         match self {

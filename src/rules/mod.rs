@@ -173,6 +173,9 @@ pub struct RuleSet {
     /// statement's text is scanned once per field rather than once per rule (rebuilt whenever a
     /// pack is added).
     sql_regex_sets: Vec<FieldRegexSet>,
+    /// Rules whose condition reads only statement fields: their verdict is one more bit of the
+    /// statement bits (after the leaves'), computed once per distinct text. (rule, bit).
+    statement_rules: Vec<(usize, usize)>,
     /// `kind` leaves of `sql_leaves` as bit masks over [`crate::sql::Kind::ALL`]: (leaf, mask).
     sql_kind_masks: Vec<(usize, u32)>,
     /// The other leaves of `sql_leaves` (neither regex nor `kind` equality), tested one by one.
@@ -438,7 +441,7 @@ impl RuleSet {
     pub fn statement_bits(&self, shown: &str, analysis: &crate::sql::Analysis) -> Vec<u64> {
         let f = Facts::of_statement(shown, analysis);
         // Not `vec![0; n]`: zeroed allocation (calloc) costs more than these few words.
-        let words = self.sql_leaves.len().div_ceil(64);
+        let words = (self.sql_leaves.len() + self.statement_rules.len()).div_ceil(64);
         let mut bits: Vec<u64> = std::iter::repeat_n(0, words).collect();
         let mut set_bit = |i: usize| {
             if let Some(w) = bits.get_mut(i / 64) {
@@ -474,6 +477,27 @@ impl RuleSet {
                 }
             });
         }
+        // The statement-only rules, on the leaf bits just computed.
+        let verdicts: Vec<usize> = {
+            let f = Facts {
+                sql_bits: Some(&bits),
+                ..Facts::of_statement(shown, analysis)
+            };
+            self.statement_rules
+                .iter()
+                .filter(|(rule, _)| {
+                    self.rules
+                        .get(*rule)
+                        .is_some_and(|r| r.when.eval(&f, self.offset_min))
+                })
+                .map(|(_, bit)| *bit)
+                .collect()
+        };
+        for bit in verdicts {
+            if let Some(w) = bits.get_mut(bit / 64) {
+                *w |= 1 << (bit % 64);
+            }
+        }
         bits
     }
 
@@ -481,6 +505,14 @@ impl RuleSet {
     /// [`FieldRegexSet`]s, `kind` equalities into masks, the rest one by one.
     fn build_regex_sets(&mut self) -> Result<(), regex::Error> {
         let mut groups: Vec<(Field, Vec<&regex::Regex>, Vec<usize>)> = Vec::new();
+        self.statement_rules = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.when.statement_only())
+            .enumerate()
+            .map(|(j, (i, _))| (i, self.sql_leaves.len() + j))
+            .collect();
         self.sql_kind_masks.clear();
         self.sql_other_leaves.clear();
         for (i, (field, test)) in self.sql_leaves.iter().enumerate() {
@@ -530,8 +562,16 @@ impl RuleSet {
     /// Indices of the rules whose condition the record meets.
     pub fn matches(&self, f: &Facts<'_>, out: &mut Matches) {
         out.clear();
+        let mut statement_rules = self.statement_rules.iter().peekable();
         for (i, r) in self.rules.iter().enumerate() {
-            if r.when.eval(f, self.offset_min) {
+            // A statement-only rule's verdict is among the statement bits, when given.
+            let cached = match statement_rules.next_if(|(rule, _)| *rule == i) {
+                Some(&(_, bit)) => f
+                    .sql_bits
+                    .map(|bits| bits.get(bit / 64).is_some_and(|w| w >> (bit % 64) & 1 == 1)),
+                None => None,
+            };
+            if cached.unwrap_or_else(|| r.when.eval(f, self.offset_min)) {
                 out.push(i as u16);
             }
         }

@@ -220,3 +220,61 @@ fn correlation_keys_are_the_field_values_as_rules_see_them() {
     f.append_values(Field::LatencyUs, &mut k);
     assert_eq!(k, "10.1.200.700abcdef012345671234567");
 }
+
+#[test]
+fn cached_statement_verdicts_agree_with_evaluating_the_record() {
+    let set = RuleSet::default_packs().unwrap();
+    assert!(
+        set.statement_rules.len() >= 5,
+        "most default rules read the statement only"
+    );
+    let texts = [
+        "DROP TABLE patients",
+        "TRUNCATE audit_log",
+        "UPDATE accounts SET balance = 0",
+        "DELETE FROM t WHERE id = 1",
+        "SELECT * FROM users WHERE name = '' OR 1=1",
+        "SELECT name, password FROM mysql.user",
+        "GRANT DBA TO hackerman",
+        "EXEC master..xp_cmdshell 'dir'",
+        "SELECT SLEEP(5)",
+        "SELECT 1",
+    ];
+    let mut matched = std::collections::BTreeSet::new();
+    for sql in texts {
+        let a = crate::sql::analyze(sql, crate::sql::Dialect::MySql);
+        let bits = set.statement_bits(sql, &a);
+        for op in ["query", "login"] {
+            let base = Facts {
+                op,
+                user: Some("app"),
+                rows: Some(20_000),
+                rules: Some(&set),
+                ..Facts::of_statement(sql, &a)
+            };
+            let (mut cached, mut evaluated) = (Vec::new(), Vec::new());
+            set.matches(
+                &Facts {
+                    sql_bits: Some(&bits),
+                    ..base.clone()
+                },
+                &mut cached,
+            );
+            set.matches(&base, &mut evaluated);
+            assert_eq!(cached, evaluated, "{sql} ({op})");
+            matched.extend(cached.iter().map(|&i| set.rules[usize::from(i)].id.clone()));
+        }
+    }
+    for id in [
+        "DBTAP-DDL-001",
+        "DBTAP-DDL-002",
+        "DBTAP-NOWHERE-001",
+        "DBTAP-SQLI-001",
+        "DBTAP-CRED-001",
+        "DBTAP-PRIV-001",
+        "DBTAP-ROUTINE-001",
+        "DBTAP-EXPORT-001",
+    ] {
+        assert!(matched.contains(id), "{id} never matched: {matched:?}");
+    }
+}
