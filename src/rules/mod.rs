@@ -477,25 +477,31 @@ impl RuleSet {
                 }
             });
         }
-        // The statement-only rules, on the leaf bits just computed.
-        let verdicts: Vec<usize> = {
-            let f = Facts {
-                sql_bits: Some(&bits),
-                ..Facts::of_statement(shown, analysis)
-            };
-            self.statement_rules
-                .iter()
-                .filter(|(rule, _)| {
-                    self.rules
+        // The statement-only rules, on the leaf bits just computed (their own bits come after
+        // the leaves', so setting them changes no leaf), 64 at a time.
+        for chunk in self.statement_rules.chunks(64) {
+            let mut verdicts = 0u64;
+            {
+                let f = Facts {
+                    sql_bits: Some(&bits),
+                    ..Facts::of_statement(shown, analysis)
+                };
+                for (j, (rule, _)) in chunk.iter().enumerate() {
+                    if self
+                        .rules
                         .get(*rule)
                         .is_some_and(|r| r.when.eval(&f, self.offset_min))
-                })
-                .map(|(_, bit)| *bit)
-                .collect()
-        };
-        for bit in verdicts {
-            if let Some(w) = bits.get_mut(bit / 64) {
-                *w |= 1 << (bit % 64);
+                    {
+                        verdicts |= 1 << j;
+                    }
+                }
+            }
+            for (j, (_, bit)) in chunk.iter().enumerate() {
+                if verdicts >> j & 1 == 1 {
+                    if let Some(w) = bits.get_mut(bit / 64) {
+                        *w |= 1 << (bit % 64);
+                    }
+                }
             }
         }
         bits
