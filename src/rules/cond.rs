@@ -23,6 +23,14 @@ pub enum Cond {
     /// fingerprint, normalized): evaluated once per distinct statement by the SQL stage, whose
     /// cached result bits the record carries; index into [`super::RuleSet::sql_leaves`].
     SqlLeaf(u32),
+    /// Several [`Cond::SqlLeaf`]s of one `all` (`all: true`) or `any`, tested together as bit
+    /// masks over the statement bits: (word, mask) pairs, and the leaf indices for records
+    /// without cached bits.
+    SqlLeaves {
+        all: bool,
+        masks: Vec<(u32, u64)>,
+        leaves: Vec<u32>,
+    },
     /// Time of day window in minutes after midnight (`from > to` wraps midnight) and weekday
     /// mask (bit 0 = Monday); local time = UTC + the rule set's offset.
     Clock {
@@ -169,10 +177,10 @@ impl Compiler<'_> {
             );
         }
         if let Some(list) = &c.all {
-            return Ok(Cond::All(self.list(list, depth)?));
+            return Ok(group_leaves(self.list(list, depth)?, true));
         }
         if let Some(list) = &c.any {
-            return Ok(Cond::Any(self.list(list, depth)?));
+            return Ok(group_leaves(self.list(list, depth)?, false));
         }
         if let Some(inner) = &c.not {
             return Ok(Cond::Not(Box::new(self.compile(inner, depth + 1)?)));
@@ -333,6 +341,39 @@ impl Compiler<'_> {
     }
 }
 
+/// `all`/`any` of `children`, with their statement leaves merged into one [`Cond::SqlLeaves`]
+/// tested first (the children have no side effects: the order does not change the result).
+fn group_leaves(children: Vec<Cond>, all: bool) -> Cond {
+    let (leaves, rest): (Vec<Cond>, Vec<Cond>) = children
+        .into_iter()
+        .partition(|c| matches!(c, Cond::SqlLeaf(_)));
+    let wrap = |cs: Vec<Cond>| if all { Cond::All(cs) } else { Cond::Any(cs) };
+    if leaves.len() < 2 {
+        return wrap(leaves.into_iter().chain(rest).collect());
+    }
+    let leaves: Vec<u32> = leaves
+        .iter()
+        .filter_map(|c| match c {
+            Cond::SqlLeaf(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    let mut masks: Vec<(u32, u64)> = Vec::new();
+    for &i in &leaves {
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        match masks.iter_mut().find(|(w, _)| *w == word) {
+            Some((_, m)) => *m |= bit,
+            None => masks.push((word, bit)),
+        }
+    }
+    let merged = Cond::SqlLeaves { all, masks, leaves };
+    if rest.is_empty() {
+        merged
+    } else {
+        wrap(std::iter::once(merged).chain(rest).collect())
+    }
+}
+
 impl Cond {
     /// The condition reads statement fields only (its result is the same for every record of
     /// one statement text).
@@ -340,7 +381,7 @@ impl Cond {
         match self {
             Cond::All(cs) | Cond::Any(cs) => cs.iter().all(Cond::statement_only),
             Cond::Not(c) => c.statement_only(),
-            Cond::SqlLeaf(_) => true,
+            Cond::SqlLeaf(_) | Cond::SqlLeaves { .. } => true,
             Cond::Test(..) | Cond::Clock { .. } => false,
         }
     }
@@ -372,6 +413,16 @@ impl Cond {
                     .rules
                     .and_then(|r| r.sql_leaves.get(*i as usize))
                     .is_some_and(|(field, test)| test_values(f, *field, test)),
+            },
+            Cond::SqlLeaves { all, masks, leaves } => match (f.sql_bits, *all) {
+                (Some(bits), true) => masks
+                    .iter()
+                    .all(|(w, m)| bits.get(*w as usize).is_some_and(|b| b & m == *m)),
+                (Some(bits), false) => masks
+                    .iter()
+                    .any(|(w, m)| bits.get(*w as usize).is_some_and(|b| b & m != 0)),
+                (None, true) => leaves.iter().all(|i| Cond::SqlLeaf(*i).eval(f, offset_min)),
+                (None, false) => leaves.iter().any(|i| Cond::SqlLeaf(*i).eval(f, offset_min)),
             },
             Cond::Test(field, test) => test_values(f, *field, test),
         }
