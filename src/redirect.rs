@@ -23,7 +23,8 @@ use crate::record::Endpoint;
 
 /// How long (packet time) an announced redirect waits for the client's connection.
 pub const FOLLOW_SECS: u64 = 60;
-/// Redirects waiting at once; more are counted (`redirects_dropped`) and not followed.
+/// Redirects waiting at once; more are counted (`redirects.dropped` in the summary) and not
+/// followed.
 pub const MAX_WAITING: usize = 4096;
 /// Longest payload looked at: a REDIRECT is a short packet.
 const MAX_REDIRECT_PAYLOAD: usize = 4096;
