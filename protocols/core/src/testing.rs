@@ -82,3 +82,101 @@ pub fn pairs(ev: &[DbEvent]) -> Vec<(Request, Option<Response>)> {
     }
     v
 }
+
+/// Every data segment split at points drawn from `cuts` (0 to 3 cuts per segment), same
+/// direction and time: the chunking-invariance tests feed this and compare the events.
+pub fn rechunk(segs: &[Seg], cuts: &[u16]) -> Vec<Seg> {
+    let mut out = Vec::new();
+    let mut k = 0usize;
+    for s in segs {
+        match s {
+            Seg::Data(d, ts, b) if b.len() > 1 => {
+                let c = cuts.get(k % cuts.len().max(1)).copied().unwrap_or(0) as usize;
+                k += 1;
+                let mut pieces = vec![0usize, b.len()];
+                for j in 0..(c % 4) {
+                    pieces.push((c.wrapping_mul(j + 7)) % b.len());
+                }
+                pieces.sort_unstable();
+                pieces.dedup();
+                for w in pieces.windows(2) {
+                    out.push(Seg::Data(*d, *ts, b[w[0]..w[1]].to_vec()));
+                }
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+/// Consecutive data segments of one direction merged (a capture with larger segments).
+pub fn coalesce(segs: &[Seg]) -> Vec<Seg> {
+    let mut out: Vec<Seg> = Vec::new();
+    for s in segs {
+        if let (Some(Seg::Data(d0, _, b0)), Seg::Data(d, _, b)) = (out.last_mut(), s) {
+            if d0 == d {
+                b0.extend_from_slice(b);
+                continue;
+            }
+        }
+        out.push(s.clone());
+    }
+    out
+}
+
+/// Events without their capture times (which move when segments are cut or merged).
+pub fn timeless(ev: &[DbEvent]) -> Vec<DbEvent> {
+    ev.iter()
+        .cloned()
+        .map(|e| match e {
+            DbEvent::Request(mut r) => {
+                r.ts = Timestamp(0);
+                DbEvent::Request(r)
+            }
+            DbEvent::Response(mut r) => {
+                r.ts_end = Timestamp(0);
+                DbEvent::Response(r)
+            }
+            e => e,
+        })
+        .collect()
+}
+
+/// One request's operation name (empty when none).
+pub fn op_name(q: &Request) -> String {
+    q.op.as_ref()
+        .map(|o| o.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// A response in one line: `Ok rows=Some(1) err=Num(1064)`, `-` when there was none.
+pub fn response_line(r: Option<&Response>) -> String {
+    match r {
+        None => "-".to_string(),
+        Some(r) => format!(
+            "{:?} rows={:?}{}",
+            r.status,
+            r.rows,
+            r.error
+                .as_ref()
+                .map(|e| format!(" err={:?}", e.code))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// A compact line per request/response pair: tx, op, sql, then the response.
+pub fn pair_lines(ev: &[DbEvent]) -> Vec<String> {
+    pairs(ev)
+        .iter()
+        .map(|(q, r)| {
+            format!(
+                "{} {} {:?} => {}",
+                q.tx,
+                op_name(q),
+                q.sql.as_deref().unwrap_or(""),
+                response_line(r.as_ref())
+            )
+        })
+        .collect()
+}

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{feed, load, Seg};
+use dbtap_core::testing::rechunk;
 use dbtap_core::{Direction, Limits, SessionOpts, Timestamp};
 use proptest::prelude::*;
 
@@ -22,34 +23,6 @@ const STREAMS: &[&str] = &[
     "compression_midstream",
     "incomplete_query",
 ];
-
-/// Split every data segment at the given cut points (fractions), same direction and time.
-fn rechunk(segs: &[Seg], cuts: &[u16]) -> Vec<Seg> {
-    let mut out = Vec::new();
-    let mut k = 0usize;
-    for s in segs {
-        match s {
-            Seg::Data(d, ts, b) if b.len() > 1 => {
-                let c = cuts.get(k % cuts.len().max(1)).copied().unwrap_or(0) as usize;
-                k += 1;
-                // 0..=3 cuts per segment depending on the draw.
-                let mut pieces = vec![0usize, b.len()];
-                for j in 0..(c % 4) {
-                    pieces.push((c.wrapping_mul(j + 7)) % b.len());
-                }
-                pieces.sort_unstable();
-                pieces.dedup();
-                for w in pieces.windows(2) {
-                    if w[1] > w[0] {
-                        out.push(Seg::Data(*d, *ts, b[w[0]..w[1]].to_vec()));
-                    }
-                }
-            }
-            other => out.push(other.clone()),
-        }
-    }
-    out
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]

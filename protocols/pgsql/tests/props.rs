@@ -4,6 +4,7 @@
 mod common;
 
 use common::{feed, load, Seg};
+use dbtap_core::testing::{coalesce, rechunk, timeless};
 use dbtap_core::{Direction, Limits, SessionOpts, Timestamp};
 use proptest::prelude::*;
 
@@ -27,63 +28,6 @@ const STREAMS: &[&str] = &[
     "midstream_simple_query",
     "midstream_prepare_mismatch",
 ];
-
-/// Split every data segment at the given cut points, same direction and time.
-fn rechunk(segs: &[Seg], cuts: &[u16]) -> Vec<Seg> {
-    let mut out = Vec::new();
-    let mut k = 0usize;
-    for s in segs {
-        match s {
-            Seg::Data(d, ts, b) if b.len() > 1 => {
-                let c = cuts.get(k % cuts.len().max(1)).copied().unwrap_or(0) as usize;
-                k += 1;
-                // 0..=3 cuts per segment depending on the draw.
-                let mut pieces = vec![0usize, b.len()];
-                for j in 0..(c % 4) {
-                    pieces.push((c.wrapping_mul(j + 7)) % b.len());
-                }
-                pieces.sort_unstable();
-                pieces.dedup();
-                for w in pieces.windows(2) {
-                    if w[1] > w[0] {
-                        out.push(Seg::Data(*d, *ts, b[w[0]..w[1]].to_vec()));
-                    }
-                }
-            }
-            other => out.push(other.clone()),
-        }
-    }
-    out
-}
-
-/// Merge consecutive segments of the same direction (a capture with larger segments).
-fn coalesce(segs: &[Seg]) -> Vec<Seg> {
-    let mut out: Vec<Seg> = Vec::new();
-    for s in segs {
-        match (out.last_mut(), s) {
-            (Some(Seg::Data(d0, _, b0)), Seg::Data(d, _, b)) if d0 == d => b0.extend_from_slice(b),
-            _ => out.push(s.clone()),
-        }
-    }
-    out
-}
-
-fn ignore_times(ev: &[dbtap_core::DbEvent]) -> Vec<dbtap_core::DbEvent> {
-    ev.iter()
-        .cloned()
-        .map(|e| match e {
-            dbtap_core::DbEvent::Request(mut r) => {
-                r.ts = Timestamp(0);
-                dbtap_core::DbEvent::Request(r)
-            }
-            dbtap_core::DbEvent::Response(mut r) => {
-                r.ts_end = Timestamp(0);
-                dbtap_core::DbEvent::Response(r)
-            }
-            e => e,
-        })
-        .collect()
-}
 
 /// A hand-made session touching every message kind (startup, SCRAM, ParameterStatus,
 /// simple and extended protocol, Describe, suspended portals, COPY both ways, notices,
@@ -403,7 +347,7 @@ fn coarser_segments_give_the_same_records() {
     {
         let (a, _, _) = feed(&segs, SessionOpts::default(), Limits::default());
         let (b, _, _) = feed(&coalesce(&segs), SessionOpts::default(), Limits::default());
-        assert_eq!(ignore_times(&a), ignore_times(&b), "{name}");
+        assert_eq!(timeless(&a), timeless(&b), "{name}");
     }
 }
 

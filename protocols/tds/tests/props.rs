@@ -2,25 +2,10 @@
 //! random bytes, truncations, bit flips and gaps never panic, hang or grow the parser's memory.
 mod synth;
 
+use dbtap_core::testing::timeless;
 use dbtap_core::{DbEvent, Direction, Driver, Limits, SessionOpts, StreamParser, Timestamp};
 use dbtap_tds::TdsParser;
 use proptest::prelude::*;
-
-fn strip_times(ev: Vec<DbEvent>) -> Vec<DbEvent> {
-    ev.into_iter()
-        .map(|e| match e {
-            DbEvent::Request(mut r) => {
-                r.ts = Timestamp(0);
-                DbEvent::Request(r)
-            }
-            DbEvent::Response(mut r) => {
-                r.ts_end = Timestamp(0);
-                DbEvent::Response(r)
-            }
-            e => e,
-        })
-        .collect()
-}
 
 /// Feed `conv`, cutting every run of bytes at the given points.
 fn feed(conv: &synth::Conversation, cuts: &[usize], midstream: bool) -> (Vec<DbEvent>, usize) {
@@ -51,7 +36,7 @@ fn feed(conv: &synth::Conversation, cuts: &[usize], midstream: bool) -> (Vec<DbE
     }
     d.end(&mut p, Direction::ToServer, Timestamp(999), false, &mut out);
     d.end(&mut p, Direction::ToClient, Timestamp(999), false, &mut out);
-    (strip_times(out), peak)
+    (timeless(&out), peak)
 }
 
 proptest! {

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{feed, load, Seg};
+use dbtap_core::testing::{coalesce, rechunk, timeless};
 use dbtap_core::{DbEvent, Direction, Limits, SessionOpts, Timestamp};
 use proptest::prelude::*;
 
@@ -23,64 +24,6 @@ const STREAMS: &[&str] = &[
     "refuse",
     "gsql_11g",
 ];
-
-/// Split every data segment at cut points drawn from `cuts`, same direction and time.
-fn rechunk(segs: &[Seg], cuts: &[u16]) -> Vec<Seg> {
-    let mut out = Vec::new();
-    let mut k = 0usize;
-    for s in segs {
-        match s {
-            Seg::Data(d, ts, b) if b.len() > 1 => {
-                let c = cuts.get(k % cuts.len().max(1)).copied().unwrap_or(0) as usize;
-                k += 1;
-                let mut pieces = vec![0usize, b.len()];
-                for j in 0..(c % 4) {
-                    pieces.push((c.wrapping_mul(j + 7)) % b.len());
-                }
-                pieces.sort_unstable();
-                pieces.dedup();
-                for w in pieces.windows(2) {
-                    out.push(Seg::Data(*d, *ts, b[w[0]..w[1]].to_vec()));
-                }
-            }
-            other => out.push(other.clone()),
-        }
-    }
-    out
-}
-
-/// Merge consecutive segments of one direction (larger segments).
-fn coalesce(segs: &[Seg]) -> Vec<Seg> {
-    let mut out: Vec<Seg> = Vec::new();
-    for s in segs {
-        if let (Some(Seg::Data(d0, _, b0)), Seg::Data(d, _, b)) = (out.last_mut(), s) {
-            if d0 == d {
-                b0.extend_from_slice(b);
-                continue;
-            }
-        }
-        out.push(s.clone());
-    }
-    out
-}
-
-/// Events without capture times (which move when segments are merged).
-fn timeless(ev: &[DbEvent]) -> Vec<DbEvent> {
-    ev.iter()
-        .cloned()
-        .map(|e| match e {
-            DbEvent::Request(mut r) => {
-                r.ts = Timestamp(0);
-                DbEvent::Request(r)
-            }
-            DbEvent::Response(mut r) => {
-                r.ts_end = Timestamp(0);
-                DbEvent::Response(r)
-            }
-            e => e,
-        })
-        .collect()
-}
 
 #[test]
 fn coalesced_streams_give_the_same_operations() {

@@ -41,34 +41,7 @@ pub fn run_mid(name: &str) -> Vec<DbEvent> {
 
 /// A compact line per pair: tx, op, sql, status, rows, error code.
 pub fn summary(ev: &[DbEvent]) -> Vec<String> {
-    pairs(ev)
-        .iter()
-        .map(|(q, r)| {
-            let op =
-                q.op.as_ref()
-                    .map(|o| o.as_str().to_string())
-                    .unwrap_or_default();
-            let resp = match r {
-                None => "-".to_string(),
-                Some(r) => format!(
-                    "{:?} rows={:?}{}",
-                    r.status,
-                    r.rows,
-                    r.error
-                        .as_ref()
-                        .map(|e| format!(" err={:?}", e.code))
-                        .unwrap_or_default()
-                ),
-            };
-            format!(
-                "{} {} {:?} => {}",
-                q.tx,
-                op,
-                q.sql.as_deref().unwrap_or(""),
-                resp
-            )
-        })
-        .collect()
+    dbtap_core::testing::pair_lines(ev)
 }
 
 /// Hand-made messages, laid out as "Message Formats" describes them.

@@ -32,26 +32,16 @@ pub fn run(name: &str) -> Vec<DbEvent> {
 
 /// A compact line per operation: op, sql, status, rows, error code.
 pub fn summary(ev: &[DbEvent]) -> Vec<String> {
+    use dbtap_core::testing::{op_name, response_line};
     pairs(ev)
         .iter()
         .map(|(q, r)| {
-            let op =
-                q.op.as_ref()
-                    .map(|o| o.as_str().to_string())
-                    .unwrap_or_default();
-            let resp = match r {
-                None => "-".to_string(),
-                Some(r) => format!(
-                    "{:?} rows={:?}{}",
-                    r.status,
-                    r.rows,
-                    r.error
-                        .as_ref()
-                        .map(|e| format!(" err={:?}", e.code))
-                        .unwrap_or_default()
-                ),
-            };
-            format!("{op} {:?} {resp}", q.sql.as_deref().unwrap_or(""))
+            format!(
+                "{} {:?} {}",
+                op_name(q),
+                q.sql.as_deref().unwrap_or(""),
+                response_line(r.as_ref())
+            )
         })
         .collect()
 }
