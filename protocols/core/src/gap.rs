@@ -101,6 +101,15 @@ impl Resync {
         self.head_is_candidate = true;
     }
 
+    /// A gap met while already out of sync: the lost bytes, and the unparsed bytes before them
+    /// (`partial`), join the desync. True when it did (the parser has nothing more to judge).
+    pub fn absorb_gap(&mut self, len: u64, partial: &[u8]) -> bool {
+        if self.active {
+            self.start(len.saturating_add(partial.len() as u64));
+        }
+        self.active
+    }
+
     /// True while message boundaries are unknown.
     pub fn is_active(&self) -> bool {
         self.active
@@ -167,6 +176,19 @@ mod tests {
     use crate::contract::Mark;
     use crate::limits::Limits;
     use crate::time::Timestamp;
+
+    #[test]
+    fn a_gap_while_out_of_sync_joins_the_desync() {
+        let mut r = Resync::new();
+        assert!(
+            !r.absorb_gap(100, b"abc"),
+            "in sync: the parser judges the gap"
+        );
+        assert_eq!(r.lost_and_skipped(), (0, 0));
+        r.start(10);
+        assert!(r.absorb_gap(100, b"abc"));
+        assert_eq!(r.lost_and_skipped(), (113, 0));
+    }
 
     #[test]
     fn gap_inside_a_known_body_is_absorbed() {

@@ -1626,10 +1626,7 @@ impl TdsParser {
         if self.phase == Phase::Encrypted {
             return Progress::Consumed(0);
         }
-        if self.dirs[i].resync.is_active() {
-            self.dirs[i]
-                .resync
-                .start(len.saturating_add(partial.len() as u64));
+        if self.dirs[i].resync.absorb_gap(len, partial) {
             return Progress::Consumed(0);
         }
         let head = Header::parse(partial).filter(|h| h.plausible() && !is_tls_record(partial));

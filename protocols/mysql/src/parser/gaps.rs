@@ -20,10 +20,7 @@ impl MysqlParser {
         if self.phase == Phase::Encrypted {
             return Progress::Consumed(0);
         }
-        if self.dirs[i].resync.is_active() {
-            self.dirs[i]
-                .resync
-                .start(len.saturating_add(partial.len() as u64));
+        if self.dirs[i].resync.absorb_gap(len, partial) {
             return Progress::Consumed(0);
         }
         if self.dirs[i].comp.is_some() {

@@ -40,10 +40,7 @@ impl PgParser {
         if matches!(self.phase, Phase::Encrypted) {
             return Progress::Consumed(0);
         }
-        if self.dirs[i].resync.is_active() {
-            self.dirs[i]
-                .resync
-                .start(len.saturating_add(partial.len() as u64));
+        if self.dirs[i].resync.absorb_gap(len, partial) {
             return Progress::Consumed(0);
         }
         let head = self.head_of(dir, partial);
