@@ -27,23 +27,14 @@ pub fn run(conv: &Conversation, limits: Limits) -> (Vec<DbEvent>, Driver, TdsPar
     (out, d, p)
 }
 
-fn records(ev: &[DbEvent]) -> Vec<(dbtap_core::Request, Option<dbtap_core::Response>)> {
-    let mut out: Vec<(dbtap_core::Request, Option<dbtap_core::Response>)> = Vec::new();
-    for e in ev {
-        match e {
-            DbEvent::Request(r) => out.push(((**r).clone(), None)),
-            DbEvent::Response(r) => {
-                let slot = out
-                    .iter_mut()
-                    .rev()
-                    .find(|(q, _)| q.tx == r.tx)
-                    .expect("paired");
-                slot.1 = Some((**r).clone());
-            }
-            _ => {}
-        }
-    }
-    out
+/// Request/response pairs (a response without its request, or two for one, fails the test).
+use dbtap_core::testing::pairs as records;
+
+/// The op of every record, in order.
+fn ops(recs: &[(dbtap_core::Request, Option<dbtap_core::Response>)]) -> Vec<String> {
+    recs.iter()
+        .map(|(q, _)| dbtap_core::testing::op_name(q))
+        .collect()
 }
 
 fn attr<'a>(r: &'a dbtap_core::Request, k: &str) -> Option<&'a str> {
@@ -66,10 +57,7 @@ fn login_attr<'a>(r: &'a dbtap_core::Request, k: &str) -> Option<&'a str> {
 fn full_session_record_by_record() {
     let (ev, d, p) = run(&synth::full_session(), Limits::default());
     let recs = records(&ev);
-    let ops: Vec<&str> = recs
-        .iter()
-        .map(|(q, _)| q.op.as_ref().unwrap().as_str())
-        .collect();
+    let ops = ops(&recs);
     assert_eq!(
         ops,
         [
@@ -333,10 +321,7 @@ fn mars_sessions_are_demultiplexed() {
 fn bulk_load_and_transaction_manager() {
     let (ev, _, _) = run(&synth::bulk_and_tm(), Limits::default());
     let recs = records(&ev);
-    let ops: Vec<&str> = recs
-        .iter()
-        .map(|(q, _)| q.op.as_ref().unwrap().as_str())
-        .collect();
+    let ops = ops(&recs);
     assert_eq!(
         ops,
         ["login", "query", "bulk_load", "transaction", "transaction"]

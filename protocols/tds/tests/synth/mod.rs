@@ -37,6 +37,12 @@ fn server_sends(conv: &mut Conversation, tokens: &[Vec<u8>]) {
     conv.push((S, packets(0x04, &tokens.concat(), 4096, SPID)));
 }
 
+/// A server message of packet type `ty` before the login gave the session its SPID (PRELOGIN
+/// answers, the TLS handshake, login failures), in 4096-byte packets.
+fn server_sends_before_login(conv: &mut Conversation, ty: u8, msg: &[u8]) {
+    conv.push((S, packets(ty, msg, 4096, 0)));
+}
+
 /// A client message of packet type `ty` in 4096-byte packets.
 fn client_sends(conv: &mut Conversation, ty: u8, msg: &[u8]) {
     conv.push((C, packets(ty, msg, 4096, 0)));
@@ -906,28 +912,13 @@ fn login_response(db: &str) -> Vec<u8> {
 
 /// PRELOGIN exchange without encryption (both sides ENCRYPT_NOT_SUP), then a SQL login.
 fn plain_login(conv: &mut Conversation, user: &str, db: &str) {
-    conv.push((
-        C,
-        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        C,
-        packets(
-            0x10,
-            &login7(user, "Sup3r$ecret", "HIS.Registration", db, &[]),
-            4096,
-            0,
-        ),
-    ));
+    client_sends(conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
+    server_sends_before_login(conv, 0x04, &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false));
+    client_sends(
+        conv,
+        0x10,
+        &login7(user, "Sup3r$ecret", "HIS.Registration", db, &[]),
+    );
     conv.push((S, packets(0x04, &login_response(db), 4096, SPID)));
 }
 
@@ -965,10 +956,7 @@ pub fn full_session() -> Conversation {
         done(0xFD, 0x0002, 0),
     ]
     .concat();
-    conv.push((
-        C,
-        packets(0x01, &sql_batch("SELECT * FROM dbo.patinet"), 4096, 0),
-    ));
+    client_sends(&mut conv, 0x01, &sql_batch("SELECT * FROM dbo.patinet"));
     conv.push((S, packets(0x04, &err, 4096, SPID)));
     client_sends(
         &mut conv,
@@ -993,10 +981,7 @@ pub fn full_session() -> Conversation {
     for (n, v, _, _) in &ps {
         params.push((n, false, v));
     }
-    conv.push((
-        C,
-        packets(0x03, &rpc_message(&[rpc(Ok(10), &params)]), 4096, 0),
-    ));
+    client_sends(&mut conv, 0x03, &rpc_message(&[rpc(Ok(10), &params)]));
     server_sends(
         &mut conv,
         &[
@@ -1084,10 +1069,7 @@ pub fn full_session() -> Conversation {
         ],
     );
     // A long query cancelled with an Attention; the server acknowledges with DONE_ATTN.
-    conv.push((
-        C,
-        packets(0x01, &sql_batch("WAITFOR DELAY '00:10:00'"), 4096, 0),
-    ));
+    client_sends(&mut conv, 0x01, &sql_batch("WAITFOR DELAY '00:10:00'"));
     client_sends(&mut conv, 0x06, &[]);
     conv.push((S, packets(0x04, &done(0xFD, 0x0020, 0), 4096, SPID)));
     conv
@@ -1096,41 +1078,26 @@ pub fn full_session() -> Conversation {
 /// A login refused: ERROR 18456 then DONE with DONE_ERROR (MS-TDS 4.3 shows the shape).
 pub fn login_failed() -> Conversation {
     let mut conv = Vec::new();
-    conv.push((
-        C,
-        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        C,
-        packets(
-            0x10,
-            &login7("sa", "wrong", "sqlcmd", "master", &[]),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &[
-                message(0xAA, 18456, 1, 14, "Login failed for user 'sa'.", "", 1),
-                done(0xFD, 0x0002, 0),
-            ]
-            .concat(),
-            4096,
-            0,
-        ),
-    ));
+    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
+    server_sends_before_login(
+        &mut conv,
+        0x04,
+        &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+    );
+    client_sends(
+        &mut conv,
+        0x10,
+        &login7("sa", "wrong", "sqlcmd", "master", &[]),
+    );
+    server_sends_before_login(
+        &mut conv,
+        0x04,
+        &[
+            message(0xAA, 18456, 1, 14, "Login failed for user 'sa'.", "", 1),
+            done(0xFD, 0x0002, 0),
+        ]
+        .concat(),
+    );
     conv
 }
 
@@ -1138,52 +1105,33 @@ pub fn login_failed() -> Conversation {
 /// application-data record, then plaintext (MS-TDS 2.2.6.5, 3.2.5.2).
 pub fn login_only_tls() -> Conversation {
     let mut conv = Vec::new();
-    conv.push((
-        C,
-        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 0, false), 4096, 0),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &prelogin([16, 0, 0x10, 0x67, 0, 0], 0, false),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((C, packets(0x12, &client_hello("h2"), 4096, 0)));
-    conv.push((
-        S,
-        packets(
-            0x12,
-            &[tls_record(0x16, 900, 0x42), tls_record(0x14, 1, 1)].concat(),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        C,
-        packets(
-            0x12,
-            &[
-                tls_record(0x16, 70, 0x43),
-                tls_record(0x14, 1, 1),
-                tls_record(0x16, 40, 0x44),
-            ]
-            .concat(),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x12,
-            &[tls_record(0x14, 1, 1), tls_record(0x16, 40, 0x45)].concat(),
-            4096,
-            0,
-        ),
-    ));
+    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 0, false));
+    server_sends_before_login(
+        &mut conv,
+        0x04,
+        &prelogin([16, 0, 0x10, 0x67, 0, 0], 0, false),
+    );
+    client_sends(&mut conv, 0x12, &client_hello("h2"));
+    server_sends_before_login(
+        &mut conv,
+        0x12,
+        &[tls_record(0x16, 900, 0x42), tls_record(0x14, 1, 1)].concat(),
+    );
+    client_sends(
+        &mut conv,
+        0x12,
+        &[
+            tls_record(0x16, 70, 0x43),
+            tls_record(0x14, 1, 1),
+            tls_record(0x16, 40, 0x44),
+        ]
+        .concat(),
+    );
+    server_sends_before_login(
+        &mut conv,
+        0x12,
+        &[tls_record(0x14, 1, 1), tls_record(0x16, 40, 0x45)].concat(),
+    );
     conv.push((C, tls_record(0x17, 260, 0x46)));
     conv.push((S, packets(0x04, &login_response("LIS"), 4096, SPID)));
     client_sends(
@@ -1206,23 +1154,16 @@ pub fn login_only_tls() -> Conversation {
 /// ENCRYPT_REQ: everything after the handshake is TLS.
 pub fn full_tls() -> Conversation {
     let mut conv = Vec::new();
-    conv.push((
-        C,
-        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 1, false), 4096, 0),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &prelogin([16, 0, 0x10, 0x67, 0, 0], 3, false),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((C, packets(0x12, &client_hello("h2"), 4096, 0)));
-    conv.push((S, packets(0x12, &tls_record(0x16, 900, 0x42), 4096, 0)));
-    conv.push((C, packets(0x12, &tls_record(0x16, 70, 0x43), 4096, 0)));
-    conv.push((S, packets(0x12, &tls_record(0x16, 40, 0x45), 4096, 0)));
+    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 1, false));
+    server_sends_before_login(
+        &mut conv,
+        0x04,
+        &prelogin([16, 0, 0x10, 0x67, 0, 0], 3, false),
+    );
+    client_sends(&mut conv, 0x12, &client_hello("h2"));
+    server_sends_before_login(&mut conv, 0x12, &tls_record(0x16, 900, 0x42));
+    client_sends(&mut conv, 0x12, &tls_record(0x16, 70, 0x43));
+    server_sends_before_login(&mut conv, 0x12, &tls_record(0x16, 40, 0x45));
     conv.push((C, tls_record(0x17, 300, 0x46)));
     conv.push((S, tls_record(0x17, 500, 0x47)));
     conv.push((C, tls_record(0x17, 120, 0x48)));
@@ -1244,28 +1185,17 @@ pub fn tds8() -> Conversation {
 /// SSPI message with AUTHENTICATE, LOGINACK (MS-TDS 3.2.5.1 SSPI flow).
 pub fn ntlm_login() -> Conversation {
     let mut conv = Vec::new();
-    conv.push((
-        C,
-        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
-            4096,
-            0,
-        ),
-    ));
-    conv.push((
-        C,
-        packets(
-            0x10,
-            &login7("", "", "Nursing", "EMR", &ntlm_negotiate()),
-            4096,
-            0,
-        ),
-    ));
+    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
+    server_sends_before_login(
+        &mut conv,
+        0x04,
+        &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+    );
+    client_sends(
+        &mut conv,
+        0x10,
+        &login7("", "", "Nursing", "EMR", &ntlm_negotiate()),
+    );
     // NTLM CHALLENGE (MS-NLMP 2.2.1.2): empty target name and target info (offset 56), flags,
     // server challenge, reserved, version.
     let mut challenge = b"NTLMSSP\0".to_vec();
@@ -1276,21 +1206,14 @@ pub fn ntlm_login() -> Conversation {
     challenge.extend_from_slice(&[0; 8]);
     challenge.extend_from_slice(&[0, 0, 0, 0, 56, 0, 0, 0]);
     challenge.extend_from_slice(&[10, 0, 0x61, 0x4A, 0, 0, 0, 0x0F]);
-    conv.push((S, packets(0x04, &with_len16(0xED, &challenge), 4096, 0)));
-    conv.push((
-        C,
-        packets(
-            0x11,
-            &ntlm_authenticate("HOSPITAL", "nurse.li", "WARD-PC-07"),
-            4096,
-            0,
-        ),
-    ));
+    server_sends_before_login(&mut conv, 0x04, &with_len16(0xED, &challenge));
+    client_sends(
+        &mut conv,
+        0x11,
+        &ntlm_authenticate("HOSPITAL", "nurse.li", "WARD-PC-07"),
+    );
     conv.push((S, packets(0x04, &login_response("EMR"), 4096, SPID)));
-    conv.push((
-        C,
-        packets(0x01, &sql_batch("EXEC dbo.usp_rounds @ward = 3"), 4096, 0),
-    ));
+    client_sends(&mut conv, 0x01, &sql_batch("EXEC dbo.usp_rounds @ward = 3"));
     server_sends(
         &mut conv,
         &[
@@ -1458,14 +1381,14 @@ pub fn bulk_and_tm() -> Conversation {
     tm.extend_from_slice(&5u16.to_le_bytes());
     tm.push(2);
     tm.extend(b_varchar("import"));
-    conv.push((C, packets(0x0E, &tm, 4096, 0)));
+    client_sends(&mut conv, 0x0E, &tm);
     server_sends(&mut conv, &[envchange_begin_tran(), done(0xFD, 0, 0)]);
     // TM_COMMIT_XACT (7): name empty, fBeginXact 0.
     let mut tm = all_headers();
     tm.extend_from_slice(&7u16.to_le_bytes());
     tm.push(0);
     tm.push(0);
-    conv.push((C, packets(0x0E, &tm, 4096, 0)));
+    client_sends(&mut conv, 0x0E, &tm);
     let mut commit = vec![9u8, 0, 8];
     commit.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
     server_sends(&mut conv, &[with_len16(0xE3, &commit), done(0xFD, 0, 0)]);
@@ -1602,36 +1525,25 @@ pub fn dataclassification_v2() -> Vec<u8> {
 /// column) and a DATACLASSIFICATION token.
 pub fn always_encrypted() -> Conversation {
     let mut conv = Vec::new();
-    conv.push((
-        C,
-        packets(0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false), 4096, 0),
-    ));
-    conv.push((
-        S,
-        packets(
-            0x04,
-            &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
-            4096,
-            0,
-        ),
-    ));
+    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
+    server_sends_before_login(
+        &mut conv,
+        0x04,
+        &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+    );
     let features = [feature(0x04, &[1]), feature(0x09, &[2])].concat();
-    conv.push((
-        C,
-        packets(
-            0x10,
-            &login7_ext(
-                "his_app",
-                "Sup3r$ecret",
-                "HIS.Registration",
-                "EMR",
-                &[],
-                &features,
-            ),
-            4096,
-            0,
+    client_sends(
+        &mut conv,
+        0x10,
+        &login7_ext(
+            "his_app",
+            "Sup3r$ecret",
+            "HIS.Registration",
+            "EMR",
+            &[],
+            &features,
         ),
-    ));
+    );
     let head = login_response("EMR");
     let login = [
         head[..head.len() - 13].to_vec(),
