@@ -622,7 +622,7 @@ pub fn format_rfc3339_micros(ts: Timestamp, buf: &mut [u8; 27]) -> &str {
     let frac = micros % 1_000_000;
     let days = secs / 86_400;
     let sod = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
+    let (y, m, d) = dbtap_core::time::civil_from_days(days as i64);
     let y = y.clamp(0, 9999) as u64;
     let put = |buf: &mut [u8; 27], at: usize, width: usize, mut v: u64| {
         for i in (0..width).rev() {
@@ -646,20 +646,6 @@ pub fn format_rfc3339_micros(ts: Timestamp, buf: &mut [u8; 27]) -> &str {
     buf[26] = b'Z';
     // Only ASCII digits and separators were written.
     std::str::from_utf8(buf).unwrap_or("1970-01-01T00:00:00.000000Z")
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

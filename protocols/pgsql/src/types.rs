@@ -440,21 +440,6 @@ fn numeric(v: &[u8]) -> Option<String> {
     Some(s)
 }
 
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
-/// (H. Hinnant's `civil_from_days`).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// Days from 1970-01-01 to 2000-01-01, PostgreSQL's date and timestamp epoch.
 const PG_EPOCH_DAYS: i64 = 10_957;
 
@@ -474,7 +459,7 @@ fn date(d: i32) -> String {
 }
 
 fn push_date(s: &mut String, days_since_1970: i64) -> bool {
-    let (y, m, d) = civil(days_since_1970);
+    let (y, m, d) = dbtap_core::time::civil_from_days(days_since_1970);
     let bc = y <= 0;
     let y = if bc { 1 - y } else { y };
     let _ = write!(s, "{y:04}-{m:02}-{d:02}");

@@ -528,26 +528,15 @@ fn scaled(v: u128, neg: bool, scale: u32) -> String {
     out
 }
 
-/// Days since 0001-01-01 → (year, month, day).
-fn civil(days_since_0001: i64) -> (i64, u32, u32) {
-    // 0001-01-01 is 719162 days before 1970-01-01.
-    let z = days_since_0001 - 719_162 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// Days from 0001-01-01 to 1900-01-01.
 const DAYS_TO_1900: i64 = 693_595;
 
+/// Days from 0001-01-01 to 1970-01-01.
+const DAYS_0001_TO_1970: i64 = 719_162;
+
+/// Days since 0001-01-01 as `YYYY-MM-DD`.
 fn ymd(days: i64) -> String {
-    let (y, m, d) = civil(days);
+    let (y, m, d) = dbtap_core::time::civil_from_days(days - DAYS_0001_TO_1970);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
