@@ -126,6 +126,18 @@ struct OpReq {
     unprepare: Option<i64>,
 }
 
+impl OpReq {
+    /// A request that touches no prepared handle.
+    fn plain(req: Request) -> Self {
+        OpReq {
+            req,
+            prepare_sql: None,
+            prepare_names: Vec::new(),
+            unprepare: None,
+        }
+    }
+}
+
 /// The server message being read.
 #[derive(Debug, Default)]
 struct RespAsm {
@@ -969,15 +981,7 @@ impl TdsParser {
                         original: body.len() as u64,
                     };
                 }
-                self.push_pending(
-                    Pending::Ops(vec![OpReq {
-                        req,
-                        prepare_sql: None,
-                        prepare_names: Vec::new(),
-                        unprepare: None,
-                    }]),
-                    out,
-                );
+                self.push_pending(Pending::Ops(vec![OpReq::plain(req)]), out);
             }
             ty::RPC => {
                 let ah = all_headers_len(&asm.buf);
@@ -1009,12 +1013,7 @@ impl TdsParser {
                     let mut req = base;
                     req.op = Some(Op::new("rpc"));
                     req.params = Some(vec![undecodable_param()]);
-                    ops.push(OpReq {
-                        req,
-                        prepare_sql: None,
-                        prepare_names: Vec::new(),
-                        unprepare: None,
-                    });
+                    ops.push(OpReq::plain(req));
                 }
                 self.push_pending(Pending::Ops(ops), out);
             }
@@ -1038,15 +1037,7 @@ impl TdsParser {
                     _ => "unknown",
                 };
                 req.attributes.push(("tm_request".into(), name.into()));
-                self.push_pending(
-                    Pending::Ops(vec![OpReq {
-                        req,
-                        prepare_sql: None,
-                        prepare_names: Vec::new(),
-                        unprepare: None,
-                    }]),
-                    out,
-                );
+                self.push_pending(Pending::Ops(vec![OpReq::plain(req)]), out);
             }
             ty::BULK_LOAD => {
                 let mut req = base;
@@ -1064,15 +1055,7 @@ impl TdsParser {
                         });
                     }
                 }
-                self.push_pending(
-                    Pending::Ops(vec![OpReq {
-                        req,
-                        prepare_sql: None,
-                        prepare_names: Vec::new(),
-                        unprepare: None,
-                    }]),
-                    out,
-                );
+                self.push_pending(Pending::Ops(vec![OpReq::plain(req)]), out);
             }
             _ => {}
         }
