@@ -25,6 +25,7 @@
 //!   parser boundary; events only say that they existed.
 #![forbid(unsafe_code)]
 
+pub mod anomaly;
 pub mod contract;
 pub mod driver;
 pub mod event;

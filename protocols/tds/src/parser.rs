@@ -43,8 +43,8 @@ pub mod anomaly {
     pub const BAD_HEADER: &str = "bad_packet_header";
     /// A server message that answers no request.
     pub const UNSOLICITED_RESPONSE: &str = "unsolicited_response";
-    /// A message cut at `Limits::max_message_len` (the rest was counted, not read).
-    pub const OVER_LIMIT: &str = "over_limit";
+    // A message cut at `Limits::max_message_len` (the rest was counted, not read).
+    pub use dbtap_core::anomaly::OVER_LIMIT;
     /// A LOGIN7 that could not be parsed.
     pub const MALFORMED_LOGIN7: &str = "malformed_login7";
     /// A PRELOGIN that could not be parsed.
@@ -55,8 +55,8 @@ pub mod anomaly {
     pub const SMP_TOO_MANY_SESSIONS: &str = "mars_too_many_sessions";
     /// RPC parameters that could not be decoded.
     pub const UNDECODABLE_PARAMS: &str = "undecodable_rpc_params";
-    /// Requests waiting overflowed `max_pending_requests`.
-    pub const PENDING_OVERFLOW: &str = "pending_overflow";
+    // Requests waiting overflowed `max_pending_requests`.
+    pub use dbtap_core::anomaly::PENDING_OVERFLOW;
     /// A message the client abandoned with the IGNORE status bit (not executed, not recorded).
     pub const IGNORED_MESSAGE: &str = "ignored_message";
     /// A prepared handle evicted from the bounded map.

@@ -38,16 +38,16 @@ pub const CALL_SLACK: usize = 16 * 1024;
 
 /// Anomaly kinds (metrics labels).
 pub mod anomaly {
-    /// A header that cannot be a TNS header: framing lost in this direction.
-    pub const BAD_FRAME: &str = "bad_frame";
+    // A header that cannot be a TNS header: framing lost in this direction.
+    pub use dbtap_core::anomaly::BAD_FRAME;
     /// A TTC function this parser does not decode.
     pub const UNKNOWN_FUNCTION: &str = "unknown_function";
     /// A TNS packet type this parser does not decode (ACK, NULL, ABORT, ATTENTION, CONTROL).
     pub const UNKNOWN_PACKET: &str = "unknown_packet";
     /// An OALL8 call whose statement text could not be located.
     pub const SQL_NOT_FOUND: &str = "sql_not_found";
-    /// A call or packet went over a limit and was cut.
-    pub const OVER_LIMIT: &str = "over_limit";
+    // A call or packet went over a limit and was cut.
+    pub use dbtap_core::anomaly::OVER_LIMIT;
     /// A character set id without a decoder (text decoded as UTF-8).
     pub const UNKNOWN_CHARSET: &str = "unknown_charset";
     /// A MARKER packet (break / reset).

@@ -63,8 +63,8 @@ pub mod anomaly {
     pub const UNEXPECTED_SEQUENCE: &str = "unexpected_sequence";
     /// A prepared statement was evicted from the bounded cache.
     pub const STMT_CACHE_EVICTED: &str = "stmt_cache_evicted";
-    /// A message or field went over a limit and was cut.
-    pub const OVER_LIMIT: &str = "over_limit";
+    // A message or field went over a limit and was cut.
+    pub use dbtap_core::anomaly::OVER_LIMIT;
     /// A compressed frame did not inflate (or inflated beyond its declared length).
     pub const DECOMPRESS_ERROR: &str = "decompress_error";
     /// An execute for a statement whose prepare was not seen.

@@ -44,16 +44,16 @@ const EXPECTS_PER_REQUEST: usize = 8;
 pub mod anomaly {
     /// A message inside a valid frame could not be parsed; it was skipped.
     pub const MALFORMED: &str = "malformed_message";
-    /// A message type this direction never sends, or a length out of PostgreSQL's bounds.
-    pub const BAD_FRAME: &str = "bad_frame";
+    // A message type this direction never sends, or a length out of PostgreSQL's bounds.
+    pub use dbtap_core::anomaly::BAD_FRAME;
     /// Server messages when no answer was awaited, or of a kind the awaited one cannot be.
     pub const UNEXPECTED_RESPONSE: &str = "unexpected_response";
     /// A client message that does not fit the session phase.
     pub const UNEXPECTED_PHASE: &str = "unexpected_phase";
     /// A prepared statement was evicted from the bounded cache.
     pub const STMT_CACHE_EVICTED: &str = "stmt_cache_evicted";
-    /// A message or field went over a limit and was cut.
-    pub const OVER_LIMIT: &str = "over_limit";
+    // A message or field went over a limit and was cut.
+    pub use dbtap_core::anomaly::OVER_LIMIT;
     /// A Bind of a statement whose Parse was not seen.
     pub const UNKNOWN_STATEMENT: &str = "unknown_statement";
     /// An Execute of a portal whose Bind was not seen.
@@ -62,8 +62,8 @@ pub mod anomaly {
     pub const UNKNOWN_STARTUP_CODE: &str = "unknown_startup_code";
     /// A `client_encoding` this parser has no decoder for (text is decoded as UTF-8).
     pub const UNKNOWN_ENCODING: &str = "unknown_client_encoding";
-    /// Too many requests waiting: the oldest was emitted without its response.
-    pub const PENDING_OVERFLOW: &str = "pending_overflow";
+    // Too many requests waiting: the oldest was emitted without its response.
+    pub use dbtap_core::anomaly::PENDING_OVERFLOW;
     /// An ErrorResponse that answers no request (e.g. the server terminating the session).
     pub const UNSOLICITED_ERROR: &str = "unsolicited_error";
 }
