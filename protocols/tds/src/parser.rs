@@ -19,7 +19,7 @@ use encoding_rs::Encoding;
 use crate::login7::{self, version_name};
 use crate::packet::{ty, Header, HEADER_LEN};
 use crate::prelogin::{self, encrypt, Prelogin};
-use crate::requests::{all_headers_len, parse_rpcs, undecodable_param, Rpc};
+use crate::requests::{all_headers_len, parse_rpcs, skip_enclave_package, undecodable_param, Rpc};
 use crate::tokens::{Acc, EnvChange, Outcome, TokenStream};
 use crate::wire::utf16;
 
@@ -63,6 +63,8 @@ pub mod anomaly {
     pub const HANDLE_EVICTED: &str = "prepared_handle_evicted";
     /// sp_execute of a handle whose sp_prepare was not seen.
     pub const UNKNOWN_HANDLE: &str = "unknown_prepared_handle";
+    /// An EnclavePackage whose length runs past its message.
+    pub const BAD_ENCLAVE_PACKAGE: &str = "bad_enclave_package";
 }
 
 /// Session phase.
@@ -236,6 +238,8 @@ pub struct TdsParser {
     dataclass_version: Option<u8>,
     /// COLUMNENCRYPTION acknowledged in the login's FEATUREEXTACK.
     column_encryption: bool,
+    /// COLUMNENCRYPTION version 2+ acknowledged: SQL batches and RPCs carry an EnclavePackage.
+    enclave_packages: bool,
     enc: &'static Encoding,
     /// sp_prepare handles → statement text and declared parameter names, oldest first
     /// (bounded).
@@ -269,6 +273,7 @@ impl TdsParser {
             version_known: false,
             dataclass_version: None,
             column_encryption: false,
+            enclave_packages: false,
             enc: encoding_rs::WINDOWS_1252,
             prepared: VecDeque::new(),
             server_version: None,
@@ -969,10 +974,10 @@ impl TdsParser {
             }
             ty::SQL_BATCH => {
                 let ah = all_headers_len(&asm.buf);
-                let body = asm.buf.get(ah..).unwrap_or_default();
+                let mut req = base;
+                let body = self.request_body(asm.buf.get(ah..).unwrap_or_default(), &mut req, out);
                 let max = cx.limits.max_statement_len.saturating_mul(2);
                 let keep = body.len().min(max) & !1;
-                let mut req = base;
                 req.op = Some(Op::QUERY);
                 req.sql = Some(utf16(body.get(..keep).unwrap_or_default()));
                 if keep < body.len() && c == Completeness::Complete {
@@ -985,7 +990,8 @@ impl TdsParser {
             }
             ty::RPC => {
                 let ah = all_headers_len(&asm.buf);
-                let body = asm.buf.get(ah..).unwrap_or_default();
+                let mut base = base;
+                let body = self.request_body(asm.buf.get(ah..).unwrap_or_default(), &mut base, out);
                 let rpcs = parse_rpcs(
                     body,
                     MAX_RPCS_PER_MESSAGE,
@@ -1063,6 +1069,35 @@ impl TdsParser {
 
     /// The record of one RPC: procedure, statement and parameters by the well-known
     /// procedures' signatures (sp_executesql, sp_prepare, sp_execute, sp_prepexec, sp_cursor*).
+    /// What follows ALL_HEADERS in a SQL batch or RPC message. With enclave computations
+    /// negotiated the EnclavePackage comes first: stepped over, its size noted in the record
+    /// (`enclave_package_bytes`); its content (encrypted keys) is never shown.
+    fn request_body<'b>(&self, d: &'b [u8], req: &mut Request, out: &mut Vec<DbEvent>) -> &'b [u8] {
+        if !self.enclave_packages {
+            return d;
+        }
+        match skip_enclave_package(d) {
+            Some((0, rest)) => rest,
+            Some((n, rest)) => {
+                req.attributes
+                    .push(("enclave_package_bytes".into(), n.to_string()));
+                rest
+            }
+            None => {
+                // The package runs past the message (cut at `max_message_len`, or not a
+                // package at all): nothing after it can be placed.
+                out.push(DbEvent::Anomaly {
+                    dir: Direction::ToServer,
+                    kind: anomaly::BAD_ENCLAVE_PACKAGE,
+                });
+                req.completeness = req
+                    .completeness
+                    .merge(Completeness::Partial { lost_bytes: 0 });
+                &[]
+            }
+        }
+    }
+
     fn rpc_request(
         &mut self,
         mut req: Request,
@@ -1246,10 +1281,12 @@ impl TdsParser {
             self.tokens.default_enc = self.enc;
             self.tokens.dataclass_version = self.dataclass_version;
             self.tokens.column_encryption = self.column_encryption;
+            self.tokens.enclave_packages = self.enclave_packages;
             self.tokens.feed(payload, ts, &mut self.resp.acc);
             // Learned from the login's FEATUREEXTACK; MARS sessions swap token streams.
             self.dataclass_version = self.tokens.dataclass_version;
             self.column_encryption = self.tokens.column_encryption;
+            self.enclave_packages = self.tokens.enclave_packages;
             if !self.version_known {
                 self.tds72 = self.tokens.tds72;
             }

@@ -45,6 +45,19 @@ pub fn all_headers_len(d: &[u8]) -> usize {
     0
 }
 
+/// The EnclavePackage that follows ALL_HEADERS when the session negotiated Always Encrypted
+/// with secure enclaves (MS-TDS 2.2.6.6 and 2.2.6.7: `ALL_HEADERS *EnclavePackage` before the
+/// RPCs or the SQL text; sent when the acknowledged COLUMNENCRYPTION version is 2 or 3, with
+/// length 0 when the statement needs no enclave). It is a USHORT length and that many bytes:
+/// the enclave session id and column encryption keys encrypted for the enclave, never shown.
+/// Returns the package length and what follows it, or `None` when the length runs past `d`.
+pub fn skip_enclave_package(d: &[u8]) -> Option<(usize, &[u8])> {
+    let mut r = Reader::new(d);
+    let n = usize::from(r.u16le()?);
+    let rest = d.get(2..)?;
+    Some((n, rest.get(n..)?))
+}
+
 /// Well-known procedure ids (MS-TDS 2.2.6.6, ProcID).
 pub fn proc_name(id: u16) -> Option<&'static str> {
     Some(match id {
@@ -320,6 +333,22 @@ mod tests {
         v.extend_from_slice(&[0; 8]);
         v.extend_from_slice(&1u32.to_le_bytes());
         v
+    }
+
+    #[test]
+    fn enclave_package_lengths() {
+        // USHORT length, package, then the request (MS-TDS 2.2.6.6 EnclavePackage).
+        assert_eq!(
+            skip_enclave_package(&[0, 0, b's', 0]),
+            Some((0, &[b's', 0][..]))
+        );
+        assert_eq!(
+            skip_enclave_package(&[3, 0, 9, 9, 9, 0xFF, 0xFF]),
+            Some((3, &[0xFF, 0xFF][..]))
+        );
+        // A length past the message, or no room for the length.
+        assert_eq!(skip_enclave_package(&[4, 0, 9, 9, 9]), None);
+        assert_eq!(skip_enclave_package(&[4]), None);
     }
 
     #[test]

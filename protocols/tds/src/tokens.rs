@@ -290,6 +290,9 @@ pub struct TokenStream {
     /// The server acknowledged COLUMNENCRYPTION (Always Encrypted) in FEATUREEXTACK:
     /// COLMETADATA carries a CekTable.
     pub column_encryption: bool,
+    /// The acknowledged COLUMNENCRYPTION version is 2 or 3 (secure enclaves): requests carry
+    /// an EnclavePackage after ALL_HEADERS.
+    pub enclave_packages: bool,
     /// TDS 7.2+: 8-byte DONE row counts, 4-byte user types, 4-byte ERROR line numbers.
     pub tds72: bool,
     /// Encoding for non-Unicode values without a collation of their own.
@@ -314,6 +317,7 @@ impl Default for TokenStream {
             nbc_on: false,
             dataclass_version: None,
             column_encryption: false,
+            enclave_packages: false,
             tds72: true,
             default_enc: encoding_rs::WINDOWS_1252,
             version_known: false,
@@ -504,6 +508,18 @@ impl TokenStream {
                 };
                 if id == FEATURE_COLUMNENCRYPTION {
                     self.column_encryption = true;
+                    if n >= 1 {
+                        // FeatureAckData: ColumnEncryptionVersion (BYTE), then for versions 2
+                        // and 3 the EnclaveType (B_VARCHAR). From version 2 on every SQL batch
+                        // and RPC carries an EnclavePackage (mssql-jdbc `sendEnclavePackage`:
+                        // written whenever the acknowledged version is at least 2).
+                        let Some(v) = r.u8() else { return Step::Need };
+                        self.enclave_packages = v >= 2;
+                        return Step::Skip {
+                            used: 6,
+                            skip: n as u64 - 1,
+                        };
+                    }
                 }
                 if id == FEATURE_DATACLASSIFICATION && n >= 1 {
                     // FeatureAckData: DATACLASSIFICATION_VERSION (BYTE), IsEnabled (BYTE).

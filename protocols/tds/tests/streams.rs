@@ -479,6 +479,35 @@ fn rpc_parameter_names_and_table_valued_parameters() {
 }
 
 #[test]
+fn enclave_packages_are_stepped_over_when_version_2_is_acknowledged() {
+    let (ev, _, _) = run(&synth::always_encrypted_enclave(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(recs.len(), 3);
+    // The batch after an empty EnclavePackage: its text starts right after the length.
+    let (q, r) = &recs[1];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT COUNT(*) FROM dbo.patient_secure")
+    );
+    assert_eq!(attr(q, "enclave_package_bytes"), None);
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    // The RPC after a 48-byte package: procedure, statement and the encrypted parameter.
+    let (q, r) = &recs[2];
+    assert_eq!(q.procedure.as_deref(), Some("sp_executesql"));
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT name FROM dbo.patient_secure WHERE ssn LIKE @pattern")
+    );
+    assert_eq!(attr(q, "enclave_package_bytes"), Some("48"));
+    let ps = q.params.as_ref().unwrap();
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].name.as_deref(), Some("@pattern"));
+    assert!(matches!(&ps[0].value, ParamValue::Encrypted(b) if b.len() == 65));
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    assert!(!ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
+}
+
+#[test]
 fn always_encrypted_parameters_and_data_classification() {
     let (ev, _, _) = run(&synth::always_encrypted(), Limits::default());
     let recs = records(&ev);

@@ -1611,6 +1611,91 @@ pub fn always_encrypted() -> Conversation {
     conv
 }
 
+/// `msg` (a SQL batch or RPC message that starts with [`all_headers`]) with an EnclavePackage
+/// after ALL_HEADERS: USHORT length, then the package (MS-TDS 2.2.6.6 / 2.2.6.7).
+fn with_enclave_package(msg: &[u8], package: &[u8]) -> Vec<u8> {
+    let ah = all_headers().len();
+    let mut v = msg[..ah].to_vec();
+    v.extend_from_slice(&(package.len() as u16).to_le_bytes());
+    v.extend_from_slice(package);
+    v.extend_from_slice(&msg[ah..]);
+    v
+}
+
+/// Always Encrypted with secure enclaves: the LOGIN7 asks for COLUMNENCRYPTION version 3, the
+/// server acknowledges version 2 with EnclaveType `VBS` (FEATUREEXTACK, MS-TDS 2.2.7.11), so
+/// every request carries an EnclavePackage after ALL_HEADERS: an empty one (length 0) before a
+/// SQL batch, and a 48-byte one (made-up bytes standing for the enclave session id and the
+/// encrypted column keys) before an sp_executesql whose statement needs the enclave.
+pub fn always_encrypted_enclave() -> Conversation {
+    let mut conv = Vec::new();
+    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
+    server_sends_before_login(
+        &mut conv,
+        0x04,
+        &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+    );
+    client_sends(
+        &mut conv,
+        0x10,
+        &login7_ext(
+            "his_app",
+            "Sup3r$ecret",
+            "HIS.Registration",
+            "EMR",
+            &[],
+            &feature(0x04, &[3]),
+        ),
+    );
+    let head = login_response("EMR");
+    let mut ack = vec![0xAE, 0x04, 8, 0, 0, 0, 2];
+    ack.extend(b_varchar("VBS"));
+    ack.push(0xFF);
+    let login = [head[..head.len() - 13].to_vec(), ack, done(0xFD, 0, 0)].concat();
+    conv.push((S, packets(0x04, &login, 4096, SPID)));
+    client_sends(
+        &mut conv,
+        0x01,
+        &with_enclave_package(&sql_batch("SELECT COUNT(*) FROM dbo.patient_secure"), &[]),
+    );
+    let count = [Col {
+        name: "",
+        type_info: vec![0x26, 4],
+        value: vec![4, 42, 0, 0, 0],
+    }];
+    let mut meta = colmetadata(&count);
+    meta.splice(3..3, [0, 0]); // CekTable: EkValueCount 0
+    server_sends(&mut conv, &[meta, row(&count), done(0xFD, 0x0010, 1)]);
+    // sp_executesql N'SELECT … WHERE ssn LIKE @pattern', N'@pattern char(11)', @pattern
+    // (encrypted: 65 bytes of AEAD cipher text), after a 48-byte EnclavePackage.
+    let stmt = nv("SELECT name FROM dbo.patient_secure WHERE ssn LIKE @pattern");
+    let decl = nv("@pattern char(11)");
+    let mut call = rpc(
+        Ok(10),
+        &[("@stmt", false, &stmt), ("@params", false, &decl)],
+    );
+    let cipher: Vec<u8> = std::iter::once(0x01)
+        .chain((0..64u8).map(|i| i.wrapping_mul(53) ^ 0x3C))
+        .collect();
+    call.extend(b_varchar("@pattern"));
+    call.extend(encrypted_param(&cipher));
+    let package: Vec<u8> = (0..48u8).map(|i| i.wrapping_mul(29) ^ 0xC3).collect();
+    client_sends(
+        &mut conv,
+        0x03,
+        &with_enclave_package(&rpc_message(&[call]), &package),
+    );
+    server_sends(
+        &mut conv,
+        &[
+            done(0xFF, 0x0011, 0),
+            returnstatus(0),
+            done(0xFE, 0x0000, 0),
+        ],
+    );
+    conv
+}
+
 /// All conversations by name.
 pub fn all() -> Vec<(&'static str, Conversation)> {
     vec![
@@ -1624,5 +1709,6 @@ pub fn all() -> Vec<(&'static str, Conversation)> {
         ("bulk_and_tm", bulk_and_tm()),
         ("rpc_secrets", rpc_secrets()),
         ("always_encrypted", always_encrypted()),
+        ("always_encrypted_enclave", always_encrypted_enclave()),
     ]
 }
