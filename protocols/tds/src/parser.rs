@@ -1565,6 +1565,12 @@ impl TdsParser {
                 // DATACLASSIFICATION: what the server says the result's columns hold.
                 op.req.attributes.push(("sensitivity".into(), s.clone()));
             }
+            if o.encrypted_columns > 0 {
+                // Always Encrypted result columns: their values travel as cipher text.
+                op.req
+                    .attributes
+                    .push(("encrypted_columns".into(), o.encrypted_columns.to_string()));
+            }
             let failed = o.error.is_some() || o.done_error;
             let handle = o.return_values.iter().find_map(|(_, _, v)| match v {
                 ParamValue::Int(i) => Some(*i),
@@ -1759,6 +1765,7 @@ fn merge(all: Vec<Outcome>) -> Outcome {
         if let Some(more) = &s.sensitivity {
             crate::tokens::add_sensitivity(&mut o.sensitivity, more);
         }
+        o.encrypted_columns = o.encrypted_columns.saturating_add(s.encrypted_columns);
         o.ts_end = o.ts_end.max(s.ts_end);
     }
     o

@@ -109,6 +109,58 @@ const FEATURE_DATACLASSIFICATION: u8 = 0x09;
 const FEATURE_COLUMNENCRYPTION: u8 = 0x04;
 /// COLMETADATA Flags fEncrypted (TDS 7.4): the column is encrypted, CryptoMetaData follows.
 const COL_F_ENCRYPTED: u16 = 0x0800;
+/// Column encryption keys (EK_INFO entries) read at most in one COLMETADATA CekTable, and
+/// encrypted values per key: more is taken for a broken token.
+const MAX_CEKS: usize = 256;
+const MAX_CEK_VALUES: u8 = 16;
+
+/// Length of a COLMETADATA CekTable at the head of `d` (MS-TDS 2.2.7.4): EkValueCount
+/// (USHORT), then per key EK_INFO = DatabaseId, CekId, CekVersion (ULONG each), CekMDVersion
+/// (ULONGLONG), Count (BYTE) and Count × EncryptionKeyValue = EncryptedKey (US_VARBYTE),
+/// KeyStoreName (B_VARCHAR), KeyPath (US_VARCHAR), AsymmetricAlgo (B_VARCHAR). The keys (the
+/// column encryption keys, encrypted with the column master key) are stepped over, never
+/// kept. `Ok(None)`: more bytes are needed; `Err`: not a CekTable within the limits.
+fn cek_table_len(d: &[u8]) -> Result<Option<usize>, ()> {
+    let mut r = Reader::new(d);
+    let Some(n) = r.u16le() else { return Ok(None) };
+    if usize::from(n) > MAX_CEKS {
+        return Err(());
+    }
+    for _ in 0..n {
+        let Some(()) = r.skip(20) else {
+            return Ok(None);
+        };
+        let Some(values) = r.u8() else {
+            return Ok(None);
+        };
+        if values > MAX_CEK_VALUES {
+            return Err(());
+        }
+        for _ in 0..values {
+            let Some(key_len) = r.u16le() else {
+                return Ok(None);
+            };
+            let Some(()) = r.skip(usize::from(key_len)) else {
+                return Ok(None);
+            };
+            let Some(store) = r.u8() else { return Ok(None) };
+            let Some(()) = r.skip(usize::from(store) * 2) else {
+                return Ok(None);
+            };
+            let Some(path) = r.u16le() else {
+                return Ok(None);
+            };
+            let Some(()) = r.skip(usize::from(path) * 2) else {
+                return Ok(None);
+            };
+            let Some(algo) = r.u8() else { return Ok(None) };
+            let Some(()) = r.skip(usize::from(algo) * 2) else {
+                return Ok(None);
+            };
+        }
+    }
+    Ok(Some(r.pos()))
+}
 
 /// An ERROR or INFO token (MS-TDS 2.2.7.10, 2.2.7.13).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +253,8 @@ pub struct Outcome {
     /// Sensitivity labels and information types a DATACLASSIFICATION token gave the result
     /// (`label: information type` pairs in token order, bounded by [`MAX_SENSITIVITY_LEN`]).
     pub sensitivity: Option<String>,
+    /// Columns of its result sets that are Always Encrypted (COLMETADATA fEncrypted).
+    pub encrypted_columns: u32,
     /// Capture time of the packet that ended it.
     pub ts_end: Timestamp,
 }
@@ -451,30 +505,54 @@ impl TokenStream {
                     return Step::Used(0);
                 }
                 let mut r = Reader::new(d);
-                let res = (|| -> Result<Result<Form, Stop>, ()> {
+                let res = (|| -> Result<Result<(Form, bool), Stop>, ()> {
                     if self.tds72 {
                         need(r.u32le())?;
                     } else {
                         need(r.u16le())?;
                     }
                     let flags = need(r.u16le())?;
-                    if self.column_encryption && flags & COL_F_ENCRYPTED != 0 {
-                        // CryptoMetaData follows TYPE_INFO (2.2.7.4): not read.
-                        return Ok(Err(Stop::Bad));
-                    }
+                    let encrypted = self.column_encryption && flags & COL_F_ENCRYPTED != 0;
+                    // ColumnData = UserType Flags TYPE_INFO [TableName] [CryptoMetaData]
+                    // ColName (2.2.7.4). An encrypted column's TYPE_INFO is the cipher text's
+                    // (varbinary), which is what its row values are skipped by.
                     let ti = match read_type_info(&mut r, Ctx::Column, self.tds72) {
                         Ok(t) => t,
                         Err(Stop::Incomplete) => return Err(()),
                         Err(Stop::Bad) => return Ok(Err(Stop::Bad)),
                     };
+                    if encrypted {
+                        // CryptoMetaData = Ordinal (USHORT, into the CekTable), UserType,
+                        // BaseTypeInfo (the plain TYPE_INFO), EncryptionAlgo (BYTE), AlgoName
+                        // (B_VARCHAR, only for algorithm 0), EncryptionAlgoType (BYTE),
+                        // NormVersion (BYTE).
+                        need(r.u16le())?;
+                        if self.tds72 {
+                            need(r.u32le())?;
+                        } else {
+                            need(r.u16le())?;
+                        }
+                        match read_type_info(&mut r, Ctx::Param, self.tds72) {
+                            Ok(_) => {}
+                            Err(Stop::Incomplete) => return Err(()),
+                            Err(Stop::Bad) => return Ok(Err(Stop::Bad)),
+                        }
+                        if need(r.u8())? == 0 {
+                            need(r.b_varchar())?;
+                        }
+                        need(r.skip(2))?;
+                    }
                     need(r.b_varchar())?;
-                    Ok(Ok(ti.form))
+                    Ok(Ok((ti.form, encrypted)))
                 })();
                 match res {
                     Err(()) => Step::Need,
                     Ok(Err(_)) if self.column_encryption => Step::Lost("encrypted_column_metadata"),
                     Ok(Err(_)) => Step::Lost("unknown_column_type"),
-                    Ok(Ok(form)) => {
+                    Ok(Ok((form, encrypted))) => {
+                        if encrypted {
+                            acc.cur.encrypted_columns += 1;
+                        }
                         self.cols.push(form);
                         self.state = State::ColMeta { left: left - 1 };
                         Step::Used(r.pos())
@@ -653,13 +731,11 @@ impl TokenStream {
                 let mut used = 3;
                 if self.column_encryption {
                     // COLMETADATA = TokenType Count [CekTable] …: with COLUMNENCRYPTION on, a
-                    // CekTable (EkValueCount, then the keys) always follows Count (2.2.7.4).
-                    // Without keys no column is encrypted and the columns read as usual; the
-                    // keys themselves are not read.
-                    match r.u16le() {
-                        None => return Step::Need,
-                        Some(0) => used = 5,
-                        Some(_) => return Step::Lost("encrypted_column_metadata"),
+                    // CekTable always follows Count (2.2.7.4); its keys are stepped over.
+                    match cek_table_len(r.rest()) {
+                        Ok(None) => return Step::Need,
+                        Ok(Some(n)) => used += n,
+                        Err(()) => return Step::Lost("encrypted_column_metadata"),
                     }
                 }
                 self.cols.clear();
@@ -1359,9 +1435,26 @@ mod tests {
             assert!(!acc.lost, "cut at {cut}: {:?}", acc.anomalies);
             assert_eq!(acc.cur.rows, Some(2));
         }
-        // Keys in the CekTable: encrypted columns follow, not read; said so.
+        // A CekTable with one key (EK_INFO: DatabaseId, CekId, CekVersion, CekMDVersion,
+        // Count 1, EncryptedKey US_VARBYTE, KeyStoreName B_VARCHAR, KeyPath US_VARCHAR,
+        // AsymmetricAlgo B_VARCHAR) is stepped over, however the bytes are cut.
+        let mut cek = vec![1, 0, 5, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0];
+        cek.extend([0; 8]);
+        cek.push(1);
+        cek.extend([3, 0, 0xAA, 0xBB, 0xCC]);
+        cek.extend([1, b'S', 0]);
+        cek.extend([1, 0, b'P', 0]);
+        cek.extend([1, b'R', 0]);
         let mut v = small_result();
-        v.splice(3..3, [1, 0]);
+        v.splice(3..3, cek);
+        for cut in 0..v.len() {
+            let acc = feed_all(&mut ts, &[&v[..cut], &v[cut..]]);
+            assert!(!acc.lost, "cut at {cut}: {:?}", acc.anomalies);
+            assert_eq!(acc.cur.rows, Some(2));
+        }
+        // More keys than MAX_CEKS: not a CekTable; said so.
+        let mut v = small_result();
+        v.splice(3..3, [0xFF, 0xFF]);
         let acc = feed_all(&mut ts, &[&v]);
         assert!(acc.lost);
         assert_eq!(acc.anomalies, ["encrypted_column_metadata"]);

@@ -479,10 +479,10 @@ fn rpc_parameter_names_and_table_valued_parameters() {
 }
 
 #[test]
-fn enclave_packages_are_stepped_over_when_version_2_is_acknowledged() {
+fn enclave_packages_and_encrypted_result_columns() {
     let (ev, _, _) = run(&synth::always_encrypted_enclave(), Limits::default());
     let recs = records(&ev);
-    assert_eq!(recs.len(), 3);
+    assert_eq!(recs.len(), 4);
     // The batch after an empty EnclavePackage: its text starts right after the length.
     let (q, r) = &recs[1];
     assert_eq!(
@@ -504,6 +504,17 @@ fn enclave_packages_are_stepped_over_when_version_2_is_acknowledged() {
     assert_eq!(ps[0].name.as_deref(), Some("@pattern"));
     assert!(matches!(&ps[0].value, ParamValue::Encrypted(b) if b.len() == 65));
     assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    // A result with an encrypted column: the CekTable and CryptoMetaData are read past, the
+    // two rows counted, the column counted as encrypted.
+    let (q, r) = &recs[3];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT id, ssn FROM dbo.patient_secure WHERE id IN (1001, 1002)")
+    );
+    let r = r.as_ref().unwrap();
+    assert_eq!(r.rows, Some(2));
+    assert_eq!(r.completeness, dbtap_core::Completeness::Complete);
+    assert_eq!(attr(q, "encrypted_columns"), Some("1"));
     assert!(!ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
 }
 

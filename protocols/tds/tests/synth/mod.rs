@@ -1693,7 +1693,80 @@ pub fn always_encrypted_enclave() -> Conversation {
             done(0xFE, 0x0000, 0),
         ],
     );
+    // A result with an encrypted column: COLMETADATA with a CekTable of one key and the
+    // column's CryptoMetaData; the rows carry its cipher text as varbinary.
+    client_sends(
+        &mut conv,
+        0x01,
+        &with_enclave_package(
+            &sql_batch("SELECT id, ssn FROM dbo.patient_secure WHERE id IN (1001, 1002)"),
+            &[],
+        ),
+    );
+    server_sends(
+        &mut conv,
+        &[
+            encrypted_result_metadata(),
+            encrypted_result_row(1001, 0x11),
+            encrypted_result_row(1002, 0x22),
+            done(0xFD, 0x0010, 2),
+        ],
+    );
     conv
+}
+
+/// COLMETADATA (2.2.7.4) of `id INT, ssn` where `ssn` is Always Encrypted: Count 2, CekTable
+/// with one EK_INFO (DatabaseId 5, CekId 1, CekVersion 1, CekMDVersion, one
+/// EncryptionKeyValue: a made-up 40-byte EncryptedKey, KeyStoreName `MSSQL_CERTIFICATE_STORE`,
+/// KeyPath, AsymmetricAlgo `RSA_OAEP`), then the columns: `id` INTN(4); `ssn` with fEncrypted,
+/// TYPE_INFO BIGVARBINARY(8000) (the cipher text's type), CryptoMetaData = Ordinal 0,
+/// UserType 0, BaseTypeInfo BIGCHAR(11) with its collation, EncryptionAlgo 2
+/// (AEAD_AES_256_CBC_HMAC_SHA256), EncryptionAlgoType 1 (deterministic), NormVersion 1.
+fn encrypted_result_metadata() -> Vec<u8> {
+    let mut v = vec![0x81];
+    v.extend_from_slice(&2u16.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes()); // EkValueCount
+    v.extend_from_slice(&5u32.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&0x0000_0000_0000_07D1u64.to_le_bytes());
+    v.push(1);
+    let key: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(71) ^ 0x99).collect();
+    v.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    v.extend(key);
+    v.extend(b_varchar("MSSQL_CERTIFICATE_STORE"));
+    v.extend(us_varchar(
+        "CurrentUser/My/A66BB0F6DD70BDFF02B62D0F87E340288E6F9305",
+    ));
+    v.extend(b_varchar("RSA_OAEP"));
+    // id
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&0x0009u16.to_le_bytes());
+    v.extend_from_slice(&[0x26, 4]);
+    v.extend(b_varchar("id"));
+    // ssn: Flags fNullable | fEncrypted (0x0800)
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&0x0809u16.to_le_bytes());
+    v.push(0xA5);
+    v.extend_from_slice(&8000u16.to_le_bytes());
+    v.extend_from_slice(&0u16.to_le_bytes()); // Ordinal
+    v.extend_from_slice(&0u32.to_le_bytes()); // UserType
+    v.push(0xAF);
+    v.extend_from_slice(&11u16.to_le_bytes());
+    v.extend_from_slice(&LATIN1);
+    v.extend_from_slice(&[2, 1, 1]);
+    v.extend(b_varchar("ssn"));
+    v
+}
+
+/// A ROW of [`encrypted_result_metadata`]: the id, then 65 bytes of cipher text.
+fn encrypted_result_row(id: u32, seed: u8) -> Vec<u8> {
+    let mut v = vec![0xD1, 4];
+    v.extend_from_slice(&id.to_le_bytes());
+    v.extend_from_slice(&65u16.to_le_bytes());
+    v.push(0x01);
+    v.extend((0..64u8).map(|i| i.wrapping_mul(13) ^ seed));
+    v
 }
 
 /// All conversations by name.
