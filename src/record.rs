@@ -224,6 +224,8 @@ pub struct AuditRecord<'a> {
     pub sql: Option<&'a str>,
     /// Typed bind values.
     pub params: Option<&'a [Param]>,
+    /// Array execution: `params` holds rows of this many values (positions repeat per row).
+    pub param_row_width: Option<u16>,
     /// Outcome.
     pub status: Status,
     /// Error reported by the server.
@@ -307,8 +309,13 @@ impl AuditRecord<'_> {
             Some(ps) => {
                 j.begin_array();
                 for (i, p) in ps.iter().enumerate() {
+                    // The position within its row: placeholders repeat per row of a bulk.
+                    let pos = match self.param_row_width {
+                        Some(w) if w > 0 => i % usize::from(w),
+                        _ => i,
+                    };
                     let shown = match sql {
-                        Some(v) if is_secret(&v.analysis.secret_params, i, p) => Shown::Secret,
+                        Some(v) if is_secret(&v.analysis.secret_params, pos, p) => Shown::Secret,
                         Some(v) if v.mask_params => Shown::Masked,
                         _ => Shown::AsIs,
                     };
@@ -528,6 +535,10 @@ fn write_param(j: &mut JsonOut<'_>, p: &Param, shown: Shown) {
             j.field("columns");
             j.u64(*columns as u64);
         }
+        ParamValue::Default => {
+            j.field("default");
+            j.bool(true);
+        }
     }
     if p.truncated {
         j.field("truncated");
@@ -546,7 +557,8 @@ fn write_array(j: &mut JsonOut<'_>, items: &[ParamValue]) {
             | ParamValue::Undecodable
             | ParamValue::LongData { .. }
             | ParamValue::Encrypted(_)
-            | ParamValue::Table { .. } => j.null(),
+            | ParamValue::Table { .. }
+            | ParamValue::Default => j.null(),
             ParamValue::Bool(b) => j.bool(*b),
             ParamValue::Int(i) => j.i64(*i),
             ParamValue::UInt(u) => j.u64(*u),
@@ -697,7 +709,7 @@ mod tests {
         assert_eq!(Flags::default().names().count(), 0);
     }
 
-    fn header() -> SessionHeader {
+    pub(super) fn header() -> SessionHeader {
         use std::net::Ipv6Addr;
         SessionHeader::new(
             "mysql",
@@ -713,7 +725,7 @@ mod tests {
         )
     }
 
-    fn record<'a>(
+    pub(super) fn record<'a>(
         header: &'a SessionHeader,
         params: &'a [Param],
         error: Option<&'a DbError>,
@@ -734,6 +746,7 @@ mod tests {
             procedure: None,
             sql: Some("select ?"),
             params: Some(params),
+            param_row_width: None,
             status: Status::Error,
             error,
             rows: None,
@@ -826,6 +839,7 @@ mod tests {
 
 #[cfg(test)]
 mod secret_param_tests {
+    use super::tests::{header, record};
     use super::*;
     use crate::sql::{analyze, Dialect};
 
@@ -862,6 +876,37 @@ mod secret_param_tests {
         }
         j.end_array();
         String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn a_password_placeholder_hides_its_value_in_every_row_of_a_bulk() {
+        // MariaDB bulk execution: params hold rows of 2; the password is the 2nd of each row.
+        let sql = "CREATE USER ? IDENTIFIED BY ?";
+        let analysis = analyze(sql, Dialect::MySql);
+        let view = SqlView {
+            shown: sql,
+            text_json: b"\"\"",
+            analysis: &analysis,
+            analysis_json: b"",
+            rule_bits: &[],
+            mask_params: false,
+        };
+        let params = [
+            param(None, "u1"),
+            param(None, "pw-1"),
+            param(None, "u2"),
+            param(None, "pw-2"),
+        ];
+        let h = header();
+        let mut rec = record(&h, &params, None);
+        rec.param_row_width = Some(2);
+        let mut buf = Vec::new();
+        rec.write_json(&mut buf, &mut TimeText::default(), Some(&view));
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains(
+            r#""params":[{"type":"nvarchar","value":"u1"},{"type":"nvarchar","value":"***"},{"type":"nvarchar","value":"u2"},{"type":"nvarchar","value":"***"}]"#
+        ), "{text}");
+        assert!(!text.contains("pw-"));
     }
 
     #[test]

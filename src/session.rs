@@ -328,6 +328,7 @@ impl Session {
             procedure: req.procedure.as_deref(),
             sql: req.sql.as_deref(),
             params: req.params.as_deref(),
+            param_row_width: req.param_row_width,
             status,
             error: resp.and_then(|r| r.error.as_ref()),
             rows: resp.and_then(|r| r.rows),

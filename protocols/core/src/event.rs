@@ -140,6 +140,9 @@ pub enum ParamValue {
         /// Columns of the table type.
         columns: u16,
     },
+    /// No value was sent: the column's default is used (MariaDB bulk execution indicators
+    /// DEFAULT and IGNORE).
+    Default,
 }
 
 /// A request: one operation the client asked for.
@@ -155,6 +158,9 @@ pub struct Request {
     pub sql: Option<String>,
     /// Typed bind values in order (execute), or `None`.
     pub params: Option<Vec<Param>>,
+    /// Array execution (MariaDB COM_STMT_BULK_EXECUTE): `params` holds several rows of this
+    /// many values each, row after row; `None` for one row.
+    pub param_row_width: Option<u16>,
     /// Server-side statement handle (prepare response, execute, close).
     pub stmt_id: Option<u64>,
     /// Login details (`login`, `change_user`).

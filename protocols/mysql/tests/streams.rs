@@ -483,3 +483,73 @@ fn query_spanning_segments_is_parsed_whole() {
     assert_eq!(p[1].0.bytes, 18_530);
     assert!(ev.iter().any(|e| matches!(e, DbEvent::Resync { .. })));
 }
+
+#[test]
+fn mariadb_bulk_execute_rows_of_values() {
+    // MariaDB Connector/Python executemany(): COM_STMT_PREPARE and COM_STMT_BULK_EXECUTE with
+    // statement id -1 in one write, types sent (SEND_TYPES_TO_SERVER), rows of indicator +
+    // value; the parameter count is not known yet when the bulk arrives.
+    let p = pairs(&run("mariadb_bulk"));
+    let bulks: Vec<_> = p
+        .iter()
+        .filter(|(q, _)| q.op.as_ref().unwrap().as_str() == "stmt_bulk_execute")
+        .collect();
+    assert_eq!(bulks.len(), 3);
+    let (q, r) = bulks[0];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("INSERT INTO rx (id, patient, drug, dose, given) VALUES (?, ?, ?, ?, ?)")
+    );
+    assert_eq!(q.param_row_width, Some(5));
+    assert!(q.attributes.contains(&("bulk_rows".into(), "3".into())));
+    let v: Vec<&ParamValue> = q
+        .params
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| &p.value)
+        .collect();
+    assert_eq!(v.len(), 15);
+    assert_eq!(v[0], &ParamValue::Int(1));
+    assert_eq!(v[1], &ParamValue::Text("张伟".into()));
+    assert_eq!(v[3], &ParamValue::Float(500.0));
+    assert_eq!(v[4], &ParamValue::Text("2026-11-20".into()));
+    // Row 2's date: indicator NULL.
+    assert_eq!(v[9], &ParamValue::Null);
+    assert_eq!(v[11], &ParamValue::Text("José Núñez".into()));
+    assert_eq!(v[13], &ParamValue::Float(850.5));
+    let r = r.as_ref().unwrap();
+    assert_eq!(r.status, Status::Ok);
+    assert_eq!(r.rows, Some(3));
+    let (q, r) = bulks[1];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("UPDATE rx SET dose = ? WHERE id = ?")
+    );
+    let v: Vec<&ParamValue> = q
+        .params
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| &p.value)
+        .collect();
+    assert_eq!(
+        v,
+        [
+            &ParamValue::Float(250.0),
+            &ParamValue::Int(1),
+            &ParamValue::Float(1000.0),
+            &ParamValue::Int(3)
+        ]
+    );
+    assert_eq!(r.as_ref().unwrap().rows, Some(2));
+    // The duplicate key: ERR 1062 for the whole bulk.
+    let (q, r) = bulks[2];
+    assert!(q.attributes.contains(&("bulk_rows".into(), "2".into())));
+    let r = r.as_ref().unwrap();
+    assert_eq!(r.status, Status::Error);
+    assert_eq!(
+        r.error.as_ref().unwrap().code,
+        dbtap_core::ErrorCode::Num(1062)
+    );
+}

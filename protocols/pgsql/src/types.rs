@@ -726,7 +726,8 @@ fn element_text(s: &mut String, v: &ParamValue) {
         | ParamValue::LongData { .. }
         | ParamValue::Undecodable
         | ParamValue::Encrypted(_)
-        | ParamValue::Table { .. } => s.push_str("NULL"),
+        | ParamValue::Table { .. }
+        | ParamValue::Default => s.push_str("NULL"),
     }
 }
 

@@ -374,7 +374,10 @@ impl MysqlParser {
             Command::STMT_EXECUTE => {
                 exec_stmt = self.execute(args, cut, &mut req, limits, out);
             }
-            Command::STMT_RESET | Command::STMT_FETCH | Command::STMT_BULK_EXECUTE => {
+            Command::STMT_BULK_EXECUTE => {
+                exec_stmt = self.bulk_execute(args, cut, &mut req, limits, out);
+            }
+            Command::STMT_RESET | Command::STMT_FETCH => {
                 if let Some(id) = Reader::new(args).u32() {
                     req.stmt_id = Some(id as u64);
                     if let Some(s) = self.stmts.get_mut(id) {
@@ -537,6 +540,95 @@ impl MysqlParser {
     }
 
     /// COM_STMT_EXECUTE arguments (after the command byte). Returns the statement id.
+    /// MariaDB COM_STMT_BULK_EXECUTE (0xFA, 10.2.7+): int<4> statement id (-1: the statement
+    /// prepared last, often pipelined in the same write), int<2> bulk flags, then the rows
+    /// ([`bulk_rows`]). One record for the whole message: `params` holds every row's values
+    /// in order (`param_row_width` per row), the attribute `bulk_rows` how many rows.
+    pub(super) fn bulk_execute(
+        &mut self,
+        args: &[u8],
+        cut: bool,
+        req: &mut Request,
+        limits: &Limits,
+        out: &mut Vec<DbEvent>,
+    ) -> Option<u32> {
+        let mut r = Reader::new(args);
+        let mut id = r.u32()?;
+        let mut pipelined = None;
+        if id == u32::MAX {
+            pipelined = self
+                .newest_mut()
+                .filter(|p| p.kind == Kind::Prepare)
+                .and_then(|p| p.prepare_sql.clone());
+            if pipelined.is_none() {
+                id = self.last_prepared.unwrap_or(id);
+            }
+        }
+        req.stmt_id = Some(id as u64);
+        let flags = r.u16()?;
+        let send_types = flags & BULK_SEND_TYPES != 0;
+        let body = r.peek_rest();
+        let charset = self.charset;
+        let stmt = if pipelined.is_some() {
+            None
+        } else {
+            self.stmts.get_mut(id)
+        };
+        let rows = match stmt {
+            Some(stmt) => {
+                req.sql = stmt.sql.clone();
+                let b = bulk_rows(
+                    body,
+                    send_types,
+                    stmt.params as usize,
+                    stmt.types.as_deref(),
+                    cut,
+                    charset,
+                    limits,
+                );
+                if let (Some(b), true) = (&b, send_types) {
+                    stmt.types = Some(b.types.clone());
+                }
+                b
+            }
+            None => {
+                if pipelined.is_some() {
+                    req.sql = pipelined;
+                } else {
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToServer,
+                        kind: anomaly::UNKNOWN_STATEMENT,
+                    });
+                }
+                if send_types && !cut {
+                    infer_bulk(body, charset, limits)
+                } else {
+                    None
+                }
+            }
+        };
+        match rows {
+            Some(b) => {
+                if b.values_cut {
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToServer,
+                        kind: anomaly::OVER_LIMIT,
+                    });
+                }
+                if b.partial && !cut {
+                    req.completeness = Completeness::Partial { lost_bytes: 0 };
+                }
+                req.attributes
+                    .push(("bulk_rows".into(), b.rows.to_string()));
+                req.param_row_width = u16::try_from(b.width).ok();
+                req.params = Some(b.params);
+            }
+            None if !cut => req.completeness = Completeness::Partial { lost_bytes: 0 },
+            None => {}
+        }
+        Some(id)
+    }
+
     pub(super) fn execute(
         &mut self,
         args: &[u8],
@@ -728,6 +820,124 @@ impl MysqlParser {
     }
 }
 
+/// COM_STMT_BULK_EXECUTE bulk flag: a field type and a flag byte per parameter follow.
+const BULK_SEND_TYPES: u16 = 128;
+
+/// The rows of a COM_STMT_BULK_EXECUTE.
+pub(super) struct BulkRows {
+    /// Parameter types the rows were read with.
+    pub types: Vec<ParamType>,
+    /// Values, row after row, at most `max_params`.
+    pub params: Vec<Param>,
+    /// Parameters per row.
+    pub width: usize,
+    /// Rows in the message.
+    pub rows: u64,
+    /// Values past `max_params` were walked, not kept.
+    pub values_cut: bool,
+    /// The message was cut inside a row (only accepted for a cut message).
+    pub partial: bool,
+}
+
+/// Read the rows of a COM_STMT_BULK_EXECUTE body after its flags (MariaDB KB,
+/// "COM_STMT_BULK_EXECUTE"): with SEND_TYPES_TO_SERVER, `width` (field type, flag) pairs;
+/// then, until the end of the packet, rows of `width` values, each a parameter indicator
+/// (0 NONE: the value follows in the binary protocol encoding of its type; 1 NULL; 2 DEFAULT;
+/// 3 IGNORE) and, for NONE, the value. Without types in the message, `known` (the types bound
+/// before) are used. `None` when the body does not read that way: it must end on a row
+/// boundary unless the message was `cut`.
+pub(super) fn bulk_rows(
+    body: &[u8],
+    send_types: bool,
+    width: usize,
+    known: Option<&[ParamType]>,
+    cut: bool,
+    charset: Charset,
+    limits: &Limits,
+) -> Option<BulkRows> {
+    let mut r = Reader::new(body);
+    let types: Vec<ParamType> = if send_types {
+        let mut t = Vec::with_capacity(width.min(MAX_INFERRED_PARAMS));
+        for _ in 0..width {
+            let (ty, uns) = messages::param_type(&mut r)?;
+            // Only known field types: a guessed parameter count must not read garbage.
+            ty.name()?;
+            t.push((ty, uns));
+        }
+        t
+    } else {
+        known.filter(|k| k.len() == width)?.to_vec()
+    };
+    let mut b = BulkRows {
+        types,
+        params: Vec::new(),
+        width,
+        rows: 0,
+        values_cut: false,
+        partial: false,
+    };
+    if width == 0 {
+        return r.peek_rest().is_empty().then_some(b);
+    }
+    'rows: while !r.peek_rest().is_empty() {
+        for &(ty, uns) in &b.types {
+            let value = match r.u8() {
+                Some(0) => decode_value(&mut r, ty, uns, charset, limits.max_param_len),
+                Some(1) => Some(Param {
+                    name: None,
+                    type_name: ty.type_name(uns),
+                    value: ParamValue::Null,
+                    truncated: false,
+                }),
+                Some(2 | 3) => Some(Param {
+                    name: None,
+                    type_name: ty.type_name(uns),
+                    value: ParamValue::Default,
+                    truncated: false,
+                }),
+                _ => None,
+            };
+            let Some(p) = value else {
+                if cut {
+                    b.partial = true;
+                    break 'rows;
+                }
+                return None;
+            };
+            if b.params.len() < limits.max_params {
+                b.params.push(p);
+            } else {
+                b.values_cut = true;
+            }
+        }
+        b.rows += 1;
+    }
+    Some(b)
+}
+
+/// A bulk execute whose statement's parameter count is not known (its prepare is pipelined in
+/// the same write, or was not seen): the count for which the types and the rows read the
+/// message exactly, when exactly one does. Needs the types in the message.
+fn infer_bulk(body: &[u8], charset: Charset, limits: &Limits) -> Option<BulkRows> {
+    let mut found = None;
+    for n in 1..=MAX_INFERRED_PARAMS.min(body.len() / 3) {
+        // Cheap test first: n valid types, then a valid first indicator.
+        let mut r = Reader::new(body);
+        let types_ok =
+            (0..n).all(|_| messages::param_type(&mut r).is_some_and(|(t, _)| t.name().is_some()));
+        if !types_ok || !matches!(r.u8(), Some(0..=3)) {
+            continue;
+        }
+        if let Some(b) = bulk_rows(body, true, n, None, false, charset, limits) {
+            if b.rows == 0 || found.is_some() {
+                return None;
+            }
+            found = Some(b);
+        }
+    }
+    found
+}
+
 pub(super) fn type_name_of(t: Option<&ParamType>) -> std::borrow::Cow<'static, str> {
     match t {
         Some(&(ty, uns)) => ty.type_name(uns),
@@ -755,6 +965,7 @@ pub(super) fn value_text(v: &ParamValue) -> String {
         // TDS-only shapes, kept total for the shared type.
         ParamValue::Encrypted(_) => "<encrypted>".into(),
         ParamValue::Table { rows, .. } => format!("<table: {rows} rows>"),
+        ParamValue::Default => "DEFAULT".into(),
     }
 }
 
@@ -882,4 +1093,93 @@ pub(super) fn set_charset_effect(sql: &str) -> Effect {
         .and_then(charset::from_name)
         .map(Effect::Charset)
         .unwrap_or(Effect::None)
+}
+
+#[cfg(test)]
+mod bulk_tests {
+    use super::*;
+
+    /// Two rows of (INT, VARCHAR) as the MariaDB KB lays COM_STMT_BULK_EXECUTE out after its
+    /// flags: no types (bound before), then per value an indicator and, for NONE, the value.
+    fn rows_without_types() -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend([0, 7, 0, 0, 0]); // NONE, LONG 7
+        v.extend([0, 3, b'a', b'b', b'c']); // NONE, lenenc "abc"
+        v.extend([1]); // NULL
+        v.extend([2]); // DEFAULT
+        v
+    }
+
+    const TYPES: [ParamType; 2] = [(FieldType(0x03), false), (FieldType(0xfd), false)];
+
+    #[test]
+    fn rows_with_types_bound_before() {
+        let b = bulk_rows(
+            &rows_without_types(),
+            false,
+            2,
+            Some(&TYPES),
+            false,
+            Charset::default(),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!((b.rows, b.width, b.partial), (2, 2, false));
+        let v: Vec<_> = b.params.iter().map(|p| p.value.clone()).collect();
+        assert_eq!(
+            v,
+            [
+                ParamValue::Int(7),
+                ParamValue::Text("abc".into()),
+                ParamValue::Null,
+                ParamValue::Default
+            ]
+        );
+        // Without the types there is nothing to read the values by.
+        let none = bulk_rows(
+            &rows_without_types(),
+            false,
+            2,
+            None,
+            false,
+            Charset::default(),
+            &Limits::default(),
+        );
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn rows_must_end_on_a_row_boundary_unless_cut() {
+        let mut body = rows_without_types();
+        body.pop(); // the last row lacks its second value
+        let args = |cut| {
+            bulk_rows(
+                &body,
+                false,
+                2,
+                Some(&TYPES),
+                cut,
+                Charset::default(),
+                &Limits::default(),
+            )
+        };
+        assert!(args(false).is_none());
+        let b = args(true).unwrap();
+        assert_eq!((b.rows, b.partial, b.params.len()), (1, true, 3));
+    }
+
+    #[test]
+    fn the_parameter_count_is_inferred_from_types_and_rows() {
+        let mut body = vec![0x03, 0, 0xfd, 0]; // SEND_TYPES_TO_SERVER: LONG, VAR_STRING
+        body.extend(rows_without_types());
+        let b = infer_bulk(&body, Charset::default(), &Limits::default()).unwrap();
+        assert_eq!((b.width, b.rows), (2, 2));
+        // Values past max_params are walked (rows still counted), not kept.
+        let limits = Limits {
+            max_params: 3,
+            ..Limits::default()
+        };
+        let b = infer_bulk(&body, Charset::default(), &limits).unwrap();
+        assert_eq!((b.rows, b.params.len(), b.values_cut), (2, 3, true));
+    }
 }
