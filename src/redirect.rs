@@ -10,24 +10,40 @@
 //! protocol from its first byte on — even when it was picked up mid-stream, where content
 //! detection alone would not decide — and its records are flagged `redirected`.
 //!
+//! An announcement split over TCP segments (or whose data travels in the next packet, sent
+//! apart) is put back together: when a payload is the start of one cut short
+//! ([`RedirectScan::NeedMore`]), its bytes are kept for that direction of the flow, bounded
+//! ([`MAX_REDIRECT_PAYLOAD`] bytes, [`MAX_PENDING`] flows, [`FOLLOW_SECS`]), and the next
+//! segment in sequence is appended; a segment out of sequence, or cut by the snaplen, drops
+//! them. Segments out of order are not reordered here.
+//!
 //! This runs in the reader, in packet order, before packets are sharded: the decision is the
-//! same for any worker count.
+//! same for any worker count. It sees every payload of every flow, so the common case — a
+//! payload that cannot start an announcement, and nothing kept anywhere — costs the finders'
+//! first-byte checks and no lookup.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use dbtap_core::{ProtocolSpec, Redirect, RedirectFinder, Timestamp};
+use dbtap_core::{ProtocolSpec, Redirect, RedirectFinder, RedirectScan, Timestamp};
 
 use crate::engine::Segment;
 use crate::record::Endpoint;
 
 /// How long (packet time) an announced redirect waits for the client's connection.
 pub const FOLLOW_SECS: u64 = 60;
+const FOLLOW_NS: u64 = FOLLOW_SECS * 1_000_000_000;
+/// How often (packet time) starts of announcements whose flow went quiet are looked for.
+const SWEEP_NS: u64 = 1_000_000_000;
 /// Redirects waiting at once; more are counted (`redirects.dropped` in the summary) and not
 /// followed.
 pub const MAX_WAITING: usize = 4096;
-/// Longest payload looked at: a REDIRECT is a short packet.
-const MAX_REDIRECT_PAYLOAD: usize = 4096;
+/// Most bytes of one announcement looked at (a payload, or the segments kept together): a
+/// REDIRECT is a short packet.
+pub const MAX_REDIRECT_PAYLOAD: usize = 4096;
+/// Flows (one direction each) whose start of an announcement is kept at once; more are counted
+/// (`redirects.unassembled` in the summary) and not kept.
+pub const MAX_PENDING: usize = 1024;
 
 /// What the reader tells the worker about a flow it follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +52,17 @@ pub struct Followed {
     pub spec: u16,
     /// The client of the redirected connection.
     pub client: Endpoint,
+}
+
+/// The start of an announcement cut short, waiting for the flow's next segment.
+#[derive(Debug)]
+struct Pending {
+    /// Registry index of the protocol whose finder asked for more.
+    spec: u16,
+    /// Sequence number the next segment must carry to continue it.
+    next_seq: u32,
+    until: Timestamp,
+    bytes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +84,9 @@ pub struct RedirectStats {
     pub expired: u64,
     /// Redirects not followed because [`MAX_WAITING`] were already waiting.
     pub dropped: u64,
+    /// Starts of announcements split over segments that were not kept because
+    /// [`MAX_PENDING`] flows already had one kept (a redirect among them goes unseen).
+    pub unassembled: u64,
 }
 
 /// The reader's redirect watch.
@@ -66,6 +96,10 @@ pub struct RedirectWatch {
     finders: Vec<(u16, RedirectFinder)>,
     /// Keyed by (client ip, announced port).
     waiting: HashMap<(IpAddr, u16), Waiting>,
+    /// Starts of announcements cut short, keyed by (sender, receiver).
+    pending: HashMap<(Endpoint, Endpoint), Pending>,
+    /// Packet time after which `pending` is next swept of expired starts.
+    sweep_at: Timestamp,
     pub stats: RedirectStats,
 }
 
@@ -90,20 +124,91 @@ impl RedirectWatch {
         } else {
             self.follow(seg)
         };
-        if !self.finders.is_empty()
-            && !seg.payload.is_empty()
-            && seg.payload.len() <= MAX_REDIRECT_PAYLOAD
-        {
-            let found = self
-                .finders
-                .iter()
-                .find_map(|&(spec, find)| Some((spec, find(seg.payload)?)));
-            if let Some((spec, r)) = found {
-                // The announcement travels to the client: the packet's receiver.
-                self.announce(spec, seg.dst.ip, &r, seg.ts);
+        if self.finders.is_empty() || seg.payload.is_empty() {
+            return followed;
+        }
+        // The map is empty unless a split announcement is being put back together.
+        if !self.pending.is_empty() {
+            if seg.ts > self.sweep_at {
+                // Starts whose flow went quiet: forgotten, so that the map empties again.
+                self.pending.retain(|_, p| p.until >= seg.ts);
+                self.sweep_at = Timestamp(seg.ts.0.saturating_add(SWEEP_NS));
+            }
+            if let Some(p) = self.pending.remove(&(seg.src, seg.dst)) {
+                if p.next_seq == seg.seq && seg.missing == 0 && seg.ts <= p.until {
+                    self.resume(p, seg);
+                    return followed;
+                }
+                // Not its continuation: forgotten; the segment is looked at afresh.
             }
         }
+        // Bytes after an announcement are ignored: a longer payload is looked at up to the bound.
+        let head = seg
+            .payload
+            .get(..MAX_REDIRECT_PAYLOAD)
+            .unwrap_or(seg.payload);
+        for &(spec, find) in &self.finders {
+            match find(head) {
+                RedirectScan::No => continue,
+                // The announcement travels to the client: the packet's receiver.
+                RedirectScan::Found(r) => self.announce(spec, seg.dst.ip, &r, seg.ts),
+                RedirectScan::NeedMore(n) => {
+                    let until = Timestamp(seg.ts.0.saturating_add(FOLLOW_NS));
+                    self.keep(spec, seg, head.to_vec(), n, until);
+                }
+            }
+            break;
+        }
         followed
+    }
+
+    /// The next segment of a kept start: look at the bytes put together.
+    fn resume(&mut self, p: Pending, seg: &Segment<'_>) {
+        let Some(&(_, find)) = self.finders.iter().find(|(s, _)| *s == p.spec) else {
+            return;
+        };
+        let mut bytes = p.bytes;
+        let room = MAX_REDIRECT_PAYLOAD.saturating_sub(bytes.len());
+        bytes.extend_from_slice(seg.payload.get(..room).unwrap_or(seg.payload));
+        match find(&bytes) {
+            RedirectScan::No => {}
+            RedirectScan::Found(r) => self.announce(p.spec, seg.dst.ip, &r, seg.ts),
+            RedirectScan::NeedMore(n) => self.keep(p.spec, seg, bytes, n, p.until),
+        }
+    }
+
+    /// Keep the start of an announcement until the segment that follows `seg` (at the latest
+    /// until `until`, [`FOLLOW_SECS`] after its first segment).
+    fn keep(
+        &mut self,
+        spec: u16,
+        seg: &Segment<'_>,
+        bytes: Vec<u8>,
+        need: usize,
+        until: Timestamp,
+    ) {
+        // Over the bound, or no more than what is in view (a finder that breaks its contract),
+        // or a segment cut by the snaplen (the bytes kept would have a hole): not kept.
+        if need > MAX_REDIRECT_PAYLOAD || bytes.len() >= need || seg.missing > 0 {
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.retain(|_, p| p.until >= seg.ts);
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.stats.unassembled += 1;
+            return;
+        }
+        let next_seq = seg.seq.wrapping_add(seg.payload.len() as u32);
+        self.pending.insert(
+            (seg.src, seg.dst),
+            Pending {
+                spec,
+                next_seq,
+                until,
+                bytes,
+            },
+        );
     }
 
     fn announce(&mut self, spec: u16, client: IpAddr, r: &Redirect, ts: Timestamp) {
@@ -117,7 +222,7 @@ impl RedirectWatch {
             self.stats.dropped += 1;
             return;
         }
-        let until = Timestamp(ts.0.saturating_add(FOLLOW_SECS * 1_000_000_000));
+        let until = Timestamp(ts.0.saturating_add(FOLLOW_NS));
         let host = r.host.parse::<IpAddr>().ok();
         let replaced = self
             .waiting
@@ -155,6 +260,7 @@ impl RedirectWatch {
 
     /// The input is over: what still waits was never followed.
     pub fn finish(&mut self) {
+        self.pending.clear();
         self.stats.expired += self.waiting.len() as u64;
         self.waiting.clear();
     }
@@ -268,5 +374,100 @@ mod tests {
             assert_eq!(w.observe(&seg(a, b, 0, p)), None);
         }
         assert_eq!(w.stats.announced, 0);
+        assert!(w.pending.is_empty());
+    }
+
+    /// `seg` with a sequence number and nanoseconds.
+    fn seg_at<'a>(src: Endpoint, dst: Endpoint, ns: u64, seq: u32, p: &'a [u8]) -> Segment<'a> {
+        Segment {
+            ts: Timestamp(ns),
+            seq,
+            ..seg(src, dst, 0, p)
+        }
+    }
+
+    const ORACLE4: &str = "(ADDRESS=(PROTOCOL=tcp)(HOST=192.168.0.4)(PORT=2143))";
+
+    #[test]
+    fn a_redirect_split_over_two_segments_at_any_byte_is_followed() {
+        let pkt = redirect_packet(ORACLE4);
+        let listener = ep([192, 168, 0, 4], 1521);
+        let client = ep([192, 168, 0, 218], 1864);
+        let next = ep([192, 168, 0, 218], 1865);
+        let server = ep([192, 168, 0, 4], 2143);
+        for k in 1..pkt.len() {
+            let mut w = RedirectWatch::new(&[dbtap_tns::SPEC]);
+            let (a, b) = pkt.split_at(k);
+            let seq = u32::MAX - 3; // across the wrap of sequence numbers
+            w.observe(&seg_at(listener, client, 1, seq, a));
+            assert_eq!(w.stats.announced, 0, "cut at {k}");
+            w.observe(&seg_at(listener, client, 2, seq.wrapping_add(k as u32), b));
+            assert_eq!(w.stats.announced, 1, "cut at {k}");
+            assert!(w.pending.is_empty());
+            assert!(w.observe(&seg_at(next, server, 3, 7, b"x")).is_some());
+        }
+    }
+
+    #[test]
+    fn a_bare_redirect_and_its_data_packet_sent_apart_are_followed() {
+        // Newer listeners: the REDIRECT carries the data length only; the data (address, NUL,
+        // connect data) follows in a DATA packet after its data flags.
+        let data = format!("{ORACLE4}\0(DESCRIPTION=(CONNECT_DATA=(SERVICE_NAME=void.domain)))");
+        let bare = [0, 10, 0, 0, 5, 0, 0, 0, 0, data.len() as u8];
+        let mut dp = vec![0, 10 + data.len() as u8, 0, 0, 6, 0, 0, 0, 0, 0x40];
+        dp.extend_from_slice(data.as_bytes());
+        let (listener, client) = (ep([192, 168, 0, 4], 1521), ep([192, 168, 0, 218], 1864));
+        let mut w = RedirectWatch::new(&[dbtap_tns::SPEC]);
+        w.observe(&seg_at(listener, client, 1, 100, &bare));
+        w.observe(&seg_at(listener, client, 2, 110, &dp));
+        assert_eq!(w.stats.announced, 1);
+        assert!(w
+            .observe(&seg_at(client, ep([192, 168, 0, 4], 2143), 3, 7, b"x"))
+            .is_some());
+    }
+
+    #[test]
+    fn a_segment_out_of_sequence_or_late_drops_the_start() {
+        let pkt = redirect_packet(ORACLE4);
+        let (a, b) = pkt.split_at(20);
+        let (l, c) = (ep([10, 0, 0, 1], 1521), ep([10, 0, 0, 2], 40000));
+        // A hole between the pieces.
+        let mut w = RedirectWatch::new(&[dbtap_tns::SPEC]);
+        w.observe(&seg_at(l, c, 1, 100, a));
+        assert_eq!(w.pending.len(), 1);
+        w.observe(&seg_at(l, c, 2, 121, b));
+        assert_eq!(w.stats.announced, 0);
+        assert!(w.pending.is_empty());
+        // The rest after FOLLOW_SECS.
+        let mut w = RedirectWatch::new(&[dbtap_tns::SPEC]);
+        w.observe(&seg_at(l, c, 1, 100, a));
+        w.observe(&seg_at(l, c, FOLLOW_NS + 2, 120, b));
+        assert_eq!(w.stats.announced, 0);
+        // A start whose flow goes quiet is swept once it expired, by any later segment.
+        let mut w = RedirectWatch::new(&[dbtap_tns::SPEC]);
+        w.observe(&seg_at(l, c, 1, 100, a));
+        w.observe(&seg_at(c, l, FOLLOW_NS + 2, 5, b"x"));
+        assert!(w.pending.is_empty());
+        // The first piece cut by the snaplen: nothing kept.
+        let mut w = RedirectWatch::new(&[dbtap_tns::SPEC]);
+        w.observe(&Segment {
+            missing: 43,
+            ..seg_at(l, c, 1, 100, a)
+        });
+        assert!(w.pending.is_empty());
+    }
+
+    #[test]
+    fn starts_over_the_limit_are_counted() {
+        let pkt = redirect_packet(ORACLE4);
+        let mut w = RedirectWatch::new(&[dbtap_tns::SPEC]);
+        for i in 0..=MAX_PENDING {
+            let c = ep([10, 0, (i >> 8) as u8, i as u8], 40000);
+            w.observe(&seg_at(ep([10, 1, 0, 1], 1521), c, 1, 100, &pkt[..20]));
+        }
+        assert_eq!(w.pending.len(), MAX_PENDING);
+        assert_eq!(w.stats.unassembled, 1);
+        w.finish();
+        assert!(w.pending.is_empty());
     }
 }

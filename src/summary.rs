@@ -167,11 +167,11 @@ impl<'a> Summary<'a> {
             e.midstream_sessions
         );
         let rd = self.redirects;
-        if rd.announced > 0 {
+        if rd.announced > 0 || rd.unassembled > 0 {
             let _ = writeln!(
                 s,
-                "  redirects  {} announced, {} followed to their connection ({} never came, {} over the limit)",
-                rd.announced, rd.followed, rd.expired, rd.dropped
+                "  redirects  {} announced, {} followed to their connection ({} never came, {} over the limit, {} split ones over the reassembly limit)",
+                rd.announced, rd.followed, rd.expired, rd.dropped, rd.unassembled
             );
         }
         let _ = writeln!(

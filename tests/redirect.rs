@@ -1,6 +1,7 @@
 //! Following an Oracle listener's REDIRECT to the connection that carries the session
 //! (`fixtures/tns/redirect_followed`: a real REDIRECT, then a real JDBC session moved onto the
-//! announced address and picked up mid-stream).
+//! announced address and picked up mid-stream; `fixtures/tns/redirect_followed_split`: the same
+//! with the REDIRECT split over two TCP segments).
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +71,23 @@ fn the_redirected_connection_is_parsed_and_flagged() {
         assert_eq!(summary["redirects"]["announced"], 1);
         assert_eq!(summary["redirects"]["followed"], 1);
         assert_eq!(summary["redirects"]["expired"], 0);
+        assert_eq!(summary["redirects"]["dropped"], 0);
+        assert_eq!(summary["redirects"]["unassembled"], 0);
+    }
+}
+
+#[test]
+fn a_redirect_split_over_two_segments_is_followed_the_same() {
+    let (whole, whole_summary) = replay(&capture(), 1);
+    for workers in [1, 2] {
+        let (split, summary) = replay(&support::capture("tns/redirect_followed_split"), workers);
+        assert_eq!(split, whole);
+        assert_eq!(
+            split[1]["flags"],
+            serde_json::json!(["midstream", "redirected"])
+        );
+        assert_eq!(summary["redirects"], whole_summary["redirects"]);
+        assert_eq!(summary["redirects"]["followed"], 1);
     }
 }
 

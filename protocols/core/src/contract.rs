@@ -209,14 +209,31 @@ pub struct ProtocolSpec {
     /// Makes a parser for a new session.
     pub new_parser: fn(SessionOpts) -> Box<dyn StreamParser>,
     /// For protocols whose server can send the client elsewhere (Oracle's listener REDIRECT):
-    /// finds such an announcement in one TCP payload, so that the pipeline can follow the
-    /// client to the new address (see [`Redirect`]). Called on every payload of every flow
-    /// before any protocol is known, so it must reject foreign bytes in a few instructions.
+    /// finds such an announcement at the head of the bytes of one direction, so that the
+    /// pipeline can follow the client to the new address (see [`Redirect`]). Called on every
+    /// payload of every flow before any protocol is known, so it must reject foreign bytes in a
+    /// few instructions; when the bytes are the start of an announcement cut short (split over
+    /// TCP segments, data in the next packet), it says how many it needs
+    /// ([`RedirectScan::NeedMore`]) and is called again on the same start with more bytes.
     pub redirect: Option<RedirectFinder>,
 }
 
 /// See [`ProtocolSpec::redirect`].
-pub type RedirectFinder = fn(&[u8]) -> Option<Redirect>;
+pub type RedirectFinder = fn(&[u8]) -> RedirectScan;
+
+/// What a [`RedirectFinder`] says about the bytes at the head of one direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectScan {
+    /// Not an announcement, nor the start of one.
+    No,
+    /// The start of an announcement, cut short: call again, on the same first byte, once at
+    /// least this many bytes (counted from it) are in view. Exact when the length is known,
+    /// else the least that can decide (a header); it only grows from one call to the next.
+    NeedMore(usize),
+    /// An announcement (bytes after it, such as the next packet coalesced into the same
+    /// payload, are ignored).
+    Found(Redirect),
+}
 
 /// A server's announcement that the client's session continues at another address: the next
 /// connection from the client to `host:port` carries it.

@@ -38,7 +38,7 @@ pub mod time;
 
 pub use contract::{
     Abandon, Cx, Direction, Input, Mark, Probe, Progress, ProtocolSpec, Redirect, RedirectFinder,
-    SessionOpts, StreamParser, Upgrade,
+    RedirectScan, SessionOpts, StreamParser, Upgrade,
 };
 pub use driver::{Driver, DriverState, DriverStats};
 pub use event::{

@@ -9,6 +9,7 @@
 //! Layers, bottom up:
 //! - [`frame`]: the TNS header (2-byte length, 4-byte from version 315), packet types;
 //! - [`net`]: CONNECT / ACCEPT / REFUSE / REDIRECT, connect descriptors, ANO;
+//! - [`redirect`]: a listener's REDIRECT found in the server's bytes, for the pipeline;
 //! - [`ttc`], [`charset`]: TTC messages and functions, character sets;
 //! - [`parser`]: the [`StreamParser`].
 //!
@@ -20,11 +21,13 @@ pub mod charset;
 pub mod frame;
 pub mod net;
 pub mod parser;
+pub mod redirect;
 pub mod ttc;
 
 use dbtap_core::{DbEvent, Direction, Probe, ProtocolSpec, SessionOpts, StreamParser};
 
 pub use parser::TnsParser;
+pub use redirect::redirect_in;
 
 use frame::{be16, ty, Header, HEADER_LEN};
 
@@ -37,34 +40,6 @@ pub const SPEC: ProtocolSpec = ProtocolSpec {
     new_parser,
     redirect: Some(redirect_in),
 };
-
-/// A listener's REDIRECT in one TCP payload: the address the client must connect to next.
-///
-/// The packet is the whole payload: a REDIRECT (type 5) answers a CONNECT, before ACCEPT could
-/// negotiate 4-byte lengths, so its header has the 2-byte length, equal to the payload's length
-/// (a REDIRECT split over segments is not found here; the session's own record still says
-/// where the client was sent). The data is an address descriptor such as
-/// `(ADDRESS=(PROTOCOL=tcp)(HOST=192.168.0.4)(PORT=2143))`.
-pub fn redirect_in(payload: &[u8]) -> Option<dbtap_core::Redirect> {
-    // Type byte first: this runs on every payload of every flow.
-    if payload.get(4) != Some(&ty::REDIRECT)
-        || be16(payload, 0).map(usize::from) != Some(payload.len())
-        || !Header::plausible(payload, false)
-    {
-        return None;
-    }
-    let (_, data) = net::redirect(payload)?;
-    let host = net::value(&data, "HOST")?;
-    let port = std::str::from_utf8(net::value(&data, "PORT")?)
-        .ok()?
-        .trim()
-        .parse::<u16>()
-        .ok()?;
-    Some(dbtap_core::Redirect {
-        host: String::from_utf8_lossy(host).trim().to_owned(),
-        port,
-    })
-}
 
 fn new_parser(opts: SessionOpts) -> Box<dyn StreamParser> {
     Box::new(TnsParser::new(opts))

@@ -109,6 +109,16 @@ pub fn redirect(pkt: &[u8]) -> Option<(usize, Vec<u8>)> {
     Some((len, pkt.get(10..end).unwrap_or_default().to_vec()))
 }
 
+/// The address part of REDIRECT data: all of it, or what comes before a NUL (newer listeners
+/// send the address, a NUL, then the connect data the client is to send to that address:
+/// python-oracledb splits there; go-ora when the REDIRECT's header flag 0x02 is set).
+pub fn redirect_address(data: &[u8]) -> &[u8] {
+    match data.iter().position(|&b| b == 0) {
+        Some(nul) => data.get(..nul).unwrap_or_default(),
+        None => data,
+    }
+}
+
 /// The value of `key` in a descriptor like `(DESCRIPTION=(CONNECT_DATA=(SERVICE_NAME=XE)…))`,
 /// searched from the start of `desc` (ASCII case-insensitive key). Bounded.
 pub fn value<'a>(desc: &'a [u8], key: &str) -> Option<&'a [u8]> {

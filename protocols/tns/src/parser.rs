@@ -139,6 +139,9 @@ pub struct TnsParser {
     /// Connect descriptor bytes still expected in DATA packets (overflowing CONNECT).
     connect_pending: usize,
     connect_data: Vec<u8>,
+    /// REDIRECT data still expected in DATA packets (a bare REDIRECT: newer listeners).
+    redirect_pending: usize,
+    redirect_data: Vec<u8>,
     /// The connection's login operation (from CONNECT until it is answered).
     login: Option<OpState>,
     /// The login was emitted.
@@ -176,6 +179,8 @@ impl TnsParser {
             answered: false,
             connect_pending: 0,
             connect_data: Vec::new(),
+            redirect_pending: 0,
+            redirect_data: Vec::new(),
             login: None,
             login_done: opts.midstream,
             connect_login: None,
@@ -378,17 +383,29 @@ impl TnsParser {
 
     fn on_redirect(&mut self, pkt: &[u8], len: u64, ts: Timestamp, out: &mut Vec<DbEvent>) {
         self.add_login_resp(len, ts);
-        let Some((_, data)) = net::redirect(pkt) else {
+        let Some((data_len, data)) = net::redirect(pkt) else {
             return;
         };
+        if data.is_empty() && data_len > 0 && self.login.is_some() {
+            // A bare REDIRECT: its data follows in DATA packets (see `crate::redirect`).
+            self.redirect_pending = data_len.min(net::MAX_DESCRIPTOR_LEN);
+            self.redirect_data.clear();
+            return;
+        }
+        self.end_redirect(&data, out);
+    }
+
+    /// The login ends with the address the client is sent to.
+    fn end_redirect(&mut self, data: &[u8], out: &mut Vec<DbEvent>) {
+        let data = net::redirect_address(data);
         if let Some(mut l) = self.login.take() {
-            let host = net::value(&data, "HOST").map(dbtap_core::text::decode_utf8);
-            let port = net::value(&data, "PORT").map(dbtap_core::text::decode_utf8);
+            let host = net::value(data, "HOST").map(dbtap_core::text::decode_utf8);
+            let port = net::value(data, "PORT").map(dbtap_core::text::decode_utf8);
             let login = l.req.login.get_or_insert_with(Default::default);
             let to = match (host, port) {
                 (Some(h), Some(p)) => Some(format!("{h}:{p}")),
                 (Some(h), None) => Some(h),
-                _ => Some(dbtap_core::text::decode_utf8(&data)),
+                _ => Some(dbtap_core::text::decode_utf8(data)),
             };
             set_attr(&mut login.attributes, "redirect_to", to);
             l.fixed = Some(Response {
@@ -422,6 +439,19 @@ impl TnsParser {
             self.apply_descriptor();
             if let Some(l) = self.login.as_mut() {
                 l.req.bytes += len;
+            }
+            return;
+        }
+        // The data of a bare REDIRECT.
+        if dir == Direction::ToClient && self.redirect_pending > 0 && self.phase == Phase::Connect {
+            let n = self.redirect_pending.min(payload.len());
+            self.redirect_data
+                .extend_from_slice(payload.get(..n).unwrap_or_default());
+            self.redirect_pending -= n;
+            self.add_login_resp(len, ts);
+            if self.redirect_pending == 0 {
+                let data = std::mem::take(&mut self.redirect_data);
+                self.end_redirect(&data, out);
             }
             return;
         }
@@ -1310,6 +1340,7 @@ impl StreamParser for TnsParser {
     fn mem_usage(&self) -> usize {
         self.call.capacity()
             + self.connect_data.capacity()
+            + self.redirect_data.capacity()
             + self.cur.as_ref().map_or(0, |o| o.tail.capacity())
             + self.login.as_ref().map_or(0, |o| o.tail.capacity())
     }
