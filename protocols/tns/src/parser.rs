@@ -123,6 +123,10 @@ pub struct TnsParser {
     repr: Option<Repr>,
     encoding: &'static Encoding,
     charset_known: bool,
+    /// TTC field versions announced by the client (data types) and the server (protocol
+    /// answer): from [`ttc::FIELD_VERSION_TOKEN`] on, calls carry a token.
+    client_fv: Option<u8>,
+    server_fv: Option<u8>,
     next_tx: u64,
     /// The operation the server is (or will be) answering.
     cur: Option<OpState>,
@@ -168,6 +172,8 @@ impl TnsParser {
             repr: None,
             encoding: UTF_8,
             charset_known: false,
+            client_fv: None,
+            server_fv: None,
             next_tx: 1,
             cur: None,
             call: Vec::new(),
@@ -197,6 +203,12 @@ impl TnsParser {
     /// The TTC representation learnt from the authentication call.
     pub fn repr(&self) -> Option<Repr> {
         self.repr
+    }
+
+    /// Function calls carry a ub8 token after their sequence number: both sides announced a
+    /// TTC field version of at least [`ttc::FIELD_VERSION_TOKEN`].
+    fn token(&self) -> bool {
+        matches!((self.client_fv, self.server_fv), (Some(c), Some(s)) if c.min(s) >= ttc::FIELD_VERSION_TOKEN)
     }
 
     fn tx(&mut self) -> u64 {
@@ -577,9 +589,45 @@ impl TnsParser {
                 if let Some(id) = ttc::client_charset(&call) {
                     self.set_charset(id, out);
                 }
+                self.client_fv = ttc::client_field_version(&call);
                 let op = self.new_op(Kind::Internal, ts, None);
                 self.start(op, bytes, completeness);
             }
+            Some(&msg::FAST_AUTH) => match ttc::fast_auth(&call) {
+                // Protocol, data types and AUTH phase one in one call; the answer holds the
+                // protocol answer, the data types answer and the phase-one answer.
+                Some(fa) => {
+                    let dt = call.get(fa.data_types_at..).unwrap_or_default();
+                    if let Some(id) = ttc::client_charset(dt) {
+                        self.set_charset(id, out);
+                    }
+                    self.client_fv = ttc::client_field_version(dt);
+                    let token = fa.field_version >= ttc::FIELD_VERSION_TOKEN;
+                    if self.repr.is_none() {
+                        self.repr = ttc::detect_repr(&call, fa.auth_at, token);
+                    }
+                    self.finish_cur(out);
+                    self.auth(
+                        cx,
+                        &call,
+                        fa.auth_at,
+                        func::AUTH_PHASE_ONE,
+                        token,
+                        ts,
+                        bytes,
+                        completeness,
+                    );
+                }
+                None => {
+                    self.finish_cur(out);
+                    out.push(DbEvent::Anomaly {
+                        dir: Direction::ToServer,
+                        kind: anomaly::UNKNOWN_FUNCTION,
+                    });
+                    let op = self.new_op(Kind::Internal, ts, None);
+                    self.start(op, bytes, completeness);
+                }
+            },
             Some(&msg::FUNCTION) | Some(&msg::PIGGYBACK) => {
                 self.function(cx, &call, ts, bytes, completeness, out)
             }
@@ -629,7 +677,21 @@ impl TnsParser {
             Some(r) => vec![r],
             None => ttc::REPRS.to_vec(),
         };
-        let main = reprs.iter().find_map(|&r| ttc::main_call(call, 0, r));
+        // The answer to fast authentication (the login's phase one, still open) carried the
+        // server's protocol answer: its field version says how the next calls are written.
+        if self.server_fv.is_none() {
+            let phase_one = self
+                .cur
+                .as_ref()
+                .filter(|o| o.kind == Kind::Login && !o.phase_two);
+            if let Some(op) = phase_one {
+                self.server_fv = ttc::server_field_version(&op.tail);
+            }
+        }
+        let token = self.token();
+        let main = reprs
+            .iter()
+            .find_map(|&r| ttc::main_call(call, 0, r, token));
         let Some((at, _piggy)) = main else {
             self.finish_cur(out);
             out.push(DbEvent::Anomaly {
@@ -644,15 +706,17 @@ impl TnsParser {
         match f {
             func::AUTH_PHASE_ONE | func::AUTH_PHASE_TWO => {
                 if self.repr.is_none() {
-                    self.repr = ttc::detect_repr(call, at);
+                    self.repr = ttc::detect_repr(call, at, token);
                 }
                 self.finish_cur(out);
-                self.auth(cx, call, at, f, ts, bytes, completeness);
+                self.auth(cx, call, at, f, token, ts, bytes, completeness);
             }
             func::OALL8 | func::OALL7 | func::PARSE => {
                 let mut op = self.new_op(Kind::Statement, ts, Some(Op::QUERY));
                 let max = cx.limits.max_statement_len;
-                let found = reprs.iter().find_map(|&r| ttc::oall8(call, at, r, max));
+                let found = reprs
+                    .iter()
+                    .find_map(|&r| ttc::oall8(call, at, r, token, max));
                 match found {
                     Some(ttc::Oall8::Cursor { cursor, .. }) => {
                         match self.cur.as_mut() {
@@ -695,8 +759,15 @@ impl TnsParser {
                             let vals =
                                 ttc::bind_values(call, s.end, repr, n, cx.limits.max_param_len);
                             if let Some(v) = vals {
+                                // An array execute: the rows' values one after the other.
+                                if v.rows > 1 {
+                                    op.req
+                                        .attributes
+                                        .push(("bind_rows".into(), v.rows.to_string()));
+                                }
                                 op.req.params = Some(
-                                    v.iter()
+                                    v.values
+                                        .iter()
                                         .take(cx.limits.max_params)
                                         .map(|b| self.param(b))
                                         .collect(),
@@ -830,6 +901,7 @@ impl TnsParser {
         call: &[u8],
         at: usize,
         f: u8,
+        token: bool,
         ts: Timestamp,
         bytes: u64,
         completeness: Completeness,
@@ -852,7 +924,9 @@ impl TnsParser {
         // AUTH_ALTER_SESSION is SQL: kept up to the statement limit, the others up to the
         // attribute limit (cut values are flagged: `truncated_attributes`).
         let max_value = cx.limits.max_attribute_len.max(cx.limits.max_statement_len);
-        let parsed = self.repr.and_then(|r| ttc::auth(call, at, r, max_value));
+        let parsed = self
+            .repr
+            .and_then(|r| ttc::auth(call, at, r, token, max_value));
         let mut cut = false;
         let enc = self.encoding;
         let login = l.req.login.get_or_insert_with(Default::default);
@@ -930,18 +1004,25 @@ impl TnsParser {
         self.cur = Some(l);
     }
 
+    /// A protocol-negotiation answer (alone, or first in the answer to fast authentication):
+    /// the server's character set and TTC field version.
+    fn protocol_answer(&mut self, tail: &[u8], out: &mut Vec<DbEvent>) {
+        if let Some(id) = ttc::server_charset(tail) {
+            if !self.charset_known {
+                self.set_charset(id, out);
+            }
+        }
+        if let Some(v) = ttc::server_field_version(tail) {
+            self.server_fv = Some(v);
+        }
+    }
+
     /// The current operation's answer is complete: emit it (or absorb internal calls).
     fn finish_cur(&mut self, out: &mut Vec<DbEvent>) {
         let Some(op) = self.cur.take() else { return };
         match op.kind {
             Kind::Internal => {}
-            Kind::Protocol => {
-                if let Some(id) = ttc::server_charset(&op.tail) {
-                    if !self.charset_known {
-                        self.set_charset(id, out);
-                    }
-                }
-            }
+            Kind::Protocol => self.protocol_answer(&op.tail, out),
             Kind::Version => {
                 if let Some(b) = ttc::banner(&op.tail) {
                     out.push(DbEvent::ServerInfo {
@@ -953,6 +1034,10 @@ impl TnsParser {
             Kind::Login => {
                 // Phase one answered without error: the login goes on with phase two.
                 let mut op = op;
+                // The answer to fast authentication starts with the protocol answer.
+                if !op.phase_two {
+                    self.protocol_answer(&op.tail, out);
+                }
                 if !op.phase_two {
                     if let (Some(r), Some(l)) = (self.repr, op.req.login.as_mut()) {
                         if let Some(m) = ttc::auth_method(&op.tail, r) {

@@ -28,7 +28,20 @@ pub mod msg {
     pub const STATUS: u8 = 9;
     /// Piggy-backed function call (client), followed by the main call.
     pub const PIGGYBACK: u8 = 17;
+    /// Fast authentication (client, 23ai servers): protocol, data types and AUTH phase one in
+    /// one message (python-oracledb constants.pxi TNS_MSG_TYPE_FAST_AUTH = 34,
+    /// messages/fast_auth.pyx; fixtures/tns/live_thin_session frame 57).
+    pub const FAST_AUTH: u8 = 34;
 }
+
+/// TTC field version from which every function call and piggy-back carries a ub8 token after
+/// its sequence number (python-oracledb constants.pxi TNS_CCAP_FIELD_VERSION_23_1_EXT_1;
+/// messages/base.pyx `_write_function_code`, `_write_piggyback_code`). The version in force
+/// is the lower of the client's (data types message) and the server's (protocol answer).
+pub const FIELD_VERSION_TOKEN: u8 = 18;
+/// Index of the TTC field version in the compile-time capabilities (python-oracledb
+/// constants.pxi TNS_CCAP_FIELD_VERSION).
+const CCAP_FIELD_VERSION: usize = 7;
 
 /// TTC function codes (second byte of a function call).
 pub mod func {
@@ -253,6 +266,16 @@ impl<'a> Cur<'a> {
     }
 
     /// Bytes left.
+    /// A call's sequence number, then its ub8 token when the negotiated TTC field version
+    /// carries one ([`FIELD_VERSION_TOKEN`]).
+    pub fn seq(&mut self, token: bool) -> Option<u8> {
+        let seq = self.u8()?;
+        if token {
+            self.ub8()?;
+        }
+        Some(seq)
+    }
+
     pub fn rest(&self) -> &'a [u8] {
         self.d.get(self.pos..).unwrap_or_default()
     }
@@ -290,12 +313,12 @@ pub struct Auth {
 /// (64-bit Windows OCI: john-samples__O5LOGON_Oracle-WinWin-1.pcap frame 13). A layout is
 /// accepted only when every key reads as an upper-case name and one at least as an `AUTH_`
 /// name (phase two also sends `SESSION_CLIENT_*` keys).
-pub fn auth(d: &[u8], at: usize, repr: Repr, max_value: usize) -> Option<Auth> {
+pub fn auth(d: &[u8], at: usize, repr: Repr, token: bool, max_value: usize) -> Option<Auth> {
     [(false, false), (true, false), (false, true), (true, true)]
         .into_iter()
         .filter(|&(_, pad)| !pad || repr.ptr == 8)
         .find_map(|(raw_user, pad)| {
-            auth_layout(d, at, repr, max_value, raw_user, pad).filter(|a| {
+            auth_layout(d, at, repr, token, max_value, raw_user, pad).filter(|a| {
                 a.keys.iter().any(|k| k.starts_with("AUTH_"))
                     && a.keys.iter().all(|k| {
                         k.bytes()
@@ -309,6 +332,7 @@ fn auth_layout(
     d: &[u8],
     at: usize,
     repr: Repr,
+    token: bool,
     max_value: usize,
     raw_user: bool,
     pad: bool,
@@ -321,7 +345,7 @@ fn auth_layout(
     if func != func::AUTH_PHASE_ONE && func != func::AUTH_PHASE_TWO {
         return None;
     }
-    let _seq = c.u8()?;
+    let _seq = c.seq(token)?;
     let has_user = c.ptr()?;
     let user_len = c.ub4()?;
     let mode = c.ub4()?;
@@ -390,8 +414,10 @@ pub const MAX_USER_LEN: usize = 256;
 
 /// Learn the representation from an authentication call at `at`: the first representation under
 /// which the whole call parses, with AUTH_ keys, is the session's.
-pub fn detect_repr(d: &[u8], at: usize) -> Option<Repr> {
-    REPRS.into_iter().find(|&r| auth(d, at, r, 0).is_some())
+pub fn detect_repr(d: &[u8], at: usize, token: bool) -> Option<Repr> {
+    REPRS
+        .into_iter()
+        .find(|&r| auth(d, at, r, token, 0).is_some())
 }
 
 /// What an OALL8 call carries.
@@ -432,7 +458,7 @@ fn text_like(b: u8) -> bool {
 /// announced one (1-byte length, 0xFE chunks, or raw bytes right after a zero field), and whose
 /// bytes are text. The announced length is in bytes of the server's character set: OCI clients
 /// announce up to 4 bytes per client byte, so a ratio of 1 to 4 is accepted.
-pub fn oall8(d: &[u8], at: usize, repr: Repr, max: usize) -> Option<Oall8> {
+pub fn oall8(d: &[u8], at: usize, repr: Repr, token: bool, max: usize) -> Option<Oall8> {
     let mut c = Cur::new(d, at, repr);
     if c.u8()? != msg::FUNCTION {
         return None;
@@ -441,7 +467,7 @@ pub fn oall8(d: &[u8], at: usize, repr: Repr, max: usize) -> Option<Oall8> {
     if f != func::OALL8 && f != func::OALL7 && f != func::PARSE {
         return None;
     }
-    let _seq = c.u8()?;
+    let _seq = c.seq(token)?;
     // The old parse call (Oracle 7-9i OCI) has no options field.
     let options = if f == func::PARSE { 0 } else { c.ub4()? };
     let cursor = c.ub4()?;
@@ -590,7 +616,7 @@ enum F {
 
 /// Metadata layouts seen in real captures. Every one starts type, flags, precision, scale,
 /// buffer size, array size, continuation flags.
-const META_LAYOUTS: [(&str, bool, &[F]); 3] = [
+const META_LAYOUTS: [(&str, bool, &[F]); 4] = [
     // JDBC thin (wswiki__DumpFile01.pcap frame 554, wswiki__11_sqldeveloper11_2016.pcapng
     // frame 52): then a ub4, version ub2, charset, form, max chars ub4.
     (
@@ -654,13 +680,52 @@ const META_LAYOUTS: [(&str, bool, &[F]); 3] = [
             F::U8,
         ],
     ),
+    // python-oracledb 26.1 thin with TTC field version 13 (fixtures/tns/live_thin_session,
+    // frames 16, 18 and 20): the JDBC thin entry plus one ub4, the column id python-oracledb
+    // writes from field version 12.2 on (messages/base.pyx `_write_column_metadata`:
+    // "oaccolid"). Frame 16, bind 1: `02 01 00 00 | 01 16 | 00 | 00 | 00 | 00 | 00 | 00 | 00 |
+    // 00` (NUMBER, buffer 22); bind 2: `01 01 00 00 | 01 18 | 00 | 00 | 00 | 00 | 02 03 69 |
+    // 01 | 00 | 00` (VARCHAR2, AL32UTF8, implicit form). Tried last: no older capture has it.
+    (
+        "thin-12.2",
+        false,
+        &[
+            F::Type,
+            F::U8,
+            F::U8,
+            F::U8,
+            F::Ub4,
+            F::Ub4,
+            F::Ub8,
+            F::Ub4,
+            F::Ub2,
+            F::Charset,
+            F::Form,
+            F::Ub4,
+            F::Ub4,
+        ],
+    ),
 ];
 
+/// Rows of bind values read from one call (an array execute sends one row-data message per
+/// row: python-oracledb `executemany`, fixtures/tns/live_thin_session frame 20). More rows than
+/// this and the values are not decoded.
+pub const MAX_BIND_ROWS: usize = 1024;
+
+/// The bind values of one call: `rows` row-data messages of `values.len() / rows` values each,
+/// in call order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindRows {
+    pub values: Vec<Bind>,
+    pub rows: usize,
+}
+
 /// Read the bind metadata and values that follow the statement text of an OALL8 call: `count`
-/// metadata entries (one of [`META_LAYOUTS`]), then a row-data message (`07`) with one value
-/// per bind. A layout is accepted only when the `07` follows the last entry and the values end
-/// exactly at the end of the call.
-pub fn bind_values(d: &[u8], end: usize, repr: Repr, count: u64, max: usize) -> Option<Vec<Bind>> {
+/// metadata entries (one of [`META_LAYOUTS`]), then row-data messages (`07`), each with one
+/// value per bind (one message, or one per row of an array execute, at most
+/// [`MAX_BIND_ROWS`]). A layout is accepted only when a `07` follows the last entry and the
+/// values end exactly at the end of the call.
+pub fn bind_values(d: &[u8], end: usize, repr: Repr, count: u64, max: usize) -> Option<BindRows> {
     let count = usize::try_from(count)
         .ok()
         .filter(|&n| n > 0 && n <= 1024)?;
@@ -698,28 +763,32 @@ pub fn bind_values(d: &[u8], end: usize, repr: Repr, count: u64, max: usize) -> 
                     }
                     metas.push((ty, charset, csfrm));
                 }
-                if c.u8()? != msg::ROW_DATA {
-                    return None;
-                }
                 let mut out = Vec::with_capacity(metas.len());
-                for (ty, charset, csfrm) in metas {
-                    let first = *c.rest().first()?;
-                    let (value, truncated) = if first == 0 || first == 0xff {
-                        c.pos += 1;
-                        (None, false)
-                    } else {
-                        let (v, n) = c.clr(max)?;
-                        (Some(v), n > max)
-                    };
-                    out.push(Bind {
-                        ty,
-                        charset,
-                        csfrm,
-                        value,
-                        truncated,
-                    });
+                let mut rows = 0usize;
+                while rows == 0 || !c.rest().is_empty() {
+                    if rows == MAX_BIND_ROWS || c.u8()? != msg::ROW_DATA {
+                        return None;
+                    }
+                    rows += 1;
+                    for &(ty, charset, csfrm) in &metas {
+                        let first = *c.rest().first()?;
+                        let (value, truncated) = if first == 0 || first == 0xff {
+                            c.pos += 1;
+                            (None, false)
+                        } else {
+                            let (v, n) = c.clr(max)?;
+                            (Some(v), n > max)
+                        };
+                        out.push(Bind {
+                            ty,
+                            charset,
+                            csfrm,
+                            value,
+                            truncated,
+                        });
+                    }
                 }
-                c.rest().is_empty().then_some(out)
+                Some(BindRows { values: out, rows })
             })();
             if parsed.is_some() {
                 return parsed;
@@ -1126,6 +1195,92 @@ pub fn server_charset(d: &[u8]) -> Option<u16> {
     Some(u16::from_le_bytes([b[0], b[1]]))
 }
 
+/// The TTC field version in a server's protocol-negotiation answer: after the charset, a flags
+/// byte, an element count (ub2 LE) and that many 5-byte elements, a big-endian ub2 length and
+/// that many bytes, then the compile capabilities (length-prefixed): their byte
+/// [`CCAP_FIELD_VERSION`] (python-oracledb messages/protocol.pyx `_process_protocol_info`;
+/// fixtures/tns/live_thin_session frames 9 and 58: 13 and 24).
+pub fn server_field_version(d: &[u8]) -> Option<u8> {
+    if d.first() != Some(&msg::PROTOCOL) {
+        return None;
+    }
+    let rest = d.get(3..)?;
+    let nul = rest.iter().take(256).position(|&b| b == 0)?;
+    let mut pos = 3 + nul + 1 + 2 + 1;
+    let n = u16::from_le_bytes([*d.get(pos)?, *d.get(pos + 1)?]) as usize;
+    pos += 2 + n.checked_mul(5)?;
+    let fdo = u16::from_be_bytes([*d.get(pos)?, *d.get(pos + 1)?]) as usize;
+    pos += 2 + fdo;
+    let len = *d.get(pos)? as usize;
+    d.get(pos + 1..pos + 1 + len)?
+        .get(CCAP_FIELD_VERSION)
+        .copied()
+}
+
+/// The TTC field version in a client's data-types message (`02`, two charsets ub2 LE, an
+/// encoding flags byte, then the compile capabilities, length-prefixed: python-oracledb
+/// messages/data_types.pyx `_write_message`; fixtures/tns/live_thin_session frame 10: 24).
+pub fn client_field_version(d: &[u8]) -> Option<u8> {
+    if d.first() != Some(&msg::DATA_TYPES) {
+        return None;
+    }
+    let len = *d.get(6)? as usize;
+    d.get(7..7 + len)?.get(CCAP_FIELD_VERSION).copied()
+}
+
+/// What a fast-authentication message carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastAuth {
+    /// The embedded data-types message starts here.
+    pub data_types_at: usize,
+    /// The embedded AUTH phase one call starts here.
+    pub auth_at: usize,
+    /// The field version the embedded calls are written with.
+    pub field_version: u8,
+}
+
+/// Data type entries read at most in an embedded data-types message (python-oracledb 26.1
+/// sends 322).
+pub const MAX_DATA_TYPES: usize = 1024;
+
+/// A fast-authentication message (python-oracledb messages/fast_auth.pyx `_write_message`):
+/// `22`, version, two flag bytes, the protocol message (`01`, version, `00`, driver name,
+/// NUL), server charset ub2, a flag byte, national charset ub2, the field version byte, the
+/// data-types message (`02`, two charsets ub2 LE, flags, compile and runtime capabilities
+/// length-prefixed, entries of four big-endian ub2 ended by a zero ub2), then AUTH phase one
+/// (fixtures/tns/live_thin_session frame 57).
+pub fn fast_auth(d: &[u8]) -> Option<FastAuth> {
+    if d.first() != Some(&msg::FAST_AUTH) || d.get(4) != Some(&msg::PROTOCOL) {
+        return None;
+    }
+    let nul = d.get(7..)?.iter().take(256).position(|&b| b == 0)?;
+    let field_version = *d.get(7 + nul + 1 + 5)?;
+    let data_types_at = 7 + nul + 1 + 6;
+    if d.get(data_types_at) != Some(&msg::DATA_TYPES) {
+        return None;
+    }
+    let mut pos = data_types_at + 6;
+    for _ in 0..2 {
+        pos += 1 + *d.get(pos)? as usize;
+    }
+    for _ in 0..MAX_DATA_TYPES {
+        match d.get(pos..pos + 2)? {
+            [0, 0] => {
+                let auth_at = pos + 2;
+                let ok =
+                    d.get(auth_at..auth_at + 2) == Some(&[msg::FUNCTION, func::AUTH_PHASE_ONE]);
+                return ok.then_some(FastAuth {
+                    data_types_at,
+                    auth_at,
+                    field_version,
+                });
+            }
+            _ => pos += 8,
+        }
+    }
+    None
+}
+
 /// The client character set in a data-types negotiation (`02`, charset ub2 little endian).
 pub fn client_charset(d: &[u8]) -> Option<u16> {
     if d.first() != Some(&msg::DATA_TYPES) {
@@ -1138,7 +1293,7 @@ pub fn client_charset(d: &[u8]) -> Option<u16> {
 /// Skip piggy-backed calls at `at` (`11`, function, sequence, pointer, count ub4, count cursor
 /// ids ub4) and return the position of the main call (`03`). Piggy-backs of other shapes are
 /// passed by looking for the next `03` followed by a known function code.
-pub fn main_call(d: &[u8], at: usize, repr: Repr) -> Option<(usize, Vec<u8>)> {
+pub fn main_call(d: &[u8], at: usize, repr: Repr, token: bool) -> Option<(usize, Vec<u8>)> {
     let mut pos = at;
     let mut piggy = Vec::new();
     for _ in 0..16 {
@@ -1149,9 +1304,9 @@ pub fn main_call(d: &[u8], at: usize, repr: Repr) -> Option<(usize, Vec<u8>)> {
                 piggy.push(f);
                 // Padded first: a padded count read plain would take the padding for a cursor id.
                 let padded = (repr.ptr == 8)
-                    .then(|| piggy_body(d, pos + 2, repr, true))
+                    .then(|| piggy_body(d, pos + 2, repr, token, true))
                     .flatten();
-                match padded.or_else(|| piggy_body(d, pos + 2, repr, false)) {
+                match padded.or_else(|| piggy_body(d, pos + 2, repr, token, false)) {
                     Some(p) => pos = p,
                     None => {
                         // Unknown piggy-back body: find the next plausible main call.
@@ -1172,9 +1327,9 @@ pub fn main_call(d: &[u8], at: usize, repr: Repr) -> Option<(usize, Vec<u8>)> {
 
 /// A cursor-list piggy-back body (sequence, pointer, count, count ids) ending where another
 /// call starts; `pad`: the count is padded to 8 bytes (64-bit Windows OCI).
-fn piggy_body(d: &[u8], at: usize, repr: Repr, pad: bool) -> Option<usize> {
+fn piggy_body(d: &[u8], at: usize, repr: Repr, token: bool, pad: bool) -> Option<usize> {
     let mut c = Cur::new(d, at, repr);
-    c.u8()?;
+    c.seq(token)?;
     c.ptr()?;
     let n = c.ub4()?;
     if pad {
@@ -1240,7 +1395,7 @@ mod tests {
     #[test]
     fn jdbc_auth_is_compressed() {
         let d = unhex(JDBC_AUTH1);
-        let r = detect_repr(&d, 0).unwrap();
+        let r = detect_repr(&d, 0, false).unwrap();
         assert_eq!(
             r,
             Repr {
@@ -1248,7 +1403,7 @@ mod tests {
                 ptr: 1
             }
         );
-        let a = auth(&d, 0, r, 256).unwrap();
+        let a = auth(&d, 0, r, false, 256).unwrap();
         assert_eq!(a.user, b"SYS");
         assert_eq!(a.func, func::AUTH_PHASE_ONE);
         assert_eq!(a.keys.len(), 5);
@@ -1279,7 +1434,7 @@ mod tests {
             ints: IntMode::FixedLe,
             ptr: 1,
         };
-        let Some(Oall8::Sql(s)) = oall8(&d, 0, r, 1000) else {
+        let Some(Oall8::Sql(s)) = oall8(&d, 0, r, false, 1000) else {
             panic!("no statement")
         };
         assert_eq!(
@@ -1302,6 +1457,8 @@ mod tests {
             ptr: 1,
         };
         let b = bind_values(&d, 0, r, 3, 100).unwrap();
+        assert_eq!(b.rows, 1);
+        let b = b.values;
         assert_eq!(
             b.iter().map(|x| (x.ty, x.charset)).collect::<Vec<_>>(),
             [(6, 873), (1, 873), (116, 873)]
@@ -1313,6 +1470,40 @@ mod tests {
         assert_eq!(b[1].value.as_deref(), Some(&b"PTI"[..]));
         // One value fewer than announced does not parse.
         assert_eq!(bind_values(&d, 0, r, 4, 100), None);
+    }
+
+    #[test]
+    fn thin_array_bind_values() {
+        // fixtures/tns/live_thin_session frame 20 (python-oracledb 26.1 `executemany`, TTC
+        // field version 13), from the end of the text: al8i4 (execution count 2), three
+        // entries of the 12.2 layout (NUMBER, VARCHAR2 AL32UTF8, DATE), then two `07` rows.
+        let d = unhex(
+            "0101 0102 0000 0000 0000 0000 0000 00\
+             02010000 0116 00 00 00 00 00 00 00 00\
+             01010000 0118 00 00 00 00 020369 01 00 00\
+             0c010000 0107 00 00 00 00 00 00 00 00\
+             07 03c20b02 06e5a48de8af8a 07787c03020a0101\
+             07 03c20b03 06e9a696e8af8a 07787c03020a1001",
+        );
+        let r = Repr {
+            ints: IntMode::Compressed,
+            ptr: 1,
+        };
+        let b = bind_values(&d, 0, r, 3, 100).unwrap();
+        assert_eq!(b.rows, 2);
+        assert_eq!(
+            b.values
+                .iter()
+                .map(|x| (x.ty, x.charset))
+                .collect::<Vec<_>>(),
+            [(2, 0), (1, 873), (12, 0), (2, 0), (1, 873), (12, 0)]
+        );
+        let v = |i: usize| b.values[i].value.as_deref().unwrap();
+        assert_eq!(number_text(v(3)).as_deref(), Some("1002"));
+        assert_eq!(v(4), "首诊".as_bytes());
+        assert_eq!(date_text(v(5)).as_deref(), Some("2024-03-02 09:15:00"));
+        // A row cut short does not parse.
+        assert_eq!(bind_values(&d[..d.len() - 1], 0, r, 3, 100), None);
     }
 
     #[test]

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""A scripted python-oracledb (thin mode, unmodified) session against tests/live/tns/responder.py:
+login as his_app with program/machine/terminal/osuser set, a SELECT with binds of several types,
+an UPDATE with binds, an executemany INSERT, a statement on a missing table (ORA-00942), commit,
+close (logoff); then a login with a wrong password (ORA-01017).
+
+    thin_client.py PORT
+"""
+import datetime
+import sys
+
+import oracledb
+
+PORT = int(sys.argv[1])
+COMMON = dict(host="127.0.0.1", port=PORT, service_name="HISPDB", program="HIS.Registration",
+              machine="reg-ws-07", terminal="pts/3", osuser="nurse01")
+
+conn = oracledb.connect(user="his_app", password="Hx9#k2Lp!Reg", **COMMON)
+print("connected, server version", conn.version)
+cur = conn.cursor()
+
+cur.execute(
+    "select id, name from patient where id = :id and name = :name and born = :born"
+    " and admitted >= :since and weight < :weight and ward = :ward",
+    id=1001, name="张伟", born=datetime.date(1980, 2, 29),
+    since=datetime.datetime(2024, 3, 1, 8, 30, 15, 250000), weight=72.5, ward=None)
+print("rows", cur.fetchall())
+
+cur.execute("update beds set ward = :ward, free = :free where id = :id",
+            ward="内科", free=0, id=3)
+print("update rowcount", cur.rowcount)
+
+cur.executemany("insert into visits (patient_id, note, visited) values (:1, :2, :3)",
+                [(1001, "复诊", datetime.datetime(2024, 3, 2, 9, 0, 0)),
+                 (1002, "首诊", datetime.datetime(2024, 3, 2, 9, 15, 0))])
+print("insert rowcount", cur.rowcount)
+
+try:
+    cur.execute("select * from no_such_table")
+except oracledb.DatabaseError as e:
+    print("error", e)
+
+conn.commit()
+print("committed")
+cur.close()
+conn.close()
+print("closed")
+
+try:
+    oracledb.connect(user="his_app", password="WrongPass1", **COMMON)
+    print("UNEXPECTED: wrong password accepted")
+except oracledb.DatabaseError as e:
+    print("login failed", e)
