@@ -760,10 +760,13 @@ impl TnsParser {
                                 ttc::bind_values(call, s.end, repr, n, cx.limits.max_param_len);
                             if let Some(v) = vals {
                                 // An array execute: the rows' values one after the other.
+                                // Same attribute as MariaDB's bulk execute; positions
+                                // repeat per row (password placeholders are masked in each).
                                 if v.rows > 1 {
                                     op.req
                                         .attributes
-                                        .push(("bind_rows".into(), v.rows.to_string()));
+                                        .push(("bulk_rows".into(), v.rows.to_string()));
+                                    op.req.param_row_width = u16::try_from(n).ok();
                                 }
                                 op.req.params = Some(
                                     v.values
