@@ -1276,8 +1276,9 @@ impl TnsParser {
         out: &mut Vec<DbEvent>,
     ) -> Progress {
         let i = dir.index();
-        if self.dirs[i].resync.is_active() {
-            self.dirs[i].resync.start(len);
+        // Already out of sync: the gap and the unparsed bytes before it join the desync (the
+        // shared policy of every protocol crate).
+        if self.dirs[i].resync.absorb_gap(len, partial) {
             return Progress::Consumed(0);
         }
         let position = match Header::parse(partial, self.large) {
