@@ -22,6 +22,7 @@ const STREAMS: &[&str] = &[
     "compressed_response",
     "compression_midstream",
     "incomplete_query",
+    "mariadb_bulk",
 ];
 
 proptest! {
