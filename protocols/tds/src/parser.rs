@@ -828,8 +828,11 @@ impl TdsParser {
             wire: 0,
             dropped: 0,
             lost: 0,
-            bulk: (h.ty == ty::BULK_LOAD)
-                .then(|| Box::new((TokenStream::default(), Acc::default()))),
+            bulk: (h.ty == ty::BULK_LOAD).then(|| {
+                let mut stream = TokenStream::default();
+                stream.bulk_load = true;
+                Box::new((stream, Acc::default()))
+            }),
         });
         asm.wire += h.len as u64;
         asm.lost = asm.lost.saturating_add(lost);
@@ -1051,6 +1054,12 @@ impl TdsParser {
                 if let Some(b) = asm.bulk {
                     let (mut stream, mut acc) = *b;
                     stream.end_message(&mut acc);
+                    for kind in acc.anomalies.drain(..) {
+                        out.push(DbEvent::Anomaly {
+                            dir: Direction::ToServer,
+                            kind,
+                        });
+                    }
                     let rows =
                         acc.segments.iter().map(|s| s.row_tokens).sum::<u64>() + acc.cur.row_tokens;
                     req.attributes.push(("rows_sent".into(), rows.to_string()));

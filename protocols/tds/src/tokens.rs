@@ -355,6 +355,9 @@ pub struct TokenStream {
     /// mid-stream), a DONE token that ends its packet 9 bytes after its start is taken as the
     /// TDS 7.0/7.1 layout (4-byte row count) and `tds72` is cleared.
     pub version_known: bool,
+    /// The stream is a client's Bulk Load message (2.2.6.1), not a server's response: the
+    /// COLMETADATA columns are read with `Ctx::BulkColumn`.
+    pub bulk_load: bool,
     lost: bool,
 }
 
@@ -375,6 +378,7 @@ impl Default for TokenStream {
             tds72: true,
             default_enc: encoding_rs::WINDOWS_1252,
             version_known: false,
+            bulk_load: false,
             lost: false,
         }
     }
@@ -440,8 +444,8 @@ impl TokenStream {
     /// The message ended (EOM): anything half-read is reported and the stream is reset.
     /// Returns true when the message ended in the middle of a token.
     pub fn end_message(&mut self, acc: &mut Acc) -> bool {
-        let cut =
-            !self.lost && (!self.carry.is_empty() || self.skip > 0 || self.state != State::Token);
+        let settled = self.state == State::Token || (self.bulk_load && self.row_complete());
+        let cut = !self.lost && (!self.carry.is_empty() || self.skip > 0 || !settled);
         if cut {
             acc.anomaly("token_stream_cut");
             acc.lost = true;
@@ -457,6 +461,22 @@ impl TokenStream {
             self.carry = Vec::new();
         }
         cut
+    }
+
+    /// Every column of the row being skipped has been read (or is NULL by the NBCROW bitmap):
+    /// only the move back to `State::Token`, made when the next byte is looked at, is left.
+    /// MS-TDS 2.2.6.1 ends a Bulk Load with a DONE token, but FreeTDS (1.3) ends the message
+    /// after the last ROW (the EOM of its last packet ends the rows).
+    fn row_complete(&self) -> bool {
+        let State::Row { col } = self.state else {
+            return false;
+        };
+        let n = match self.row_of {
+            RowOf::Columns => self.cols.len(),
+            RowOf::Alt(k) => self.alt.get(k).map_or(0, |(_, f)| f.len()),
+        };
+        (col..n)
+            .all(|c| self.nbc_on && self.nbc.get(c / 8).is_some_and(|b| b & (1 << (c % 8)) != 0))
     }
 
     /// Stop reading until the end of the current message (a gap cut it).
@@ -516,7 +536,12 @@ impl TokenStream {
                     // ColumnData = UserType Flags TYPE_INFO [TableName] [CryptoMetaData]
                     // ColName (2.2.7.4). An encrypted column's TYPE_INFO is the cipher text's
                     // (varbinary), which is what its row values are skipped by.
-                    let ti = match read_type_info(&mut r, Ctx::Column, self.tds72) {
+                    let ctx = if self.bulk_load {
+                        Ctx::BulkColumn
+                    } else {
+                        Ctx::Column
+                    };
+                    let ti = match read_type_info(&mut r, ctx, self.tds72) {
                         Ok(t) => t,
                         Err(Stop::Incomplete) => return Err(()),
                         Err(Stop::Bad) => return Ok(Err(Stop::Bad)),

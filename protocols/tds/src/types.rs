@@ -113,10 +113,38 @@ fn need<T>(v: Option<T>) -> Parsed<T> {
 /// description) or an RPC parameter / RETURNVALUE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ctx {
-    /// COLMETADATA column.
+    /// COLMETADATA column of a server's result.
     Column,
+    /// COLMETADATA column of a client's Bulk Load message (2.2.6.1): as `Column`, except the
+    /// TableName of TEXT / NTEXT / IMAGE, which clients send in either layout
+    /// (`skip_bulk_table_name`).
+    BulkColumn,
     /// RPC parameter or RETURNVALUE.
     Param,
+}
+
+/// TableName of a TEXT / NTEXT / IMAGE column in a client's Bulk Load COLMETADATA.
+///
+/// MS-TDS 2.2.6.1 says the Bulk Load stream "is equivalent to that produced by the server if it
+/// were sending the same rowset on output", so from TDS 7.2 TableName would be NumParts (BYTE)
+/// then NumParts US_VARCHAR parts (2.2.7.4). FreeTDS (1.3, TDS 7.4; how freebcp loads into SQL
+/// Server) sends one US_VARCHAR, the TDS 7.0/7.1 layout (`0b 00` then `dbo.patient`). The
+/// second byte tells them apart: in the one-US_VARCHAR layout it is the high byte of the name's
+/// length in characters, 0 for any name under 256 characters (a four-part name of sysname parts
+/// is at most 4 × 128 + 3 = 515); in the NumParts layout it is the low byte of the first part's
+/// length, which is not 0 for a part of 1 to 255 characters. Before TDS 7.2 there is only the
+/// one layout.
+fn skip_bulk_table_name(r: &mut Reader<'_>, tds72: bool) -> Parsed<()> {
+    let second = need(r.rest().get(1).copied())?;
+    if tds72 && second != 0 {
+        let parts = need(r.u8())?;
+        for _ in 0..parts {
+            need(r.us_varchar())?;
+        }
+    } else {
+        need(r.us_varchar())?;
+    }
+    Ok(())
 }
 
 /// Read a TYPE_INFO. `tds72`: TDS 7.2 or later (TEXT table names have parts).
@@ -177,16 +205,19 @@ pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds72: bool) -> Parsed<TypeI
             if t != ty::IMAGE {
                 ti.collation = Some(Collation(need(r.array())?));
             }
-            if ctx == Ctx::Column {
+            match ctx {
                 // TableName: TDS 7.2+ NumParts + US_VARCHAR parts; earlier one US_VARCHAR.
-                if tds72 {
+                Ctx::Column if tds72 => {
                     let parts = need(r.u8())?;
                     for _ in 0..parts {
                         need(r.us_varchar())?;
                     }
-                } else {
+                }
+                Ctx::Column => {
                     need(r.us_varchar())?;
                 }
+                Ctx::BulkColumn => skip_bulk_table_name(r, tds72)?,
+                Ctx::Param => {}
             }
             ti.form = Form::Text;
         }
@@ -203,13 +234,13 @@ pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds72: bool) -> Parsed<TypeI
             ti.form = Form::Plp;
         }
         ty::UDT => {
-            if ctx == Ctx::Column {
+            if ctx != Ctx::Param {
                 ti.max_len = need(r.u16le())? as u32;
             }
             need(r.b_varchar())?;
             need(r.b_varchar())?;
             need(r.b_varchar())?;
-            if ctx == Ctx::Column {
+            if ctx != Ctx::Param {
                 need(r.us_varchar())?;
             }
             ti.form = Form::Plp;

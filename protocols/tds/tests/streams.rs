@@ -343,6 +343,119 @@ fn bulk_load_and_transaction_manager() {
     );
 }
 
+/// A Bulk Load message (2.2.6.1) as FreeTDS 1.3 `freebcp` sends it at TDS 7.4 (captured in the
+/// fixture `tds/live_freebcp_session`): the TEXT column's TableName is one US_VARCHAR
+/// (`dbo.patient`, the TDS 7.0/7.1 layout, not NumParts + parts), a text value has a 16-byte
+/// text pointer and 8-byte timestamp of 0xFF, a NULL text value is a text pointer length of 0,
+/// and the message ends after its last ROW, without the DONE token. With `numparts_and_done`
+/// the same rows in the layout the spec describes (TableName as NumParts + parts, DONE).
+fn freetds_bulk_load(numparts_and_done: bool) -> Vec<u8> {
+    let mut m = vec![0x81];
+    m.extend_from_slice(&3u16.to_le_bytes());
+    // id int NOT NULL: UserType, Flags 0x0008, INT4TYPE
+    m.extend_from_slice(&[0, 0, 0, 0, 0x08, 0, 0x38]);
+    m.extend(synth::b_varchar("id"));
+    // name nvarchar(64): NVARCHARTYPE, 128 bytes, collation
+    m.extend_from_slice(&[0, 0, 0, 0, 0x08, 0, 0xE7, 128, 0]);
+    m.extend_from_slice(&synth::LATIN1);
+    m.extend(synth::b_varchar("name"));
+    // note text NULL: TEXTTYPE, 0x7FFFFFFF, collation, TableName
+    m.extend_from_slice(&[0, 0, 0, 0, 0x09, 0, 0x23, 0xFF, 0xFF, 0xFF, 0x7F]);
+    m.extend_from_slice(&synth::LATIN1);
+    if numparts_and_done {
+        m.push(2);
+        m.extend(synth::us_varchar("dbo"));
+        m.extend(synth::us_varchar("patient"));
+    } else {
+        m.extend(synth::us_varchar("dbo.patient"));
+    }
+    m.extend(synth::b_varchar("note"));
+    let name = |m: &mut Vec<u8>, s: &str| {
+        let u = synth::u16s(s);
+        m.extend_from_slice(&(u.len() as u16).to_le_bytes());
+        m.extend(u);
+    };
+    // ROW 1: text value with its text pointer and timestamp
+    m.push(0xD1);
+    m.extend_from_slice(&1i32.to_le_bytes());
+    name(&mut m, "张三");
+    m.push(16);
+    m.extend_from_slice(&[0xFF; 24]);
+    m.extend_from_slice(&22u32.to_le_bytes());
+    m.extend_from_slice(b"allergic to penicillin");
+    // ROW 2: NULL text (text pointer length 0)
+    m.push(0xD1);
+    m.extend_from_slice(&2i32.to_le_bytes());
+    name(&mut m, "José Pérez");
+    m.push(0);
+    // NBCROW 3: the last column NULL by the bitmap, so the row ends on a NULL bit
+    m.push(0xD2);
+    m.push(0b100);
+    m.extend_from_slice(&3i32.to_le_bytes());
+    name(&mut m, "李四");
+    if numparts_and_done {
+        m.extend(synth::done(0xFD, 0, 0));
+    }
+    m
+}
+
+#[test]
+fn freetds_bulk_load_one_part_table_name_and_no_done() {
+    for numparts_and_done in [false, true] {
+        let mut conv = synth::bulk_and_tm();
+        conv.truncate(6); // login, the insert bulk batch and its DONE
+                          // 40-byte packets: column metadata, text pointers and rows cross packet boundaries
+        conv.push((
+            synth::C,
+            synth::packets(0x07, &freetds_bulk_load(numparts_and_done), 40, 0),
+        ));
+        conv.push((
+            synth::S,
+            synth::packets(0x04, &synth::done(0xFD, 0x0010, 3), 4096, 57),
+        ));
+        let (ev, _, _) = run(&conv, Limits::default());
+        let recs = records(&ev);
+        assert_eq!(ops(&recs), ["login", "query", "bulk_load"]);
+        let (q, r) = &recs[2];
+        assert_eq!(attr(q, "rows_sent"), Some("3"), "{numparts_and_done}");
+        assert_eq!(q.completeness, dbtap_core::Completeness::Complete);
+        assert_eq!(r.as_ref().unwrap().rows, Some(3));
+        assert!(
+            !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+            "{ev:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bulk_load_cut_inside_a_row_is_flagged() {
+    // Without a DONE the end of the message ends the rows, but only after a whole row: a
+    // message ending inside a value is still cut.
+    let mut bulk = freetds_bulk_load(false);
+    bulk.truncate(bulk.len() - 3);
+    let mut conv = synth::bulk_and_tm();
+    conv.truncate(6);
+    conv.push((synth::C, synth::packets(0x07, &bulk, 4096, 0)));
+    conv.push((
+        synth::S,
+        synth::packets(0x04, &synth::done(0xFD, 0x0010, 3), 4096, 57),
+    ));
+    let (ev, _, _) = run(&conv, Limits::default());
+    let recs = records(&ev);
+    assert_eq!(ops(&recs), ["login", "query", "bulk_load"]);
+    assert!(matches!(
+        recs[2].0.completeness,
+        dbtap_core::Completeness::Truncated { .. }
+    ));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        DbEvent::Anomaly {
+            kind: "token_stream_cut",
+            ..
+        }
+    )));
+}
+
 #[test]
 fn a_message_the_client_abandons_with_ignore_is_not_recorded() {
     // MS-TDS 2.2.3.1.2: a batch whose last packet has IGNORE (0x02) with EOM is discarded by

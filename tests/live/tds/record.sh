@@ -2,11 +2,15 @@
 # Records real SQL Server client bytes against the scripted responder on loopback:
 #   python-tds (pytds): SQL batches, sp_executesql with typed parameters, an error, a procedure call
 #   FreeTDS tsql: SQL batches (one with Chinese text), an error; a refused login (user baduser)
-# and writes OUT_DIR/live_pytds.pcap, OUT_DIR/live_tsql.pcap. Not run by CI: the captures it made
-# are committed under fixtures/tds/ (their READMEs say how they were checked).
+#   FreeTDS freebcp: a 3-row character-mode load into dbo.patient (metadata queries, INSERT BULK,
+#   Bulk Load message); a refused login (user baduser)
+# and writes OUT_DIR/live_pytds.pcap, OUT_DIR/live_tsql.pcap, OUT_DIR/live_freebcp.pcap. Not run
+# by CI: the captures it made are committed under fixtures/tds/ (their READMEs say how they were
+# checked).
 #
-#   tests/live/tds/record.sh OUT_DIR
-# Needs: tcpdump, python3 with python-tds (pip install python-tds), FreeTDS tsql (freetds-bin).
+#   tests/live/tds/record.sh OUT_DIR [pytds] [tsql] [freebcp]    (no name: all three)
+# Needs: tcpdump, python3 with python-tds (pip install python-tds), FreeTDS tsql and freebcp
+# (freetds-bin), a UTF-8 locale (freebcp converts the data file from the client charset).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${1:?usage: record.sh OUT_DIR}"
@@ -41,6 +45,24 @@ tsql_session() {
     wait "$srv"
 }
 
-record live_pytds 14330 pytds_session
-record live_tsql 14331 tsql_session
+freebcp_session() {
+    python3 "$HERE/responder.py" 14332 2 bcp &
+    local srv=$!
+    local data
+    data="$(mktemp)"
+    # freebcp -c: tab-separated fields, one row a line; an empty field is NULL
+    printf '1\t张三\t内科\t2024-03-01 08:00:00\tallergic to penicillin\n2\tJosé Pérez\t外科\t\t\n3\t李四\t\t2024-03-02 09:30:00\t\n' >"$data"
+    sleep 0.5
+    TDSVER=7.4 freebcp dbo.patient in "$data" -c -S 127.0.0.1:14332 -U his_etl -P 'Bcp$ecret9' -D EMR
+    TDSVER=7.4 freebcp dbo.patient in "$data" -c -S 127.0.0.1:14332 -U baduser -P 'N0tTheP@ss' -D EMR || true
+    rm -f "$data"
+    wait "$srv"
+}
+
+shift
+SESSIONS=("$@")
+want() { [ "${#SESSIONS[@]}" -eq 0 ] || [[ " ${SESSIONS[*]} " == *" $1 "* ]]; }
+if want pytds; then record live_pytds 14330 pytds_session; fi
+if want tsql; then record live_tsql 14331 tsql_session; fi
+if want freebcp; then record live_freebcp 14332 freebcp_session; fi
 ls -l "$OUT"

@@ -5,7 +5,15 @@ for the user `baduser`), SQL batches (a two-column result for SELECT, error 208 
 naming `no_such_table`, a row count otherwise), RPCs (sp_prepare / sp_prepexec return handle 1,
 everything else a row count), and Attention (DONE_ATTN). Byte layouts follow MS-TDS 2.2.6 / 2.2.7.
 
-    responder.py PORT [CONNECTIONS]
+With MODE `bcp` (FreeTDS freebcp), SQL batches are answered as a server with the table
+dbo.patient: a `select * from dbo.patient` (the client's FMTONLY metadata query) gets the table's
+COLMETADATA and no rows, any other batch (`set textsize`, `insert bulk`) a DONE, and a Bulk Load message (packet type 0x07, 2.2.6.1:
+COLMETADATA, ROWs, DONE) is read row by row and answered with a DONE whose row count is the
+number of ROW tokens received. The user `baduser` is refused in every mode.
+
+    responder.py PORT [CONNECTIONS [MODE]]
+
+RESPONDER_DEBUG=1 prints every client message (packet type, length, hex) on stderr.
 """
 import socket
 import struct
@@ -112,6 +120,111 @@ def returnvalue_handle(h):
             + b"\x26\x04\x04" + struct.pack("<i", h))
 
 
+# dbo.patient, as SQL Server describes it in COLMETADATA (2.2.7.4, TDS 7.2+ layout): UserType,
+# Flags (0x0008 as the columns of result_two_rows, 0x0009 with fNullable), TYPE_INFO,
+# ColName. NOT NULL columns have fixed-length types (INT4TYPE), nullable ones the N types.
+PATIENT_TABLE = ["dbo", "patient"]
+
+
+def patient_colmetadata():
+    cols = [
+        (0x08, b"\x38", "id"),                                          # int NOT NULL
+        (0x08, b"\xe7" + struct.pack("<H", 128) + LATIN1, "name"),      # nvarchar(64) NOT NULL
+        (0x09, b"\xe7" + struct.pack("<H", 64) + LATIN1, "ward"),       # nvarchar(32) NULL
+        (0x09, b"\x6f\x08", "admitted"),                                # datetime NULL (DATETIMN)
+        # text NULL: LONGLEN TYPE_INFO with collation, then TableName (NumParts + US_VARCHAR parts)
+        (0x09, b"\x23" + struct.pack("<i", 0x7FFFFFFF) + LATIN1
+         + bytes([len(PATIENT_TABLE)]) + b"".join(us_varchar(p) for p in PATIENT_TABLE), "note"),
+    ]
+    body = b"\x81" + struct.pack("<H", len(cols))
+    for flags, ti, name in cols:
+        body += struct.pack("<IH", 0, flags) + ti + b_varchar(name)
+    return body
+
+
+FIXED_LEN = {0x1F: 0, 0x30: 1, 0x32: 1, 0x34: 2, 0x38: 4, 0x3A: 4, 0x3B: 4, 0x3C: 8, 0x3D: 8,
+             0x3E: 8, 0x7A: 4, 0x7F: 8}
+BYTELEN = {0x24, 0x26, 0x68, 0x6A, 0x6C, 0x6D, 0x6E, 0x6F, 0x28, 0x29, 0x2A, 0x2B}
+USHORTLEN_COLL = {0xA7, 0xAF, 0xE7, 0xEF}
+USHORTLEN = {0xA5, 0xAD} | USHORTLEN_COLL
+LONGLEN = {0x22, 0x23, 0x63}
+
+
+def bulk_rows(m):
+    """Counts the ROW tokens of a Bulk Load message (2.2.6.1): COLMETADATA (2.2.7.4), ROWs
+    (2.2.7.20) whose values are framed by each column's TYPE_INFO (2.2.5.6), then DONE."""
+    if m[0] != 0x81:
+        raise ValueError("bulk load without COLMETADATA")
+    ncols = struct.unpack_from("<H", m, 1)[0]
+    o = 3
+    kinds = []
+    for _ in range(ncols):
+        o += 6  # UserType, Flags
+        ty = m[o]
+        o += 1
+        if ty in FIXED_LEN:
+            kinds.append(("fixed", FIXED_LEN[ty]))
+        elif ty in BYTELEN:
+            if ty in (0x6A, 0x6C):
+                o += 3  # length, precision, scale
+            elif ty in (0x29, 0x2A, 0x2B):
+                o += 1  # scale
+            elif ty != 0x28:
+                o += 1  # length
+            kinds.append(("byte", 0))
+        elif ty in USHORTLEN:
+            o += 2 + (5 if ty in USHORTLEN_COLL else 0)
+            kinds.append(("ushort", 0))
+        elif ty in LONGLEN:
+            o += 4 + (5 if ty != 0x22 else 0)
+            kinds.append(("text", 0))
+            o = skip_table_name(m, o)
+        else:
+            raise ValueError("type 0x%02x not handled" % ty)
+        o += 1 + 2 * m[o]  # ColName
+    rows = 0
+    while o < len(m) and m[o] == 0xD1:
+        o += 1
+        for kind, n in kinds:
+            if kind == "fixed":
+                o += n
+            elif kind == "byte":
+                o += 1 + m[o]
+            elif kind == "ushort":
+                n = struct.unpack_from("<H", m, o)[0]
+                o += 2 + (0 if n == 0xFFFF else n)
+            else:
+                n = m[o]  # TextPointer length: 0 is NULL (2.2.7.20 TEXTPTR / TextPointer)
+                o += 1
+                if n:
+                    o += n + 8  # TextPointer, Timestamp
+                    o += 4 + struct.unpack_from("<i", m, o)[0]
+        rows += 1
+    # 2.2.6.1 ends the stream with a DONE token; FreeTDS 1.3 ends the message after the last
+    # ROW (the packet's EOM), which SQL Server accepts: both are taken.
+    if o < len(m) and m[o] != 0xFD:
+        raise ValueError("bulk load rows not followed by DONE (token 0x%02x)" % m[o])
+    return rows
+
+
+def skip_table_name(m, o):
+    """TableName of a text/ntext/image column. MS-TDS 2.2.7.4 (TDS 7.2+): NumParts (BYTE) then
+    NumParts US_VARCHAR parts; FreeTDS (1.3) sends in a Bulk Load one US_VARCHAR, the TDS 7.0/7.1
+    layout, whatever the version. A name has at most 4 parts: a first byte outside 1..4, or parts
+    running past the message, means the one-US_VARCHAR layout."""
+    parts = m[o]
+    if 1 <= parts <= 4:
+        p = o + 1
+        for _ in range(parts):
+            if p + 2 > len(m):
+                break
+            p += 2 + 2 * struct.unpack_from("<H", m, p)[0]
+        else:
+            if p < len(m):
+                return p
+    return o + 2 + 2 * struct.unpack_from("<H", m, o)[0]
+
+
 def serve(conn):
     buf = b""
     msg, mty = b"", None
@@ -136,6 +249,8 @@ def serve(conn):
         if not status & 1:
             continue
         m, msg = msg, b""
+        if DEBUG:
+            print("client 0x%02x %d: %s" % (ty, len(m), m.hex()), file=sys.stderr)
         if ty == 0x12:
             conn.sendall(packets(0x04, prelogin(), spid=0))
         elif ty == 0x10:
@@ -147,7 +262,12 @@ def serve(conn):
         elif ty == 0x01:
             text = skip_all_headers(m).decode("utf-16-le", "replace")
             low = text.lower()
-            if "no_such_table" in low:
+            if MODE == "bcp":
+                if "select * from dbo.patient" in low:
+                    conn.sendall(packets(0x04, patient_colmetadata() + done(0xFD, 0x10, 0)))
+                else:
+                    conn.sendall(packets(0x04, done(0xFD, 0, 0)))
+            elif "no_such_table" in low:
                 conn.sendall(packets(0x04, message(0xAA, 208, 1, 16, "Invalid object name 'no_such_table'.") + done(0xFD, 2, 0)))
             elif low.lstrip().startswith("select"):
                 conn.sendall(packets(0x04, result_two_rows()))
@@ -161,15 +281,24 @@ def serve(conn):
                 body = b""
             body += result_two_rows()[:-13] + done(0xFF, 0x11, 2) + b"\x79" + struct.pack("<i", 0) + done(0xFE, 0, 0)
             conn.sendall(packets(0x04, body))
+        elif ty == 0x07 and MODE == "bcp":
+            n = bulk_rows(m)
+            conn.sendall(packets(0x04, done(0xFD, 0x10, n)))
         elif ty == 0x06:
             conn.sendall(packets(0x04, done(0xFD, 0x20, 0)))
         elif ty == 0x0E:
             conn.sendall(packets(0x04, done(0xFD, 0, 0)))
 
 
+MODE = None
+DEBUG = __import__("os").environ.get("RESPONDER_DEBUG")
+
+
 def main():
+    global MODE
     port = int(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    MODE = sys.argv[3] if len(sys.argv) > 3 else None
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", port))
