@@ -852,17 +852,22 @@ mod secret_param_tests {
         }
     }
 
-    /// The params of a record whose statement `sql` (T-SQL) was analysed, as JSON.
-    fn params_json(sql: &str, params: &[Param]) -> String {
-        let analysis = analyze(sql, Dialect::TSql);
-        let view = SqlView {
+    /// The SQL stage's view of `sql` with its analysis (no rules, nothing masked).
+    fn view<'a>(sql: &'a str, analysis: &'a Analysis) -> SqlView<'a> {
+        SqlView {
             shown: sql,
             text_json: b"\"\"",
-            analysis: &analysis,
+            analysis,
             analysis_json: b"",
             rule_bits: &[],
             mask_params: false,
-        };
+        }
+    }
+
+    /// The params of a record whose statement `sql` (T-SQL) was analysed, as JSON.
+    fn params_json(sql: &str, params: &[Param]) -> String {
+        let analysis = analyze(sql, Dialect::TSql);
+        let view = view(sql, &analysis);
         let mut buf = Vec::new();
         let mut j = JsonOut::new(&mut buf);
         j.begin_array();
@@ -883,14 +888,7 @@ mod secret_param_tests {
         // MariaDB bulk execution: params hold rows of 2; the password is the 2nd of each row.
         let sql = "CREATE USER ? IDENTIFIED BY ?";
         let analysis = analyze(sql, Dialect::MySql);
-        let view = SqlView {
-            shown: sql,
-            text_json: b"\"\"",
-            analysis: &analysis,
-            analysis_json: b"",
-            rule_bits: &[],
-            mask_params: false,
-        };
+        let view = view(sql, &analysis);
         let params = [
             param(None, "u1"),
             param(None, "pw-1"),

@@ -619,26 +619,14 @@ impl TnsParser {
                     );
                 }
                 None => {
-                    self.finish_cur(out);
-                    out.push(DbEvent::Anomaly {
-                        dir: Direction::ToServer,
-                        kind: anomaly::UNKNOWN_FUNCTION,
-                    });
-                    let op = self.new_op(Kind::Internal, ts, None);
-                    self.start(op, bytes, completeness);
+                    self.unknown_call(ts, bytes, completeness, out);
                 }
             },
             Some(&msg::FUNCTION) | Some(&msg::PIGGYBACK) => {
                 self.function(cx, &call, ts, bytes, completeness, out)
             }
             _ => {
-                self.finish_cur(out);
-                out.push(DbEvent::Anomaly {
-                    dir: Direction::ToServer,
-                    kind: anomaly::UNKNOWN_FUNCTION,
-                });
-                let op = self.new_op(Kind::Internal, ts, None);
-                self.start(op, bytes, completeness);
+                self.unknown_call(ts, bytes, completeness, out);
             }
         }
         self.call = call;
@@ -656,6 +644,24 @@ impl TnsParser {
                 kind: anomaly::UNKNOWN_CHARSET,
             }),
         }
+    }
+
+    /// A call whose function is not known (or not found): the open operation ends, the
+    /// anomaly is counted, and the call's bytes go to an internal operation (no record).
+    fn unknown_call(
+        &mut self,
+        ts: Timestamp,
+        bytes: u64,
+        completeness: Completeness,
+        out: &mut Vec<DbEvent>,
+    ) {
+        self.finish_cur(out);
+        out.push(DbEvent::Anomaly {
+            dir: Direction::ToServer,
+            kind: anomaly::UNKNOWN_FUNCTION,
+        });
+        let op = self.new_op(Kind::Internal, ts, None);
+        self.start(op, bytes, completeness);
     }
 
     fn start(&mut self, mut op: OpState, bytes: u64, completeness: Completeness) {
@@ -693,13 +699,7 @@ impl TnsParser {
             .iter()
             .find_map(|&r| ttc::main_call(call, 0, r, token));
         let Some((at, _piggy)) = main else {
-            self.finish_cur(out);
-            out.push(DbEvent::Anomaly {
-                dir: Direction::ToServer,
-                kind: anomaly::UNKNOWN_FUNCTION,
-            });
-            let op = self.new_op(Kind::Internal, ts, None);
-            self.start(op, bytes, completeness);
+            self.unknown_call(ts, bytes, completeness, out);
             return;
         };
         let f = call.get(at + 1).copied().unwrap_or(0);

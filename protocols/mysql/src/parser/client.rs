@@ -540,6 +540,24 @@ impl MysqlParser {
     }
 
     /// COM_STMT_EXECUTE arguments (after the command byte). Returns the statement id.
+    /// The statement an execute names. MariaDB 10.2+: id -1 means "the statement prepared
+    /// last"; when that prepare is still waiting for its answer (pipelined in the same write),
+    /// its text is known but not its id or parameter count yet: returned as the second value
+    /// (and the id stays -1). Otherwise the id, with -1 resolved to the last prepared one.
+    fn named_statement(&mut self, id: u32) -> (u32, Option<String>) {
+        if id != u32::MAX {
+            return (id, None);
+        }
+        let pipelined = self
+            .newest_mut()
+            .filter(|p| p.kind == Kind::Prepare)
+            .and_then(|p| p.prepare_sql.clone());
+        match pipelined {
+            Some(sql) => (id, Some(sql)),
+            None => (self.last_prepared.unwrap_or(id), None),
+        }
+    }
+
     /// MariaDB COM_STMT_BULK_EXECUTE (0xFA, 10.2.7+): int<4> statement id (-1: the statement
     /// prepared last, often pipelined in the same write), int<2> bulk flags, then the rows
     /// ([`bulk_rows`]). One record for the whole message: `params` holds every row's values
@@ -553,17 +571,7 @@ impl MysqlParser {
         out: &mut Vec<DbEvent>,
     ) -> Option<u32> {
         let mut r = Reader::new(args);
-        let mut id = r.u32()?;
-        let mut pipelined = None;
-        if id == u32::MAX {
-            pipelined = self
-                .newest_mut()
-                .filter(|p| p.kind == Kind::Prepare)
-                .and_then(|p| p.prepare_sql.clone());
-            if pipelined.is_none() {
-                id = self.last_prepared.unwrap_or(id);
-            }
-        }
+        let (id, pipelined) = self.named_statement(r.u32()?);
         req.stmt_id = Some(id as u64);
         let flags = r.u16()?;
         let send_types = flags & BULK_SEND_TYPES != 0;
@@ -638,20 +646,7 @@ impl MysqlParser {
         out: &mut Vec<DbEvent>,
     ) -> Option<u32> {
         let mut r = Reader::new(args);
-        let mut id = r.u32()?;
-        // MariaDB 10.2+: statement id -1 means "the statement prepared last". When that
-        // prepare is still waiting for its answer (pipelined in the same write), its text is
-        // known but not its id or parameter count yet.
-        let mut pipelined = None;
-        if id == u32::MAX {
-            pipelined = self
-                .newest_mut()
-                .filter(|p| p.kind == Kind::Prepare)
-                .and_then(|p| p.prepare_sql.clone());
-            if pipelined.is_none() {
-                id = self.last_prepared.unwrap_or(id);
-            }
-        }
+        let (id, pipelined) = self.named_statement(r.u32()?);
         req.stmt_id = Some(id as u64);
         let flags = r.u8()?;
         let _iterations = r.u32()?;

@@ -1518,22 +1518,14 @@ pub fn dataclassification_v2() -> Vec<u8> {
     v
 }
 
-/// Always Encrypted and data classification: a LOGIN7 asking for COLUMNENCRYPTION (version 1)
-/// and DATACLASSIFICATION (version 2) in its FeatureExt, acknowledged in FEATUREEXTACK
-/// (2.2.7.11); an sp_executesql INSERT whose `@ssn` is sent encrypted; a SELECT whose result
-/// has the CekTable COLMETADATA carries when column encryption is on (no keys: no encrypted
-/// column) and a DATACLASSIFICATION token.
-pub fn always_encrypted() -> Conversation {
-    let mut conv = Vec::new();
-    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
-    server_sends_before_login(
-        &mut conv,
-        0x04,
-        &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
-    );
-    let features = [feature(0x04, &[1]), feature(0x09, &[2])].concat();
+/// Pre-login and a SQL login of `his_app` to `EMR` whose LOGIN7 carries the FeatureExt
+/// `features`, answered with the login response plus a FEATUREEXTACK (2.2.7.11) of the feature
+/// acknowledgements `acks` (FeatureId, FeatureAckDataLen, data …; the terminator is added).
+fn feature_login(conv: &mut Conversation, features: &[u8], acks: &[u8]) {
+    client_sends(conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
+    server_sends_before_login(conv, 0x04, &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false));
     client_sends(
-        &mut conv,
+        conv,
         0x10,
         &login7_ext(
             "his_app",
@@ -1541,18 +1533,34 @@ pub fn always_encrypted() -> Conversation {
             "HIS.Registration",
             "EMR",
             &[],
-            &features,
+            features,
         ),
     );
     let head = login_response("EMR");
     let login = [
         head[..head.len() - 13].to_vec(),
-        // COLUMNENCRYPTION version 1; DATACLASSIFICATION version 2, enabled; terminator.
-        vec![0xAE, 0x04, 1, 0, 0, 0, 1, 0x09, 2, 0, 0, 0, 2, 1, 0xFF],
+        vec![0xAE],
+        acks.to_vec(),
+        vec![0xFF],
         done(0xFD, 0, 0),
     ]
     .concat();
     conv.push((S, packets(0x04, &login, 4096, SPID)));
+}
+
+/// Always Encrypted and data classification: a LOGIN7 asking for COLUMNENCRYPTION (version 1)
+/// and DATACLASSIFICATION (version 2) in its FeatureExt, acknowledged in FEATUREEXTACK
+/// (2.2.7.11); an sp_executesql INSERT whose `@ssn` is sent encrypted; a SELECT whose result
+/// has the CekTable COLMETADATA carries when column encryption is on (no keys: no encrypted
+/// column) and a DATACLASSIFICATION token.
+pub fn always_encrypted() -> Conversation {
+    let mut conv = Vec::new();
+    // COLUMNENCRYPTION version 1; DATACLASSIFICATION version 2, enabled.
+    feature_login(
+        &mut conv,
+        &[feature(0x04, &[1]), feature(0x09, &[2])].concat(),
+        &[0x04, 1, 0, 0, 0, 1, 0x09, 2, 0, 0, 0, 2, 1],
+    );
     // sp_executesql N'INSERT …', N'@name nvarchar(64),@ssn char(11)', @name, @ssn (encrypted):
     // 65 bytes of AEAD cipher text (version byte, MAC, IV, one block).
     let stmt = nv("INSERT INTO dbo.patient_secure (name, ssn) VALUES (@name, @ssn)");
@@ -1629,30 +1637,10 @@ fn with_enclave_package(msg: &[u8], package: &[u8]) -> Vec<u8> {
 /// encrypted column keys) before an sp_executesql whose statement needs the enclave.
 pub fn always_encrypted_enclave() -> Conversation {
     let mut conv = Vec::new();
-    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
-    server_sends_before_login(
-        &mut conv,
-        0x04,
-        &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
-    );
-    client_sends(
-        &mut conv,
-        0x10,
-        &login7_ext(
-            "his_app",
-            "Sup3r$ecret",
-            "HIS.Registration",
-            "EMR",
-            &[],
-            &feature(0x04, &[3]),
-        ),
-    );
-    let head = login_response("EMR");
-    let mut ack = vec![0xAE, 0x04, 8, 0, 0, 0, 2];
+    // COLUMNENCRYPTION version 2 and EnclaveType `VBS` (B_VARCHAR).
+    let mut ack = vec![0x04, 8, 0, 0, 0, 2];
     ack.extend(b_varchar("VBS"));
-    ack.push(0xFF);
-    let login = [head[..head.len() - 13].to_vec(), ack, done(0xFD, 0, 0)].concat();
-    conv.push((S, packets(0x04, &login, 4096, SPID)));
+    feature_login(&mut conv, &feature(0x04, &[3]), &ack);
     client_sends(
         &mut conv,
         0x01,
