@@ -399,20 +399,24 @@ fn freetds_bulk_load(numparts_and_done: bool) -> Vec<u8> {
     m
 }
 
+/// The login and `insert bulk` batch of `synth::bulk_and_tm`, then the Bulk Load message
+/// `bulk` in packets of `packet_size` bytes and the server's DONE counting 3 rows.
+fn bulk_load_conversation(bulk: &[u8], packet_size: usize) -> synth::Conversation {
+    let mut conv = synth::bulk_and_tm();
+    conv.truncate(6); // login, the insert bulk batch and its DONE
+    conv.push((synth::C, synth::packets(0x07, bulk, packet_size, 0)));
+    conv.push((
+        synth::S,
+        synth::packets(0x04, &synth::done(0xFD, 0x0010, 3), 4096, 57),
+    ));
+    conv
+}
+
 #[test]
 fn freetds_bulk_load_one_part_table_name_and_no_done() {
     for numparts_and_done in [false, true] {
-        let mut conv = synth::bulk_and_tm();
-        conv.truncate(6); // login, the insert bulk batch and its DONE
-                          // 40-byte packets: column metadata, text pointers and rows cross packet boundaries
-        conv.push((
-            synth::C,
-            synth::packets(0x07, &freetds_bulk_load(numparts_and_done), 40, 0),
-        ));
-        conv.push((
-            synth::S,
-            synth::packets(0x04, &synth::done(0xFD, 0x0010, 3), 4096, 57),
-        ));
+        // 40-byte packets: column metadata, text pointers and rows cross packet boundaries.
+        let conv = bulk_load_conversation(&freetds_bulk_load(numparts_and_done), 40);
         let (ev, _, _) = run(&conv, Limits::default());
         let recs = records(&ev);
         assert_eq!(ops(&recs), ["login", "query", "bulk_load"]);
@@ -433,13 +437,7 @@ fn a_bulk_load_cut_inside_a_row_is_flagged() {
     // message ending inside a value is still cut.
     let mut bulk = freetds_bulk_load(false);
     bulk.truncate(bulk.len() - 3);
-    let mut conv = synth::bulk_and_tm();
-    conv.truncate(6);
-    conv.push((synth::C, synth::packets(0x07, &bulk, 4096, 0)));
-    conv.push((
-        synth::S,
-        synth::packets(0x04, &synth::done(0xFD, 0x0010, 3), 4096, 57),
-    ));
+    let conv = bulk_load_conversation(&bulk, 4096);
     let (ev, _, _) = run(&conv, Limits::default());
     let recs = records(&ev);
     assert_eq!(ops(&recs), ["login", "query", "bulk_load"]);
