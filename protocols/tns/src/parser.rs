@@ -35,6 +35,14 @@ use crate::ttc::{self, func, msg, Repr};
 pub const MAX_RESPONSE_TAIL: usize = 16 * 1024;
 /// Extra bytes of a client call kept beyond `Limits::max_statement_len` (headers, binds).
 pub const CALL_SLACK: usize = 16 * 1024;
+/// Cursors remembered per session (cursor id → statement text and bind metadata), so that a
+/// re-execution by cursor id gets its statement. The least recently used one is dropped first
+/// (counted: [`anomaly::CURSOR_EVICTED`]). python-oracledb caches 20 statements by default
+/// (`stmtcachesize`), and the server's open-cursor limit is typically a few hundred
+/// (AUTH_MAX_OPEN_CURSORS).
+pub const MAX_CURSORS: usize = 256;
+/// Bytes of statement text remembered over all cursors of a session (evictions as above).
+pub const MAX_CURSOR_TEXT: usize = 256 * 1024;
 
 /// Anomaly kinds (metrics labels).
 pub mod anomaly {
@@ -52,6 +60,79 @@ pub mod anomaly {
     pub const UNKNOWN_CHARSET: &str = "unknown_charset";
     /// A MARKER packet (break / reset).
     pub const MARKER: &str = "marker";
+    /// A remembered cursor was dropped to stay within [`super::MAX_CURSORS`] /
+    /// [`super::MAX_CURSOR_TEXT`]: a later re-execution of it is recorded without its text.
+    pub const CURSOR_EVICTED: &str = "cursor_evicted";
+}
+
+/// A statement the server parsed into a cursor, as the call that carried its text said it.
+#[derive(Debug, Clone)]
+struct CursorEntry {
+    sql: String,
+    /// Length of the text on the wire when it was cut at the statement limit.
+    cut_from: Option<u64>,
+    /// Bind metadata of the latest call that described the binds (re-executions send values
+    /// only); empty when there are no binds or they could not be read.
+    metas: Vec<ttc::BindMeta>,
+    /// Bind count announced by that call.
+    binds: Option<u64>,
+    /// Last use (a counter), for least-recently-used eviction.
+    used: u64,
+}
+
+/// Cursor id → statement, per session, bounded by [`MAX_CURSORS`] and [`MAX_CURSOR_TEXT`].
+#[derive(Debug, Default)]
+struct Cursors {
+    map: std::collections::HashMap<u64, CursorEntry>,
+    text: usize,
+    clock: u64,
+}
+
+impl Cursors {
+    fn get(&mut self, id: u64) -> Option<CursorEntry> {
+        self.clock += 1;
+        let clock = self.clock;
+        let e = self.map.get_mut(&id)?;
+        e.used = clock;
+        Some(e.clone())
+    }
+
+    /// Remember `e` under `id`; returns how many other cursors were dropped to make room.
+    fn insert(&mut self, id: u64, mut e: CursorEntry) -> usize {
+        self.remove(id);
+        if e.sql.len() > MAX_CURSOR_TEXT {
+            return 0;
+        }
+        let mut evicted = 0;
+        while self.map.len() >= MAX_CURSORS || self.text + e.sql.len() > MAX_CURSOR_TEXT {
+            let Some(old) = self.map.iter().min_by_key(|(_, v)| v.used).map(|(&k, _)| k) else {
+                break;
+            };
+            self.remove(old);
+            evicted += 1;
+        }
+        self.clock += 1;
+        e.used = self.clock;
+        self.text += e.sql.len();
+        self.map.insert(id, e);
+        evicted
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(e) = self.map.remove(&id) {
+            self.text = self.text.saturating_sub(e.sql.len());
+        }
+    }
+
+    fn mem_usage(&self) -> usize {
+        self.text
+            + self.map.capacity() * (std::mem::size_of::<CursorEntry>() + 8)
+            + self
+                .map
+                .values()
+                .map(|e| e.metas.capacity() * std::mem::size_of::<ttc::BindMeta>())
+                .sum::<usize>()
+    }
 }
 
 /// Where the session stands.
@@ -100,6 +181,13 @@ struct OpState {
     fixed: Option<Response>,
     /// Login: phase two sent.
     phase_two: bool,
+    /// Statement: made by the old parse call (0x03), not executed yet (an execute call 0x04
+    /// continues it: `wswiki__TNS_Oracle2.pcap` frames 26-28).
+    parse_only: bool,
+    /// Statement: what to remember for the cursor its answer names (text and bind metadata).
+    learn: Option<CursorEntry>,
+    /// Statement: the cursor id the call itself named (executions of a cursor parsed earlier).
+    call_cursor: Option<u64>,
 }
 
 /// Per-direction state.
@@ -155,6 +243,8 @@ pub struct TnsParser {
     connect_login: Option<Login>,
     /// The first client DATA after ACCEPT was an ANO negotiation: read the server's answer.
     ano_pending: bool,
+    /// Statements parsed into cursors on this session, for re-executions by cursor id.
+    cursors: Cursors,
     dirs: [Dir; 2],
 }
 
@@ -191,6 +281,7 @@ impl TnsParser {
             login_done: opts.midstream,
             connect_login: None,
             ano_pending: false,
+            cursors: Cursors::default(),
             dirs: Default::default(),
         }
     }
@@ -245,6 +336,9 @@ impl TnsParser {
             answer_whole: false,
             fixed: None,
             phase_two: false,
+            parse_only: false,
+            learn: None,
+            call_cursor: None,
         }
     }
 
@@ -698,10 +792,41 @@ impl TnsParser {
         let main = reprs
             .iter()
             .find_map(|&r| ttc::main_call(call, 0, r, token));
-        let Some((at, _piggy)) = main else {
+        let Some((at, piggy)) = main else {
             self.unknown_call(ts, bytes, completeness, out);
             return;
         };
+        self.main_function(cx, call, at, &reprs, token, ts, bytes, completeness, out);
+        // Cursors closed by piggy-backs of this call (python-oracledb sends the ids of the
+        // statements dropped from its cache: statement_cache.pyx): forget them, after the
+        // previous answer (finished above) was learnt from.
+        for id in piggy.closed {
+            self.cursors.remove(id);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn main_function(
+        &mut self,
+        cx: &Cx<'_>,
+        call: &[u8],
+        at: usize,
+        reprs: &[Repr],
+        token: bool,
+        ts: Timestamp,
+        bytes: u64,
+        completeness: Completeness,
+        out: &mut Vec<DbEvent>,
+    ) {
+        // The current statement's answer is complete (the client calls again): the cursor it
+        // names is known before this call, which may re-execute it, is looked at.
+        if let Some(mut op) = self.cur.take() {
+            if op.kind == Kind::Statement && op.resp_started && op.learn.is_some() {
+                let err = ttc::find_error(&op.tail, self.repr, 0);
+                self.learn_cursor(&mut op, err.as_ref(), out);
+            }
+            self.cur = Some(op);
+        }
         let f = call.get(at + 1).copied().unwrap_or(0);
         match f {
             func::AUTH_PHASE_ONE | func::AUTH_PHASE_TWO => {
@@ -713,32 +838,49 @@ impl TnsParser {
             }
             func::OALL8 | func::OALL7 | func::PARSE => {
                 let mut op = self.new_op(Kind::Statement, ts, Some(Op::QUERY));
+                op.parse_only = f == func::PARSE;
                 let max = cx.limits.max_statement_len;
                 let found = reprs
                     .iter()
                     .find_map(|&r| ttc::oall8(call, at, r, token, max));
                 match found {
-                    Some(ttc::Oall8::Cursor { cursor, .. }) => {
+                    Some(ttc::Oall8::Cursor { cursor, options }) => {
+                        // A new execution (EXECUTE bit) of a cursor whose statement is known:
+                        // its own record, with the text of the call that parsed it.
+                        let executes = options & ttc::exec_option::EXECUTE != 0;
+                        let known = if executes && f == func::OALL8 {
+                            self.cursors.get(cursor)
+                        } else {
+                            None
+                        };
+                        if let Some(entry) = known {
+                            self.finish_cur(out);
+                            let repr = self.repr.unwrap_or(ttc::REPRS[0]);
+                            let fv = self.client_fv.zip(self.server_fv).map(|(c, s)| c.min(s));
+                            let vals = ttc::cursor_bind_values(
+                                call,
+                                at,
+                                repr,
+                                token,
+                                fv,
+                                cx.limits.max_param_len,
+                            );
+                            self.reexecution(cx, &mut op, cursor, entry, vals);
+                            self.start(op, bytes, completeness);
+                            return;
+                        }
                         match self.cur.as_mut() {
-                            // Fetch (or re-execute) of the statement just run: same operation.
-                            Some(c) if c.kind == Kind::Statement => {
+                            // Fetch of the statement just run (no EXECUTE bit), or an execute
+                            // of an unknown cursor right after a statement: same operation.
+                            Some(c)
+                                if c.kind == Kind::Statement
+                                    && (!executes || c.call_cursor.is_none()) =>
+                            {
                                 c.req.bytes += bytes;
                                 c.req.completeness = c.req.completeness.merge(completeness);
                                 return;
                             }
-                            _ => {
-                                op.req
-                                    .attributes
-                                    .push(("cursor".into(), cursor.to_string()));
-                                op.req.attributes.push((
-                                    "tns".into(),
-                                    "execution of a cursor opened earlier: statement text not in this call".into(),
-                                ));
-                                op.req.completeness = op
-                                    .req
-                                    .completeness
-                                    .merge(Completeness::Partial { lost_bytes: 0 });
-                            }
+                            _ => self.unknown_cursor(&mut op, cursor),
                         }
                     }
                     Some(ttc::Oall8::Sql(s)) => {
@@ -752,6 +894,7 @@ impl TnsParser {
                                     original: s.total as u64,
                                 });
                         }
+                        let mut metas = Vec::new();
                         if let Some(n) = s.binds.filter(|&b| b > 0) {
                             op.req.op = Some(Op::EXECUTE);
                             op.req.attributes.push(("binds".into(), n.to_string()));
@@ -759,24 +902,17 @@ impl TnsParser {
                             let vals =
                                 ttc::bind_values(call, s.end, repr, n, cx.limits.max_param_len);
                             if let Some(v) = vals {
-                                // An array execute: the rows' values one after the other.
-                                // Same attribute as MariaDB's bulk execute; positions
-                                // repeat per row (password placeholders are masked in each).
-                                if v.rows > 1 {
-                                    op.req
-                                        .attributes
-                                        .push(("bulk_rows".into(), v.rows.to_string()));
-                                    op.req.param_row_width = u16::try_from(n).ok();
-                                }
-                                op.req.params = Some(
-                                    v.values
-                                        .iter()
-                                        .take(cx.limits.max_params)
-                                        .map(|b| self.param(b))
-                                        .collect(),
-                                );
+                                self.set_params(cx, &mut op, &v);
+                                metas = v.metas;
                             }
                         }
+                        op.learn = Some(CursorEntry {
+                            sql: sql.clone(),
+                            cut_from: cut.then_some(s.total as u64),
+                            metas,
+                            binds: s.binds,
+                            used: 0,
+                        });
                         op.req.sql = Some(sql);
                     }
                     None => {
@@ -797,7 +933,59 @@ impl TnsParser {
                 self.finish_cur(out);
                 self.start(op, bytes, completeness);
             }
-            func::FETCH | func::EXECUTE => {
+            func::EXECUTE | func::REEXECUTE_AND_FETCH => {
+                let repr = self.repr.unwrap_or(ttc::REPRS[0]);
+                let re = ttc::reexecute(call, at, repr, token);
+                let parsed_just_before = self
+                    .cur
+                    .as_ref()
+                    .is_some_and(|o| o.kind == Kind::Statement && o.parse_only);
+                let known = match re {
+                    Some(r) if !parsed_just_before => self.cursors.get(r.cursor).map(|e| (r, e)),
+                    _ => None,
+                };
+                if let Some((r, entry)) = known {
+                    // python-oracledb re-executes a cached statement with its cursor id and
+                    // the bind values only (messages/execute.pyx `_write_reexecute_message`).
+                    self.finish_cur(out);
+                    let mut op = self.new_op(Kind::Statement, ts, Some(Op::QUERY));
+                    let vals = ttc::reexecute_values(
+                        call,
+                        r.values_at,
+                        repr,
+                        &entry.metas,
+                        cx.limits.max_param_len,
+                    );
+                    self.reexecution(cx, &mut op, r.cursor, entry, vals);
+                    self.start(op, bytes, completeness);
+                    return;
+                }
+                match (self.cur.as_mut(), re) {
+                    // The old OCI execute of the statement just parsed (`wswiki__TNS_Oracle2.pcap`
+                    // frames 26-28), or rows of the open statement: the answer continues it.
+                    (Some(op), _)
+                        if op.kind == Kind::Statement && (op.parse_only || re.is_none()) =>
+                    {
+                        op.parse_only = false;
+                        op.req.bytes += bytes;
+                        op.req.completeness = op.req.completeness.merge(completeness);
+                    }
+                    // A re-execution of a cursor parsed before this parser saw it (picked up
+                    // mid-stream, or evicted): recorded without its text.
+                    (_, Some(r)) => {
+                        self.finish_cur(out);
+                        let mut op = self.new_op(Kind::Statement, ts, Some(Op::QUERY));
+                        self.unknown_cursor(&mut op, r.cursor);
+                        self.start(op, bytes, completeness);
+                    }
+                    (_, None) => {
+                        self.finish_cur(out);
+                        let op = self.new_op(Kind::Internal, ts, None);
+                        self.start(op, bytes, completeness);
+                    }
+                }
+            }
+            func::FETCH => {
                 // Rows of the open statement: the answer continues it.
                 match self.cur.as_mut() {
                     Some(op) if op.kind == Kind::Statement => {
@@ -845,6 +1033,85 @@ impl TnsParser {
                 self.start(op, bytes, completeness);
             }
         }
+    }
+
+    /// Bind values read from a call as the operation's parameters (an array execute: the rows'
+    /// values one after the other, `attributes.bulk_rows`; the same attribute as MariaDB's bulk
+    /// execute; positions repeat per row and password placeholders are masked in each).
+    fn set_params(&self, cx: &Cx<'_>, op: &mut OpState, v: &ttc::BindRows) {
+        if v.rows > 1 {
+            op.req
+                .attributes
+                .push(("bulk_rows".into(), v.rows.to_string()));
+            op.req.param_row_width = u16::try_from(v.metas.len()).ok();
+        }
+        op.req.params = Some(
+            v.values
+                .iter()
+                .take(cx.limits.max_params)
+                .map(|b| self.param(b))
+                .collect(),
+        );
+    }
+
+    /// An execution of a cursor parsed on an earlier call: the statement text of that call,
+    /// the bind values of this one (read with `vals`: this call's own metadata, or the
+    /// remembered one).
+    fn reexecution(
+        &mut self,
+        cx: &Cx<'_>,
+        op: &mut OpState,
+        cursor: u64,
+        entry: CursorEntry,
+        vals: Option<ttc::BindRows>,
+    ) {
+        op.req
+            .attributes
+            .push(("cursor".into(), cursor.to_string()));
+        op.req.attributes.push((
+            "tns".into(),
+            "re-execution: statement text from the call that parsed this cursor".into(),
+        ));
+        if let Some(n) = entry.cut_from {
+            op.req.completeness = op.req.completeness.merge(Completeness::Truncated {
+                kept: entry.sql.len() as u64,
+                original: n,
+            });
+        }
+        let mut learn = entry.clone();
+        let binds = match &vals {
+            Some(v) => Some(v.metas.len() as u64),
+            None => entry.binds.filter(|&n| n > 0),
+        };
+        if let Some(n) = binds.filter(|&n| n > 0) {
+            op.req.op = Some(Op::EXECUTE);
+            op.req.attributes.push(("binds".into(), n.to_string()));
+        }
+        if let Some(v) = vals {
+            self.set_params(cx, op, &v);
+            // The binds may have been described anew (a full execute by cursor id).
+            learn.binds = Some(v.metas.len() as u64);
+            learn.metas = v.metas;
+        }
+        op.req.sql = Some(entry.sql);
+        op.call_cursor = Some(cursor);
+        op.learn = Some(learn);
+    }
+
+    /// An execution of a cursor whose statement this parser does not know.
+    fn unknown_cursor(&self, op: &mut OpState, cursor: u64) {
+        op.call_cursor = Some(cursor);
+        op.req
+            .attributes
+            .push(("cursor".into(), cursor.to_string()));
+        op.req.attributes.push((
+            "tns".into(),
+            "execution of a cursor opened earlier: statement text not in this call".into(),
+        ));
+        op.req.completeness = op
+            .req
+            .completeness
+            .merge(Completeness::Partial { lost_bytes: 0 });
     }
 
     /// A bind value as a typed parameter.
@@ -1066,13 +1333,46 @@ impl TnsParser {
     /// cannot all be walked (describe, rows, I/O vector, …), or when the block says the
     /// statement was not DML.
     fn dml_rows(&self, op: &OpState) -> Option<u64> {
+        let s = self.answer_status(op)?;
+        (s.error == 0 && ttc::command::is_dml(s.command)).then_some(s.rows)
+    }
+
+    /// The end-of-call block of the latest answer, walked from its first byte (see
+    /// [`ttc::call_status`]).
+    fn answer_status(&self, op: &OpState) -> Option<ttc::CallStatus> {
         let repr = self.repr?;
         if !op.answer_whole || op.resp_completeness != Completeness::Complete {
             return None;
         }
         let start = op.tail.len().checked_sub(op.answer_len)?;
-        let s = ttc::call_status(op.tail.get(start..)?, repr)?;
-        (s.error == 0 && ttc::command::is_dml(s.command)).then_some(s.rows)
+        ttc::call_status(op.tail.get(start..)?, repr)
+    }
+
+    /// Remember the statement of a call under the cursor id its answer gave: the cursor field
+    /// of the end-of-call block (python-oracledb messages/base.pyx `_process_error_info` reads
+    /// it as `cursor_id` and keeps it as the statement's cursor when not 0), found before the
+    /// call's error message ([`ttc::find_error`]: ORA-01403 closing a query) or by walking a
+    /// whole answer ([`ttc::call_status`]: DML). A re-execution keeps the cursor it named.
+    fn learn_cursor(
+        &mut self,
+        op: &mut OpState,
+        err: Option<&ttc::OraError>,
+        out: &mut Vec<DbEvent>,
+    ) {
+        let Some(entry) = op.learn.take() else { return };
+        let from_answer = match err {
+            Some(e) => e.cursor,
+            None => self.answer_status(op).map(|s| s.cursor),
+        };
+        let Some(id) = from_answer.filter(|&c| c > 0).or(op.call_cursor) else {
+            return;
+        };
+        for _ in 0..self.cursors.insert(id, entry) {
+            out.push(DbEvent::Anomaly {
+                dir: Direction::ToClient,
+                kind: anomaly::CURSOR_EVICTED,
+            });
+        }
     }
 
     /// Emit an operation: its request, then its response when one was seen.
@@ -1104,6 +1404,9 @@ impl TnsParser {
             let err = ttc::find_error(&op.tail, self.repr, 4096);
             if err.is_none() && op.kind == Kind::Statement {
                 r.rows = self.dml_rows(&op);
+            }
+            if op.kind == Kind::Statement {
+                self.learn_cursor(&mut op, err.as_ref(), out);
             }
             if let Some(e) = err {
                 if op.kind != Kind::Login {
@@ -1432,5 +1735,44 @@ impl StreamParser for TnsParser {
             + self.redirect_data.capacity()
             + self.cur.as_ref().map_or(0, |o| o.tail.capacity())
             + self.login.as_ref().map_or(0, |o| o.tail.capacity())
+            + self.cursors.mem_usage()
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    fn entry(sql: &str) -> CursorEntry {
+        CursorEntry {
+            sql: sql.into(),
+            cut_from: None,
+            metas: Vec::new(),
+            binds: None,
+            used: 0,
+        }
+    }
+
+    #[test]
+    fn cursors_are_bounded_and_least_recently_used_go_first() {
+        let mut c = Cursors::default();
+        for id in 1..=MAX_CURSORS as u64 {
+            assert_eq!(c.insert(id, entry("select 1 from dual")), 0);
+        }
+        // Cursor 1 used again: 2 is now the oldest.
+        assert!(c.get(1).is_some());
+        assert_eq!(c.insert(10_000, entry("select 2 from dual")), 1);
+        assert!(c.get(2).is_none());
+        assert!(c.get(1).is_some());
+        assert_eq!(c.map.len(), MAX_CURSORS);
+        // Text is bounded too.
+        let big = "x".repeat(MAX_CURSOR_TEXT / 2);
+        assert!(c.insert(20_000, entry(&big)) > 0);
+        assert!(c.insert(20_001, entry(&big)) > 0);
+        assert!(c.text <= MAX_CURSOR_TEXT);
+        assert_eq!(c.insert(20_002, entry(&"y".repeat(MAX_CURSOR_TEXT + 1))), 0);
+        assert!(c.get(20_002).is_none());
+        c.remove(20_001);
+        assert!(c.get(20_001).is_none());
     }
 }

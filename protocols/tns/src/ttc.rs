@@ -30,7 +30,7 @@ pub mod msg {
     pub const PIGGYBACK: u8 = 17;
     /// Fast authentication (client, 23ai servers): protocol, data types and AUTH phase one in
     /// one message (python-oracledb constants.pxi TNS_MSG_TYPE_FAST_AUTH = 34,
-    /// messages/fast_auth.pyx; fixtures/tns/live_thin_session frame 57).
+    /// messages/fast_auth.pyx; fixtures/tns/live_thin_session frame 69).
     pub const FAST_AUTH: u8 = 34;
 }
 
@@ -47,7 +47,11 @@ const CCAP_FIELD_VERSION: usize = 7;
 pub mod func {
     /// Parse a statement into a cursor (Oracle 7-9i OCI; text like OALL8 without options).
     pub const PARSE: u8 = 3;
-    /// Execute a parsed cursor (Oracle 7-9i OCI).
+    /// Execute a parsed cursor: Oracle 7-9i OCI after a parse (`wswiki__TNS_Oracle2.pcap`
+    /// frames 26-28), and the re-execute of a cached statement by python-oracledb thin
+    /// (constants.pxi `TNS_FUNC_REEXECUTE`; messages/execute.pyx `_write_reexecute_message`:
+    /// ub4 cursor id, ub4 iterations, two ub4 option words, then one row-data message of bind
+    /// values per iteration; `fixtures/tns/live_thin_session` frame 32).
     pub const EXECUTE: u8 = 4;
     /// Fetch rows of an open cursor.
     pub const FETCH: u8 = 5;
@@ -63,6 +67,10 @@ pub mod func {
     pub const VERSION: u8 = 59;
     /// OALL7 (Oracle 7/8 all-in-one call).
     pub const OALL7: u8 = 71;
+    /// Re-execute a cached query and fetch its first rows (python-oracledb constants.pxi
+    /// `TNS_FUNC_REEXECUTE_AND_FETCH`; same body as [`EXECUTE`]'s re-execute;
+    /// `fixtures/tns/live_thin_session` frame 26).
+    pub const REEXECUTE_AND_FETCH: u8 = 78;
     /// OALL8: parse / bind / execute / fetch in one call.
     pub const OALL8: u8 = 94;
     /// Close cursors (usually piggy-backed).
@@ -73,6 +81,13 @@ pub mod func {
     pub const AUTH_PHASE_ONE: u8 = 118;
     /// Close temporary LOBs / cursors (piggy-backed by JDBC).
     pub const CLOSE_TEMP: u8 = 120;
+}
+
+/// OALL8 option bits (python-oracledb constants.pxi `TNS_EXEC_OPTION_*`).
+pub mod exec_option {
+    /// The call executes the statement (set on every execute, clear on a fetch-only or
+    /// define-only OALL8 on an open cursor: messages/execute.pyx `_write_execute_message`).
+    pub const EXECUTE: u64 = 0x20;
 }
 
 /// Logon mode bits of an authentication call.
@@ -595,6 +610,151 @@ pub struct Bind {
     pub truncated: bool,
 }
 
+/// A re-execute call (functions [`func::EXECUTE`] and [`func::REEXECUTE_AND_FETCH`] of
+/// python-oracledb thin): the cursor it names and where its row-data messages start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reexecute {
+    /// Cursor id, as the server returned it in the end-of-call block of the call that parsed
+    /// the statement.
+    pub cursor: u64,
+    /// Position of the first row-data message (bind values), or the end of the call.
+    pub values_at: usize,
+}
+
+/// Read a re-execute call at `at` (`03`, function, sequence[, token]): ub4 cursor id, ub4
+/// iterations, ub4 options, ub4 options (python-oracledb messages/execute.pyx
+/// `_write_reexecute_message`). Real bytes, python-oracledb 26.1
+/// (`fixtures/tns/live_thin_session` frame 26): `03 4e 08 | 01 04 | 01 02 | 01 20 | 00 | 07 03
+/// c2 0b 03`: cursor 4, 2 rows to prefetch, EXECUTE, then one row-data message with NUMBER
+/// 1002. What follows the header must be nothing or a row-data message.
+pub fn reexecute(d: &[u8], at: usize, repr: Repr, token: bool) -> Option<Reexecute> {
+    let mut c = Cur::new(d, at, repr);
+    if c.u8()? != msg::FUNCTION {
+        return None;
+    }
+    let f = c.u8()?;
+    if f != func::EXECUTE && f != func::REEXECUTE_AND_FETCH {
+        return None;
+    }
+    c.seq(token)?;
+    let cursor = c.ub4()?;
+    let _iterations = c.ub4()?;
+    let _options = c.ub4()?;
+    let _options2 = c.ub4()?;
+    let values_at = c.pos;
+    let next_ok = match d.get(values_at) {
+        None => values_at == d.len(),
+        Some(&b) => b == msg::ROW_DATA,
+    };
+    (cursor > 0 && cursor < 1 << 31 && next_ok).then_some(Reexecute { cursor, values_at })
+}
+
+/// The bind values of a re-execute call, read with the metadata of the call that described
+/// the binds (a re-execute sends values only).
+pub fn reexecute_values(
+    d: &[u8],
+    values_at: usize,
+    repr: Repr,
+    metas: &[BindMeta],
+    max: usize,
+) -> Option<BindRows> {
+    if metas.is_empty() {
+        return None;
+    }
+    let mut c = Cur::new(d, values_at, repr);
+    bind_rows(&mut c, metas, max)
+}
+
+/// Fields of OALL8 after the statement length, up to the al8i4 array, in python-oracledb's
+/// layout (messages/execute.pyx `_write_execute_message`): al8i4 pointer, al8i4 length (13),
+/// al8o4 and al8o4l pointers, prefetch buffer size, prefetch rows, maximum long size, binds
+/// pointer, bind count, five pointers (al8app, al8txn, al8txl, al8kv, al8kvl), defines pointer,
+/// define count, registration id, three pointers (al8objlist, al8objlen, al8blv), al8blvl,
+/// al8dnam pointer, al8dnaml, al8regid_msb, DML row counts pointer, count, pointer. `true` is a
+/// pointer, `false` a ub4.
+const OALL8_TAIL: [bool; 27] = [
+    true, false, true, true, false, false, false, true, false, true, true, true, true, true, true,
+    false, false, true, true, true, false, true, false, false, true, false, true,
+];
+/// TTC field version 12.2 (python-oracledb constants.pxi `TNS_CCAP_FIELD_VERSION_12_2`): SQL
+/// signature pointer and length, SQL id pointer and size, SQL id length pointer follow.
+const FIELD_VERSION_12_2: u8 = 8;
+/// TTC field version 12.2 ext 1 (`TNS_CCAP_FIELD_VERSION_12_2_EXT1`): chunk ids pointer and
+/// count follow too.
+const FIELD_VERSION_12_2_EXT1: u8 = 9;
+/// Fields after [`OALL8_TAIL`] by field version: from 12.2 ext 1, from 12.2, before 12.2.
+const OALL8_TAIL_EXT: [(u8, &[bool]); 3] = [
+    (
+        FIELD_VERSION_12_2_EXT1,
+        &[true, false, true, false, true, true, false],
+    ),
+    (FIELD_VERSION_12_2, &[true, false, true, false, true]),
+    (0, &[]),
+];
+
+/// Bind values of an OALL8 call without statement text (a full execute of a cursor parsed
+/// earlier, sent by python-oracledb when the binds changed type:
+/// `fixtures/tns/live_thin_session` frame 30), as many as the header's bind count (accepted when
+/// the binds pointer agrees). The header is walked field by
+/// field ([`OALL8_TAIL`]) in the layout of the negotiated TTC field version, and it counts only
+/// when the al8i4 array, the metadata and the row-data messages that follow end exactly at the
+/// end of the call ([`bind_values`]). With the field version unknown, every layout is tried and
+/// the values are read only when exactly one fits (frame 30 fits two: no guess).
+pub fn cursor_bind_values(
+    d: &[u8],
+    at: usize,
+    repr: Repr,
+    token: bool,
+    field_version: Option<u8>,
+    max: usize,
+) -> Option<BindRows> {
+    let mut c = Cur::new(d, at, repr);
+    if c.u8()? != msg::FUNCTION || c.u8()? != func::OALL8 {
+        return None;
+    }
+    c.seq(token)?;
+    let _options = c.ub4()?;
+    let _cursor = c.ub4()?;
+    if c.ptr()? || c.ub4()? != 0 {
+        return None; // statement text follows: not this reading
+    }
+    // Fields read, pointers as 0/1.
+    let walk = |c: &mut Cur<'_>, fields: &[bool]| -> Option<Vec<u64>> {
+        let mut v = Vec::with_capacity(fields.len());
+        for &is_ptr in fields {
+            v.push(if is_ptr {
+                u64::from(c.ptr()?)
+            } else {
+                c.ub4()?
+            });
+        }
+        Some(v)
+    };
+    let head = walk(&mut c, &OALL8_TAIL)?;
+    // al8i4 length, then binds pointer and count (fields 1, 7 and 8).
+    if head.get(1) != Some(&13) {
+        return None;
+    }
+    let count = *head.get(8)?;
+    if head.get(7) != Some(&u64::from(count > 0)) || count == 0 || count > 65535 {
+        return None;
+    }
+    let mut fits = OALL8_TAIL_EXT
+        .iter()
+        .filter(|(from, _)| match field_version {
+            // The layout of the version in force: the highest threshold it reaches.
+            Some(v) => v >= *from && !OALL8_TAIL_EXT.iter().any(|(f2, _)| *f2 > *from && v >= *f2),
+            None => true,
+        })
+        .filter_map(|(_, ext)| {
+            let mut e = c.clone();
+            walk(&mut e, ext)?;
+            bind_values(d, e.pos, repr, count, max)
+        });
+    let first = fits.next()?;
+    fits.next().is_none().then_some(first)
+}
+
 /// Integers skipped after the statement text (the al8i4 array: 13 entries, 14 in some JDBC
 /// thin 11g calls).
 const AL8I4_LENS: [usize; 2] = [13, 14];
@@ -707,6 +867,18 @@ const META_LAYOUTS: [(&str, bool, &[F]); 4] = [
     ),
 ];
 
+/// What a bind's value needs to be read: its metadata entry, as sent with the call that
+/// described the binds (kept per cursor for re-executions, which send values only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindMeta {
+    /// Oracle external type number.
+    pub ty: u8,
+    /// Character set id of the value (text types).
+    pub charset: u16,
+    /// Character set form (2: national character set).
+    pub csfrm: u8,
+}
+
 /// Rows of bind values read from one call (an array execute sends one row-data message per
 /// row: python-oracledb `executemany`, fixtures/tns/live_thin_session frame 20). More rows than
 /// this and the values are not decoded.
@@ -718,6 +890,44 @@ pub const MAX_BIND_ROWS: usize = 1024;
 pub struct BindRows {
     pub values: Vec<Bind>,
     pub rows: usize,
+    /// The metadata the values were read with.
+    pub metas: Vec<BindMeta>,
+}
+
+/// Row-data messages (`07`) from the reader's position to the end of the call, each with one
+/// value per entry of `metas`: at least one, at most [`MAX_BIND_ROWS`], ending exactly at the
+/// end of the call.
+fn bind_rows(c: &mut Cur<'_>, metas: &[BindMeta], max: usize) -> Option<BindRows> {
+    let mut out = Vec::with_capacity(metas.len().min(64));
+    let mut rows = 0usize;
+    while rows == 0 || !c.rest().is_empty() {
+        if rows == MAX_BIND_ROWS || c.u8()? != msg::ROW_DATA {
+            return None;
+        }
+        rows += 1;
+        for m in metas {
+            let first = *c.rest().first()?;
+            let (value, truncated) = if first == 0 || first == 0xff {
+                c.pos += 1;
+                (None, false)
+            } else {
+                let (v, n) = c.clr(max)?;
+                (Some(v), n > max)
+            };
+            out.push(Bind {
+                ty: m.ty,
+                charset: m.charset,
+                csfrm: m.csfrm,
+                value,
+                truncated,
+            });
+        }
+    }
+    Some(BindRows {
+        values: out,
+        rows,
+        metas: metas.to_vec(),
+    })
 }
 
 /// Read the bind metadata and values that follow the statement text of an OALL8 call: `count`
@@ -761,34 +971,9 @@ pub fn bind_values(d: &[u8], end: usize, repr: Repr, count: u64, max: usize) -> 
                             F::Type => ty = c.u8()?,
                         }
                     }
-                    metas.push((ty, charset, csfrm));
+                    metas.push(BindMeta { ty, charset, csfrm });
                 }
-                let mut out = Vec::with_capacity(metas.len());
-                let mut rows = 0usize;
-                while rows == 0 || !c.rest().is_empty() {
-                    if rows == MAX_BIND_ROWS || c.u8()? != msg::ROW_DATA {
-                        return None;
-                    }
-                    rows += 1;
-                    for &(ty, charset, csfrm) in &metas {
-                        let first = *c.rest().first()?;
-                        let (value, truncated) = if first == 0 || first == 0xff {
-                            c.pos += 1;
-                            (None, false)
-                        } else {
-                            let (v, n) = c.clr(max)?;
-                            (Some(v), n > max)
-                        };
-                        out.push(Bind {
-                            ty,
-                            charset,
-                            csfrm,
-                            value,
-                            truncated,
-                        });
-                    }
-                }
-                Some(BindRows { values: out, rows })
+                bind_rows(&mut c, &metas, max)
             })();
             if parsed.is_some() {
                 return parsed;
@@ -893,6 +1078,9 @@ pub struct OraError {
     pub message: Vec<u8>,
     /// Rows processed, from the error block's current-row field, when the block was found.
     pub rows: Option<u64>,
+    /// Cursor id of the error block, when the block was found and its layout is known
+    /// ([`block_layout_known`]).
+    pub cursor: Option<u64>,
 }
 
 /// Bytes allowed after an error message at the end of an answer. In every answer of the shared
@@ -938,7 +1126,9 @@ pub fn find_error(d: &[u8], repr: Option<Repr>, max_message: usize) -> Option<Or
     while let [rest @ .., b'\n' | b'\r' | 0] = msg {
         msg = rest;
     }
-    let rows = repr.and_then(|r| block_rows(d.get(..s)?, r, code));
+    let block = repr.and_then(|r| block_rows(d.get(..s)?, r, code));
+    let rows = block.map(|(rows, _)| rows);
+    let cursor = block.and_then(|(_, cursor)| cursor);
     Some(OraError {
         code,
         message: msg
@@ -946,6 +1136,7 @@ pub fn find_error(d: &[u8], repr: Option<Repr>, max_message: usize) -> Option<Or
             .unwrap_or_default()
             .to_vec(),
         rows,
+        cursor,
     })
 }
 
@@ -953,8 +1144,9 @@ pub fn find_error(d: &[u8], repr: Option<Repr>, max_message: usize) -> Option<Or
 const MAX_BLOCK_SEARCH: usize = 512;
 
 /// The error block (`04`, call status ub4, sequence ub2, current row ub4, error number ub2) that
-/// ends right before an error message and carries `code`: its current-row field.
-fn block_rows(d: &[u8], repr: Repr, code: u32) -> Option<u64> {
+/// ends right before an error message and carries `code`: its current-row field, and its cursor
+/// id (after two array-error ub2) where the block's layout is known ([`block_layout_known`]).
+fn block_rows(d: &[u8], repr: Repr, code: u32) -> Option<(u64, Option<u64>)> {
     let lo = d.len().saturating_sub(MAX_BLOCK_SEARCH);
     (lo..d.len()).rev().find_map(|q| {
         if d.get(q) != Some(&msg::ERROR) {
@@ -965,7 +1157,17 @@ fn block_rows(d: &[u8], repr: Repr, code: u32) -> Option<u64> {
         let _seq = c.ub2()?;
         let row = c.ub4()?;
         let err = c.ub2()?;
-        (err == u64::from(code)).then_some(row)
+        if err != u64::from(code) {
+            return None;
+        }
+        let cursor = block_layout_known(repr)
+            .then(|| {
+                c.ub2()?;
+                c.ub2()?;
+                c.ub2()
+            })
+            .flatten();
+        Some((row, cursor))
     })
 }
 
@@ -999,6 +1201,10 @@ pub struct CallStatus {
     pub error: u64,
     /// Command type of the statement the call ran ([`command`]).
     pub command: u8,
+    /// Cursor id: for a call that parsed a statement, the id the client names in later
+    /// re-executions (python-oracledb messages/base.pyx `_process_error_info` reads it as
+    /// `cursor_id` and keeps it as the statement's cursor).
+    pub cursor: u64,
 }
 
 /// Messages walked in one answer before giving up (the shared captures need 2: `08` then `04`).
@@ -1051,13 +1257,14 @@ pub fn call_status(d: &[u8], repr: Repr) -> Option<CallStatus> {
                 let error = c.ub2()?;
                 let _array_error = c.ub2()?;
                 let _array_error2 = c.ub2()?;
-                let _cursor = c.ub2()?;
+                let cursor = c.ub2()?;
                 let _error_pos = c.ub2()?;
                 let command = c.u8()?;
                 return Some(CallStatus {
                     rows,
                     error,
                     command,
+                    cursor,
                 });
             }
             msg::PARAMETER => {
@@ -1199,7 +1406,7 @@ pub fn server_charset(d: &[u8]) -> Option<u16> {
 /// byte, an element count (ub2 LE) and that many 5-byte elements, a big-endian ub2 length and
 /// that many bytes, then the compile capabilities (length-prefixed): their byte
 /// [`CCAP_FIELD_VERSION`] (python-oracledb messages/protocol.pyx `_process_protocol_info`;
-/// fixtures/tns/live_thin_session frames 9 and 58: 13 and 24).
+/// fixtures/tns/live_thin_session frames 9 and 70: 13 and 24).
 pub fn server_field_version(d: &[u8]) -> Option<u8> {
     if d.first() != Some(&msg::PROTOCOL) {
         return None;
@@ -1248,7 +1455,7 @@ pub const MAX_DATA_TYPES: usize = 1024;
 /// NUL), server charset ub2, a flag byte, national charset ub2, the field version byte, the
 /// data-types message (`02`, two charsets ub2 LE, flags, compile and runtime capabilities
 /// length-prefixed, entries of four big-endian ub2 ended by a zero ub2), then AUTH phase one
-/// (fixtures/tns/live_thin_session frame 57).
+/// (fixtures/tns/live_thin_session frame 69).
 pub fn fast_auth(d: &[u8]) -> Option<FastAuth> {
     if d.first() != Some(&msg::FAST_AUTH) || d.get(4) != Some(&msg::PROTOCOL) {
         return None;
@@ -1290,24 +1497,47 @@ pub fn client_charset(d: &[u8]) -> Option<u16> {
     Some(u16::from_le_bytes([b[0], b[1]]))
 }
 
+/// The piggy-backs in front of a main call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Piggybacks {
+    /// Function codes, in order.
+    pub funcs: Vec<u8>,
+    /// Cursor ids listed by close-cursors piggy-backs ([`func::CLOSE_CURSORS`]), at most
+    /// [`MAX_CLOSED_IDS`].
+    pub closed: Vec<u64>,
+}
+
+/// Cursor ids kept from the close-cursors piggy-backs of one call.
+pub const MAX_CLOSED_IDS: usize = 4096;
+
 /// Skip piggy-backed calls at `at` (`11`, function, sequence, pointer, count ub4, count cursor
 /// ids ub4) and return the position of the main call (`03`). Piggy-backs of other shapes are
-/// passed by looking for the next `03` followed by a known function code.
-pub fn main_call(d: &[u8], at: usize, repr: Repr, token: bool) -> Option<(usize, Vec<u8>)> {
+/// passed by looking for the next `03` followed by a known function code. The ids listed by a
+/// close-cursors piggy-back (python-oracledb messages/base.pyx
+/// `_write_close_cursors_piggyback`, statement_cache.pyx `write_cursors_to_close`: pointer, ub4
+/// count, that many ub4 cursor ids; `fixtures/tns/live_thin_session` frame 36: `11 69 0d 01 01
+/// 03 01 01 01 03 01 02` closes cursors 1, 3 and 2) are returned.
+pub fn main_call(d: &[u8], at: usize, repr: Repr, token: bool) -> Option<(usize, Piggybacks)> {
     let mut pos = at;
-    let mut piggy = Vec::new();
+    let mut piggy = Piggybacks::default();
     for _ in 0..16 {
         match d.get(pos) {
             Some(&msg::FUNCTION) => return Some((pos, piggy)),
             Some(&msg::PIGGYBACK) => {
                 let f = *d.get(pos + 1)?;
-                piggy.push(f);
+                piggy.funcs.push(f);
                 // Padded first: a padded count read plain would take the padding for a cursor id.
                 let padded = (repr.ptr == 8)
                     .then(|| piggy_body(d, pos + 2, repr, token, true))
                     .flatten();
                 match padded.or_else(|| piggy_body(d, pos + 2, repr, token, false)) {
-                    Some(p) => pos = p,
+                    Some((p, ids)) => {
+                        if f == func::CLOSE_CURSORS {
+                            let room = MAX_CLOSED_IDS.saturating_sub(piggy.closed.len());
+                            piggy.closed.extend(ids.into_iter().take(room));
+                        }
+                        pos = p;
+                    }
                     None => {
                         // Unknown piggy-back body: find the next plausible main call.
                         let from = pos + 2;
@@ -1326,8 +1556,15 @@ pub fn main_call(d: &[u8], at: usize, repr: Repr, token: bool) -> Option<(usize,
 }
 
 /// A cursor-list piggy-back body (sequence, pointer, count, count ids) ending where another
-/// call starts; `pad`: the count is padded to 8 bytes (64-bit Windows OCI).
-fn piggy_body(d: &[u8], at: usize, repr: Repr, token: bool, pad: bool) -> Option<usize> {
+/// call starts; `pad`: the count is padded to 8 bytes (64-bit Windows OCI). Returns the
+/// position after it and the ids.
+fn piggy_body(
+    d: &[u8],
+    at: usize,
+    repr: Repr,
+    token: bool,
+    pad: bool,
+) -> Option<(usize, Vec<u64>)> {
     let mut c = Cur::new(d, at, repr);
     c.seq(token)?;
     c.ptr()?;
@@ -1341,15 +1578,16 @@ fn piggy_body(d: &[u8], at: usize, repr: Repr, token: bool, pad: bool) -> Option
     if n > 4096 {
         return None;
     }
+    let mut ids = Vec::with_capacity((n as usize).min(64));
     for _ in 0..n {
-        c.ub4()?;
+        ids.push(c.ub4()?);
     }
     let p = c.pos;
     let next_ok = match d.get(p) {
         Some(&msg::FUNCTION) | Some(&msg::PIGGYBACK) => d.get(p + 1).is_some(),
         _ => false,
     };
-    next_ok.then_some(p)
+    next_ok.then_some((p, ids))
 }
 
 /// Function codes this parser names.
@@ -1366,6 +1604,7 @@ pub fn is_known_func(f: u8) -> bool {
             | func::VERSION
             | func::OALL7
             | func::OALL8
+            | func::REEXECUTE_AND_FETCH
             | func::CLOSE_CURSORS
             | func::AUTH_PHASE_TWO
             | func::AUTH_PHASE_ONE
@@ -1561,7 +1800,8 @@ mod tests {
             CallStatus {
                 rows: 3,
                 error: 0,
-                command: command::DELETE
+                command: command::DELETE,
+                cursor: 1,
             }
         );
         assert!(command::is_dml(s.command));
@@ -1628,5 +1868,116 @@ mod tests {
             call_status(&[0x08, 0, 0, 0, 0, 0xff, 0xff, 0x04], FIXED_LE),
             None
         );
+    }
+
+    // ---- cursors: python-oracledb 26.1 thin, fixtures/tns/live_thin_session (19c-like
+    // server, compressed integers, no token) ----
+
+    const THIN: Repr = Repr {
+        ints: IntMode::Compressed,
+        ptr: 1,
+    };
+
+    /// Frame 24's answer (tail): rows, then the end-of-call block `04 00 00 01 02 02 05 7b 00
+    /// 00 01 04 …`: 2 rows, ORA-01403, cursor 4 (the id the next calls name).
+    const THIN_SELECT_ANSWER_TAIL: &str = "\
+        0703c20b0206e5bca0e4bc9f0703c20b0306e69d8ee5a89c040000010202057b0000010400030000000000000000\
+        000000000000000000000002057b0102184f52412d30313430333a206e6f206461746120666f756e64";
+
+    #[test]
+    fn end_of_call_block_gives_the_cursor_id() {
+        let d = unhex(THIN_SELECT_ANSWER_TAIL);
+        let e = find_error(&d, Some(THIN), 100).unwrap();
+        assert_eq!((e.code, e.rows, e.cursor), (1403, Some(2), Some(4)));
+        // 64-bit OCI against 11.2 writes the block differently: no cursor read there.
+        let oci64 = Repr {
+            ints: IntMode::FixedLe,
+            ptr: 8,
+        };
+        assert!(!block_layout_known(oci64));
+    }
+
+    #[test]
+    fn reexecute_and_fetch_names_its_cursor() {
+        // Frame 26: re-execute and fetch (78) of cursor 4 with NUMBER 1002.
+        let d = unhex("034e08010401020120000703c20b03");
+        let r = reexecute(&d, 0, THIN, false).unwrap();
+        assert_eq!(r.cursor, 4);
+        let metas = [BindMeta {
+            ty: 2,
+            charset: 0,
+            csfrm: 0,
+        }];
+        let v = reexecute_values(&d, r.values_at, THIN, &metas, 100).unwrap();
+        assert_eq!(v.rows, 1);
+        assert_eq!(v.values[0].value.as_deref(), Some(&[0xc2, 0x0b, 0x03][..]));
+        // Frame 32: re-execute (4) of cursor 2 (the UPDATE), three values.
+        let d = unhex("03040b0102010100000706e5a496e7a79102c10202c105");
+        let r = reexecute(&d, 0, THIN, false).unwrap();
+        assert_eq!(r.cursor, 2);
+        let metas = [
+            BindMeta {
+                ty: 1,
+                charset: 873,
+                csfrm: 1,
+            },
+            BindMeta {
+                ty: 2,
+                charset: 0,
+                csfrm: 0,
+            },
+            BindMeta {
+                ty: 2,
+                charset: 0,
+                csfrm: 0,
+            },
+        ];
+        let v = reexecute_values(&d, r.values_at, THIN, &metas, 100).unwrap();
+        assert_eq!(v.values[0].value.as_deref(), Some("外科".as_bytes()));
+        // Values that do not fit the remembered metadata are not read.
+        assert_eq!(
+            reexecute_values(&d, r.values_at, THIN, &metas[..2], 100),
+            None
+        );
+        // The same call with token (field version 18+: the 23ai-like connection, frame 83).
+        let d = unhex("034e0800010401020120000703c20b03");
+        assert_eq!(reexecute(&d, 0, THIN, true).map(|r| r.cursor), Some(4));
+    }
+
+    #[test]
+    fn oall8_by_cursor_reads_its_new_binds() {
+        // Frame 30: OALL8 without text on cursor 4 (options 0x8068: no parse), the id bound
+        // as text this time: new metadata (VARCHAR2) and the value '1004'.
+        let d = unhex(
+            "035e0a0280680104000001010d0000000164047fffffff0101010000000000000000000100000000000000\
+             0000000000000000000164000000000001010002800000000001010000011000000000020369010000070431303034",
+        );
+        assert_eq!(
+            oall8(&d, 0, THIN, false, 100),
+            Some(Oall8::Cursor {
+                cursor: 4,
+                options: 0x8068
+            })
+        );
+        // Field version 13 (the negotiated one): the 12.2 ext 1 layout.
+        let v = cursor_bind_values(&d, 0, THIN, false, Some(13), 100).unwrap();
+        assert_eq!(v.metas.len(), 1);
+        assert_eq!((v.metas[0].ty, v.metas[0].charset), (1, 873));
+        assert_eq!(v.values[0].value.as_deref(), Some(&b"1004"[..]));
+        // Read in the 12.2 layout, two zero fields shorter, the same bytes also end exactly
+        // (as a type-0 bind): with the field version unknown, two layouts fit and none is
+        // chosen.
+        assert!(cursor_bind_values(&d, 0, THIN, false, Some(8), 100).is_some());
+        assert_eq!(cursor_bind_values(&d, 0, THIN, false, None, 100), None);
+    }
+
+    #[test]
+    fn close_cursors_piggyback_lists_ids() {
+        // Frame 36: close cursors 1, 3, 2, then commit.
+        let d = unhex("11690d010103010101030102030e0e");
+        let (at, p) = main_call(&d, 0, THIN, false).unwrap();
+        assert_eq!(d.get(at..at + 2), Some(&[3, func::COMMIT][..]));
+        assert_eq!(p.funcs, vec![func::CLOSE_CURSORS]);
+        assert_eq!(p.closed, vec![1, 3, 2]);
     }
 }

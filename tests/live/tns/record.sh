@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Records real Oracle client bytes against the scripted responder on loopback:
 #   python-oracledb (thin mode, pure Python, unmodified): login with program/machine/terminal,
-#   a SELECT with binds of several types, an UPDATE, an executemany INSERT, ORA-00942, commit,
-#   logoff; then a login with a wrong password (ORA-01017); the same script twice: against a
+#   a SELECT with binds of several types, an UPDATE, an executemany INSERT, ORA-00942, a
+#   SELECT and the UPDATE re-executed by cursor id (statement cache), close-cursor piggy-backs,
+#   commit, logoff; then a login with a wrong password (ORA-01017); the same script twice: against a
 #   19c-like server (TNS 318, TTC field version 13), then a 23ai-like one (TNS 319, fast
 #   authentication, end-of-response, field version 24)
 # and writes OUT_DIR/live_thin.pcap. Not run by CI: the capture it made is committed under

@@ -15,9 +15,15 @@ crypto.pyx, constants.pxi; no code taken from them):
   AUTH phase two (03 73)      -> the 12c (O5LOGON) verifier computed for a known password:
                                  AUTH_PASSWORD decrypted and compared, AUTH_SVR_RESPONSE that
                                  the client checks; ORA-01017 for any other password
-  OALL8 (03 5E)               -> by SQL text: `no_such_table` -> ORA-00942; SELECT -> describe
+  OALL8 (03 5E) with text    -> by SQL text: `no_such_table` -> ORA-00942; SELECT -> describe
                                  (ID NUMBER, NAME VARCHAR2), two rows, ORA-01403; UPDATE -> 1 row;
-                                 INSERT -> 2 rows (the client script's executemany)
+                                 INSERT -> 2 rows (the client script's executemany); each new
+                                 statement gets its own cursor id (1, 2, ...) in the end-of-call
+                                 block
+  OALL8 without text, re-execute (03 04), re-execute and fetch (03 4E)
+                              -> by cursor id: the statement that cursor holds, answered the same
+                                 way (a query without the describe information); close-cursor
+                                 piggy-backs (11 69) forget the cursor ids they list
   commit (03 0E), logoff (03 09) -> end-of-call block without error
 
     responder.py PORT [CONNECTIONS] [19c|23ai]
@@ -279,7 +285,7 @@ def return_params(pairs):
     return out
 
 
-def describe_and_rows(rows):
+def describe_and_rows(cursor, rows):
     """Describe information (10) of two columns, a row header (06), rows (07), then ORA-01403."""
     def column(name, ora_type, size, precision, scale, csfrm, charset):
         c = bytes([ora_type, 0, precision, scale & 0xFF])
@@ -304,28 +310,97 @@ def describe_and_rows(rows):
     out += b"\x06" + b"\x00" + ub(1) + ub(0) + ub(len(rows)) + ub(0) + ub(0) + ub(0)
     for rid, name in rows:
         out += b"\x07" + blen(ora_number(rid)) + blen(name.encode())
-    out += end_of_call(cursor=1, rows=len(rows), sql_type=3, error=1403,
+    out += end_of_call(cursor=cursor, rows=len(rows), sql_type=3, error=1403,
                        message="ORA-01403: no data found")
     return out
 
 
-def execute_answer(call, state):
-    state["cursor"] += 1
-    cursor = state["cursor"]
-    text = call.upper()
-    if b"NO_SUCH_TABLE" in text:
-        return end_of_call(cursor=0, sql_type=3, error=942,
-                           message="ORA-00942: table or view does not exist")
-    if b"SELECT" in text:
-        return describe_and_rows([(1001, "张伟"), (1002, "李娜")])
-    if b"UPDATE" in text:
+def read_call_head(call, token):
+    """Skip the piggy-backs in front of a client call and read the main call's header.
+
+    Piggy-backs (messages/base.pyx `_write_piggyback_code`, `_write_close_cursors_piggyback`;
+    statement_cache.pyx `write_cursors_to_close`): 11, function, sequence, [ub8 token], pointer,
+    then for close cursors (105) a ub4 count and that many ub4 cursor ids. Returns (function,
+    position after the main call's sequence/token, cursor ids closed by piggy-backs)."""
+    pos = 0
+    closed = []
+    while call[pos] == 0x11:
+        func = call[pos + 1]
+        pos += 3
+        if token:
+            _tok, pos = read_ub(call, pos)
+        if func != 105:
+            raise ValueError("piggy-back %d not scripted" % func)
+        pos += 1                                     # pointer
+        count, pos = read_ub(call, pos)
+        for _ in range(count):
+            cid, pos = read_ub(call, pos)
+            closed.append(cid)
+    assert call[pos] == 3, call[pos:pos + 4]
+    func = call[pos + 1]
+    pos += 3
+    if token:
+        _tok, pos = read_ub(call, pos)
+    return func, pos, closed
+
+
+def rows_only(cursor, rows):
+    """A re-executed query's rows: row header (06), rows (07), ORA-01403; the client still holds
+    the describe information of the first execution (statement.pyx keeps the fetch variables)."""
+    out = b"\x06" + b"\x00" + ub(1) + ub(0) + ub(len(rows)) + ub(0) + ub(0) + ub(0)
+    for rid, name in rows:
+        out += b"\x07" + blen(ora_number(rid)) + blen(name.encode())
+    out += end_of_call(cursor=cursor, rows=len(rows), sql_type=3, error=1403,
+                       message="ORA-01403: no data found")
+    return out
+
+
+def statement_answer(kind, cursor, state, described):
+    if kind == "select":
+        rows = [(1001, "张伟"), (1002, "李娜")]
+        return describe_and_rows(cursor, rows) if not described else rows_only(cursor, rows)
+    if kind == "update":
         state["txn"] = True
         return end_of_call(call_status=2, cursor=cursor, rows=1, sql_type=6)
-    if b"INSERT" in text:
+    if kind == "insert":
         state["txn"] = True
         # the script's only INSERT is an executemany of two rows
         return end_of_call(call_status=2, cursor=cursor, rows=2, sql_type=2)
     return end_of_call(cursor=cursor)
+
+
+def execute_answer(call, state, token):
+    """OALL8 (94) with text: a new cursor id, returned in the end-of-call block (python-oracledb
+    messages/base.pyx `_process_error_info` reads it and keeps it as the statement's cursor id);
+    OALL8 without text (cursor id set, e.g. after the binds changed type) and the re-execute
+    calls 4 (REEXECUTE) and 78 (REEXECUTE_AND_FETCH: ub4 cursor id, ub4 iterations, two ub4
+    option words, then the row-data messages of the binds: messages/execute.pyx
+    `_write_reexecute_message`) run the statement that cursor holds."""
+    func, pos, closed = read_call_head(call, token)
+    for cid in closed:
+        state["cursors"].pop(cid, None)
+    if func == 94:
+        _options, pos = read_ub(call, pos)
+        cursor, pos = read_ub(call, pos)
+    elif func in (4, 78):
+        cursor, pos = read_ub(call, pos)
+    else:
+        return None
+    text = call.upper()
+    if func == 94 and cursor == 0:
+        if b"NO_SUCH_TABLE" in text:
+            return end_of_call(cursor=0, sql_type=3, error=942,
+                               message="ORA-00942: table or view does not exist")
+        kind = ("select" if b"SELECT" in text else "update" if b"UPDATE" in text
+                else "insert" if b"INSERT" in text else "other")
+        state["next_cursor"] += 1
+        cursor = state["next_cursor"]
+        state["cursors"][cursor] = kind
+        return statement_answer(kind, cursor, state, described=False)
+    kind = state["cursors"].get(cursor)
+    if kind is None:
+        return end_of_call(cursor=0, error=1001, message="ORA-01001: invalid cursor")
+    return statement_answer(kind, cursor, state, described=True)
 
 
 def serve(conn):
@@ -410,15 +485,18 @@ def serve(conn):
         ("AUTH_SVR_RESPONSE", response.hex().upper(), 0),
     ]) + end_of_call())
 
-    state = {"cursor": 0, "txn": False}
+    state = {"next_cursor": 0, "cursors": {}, "txn": False}
+    token = P["field"] >= 18
     while True:
         call = conn.recv_call()
         if call is None:
             return
-        func = call[1] if call[0] == 3 else None
-        if call[0] == 0x11 or b"\x03\x5e" in call[:64]:
-            conn.send_data(execute_answer(call, state))
-        elif func == 0x0E:                           # commit
+        answer = execute_answer(call, state, token)
+        if answer is not None:
+            conn.send_data(answer)
+            continue
+        func, _pos, _closed = read_call_head(call, token)
+        if func == 0x0E:                             # commit
             state["txn"] = False
             conn.send_data(end_of_call())
         elif func == 0x09:                           # logoff
