@@ -850,6 +850,31 @@ pub(super) fn bulk_rows(
     charset: Charset,
     limits: &Limits,
 ) -> Option<BulkRows> {
+    read_bulk_rows(
+        body,
+        send_types,
+        width,
+        known,
+        cut,
+        charset,
+        limits,
+        u64::MAX,
+    )
+}
+
+/// [`bulk_rows`], reading at most `max_rows` rows (the rest of the body is then not looked at:
+/// a probe of the first rows).
+#[allow(clippy::too_many_arguments)]
+fn read_bulk_rows(
+    body: &[u8],
+    send_types: bool,
+    width: usize,
+    known: Option<&[ParamType]>,
+    cut: bool,
+    charset: Charset,
+    limits: &Limits,
+    max_rows: u64,
+) -> Option<BulkRows> {
     let mut r = Reader::new(body);
     let types: Vec<ParamType> = if send_types {
         let mut t = Vec::with_capacity(width.min(MAX_INFERRED_PARAMS));
@@ -874,7 +899,7 @@ pub(super) fn bulk_rows(
     if width == 0 {
         return r.peek_rest().is_empty().then_some(b);
     }
-    'rows: while !r.peek_rest().is_empty() {
+    'rows: while !r.peek_rest().is_empty() && b.rows < max_rows {
         for &(ty, uns) in &b.types {
             let value = match r.u8() {
                 Some(0) => decode_value(&mut r, ty, uns, charset, limits.max_param_len),
@@ -910,11 +935,19 @@ pub(super) fn bulk_rows(
     Some(b)
 }
 
+/// Rows of a candidate parameter count decoded before it is tried on the whole message.
+const BULK_PROBE_ROWS: u64 = 16;
+/// Candidate counts whose probe succeeded that are tried on the whole message; more means the
+/// message reads several ways, and no count is guessed.
+const MAX_BULK_CANDIDATES: usize = 2;
+
 /// A bulk execute whose statement's parameter count is not known (its prepare is pipelined in
 /// the same write, or was not seen): the count for which the types and the rows read the
-/// message exactly, when exactly one does. Needs the types in the message.
+/// message exactly, when exactly one does. Needs the types in the message. Bounded work on a
+/// hostile message: each count is first probed on [`BULK_PROBE_ROWS`] rows, and at most
+/// [`MAX_BULK_CANDIDATES`] counts are read through the whole message.
 fn infer_bulk(body: &[u8], charset: Charset, limits: &Limits) -> Option<BulkRows> {
-    let mut found = None;
+    let mut candidates = Vec::new();
     for n in 1..=MAX_INFERRED_PARAMS.min(body.len() / 3) {
         // Cheap test first: n valid types, then a valid first indicator.
         let mut r = Reader::new(body);
@@ -923,8 +956,18 @@ fn infer_bulk(body: &[u8], charset: Charset, limits: &Limits) -> Option<BulkRows
         if !types_ok || !matches!(r.u8(), Some(0..=3)) {
             continue;
         }
+        let probe = read_bulk_rows(body, true, n, None, false, charset, limits, BULK_PROBE_ROWS);
+        if probe.is_some_and(|b| b.rows > 0) {
+            if candidates.len() == MAX_BULK_CANDIDATES {
+                return None;
+            }
+            candidates.push(n);
+        }
+    }
+    let mut found = None;
+    for n in candidates {
         if let Some(b) = bulk_rows(body, true, n, None, false, charset, limits) {
-            if b.rows == 0 || found.is_some() {
+            if found.is_some() {
                 return None;
             }
             found = Some(b);
@@ -1161,6 +1204,14 @@ mod bulk_tests {
         assert!(args(false).is_none());
         let b = args(true).unwrap();
         assert_eq!((b.rows, b.partial, b.params.len()), (1, true, 3));
+    }
+
+    #[test]
+    fn a_message_that_reads_several_ways_gives_no_count() {
+        // All zeros: DECIMAL types and empty values read for many counts. None is guessed, and
+        // the work stays bounded (probes of a few rows, at most two whole reads).
+        let body = vec![0u8; 1 << 20];
+        assert!(infer_bulk(&body, Charset::default(), &Limits::default()).is_none());
     }
 
     #[test]
