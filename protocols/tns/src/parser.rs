@@ -986,11 +986,16 @@ impl TnsParser {
                 }
             }
             func::FETCH => {
-                // Rows of the open statement: the answer continues it.
+                // Rows of the open statement: the answer continues it. The fetch names the
+                // statement's cursor, which a query with more rows to come did not say yet.
+                let repr = self.repr.unwrap_or(ttc::REPRS[0]);
                 match self.cur.as_mut() {
                     Some(op) if op.kind == Kind::Statement => {
                         op.req.bytes += bytes;
                         op.req.completeness = op.req.completeness.merge(completeness);
+                        if op.call_cursor.is_none() {
+                            op.call_cursor = ttc::fetch_cursor(call, at, repr, token);
+                        }
                     }
                     _ => {
                         self.finish_cur(out);
@@ -1365,6 +1370,9 @@ impl TnsParser {
             None => self.answer_status(op).map(|s| s.cursor),
         };
         let Some(id) = from_answer.filter(|&c| c > 0).or(op.call_cursor) else {
+            // Not known yet (a query with more rows to fetch: no end-of-call block so far):
+            // kept for a later answer, or for the cursor its fetch calls name.
+            op.learn = Some(entry);
             return;
         };
         for _ in 0..self.cursors.insert(id, entry) {

@@ -649,6 +649,22 @@ pub fn reexecute(d: &[u8], at: usize, repr: Repr, token: bool) -> Option<Reexecu
     (cursor > 0 && cursor < 1 << 31 && next_ok).then_some(Reexecute { cursor, values_at })
 }
 
+/// The cursor a fetch call (function 0x05) names: after the function header, the cursor id
+/// and the number of rows asked for (python-oracledb `messages/fetch.pyx`: cursor id ub4,
+/// array size ub4). `junkie__oracle_select.pcap` (OCI 10.2, fixed integers): `03 05 07
+/// 01000000 02000000`, cursor 1, 2 rows; `wswiki__11_sqldeveloper11_2016.pcapng` (JDBC thin,
+/// compressed integers): `03 05 31 01 01 01 0a`, cursor 1, 10 rows. The call must end there.
+pub fn fetch_cursor(d: &[u8], at: usize, repr: Repr, token: bool) -> Option<u64> {
+    let mut c = Cur::new(d, at, repr);
+    if c.u8()? != msg::FUNCTION || c.u8()? != func::FETCH {
+        return None;
+    }
+    c.seq(token)?;
+    let cursor = c.ub4()?;
+    let _rows = c.ub4()?;
+    (cursor > 0 && cursor < 1 << 31 && c.pos == d.len()).then_some(cursor)
+}
+
 /// The bind values of a re-execute call, read with the metadata of the call that described
 /// the binds (a re-execute sends values only).
 pub fn reexecute_values(
@@ -1895,6 +1911,35 @@ mod tests {
             ptr: 8,
         };
         assert!(!block_layout_known(oci64));
+    }
+
+    #[test]
+    fn fetch_names_its_cursor() {
+        // junkie__oracle_select.pcap (sqlplus 10.2, fixed little-endian integers): fetch 2
+        // rows of cursor 1; wswiki__11_sqldeveloper11_2016.pcapng (JDBC thin, compressed):
+        // fetch 10 rows of cursor 1, then of cursor 2.
+        let fixed = Repr {
+            ints: IntMode::FixedLe,
+            ptr: 1,
+        };
+        let oci = unhex("03050701000000");
+        assert_eq!(
+            fetch_cursor(&oci, 0, fixed, false),
+            None,
+            "array size missing"
+        );
+        let oci = unhex("0305070100000002000000");
+        assert_eq!(fetch_cursor(&oci, 0, fixed, false), Some(1));
+        assert_eq!(
+            fetch_cursor(&unhex("0305310101010a"), 0, THIN, false),
+            Some(1)
+        );
+        assert_eq!(
+            fetch_cursor(&unhex("03053a0102010a"), 0, THIN, false),
+            Some(2)
+        );
+        // Not a fetch.
+        assert_eq!(fetch_cursor(&unhex("03040b0102010a"), 0, THIN, false), None);
     }
 
     #[test]
