@@ -1325,9 +1325,36 @@ impl TnsParser {
                     self.login = Some(op);
                     return;
                 }
+                if op.phase_two && err.is_none() {
+                    self.session_identity(&mut op, out);
+                }
                 self.emit(op, out);
             }
             _ => self.emit(op, out),
+        }
+    }
+
+    /// The session the server opened, from its answer to the second authentication call:
+    /// AUTH_SESSION_ID (the SID: the records' `connection_id`, as in V$SESSION) and
+    /// AUTH_SERIAL_NUM (its SERIAL#: login attribute `session_serial`; SID and SERIAL# together
+    /// name the session, `ALTER SYSTEM KILL SESSION 'sid,serial#'`).
+    fn session_identity(&mut self, op: &mut OpState, out: &mut Vec<DbEvent>) {
+        let Some(repr) = self.repr else { return };
+        if let (Some(serial), Some(l)) = (
+            ttc::auth_number(&op.tail, b"AUTH_SERIAL_NUM", repr),
+            op.req.login.as_mut(),
+        ) {
+            set_attr(
+                &mut l.attributes,
+                "session_serial",
+                Some(serial.to_string()),
+            );
+        }
+        if let Some(sid) = ttc::auth_number(&op.tail, b"AUTH_SESSION_ID", repr) {
+            out.push(DbEvent::ServerInfo {
+                version: None,
+                connection_id: Some(sid),
+            });
         }
     }
 

@@ -1371,13 +1371,7 @@ pub mod verifier {
 /// The authentication method named by the server's phase-one answer: the flags of its
 /// AUTH_VFR_DATA pair give the verifier type. The value itself (a salt) is never read.
 pub fn auth_method(d: &[u8], repr: Repr) -> Option<&'static str> {
-    const KEY: &[u8] = b"AUTH_VFR_DATA";
-    let i = d.windows(KEY.len()).position(|w| w == KEY)?;
-    if d.get(i.checked_sub(1)?) != Some(&(KEY.len() as u8)) {
-        return None;
-    }
-    let mut c = Cur::new(d, i - 1, repr);
-    c.clr(0)?;
+    let mut c = auth_pair(d, b"AUTH_VFR_DATA", repr)?;
     if c.ub4()? > 0 {
         c.clr(0)?;
     }
@@ -1387,6 +1381,32 @@ pub fn auth_method(d: &[u8], repr: Repr) -> Option<&'static str> {
         verifier::V12C => "O5LOGON (12c verifier)",
         _ => return None,
     })
+}
+
+/// A cursor just past the key `key` of a key/value pair in an authentication answer (pair:
+/// key length ub4, key as a length-prefixed string, value length ub4, value, flags ub4;
+/// python-oracledb `messages/auth.pyx` `_process_return_parameters`). The key is found by its
+/// bytes preceded by its one-byte length.
+fn auth_pair<'a>(d: &'a [u8], key: &[u8], repr: Repr) -> Option<Cur<'a>> {
+    let i = d.windows(key.len()).position(|w| w == key)?;
+    if d.get(i.checked_sub(1)?) != Some(&(key.len() as u8)) {
+        return None;
+    }
+    let mut c = Cur::new(d, i - 1, repr);
+    c.clr(0)?;
+    Some(c)
+}
+
+/// A number the server gives in its answer to the second authentication call, such as
+/// AUTH_SESSION_ID (the session's SID) and AUTH_SERIAL_NUM (its SERIAL#): the value is decimal
+/// text (`junkie__oracle_select.pcap` frame 20; `wswiki__11_sqldeveloper11_2016.pcapng`).
+pub fn auth_number(d: &[u8], key: &[u8], repr: Repr) -> Option<u64> {
+    let mut c = auth_pair(d, key, repr)?;
+    if c.ub4()? == 0 {
+        return None;
+    }
+    let (v, _) = c.clr(32)?;
+    std::str::from_utf8(&v).ok()?.trim().parse().ok()
 }
 
 /// The first length-prefixed string of `d` that reads as a server banner (`Oracle…`).
@@ -1911,6 +1931,26 @@ mod tests {
             ptr: 8,
         };
         assert!(!block_layout_known(oci64));
+    }
+
+    #[test]
+    fn session_id_and_serial_from_the_phase_two_answer() {
+        // junkie__oracle_select.pcap frame 20 (10.2, fixed integers): AUTH_SESSION_ID "26",
+        // AUTH_SERIAL_NUM "1302".
+        let fixed = Repr {
+            ints: IntMode::FixedLe,
+            ptr: 1,
+        };
+        let d = unhex(
+            "0f0000000f415554485f53455353494f4e5f4944020000000232360000000\
+             00f0000000f415554485f53455249414c5f4e554d0400000004313330320000000000",
+        );
+        assert_eq!(auth_number(&d, b"AUTH_SESSION_ID", fixed), Some(26));
+        assert_eq!(auth_number(&d, b"AUTH_SERIAL_NUM", fixed), Some(1302));
+        // wswiki__11_sqldeveloper11_2016.pcapng (JDBC thin, compressed): "32".
+        let d = unhex("010f0f415554485f53455353494f4e5f49440102023332");
+        assert_eq!(auth_number(&d, b"AUTH_SESSION_ID", THIN), Some(32));
+        assert_eq!(auth_number(&d, b"AUTH_SERIAL_NUM", THIN), None);
     }
 
     #[test]
