@@ -790,48 +790,23 @@ enum F {
     Type,
 }
 
-/// Metadata layouts seen in real captures. Every one starts type, flags, precision, scale,
-/// buffer size, array size, continuation flags.
+/// Fields every metadata layout starts with: type, flags, precision, scale, buffer size,
+/// array size, continuation flags.
+const META_HEAD: [F; 7] = [F::Type, F::U8, F::U8, F::U8, F::Ub4, F::Ub4, F::Ub8];
+
+/// Metadata layouts seen in real captures: whether a byte precedes the entries, and the fields
+/// of each entry after [`META_HEAD`].
 const META_LAYOUTS: [(&str, bool, &[F]); 4] = [
     // JDBC thin (wswiki__DumpFile01.pcap frame 554, wswiki__11_sqldeveloper11_2016.pcapng
     // frame 52): then a ub4, version ub2, charset, form, max chars ub4.
     (
         "jdbc",
         false,
-        &[
-            F::Type,
-            F::U8,
-            F::U8,
-            F::U8,
-            F::Ub4,
-            F::Ub4,
-            F::Ub8,
-            F::Ub4,
-            F::Ub2,
-            F::Charset,
-            F::Form,
-            F::Ub4,
-        ],
+        &[F::Ub4, F::Ub2, F::Charset, F::Form, F::Ub4],
     ),
     // OCI 11.1 64-bit (john-samples__O5LOGON_Oracle-good.pcap frame 35) and 10.2 32-bit
     // (junkie__oracle_select.pcap frame 33): version ub2, charset, form, max chars ub4.
-    (
-        "oci",
-        false,
-        &[
-            F::Type,
-            F::U8,
-            F::U8,
-            F::U8,
-            F::Ub4,
-            F::Ub4,
-            F::Ub8,
-            F::Ub2,
-            F::Charset,
-            F::Form,
-            F::Ub4,
-        ],
-    ),
+    ("oci", false, &[F::Ub2, F::Charset, F::Form, F::Ub4]),
     // OCI 10.2 and 11.2 XE 64-bit (wswiki__7_oracle10_2016.pcapng, john-samples__O5LOGON_
     // oracle_11g_password1234567890.pcapng): one byte after al8i4; then a ub4, two ub2,
     // charset, form, two ub4 and a byte.
@@ -839,13 +814,6 @@ const META_LAYOUTS: [(&str, bool, &[F]); 4] = [
         "oci64-10g",
         true,
         &[
-            F::Type,
-            F::U8,
-            F::U8,
-            F::U8,
-            F::Ub4,
-            F::Ub4,
-            F::Ub8,
             F::Ub4,
             F::Ub2,
             F::Ub2,
@@ -865,21 +833,7 @@ const META_LAYOUTS: [(&str, bool, &[F]); 4] = [
     (
         "thin-12.2",
         false,
-        &[
-            F::Type,
-            F::U8,
-            F::U8,
-            F::U8,
-            F::Ub4,
-            F::Ub4,
-            F::Ub8,
-            F::Ub4,
-            F::Ub2,
-            F::Charset,
-            F::Form,
-            F::Ub4,
-            F::Ub4,
-        ],
+        &[F::Ub4, F::Ub2, F::Charset, F::Form, F::Ub4, F::Ub4],
     ),
 ];
 
@@ -968,7 +922,7 @@ pub fn bind_values(d: &[u8], end: usize, repr: Repr, count: u64, max: usize) -> 
                 let mut metas = Vec::with_capacity(count.min(64));
                 for _ in 0..count {
                     let (mut ty, mut charset, mut csfrm) = (0u8, 0u16, 0u8);
-                    for f in fields {
+                    for f in META_HEAD.iter().chain(fields.iter()) {
                         match f {
                             F::U8 => {
                                 c.u8()?;
