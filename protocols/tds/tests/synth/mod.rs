@@ -1574,9 +1574,7 @@ pub fn always_encrypted() -> Conversation {
             ("@name", false, &name),
         ],
     );
-    let cipher: Vec<u8> = std::iter::once(0x01)
-        .chain((0..64u8).map(|i| i.wrapping_mul(37) ^ 0x5A))
-        .collect();
+    let cipher = aead_cipher_text(37, 0x5A);
     call.extend(b_varchar("@ssn"));
     call.extend(encrypted_param(&cipher));
     client_sends(&mut conv, 0x03, &rpc_message(&[call]));
@@ -1617,6 +1615,18 @@ pub fn always_encrypted() -> Conversation {
         ],
     );
     conv
+}
+
+/// `n` made-up bytes standing for key material or cipher text (never real secrets): byte `i`
+/// is `i * mul ^ xor`.
+fn made_up_bytes(n: u8, mul: u8, xor: u8) -> Vec<u8> {
+    (0..n).map(|i| i.wrapping_mul(mul) ^ xor).collect()
+}
+
+/// 65 bytes in the shape of AEAD_AES_256_CBC_HMAC_SHA256 cipher text (version byte 0x01, MAC,
+/// IV, one block), made up by [`made_up_bytes`].
+fn aead_cipher_text(mul: u8, xor: u8) -> Vec<u8> {
+    [vec![0x01], made_up_bytes(64, mul, xor)].concat()
 }
 
 /// `msg` (a SQL batch or RPC message that starts with [`all_headers`]) with an EnclavePackage
@@ -1662,12 +1672,10 @@ pub fn always_encrypted_enclave() -> Conversation {
         Ok(10),
         &[("@stmt", false, &stmt), ("@params", false, &decl)],
     );
-    let cipher: Vec<u8> = std::iter::once(0x01)
-        .chain((0..64u8).map(|i| i.wrapping_mul(53) ^ 0x3C))
-        .collect();
+    let cipher = aead_cipher_text(53, 0x3C);
     call.extend(b_varchar("@pattern"));
     call.extend(encrypted_param(&cipher));
-    let package: Vec<u8> = (0..48u8).map(|i| i.wrapping_mul(29) ^ 0xC3).collect();
+    let package = made_up_bytes(48, 29, 0xC3);
     client_sends(
         &mut conv,
         0x03,
@@ -1719,7 +1727,7 @@ fn encrypted_result_metadata() -> Vec<u8> {
     v.extend_from_slice(&1u32.to_le_bytes());
     v.extend_from_slice(&0x0000_0000_0000_07D1u64.to_le_bytes());
     v.push(1);
-    let key: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(71) ^ 0x99).collect();
+    let key = made_up_bytes(40, 71, 0x99);
     v.extend_from_slice(&(key.len() as u16).to_le_bytes());
     v.extend(key);
     v.extend(b_varchar("MSSQL_CERTIFICATE_STORE"));
@@ -1752,8 +1760,7 @@ fn encrypted_result_row(id: u32, seed: u8) -> Vec<u8> {
     let mut v = vec![0xD1, 4];
     v.extend_from_slice(&id.to_le_bytes());
     v.extend_from_slice(&65u16.to_le_bytes());
-    v.push(0x01);
-    v.extend((0..64u8).map(|i| i.wrapping_mul(13) ^ seed));
+    v.extend(aead_cipher_text(13, seed));
     v
 }
 
