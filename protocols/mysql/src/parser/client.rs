@@ -558,6 +558,37 @@ impl MysqlParser {
         }
     }
 
+    /// The prepared statement an execute (or bulk execute) names by `raw` id (see
+    /// [`Self::named_statement`]). Sets the request's statement id and its text (the pipelined
+    /// prepare's, or the statement's); an id never prepared in view counts `unknown_statement`.
+    /// The statement comes back only when it is known with its parameter count.
+    fn executed_statement(
+        &mut self,
+        raw: u32,
+        req: &mut Request,
+        out: &mut Vec<DbEvent>,
+    ) -> (u32, Option<&mut Stmt>) {
+        let (id, pipelined) = self.named_statement(raw);
+        req.stmt_id = Some(id as u64);
+        if pipelined.is_some() {
+            req.sql = pipelined;
+            return (id, None);
+        }
+        match self.stmts.get_mut(id) {
+            Some(stmt) => {
+                req.sql = stmt.sql.clone();
+                (id, Some(stmt))
+            }
+            None => {
+                out.push(DbEvent::Anomaly {
+                    dir: Direction::ToServer,
+                    kind: anomaly::UNKNOWN_STATEMENT,
+                });
+                (id, None)
+            }
+        }
+    }
+
     /// MariaDB COM_STMT_BULK_EXECUTE (0xFA, 10.2.7+): int<4> statement id (-1: the statement
     /// prepared last, often pipelined in the same write), int<2> bulk flags, then the rows
     /// ([`bulk_rows`]). One record for the whole message: `params` holds every row's values
@@ -571,20 +602,13 @@ impl MysqlParser {
         out: &mut Vec<DbEvent>,
     ) -> Option<u32> {
         let mut r = Reader::new(args);
-        let (id, pipelined) = self.named_statement(r.u32()?);
-        req.stmt_id = Some(id as u64);
+        let charset = self.charset;
+        let (id, stmt) = self.executed_statement(r.u32()?, req, out);
         let flags = r.u16()?;
         let send_types = flags & BULK_SEND_TYPES != 0;
         let body = r.peek_rest();
-        let charset = self.charset;
-        let stmt = if pipelined.is_some() {
-            None
-        } else {
-            self.stmts.get_mut(id)
-        };
         let rows = match stmt {
             Some(stmt) => {
-                req.sql = stmt.sql.clone();
                 let b = bulk_rows(
                     body,
                     send_types,
@@ -600,14 +624,6 @@ impl MysqlParser {
                 b
             }
             None => {
-                if pipelined.is_some() {
-                    req.sql = pipelined;
-                } else {
-                    out.push(DbEvent::Anomaly {
-                        dir: Direction::ToServer,
-                        kind: anomaly::UNKNOWN_STATEMENT,
-                    });
-                }
                 if send_types && !cut {
                     infer_bulk(body, charset, limits)
                 } else {
@@ -646,26 +662,12 @@ impl MysqlParser {
         out: &mut Vec<DbEvent>,
     ) -> Option<u32> {
         let mut r = Reader::new(args);
-        let (id, pipelined) = self.named_statement(r.u32()?);
-        req.stmt_id = Some(id as u64);
-        let flags = r.u8()?;
-        let _iterations = r.u32()?;
         let qa = self.query_attrs == Some(true);
         let charset = self.charset;
-        let stmt = if pipelined.is_some() {
-            None
-        } else {
-            self.stmts.get_mut(id)
-        };
+        let (id, stmt) = self.executed_statement(r.u32()?, req, out);
+        let flags = r.u8()?;
+        let _iterations = r.u32()?;
         let Some(stmt) = stmt else {
-            if pipelined.is_some() {
-                req.sql = pipelined;
-            } else {
-                out.push(DbEvent::Anomaly {
-                    dir: Direction::ToServer,
-                    kind: anomaly::UNKNOWN_STATEMENT,
-                });
-            }
             let inferred = if qa {
                 None
             } else {
@@ -693,7 +695,6 @@ impl MysqlParser {
             }
             return Some(id);
         };
-        req.sql = stmt.sql.clone();
         let mut count = stmt.params as usize;
         // PARAMETER_COUNT_AVAILABLE (0x08): with query attributes, a parameter_count follows.
         if qa && (count > 0 || flags & 0x08 != 0) {
