@@ -149,6 +149,14 @@ pub fn op_name(q: &Request) -> String {
         .unwrap_or_default()
 }
 
+/// The pairs whose request has operation `op` (as [`op_name`] names it), in order.
+pub fn pairs_of<'a>(
+    p: &'a [(Request, Option<Response>)],
+    op: &str,
+) -> Vec<&'a (Request, Option<Response>)> {
+    p.iter().filter(|(q, _)| op_name(q) == op).collect()
+}
+
 /// A response in one line: `Ok rows=Some(1) err=Num(1064)`, `-` when there was none.
 pub fn response_line(r: Option<&Response>) -> String {
     match r {

@@ -4,7 +4,7 @@
 //! the capture rows of shared/captures/SOURCES.md.
 mod common;
 
-use common::{pairs, run, run_mid, summary};
+use common::{pairs, pairs_of, run, run_mid, summary};
 use dbtap_core::event::SessionUpdate;
 use dbtap_core::{Completeness, DbEvent, ErrorCode, ParamValue, Status};
 
@@ -269,10 +269,7 @@ fn prepared_statement_97_params_deepflow() {
 fn prepared_statements_close_and_reuse() {
     let ev = run("stmt_analyses");
     let p = pairs(&ev);
-    let closes: Vec<_> = p
-        .iter()
-        .filter(|(q, _)| q.op.as_ref().unwrap().as_str() == "stmt_close")
-        .collect();
+    let closes = pairs_of(&p, "stmt_close");
     assert_eq!(closes.len(), 3);
     assert!(closes
         .iter()
@@ -281,10 +278,7 @@ fn prepared_statements_close_and_reuse() {
         closes[0].0.sql.as_deref(),
         Some("select * from d.t where name=\"adam\"")
     );
-    let execs = p
-        .iter()
-        .filter(|(q, _)| q.op.as_ref().unwrap().as_str() == "execute")
-        .count();
+    let execs = pairs_of(&p, "execute").len();
     assert_eq!(execs, 7);
 }
 
@@ -449,10 +443,7 @@ fn binary_literal_in_sql_is_kept_with_escapes() {
 fn many_queries_match_tshark() {
     // tshark decodes 157 queries (and flags 16 frames MALFORMED where it mis-frames rows).
     let p = pairs(&run("many_queries"));
-    let q: Vec<_> = p
-        .iter()
-        .filter(|(r, _)| r.op.as_ref().unwrap().as_str() == "query")
-        .collect();
+    let q = pairs_of(&p, "query");
     assert_eq!(q.len(), 157);
     assert_eq!(q[0].0.sql.as_deref(), Some("SELECT SUBSTRING('11', 1, 1)"));
     assert_eq!(q[1].0.sql.as_deref(), Some("SELECT SUBSTRING('11', 2)"));
@@ -490,10 +481,7 @@ fn mariadb_bulk_execute_rows_of_values() {
     // statement id -1 in one write, types sent (SEND_TYPES_TO_SERVER), rows of indicator +
     // value; the parameter count is not known yet when the bulk arrives.
     let p = pairs(&run("mariadb_bulk"));
-    let bulks: Vec<_> = p
-        .iter()
-        .filter(|(q, _)| q.op.as_ref().unwrap().as_str() == "stmt_bulk_execute")
-        .collect();
+    let bulks = pairs_of(&p, "stmt_bulk_execute");
     assert_eq!(bulks.len(), 3);
     let (q, r) = bulks[0];
     assert_eq!(

@@ -6,7 +6,7 @@ use dbtap_core::{DbEvent, Driver, Limits, SessionOpts};
 use dbtap_mysql::MysqlParser;
 
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use dbtap_core::testing::{pairs, unhex, Seg};
+pub use dbtap_core::testing::{pairs, pairs_of, unhex, Seg};
 
 pub fn load(name: &str) -> Vec<Seg> {
     let path = format!("{}/tests/streams/{name}.txt", env!("CARGO_MANIFEST_DIR"));
