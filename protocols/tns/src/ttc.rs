@@ -1659,11 +1659,7 @@ mod tests {
              2056414c554553202837352c202750617269732701290001000000010000000000000000000000000000000000000000\
              000000040000000000000000000000000000000000000000000000",
         );
-        let r = Repr {
-            ints: IntMode::FixedLe,
-            ptr: 1,
-        };
-        let Some(Oall8::Sql(s)) = oall8(&d, 0, r, false, 1000) else {
+        let Some(Oall8::Sql(s)) = oall8(&d, 0, FIXED_LE, false, 1000) else {
             panic!("no statement")
         };
         assert_eq!(
@@ -1756,11 +1752,7 @@ mod tests {
             "04010000000500010000007b050000000001000000030000000000000000000000000000000000000000000000070000\
              010000000000000000000000000000000000194f52412d30313430333a206e6f206461746120666f756e640a",
         );
-        let r = Repr {
-            ints: IntMode::FixedLe,
-            ptr: 1,
-        };
-        let e = find_error(&d, Some(r), 1000).unwrap();
+        let e = find_error(&d, Some(FIXED_LE), 1000).unwrap();
         assert_eq!(e.code, 1403);
         assert_eq!(e.message, b"ORA-01403: no data found");
         assert_eq!(e.rows, Some(1));
@@ -1769,6 +1761,12 @@ mod tests {
     const FIXED_LE: Repr = Repr {
         ints: IntMode::FixedLe,
         ptr: 1,
+    };
+
+    /// 64-bit OCI: fixed little-endian integers, 8-byte pointers.
+    const OCI64: Repr = Repr {
+        ints: IntMode::FixedLe,
+        ptr: 8,
     };
 
     /// junkie__oracle_delete.pcap frame 43 (TTC part): the answer to
@@ -1822,11 +1820,7 @@ mod tests {
             "08060065122c00000000000100000000000000000000000000000000000100000000000b0000000b8000\
              0000373c3c80000000a30000000000040100000006000100000000000000000000010000003300000000",
         );
-        let oci64 = Repr {
-            ints: IntMode::FixedLe,
-            ptr: 8,
-        };
-        assert_eq!(call_status(&d, oci64), None);
+        assert_eq!(call_status(&d, OCI64), None);
         // wswiki__11_sqldeveloper11_2016.pcapng frame 45: `alter session set …` (JDBC thin,
         // compressed integers, registration field as in python-oracledb); command 42.
         let d = unhex(
@@ -1880,27 +1874,19 @@ mod tests {
         let e = find_error(&d, Some(THIN), 100).unwrap();
         assert_eq!((e.code, e.rows, e.cursor), (1403, Some(2), Some(4)));
         // 64-bit OCI against 11.2 writes the block differently: no cursor read there.
-        let oci64 = Repr {
-            ints: IntMode::FixedLe,
-            ptr: 8,
-        };
-        assert!(!block_layout_known(oci64));
+        assert!(!block_layout_known(OCI64));
     }
 
     #[test]
     fn session_id_and_serial_from_the_phase_two_answer() {
         // junkie__oracle_select.pcap frame 20 (10.2, fixed integers): AUTH_SESSION_ID "26",
         // AUTH_SERIAL_NUM "1302".
-        let fixed = Repr {
-            ints: IntMode::FixedLe,
-            ptr: 1,
-        };
         let d = unhex(
             "0f0000000f415554485f53455353494f4e5f4944020000000232360000000\
              00f0000000f415554485f53455249414c5f4e554d0400000004313330320000000000",
         );
-        assert_eq!(auth_number(&d, b"AUTH_SESSION_ID", fixed), Some(26));
-        assert_eq!(auth_number(&d, b"AUTH_SERIAL_NUM", fixed), Some(1302));
+        assert_eq!(auth_number(&d, b"AUTH_SESSION_ID", FIXED_LE), Some(26));
+        assert_eq!(auth_number(&d, b"AUTH_SERIAL_NUM", FIXED_LE), Some(1302));
         // wswiki__11_sqldeveloper11_2016.pcapng (JDBC thin, compressed): "32".
         let d = unhex("010f0f415554485f53455353494f4e5f49440102023332");
         assert_eq!(auth_number(&d, b"AUTH_SESSION_ID", THIN), Some(32));
@@ -1912,18 +1898,14 @@ mod tests {
         // junkie__oracle_select.pcap (sqlplus 10.2, fixed little-endian integers): fetch 2
         // rows of cursor 1; wswiki__11_sqldeveloper11_2016.pcapng (JDBC thin, compressed):
         // fetch 10 rows of cursor 1, then of cursor 2.
-        let fixed = Repr {
-            ints: IntMode::FixedLe,
-            ptr: 1,
-        };
         let oci = unhex("03050701000000");
         assert_eq!(
-            fetch_cursor(&oci, 0, fixed, false),
+            fetch_cursor(&oci, 0, FIXED_LE, false),
             None,
             "array size missing"
         );
         let oci = unhex("0305070100000002000000");
-        assert_eq!(fetch_cursor(&oci, 0, fixed, false), Some(1));
+        assert_eq!(fetch_cursor(&oci, 0, FIXED_LE, false), Some(1));
         assert_eq!(
             fetch_cursor(&unhex("0305310101010a"), 0, THIN, false),
             Some(1)
