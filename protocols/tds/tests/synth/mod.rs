@@ -589,6 +589,16 @@ pub fn message(
     with_len16(token, &b)
 }
 
+/// The end of a procedure call's answer: DONEINPROC (DONE_MORE | DONE_COUNT) with `rows`,
+/// RETURNSTATUS 0, DONEPROC (final) — 2.2.7.7, 2.2.7.17, 2.2.7.8.
+pub fn procedure_done(rows: u64) -> [Vec<u8>; 3] {
+    [
+        done(0xFF, 0x0011, rows),
+        returnstatus(0),
+        done(0xFE, 0x0000, 0),
+    ]
+}
+
 /// DONE / DONEPROC / DONEINPROC (2.2.7.6): status, current command, 8-byte row count.
 pub fn done(token: u8, status: u16, count: u64) -> Vec<u8> {
     let mut v = vec![token];
@@ -1467,14 +1477,7 @@ pub fn rpc_secrets() -> Conversation {
         &[("@ids", false, &ids), ("@ward", false, &ward)],
     );
     client_sends(&mut conv, 0x03, &rpc_message(&[call]));
-    server_sends(
-        &mut conv,
-        &[
-            done(0xFF, 0x0011, 3),
-            returnstatus(0),
-            done(0xFE, 0x0000, 0),
-        ],
-    );
+    server_sends(&mut conv, &procedure_done(3));
     conv
 }
 
@@ -1578,14 +1581,7 @@ pub fn always_encrypted() -> Conversation {
     call.extend(b_varchar("@ssn"));
     call.extend(encrypted_param(&cipher));
     client_sends(&mut conv, 0x03, &rpc_message(&[call]));
-    server_sends(
-        &mut conv,
-        &[
-            done(0xFF, 0x0011, 1),
-            returnstatus(0),
-            done(0xFE, 0x0000, 0),
-        ],
-    );
+    server_sends(&mut conv, &procedure_done(1));
     client_sends(
         &mut conv,
         0x01,
@@ -1681,14 +1677,7 @@ pub fn always_encrypted_enclave() -> Conversation {
         0x03,
         &with_enclave_package(&rpc_message(&[call]), &package),
     );
-    server_sends(
-        &mut conv,
-        &[
-            done(0xFF, 0x0011, 0),
-            returnstatus(0),
-            done(0xFE, 0x0000, 0),
-        ],
-    );
+    server_sends(&mut conv, &procedure_done(0));
     // A result with an encrypted column: COLMETADATA with a CekTable of one key and the
     // column's CryptoMetaData; the rows carry its cipher text as varbinary.
     client_sends(
