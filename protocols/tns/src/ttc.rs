@@ -1113,32 +1113,104 @@ pub fn find_error(d: &[u8], repr: Option<Repr>, max_message: usize) -> Option<Or
 /// Bytes searched backwards from an error message for the start of its error block.
 const MAX_BLOCK_SEARCH: usize = 512;
 
-/// The error block (`04`, call status ub4, sequence ub2, current row ub4, error number ub2) that
-/// ends right before an error message and carries `code`: its current-row field, and its cursor
-/// id (after two array-error ub2) where the block's layout is known ([`block_layout_known`]).
+/// How the head of an error block (`04`) is laid out: the fields before the error number differ
+/// between clients and servers. A layout is trusted only where its error-number field reads
+/// the code of the message that follows the block, and where exactly one layout does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockHead {
+    /// Call status ub4, end-to-end sequence ub2, current row ub4, error number ub2: OCI 10g/11g
+    /// 32-bit (`junkie__oracle_select.pcap` frame 26), JDBC thin 11g and python-oracledb
+    /// (`messages/base.pyx` `_process_error_info`).
+    Sequenced,
+    /// Call status ub4, current row ub4, error number ub2: no sequence field, as JDBC thin 8.2
+    /// against 11.1 writes it. `junkie__oracle_query_no_data.pcap` frame 20 `04 01 05 00 02 05 7b`
+    /// (status 5, row 0, ORA-01403) and `junkie__oracle_one_row_response.pcap` frame 20
+    /// `04 01 05 01 01 02 05 7b` (row 1: the one row of frame 18), each followed by two zero
+    /// array-error fields, cursor `01 02` and command type 3 (SELECT).
+    Unsequenced,
+    /// Call status ub4, sequence ub2, one byte (1 in every block seen), current row ub4, error
+    /// number ub2: 64-bit OCI with fixed integers. `wswiki__7_oracle10_2016.pcapng` (10.2),
+    /// `select name, password from sys.user$` fetched 15 rows at a time: the blocks of frames 26,
+    /// 28, 30 read rows 1, 16, 31 (`04 01000000 0a00 01 01000000 0000`, …) and the last, frame
+    /// 36, `04 01000000 0f00 01 3f000000 7b05`: 63 rows, then ORA-01403.
+    Wide,
+}
+
+impl BlockHead {
+    /// Layouts that can occur with a representation: the wide one only with 8-byte pointers.
+    fn candidates(repr: Repr) -> &'static [BlockHead] {
+        if repr.ptr == 8 {
+            &[
+                BlockHead::Sequenced,
+                BlockHead::Unsequenced,
+                BlockHead::Wide,
+            ]
+        } else {
+            &[BlockHead::Sequenced, BlockHead::Unsequenced]
+        }
+    }
+
+    /// Read the head from just after the `04`: (current row, error number), the cursor left
+    /// at the first field after the error number.
+    fn read(self, c: &mut Cur<'_>) -> Option<(u64, u64)> {
+        let _status = c.ub4()?;
+        if self != BlockHead::Unsequenced {
+            let _seq = c.ub2()?;
+        }
+        if self == BlockHead::Wide {
+            let _ = c.u8()?;
+        }
+        let row = c.ub4()?;
+        let err = c.ub2()?;
+        Some((row, err))
+    }
+
+    /// Whether the fields after the error number (two array-error ub2, then the cursor ub2) are
+    /// known for this layout and representation ([`block_layout_known`]).
+    fn cursor_known(self, repr: Repr) -> bool {
+        match self {
+            BlockHead::Sequenced => block_layout_known(repr),
+            BlockHead::Unsequenced => repr.ints == IntMode::Compressed,
+            BlockHead::Wide => false,
+        }
+    }
+}
+
+/// The error block that ends right before an error message and carries `code`: its
+/// current-row field, and its cursor id (after two array-error ub2) where the block's layout
+/// is known. The block nearest the message wins; where two layouts read `code` at that place
+/// and disagree on the row, nothing is taken.
 fn block_rows(d: &[u8], repr: Repr, code: u32) -> Option<(u64, Option<u64>)> {
     let lo = d.len().saturating_sub(MAX_BLOCK_SEARCH);
     (lo..d.len()).rev().find_map(|q| {
         if d.get(q) != Some(&msg::ERROR) {
             return None;
         }
-        let mut c = Cur::new(d, q + 1, repr);
-        let _status = c.ub4()?;
-        let _seq = c.ub2()?;
-        let row = c.ub4()?;
-        let err = c.ub2()?;
-        if err != u64::from(code) {
-            return None;
+        let mut found: Option<(u64, Option<u64>)> = None;
+        for &head in BlockHead::candidates(repr) {
+            let mut c = Cur::new(d, q + 1, repr);
+            let Some((row, err)) = head.read(&mut c) else {
+                continue;
+            };
+            if err != u64::from(code) {
+                continue;
+            }
+            let cursor = head
+                .cursor_known(repr)
+                .then(|| {
+                    c.ub2()?;
+                    c.ub2()?;
+                    c.ub2()
+                })
+                .flatten();
+            match found {
+                Some((r, _)) if r != row => return Some(None), // ambiguous: stop, take nothing
+                Some(_) => {}
+                None => found = Some((row, cursor)),
+            }
         }
-        let cursor = block_layout_known(repr)
-            .then(|| {
-                c.ub2()?;
-                c.ub2()?;
-                c.ub2()
-            })
-            .flatten();
-        Some((row, cursor))
-    })
+        found.map(Some)
+    })?
 }
 
 /// Oracle command types (the `sql type` byte of the end-of-call block, the numbering of
@@ -1756,6 +1828,46 @@ mod tests {
         assert_eq!(e.code, 1403);
         assert_eq!(e.message, b"ORA-01403: no data found");
         assert_eq!(e.rows, Some(1));
+    }
+
+    /// JDBC thin 8.2 against 11.1 writes no sequence field (`BlockHead::Unsequenced`).
+    #[test]
+    fn rows_from_a_block_without_sequence() {
+        // junkie__oracle_one_row_response.pcap frame 20 (TTC part): one row fetched.
+        let one = unhex(
+            "0401050101\
+             02057b00000102000300000000000000000000000000000101\
+             194f52412d30313430333a206e6f206461746120666f756e640a",
+        );
+        let e = find_error(&one, Some(THIN), 100).unwrap();
+        assert_eq!((e.code, e.rows, e.cursor), (1403, Some(1), Some(2)));
+        // junkie__oracle_query_no_data.pcap frame 20: no row.
+        let none = unhex(
+            "04010500\
+             02057b00000102000300000000000000000000000000000101\
+             194f52412d30313430333a206e6f206461746120666f756e640a",
+        );
+        let e = find_error(&none, Some(THIN), 100).unwrap();
+        assert_eq!((e.code, e.rows, e.cursor), (1403, Some(0), Some(2)));
+    }
+
+    /// 64-bit OCI writes one more byte before the current row (`BlockHead::Wide`).
+    #[test]
+    fn rows_from_a_64_bit_oci_block() {
+        // wswiki__7_oracle10_2016.pcapng frame 36 (TTC part, from the error block on):
+        // `select name, password from sys.user$`, 63 rows in all, then ORA-01403.
+        let d = unhex(
+            "04010000000f00013f0000007b05\
+             000000000500000003000000000000000000000000000000000000000000000000000000110000010000\
+             0036010000000000000000000000000000e09358060000000000000000000000000000000000000000000000\
+             000000000000000000000000000000000000000000000000000000000000000000000000000000000000\
+             194f52412d30313430333a206e6f206461746120666f756e640a",
+        );
+        let e = find_error(&d, Some(OCI64), 100).unwrap();
+        assert_eq!((e.code, e.rows, e.cursor), (1403, Some(63), None));
+        // The same bytes read with 1-byte pointers: only the 32-bit layouts are tried, and
+        // neither reads 1403 there.
+        assert_eq!(find_error(&d, Some(FIXED_LE), 100).unwrap().rows, None);
     }
 
     const FIXED_LE: Repr = Repr {
