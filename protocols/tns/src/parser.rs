@@ -215,6 +215,9 @@ pub struct TnsParser {
     /// answer): from [`ttc::FIELD_VERSION_TOKEN`] on, calls carry a token.
     client_fv: Option<u8>,
     server_fv: Option<u8>,
+    /// The server's banner was read (a version call): it names the server better than the
+    /// login answer's version number.
+    banner_seen: bool,
     next_tx: u64,
     /// The operation the server is (or will be) answering.
     cur: Option<OpState>,
@@ -264,6 +267,7 @@ impl TnsParser {
             charset_known: false,
             client_fv: None,
             server_fv: None,
+            banner_seen: false,
             next_tx: 1,
             cur: None,
             call: Vec::new(),
@@ -1300,6 +1304,7 @@ impl TnsParser {
             Kind::Protocol => self.protocol_answer(&op.tail, out),
             Kind::Version => {
                 if let Some(b) = ttc::banner(&op.tail) {
+                    self.banner_seen = true;
                     out.push(DbEvent::ServerInfo {
                         version: Some(self.text(b)),
                         connection_id: None,
@@ -1350,10 +1355,18 @@ impl TnsParser {
                 Some(serial.to_string()),
             );
         }
-        if let Some(sid) = ttc::auth_number(&op.tail, b"AUTH_SESSION_ID", repr) {
+        // The database version as the login answer numbers it, unless a banner call (JDBC 8.x
+        // makes it before logging in) named the server already; OCI calls for the banner after
+        // the login, which then replaces the number. Thin clients make no banner call.
+        let fv = self.client_fv.zip(self.server_fv).map(|(c, s)| c.min(s));
+        let version = ttc::auth_number(&op.tail, b"AUTH_VERSION_NO", repr)
+            .filter(|_| !self.banner_seen)
+            .and_then(|v| ttc::version_number(v, fv));
+        let sid = ttc::auth_number(&op.tail, b"AUTH_SESSION_ID", repr);
+        if version.is_some() || sid.is_some() {
             out.push(DbEvent::ServerInfo {
-                version: None,
-                connection_id: Some(sid),
+                version,
+                connection_id: sid,
             });
         }
     }

@@ -1435,6 +1435,58 @@ pub fn auth_number(d: &[u8], key: &[u8], repr: Repr) -> Option<u64> {
     std::str::from_utf8(&v).ok()?.trim().parse().ok()
 }
 
+/// TTC field version from which the server writes AUTH_VERSION_NO in the 18c layout
+/// (`TNS_CCAP_FIELD_VERSION_18_1_EXT_1` in python-oracledb's constants).
+pub const FIELD_VERSION_18_1_EXT_1: u8 = 11;
+
+/// The database version in AUTH_VERSION_NO (decimal text in the phase-two answer), as the five
+/// numbers Oracle prints (`11.2.0.3.0`). Two layouts of the 32 bits (python-oracledb
+/// `messages/auth.pyx` `_get_version_tuple`): up to 12c major 8 bits, minor 4, update 4
+/// (bits 12–15), port release 4 (bits 8–11), port update 8; from TTC field version 18.1 ext 1
+/// on, major 8, minor 8, update 4 (bits 12–15), port release 8 (bits 4–11), port update 4.
+/// Checked on the shared captures against the server's banner: `186647296` = `0x0B200300` is
+/// 11.2.0.3.0 (`wswiki__11_sqldeveloper11_2016.pcapng`), `169869568` 10.2.0.1.0
+/// (`junkie__oracle_select.pcap`), `185599744` 11.1.0.7.0 (`john-samples__O5LOGON_Oracle-good.pcap`),
+/// `153092352` 9.2.0.1.0 (`wswiki__TNS_Oracle2.pcap`). `field_version` is the session's
+/// (client's and server's, the lower); when it is not known the old layout is used only for a
+/// major version below 18, which cannot have the new one.
+pub fn version_number(v: u64, field_version: Option<u8>) -> Option<String> {
+    let v = u32::try_from(v).ok()?;
+    let major = v >> 24;
+    let new_layout = match field_version {
+        Some(f) => f >= FIELD_VERSION_18_1_EXT_1,
+        None if major < 18 => false,
+        None => return None,
+    };
+    if major == 0 {
+        return None;
+    }
+    let parts = if new_layout {
+        [
+            major,
+            (v >> 16) & 0xff,
+            (v >> 12) & 0x0f,
+            (v >> 4) & 0xff,
+            v & 0x0f,
+        ]
+    } else {
+        [
+            major,
+            (v >> 20) & 0x0f,
+            (v >> 12) & 0x0f,
+            (v >> 8) & 0x0f,
+            v & 0xff,
+        ]
+    };
+    Some(
+        parts
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
+}
+
 /// The first length-prefixed string of `d` that reads as a server banner (`Oracle…`).
 pub fn banner(d: &[u8]) -> Option<&[u8]> {
     let mut i = 0usize;
@@ -1868,6 +1920,40 @@ mod tests {
         // The same bytes read with 1-byte pointers: only the 32-bit layouts are tried, and
         // neither reads 1403 there.
         assert_eq!(find_error(&d, Some(FIXED_LE), 100).unwrap().rows, None);
+    }
+
+    #[test]
+    fn version_numbers_in_both_layouts() {
+        // Shared captures (old layout), each matching the server's banner.
+        assert_eq!(
+            version_number(186_647_296, Some(6)).as_deref(),
+            Some("11.2.0.3.0")
+        );
+        assert_eq!(
+            version_number(169_869_568, None).as_deref(),
+            Some("10.2.0.1.0")
+        );
+        assert_eq!(
+            version_number(185_599_744, None).as_deref(),
+            Some("11.1.0.7.0")
+        );
+        assert_eq!(
+            version_number(153_092_352, None).as_deref(),
+            Some("9.2.0.1.0")
+        );
+        // 18c layout: 19.22 (19 << 24 | 22 << 16) and 23.9 with a field version of 13 or more.
+        assert_eq!(
+            version_number(320_208_896, Some(13)).as_deref(),
+            Some("19.22.0.0.0")
+        );
+        assert_eq!(
+            version_number(386_465_792, Some(24)).as_deref(),
+            Some("23.9.0.0.0")
+        );
+        // A major version of 18 or more with the field version unknown: layout unknown.
+        assert_eq!(version_number(320_208_896, None), None);
+        assert_eq!(version_number(0, None), None);
+        assert_eq!(version_number(u64::MAX, Some(13)), None);
     }
 
     const FIXED_LE: Repr = Repr {
