@@ -280,7 +280,6 @@ impl<'a> Cur<'a> {
         }
     }
 
-    /// Bytes left.
     /// A call's sequence number, then its ub8 token when the negotiated TTC field version
     /// carries one ([`FIELD_VERSION_TOKEN`]).
     pub fn seq(&mut self, token: bool) -> Option<u8> {
@@ -291,6 +290,7 @@ impl<'a> Cur<'a> {
         Some(seq)
     }
 
+    /// Bytes left.
     pub fn rest(&self) -> &'a [u8] {
         self.d.get(self.pos..).unwrap_or_default()
     }
