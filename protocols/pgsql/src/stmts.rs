@@ -8,7 +8,10 @@
 //! - Portals: which operation a later Execute continues (`PortalSuspended` then Execute again).
 //!   Bounded the same way.
 
-use std::collections::HashMap;
+// foldhash rather than the standard SipHash: statement names come from the wire, so the
+// hasher stays seeded per process (no fixed-seed collisions to craft), but is several times
+// cheaper; every Bind looks its statement up.
+use foldhash::HashMap;
 
 /// Longest statement or portal name kept as a key (PostgreSQL truncates identifiers to
 /// NAMEDATALEN − 1 = 63 bytes; longer names on the wire are only compared on this prefix).
