@@ -1885,22 +1885,14 @@ mod tests {
     /// JDBC thin 8.2 against 11.1 writes no sequence field (`BlockHead::Unsequenced`).
     #[test]
     fn rows_from_a_block_without_sequence() {
-        // junkie__oracle_one_row_response.pcap frame 20 (TTC part): one row fetched.
-        let one = unhex(
-            "0401050101\
-             02057b00000102000300000000000000000000000000000101\
-             194f52412d30313430333a206e6f206461746120666f756e640a",
-        );
-        let e = find_error(&one, Some(THIN), 100).unwrap();
-        assert_eq!((e.code, e.rows, e.cursor), (1403, Some(1), Some(2)));
-        // junkie__oracle_query_no_data.pcap frame 20: no row.
-        let none = unhex(
-            "04010500\
-             02057b00000102000300000000000000000000000000000101\
-             194f52412d30313430333a206e6f206461746120666f756e640a",
-        );
-        let e = find_error(&none, Some(THIN), 100).unwrap();
-        assert_eq!((e.code, e.rows, e.cursor), (1403, Some(0), Some(2)));
+        // Frame 20 (TTC part) of junkie__oracle_one_row_response.pcap (one row fetched) and of
+        // junkie__oracle_query_no_data.pcap (none): the blocks differ only in the current row.
+        let after_row = "02057b00000102000300000000000000000000000000000101\
+                         194f52412d30313430333a206e6f206461746120666f756e640a";
+        for (head, rows) in [("0401050101", 1), ("04010500", 0)] {
+            let e = find_error(&unhex(&format!("{head}{after_row}")), Some(THIN), 100).unwrap();
+            assert_eq!((e.code, e.rows, e.cursor), (1403, Some(rows), Some(2)));
+        }
     }
 
     /// 64-bit OCI writes one more byte before the current row (`BlockHead::Wide`).
