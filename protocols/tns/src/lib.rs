@@ -10,7 +10,8 @@
 //! - [`frame`]: the TNS header (2-byte length, 4-byte from version 315), packet types;
 //! - [`net`]: CONNECT / ACCEPT / REFUSE / REDIRECT, connect descriptors, ANO;
 //! - [`redirect`]: a listener's REDIRECT found in the server's bytes, for the pipeline;
-//! - [`ttc`], [`charset`]: TTC messages and functions, character sets;
+//! - [`ttc`], [`rows`], [`charset`]: TTC messages and functions, query answers stepped over,
+//!   character sets;
 //! - [`parser`]: the [`StreamParser`].
 //!
 //! Invariants: no panics, hangs or unbounded allocation on any input; credentials
@@ -22,6 +23,7 @@ pub mod frame;
 pub mod net;
 pub mod parser;
 pub mod redirect;
+pub mod rows;
 pub mod ttc;
 
 use dbtap_core::{DbEvent, Direction, Probe, ProtocolSpec, SessionOpts, StreamParser};

@@ -29,6 +29,7 @@ use encoding_rs::{Encoding, UTF_8};
 
 use crate::frame::{data_flags, ty, Header, HEADER_LEN, VERSION_LARGE_SDU};
 use crate::net;
+use crate::rows;
 use crate::ttc::{self, func, msg, Repr};
 
 /// Bytes of a server answer kept (its tail), where the error block is.
@@ -188,6 +189,9 @@ struct OpState {
     learn: Option<CursorEntry>,
     /// Statement: the cursor id the call itself named (executions of a cursor parsed earlier).
     call_cursor: Option<u64>,
+    /// Statement: how the query's columns are written in row data, from the describe
+    /// information of its first answer; the answers to its fetches have rows but no describe.
+    columns: Option<Vec<rows::Form>>,
 }
 
 /// Per-direction state.
@@ -343,6 +347,7 @@ impl TnsParser {
             parse_only: false,
             learn: None,
             call_cursor: None,
+            columns: None,
         }
     }
 
@@ -600,6 +605,9 @@ impl TnsParser {
                     return;
                 }
                 if self.answered || !self.call_open {
+                    if self.answered {
+                        self.keep_columns();
+                    }
                     self.answered = false;
                     self.call_open = true;
                     self.call.clear();
@@ -827,7 +835,12 @@ impl TnsParser {
         if let Some(mut op) = self.cur.take() {
             if op.kind == Kind::Statement && op.resp_started && op.learn.is_some() {
                 let err = ttc::find_error(&op.tail, self.repr, 0);
-                self.learn_cursor(&mut op, err.as_ref(), out);
+                let status = if err.is_none() {
+                    answer_status(&mut op, self.repr, self.field_version())
+                } else {
+                    None
+                };
+                self.learn_cursor(&mut op, err.as_ref(), status, out);
             }
             self.cur = Some(op);
         }
@@ -860,7 +873,7 @@ impl TnsParser {
                         if let Some(entry) = known {
                             self.finish_cur(out);
                             let repr = self.repr.unwrap_or(ttc::REPRS[0]);
-                            let fv = self.client_fv.zip(self.server_fv).map(|(c, s)| c.min(s));
+                            let fv = self.field_version();
                             let vals = ttc::cursor_bind_values(
                                 call,
                                 at,
@@ -1358,7 +1371,7 @@ impl TnsParser {
         // The database version as the login answer numbers it, unless a banner call (JDBC 8.x
         // makes it before logging in) named the server already; OCI calls for the banner after
         // the login, which then replaces the number. Thin clients make no banner call.
-        let fv = self.client_fv.zip(self.server_fv).map(|(c, s)| c.min(s));
+        let fv = self.field_version();
         let version = ttc::auth_number(&op.tail, b"AUTH_VERSION_NO", repr)
             .filter(|_| !self.banner_seen)
             .and_then(|v| ttc::version_number(v, fv));
@@ -1371,26 +1384,34 @@ impl TnsParser {
         }
     }
 
-    /// Rows processed by a DML statement whose answer ended without error: the current-row
-    /// field of the end-of-call block, found by walking the whole answer
-    /// (`junkie__oracle_delete.pcap` frame 43: 3 rows deleted). `None` when the answer was not
-    /// kept whole (longer than the tail, a gap, a cut packet, a MARKER), when its messages
-    /// cannot all be walked (describe, rows, I/O vector, …), or when the block says the
-    /// statement was not DML.
-    fn dml_rows(&self, op: &OpState) -> Option<u64> {
-        let s = self.answer_status(op)?;
-        (s.error == 0 && ttc::command::is_dml(s.command)).then_some(s.rows)
+    /// Rows of a statement whose answer ended without error, from the end-of-call block found by
+    /// walking the whole answer ([`answer_status`]): rows processed by DML
+    /// (`junkie__oracle_delete.pcap` frame 43: 3 rows deleted), rows fetched so far by a query
+    /// (`wswiki__11_sqldeveloper11_2016.pcapng` frame 159: SQL Developer stops at 50 rows).
+    /// `None` when the answer was not kept whole (longer than the tail, a gap, a cut packet, a
+    /// MARKER), when its messages cannot all be walked (an I/O vector, LOB columns, fixed
+    /// integers with rows, …), or when the block's command type is neither DML nor SELECT (DDL
+    /// and PL/SQL report counts that are not rows).
+    fn statement_rows(status: Option<ttc::CallStatus>) -> Option<u64> {
+        let s = status?;
+        let counts_rows = ttc::command::is_dml(s.command) || s.command == ttc::command::SELECT;
+        (s.error == 0 && counts_rows).then_some(s.rows)
     }
 
-    /// The end-of-call block of the latest answer, walked from its first byte (see
-    /// [`ttc::call_status`]).
-    fn answer_status(&self, op: &OpState) -> Option<ttc::CallStatus> {
-        let repr = self.repr?;
-        if !op.answer_whole || op.resp_completeness != Completeness::Complete {
-            return None;
+    /// The negotiated TTC field version: the lower of the client's and the server's.
+    fn field_version(&self) -> Option<u8> {
+        self.client_fv.zip(self.server_fv).map(|(c, s)| c.min(s))
+    }
+
+    /// A new call starts: the describe information of the answer that just ended is kept with its
+    /// query, before the answers to the query's fetches replace it in the tail.
+    fn keep_columns(&mut self) {
+        let (repr, fv) = (self.repr, self.field_version());
+        if let Some(op) = self.cur.as_mut() {
+            if op.kind == Kind::Statement && op.columns.is_none() {
+                let _ = answer_status(op, repr, fv);
+            }
         }
-        let start = op.tail.len().checked_sub(op.answer_len)?;
-        ttc::call_status(op.tail.get(start..)?, repr)
     }
 
     /// Remember the statement of a call under the cursor id its answer gave: the cursor field
@@ -1402,12 +1423,13 @@ impl TnsParser {
         &mut self,
         op: &mut OpState,
         err: Option<&ttc::OraError>,
+        status: Option<ttc::CallStatus>,
         out: &mut Vec<DbEvent>,
     ) {
         let Some(entry) = op.learn.take() else { return };
         let from_answer = match err {
             Some(e) => e.cursor,
-            None => self.answer_status(op).map(|s| s.cursor),
+            None => status.map(|s| s.cursor),
         };
         let Some(id) = from_answer.filter(|&c| c > 0).or(op.call_cursor) else {
             // Not known yet (a query with more rows to fetch: no end-of-call block so far):
@@ -1450,11 +1472,14 @@ impl TnsParser {
                 r.status = Status::Unknown;
             }
             let err = ttc::find_error(&op.tail, self.repr, 4096);
-            if err.is_none() && op.kind == Kind::Statement {
-                r.rows = self.dml_rows(&op);
-            }
+            let status = if err.is_none() && op.kind == Kind::Statement {
+                answer_status(&mut op, self.repr, self.field_version())
+            } else {
+                None
+            };
+            r.rows = Self::statement_rows(status);
             if op.kind == Kind::Statement {
-                self.learn_cursor(&mut op, err.as_ref(), out);
+                self.learn_cursor(&mut op, err.as_ref(), status, out);
             }
             if let Some(e) = err {
                 if op.kind != Kind::Login {
@@ -1716,6 +1741,22 @@ fn lost(n: u64) -> Completeness {
     } else {
         Completeness::Partial { lost_bytes: n }
     }
+}
+
+/// The end-of-call block of an operation's latest answer, walked from its first byte (see
+/// [`ttc::call_status`]); a describe met on the way is kept in `op.columns`.
+fn answer_status(
+    op: &mut OpState,
+    repr: Option<Repr>,
+    field_version: Option<u8>,
+) -> Option<ttc::CallStatus> {
+    let repr = repr?;
+    if !op.answer_whole || op.resp_completeness != Completeness::Complete {
+        return None;
+    }
+    let start = op.tail.len().checked_sub(op.answer_len)?;
+    let answer = op.tail.get(start..)?;
+    ttc::call_status(answer, repr, field_version, &mut op.columns)
 }
 
 fn push_tail(tail: &mut Vec<u8>, payload: &[u8]) {

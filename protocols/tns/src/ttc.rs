@@ -8,6 +8,8 @@
 //! authentication message, whose structure is fixed and self-checking (see [`Repr::detect`]).
 //! All functions are bounded and return `None` on anything malformed.
 
+use crate::rows;
+
 /// TTC message types (first byte of a message).
 pub mod msg {
     /// Protocol negotiation.
@@ -26,6 +28,10 @@ pub mod msg {
     pub const PARAMETER: u8 = 8;
     /// Status (server).
     pub const STATUS: u8 = 9;
+    /// Describe information of a query's columns (server).
+    pub const DESCRIBE: u8 = 16;
+    /// Bit vector: the columns the next row sends (server).
+    pub const BIT_VECTOR: u8 = 21;
     /// Piggy-backed function call (client), followed by the main call.
     pub const PIGGYBACK: u8 = 17;
     /// Fast authentication (client, 23ai servers): protocol, data types and AUTH phase one in
@@ -288,6 +294,13 @@ impl<'a> Cur<'a> {
             self.ub8()?;
         }
         Some(seq)
+    }
+
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let b = self.d.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(b)
     }
 
     /// Bytes left.
@@ -1218,6 +1231,9 @@ fn block_rows(d: &[u8], repr: Repr, code: u32) -> Option<(u64, Option<u64>)> {
 pub mod command {
     /// INSERT (`junkie__oracle_insert.pcap` frame 43).
     pub const INSERT: u8 = 2;
+    /// SELECT (`junkie__oracle_one_row_response.pcap` frame 20): its count is the rows fetched
+    /// so far.
+    pub const SELECT: u8 = 3;
     /// UPDATE.
     pub const UPDATE: u8 = 6;
     /// DELETE (`junkie__oracle_delete.pcap` frame 43).
@@ -1249,8 +1265,9 @@ pub struct CallStatus {
     pub cursor: u64,
 }
 
-/// Messages walked in one answer before giving up (the shared captures need 2: `08` then `04`).
-pub const MAX_ANSWER_MESSAGES: usize = 8;
+/// Messages walked in one answer before giving up: every message takes at least one byte, and
+/// an answer is walked only when it was kept whole (at most 16 KiB, `MAX_RESPONSE_TAIL`).
+pub const MAX_ANSWER_MESSAGES: usize = 16 * 1024;
 /// Integers (`al8o4l`) in a return-parameters message (6 in every shared capture).
 pub const MAX_RETURN_INTS: u64 = 64;
 /// Key/value pairs in a return-parameters message (0 or 1 in the shared captures).
@@ -1282,12 +1299,22 @@ fn block_layout_known(repr: Repr) -> bool {
 /// The end-of-call block of a whole answer, found by walking its messages from the first byte:
 /// return parameters (`08`), status (`09`), then the block (`04`: call status ub4, sequence
 /// ub2, current row ub4, error number ub2, two array-error ub2, cursor ub2, error position ub2,
-/// command type ub1). Any other message (describe, rows, I/O vector, piggy-backs) or any doubt
-/// about a message's length gives `None`: the block is never searched for.
-pub fn call_status(d: &[u8], repr: Repr) -> Option<CallStatus> {
+/// command type ub1). With compressed integers a query's describe information, row headers,
+/// bit vectors and rows are stepped over too ([`crate::rows`]); the columns of a describe are
+/// left in `columns` for the answers to later fetches of the same query, which have rows but
+/// no describe. Any other message (I/O vector, piggy-backs), a row without known columns, or
+/// any doubt about a message's length gives `None`: the block is never searched for.
+pub fn call_status(
+    d: &[u8],
+    repr: Repr,
+    field_version: Option<u8>,
+    columns: &mut Option<Vec<rows::Form>>,
+) -> Option<CallStatus> {
     if !block_layout_known(repr) {
         return None;
     }
+    let rows_known = repr.ints == IntMode::Compressed;
+    let mut bits: Option<Vec<u8>> = None;
     let mut pos = 0usize;
     for _ in 0..MAX_ANSWER_MESSAGES {
         let mut c = Cur::new(d, pos, repr);
@@ -1328,14 +1355,23 @@ pub fn call_status(d: &[u8], repr: Repr) -> Option<CallStatus> {
                     }
                 }
                 pos = next?;
+                continue;
             }
             msg::STATUS => {
                 let _call_status = c.ub4()?;
                 let _seq = c.ub2()?;
-                pos = c.pos;
             }
+            msg::DESCRIBE if rows_known => {
+                *columns = Some(rows::describe(&mut c, field_version.unwrap_or(0))?);
+            }
+            msg::ROW_HEADER if rows_known => rows::row_header(&mut c, &mut bits)?,
+            msg::BIT_VECTOR if rows_known => {
+                rows::bit_vector(&mut c, columns.as_ref()?.len(), &mut bits)?;
+            }
+            msg::ROW_DATA if rows_known => rows::row_data(&mut c, columns.as_deref()?, &mut bits)?,
             _ => return None,
         }
+        pos = c.pos;
     }
     None
 }
@@ -1972,7 +2008,7 @@ mod tests {
     #[test]
     fn delete_answer_gives_rows_deleted() {
         let d = unhex(DELETE_ANSWER);
-        let s = call_status(&d, FIXED_LE).unwrap();
+        let s = call_status(&d, FIXED_LE, None, &mut None).unwrap();
         assert_eq!(
             s,
             CallStatus {
@@ -1984,9 +2020,15 @@ mod tests {
         );
         assert!(command::is_dml(s.command));
         // Only the tail of the answer: the walk does not start on a message, no guess.
-        assert_eq!(call_status(d.get(20..).unwrap(), FIXED_LE), None);
+        assert_eq!(
+            call_status(d.get(20..).unwrap(), FIXED_LE, None, &mut None),
+            None
+        );
         // Cut inside the block: nothing.
-        assert_eq!(call_status(d.get(..40).unwrap(), FIXED_LE), None);
+        assert_eq!(
+            call_status(d.get(..40).unwrap(), FIXED_LE, None, &mut None),
+            None
+        );
     }
 
     #[test]
@@ -1998,7 +2040,7 @@ mod tests {
              000000000001000c0002000000000045350000040000d400000000000000000000150000010000000d\
              000d01000035450004000000d40000000000000000000000000000",
         );
-        let s = call_status(&d, FIXED_LE).unwrap();
+        let s = call_status(&d, FIXED_LE, None, &mut None).unwrap();
         assert_eq!((s.rows, s.error, s.command), (1, 0, command::INSERT));
     }
 
@@ -2010,7 +2052,7 @@ mod tests {
             "08060065122c00000000000100000000000000000000000000000000000100000000000b0000000b8000\
              0000373c3c80000000a30000000000040100000006000100000000000000000000010000003300000000",
         );
-        assert_eq!(call_status(&d, OCI64), None);
+        assert_eq!(call_status(&d, OCI64, None, &mut None), None);
         // wswiki__11_sqldeveloper11_2016.pcapng frame 45: `alter session set …` (JDBC thin,
         // compressed integers, registration field as in python-oracledb); command 42.
         let d = unhex(
@@ -2021,7 +2063,7 @@ mod tests {
             ints: IntMode::Compressed,
             ptr: 1,
         };
-        let s = call_status(&d, jdbc).unwrap();
+        let s = call_status(&d, jdbc, None, &mut None).unwrap();
         assert_eq!((s.rows, s.error, s.command), (0, 0, 42));
     }
 
@@ -2033,13 +2075,21 @@ mod tests {
             "0b0501000000010000000000000000000000200806007323060000000000010000000000000000000000\
              000000000000000004010000000d0001000000000000000000010000002f000000000000000000",
         );
-        assert_eq!(call_status(&d, FIXED_LE), None);
+        assert_eq!(call_status(&d, FIXED_LE, None, &mut None), None);
         // Frame 23 of the same capture: a query's answer starts with describe information.
-        assert_eq!(call_status(&[0x10, 0x17, 0x60, 0xbb], FIXED_LE), None);
-        assert_eq!(call_status(&[], FIXED_LE), None);
+        assert_eq!(
+            call_status(&[0x10, 0x17, 0x60, 0xbb], FIXED_LE, None, &mut None),
+            None
+        );
+        assert_eq!(call_status(&[], FIXED_LE, None, &mut None), None);
         // A pair count over the limit.
         assert_eq!(
-            call_status(&[0x08, 0, 0, 0, 0, 0xff, 0xff, 0x04], FIXED_LE),
+            call_status(
+                &[0x08, 0, 0, 0, 0, 0xff, 0xff, 0x04],
+                FIXED_LE,
+                None,
+                &mut None
+            ),
             None
         );
     }
