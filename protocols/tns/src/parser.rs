@@ -859,7 +859,15 @@ impl TnsParser {
                 let max = cx.limits.max_statement_len;
                 let found = reprs
                     .iter()
-                    .find_map(|&r| ttc::oall8(call, at, r, token, max));
+                    .find_map(|&r| ttc::oall8(call, at, r, token, max).map(|o| (r, o)));
+                let found = found.map(|(r, o)| {
+                    if self.repr.is_none() {
+                        // Picked up mid-stream: no login to learn the representation from.
+                        // The one the statement call reads with is the session's.
+                        self.repr = Some(r);
+                    }
+                    o
+                });
                 match found {
                     Some(ttc::Oall8::Cursor { cursor, options }) => {
                         // A new execution (EXECUTE bit) of a cursor whose statement is known:
