@@ -1128,7 +1128,9 @@ const MAX_BLOCK_SEARCH: usize = 512;
 
 /// How the head of an error block (`04`) is laid out: the fields before the error number differ
 /// between clients and servers. A layout is trusted only where its error-number field reads
-/// the code of the message that follows the block, and where exactly one layout does.
+/// the code of the message that follows the block; they are tried in this order and the first
+/// that reads the code wins (a sequenced block whose current row happens to equal the code
+/// reads the code both ways: it stays sequenced).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BlockHead {
     /// Call status ub4, end-to-end sequence ub2, current row ub4, error number ub2: OCI 10g/11g
@@ -1191,22 +1193,18 @@ impl BlockHead {
 
 /// The error block that ends right before an error message and carries `code`: its
 /// current-row field, and its cursor id (after two array-error ub2) where the block's layout
-/// is known. The block nearest the message wins; where two layouts read `code` at that place
-/// and disagree on the row, nothing is taken.
+/// is known. The block nearest the message wins.
 fn block_rows(d: &[u8], repr: Repr, code: u32) -> Option<(u64, Option<u64>)> {
     let lo = d.len().saturating_sub(MAX_BLOCK_SEARCH);
     (lo..d.len()).rev().find_map(|q| {
         if d.get(q) != Some(&msg::ERROR) {
             return None;
         }
-        let mut found: Option<(u64, Option<u64>)> = None;
-        for &head in BlockHead::candidates(repr) {
+        BlockHead::candidates(repr).iter().find_map(|&head| {
             let mut c = Cur::new(d, q + 1, repr);
-            let Some((row, err)) = head.read(&mut c) else {
-                continue;
-            };
+            let (row, err) = head.read(&mut c)?;
             if err != u64::from(code) {
-                continue;
+                return None;
             }
             let cursor = head
                 .cursor_known(repr)
@@ -1216,14 +1214,9 @@ fn block_rows(d: &[u8], repr: Repr, code: u32) -> Option<(u64, Option<u64>)> {
                     c.ub2()
                 })
                 .flatten();
-            match found {
-                Some((r, _)) if r != row => return Some(None), // ambiguous: stop, take nothing
-                Some(_) => {}
-                None => found = Some((row, cursor)),
-            }
-        }
-        found.map(Some)
-    })?
+            Some((row, cursor))
+        })
+    })
 }
 
 /// Oracle command types (the `sql type` byte of the end-of-call block, the numbering of
@@ -2113,6 +2106,17 @@ mod tests {
         let d = unhex(THIN_SELECT_ANSWER_TAIL);
         let e = find_error(&d, Some(THIN), 100).unwrap();
         assert_eq!((e.code, e.rows, e.cursor), (1403, Some(2), Some(4)));
+        // The same block had the query fetched 1403 rows: read without a sequence field it
+        // would also end in 1403 (at the row field), but the sequenced reading comes first.
+        let block = "040000010202057b";
+        let at = THIN_SELECT_ANSWER_TAIL.find(block).unwrap();
+        let fetched_1403 = format!(
+            "{}0400000205 7b02057b{}",
+            &THIN_SELECT_ANSWER_TAIL[..at],
+            &THIN_SELECT_ANSWER_TAIL[at + block.len()..]
+        );
+        let e = find_error(&unhex(&fetched_1403), Some(THIN), 100).unwrap();
+        assert_eq!((e.rows, e.cursor), (Some(1403), Some(4)));
         // 64-bit OCI against 11.2 writes the block differently: no cursor read there.
         assert!(!block_layout_known(OCI64));
     }
