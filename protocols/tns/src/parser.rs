@@ -192,6 +192,9 @@ struct OpState {
     /// Statement: how the query's columns are written in row data, from the describe
     /// information of its first answer; the answers to its fetches have rows but no describe.
     columns: Option<Vec<rows::Form>>,
+    /// What walking the latest answer gave ([`answer_status`]), until more of it arrives: the
+    /// answer is looked at when the next call starts, to learn a cursor, and when emitted.
+    walked: Option<Option<ttc::CallStatus>>,
 }
 
 /// Per-direction state.
@@ -348,6 +351,7 @@ impl TnsParser {
             learn: None,
             call_cursor: None,
             columns: None,
+            walked: None,
         }
     }
 
@@ -655,6 +659,7 @@ impl TnsParser {
                         op.answer_whole = false;
                     }
                     op.answer_len = op.answer_len.saturating_add(payload.len());
+                    op.walked = None;
                     push_tail(&mut op.tail, payload);
                 }
             }
@@ -1762,9 +1767,14 @@ fn answer_status(
     if !op.answer_whole || op.resp_completeness != Completeness::Complete {
         return None;
     }
+    if let Some(status) = op.walked {
+        return status;
+    }
     let start = op.tail.len().checked_sub(op.answer_len)?;
     let answer = op.tail.get(start..)?;
-    ttc::call_status(answer, repr, field_version, &mut op.columns)
+    let status = ttc::call_status(answer, repr, field_version, &mut op.columns);
+    op.walked = Some(status);
+    status
 }
 
 fn push_tail(tail: &mut Vec<u8>, payload: &[u8]) {
