@@ -77,9 +77,10 @@ impl CompHeader {
 }
 
 /// Compression algorithm of a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algo {
     /// zlib (CLIENT_COMPRESS).
+    #[default]
     Zlib,
     /// zstd (CLIENT_ZSTD_COMPRESSION_ALGORITHM).
     Zstd,
@@ -95,10 +96,38 @@ pub fn is_zstd_head(b: &[u8]) -> bool {
     b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
 }
 
+/// Bytes of a zstd frame header at the most: magic number 4, frame header descriptor 1, window
+/// descriptor 1, dictionary id 4, frame content size 8 (RFC 8878 3.1.1.1).
+const MAX_ZSTD_FRAME_HEADER: usize = 18;
+/// A zstd block header (RFC 8878 3.1.1.2: 3 bytes, little-endian: bit 0 Last_Block, bits 1-2
+/// Block_Type, bits 3-23 Block_Size).
+const ZSTD_BLOCK_HEADER: usize = 3;
+/// Block_Maximum_Size (RFC 8878 3.1.1.2.4): a block's size never exceeds 128 KiB.
+const MAX_ZSTD_BLOCK: usize = 128 * 1024;
+/// Compressed bytes of a zstd frame held between its parts at the most: one unfinished frame
+/// header or block and the checksum; with the next part appended, one part more.
+const MAX_ZSTD_CARRY: usize = MAX_ZSTD_FRAME_HEADER + ZSTD_BLOCK_HEADER + MAX_ZSTD_BLOCK + 4;
+
+/// Where a zstd frame inflated in parts stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum ZstdStage {
+    /// The frame header is still to come.
+    #[default]
+    Header,
+    /// Blocks (`checksum`: a 4-byte content checksum follows the last one).
+    Blocks { checksum: bool },
+    /// The last block is done; the content checksum is still to come.
+    Checksum,
+}
+
 /// Decompresses one frame in bounded steps.
 pub struct Inflater {
     zlib: flate2::Decompress,
     zstd: Option<ruzstd::decoding::FrameDecoder>,
+    /// A zstd frame inflated in parts: compressed bytes carried to the next part, and where the
+    /// frame stands.
+    zstd_carry: Vec<u8>,
+    zstd_stage: ZstdStage,
     scratch: Vec<u8>,
 }
 
@@ -113,6 +142,8 @@ impl Default for Inflater {
         Inflater {
             zlib: flate2::Decompress::new(true),
             zstd: None,
+            zstd_carry: Vec::new(),
+            zstd_stage: ZstdStage::Header,
             scratch: Vec::new(),
         }
     }
@@ -150,11 +181,7 @@ impl Inflater {
             }
             Algo::Zstd => {
                 use ruzstd::io::Read;
-                let dec = self.zstd.get_or_insert_with(|| {
-                    let mut d = ruzstd::decoding::FrameDecoder::new();
-                    d.set_max_window_size(MAX_ZSTD_WINDOW);
-                    d
-                });
+                let dec = self.zstd.get_or_insert_with(zstd_decoder);
                 let mut src = input;
                 let Ok(mut s) = ruzstd::decoding::StreamingDecoder::new_with_decoder(&mut src, dec)
                 else {
@@ -253,6 +280,170 @@ impl Inflater {
     }
 }
 
+/// A zstd decoder whose window is bounded by [`MAX_ZSTD_WINDOW`].
+fn zstd_decoder() -> ruzstd::decoding::FrameDecoder {
+    let mut d = ruzstd::decoding::FrameDecoder::new();
+    d.set_max_window_size(MAX_ZSTD_WINDOW);
+    d
+}
+
+/// Length of the zstd frame header that starts `b` (RFC 8878 3.1.1.1.1: the descriptor's
+/// Frame_Content_Size_flag, Single_Segment_flag and Dictionary_ID_flag give the sizes of the
+/// optional fields), or `None` before the descriptor byte.
+fn zstd_header_len(b: &[u8]) -> Option<usize> {
+    let fhd = *b.get(4)?;
+    let single_segment = fhd & 0x20 != 0;
+    let content_size = match fhd >> 6 {
+        0 => usize::from(single_segment),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let dictionary_id = [0, 1, 2, 4][usize::from(fhd & 0x03)];
+    let window = usize::from(!single_segment);
+    Some(4 + 1 + window + dictionary_id + content_size)
+}
+
+impl Inflater {
+    /// Inflate one more part of a zstd frame whose declared output is `ulen` bytes, as
+    /// [`Inflater::zlib_part`] does for zlib. A part may end anywhere; the decoder only takes
+    /// whole units, so the frame header and each block are handed to it once complete (RFC 8878
+    /// 3.1.1: a frame header, blocks of at most 128 KiB, an optional 4-byte checksum), and an
+    /// unfinished one is carried to the next part (at most [`MAX_ZSTD_CARRY`] bytes). One block
+    /// is decoded at a time, its output handed on before the next: memory stays within the
+    /// window and one block. The checksum is skipped, not verified.
+    pub fn zstd_part(
+        &mut self,
+        input: &[u8],
+        start: bool,
+        ulen: usize,
+        produced: &mut usize,
+        mut sink: impl FnMut(&[u8]) -> bool,
+    ) -> Option<InflateEnd> {
+        self.scratch.resize(INFLATE_CHUNK, 0);
+        if start {
+            self.zstd = Some(zstd_decoder());
+            self.zstd_carry.clear();
+            self.zstd_stage = ZstdStage::Header;
+        }
+        // Whole units are read from the part itself; only an unfinished one is copied.
+        let mut carry = std::mem::take(&mut self.zstd_carry);
+        let from_input = carry.is_empty();
+        if !from_input {
+            carry.extend_from_slice(input);
+        }
+        let data: &[u8] = if from_input { input } else { &carry };
+        let consumed = match self.zstd_units(data, ulen, produced, &mut sink) {
+            Ok(consumed) => consumed,
+            Err(end) => return Some(end),
+        };
+        if from_input {
+            carry.extend_from_slice(input.get(consumed..).unwrap_or_default());
+        } else if consumed > 0 {
+            carry.drain(..consumed.min(carry.len()));
+        }
+        if carry.len() > MAX_ZSTD_CARRY {
+            // Cannot happen (every unit's size is checked before it is waited for).
+            return Some(InflateEnd::Corrupt);
+        }
+        self.zstd_carry = carry;
+        None
+    }
+
+    /// Decode the whole units at the start of `data`: `Ok(bytes used)` when more input is
+    /// needed, `Err(end)` when the frame ended (or failed, or `sink` stopped).
+    fn zstd_units(
+        &mut self,
+        data: &[u8],
+        ulen: usize,
+        produced: &mut usize,
+        sink: &mut impl FnMut(&[u8]) -> bool,
+    ) -> Result<usize, InflateEnd> {
+        use ruzstd::io::Read;
+        let Some(dec) = self.zstd.as_mut() else {
+            return Err(InflateEnd::Corrupt);
+        };
+        let mut at = 0usize;
+        loop {
+            let rest = data.get(at..).unwrap_or_default();
+            match self.zstd_stage {
+                ZstdStage::Header => {
+                    let Some(n) = zstd_header_len(rest).filter(|&n| n <= rest.len()) else {
+                        return Ok(at);
+                    };
+                    let mut src = rest.get(..n).unwrap_or_default();
+                    if !is_zstd_head(src) || dec.init(&mut src).is_err() {
+                        return Err(InflateEnd::Corrupt);
+                    }
+                    let checksum = rest.get(4).is_some_and(|&d| d & 0x04 != 0);
+                    self.zstd_stage = ZstdStage::Blocks { checksum };
+                    at += n;
+                }
+                ZstdStage::Blocks { checksum } => {
+                    let [a, b, c, ..] = *rest else {
+                        return Ok(at);
+                    };
+                    let h = u32::from(a) | (u32::from(b) << 8) | (u32::from(c) << 16);
+                    let last = h & 1 != 0;
+                    let size = (h >> 3) as usize;
+                    let content = match (h >> 1) & 3 {
+                        0 | 2 if size <= MAX_ZSTD_BLOCK => size,
+                        1 if size <= MAX_ZSTD_BLOCK => 1, // RLE: one byte, repeated `size` times
+                        _ => return Err(InflateEnd::Corrupt),
+                    };
+                    let Some(block) = rest.get(..ZSTD_BLOCK_HEADER + content) else {
+                        return Ok(at);
+                    };
+                    match dec.decode_from_to(block, &mut []) {
+                        Ok((read, _)) if read == block.len() => {}
+                        _ => return Err(InflateEnd::Corrupt),
+                    }
+                    at += block.len();
+                    loop {
+                        let dst = self.scratch.get_mut(..INFLATE_CHUNK).unwrap_or_default();
+                        let n = dec.read(dst).map_err(|_| InflateEnd::Corrupt)?;
+                        if n == 0 {
+                            break;
+                        }
+                        let out = self.scratch.get(..n).unwrap_or_default();
+                        if *produced + n > ulen {
+                            sink(out.get(..ulen - *produced).unwrap_or_default());
+                            *produced = ulen;
+                            return Err(InflateEnd::Cut);
+                        }
+                        *produced += n;
+                        if !sink(out) {
+                            return Err(InflateEnd::Done);
+                        }
+                    }
+                    if last {
+                        if !checksum {
+                            return Err(self.zstd_finished(*produced, ulen));
+                        }
+                        self.zstd_stage = ZstdStage::Checksum;
+                    }
+                }
+                ZstdStage::Checksum => {
+                    if rest.len() < 4 {
+                        return Ok(at);
+                    }
+                    return Err(self.zstd_finished(*produced, ulen));
+                }
+            }
+        }
+    }
+
+    /// The frame's last unit is done: was the declared length produced?
+    fn zstd_finished(&mut self, produced: usize, ulen: usize) -> InflateEnd {
+        self.zstd_stage = ZstdStage::Header;
+        if produced == ulen {
+            InflateEnd::Done
+        } else {
+            InflateEnd::Corrupt
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +533,80 @@ mod tests {
         }
         assert_eq!(end, Some(InflateEnd::Done));
         assert_eq!(got, data);
+    }
+
+    /// Bytes that compress poorly (a linear congruential sequence of letters).
+    fn letters(n: usize) -> Vec<u8> {
+        let mut x = 12345u32;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                b'a' + (x >> 24) as u8 % 26
+            })
+            .collect()
+    }
+
+    fn zstd_in_parts(z: &[u8], part: usize, ulen: usize) -> (Vec<Option<InflateEnd>>, Vec<u8>) {
+        let mut inf = Inflater::default();
+        let mut got = Vec::new();
+        let mut produced = 0;
+        let ends = z
+            .chunks(part)
+            .enumerate()
+            .map(|(k, p)| {
+                inf.zstd_part(p, k == 0, ulen, &mut produced, |c| {
+                    got.extend_from_slice(c);
+                    true
+                })
+            })
+            .collect();
+        assert!(inf.zstd_carry.len() <= MAX_ZSTD_CARRY);
+        (ends, got)
+    }
+
+    #[test]
+    fn zstd_frames_inflate_in_parts() {
+        // 400 000 bytes: several blocks of at most 128 KiB, and a content checksum (ruzstd
+        // writes one: Frame_Header_Descriptor bit 2).
+        let data = letters(400_000);
+        let z = ruzstd::encoding::compress_to_vec(
+            &data[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert_eq!(z[4] & 0x04, 0x04);
+        for part in [1000, 4096, 65_536, 200_000] {
+            let (ends, got) = zstd_in_parts(&z, part, data.len());
+            let (last, before) = ends.split_last().unwrap();
+            assert!(before.iter().all(Option::is_none), "part {part}");
+            assert_eq!(*last, Some(InflateEnd::Done), "part {part}");
+            assert_eq!(got, data, "part {part}");
+        }
+        // Byte by byte, on a smaller frame.
+        let small = [b"select ".repeat(300), letters(3000), vec![b'x'; 5000]].concat();
+        let zs = ruzstd::encoding::compress_to_vec(
+            &small[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let (ends, got) = zstd_in_parts(&zs, 1, small.len());
+        assert_eq!(ends.last(), Some(&Some(InflateEnd::Done)));
+        assert_eq!(ends.iter().filter(|e| e.is_some()).count(), 1);
+        assert_eq!(got, small);
+        // Declared shorter than it inflates (a "zip bomb"): cut at the declared length.
+        let (ends, got) = zstd_in_parts(&z, 4096, 1000);
+        assert!(ends.contains(&Some(InflateEnd::Cut)));
+        assert_eq!(got.len(), 1000);
+        // Declared longer: corrupt at the end.
+        let (ends, _) = zstd_in_parts(&z, 4096, data.len() + 1);
+        assert_eq!(ends.last(), Some(&Some(InflateEnd::Corrupt)));
+        // A reserved block type (3) right after the frame header.
+        let mut bad = z.clone();
+        let header = zstd_header_len(&z).unwrap();
+        bad[header] |= 0x06;
+        let (ends, _) = zstd_in_parts(&bad, 4096, data.len());
+        assert_eq!(ends.first(), Some(&Some(InflateEnd::Corrupt)));
+        // Not a zstd frame at all.
+        let (ends, _) = zstd_in_parts(&letters(5000), 1000, 5000);
+        assert_eq!(ends.first(), Some(&Some(InflateEnd::Corrupt)));
     }
 
     #[test]

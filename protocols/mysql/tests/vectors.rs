@@ -410,6 +410,58 @@ fn zstd_compressed_session() {
 }
 
 #[test]
+fn zstd_frames_larger_than_the_message_limit_stream_past() {
+    let limits = Limits {
+        max_message_len: 64 * 1024,
+        ..Limits::default()
+    };
+    let caps = BASE_CAPS | Caps::ZSTD as u32;
+    let mut s = Session::new(limits.clone(), false);
+    s.send(S, &greeting(caps));
+    s.send(C, &login(caps, 255, "nurse"));
+    s.send(S, &ok(2, 0, 2));
+    let q = query(b"SELECT note FROM notes");
+    let zq = ruzstd::encoding::compress_to_vec(&q[..], ruzstd::encoding::CompressionLevel::Fastest);
+    s.send(C, &frame(0, q.len(), &zq));
+    // 20 000 rows of poorly compressible bytes in one zstd frame (> 64 KiB compressed, several
+    // blocks), sent in 1500-byte segments.
+    let mut rs = pkt(1, &[1]);
+    rs.extend(coldef(2));
+    rs.extend(eof(3, 0));
+    let mut seq = 3u8;
+    let mut x = 12345u32;
+    for _ in 0..20_000 {
+        seq = seq.wrapping_add(1);
+        let mut row = vec![12u8];
+        for _ in 0..12 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            row.push(b'a' + (x >> 24) as u8 % 26);
+        }
+        rs.extend(pkt(seq, &row));
+    }
+    rs.extend(eof(seq.wrapping_add(1), 2));
+    let z = ruzstd::encoding::compress_to_vec(&rs[..], ruzstd::encoding::CompressionLevel::Fastest);
+    assert!(z.len() > limits.max_message_len);
+    for c in frame(1, rs.len(), &z).chunks(1500) {
+        s.send(S, c);
+    }
+    let p = pairs(&s.out);
+    assert_eq!(p[1].0.sql.as_deref(), Some("SELECT note FROM notes"));
+    let r = p[1].1.as_ref().unwrap();
+    assert_eq!((r.status, r.rows), (Status::Ok, Some(20_000)));
+    assert_eq!(r.completeness, Completeness::Complete);
+    assert!(!s.out.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
+    assert!(s.d.buffered() <= limits.max_message_len + 4096);
+    assert!(s.p.buffered() <= dbtap_mysql::parser::max_inner_buffer(&limits));
+    // The next frames are read as before.
+    s.send(C, &frame(0, 0, &query(b"SELECT 2")));
+    s.send(S, &frame(1, 0, &ok(1, 0, 2)));
+    let p = pairs(&s.out);
+    assert_eq!(p[2].0.sql.as_deref(), Some("SELECT 2"));
+    assert_eq!(p[2].1.as_ref().unwrap().status, Status::Ok);
+}
+
+#[test]
 fn zip_bomb_frame_is_cut_and_counted() {
     let caps = BASE_CAPS | Caps::COMPRESS as u32;
     let mut s = Session::new(Limits::default(), false);

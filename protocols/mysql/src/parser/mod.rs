@@ -20,7 +20,7 @@ use dbtap_core::{
 
 use crate::charset::Charset;
 use crate::codes::Caps;
-use crate::frame::{self, CompHeader, Inflater};
+use crate::frame::{self, Algo, CompHeader, Inflater};
 use crate::prepared::Cache;
 use crate::session::Phase;
 
@@ -209,9 +209,11 @@ struct Comp {
     big: Option<BigFrame>,
     /// Output bytes of the frame being inflated in parts.
     produced: usize,
+    /// Algorithm of the frame being inflated in parts (its first part shows it).
+    part_algo: Algo,
 }
 
-/// A compressed frame larger than `max_message_len`, inflated part by part (zlib or stored).
+/// A compressed frame larger than `max_message_len`, inflated part by part.
 #[derive(Debug, Clone, Copy)]
 struct BigFrame {
     h: CompHeader,

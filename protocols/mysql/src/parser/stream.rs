@@ -213,15 +213,16 @@ impl MysqlParser {
             };
             let total = COMP_HEADER_LEN + h.clen;
             if h.clen > cx.limits.max_message_len && rest.len() < total {
-                // Too large to buffer: zlib and stored frames are inflated as they stream past
-                // (no copy of the compressed input is kept); zstd ones are skipped.
-                let Some(head) = rest.get(COMP_HEADER_LEN..COMP_HEADER_LEN + 4) else {
+                // Too large to buffer: inflated as it streams past (zlib and stored frames with
+                // no copy of the compressed input, zstd ones with at most one block carried).
+                // The first part must show which algorithm.
+                if rest.len() < COMP_HEADER_LEN + 4 {
                     return Progress::NeedMore {
                         consumed: base + pos,
                         need: COMP_HEADER_LEN + 4,
                     };
-                };
-                if h.ulen == 0 || !frame::is_zstd_head(head) {
+                }
+                {
                     if let Some(c) = self.dirs[i].comp.as_mut() {
                         c.big = Some(BigFrame {
                             h,
@@ -413,11 +414,15 @@ impl MysqlParser {
                 at = end;
             }
         } else {
-            let algo = if frame::is_zstd_head(payload) {
+            // A frame in parts keeps the algorithm its first part showed.
+            let algo = if !start {
+                comp.part_algo
+            } else if frame::is_zstd_head(payload) {
                 Algo::Zstd
             } else {
                 Algo::Zlib
             };
+            comp.part_algo = algo;
             let mut inflater = std::mem::take(&mut comp.inflater);
             let end = if start && last {
                 inflater.run(algo, payload, h.ulen, |piece| {
@@ -425,9 +430,11 @@ impl MysqlParser {
                 })
             } else {
                 let mut produced = comp.produced;
-                let end = inflater.zlib_part(payload, start, h.ulen, &mut produced, |piece| {
-                    feed(self, &mut comp, piece, out)
-                });
+                let piece = |piece: &[u8]| feed(self, &mut comp, piece, out);
+                let end = match algo {
+                    Algo::Zlib => inflater.zlib_part(payload, start, h.ulen, &mut produced, piece),
+                    Algo::Zstd => inflater.zstd_part(payload, start, h.ulen, &mut produced, piece),
+                };
                 comp.produced = produced;
                 match end {
                     None if last => InflateEnd::Corrupt,
