@@ -4,6 +4,7 @@
 //! README documents every field. Required fields are always present (`null` when unknown);
 //! optional extras are omitted when they have no value.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use dbtap_core::{Completeness, DbError, ErrorCode, Param, ParamValue, Status, Timestamp};
@@ -251,7 +252,7 @@ pub struct AuditRecord<'a> {
     /// Login details (omitted when absent).
     pub login: Option<LoginDetails<'a>>,
     /// Query attributes sent with the statement (omitted when empty).
-    pub attributes: &'a [(String, String)],
+    pub attributes: &'a [(Cow<'static, str>, String)],
 }
 
 impl AuditRecord<'_> {
@@ -582,10 +583,10 @@ fn write_array(j: &mut JsonOut<'_>, items: &[ParamValue]) {
 
 /// Name/value pairs as an object, in wire order (a repeated name is written again: JSON readers
 /// keep the last, and nothing is hidden from a byte-level reader).
-fn write_pairs(j: &mut JsonOut<'_>, pairs: &[(String, String)]) {
+fn write_pairs<K: AsRef<str>>(j: &mut JsonOut<'_>, pairs: &[(K, String)]) {
     j.begin_object();
     for (k, v) in pairs {
-        j.key(k);
+        j.key(k.as_ref());
         j.str(v);
     }
     j.end_object();

@@ -170,8 +170,9 @@ pub struct Request {
     pub login_encrypted: bool,
     /// Procedure called (RPC requests: TDS RPC, …).
     pub procedure: Option<String>,
-    /// Query attributes sent with the statement (name, value), bounded.
-    pub attributes: Vec<(String, String)>,
+    /// Query attributes sent with the statement (name, value), bounded. Names are mostly the
+    /// parser's own (`statement`, `portal`, `binds`, …): borrowed, not allocated per request.
+    pub attributes: Vec<(Cow<'static, str>, String)>,
     /// Wire bytes of the request, headers included.
     pub bytes: u64,
     /// False for requests the protocol never answers (e.g. MySQL COM_QUIT, COM_STMT_CLOSE).

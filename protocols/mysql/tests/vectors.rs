@@ -1250,7 +1250,7 @@ fn reference_examples_query_attributes_and_err() {
         p[0].0.sql.as_deref(),
         Some("select @@version_comment limit 1")
     );
-    assert_eq!(p[0].0.attributes, vec![("a".to_string(), "1".to_string())]);
+    assert_eq!(p[0].0.attributes, vec![("a".into(), "1".to_string())]);
     assert_eq!(p[0].0.bytes, 47);
     let e = p[0].1.as_ref().unwrap().error.clone().unwrap();
     assert_eq!(e.code, dbtap_core::ErrorCode::Num(1096));

@@ -58,7 +58,7 @@ fn scram_login_then_query_then_logout() {
     assert_eq!(
         l.attributes,
         vec![
-            ("user".to_string(), "zeek".to_string()),
+            ("user".into(), "zeek".to_string()),
             ("database".into(), "zeek".into()),
             ("application_name".into(), "psql".into()),
             ("client_encoding".into(), "UTF8".into()),
@@ -304,7 +304,7 @@ fn cancel_request_on_its_own_connection() {
     assert_eq!(c.bytes, 16);
     assert_eq!(
         c.attributes,
-        vec![("target_backend_pid".to_string(), "28954".to_string())]
+        vec![("target_backend_pid".into(), "28954".to_string())]
     );
     // Stream 0: the cancelled query fails with 57014; its backend pid is the target.
     let ev = run("cancel_session");
@@ -360,7 +360,7 @@ fn error_inside_a_transaction_and_commit_that_rolls_back() {
     // The COMMIT of the failed transaction was answered ROLLBACK: the record says so.
     assert_eq!(
         p[14].0.attributes,
-        vec![("transaction".to_string(), "rolled_back".to_string())]
+        vec![("transaction".into(), "rolled_back".to_string())]
     );
     assert!(p[6].0.attributes.is_empty()); // the first COMMIT committed
     assert_eq!(
@@ -461,7 +461,7 @@ fn pipelined_extended_batches() {
     assert_eq!(p[5].0.sql, p[4].0.sql);
     assert_eq!(
         p[5].0.attributes,
-        vec![("statement".to_string(), "4".to_string())]
+        vec![("statement".into(), "4".to_string())]
     );
     // Bind + Describe + Execute + Sync, no Parse.
     assert_eq!(p[5].0.bytes, 48);

@@ -102,7 +102,7 @@ fn trust_login_server_info_and_session() {
     assert_eq!(
         l.attributes,
         vec![
-            ("user".to_string(), "alice".to_string()),
+            ("user".into(), "alice".to_string()),
             ("application_name".into(), "ehr-app".into()),
             ("options".into(), "-c search_path=emr".into()),
         ]
@@ -246,7 +246,7 @@ fn protocol_3_2_negotiation_and_long_cancel_keys() {
     assert_eq!(p[0].0.op.as_ref().unwrap().as_str(), "cancel");
     assert_eq!(
         p[0].0.attributes,
-        vec![("target_backend_pid".to_string(), "7".to_string())]
+        vec![("target_backend_pid".into(), "7".to_string())]
     );
     assert_eq!(p[0].0.bytes, 44);
 }
@@ -311,7 +311,7 @@ fn direct_tls_of_postgresql_17() {
     assert_eq!(
         l.attributes,
         vec![
-            ("ssl_negotiation".to_string(), "direct".to_string()),
+            ("ssl_negotiation".into(), "direct".to_string()),
             ("tls_server_name".into(), "db.hospital.example".into()),
         ]
     );
@@ -431,7 +431,7 @@ fn error_in_a_multi_statement_query_stops_the_rest() {
     assert_eq!(
         p[2].0.attributes,
         vec![
-            ("not_executed_statements".to_string(), "2".to_string()),
+            ("not_executed_statements".into(), "2".to_string()),
             (
                 "not_executed_sql".into(),
                 "DROP TABLE audit; SELECT 2".into()
@@ -637,7 +637,7 @@ fn binary_binds_of_every_decoded_type() {
     );
     assert_eq!(
         p[1].0.attributes,
-        vec![("statement".to_string(), "ins".to_string())]
+        vec![("statement".into(), "ins".to_string())]
     );
 }
 
@@ -755,12 +755,12 @@ fn prepare_then_execute_later_then_close() {
     assert_eq!(p[1].1.as_ref().unwrap().param_count, Some(1));
     assert_eq!(
         p[1].0.attributes,
-        vec![("statement".to_string(), "q1".to_string())]
+        vec![("statement".into(), "q1".to_string())]
     );
     assert_eq!(
         p[2].0.attributes,
         vec![
-            ("statement".to_string(), "q1".to_string()),
+            ("statement".into(), "q1".to_string()),
             ("portal".into(), "c1".into())
         ]
     );
@@ -911,7 +911,7 @@ fn error_in_a_pipeline_skips_to_sync() {
     let p = pairs(&ev);
     assert_eq!(
         p[1].0.attributes,
-        vec![("not_executed_statements".to_string(), "1".to_string())]
+        vec![("not_executed_statements".into(), "1".to_string())]
     );
     // The failed text value is still recorded as sent.
     assert_eq!(
@@ -1714,18 +1714,12 @@ fn midstream_execute_of_an_unseen_statement() {
         q.params.as_ref().unwrap(),
         &vec![prm("unknown", ParamValue::Bytes(vec![0, 0, 0, 7]))]
     );
-    assert_eq!(
-        q.attributes,
-        vec![("statement".to_string(), "S_3".to_string())]
-    );
+    assert_eq!(q.attributes, vec![("statement".into(), "S_3".to_string())]);
     assert_eq!(r.as_ref().unwrap().rows, Some(1));
     // The suspended portal is still open at the end of the capture: emitted with the row
     // fetched so far, cut.
     let (q, r) = &p[1];
-    assert_eq!(
-        q.attributes,
-        vec![("portal".to_string(), "C_9".to_string())]
-    );
+    assert_eq!(q.attributes, vec![("portal".into(), "C_9".to_string())]);
     let r = r.as_ref().unwrap();
     assert_eq!(r.rows, Some(1));
     assert!(matches!(r.completeness, Completeness::Truncated { .. }));

@@ -7,6 +7,7 @@
 //! each server message (packets up to EOM) answers the front one. Records are emitted when the
 //! answer is complete: `Request` and `Response` together.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use dbtap_core::gap::{judge, Candidate, GapVerdict, Position, Resync, ResyncStep};
@@ -1322,7 +1323,7 @@ impl TdsParser {
                 kind,
             });
         }
-        let mut env_attrs: Vec<(String, String)> = Vec::new();
+        let mut env_attrs: Vec<(Cow<'static, str>, String)> = Vec::new();
         let mut new_db = None;
         for e in resp.acc.env.drain(..) {
             match e {
@@ -1428,7 +1429,7 @@ impl TdsParser {
         resp: RespAsm,
         completeness: Completeness,
         new_db: Option<String>,
-        env_attrs: Vec<(String, String)>,
+        env_attrs: Vec<(Cow<'static, str>, String)>,
         ts: Timestamp,
         out: &mut Vec<DbEvent>,
     ) {
@@ -1525,7 +1526,7 @@ impl TdsParser {
         ops: Vec<OpReq>,
         mut resp: RespAsm,
         completeness: Completeness,
-        env_attrs: Vec<(String, String)>,
+        env_attrs: Vec<(Cow<'static, str>, String)>,
         ts: Timestamp,
         out: &mut Vec<DbEvent>,
     ) {

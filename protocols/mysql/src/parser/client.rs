@@ -531,7 +531,7 @@ impl MysqlParser {
             };
             if let Some(name) = name {
                 req.attributes.push((
-                    bounded(self.charset.decode(name), limits.max_attribute_len),
+                    bounded(self.charset.decode(name), limits.max_attribute_len).into(),
                     bounded(value, limits.max_attribute_len),
                 ));
             }
@@ -787,7 +787,7 @@ impl MysqlParser {
                 if let Some(Some(name)) = names.get(i) {
                     if req.attributes.len() < limits.max_attributes {
                         req.attributes.push((
-                            bounded(charset.decode(name), limits.max_attribute_len),
+                            bounded(charset.decode(name), limits.max_attribute_len).into(),
                             bounded(value_text(&p.value), limits.max_attribute_len),
                         ));
                     }
