@@ -7,10 +7,13 @@
 //! `_process_metadata`, `_process_row_header`, `_process_bit_vector`, `_process_column_data`),
 //! read here only with compressed integers (JDBC thin, python-oracledb thin), where they were
 //! checked on the JDBC thin 11g answers of `wswiki__11_sqldeveloper11_2016.pcapng` (TTC field
-//! version 6; frames 57, 59, 159, 161: VARCHAR2 columns, AL32UTF8, bit vectors) — the describe
-//! layout of field versions 6 and 7 is the one python-oracledb reads — and JDBC thin 10g in
+//! version 6; frames 57, 59, 159, 161: VARCHAR2 columns, AL32UTF8, bit vectors), whose describe
+//! reads exactly as python-oracledb reads a field version below 12.2, and JDBC thin 10g in
 //! `wswiki__10_sqldeveloper10_2016.pcapng` (field version 4, frame 59): before field version 6
-//! a column has no UDS flags and the describe no `dcbqcky` field.
+//! a column has no UDS flags and the describe no `dcbqcky` field. The fields of later versions
+//! (12.2 column id, 23ai domains, annotations, vectors) are python-oracledb's, seen here only in
+//! the scripted responder's answers (`fixtures/tns/live_thin_session`: its describes read at
+//! field versions 13 and 24).
 
 use crate::ttc::Cur;
 
