@@ -201,13 +201,8 @@ impl Inflater {
                         };
                     }
                     let out = self.scratch.get(..n).unwrap_or_default();
-                    if produced + n > ulen {
-                        sink(out.get(..ulen - produced).unwrap_or_default());
-                        return InflateEnd::Cut;
-                    }
-                    produced += n;
-                    if !sink(out) {
-                        return InflateEnd::Done;
+                    if let Some(end) = hand_on(out, &mut produced, ulen, &mut sink) {
+                        return end;
                     }
                 }
             }
@@ -248,15 +243,10 @@ impl Inflater {
             at += used;
             let n = (self.zlib.total_out() - out_before) as usize;
             let out = self.scratch.get(..n).unwrap_or_default();
-            if *produced + n > ulen {
-                // More than declared: a "zip bomb" (or garbage). Cut at the declared length.
-                sink(out.get(..ulen - *produced).unwrap_or_default());
-                *produced = ulen;
-                return Some(InflateEnd::Cut);
-            }
-            *produced += n;
-            if n > 0 && !sink(out) {
-                return Some(InflateEnd::Done);
+            if n > 0 {
+                if let Some(end) = hand_on(out, produced, ulen, &mut sink) {
+                    return Some(end);
+                }
             }
             match st {
                 Ok(flate2::Status::StreamEnd) => {
@@ -278,6 +268,24 @@ impl Inflater {
             }
         }
     }
+}
+
+/// Hand one piece of a frame's output to `sink`, counting it in `produced`. More than the
+/// declared `ulen` is a "zip bomb" (or garbage): the output is cut at the declared length
+/// (`Cut`). `Done` when `sink` asks to stop; `None` to go on.
+fn hand_on(
+    out: &[u8],
+    produced: &mut usize,
+    ulen: usize,
+    sink: &mut impl FnMut(&[u8]) -> bool,
+) -> Option<InflateEnd> {
+    if *produced + out.len() > ulen {
+        sink(out.get(..ulen - *produced).unwrap_or_default());
+        *produced = ulen;
+        return Some(InflateEnd::Cut);
+    }
+    *produced += out.len();
+    (!sink(out)).then_some(InflateEnd::Done)
 }
 
 /// A zstd decoder whose window is bounded by [`MAX_ZSTD_WINDOW`].
@@ -406,14 +414,8 @@ impl Inflater {
                             break;
                         }
                         let out = self.scratch.get(..n).unwrap_or_default();
-                        if *produced + n > ulen {
-                            sink(out.get(..ulen - *produced).unwrap_or_default());
-                            *produced = ulen;
-                            return Err(InflateEnd::Cut);
-                        }
-                        *produced += n;
-                        if !sink(out) {
-                            return Err(InflateEnd::Done);
+                        if let Some(end) = hand_on(out, produced, ulen, sink) {
+                            return Err(end);
                         }
                     }
                     if last {

@@ -425,21 +425,7 @@ fn zstd_frames_larger_than_the_message_limit_stream_past() {
     s.send(C, &frame(0, q.len(), &zq));
     // 20 000 rows of poorly compressible bytes in one zstd frame (> 64 KiB compressed, several
     // blocks), sent in 1500-byte segments.
-    let mut rs = pkt(1, &[1]);
-    rs.extend(coldef(2));
-    rs.extend(eof(3, 0));
-    let mut seq = 3u8;
-    let mut x = 12345u32;
-    for _ in 0..20_000 {
-        seq = seq.wrapping_add(1);
-        let mut row = vec![12u8];
-        for _ in 0..12 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            row.push(b'a' + (x >> 24) as u8 % 26);
-        }
-        rs.extend(pkt(seq, &row));
-    }
-    rs.extend(eof(seq.wrapping_add(1), 2));
+    let rs = poorly_compressible_resultset();
     let z = ruzstd::encoding::compress_to_vec(&rs[..], ruzstd::encoding::CompressionLevel::Fastest);
     assert!(z.len() > limits.max_message_len);
     for c in frame(1, rs.len(), &z).chunks(1500) {
@@ -1141,6 +1127,27 @@ fn pipelined_queue_is_bounded() {
     assert!(p[4].1.is_some());
 }
 
+/// A result set of 20 000 rows of 12 pseudo-random letters each (one column, EOF packets):
+/// about 340 KB that compresses poorly, so that its compressed frame exceeds 64 KiB.
+fn poorly_compressible_resultset() -> Vec<u8> {
+    let mut rs = pkt(1, &[1]);
+    rs.extend(coldef(2));
+    rs.extend(eof(3, 0));
+    let mut seq = 3u8;
+    let mut x = 12345u32;
+    for _ in 0..20_000 {
+        seq = seq.wrapping_add(1);
+        let mut row = vec![12u8];
+        for _ in 0..12 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            row.push(b'a' + (x >> 24) as u8 % 26);
+        }
+        rs.extend(pkt(seq, &row));
+    }
+    rs.extend(eof(seq.wrapping_add(1), 2));
+    rs
+}
+
 #[test]
 fn compressed_frames_larger_than_the_message_limit_stream_past() {
     let limits = Limits {
@@ -1161,21 +1168,7 @@ fn compressed_frames_larger_than_the_message_limit_stream_past() {
         s.send(C, c);
     }
     // 20 000 rows of poorly compressible bytes in one zlib frame (> 64 KiB compressed).
-    let mut rs = pkt(1, &[1]);
-    rs.extend(coldef(2));
-    rs.extend(eof(3, 0));
-    let mut seq = 3u8;
-    let mut x = 12345u32;
-    for _ in 0..20_000 {
-        seq = seq.wrapping_add(1);
-        let mut row = vec![12u8];
-        for _ in 0..12 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            row.push(b'a' + (x >> 24) as u8 % 26);
-        }
-        rs.extend(pkt(seq, &row));
-    }
-    rs.extend(eof(seq.wrapping_add(1), 2));
+    let rs = poorly_compressible_resultset();
     let z = zlib(&rs);
     assert!(z.len() > limits.max_message_len);
     for c in frame(1, rs.len(), &z).chunks(1500) {

@@ -227,13 +227,11 @@ pub fn row_data(c: &mut Cur<'_>, forms: &[Form], bits: &mut Option<Vec<u8>>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ttc::{call_status, command, IntMode, Repr};
+    use crate::ttc::{call_status, command, IntMode, Repr, REPRS};
     use dbtap_core::testing::unhex;
 
-    const JDBC: Repr = Repr {
-        ints: IntMode::Compressed,
-        ptr: 1,
-    };
+    /// JDBC thin: compressed integers, 1-byte pointers (the first representation tried).
+    const JDBC: Repr = REPRS[0];
 
     /// wswiki__11_sqldeveloper11_2016.pcapng frame 57 (TTC part): the answer to SQL Developer's
     /// `select parameter, value from nls_session_parameters union all …` (field version 6):
