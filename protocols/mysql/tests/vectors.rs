@@ -445,6 +445,13 @@ fn zstd_frames_larger_than_the_message_limit_stream_past() {
     let p = pairs(&s.out);
     assert_eq!(p[2].0.sql.as_deref(), Some("SELECT 2"));
     assert_eq!(p[2].1.as_ref().unwrap().status, Status::Ok);
+    // The same frame handed over whole, in one piece larger than the limit: read the same way.
+    s.send(C, &frame(0, q.len(), &zq));
+    s.send(S, &frame(1, rs.len(), &z));
+    let p = pairs(&s.out);
+    let r = p[3].1.as_ref().unwrap();
+    assert_eq!((r.status, r.rows), (Status::Ok, Some(20_000)));
+    assert!(!s.out.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
 }
 
 #[test]

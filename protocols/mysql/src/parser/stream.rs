@@ -212,40 +212,27 @@ impl MysqlParser {
                 };
             };
             let total = COMP_HEADER_LEN + h.clen;
-            if h.clen > cx.limits.max_message_len && rest.len() < total {
+            if h.clen > cx.limits.max_message_len {
                 // Too large to buffer: inflated as it streams past (zlib and stored frames with
-                // no copy of the compressed input, zstd ones with at most one block carried).
-                // The first part must show which algorithm.
+                // no copy of the compressed input, zstd ones with at most one block carried),
+                // also when all of it happens to be here already. The first part must show
+                // which algorithm.
                 if rest.len() < COMP_HEADER_LEN + 4 {
                     return Progress::NeedMore {
                         consumed: base + pos,
                         need: COMP_HEADER_LEN + 4,
                     };
                 }
-                {
-                    if let Some(c) = self.dirs[i].comp.as_mut() {
-                        c.big = Some(BigFrame {
-                            h,
-                            left: h.clen,
-                            started: false,
-                            dead: false,
-                        });
-                    }
-                    pos += COMP_HEADER_LEN;
-                    continue;
+                if let Some(c) = self.dirs[i].comp.as_mut() {
+                    c.big = Some(BigFrame {
+                        h,
+                        left: h.clen,
+                        started: false,
+                        dead: false,
+                    });
                 }
-            }
-            if h.clen > cx.limits.max_message_len {
-                // A frame too large to hold: its content is lost to us; the inner stream desyncs.
-                out.push(DbEvent::Anomaly {
-                    dir,
-                    kind: anomaly::OVER_LIMIT,
-                });
-                self.inner_desync(dir, h.ulen.max(h.clen) as u64, out);
-                return Progress::Skip {
-                    consumed: base + pos + COMP_HEADER_LEN,
-                    skip: h.clen as u64,
-                };
+                pos += COMP_HEADER_LEN;
+                continue;
             }
             if rest.len() < total {
                 return Progress::NeedMore {
