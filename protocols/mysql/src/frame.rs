@@ -552,17 +552,19 @@ mod tests {
         let mut inf = Inflater::default();
         let mut got = Vec::new();
         let mut produced = 0;
-        let ends = z
-            .chunks(part)
-            .enumerate()
-            .map(|(k, p)| {
-                inf.zstd_part(p, k == 0, ulen, &mut produced, |c| {
-                    got.extend_from_slice(c);
-                    true
-                })
-            })
-            .collect();
-        assert!(inf.zstd_carry.len() <= MAX_ZSTD_CARRY);
+        let mut ends = Vec::new();
+        // As the parser does: parts until the frame ends (or fails), then no more.
+        for (k, p) in z.chunks(part).enumerate() {
+            let end = inf.zstd_part(p, k == 0, ulen, &mut produced, |c| {
+                got.extend_from_slice(c);
+                true
+            });
+            assert!(inf.zstd_carry.len() <= MAX_ZSTD_CARRY);
+            ends.push(end);
+            if end.is_some() {
+                break;
+            }
+        }
         (ends, got)
     }
 
@@ -609,6 +611,33 @@ mod tests {
         // Not a zstd frame at all.
         let (ends, _) = zstd_in_parts(&letters(5000), 1000, 5000);
         assert_eq!(ends.first(), Some(&Some(InflateEnd::Corrupt)));
+    }
+
+    /// Damaged frames (one byte changed anywhere, or the frame cut short) never panic, never
+    /// produce more than declared and never carry more than one block.
+    #[test]
+    fn damaged_zstd_frames_in_parts_stay_bounded() {
+        let data = [letters(150_000), b"select 1; ".repeat(5000)].concat();
+        let z = ruzstd::encoding::compress_to_vec(
+            &data[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let mut x = 7u32;
+        for k in 0..300 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let mut bad = z.clone();
+            let at = (x as usize >> 4) % bad.len();
+            bad[at] ^= 1 << (k % 8);
+            if k % 3 == 0 {
+                bad.truncate(at + 1);
+            }
+            let (ends, got) = zstd_in_parts(&bad, 700, data.len());
+            assert!(got.len() <= data.len());
+            // Done only when exactly the declared length came out.
+            if ends.last() == Some(&Some(InflateEnd::Done)) {
+                assert_eq!(got.len(), data.len());
+            }
+        }
     }
 
     #[test]
