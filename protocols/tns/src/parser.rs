@@ -1100,13 +1100,11 @@ impl TnsParser {
         entry: CursorEntry,
         vals: Option<ttc::BindRows>,
     ) {
-        op.req
-            .attributes
-            .push(("cursor".into(), cursor.to_string()));
-        op.req.attributes.push((
-            "tns".into(),
-            "re-execution: statement text from the call that parsed this cursor".into(),
-        ));
+        name_cursor(
+            &mut op.req,
+            cursor,
+            "re-execution: statement text from the call that parsed this cursor",
+        );
         if let Some(n) = entry.cut_from {
             op.req.completeness = op.req.completeness.merge(Completeness::Truncated {
                 kept: entry.sql.len() as u64,
@@ -1136,13 +1134,11 @@ impl TnsParser {
     /// An execution of a cursor whose statement this parser does not know.
     fn unknown_cursor(&self, op: &mut OpState, cursor: u64) {
         op.call_cursor = Some(cursor);
-        op.req
-            .attributes
-            .push(("cursor".into(), cursor.to_string()));
-        op.req.attributes.push((
-            "tns".into(),
-            "execution of a cursor opened earlier: statement text not in this call".into(),
-        ));
+        name_cursor(
+            &mut op.req,
+            cursor,
+            "execution of a cursor opened earlier: statement text not in this call",
+        );
         op.req.completeness = op
             .req
             .completeness
@@ -1754,6 +1750,13 @@ fn lost(n: u64) -> Completeness {
     } else {
         Completeness::Partial { lost_bytes: n }
     }
+}
+
+/// An execution by cursor id: the attributes `cursor` (the id) and `tns` (where its text came
+/// from, or that it is not known).
+fn name_cursor(req: &mut Request, cursor: u64, note: &str) {
+    req.attributes.push(("cursor".into(), cursor.to_string()));
+    req.attributes.push(("tns".into(), note.into()));
 }
 
 /// The end-of-call block of an operation's latest answer, walked from its first byte (see

@@ -15,6 +15,7 @@
 //! the scripted responder's answers (`fixtures/tns/live_thin_session`: its describes read at
 //! field versions 13 and 24).
 
+use crate::ttc::field_version::{V11_2, V12_2, V23_1, V23_1_EXT_3, V23_4};
 use crate::ttc::Cur;
 
 /// Columns of a query's describe information read at the most (Oracle's limit on a select
@@ -22,14 +23,6 @@ use crate::ttc::Cur;
 pub const MAX_COLUMNS: u64 = 1000;
 /// Annotations of one column read at the most (23ai).
 pub const MAX_ANNOTATIONS: u64 = 1024;
-
-/// TTC field versions at which the column metadata grows (python-oracledb constants.pxi
-/// `TNS_CCAP_FIELD_VERSION_*`).
-const FV_11_2: u8 = 6;
-const FV_12_2: u8 = 8;
-const FV_23_1: u8 = 17;
-const FV_23_1_EXT_3: u8 = 20;
-const FV_23_4: u8 = 24;
 
 /// Oracle type numbers (python-oracledb constants.pxi `ORA_TYPE_NUM_*`) whose fetched values are
 /// one length-prefixed byte string (`read_oracle_data`): VARCHAR2, NUMBER, DATE, RAW, CHAR,
@@ -88,7 +81,7 @@ pub fn describe(c: &mut Cur<'_>, field_version: u8) -> Option<Vec<Form>> {
     for _ in 0..4 {
         c.ub4()?; // dcbflag, dcbmdbz, dcbmnpr, dcbmxpr
     }
-    if field_version >= FV_11_2 {
+    if field_version >= V11_2 {
         skip_with_length(c)?; // dcbqcky
     }
     Some(forms)
@@ -108,7 +101,7 @@ fn column(c: &mut Cur<'_>, field_version: u8) -> Option<Form> {
     c.ub2()?; // character set id
     c.u8()?; // character set form
     c.ub4()?; // max size
-    if field_version >= FV_12_2 {
+    if field_version >= V12_2 {
         c.ub4()?; // column id
     }
     c.u8()?; // nulls allowed
@@ -117,14 +110,14 @@ fn column(c: &mut Cur<'_>, field_version: u8) -> Option<Form> {
         skip_with_length(c)?; // name, schema, type name
     }
     c.ub2()?; // column position
-    if field_version >= FV_11_2 {
+    if field_version >= V11_2 {
         c.ub4()?; // UDS flags
     }
-    if field_version >= FV_23_1 {
+    if field_version >= V23_1 {
         skip_with_length(c)?; // domain schema
         skip_with_length(c)?; // domain name
     }
-    if field_version >= FV_23_1_EXT_3 && c.ub4()? > 0 {
+    if field_version >= V23_1_EXT_3 && c.ub4()? > 0 {
         c.u8()?;
         let n = c.ub4()?;
         if n > MAX_ANNOTATIONS {
@@ -138,7 +131,7 @@ fn column(c: &mut Cur<'_>, field_version: u8) -> Option<Form> {
         }
         c.ub4()?; // flags
     }
-    if field_version >= FV_23_4 {
+    if field_version >= V23_4 {
         c.ub4()?; // vector dimensions
         c.u8()?; // vector format
         c.u8()?; // vector flags

@@ -40,11 +40,34 @@ pub mod msg {
     pub const FAST_AUTH: u8 = 34;
 }
 
+/// TTC field versions (python-oracledb constants.pxi `TNS_CCAP_FIELD_VERSION_*`) at which
+/// messages change layout. The version in force is the lower of the client's (data types
+/// message) and the server's (protocol answer).
+pub mod field_version {
+    /// 11.2: column metadata carries UDS flags, describe information `dcbqcky`
+    /// ([`crate::rows`]).
+    pub const V11_2: u8 = 6;
+    /// 12.2: OALL8 gains SQL signature and SQL id fields; column metadata a column id.
+    pub const V12_2: u8 = 8;
+    /// 12.2 ext 1: OALL8 gains the chunk ids pointer and count.
+    pub const V12_2_EXT1: u8 = 9;
+    /// 18.1 ext 1: AUTH_VERSION_NO in the 18c bit layout ([`super::version_number`]).
+    pub const V18_1_EXT_1: u8 = 11;
+    /// 23.1: column metadata carries the domain schema and name.
+    pub const V23_1: u8 = 17;
+    /// 23.1 ext 1: every function call and piggy-back carries a ub8 token
+    /// ([`super::FIELD_VERSION_TOKEN`]).
+    pub const V23_1_EXT_1: u8 = 18;
+    /// 23.1 ext 3: column metadata carries annotations.
+    pub const V23_1_EXT_3: u8 = 20;
+    /// 23.4: column metadata carries vector dimensions, format and flags.
+    pub const V23_4: u8 = 24;
+}
+
 /// TTC field version from which every function call and piggy-back carries a ub8 token after
-/// its sequence number (python-oracledb constants.pxi TNS_CCAP_FIELD_VERSION_23_1_EXT_1;
-/// messages/base.pyx `_write_function_code`, `_write_piggyback_code`). The version in force
-/// is the lower of the client's (data types message) and the server's (protocol answer).
-pub const FIELD_VERSION_TOKEN: u8 = 18;
+/// its sequence number (python-oracledb messages/base.pyx `_write_function_code`,
+/// `_write_piggyback_code`).
+pub const FIELD_VERSION_TOKEN: u8 = field_version::V23_1_EXT_1;
 /// Index of the TTC field version in the compile-time capabilities (python-oracledb
 /// constants.pxi TNS_CCAP_FIELD_VERSION).
 const CCAP_FIELD_VERSION: usize = 7;
@@ -705,19 +728,15 @@ const OALL8_TAIL: [bool; 27] = [
     true, false, true, true, false, false, false, true, false, true, true, true, true, true, true,
     false, false, true, true, true, false, true, false, false, true, false, true,
 ];
-/// TTC field version 12.2 (python-oracledb constants.pxi `TNS_CCAP_FIELD_VERSION_12_2`): SQL
-/// signature pointer and length, SQL id pointer and size, SQL id length pointer follow.
-const FIELD_VERSION_12_2: u8 = 8;
-/// TTC field version 12.2 ext 1 (`TNS_CCAP_FIELD_VERSION_12_2_EXT1`): chunk ids pointer and
-/// count follow too.
-const FIELD_VERSION_12_2_EXT1: u8 = 9;
-/// Fields after [`OALL8_TAIL`] by field version: from 12.2 ext 1, from 12.2, before 12.2.
+/// Fields after [`OALL8_TAIL`] by field version: from 12.2 ext 1 (chunk ids pointer and count
+/// too), from 12.2 (SQL signature pointer and length, SQL id pointer and size, SQL id length
+/// pointer), before 12.2.
 const OALL8_TAIL_EXT: [(u8, &[bool]); 3] = [
     (
-        FIELD_VERSION_12_2_EXT1,
+        field_version::V12_2_EXT1,
         &[true, false, true, false, true, true, false],
     ),
-    (FIELD_VERSION_12_2, &[true, false, true, false, true]),
+    (field_version::V12_2, &[true, false, true, false, true]),
     (0, &[]),
 ];
 
@@ -1464,10 +1483,6 @@ pub fn auth_number(d: &[u8], key: &[u8], repr: Repr) -> Option<u64> {
     std::str::from_utf8(&v).ok()?.trim().parse().ok()
 }
 
-/// TTC field version from which the server writes AUTH_VERSION_NO in the 18c layout
-/// (`TNS_CCAP_FIELD_VERSION_18_1_EXT_1` in python-oracledb's constants).
-pub const FIELD_VERSION_18_1_EXT_1: u8 = 11;
-
 /// The database version in AUTH_VERSION_NO (decimal text in the phase-two answer), as the five
 /// numbers Oracle prints (`11.2.0.3.0`). Two layouts of the 32 bits (python-oracledb
 /// `messages/auth.pyx` `_get_version_tuple`): up to 12c major 8 bits, minor 4, update 4
@@ -1483,7 +1498,7 @@ pub fn version_number(v: u64, field_version: Option<u8>) -> Option<String> {
     let v = u32::try_from(v).ok()?;
     let major = v >> 24;
     let new_layout = match field_version {
-        Some(f) => f >= FIELD_VERSION_18_1_EXT_1,
+        Some(f) => f >= field_version::V18_1_EXT_1,
         None if major < 18 => false,
         None => return None,
     };
