@@ -307,7 +307,12 @@ fn zstd_header_len(b: &[u8]) -> Option<usize> {
         2 => 4,
         _ => 8,
     };
-    let dictionary_id = [0, 1, 2, 4][usize::from(fhd & 0x03)];
+    let dictionary_id = match fhd & 0x03 {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        _ => 4,
+    };
     let window = usize::from(!single_segment);
     Some(4 + 1 + window + dictionary_id + content_size)
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::{pairs, pairs_of, run, run_mid, summary};
 use dbtap_core::event::SessionUpdate;
-use dbtap_core::{Completeness, DbEvent, ErrorCode, ParamValue, Status};
+use dbtap_core::{Completeness, DbEvent, ErrorCode, ParamValue, Request, Status};
 
 #[test]
 fn login_with_native_password_then_query() {
@@ -475,6 +475,11 @@ fn query_spanning_segments_is_parsed_whole() {
     assert!(ev.iter().any(|e| matches!(e, DbEvent::Resync { .. })));
 }
 
+/// The bind values of a request, in order.
+fn values(q: &Request) -> Vec<&ParamValue> {
+    q.params.iter().flatten().map(|p| &p.value).collect()
+}
+
 #[test]
 fn mariadb_bulk_execute_rows_of_values() {
     // MariaDB Connector/Python executemany(): COM_STMT_PREPARE and COM_STMT_BULK_EXECUTE with
@@ -490,13 +495,7 @@ fn mariadb_bulk_execute_rows_of_values() {
     );
     assert_eq!(q.param_row_width, Some(5));
     assert!(q.attributes.contains(&("bulk_rows".into(), "3".into())));
-    let v: Vec<&ParamValue> = q
-        .params
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|p| &p.value)
-        .collect();
+    let v = values(q);
     assert_eq!(v.len(), 15);
     assert_eq!(v[0], &ParamValue::Int(1));
     assert_eq!(v[1], &ParamValue::Text("张伟".into()));
@@ -514,13 +513,7 @@ fn mariadb_bulk_execute_rows_of_values() {
         q.sql.as_deref(),
         Some("UPDATE rx SET dose = ? WHERE id = ?")
     );
-    let v: Vec<&ParamValue> = q
-        .params
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|p| &p.value)
-        .collect();
+    let v = values(q);
     assert_eq!(
         v,
         [
