@@ -17,7 +17,7 @@ use crate::record::Endpoint;
 use crate::redirect::Followed;
 use crate::registry::Registry;
 use crate::session::{CloseReason, Session, SessionInfo};
-use crate::sink::{RecordBatch, RecordSink};
+use crate::sink::{RecordBatch, RecordParts, RecordQueue, RecordSink};
 use crate::stats::EngineStats;
 
 /// A flow with no packet for this long (packet time) is closed.
@@ -198,7 +198,7 @@ struct Flow {
 struct Ctx<'a> {
     cfg: &'a EngineConfig,
     events: &'a mut Vec<DbEvent>,
-    sink: &'a mut RecordSink,
+    sink: &'a mut RecordQueue,
     stats: &'a mut EngineStats,
 }
 
@@ -209,7 +209,10 @@ pub struct Engine {
     mem: usize,
     now: Timestamp,
     events: Vec<DbEvent>,
-    sink: RecordSink,
+    /// Records completed, waiting to be serialized (by the pipeline's record thread, or by
+    /// `inline` for [`Engine::records`]).
+    sink: RecordQueue,
+    inline: RecordSink,
     stats: EngineStats,
     /// The reader said the next packet's connection was announced by a redirect.
     follow_next: Option<Followed>,
@@ -219,14 +222,15 @@ impl Engine {
     /// A new engine.
     pub fn new(cfg: EngineConfig) -> Self {
         let stats = EngineStats::new(cfg.registry.specs().iter().map(|s| s.name).collect());
-        let sink = RecordSink::new(cfg.sql.clone(), cfg.rules.clone());
+        let inline = RecordSink::new(cfg.sql.clone(), cfg.rules.clone());
         Engine {
             cfg,
             flows: FlowMap::default(),
             mem: 0,
             now: Timestamp(0),
             events: Vec::new(),
-            sink,
+            sink: RecordQueue::default(),
+            inline,
             stats,
             follow_next: None,
         }
@@ -242,19 +246,24 @@ impl Engine {
         &self.stats
     }
 
-    /// Records written since the last [`Engine::take_records`], in key order.
+    /// Records completed since the last [`Engine::take_records`] or [`Engine::take_parts`],
+    /// serialized on this thread, in key order.
     pub fn records(&mut self) -> &mut RecordBatch {
-        self.sink.batch()
+        self.inline.write_queue(&mut self.sink);
+        self.inline.batch()
     }
 
-    /// Take the records written so far, leaving `fresh` (emptied) to write into.
+    /// Take the records completed so far, serialized on this thread, leaving `fresh` (emptied)
+    /// to write into.
     pub fn take_records(&mut self, fresh: RecordBatch) -> RecordBatch {
-        self.sink.take(fresh)
+        self.inline.write_queue(&mut self.sink);
+        self.inline.take(fresh)
     }
 
-    /// Counters of the SQL stage.
-    pub fn sql_stats(&self) -> crate::sql::SqlStats {
-        self.sink.sql_stats()
+    /// Take the records completed so far, to be serialized elsewhere, leaving `fresh` (emptied)
+    /// in their place.
+    pub fn take_parts(&mut self, fresh: Vec<RecordParts>) -> Vec<RecordParts> {
+        self.sink.take(fresh)
     }
 
     /// Flows currently tracked.

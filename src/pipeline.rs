@@ -1,12 +1,14 @@
 //! The sharded pipeline: one reader → N workers → one writer.
 //!
 //! ```text
-//!  reader (Feeder)           workers (Engine each)              writer
-//!  segments → symmetric  ──► bounded channel ──► flow table …  ──► merge by record key ──► out
-//!  flow hash → batches       per worker          records, sorted
+//!  reader (Feeder)           workers (Engine each)        record threads         writer
+//!  segments → symmetric  ──► flow table, reassembly, ──► SQL stage, rules, ──► merge by ──► out
+//!  flow hash → batches       parsers, sessions           JSON, sorted          record key
 //! ```
 //!
 //! - Both directions of a flow go to the same worker (symmetric hash of the canonical 4-tuple).
+//! - Each worker has a record thread of its own that serializes what the worker's sessions
+//!   completed ([`RecordParts`]), one batch per round behind it: a shard uses two cores.
 //! - Frames travel as owned batches, one send per batch, over bounded channels; batches are
 //!   recycled. **Replay never drops: a full queue blocks the reader.**
 //! - Every input position (packet or timer tick) is numbered; ticks (once per second of packet
@@ -31,7 +33,7 @@ use crate::record::Endpoint;
 use crate::redirect::{Followed, RedirectStats, RedirectWatch};
 use crate::rules::alerts::AlertStage;
 use crate::rules::{AlertOutput, AlertReport};
-use crate::sink::{RecordBatch, RecordKey};
+use crate::sink::{RecordBatch, RecordKey, RecordParts, RecordSink};
 use crate::stats::EngineStats;
 
 /// Packets per round: after this many packets every worker gets its batch (possibly empty, to
@@ -103,6 +105,13 @@ impl InBatch {
             sent_at: None,
         }
     }
+}
+
+/// One round's completed records, from a worker to its record thread.
+struct PartsBatch {
+    parts: Vec<RecordParts>,
+    upto: u64,
+    read_at: Instant,
 }
 
 struct OutBatch {
@@ -319,19 +328,31 @@ where
         let mut in_txs = Vec::new();
         let mut out_rxs = Vec::new();
         let mut handles = Vec::new();
+        let mut record_threads = Vec::new();
         for w in 0..workers {
             let (in_tx, in_rx) = bounded::<InBatch>(QUEUE_DEPTH);
+            let (parts_tx, parts_rx) = bounded::<PartsBatch>(QUEUE_DEPTH);
+            let (parts_recycle_tx, parts_recycle_rx) = bounded::<Vec<RecordParts>>(QUEUE_DEPTH + 2);
             let (out_tx, out_rx) = bounded::<OutBatch>(QUEUE_DEPTH);
             in_txs.push(in_tx);
             out_rxs.push(out_rx);
             let recycle_tx = recycle_tx.clone();
             let sink_recycle_rx = sink_recycle_rx.clone();
             let engine = Engine::new(engine_cfg.clone());
+            let sink = RecordSink::new(engine_cfg.sql.clone(), engine_cfg.rules.clone());
             handles.push(
                 thread::Builder::new()
                     .name(format!("dbtap-worker-{w}"))
                     .spawn_scoped(scope, move || {
-                        worker(engine, in_rx, out_tx, recycle_tx, sink_recycle_rx)
+                        worker(engine, in_rx, parts_tx, recycle_tx, parts_recycle_rx)
+                    })
+                    .map_err(PipelineError::Spawn)?,
+            );
+            record_threads.push(
+                thread::Builder::new()
+                    .name(format!("dbtap-records-{w}"))
+                    .spawn_scoped(scope, move || {
+                        serialize(sink, parts_rx, out_tx, parts_recycle_tx, sink_recycle_rx)
                     })
                     .map_err(PipelineError::Spawn)?,
             );
@@ -379,6 +400,11 @@ where
                 Err(e) => worker_error = Some(panic_message(e)),
             }
         }
+        for h in record_threads {
+            if let Err(e) = h.join() {
+                worker_error = Some(panic_message(e));
+            }
+        }
         let written = writer
             .join()
             .map_err(|e| PipelineError::Worker(panic_message(e)))??;
@@ -402,9 +428,9 @@ fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
 fn worker(
     mut engine: Engine,
     rx: Receiver<InBatch>,
-    tx: Sender<OutBatch>,
+    tx: Sender<PartsBatch>,
     recycle: Sender<InBatch>,
-    sink_recycle: Receiver<RecordBatch>,
+    parts_recycle: Receiver<Vec<RecordParts>>,
 ) -> EngineStats {
     for mut batch in rx {
         for item in &batch.items {
@@ -433,11 +459,11 @@ fn worker(
                 Item::Finish { position } => engine.finish(position),
             }
         }
-        let fresh = sink_recycle.try_recv().unwrap_or_default();
-        let records = engine.take_records(fresh);
+        let fresh = parts_recycle.try_recv().unwrap_or_default();
+        let parts = engine.take_parts(fresh);
         if tx
-            .send(OutBatch {
-                records,
+            .send(PartsBatch {
+                parts,
                 upto: batch.upto,
                 read_at: batch.sent_at.unwrap_or_else(Instant::now),
             })
@@ -452,6 +478,37 @@ fn worker(
         let _ = recycle.try_send(batch);
     }
     engine.stats().clone()
+}
+
+/// A worker's record thread: serialize each round's completed records and pass them on to the
+/// writer, in the order the rounds came.
+fn serialize(
+    mut sink: RecordSink,
+    rx: Receiver<PartsBatch>,
+    tx: Sender<OutBatch>,
+    parts_recycle: Sender<Vec<RecordParts>>,
+    sink_recycle: Receiver<RecordBatch>,
+) {
+    for mut batch in rx {
+        for parts in &batch.parts {
+            sink.write_parts(parts);
+        }
+        // The events are freed here, off the worker.
+        batch.parts.clear();
+        let _ = parts_recycle.try_send(batch.parts);
+        let fresh = sink_recycle.try_recv().unwrap_or_default();
+        let records = sink.take(fresh);
+        if tx
+            .send(OutBatch {
+                records,
+                upto: batch.upto,
+                read_at: batch.read_at,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
 }
 
 /// Touch one byte per cache line of `bytes` with independent loads, so the memory system fetches

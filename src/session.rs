@@ -6,13 +6,12 @@
 //! unanswered first, so records of a session come out in the order the operations happened.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use dbtap_core::{DbEvent, Request, Response, Status};
+use dbtap_core::{DbEvent, Request, Response};
 
-use crate::record::{
-    AuditRecord, Bytes, Context, Endpoint, Flags, LoginDetails, SessionHeader, SCHEMA_VERSION,
-};
-use crate::sink::RecordSink;
+use crate::record::{Endpoint, Flags, SessionHeader};
+use crate::sink::{RecordKey, RecordParts, RecordQueue, SharedContext};
 
 /// Fixed facts about a session.
 #[derive(Debug, Clone)]
@@ -79,14 +78,14 @@ pub struct Session {
     /// The SQL dialect of the session's statements (from its protocol).
     dialect: crate::sql::Dialect,
     /// The fields all records of the session share, rendered once.
-    header: SessionHeader,
+    header: Arc<SessionHeader>,
     user: Option<String>,
     database: Option<String>,
     client_program: Option<String>,
     server_version: Option<String>,
-    /// The session's context (user, database, client program, server version) rendered for
-    /// records; emptied whenever the context changes.
-    context_json: Vec<u8>,
+    /// The session's context (user, database, client program, server version) as records share
+    /// it; dropped whenever the context changes, made again for the next record.
+    context: Option<Arc<SharedContext>>,
     connection_id: Option<u64>,
     pending: VecDeque<Box<Request>>,
     max_pending: usize,
@@ -102,13 +101,18 @@ impl Session {
     pub fn new(info: SessionInfo, max_pending: usize) -> Self {
         Session {
             dialect: crate::sql::Dialect::of_protocol(info.protocol),
-            header: SessionHeader::new(info.protocol, info.id, info.client, info.server),
+            header: Arc::new(SessionHeader::new(
+                info.protocol,
+                info.id,
+                info.client,
+                info.server,
+            )),
             info,
             user: None,
             database: None,
             client_program: None,
             server_version: None,
-            context_json: Vec::new(),
+            context: None,
             connection_id: None,
             pending: VecDeque::new(),
             max_pending: max_pending.max(1),
@@ -135,13 +139,13 @@ impl Session {
     }
 
     /// Apply one event; write the records it completes.
-    pub fn on_event(&mut self, event: DbEvent, sink: &mut RecordSink) {
+    pub fn on_event(&mut self, event: DbEvent, sink: &mut RecordQueue) {
         match event {
             DbEvent::ServerInfo {
                 version,
                 connection_id,
             } => {
-                self.context_json.clear();
+                self.context = None;
                 if version.is_some() {
                     self.server_version = version;
                 }
@@ -152,13 +156,13 @@ impl Session {
             DbEvent::Request(req) => {
                 if !req.expects_response {
                     self.flush_before(req.tx, sink);
-                    self.write(&req, None, Flags::default(), sink);
+                    self.write(req, None, Flags::default(), sink);
                     return;
                 }
                 if self.pending.len() >= self.max_pending {
                     if let Some(old) = self.pending.pop_front() {
                         self.counters.pending_overflow += 1;
-                        self.write_unanswered(&old, Flags::default(), sink);
+                        self.write_unanswered(old, Flags::default(), sink);
                     }
                 }
                 self.pending.push_back(req);
@@ -168,14 +172,14 @@ impl Session {
                 match self.pending.front() {
                     Some(front) if front.tx == resp.tx => {
                         if let Some(req) = self.pending.pop_front() {
-                            self.write(&req, Some(&resp), Flags::default(), sink);
+                            self.write(req, Some(resp), Flags::default(), sink);
                         }
                     }
                     _ => self.counters.unmatched_responses += 1,
                 }
             }
             DbEvent::Session(update) => {
-                self.context_json.clear();
+                self.context = None;
                 if update.user.is_some() {
                     self.user = update.user;
                 }
@@ -200,7 +204,12 @@ impl Session {
 
     /// Close the session: requests still waiting are written as unanswered (or, in an encrypted
     /// session, as encrypted with the bytes that could not be read).
-    pub fn close(&mut self, reason: CloseReason, encrypted_bytes: [u64; 2], sink: &mut RecordSink) {
+    pub fn close(
+        &mut self,
+        reason: CloseReason,
+        encrypted_bytes: [u64; 2],
+        sink: &mut RecordQueue,
+    ) {
         let mut first = true;
         while let Some(req) = self.pending.pop_front() {
             if self.encrypted {
@@ -211,32 +220,32 @@ impl Session {
                 }
                 let resp_bytes = if first { encrypted_bytes[1] } else { 0 };
                 first = false;
-                self.write_encrypted(&req, resp_bytes, reason.flags(), sink);
+                self.write_encrypted(req, resp_bytes, reason.flags(), sink);
             } else {
-                self.write_unanswered(&req, reason.flags(), sink);
+                self.write_unanswered(req, reason.flags(), sink);
             }
         }
     }
 
-    fn flush_before(&mut self, tx: u64, sink: &mut RecordSink) {
+    fn flush_before(&mut self, tx: u64, sink: &mut RecordQueue) {
         while self.pending.front().is_some_and(|r| r.tx < tx) {
             if let Some(old) = self.pending.pop_front() {
-                self.write_unanswered(&old, Flags::default(), sink);
+                self.write_unanswered(old, Flags::default(), sink);
             }
         }
     }
 
-    fn write_unanswered(&mut self, req: &Request, extra: Flags, sink: &mut RecordSink) {
+    fn write_unanswered(&mut self, req: Box<Request>, extra: Flags, sink: &mut RecordQueue) {
         self.counters.no_response += 1;
         self.write(req, None, extra.with(Flags::NO_RESPONSE), sink);
     }
 
     fn write_encrypted(
         &mut self,
-        req: &Request,
+        req: Box<Request>,
         response_bytes: u64,
         extra: Flags,
-        sink: &mut RecordSink,
+        sink: &mut RecordQueue,
     ) {
         let mut flags = extra.with(Flags::ENCRYPTED);
         flags.insert(Flags::from_completeness(req.completeness));
@@ -245,30 +254,30 @@ impl Session {
 
     fn write(
         &mut self,
-        req: &Request,
-        resp: Option<&Response>,
+        req: Box<Request>,
+        resp: Option<Box<Response>>,
         extra: Flags,
-        sink: &mut RecordSink,
+        sink: &mut RecordQueue,
     ) {
         let mut flags = extra;
         flags.insert(Flags::from_completeness(req.completeness));
-        if let Some(r) = resp {
+        if let Some(r) = &resp {
             flags.insert(Flags::from_completeness(r.completeness));
         }
         if self.encrypted {
             flags.insert(Flags::ENCRYPTED);
         }
-        let response_bytes = resp.map_or(0, |r| r.bytes);
+        let response_bytes = resp.as_ref().map_or(0, |r| r.bytes);
         self.emit(req, resp, flags, response_bytes, sink);
     }
 
     fn emit(
         &mut self,
-        req: &Request,
-        resp: Option<&Response>,
+        req: Box<Request>,
+        resp: Option<Box<Response>>,
         mut flags: Flags,
         response_bytes: u64,
-        sink: &mut RecordSink,
+        sink: &mut RecordQueue,
     ) {
         if self.info.midstream {
             flags.insert(Flags::MIDSTREAM);
@@ -276,89 +285,49 @@ impl Session {
         if self.info.redirected {
             flags.insert(Flags::REDIRECTED);
         }
-        if req.login.is_none() && self.context_json.is_empty() {
-            Context {
-                user: self.user.as_deref(),
-                database: self.database.as_deref(),
-                client_program: self.client_program.as_deref(),
-                server_version: self.server_version.as_deref(),
-            }
-            .render(&mut self.context_json);
-        }
         if std::mem::take(&mut self.after_gap) {
             flags.insert(Flags::AFTER_GAP);
         }
         if req.login_encrypted {
             flags.insert(Flags::LOGIN_ENCRYPTED);
         }
-
-        let lost = |c: dbtap_core::Completeness| match c {
-            dbtap_core::Completeness::Partial { lost_bytes } => lost_bytes,
-            _ => 0,
-        };
-        let login = req.login.as_deref();
-        let status = match resp {
-            Some(r) => r.status,
-            None if !req.expects_response && !flags.contains(Flags::NO_RESPONSE) => Status::Ok,
-            None => Status::Unknown,
-        };
+        let context = self
+            .context
+            .get_or_insert_with(|| {
+                Arc::new(SharedContext::new(
+                    self.user.clone(),
+                    self.database.clone(),
+                    self.client_program.clone(),
+                    self.server_version.clone(),
+                ))
+            })
+            .clone();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let record = AuditRecord {
-            schema_version: SCHEMA_VERSION,
-            ts: req.ts,
-            seq,
-            session: &self.header,
-            context: Context {
-                // A login record names the user who tried, whatever the outcome.
-                user: login
-                    .and_then(|l| l.user.as_deref())
-                    .or(self.user.as_deref()),
-                database: login
-                    .and_then(|l| l.database.as_deref())
-                    .or(self.database.as_deref()),
-                client_program: login
-                    .and_then(|l| l.client_program.as_deref())
-                    .or(self.client_program.as_deref()),
-                server_version: self.server_version.as_deref(),
-            },
-            // Records of ordinary operations share the session's context: rendered once.
-            context_json: login.is_none().then_some(self.context_json.as_slice()),
-            op: req.op.as_ref().map_or("unknown", |o| o.as_str()),
-            procedure: req.procedure.as_deref(),
-            sql: req.sql.as_deref(),
-            params: req.params.as_deref(),
-            param_row_width: req.param_row_width,
-            status,
-            error: resp.and_then(|r| r.error.as_ref()),
-            rows: resp.and_then(|r| r.rows),
-            latency_us: resp.map(|r| r.ts_end.micros_since(req.ts)),
-            bytes: Bytes {
-                request: req.bytes,
-                response: response_bytes,
-            },
-            flags,
-            stmt_id: req.stmt_id.or(resp.and_then(|r| r.stmt_id)),
-            connection_id: self.connection_id,
-            insert_id: resp.and_then(|r| r.insert_id),
-            warnings: resp.and_then(|r| r.warnings),
-            lost_bytes: lost(req.completeness) + resp.map_or(0, |r| lost(r.completeness)),
-            login: login.map(|l| LoginDetails {
-                auth_method: l.auth_method.as_deref(),
-                attributes: &l.attributes,
-                credentials_redacted: l.credentials_redacted,
-            }),
-            attributes: &req.attributes,
-        };
         self.counters.records += 1;
-        sink.write(self.info.id, seq, &record, self.dialect);
+        sink.push(RecordParts {
+            key: RecordKey {
+                position: sink.position(),
+                session_id: self.info.id,
+                seq,
+            },
+            header: self.header.clone(),
+            context,
+            dialect: self.dialect,
+            connection_id: self.connection_id,
+            req,
+            resp,
+            flags,
+            response_bytes,
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbtap_core::{DbError, ErrorCode, Login, Op, SessionUpdate, Timestamp};
+    use crate::sink::RecordSink;
+    use dbtap_core::{DbError, ErrorCode, Login, Op, SessionUpdate, Status, Timestamp};
     use std::net::{IpAddr, Ipv4Addr};
 
     fn session() -> Session {
@@ -402,8 +371,10 @@ mod tests {
         }))
     }
 
-    fn lines(sink: &mut RecordSink) -> Vec<serde_json::Value> {
-        sink.batch()
+    fn lines(queue: &mut RecordQueue) -> Vec<serde_json::Value> {
+        let mut out = RecordSink::default();
+        out.write_queue(queue);
+        out.batch()
             .lines()
             .map(|l| serde_json::from_slice(l).unwrap())
             .collect()
@@ -412,7 +383,7 @@ mod tests {
     #[test]
     fn login_then_query_carry_user_and_latency() {
         let mut s = session();
-        let mut sink = RecordSink::default();
+        let mut sink = RecordQueue::default();
         s.on_event(
             DbEvent::ServerInfo {
                 version: Some("8.0.26".into()),
@@ -473,7 +444,7 @@ mod tests {
     #[test]
     fn a_later_response_closes_earlier_requests_as_unanswered_in_order() {
         let mut s = session();
-        let mut sink = RecordSink::default();
+        let mut sink = RecordQueue::default();
         s.on_event(req(1, Op::QUERY, "a"), &mut sink);
         s.on_event(req(2, Op::QUERY, "b"), &mut sink);
         s.on_event(
@@ -504,7 +475,7 @@ mod tests {
     #[test]
     fn close_writes_waiting_requests_with_the_reason() {
         let mut s = session();
-        let mut sink = RecordSink::default();
+        let mut sink = RecordQueue::default();
         s.on_event(req(1, Op::QUERY, "slow"), &mut sink);
         s.close(CloseReason::CaptureEnd, [0, 0], &mut sink);
         let got = lines(&mut sink);
@@ -517,7 +488,7 @@ mod tests {
     #[test]
     fn encrypted_session_gets_its_opaque_bytes() {
         let mut s = session();
-        let mut sink = RecordSink::default();
+        let mut sink = RecordQueue::default();
         s.on_event(req(0, Op::LOGIN, ""), &mut sink);
         s.on_event(DbEvent::Encrypted, &mut sink);
         s.close(CloseReason::Ended, [500, 4000], &mut sink);
@@ -531,7 +502,7 @@ mod tests {
     #[test]
     fn no_response_expected_is_ok_at_once() {
         let mut s = session();
-        let mut sink = RecordSink::default();
+        let mut sink = RecordQueue::default();
         let mut r = Request {
             tx: 3,
             op: Some(Op::LOGOUT),
@@ -549,7 +520,7 @@ mod tests {
     #[test]
     fn pending_overflow_closes_the_oldest() {
         let mut s = session();
-        let mut sink = RecordSink::default();
+        let mut sink = RecordQueue::default();
         for tx in 0..5 {
             s.on_event(req(tx, Op::QUERY, "q"), &mut sink);
         }

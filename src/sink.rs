@@ -1,5 +1,11 @@
-//! Records on their way out: serialized on the worker that owns the flow, carried to the writer
-//! with a sort key that makes the output the same whatever the number of workers.
+//! Records on their way out. A session completes a record as [`RecordParts`] (owned: the
+//! request and response events themselves, the session's shared header and context); a
+//! [`RecordSink`] turns parts into JSON lines, on the worker's record thread, carried to the
+//! writer with a sort key that makes the output the same whatever the number of workers.
+//!
+//! Serializing on a thread of its own (SQL analysis, rule matching and JSON are about a third of
+//! a worker's instructions) lets a shard use two cores: its engine parses the next round of
+//! packets while the previous round's records are written.
 //!
 //! The key is (input position, session id, operation number). The input position is the index of
 //! the packet (or timer tick) in the whole replay whose processing completed the record; it does
@@ -8,15 +14,17 @@
 
 use std::ops::Range;
 
-use crate::record::{AuditRecord, TimeText};
+use crate::record::{
+    AuditRecord, Bytes, Context, Flags, LoginDetails, SessionHeader, TimeText, SCHEMA_VERSION,
+};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use dbtap_core::ErrorCode;
+use dbtap_core::{Completeness, ErrorCode, Request, Response, Status};
 
 use crate::rules::correlate::Hit;
 use crate::rules::{Facts, Matches, RuleSet};
-use crate::sql::{SqlOptions, SqlStage, SqlStats};
+use crate::sql::{Dialect, SqlOptions, SqlStage, SqlStats};
 
 /// Sort key of a record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,12 +37,183 @@ pub struct RecordKey {
     pub seq: u64,
 }
 
+/// A session's context (user, database, client program, server version) with its JSON
+/// rendering, shared by the records written while it holds: a new one is made when it changes.
+#[derive(Debug, Default)]
+pub struct SharedContext {
+    /// Database user.
+    pub user: Option<String>,
+    /// Default database.
+    pub database: Option<String>,
+    /// Client program.
+    pub client_program: Option<String>,
+    /// Server version.
+    pub server_version: Option<String>,
+    /// The four fields rendered for records (see [`AuditRecord::context_json`]).
+    json: Vec<u8>,
+}
+
+impl SharedContext {
+    /// A context of these values, rendered.
+    pub fn new(
+        user: Option<String>,
+        database: Option<String>,
+        client_program: Option<String>,
+        server_version: Option<String>,
+    ) -> Self {
+        let mut c = SharedContext {
+            user,
+            database,
+            client_program,
+            server_version,
+            json: Vec::new(),
+        };
+        Context {
+            user: c.user.as_deref(),
+            database: c.database.as_deref(),
+            client_program: c.client_program.as_deref(),
+            server_version: c.server_version.as_deref(),
+        }
+        .render(&mut c.json);
+        c
+    }
+}
+
+/// A record as its session completed it, owning what it is made of, so that another thread can
+/// serialize it ([`RecordSink::write_parts`]).
+#[derive(Debug)]
+pub struct RecordParts {
+    /// Sort key.
+    pub key: RecordKey,
+    /// The session's shared fields.
+    pub header: Arc<SessionHeader>,
+    /// The session's context when the record was completed.
+    pub context: Arc<SharedContext>,
+    /// The SQL dialect of the session's protocol.
+    pub dialect: Dialect,
+    /// Server-side connection id.
+    pub connection_id: Option<u64>,
+    /// The request.
+    pub req: Box<Request>,
+    /// Its response, when one was seen.
+    pub resp: Option<Box<Response>>,
+    /// Flags of the record.
+    pub flags: Flags,
+    /// Response bytes (of the response, or opaque bytes of an encrypted session).
+    pub response_bytes: u64,
+}
+
+impl RecordParts {
+    /// The record, borrowing from the parts.
+    pub fn record(&self) -> AuditRecord<'_> {
+        let req = &*self.req;
+        let resp = self.resp.as_deref();
+        let login = req.login.as_deref();
+        let ctx = &*self.context;
+        let lost = |c: Completeness| match c {
+            Completeness::Partial { lost_bytes } => lost_bytes,
+            _ => 0,
+        };
+        let status = match resp {
+            Some(r) => r.status,
+            None if !req.expects_response && !self.flags.contains(Flags::NO_RESPONSE) => Status::Ok,
+            None => Status::Unknown,
+        };
+        AuditRecord {
+            schema_version: SCHEMA_VERSION,
+            ts: req.ts,
+            seq: self.key.seq,
+            session: &self.header,
+            context: Context {
+                // A login record names the user who tried, whatever the outcome.
+                user: login
+                    .and_then(|l| l.user.as_deref())
+                    .or(ctx.user.as_deref()),
+                database: login
+                    .and_then(|l| l.database.as_deref())
+                    .or(ctx.database.as_deref()),
+                client_program: login
+                    .and_then(|l| l.client_program.as_deref())
+                    .or(ctx.client_program.as_deref()),
+                server_version: ctx.server_version.as_deref(),
+            },
+            // Records of ordinary operations share the session's context: rendered once.
+            context_json: login.is_none().then_some(ctx.json.as_slice()),
+            op: req.op.as_ref().map_or("unknown", |o| o.as_str()),
+            procedure: req.procedure.as_deref(),
+            sql: req.sql.as_deref(),
+            params: req.params.as_deref(),
+            param_row_width: req.param_row_width,
+            status,
+            error: resp.and_then(|r| r.error.as_ref()),
+            rows: resp.and_then(|r| r.rows),
+            latency_us: resp.map(|r| r.ts_end.micros_since(req.ts)),
+            bytes: Bytes {
+                request: req.bytes,
+                response: self.response_bytes,
+            },
+            flags: self.flags,
+            stmt_id: req.stmt_id.or(resp.and_then(|r| r.stmt_id)),
+            connection_id: self.connection_id,
+            insert_id: resp.and_then(|r| r.insert_id),
+            warnings: resp.and_then(|r| r.warnings),
+            lost_bytes: lost(req.completeness) + resp.map_or(0, |r| lost(r.completeness)),
+            login: login.map(|l| LoginDetails {
+                auth_method: l.auth_method.as_deref(),
+                attributes: &l.attributes,
+                credentials_redacted: l.credentials_redacted,
+            }),
+            attributes: &req.attributes,
+        }
+    }
+}
+
+/// Records completed by a worker's sessions, waiting to be serialized, with the input position
+/// they belong to.
+#[derive(Debug, Default)]
+pub struct RecordQueue {
+    position: u64,
+    parts: Vec<RecordParts>,
+}
+
+impl RecordQueue {
+    /// The input position records completed from now on belong to.
+    pub fn set_position(&mut self, position: u64) {
+        self.position = position;
+    }
+
+    /// The input position records completed now belong to.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Queue a completed record.
+    pub fn push(&mut self, parts: RecordParts) {
+        self.parts.push(parts);
+    }
+
+    /// Records queued.
+    pub fn len(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Nothing queued.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Take the queued records, leaving `fresh` (emptied) in their place.
+    pub fn take(&mut self, mut fresh: Vec<RecordParts>) -> Vec<RecordParts> {
+        fresh.clear();
+        std::mem::replace(&mut self.parts, fresh)
+    }
+}
+
 /// A worker's record output: the SQL stage and the serializer, writing into a [`RecordBatch`]
 /// that the pipeline takes away at each round.
 #[derive(Default)]
 pub struct RecordSink {
     batch: RecordBatch,
-    position: u64,
     clock: TimeText,
     sql: SqlStage,
     /// Rules matched on each record (stateless conditions); hits travel with the record.
@@ -52,30 +231,27 @@ impl RecordSink {
         }
     }
 
-    /// The input position records written from now on belong to.
-    pub fn set_position(&mut self, position: u64) {
-        self.position = position;
+    /// Serialize the records of `queue` (emptying it).
+    pub fn write_queue(&mut self, queue: &mut RecordQueue) {
+        for parts in queue.parts.drain(..) {
+            self.write_parts(&parts);
+        }
+    }
+
+    /// Serialize one completed record.
+    pub fn write_parts(&mut self, parts: &RecordParts) {
+        self.write(parts.key, &parts.record(), parts.dialect);
     }
 
     /// Serialize one record as a JSON line; a record with SQL text goes through the SQL stage
     /// (analysis, password redaction, masking) in `dialect`.
-    pub fn write(
-        &mut self,
-        session_id: u64,
-        seq: u64,
-        record: &AuditRecord<'_>,
-        dialect: crate::sql::Dialect,
-    ) {
+    pub fn write(&mut self, key: RecordKey, record: &AuditRecord<'_>, dialect: Dialect) {
+        let session_id = key.session_id;
         let view = record.sql.map(|sql| self.sql.view(dialect, sql));
         let b = &mut self.batch;
         let start = b.buf.len();
         record.write_json(&mut b.buf, &mut self.clock, view.as_ref());
         b.buf.push(b'\n');
-        let key = RecordKey {
-            position: self.position,
-            session_id,
-            seq,
-        };
         if b.entries.last().is_some_and(|e| e.key > key) {
             b.sorted = false;
         }
