@@ -65,6 +65,9 @@ say "cat:    ${CAT_T[*]} s -> median $CAT_S s"
 DBTAP_T=()
 for ((i = 1; i <= RUNS; i++)); do
     rm -f "$WORK/records.jsonl"
+    # The previous run's records (hundreds of MB) must not be written back to disk during
+    # this run: that is the machine's work, not this run's.
+    sync
     # shellcheck disable=SC2086
     timed "$DBTAP" replay "$FILE" --records "$WORK/records.jsonl" --summary json \
         --summary-file "$WORK/summary.json" --progress never ${DBTAP_ARGS:-} >"$WORK/dbtap.log" 2>&1 \

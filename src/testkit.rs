@@ -71,7 +71,7 @@ impl StreamParser for Toy {
                     tx,
                     ts: cx.ts_at(0),
                     op: Some(Op::QUERY),
-                    sql: Some(line.trim_start_matches("Q ").to_owned()),
+                    sql: Some(line.trim_start_matches("Q ").into()),
                     bytes: nl as u64 + 1,
                     expects_response: true,
                     ..Default::default()

@@ -2,6 +2,7 @@
 //! records. Per-protocol message types never leave their crate; these are owned and small.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::contract::Direction;
 use crate::time::Timestamp;
@@ -154,8 +155,9 @@ pub struct Request {
     pub ts: Timestamp,
     /// Operation kind.
     pub op: Option<Op>,
-    /// Statement text (UTF-8). For an execute: the prepared text, when the prepare was seen.
-    pub sql: Option<String>,
+    /// Statement text (UTF-8). For an execute: the prepared text, when the prepare was seen —
+    /// shared with the parser's statement cache (an execute costs no copy of its text).
+    pub sql: Option<Arc<str>>,
     /// Typed bind values in order (execute), or `None`.
     pub params: Option<Vec<Param>>,
     /// Array execution (MariaDB COM_STMT_BULK_EXECUTE): `params` holds several rows of this

@@ -14,7 +14,7 @@ pub const MAX_LONG_DATA_PARAMS: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct Stmt {
     /// Statement text, when the prepare was seen.
-    pub sql: Option<String>,
+    pub sql: Option<std::sync::Arc<str>>,
     /// Parameter count from COM_STMT_PREPARE_OK (or inferred).
     pub params: u16,
     /// Types bound by the last execute that sent them.

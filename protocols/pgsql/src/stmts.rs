@@ -21,7 +21,7 @@ pub const MAX_NAME_LEN: usize = 256;
 #[derive(Debug, Clone, Default)]
 pub struct Stmt {
     /// Statement text (decoded, possibly cut at `max_statement_len`).
-    pub sql: Option<String>,
+    pub sql: Option<std::sync::Arc<str>>,
     /// The text was cut at a limit.
     pub cut: bool,
     /// Parameter type OIDs declared by Parse (0 = unspecified), bounded by `max_params`.
@@ -31,7 +31,7 @@ pub struct Stmt {
 
 impl Stmt {
     /// A statement as Parse defined it.
-    pub fn new(sql: Option<String>, cut: bool, oids: Vec<u32>) -> Stmt {
+    pub fn new(sql: Option<std::sync::Arc<str>>, cut: bool, oids: Vec<u32>) -> Stmt {
         Stmt {
             sql,
             cut,
@@ -41,7 +41,7 @@ impl Stmt {
     }
 
     fn heap(&self) -> usize {
-        self.sql.as_ref().map_or(0, String::capacity) + self.oids.capacity() * 4
+        self.sql.as_ref().map_or(0, |s| s.len()) + self.oids.capacity() * 4
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use dbtap_core::gap::{judge, Candidate, GapVerdict, Position, Resync, ResyncStep};
 use dbtap_core::{
@@ -121,7 +122,7 @@ struct OpReq {
     req: Request,
     /// sp_prepare / sp_prepexec / sp_cursorprepare…: the statement text to remember under the
     /// handle the server returns.
-    prepare_sql: Option<String>,
+    prepare_sql: Option<Arc<str>>,
     /// The parameter names its `@params` declares (for the positional values of a later
     /// sp_execute of the handle).
     prepare_names: Vec<String>,
@@ -244,7 +245,7 @@ pub struct TdsParser {
     enc: &'static Encoding,
     /// sp_prepare handles → statement text and declared parameter names, oldest first
     /// (bounded).
-    prepared: VecDeque<(i64, String, Vec<String>)>,
+    prepared: VecDeque<(i64, Arc<str>, Vec<String>)>,
     server_version: Option<String>,
     /// SPID from the server's packet headers.
     spid: Option<u16>,
@@ -983,7 +984,7 @@ impl TdsParser {
                 let max = cx.limits.max_statement_len.saturating_mul(2);
                 let keep = body.len().min(max) & !1;
                 req.op = Some(Op::QUERY);
-                req.sql = Some(utf16(body.get(..keep).unwrap_or_default()));
+                req.sql = Some(utf16(body.get(..keep).unwrap_or_default()).into());
                 if keep < body.len() && c == Completeness::Complete {
                     req.completeness = Completeness::Truncated {
                         kept: keep as u64,
@@ -1148,7 +1149,7 @@ impl TdsParser {
         let mut declared: Vec<String> = Vec::new();
         let mut prepare_names = Vec::new();
         if let Some((stmt, decl, first)) = shape {
-            req.sql = text(ps.get(stmt));
+            req.sql = text(ps.get(stmt)).map(Into::into);
             if let Some(d) = decl.and_then(|d| text(ps.get(d))) {
                 declared = crate::requests::declared_names(&d, cx.limits.max_params);
                 if !d.is_empty() {
@@ -1229,13 +1230,18 @@ impl TdsParser {
             req.attributes
                 .push(("params_dropped".into(), rpc.params_dropped.to_string()));
         }
-        if let Some(sql) = req.sql.as_mut() {
-            if dbtap_core::text::truncate_utf8(sql, cx.limits.max_statement_len) {
-                req.completeness = req.completeness.merge(Completeness::Truncated {
-                    kept: sql.len() as u64,
-                    original: sql.len() as u64,
-                });
-            }
+        if let Some(sql) = req
+            .sql
+            .as_ref()
+            .filter(|s| s.len() > cx.limits.max_statement_len)
+        {
+            let mut sql = sql.to_string();
+            dbtap_core::text::truncate_utf8(&mut sql, cx.limits.max_statement_len);
+            req.completeness = req.completeness.merge(Completeness::Truncated {
+                kept: sql.len() as u64,
+                original: sql.len() as u64,
+            });
+            req.sql = Some(sql.into());
         }
         req.params = (!params.is_empty()).then_some(params);
         req.procedure = Some(rpc.procedure);
@@ -1636,7 +1642,7 @@ impl TdsParser {
         }
     }
 
-    fn remember(&mut self, handle: i64, sql: String, names: Vec<String>, out: &mut Vec<DbEvent>) {
+    fn remember(&mut self, handle: i64, sql: Arc<str>, names: Vec<String>, out: &mut Vec<DbEvent>) {
         self.prepared.retain(|(k, _, _)| *k != handle);
         if self.prepared.len() >= dbtap_core::limits::DEFAULT_MAX_PREPARED_STATEMENTS {
             self.prepared.pop_front();
@@ -1928,9 +1934,7 @@ impl StreamParser for TdsParser {
             + self
                 .prepared
                 .iter()
-                .map(|(_, s, n)| {
-                    s.capacity() + n.iter().map(|x| x.capacity() + 24).sum::<usize>() + 40
-                })
+                .map(|(_, s, n)| s.len() + n.iter().map(|x| x.capacity() + 24).sum::<usize>() + 40)
                 .sum::<usize>()
             + self.pending.len() * 256
             + self

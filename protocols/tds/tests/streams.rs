@@ -473,7 +473,7 @@ fn a_message_the_client_abandons_with_ignore_is_not_recorded() {
     ));
     let (ev, _, _) = run(&conv, Limits::default());
     let recs = records(&ev);
-    let sqls: Vec<_> = recs.iter().filter_map(|(q, _)| q.sql.clone()).collect();
+    let sqls: Vec<_> = recs.iter().filter_map(|(q, _)| q.sql.as_deref()).collect();
     assert_eq!(sqls, ["SELECT 1"]);
     let select = recs
         .iter()

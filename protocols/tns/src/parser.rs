@@ -69,7 +69,7 @@ pub mod anomaly {
 /// A statement the server parsed into a cursor, as the call that carried its text said it.
 #[derive(Debug, Clone)]
 struct CursorEntry {
-    sql: String,
+    sql: std::sync::Arc<str>,
     /// Length of the text on the wire when it was cut at the statement limit.
     cut_from: Option<u64>,
     /// Bind metadata of the latest call that described the binds (re-executions send values
@@ -936,6 +936,7 @@ impl TnsParser {
                                 metas = v.metas;
                             }
                         }
+                        let sql: std::sync::Arc<str> = sql.into();
                         op.learn = Some(CursorEntry {
                             sql: sql.clone(),
                             cut_from: cut.then_some(s.total as u64),

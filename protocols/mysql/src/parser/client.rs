@@ -316,13 +316,14 @@ impl MysqlParser {
                 if self.caps.has(Caps::MULTI_STATEMENTS) && !tcut && sql.contains(';') {
                     split_ranges = split::split(&sql, MAX_SPLIT_STATEMENTS).filter(|r| r.len() > 1);
                 }
-                req.sql = Some(sql);
+                req.sql = Some(sql.into());
             }
             Command::STMT_PREPARE => {
                 let (sql, tcut) = self.text(args, cut, limits);
                 if tcut {
                     text_cut = Some((1, limits.max_statement_len.min(args.len()) as u64));
                 }
+                let sql: std::sync::Arc<str> = sql.into();
                 prepare_sql = Some(sql.clone());
                 req.sql = Some(sql);
                 kind = Kind::Prepare;
@@ -332,11 +333,11 @@ impl MysqlParser {
                 if cmd == Command::INIT_DB {
                     effect = Effect::Database(name.clone());
                 }
-                req.sql = Some(name);
+                req.sql = Some(name.into());
             }
             Command::FIELD_LIST => {
                 let table = Reader::new(args).nul_or_rest();
-                req.sql = Some(self.charset.decode(table));
+                req.sql = Some(self.charset.decode(table).into());
                 kind = Kind::FieldList;
             }
             Command::STATISTICS => kind = Kind::Statistics,
@@ -544,7 +545,7 @@ impl MysqlParser {
     /// last"; when that prepare is still waiting for its answer (pipelined in the same write),
     /// its text is known but not its id or parameter count yet: returned as the second value
     /// (and the id stays -1). Otherwise the id, with -1 resolved to the last prepared one.
-    fn named_statement(&mut self, id: u32) -> (u32, Option<String>) {
+    fn named_statement(&mut self, id: u32) -> (u32, Option<std::sync::Arc<str>>) {
         if id != u32::MAX {
             return (id, None);
         }

@@ -160,7 +160,7 @@ struct Pending {
     /// Any server byte of the response was seen.
     started: bool,
     /// Prepare: sql to cache on OK.
-    prepare_sql: Option<String>,
+    prepare_sql: Option<std::sync::Arc<str>>,
     /// The response could already be complete if the session uses DEPRECATE_EOF (mid-stream).
     maybe_done: bool,
     /// Payload bytes of the request (for `Truncated::original` of a cut text).

@@ -729,7 +729,7 @@ impl MysqlParser {
                     tx,
                     ts: p.req.ts,
                     op: p.req.op.clone(),
-                    sql: sql.get(range).map(str::to_owned),
+                    sql: sql.get(range).map(Into::into),
                     bytes: if k == 0 { p.req.bytes } else { 0 },
                     attributes: if k == 0 {
                         std::mem::take(&mut p.req.attributes)

@@ -452,7 +452,7 @@ impl PgParser {
                 } else {
                     crate::split::split_multi(&sql, MAX_SPLIT_STATEMENTS, self.std_strings)
                 };
-                req.sql = Some(sql);
+                req.sql = Some(sql.into());
                 self.end_unnamed_portal();
                 let id = self.push_op(Kind::Query, req, out);
                 if let Some(op) = self.op_mut(id) {
@@ -472,6 +472,7 @@ impl PgParser {
                 let stmt_cut = c.is_some() || p.cut;
                 let mut req = Self::request(ts, Op::PREPARE, h.total());
                 req.completeness = cut.or(c).unwrap_or_default();
+                let sql: std::sync::Arc<str> = sql.into();
                 req.sql = Some(sql.clone());
                 if !p.name.is_empty() {
                     req.attributes
@@ -552,7 +553,7 @@ impl PgParser {
                     return self.malformed(out);
                 };
                 let mut req = Self::request(ts, Op::new("function_call"), h.total());
-                req.sql = Some(format!("function oid {oid}"));
+                req.sql = Some(format!("function oid {oid}").into());
                 let (params, complete) = Self::decode_params(self.charset, &head, &[], limits);
                 req.params = Some(params);
                 req.completeness = cut.unwrap_or_default();

@@ -550,7 +550,7 @@ impl PgParser {
                 sql: splits
                     .get(i)
                     .and_then(|s| sql.get(s.clone()))
-                    .map(str::to_owned),
+                    .map(Into::into),
                 bytes: if i == 0 { op.req.bytes } else { 0 } + r.req_bytes,
                 expects_response: true,
                 completeness: op.req.completeness,
@@ -686,7 +686,7 @@ impl StreamParser for PgParser {
                 .iter()
                 .map(|o| {
                     std::mem::size_of::<OpState>()
-                        + o.req.sql.as_ref().map_or(0, String::capacity)
+                        + o.req.sql.as_ref().map_or(0, |s| s.len())
                         + o.results.capacity() * std::mem::size_of::<Outcome>()
                 })
                 .sum::<usize>()
