@@ -5,6 +5,7 @@
 //! never the OS clock, so a replay gives the same answer every time. The engine sees only the
 //! flows its worker owns (both directions of a flow always reach the same worker).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::net::IpAddr;
@@ -314,39 +315,37 @@ impl Engine {
                 self.close_flow(&key, seg.ts, reason);
             }
         }
-        if !self.flows.contains_key(&key) {
-            // Stray packets with nothing to say (pure ACKs, RSTs, FINs of flows we never saw)
-            // do not create flows.
-            if !seg.flags.syn && seg.payload.is_empty() && seg.missing == 0 {
-                self.stats.stray_packets += 1;
-                return;
+        // One lookup for the packet from here on (the flow table is looked up for every packet).
+        let flow = match self.flows.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                // Stray packets with nothing to say (pure ACKs, RSTs, FINs of flows we never
+                // saw) do not create flows.
+                if !seg.flags.syn && seg.payload.is_empty() && seg.missing == 0 {
+                    self.stats.stray_packets += 1;
+                    return;
+                }
+                self.stats.flows += 1;
+                v.insert(Flow::new(seg.src, seg.dst, seg.ts))
             }
-            self.stats.flows += 1;
-            self.flows.insert(key, Flow::new(seg.src, seg.dst, seg.ts));
-        }
+        };
         if let Some(f) = follow {
             // Only a flow still looking for its protocol takes the hint.
-            if let Some(flow) = self.flows.get_mut(&key) {
-                if matches!(flow.app, App::Detect(_)) {
-                    flow.followed = Some(f);
-                }
+            if matches!(flow.app, App::Detect(_)) {
+                flow.followed = Some(f);
             }
         }
-        let mut finished = false;
-        let mut mem_delta = (0usize, 0usize);
-        if let Some(flow) = self.flows.get_mut(&key) {
-            let mut cx = Ctx {
-                cfg: &self.cfg,
-                events: &mut self.events,
-                sink: &mut self.sink,
-                stats: &mut self.stats,
-            };
-            flow.on_segment(&key, seg, &mut cx);
-            finished = flow.finished();
-            let before = flow.mem;
-            flow.mem = flow.mem_usage();
-            mem_delta = (before, flow.mem);
-        }
+        let mut cx = Ctx {
+            cfg: &self.cfg,
+            events: &mut self.events,
+            sink: &mut self.sink,
+            stats: &mut self.stats,
+        };
+        flow.on_segment(&key, seg, &mut cx);
+        let finished = flow.finished();
+        let before = flow.mem;
+        flow.mem = flow.mem_usage();
+        let mem_delta = (before, flow.mem);
         self.mem = self.mem + mem_delta.1 - mem_delta.0.min(self.mem + mem_delta.1);
         if finished {
             self.close_flow(&key, seg.ts, CloseReason::Ended);

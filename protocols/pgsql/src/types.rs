@@ -117,6 +117,15 @@ pub type Decoded = (ParamValue, bool);
 
 /// Decode one bind value of type `oid` sent in text (`binary == false`) or binary format.
 pub fn decode(oid: u32, binary: bool, v: &[u8], cs: Charset, b: Bounds) -> Decoded {
+    // Parameters whose type the client left to the server (oid 0: pgbench, many drivers) are
+    // the common case, and never arrays: no table walk for them.
+    if oid == oid::UNSPECIFIED {
+        return if binary {
+            decode_binary(oid, v, cs, b)
+        } else {
+            text(v, cs, b)
+        };
+    }
     if let Some(elem) = array_element(oid) {
         return if binary {
             binary_array(elem, v, cs, b)
@@ -153,9 +162,10 @@ fn bytes(v: &[u8], b: Bounds) -> Decoded {
 }
 
 fn decode_text(oid: u32, v: &[u8], cs: Charset, b: Bounds) -> Decoded {
-    let s = std::str::from_utf8(v).ok().map(str::trim);
+    // Only the types read as numbers or booleans need the text as UTF-8.
+    let s = || std::str::from_utf8(v).ok().map(str::trim);
     match oid {
-        oid::BOOL => match s {
+        oid::BOOL => match s() {
             Some("t" | "true" | "TRUE" | "on" | "yes" | "y" | "1") => {
                 (ParamValue::Bool(true), false)
             }
@@ -165,12 +175,12 @@ fn decode_text(oid: u32, v: &[u8], cs: Charset, b: Bounds) -> Decoded {
             _ => text(v, cs, b),
         },
         oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => {
-            match s.and_then(|s| s.parse::<i64>().ok()) {
+            match s().and_then(|s| s.parse::<i64>().ok()) {
                 Some(n) => (ParamValue::Int(n), false),
                 None => text(v, cs, b),
             }
         }
-        oid::FLOAT4 | oid::FLOAT8 => match s.and_then(|s| s.parse::<f64>().ok()) {
+        oid::FLOAT4 | oid::FLOAT8 => match s().and_then(|s| s.parse::<f64>().ok()) {
             Some(f) if f.is_finite() => (ParamValue::Float(f), false),
             _ => text(v, cs, b),
         },
