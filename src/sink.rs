@@ -192,16 +192,6 @@ impl RecordQueue {
         self.parts.push(parts);
     }
 
-    /// Records queued.
-    pub fn len(&self) -> usize {
-        self.parts.len()
-    }
-
-    /// Nothing queued.
-    pub fn is_empty(&self) -> bool {
-        self.parts.is_empty()
-    }
-
     /// Take the queued records, leaving `fresh` (emptied) in their place.
     pub fn take(&mut self, mut fresh: Vec<RecordParts>) -> Vec<RecordParts> {
         fresh.clear();
