@@ -116,8 +116,34 @@ impl FlowKey {
         }
     }
 
+    /// The worker a packet of this connection goes to, of `workers`: the same for both
+    /// directions. Computed for every packet by the reader, so a few multiplications over the
+    /// addresses as words rather than [`FlowKey::stable_hash`]'s byte loop; which worker a flow
+    /// lands on never shows in the output.
+    pub fn shard(&self, workers: usize) -> usize {
+        fn word(ep: &Endpoint) -> u64 {
+            let ip = match ep.ip {
+                IpAddr::V4(a) => u64::from(u32::from(a)),
+                IpAddr::V6(a) => {
+                    let v = u128::from(a);
+                    (v as u64) ^ ((v >> 64) as u64).rotate_left(17)
+                }
+            };
+            ip ^ (u64::from(ep.port) << 48)
+        }
+        let mut z = word(&self.lo)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29)
+            ^ word(&self.hi);
+        // SplitMix64's finaliser: nearby addresses and ports spread over all workers.
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z % workers.max(1) as u64) as usize
+    }
+
     /// A hash that is the same for both directions and on every run and platform (used to
-    /// shard flows over workers and to make session ids).
+    /// make session ids).
     pub fn stable_hash(&self) -> u64 {
         let mut h = Fnv64::default();
         for ep in [self.lo, self.hi] {

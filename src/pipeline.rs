@@ -194,8 +194,7 @@ impl Feeder {
             self.last_tick_sec = Some(sec);
         }
         self.max_ts = self.max_ts.max(seg.ts);
-        let shard =
-            (FlowKey::new(seg.src, seg.dst).stable_hash() % self.batches.len() as u64) as usize;
+        let shard = FlowKey::new(seg.src, seg.dst).shard(self.batches.len());
         let batch = &mut self.batches[shard];
         if let Some(f) = self.redirects.observe(seg) {
             batch.items.push(Item::Follow(f));

@@ -377,7 +377,7 @@ impl PgParser {
                 kind: anomaly::PENDING_OVERFLOW,
             });
             if let Some(old) = self.ops.pop_front() {
-                self.emit_op(*old, None, out);
+                self.emit_op(old, None, out);
             }
         }
         self.ops.push_back(Box::new(OpState {
@@ -435,7 +435,12 @@ impl PgParser {
 
     /// Emit one operation: records for what it holds. `lost`: a gap cut its response
     /// (`Some(bytes)`), or the stream ended (`None`) when it is not done.
-    pub(crate) fn emit_op(&mut self, mut op: OpState, lost: Option<u64>, out: &mut Vec<DbEvent>) {
+    pub(crate) fn emit_op(
+        &mut self,
+        mut op: Box<OpState>,
+        lost: Option<u64>,
+        out: &mut Vec<DbEvent>,
+    ) {
         if op.kind == Kind::Query {
             return self.emit_query(op, lost, out);
         }
@@ -470,7 +475,7 @@ impl PgParser {
 
     /// Emit a simple Query: one record per statement when the server answered each of them,
     /// else one record for the whole text.
-    fn emit_query(&mut self, mut op: OpState, lost: Option<u64>, out: &mut Vec<DbEvent>) {
+    fn emit_query(&mut self, mut op: Box<OpState>, lost: Option<u64>, out: &mut Vec<DbEvent>) {
         let mut results = std::mem::take(&mut op.results);
         let cut = !op.done;
         if op.cur.started {
@@ -580,7 +585,7 @@ impl PgParser {
     pub(crate) fn flush_all(&mut self, lost: Option<u64>, out: &mut Vec<DbEvent>) {
         self.flush_login(out);
         while let Some(op) = self.ops.pop_front() {
-            self.emit_op(*op, lost, out);
+            self.emit_op(op, lost, out);
         }
         self.expect.clear();
         self.copy_in = None;

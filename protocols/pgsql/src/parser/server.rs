@@ -619,7 +619,7 @@ impl PgParser {
                 continue;
             }
             if let Some(op) = self.ops.remove(i) {
-                self.emit_op(*op, None, out);
+                self.emit_op(op, None, out);
             }
         }
         if let Some(ops) = self.copy_in {
