@@ -442,6 +442,34 @@ mod tests {
     }
 
     #[test]
+    fn a_record_keeps_the_context_it_was_completed_in() {
+        // Records are serialized later, on the record thread: one completed before a change of
+        // database must still say the old one.
+        let mut s = session();
+        let mut queue = RecordQueue::default();
+        let use_db = |db: &str| {
+            DbEvent::Session(SessionUpdate {
+                user: Some("his_app".into()),
+                database: Some(db.into()),
+                client_program: None,
+            })
+        };
+        s.on_event(use_db("his"), &mut queue);
+        s.on_event(req(1, Op::QUERY, "select 1"), &mut queue);
+        s.on_event(resp(1, 1), &mut queue);
+        s.on_event(use_db("lis"), &mut queue);
+        s.on_event(req(2, Op::QUERY, "select 2"), &mut queue);
+        s.on_event(resp(2, 1), &mut queue);
+        let got = lines(&mut queue);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0]["sql"], "select 1");
+        assert_eq!(got[0]["database"], "his");
+        assert_eq!(got[1]["sql"], "select 2");
+        assert_eq!(got[1]["database"], "lis");
+        assert_eq!(got[1]["user"], "his_app");
+    }
+
+    #[test]
     fn a_later_response_closes_earlier_requests_as_unanswered_in_order() {
         let mut s = session();
         let mut sink = RecordQueue::default();
