@@ -180,8 +180,49 @@ pub struct RuleSet {
     sql_kind_masks: Vec<(usize, u32)>,
     /// The other leaves of `sql_leaves` (neither regex nor `kind` equality), tested one by one.
     sql_other_leaves: Vec<usize>,
+    /// Per rule, what its condition requires of `op` and `status` (rebuilt with the leaves).
+    prefilters: Vec<Prefilter>,
     /// Local time − UTC, minutes (`--tz`).
     pub offset_min: i32,
+}
+
+/// Values a rule requires of a record's `op` and `status`, read off the tests that are direct
+/// parts of its top-level `all` (or its single test): a record whose `op` or `status` is none
+/// of them cannot meet the rule, so its condition is not evaluated. Most rules that are not
+/// about the statement alone are about logins or errors, and most records are neither.
+#[derive(Debug, Default, Clone)]
+struct Prefilter {
+    op: Option<Vec<String>>,
+    status: Option<Vec<String>>,
+}
+
+impl Prefilter {
+    fn of(when: &Cond) -> Self {
+        let mut p = Prefilter::default();
+        let conjuncts = match when {
+            Cond::All(cs) => cs.as_slice(),
+            one => std::slice::from_ref(one),
+        };
+        for c in conjuncts {
+            match c {
+                Cond::Test(Field::Op, cond::Test::OneOf(items)) => p.op = Some(items.clone()),
+                Cond::Test(Field::Status, cond::Test::OneOf(items)) => {
+                    p.status = Some(items.clone())
+                }
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// The same comparison as the `equals` / `in` test itself (ASCII case ignored).
+    fn admits(&self, f: &Facts<'_>) -> bool {
+        let one_of = |want: &Option<Vec<String>>, v: &str| {
+            want.as_ref()
+                .is_none_or(|w| w.iter().any(|x| x.eq_ignore_ascii_case(v)))
+        };
+        one_of(&self.op, f.op) && one_of(&self.status, f.status)
+    }
 }
 
 /// The regex tests of one statement field, matched together.
@@ -519,6 +560,7 @@ impl RuleSet {
             .enumerate()
             .map(|(j, (i, _))| (i, self.sql_leaves.len() + j))
             .collect();
+        self.prefilters = self.rules.iter().map(|r| Prefilter::of(&r.when)).collect();
         self.sql_kind_masks.clear();
         self.sql_other_leaves.clear();
         for (i, (field, test)) in self.sql_leaves.iter().enumerate() {
@@ -577,7 +619,11 @@ impl RuleSet {
                     .map(|bits| bits.get(bit / 64).is_some_and(|w| w >> (bit % 64) & 1 == 1)),
                 None => None,
             };
-            if cached.unwrap_or_else(|| r.when.eval(f, self.offset_min)) {
+            let admitted = || {
+                self.prefilters.get(i).is_none_or(|p| p.admits(f))
+                    && r.when.eval(f, self.offset_min)
+            };
+            if cached.unwrap_or_else(admitted) {
                 out.push(i as u16);
             }
         }
