@@ -193,6 +193,7 @@ impl RecordQueue {
     }
 
     /// Take the queued records, leaving `fresh` (emptied) in their place.
+    /// (`fresh` may still hold records serialized elsewhere: they are dropped here.)
     pub fn take(&mut self, mut fresh: Vec<RecordParts>) -> Vec<RecordParts> {
         fresh.clear();
         std::mem::replace(&mut self.parts, fresh)
