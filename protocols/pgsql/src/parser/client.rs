@@ -631,16 +631,13 @@ impl PgParser {
                 }
                 // The portal ran to completion already: a new execution of the same portal.
                 Some(true) => {
-                    let (mut req, stmt) = match self.op_mut(id) {
-                        Some(op) => (op.req.clone(), op.stmt.clone()),
-                        None => (Self::request(ts, Op::EXECUTE, 0), None),
+                    let mut req = match self.op_mut(id) {
+                        Some(op) => op.req.clone(),
+                        None => Self::request(ts, Op::EXECUTE, 0),
                     };
                     req.ts = ts;
                     req.bytes = 0;
                     let new = self.push_op(Kind::Execute, req, out);
-                    if let Some(op) = self.op_mut(new) {
-                        op.stmt = stmt;
-                    }
                     self.portals.bind(portal, new, usize::MAX);
                     return new;
                 }
@@ -768,11 +765,8 @@ impl PgParser {
                         original: kept,
                     });
                 }
-                let id = self.push_op(Kind::Execute, req, out);
-                if let Some(op) = self.op_mut(id) {
-                    op.stmt = Some(head.statement.into());
-                }
-                id
+                // (No statement name kept on the operation: only a Parse's is ever read.)
+                self.push_op(Kind::Execute, req, out)
             }
         };
         self.portals

@@ -142,7 +142,8 @@ pub(crate) struct OpState {
     pub executed: bool,
     /// Rows counted before the current Execute run (suspended portals).
     pub run_start_rows: u64,
-    /// Statement name (Parse / Bind).
+    /// Statement name of a Parse (to find it again from a Bind of the same batch, and to forget
+    /// the statement when the Parse fails).
     pub stmt: Option<Box<[u8]>>,
     /// Split statements of a Query (byte ranges of `req.sql`).
     pub splits: Option<Vec<Range<usize>>>,

@@ -416,6 +416,10 @@ impl PgParser {
     /// before it in the same batch were not seen (counted). `None` (and an anomaly) when the
     /// batch awaits no such answer.
     fn seek(&mut self, kinds: &[ExpKind], out: &mut Vec<DbEvent>) -> Option<Expect> {
+        // The usual case: the answer awaited first is this one.
+        if let Some(front) = self.expect.front().filter(|e| kinds.contains(&e.kind)) {
+            return Some(*front);
+        }
         let at = self.expect.iter().position(|e| {
             kinds.contains(&e.kind)
                 || matches!(
