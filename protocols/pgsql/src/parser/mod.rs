@@ -129,7 +129,7 @@ pub(crate) struct OpState {
     /// The batch (ReadyForQuery) that completes it.
     pub batch: u64,
     pub kind: Kind,
-    pub req: Request,
+    pub req: Box<Request>,
     /// The result being accumulated.
     pub cur: Outcome,
     /// Finished results (Query: one per statement).
@@ -183,7 +183,7 @@ pub(crate) struct Expect {
 /// The login being negotiated.
 #[derive(Debug)]
 pub(crate) struct LoginState {
-    pub req: Request,
+    pub req: Box<Request>,
     pub resp: Response,
     pub started: bool,
     /// AuthenticationOk seen.
@@ -338,13 +338,13 @@ impl PgParser {
     /// Emit a request and, if any, its response (same tx).
     pub(crate) fn emit(
         &mut self,
-        mut req: Request,
+        mut req: Box<Request>,
         resp: Option<Response>,
         out: &mut Vec<DbEvent>,
     ) {
         req.tx = self.next_tx();
         let tx = req.tx;
-        out.push(DbEvent::Request(Box::new(req)));
+        out.push(DbEvent::Request(req));
         if let Some(mut r) = resp {
             r.tx = tx;
             out.push(DbEvent::Response(Box::new(r)));
@@ -352,18 +352,25 @@ impl PgParser {
     }
 
     /// A new request of kind `op` whose first byte arrived at `ts`.
-    pub(crate) fn request(ts: Timestamp, op: Op, bytes: usize) -> Request {
-        Request {
+    pub(crate) fn request(ts: Timestamp, op: Op, bytes: usize) -> Box<Request> {
+        // Boxed from the start: the request travels boxed to the session, so it is never copied
+        // on its way (operation queue, event).
+        Box::new(Request {
             ts,
             op: Some(op),
             bytes: bytes as u64,
             expects_response: true,
             ..Default::default()
-        }
+        })
     }
 
     /// Register a new operation in the current batch; returns its id.
-    pub(crate) fn push_op(&mut self, kind: Kind, mut req: Request, out: &mut Vec<DbEvent>) -> u64 {
+    pub(crate) fn push_op(
+        &mut self,
+        kind: Kind,
+        mut req: Box<Request>,
+        out: &mut Vec<DbEvent>,
+    ) -> u64 {
         self.server_needs_request = false;
         if let Some((carry, ts)) = self.batch_carry.take() {
             req.bytes += carry;
@@ -549,7 +556,7 @@ impl PgParser {
         let last = results.len() - 1;
         let not_run = n - results.len();
         for (i, r) in results.into_iter().enumerate() {
-            let mut req = Request {
+            let mut req = Box::new(Request {
                 tx: 0,
                 ts: op.req.ts,
                 op: op.req.op.clone(),
@@ -561,7 +568,7 @@ impl PgParser {
                 expects_response: true,
                 completeness: op.req.completeness,
                 ..Default::default()
-            };
+            });
             if i == last && not_run > 0 && r.status == Status::Error {
                 req.attributes
                     .push(("not_executed_statements".into(), not_run.to_string()));
