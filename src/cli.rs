@@ -80,7 +80,8 @@ struct ReplayArgs {
     /// Where records go, one JSON object per line; `-` is stdout.
     #[arg(long, default_value = "-")]
     records: PathBuf,
-    /// Worker threads (default: cores − 1, at least 1).
+    /// Worker threads (default: cores − 1, at least 1); each also has a record thread that
+    /// writes its records.
     #[arg(long)]
     workers: Option<usize>,
     /// Parse traffic on PORT as protocol NAME without probing, e.g. `--port mysql=3307`.
