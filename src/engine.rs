@@ -225,7 +225,7 @@ struct Flow {
 struct Ctx<'a> {
     cfg: &'a EngineConfig,
     events: &'a mut Vec<DbEvent>,
-    sink: &'a mut RecordQueue,
+    queue: &'a mut RecordQueue,
     stats: &'a mut EngineStats,
 }
 
@@ -238,7 +238,7 @@ pub struct Engine {
     events: Vec<DbEvent>,
     /// Records completed, waiting to be serialized (by the pipeline's record thread, or by
     /// `inline` for [`Engine::records`]).
-    sink: RecordQueue,
+    queue: RecordQueue,
     inline: RecordSink,
     stats: EngineStats,
     /// The reader said the next packet's connection was announced by a redirect.
@@ -256,7 +256,7 @@ impl Engine {
             mem: 0,
             now: Timestamp(0),
             events: Vec::new(),
-            sink: RecordQueue::default(),
+            queue: RecordQueue::default(),
             inline,
             stats,
             follow_next: None,
@@ -276,21 +276,21 @@ impl Engine {
     /// Records completed since the last [`Engine::take_records`] or [`Engine::take_parts`],
     /// serialized on this thread, in key order.
     pub fn records(&mut self) -> &mut RecordBatch {
-        self.inline.write_queue(&mut self.sink);
+        self.inline.write_queue(&mut self.queue);
         self.inline.batch()
     }
 
     /// Take the records completed so far, serialized on this thread, leaving `fresh` (emptied)
     /// to write into.
     pub fn take_records(&mut self, fresh: RecordBatch) -> RecordBatch {
-        self.inline.write_queue(&mut self.sink);
+        self.inline.write_queue(&mut self.queue);
         self.inline.take(fresh)
     }
 
     /// Take the records completed so far, to be serialized elsewhere, leaving `fresh` (emptied)
     /// in their place.
     pub fn take_parts(&mut self, fresh: Vec<RecordParts>) -> Vec<RecordParts> {
-        self.sink.take(fresh)
+        self.queue.take(fresh)
     }
 
     /// Flows currently tracked.
@@ -305,7 +305,7 @@ impl Engine {
 
     /// Handle one TCP segment at input position `position`.
     pub fn packet(&mut self, position: u64, seg: &Segment<'_>) {
-        self.sink.set_position(position);
+        self.queue.set_position(position);
         self.now = self.now.max(seg.ts);
         self.stats.packets += 1;
         self.stats.payload_bytes += seg.payload.len() as u64;
@@ -364,7 +364,7 @@ impl Engine {
         let mut cx = Ctx {
             cfg: &self.cfg,
             events: &mut self.events,
-            sink: &mut self.sink,
+            queue: &mut self.queue,
             stats: &mut self.stats,
         };
         flow.on_segment(&key, seg, &mut cx);
@@ -385,7 +385,7 @@ impl Engine {
     /// Packet time reached `ts` (a timer tick at input position `position`): close idle flows,
     /// turn old holes into gaps.
     pub fn tick(&mut self, position: u64, ts: Timestamp) {
-        self.sink.set_position(position);
+        self.queue.set_position(position);
         self.now = self.now.max(ts);
         let now = self.now;
         let mut idle: Vec<FlowKey> = Vec::new();
@@ -397,7 +397,7 @@ impl Engine {
             let mut cx = Ctx {
                 cfg: &self.cfg,
                 events: &mut self.events,
-                sink: &mut self.sink,
+                queue: &mut self.queue,
                 stats: &mut self.stats,
             };
             flow.on_time(key, now, &mut cx);
@@ -410,7 +410,7 @@ impl Engine {
 
     /// The input ended: close every flow, in key order.
     pub fn finish(&mut self, position: u64) {
-        self.sink.set_position(position);
+        self.queue.set_position(position);
         let mut keys: Vec<FlowKey> = self.flows.keys().copied().collect();
         keys.sort_unstable();
         let now = self.now;
@@ -450,7 +450,7 @@ impl Engine {
         let mut cx = Ctx {
             cfg: &self.cfg,
             events: &mut self.events,
-            sink: &mut self.sink,
+            queue: &mut self.queue,
             stats: &mut self.stats,
         };
         flow.close(key, ts, reason, &mut cx);
@@ -616,7 +616,7 @@ impl Flow {
                 } else {
                     [0, 0]
                 };
-                p.session.close(reason, enc, cx.sink);
+                p.session.close(reason, enc, cx.queue);
                 cx.stats
                     .add_session(p.spec, p.session.counters(), p.session.encrypted());
             }
@@ -781,7 +781,7 @@ fn feed(p: &mut Parsing, side: usize, d: &Delivery<'_>, cx: &mut Ctx<'_>) {
         if let DbEvent::Anomaly { kind, .. } = &ev {
             cx.stats.count_anomaly(kind);
         }
-        p.session.on_event(ev, cx.sink);
+        p.session.on_event(ev, cx.queue);
     }
 }
 

@@ -139,7 +139,7 @@ impl Session {
     }
 
     /// Apply one event; write the records it completes.
-    pub fn on_event(&mut self, event: DbEvent, sink: &mut RecordQueue) {
+    pub fn on_event(&mut self, event: DbEvent, queue: &mut RecordQueue) {
         match event {
             DbEvent::ServerInfo {
                 version,
@@ -155,24 +155,24 @@ impl Session {
             }
             DbEvent::Request(req) => {
                 if !req.expects_response {
-                    self.flush_before(req.tx, sink);
-                    self.write(req, None, Flags::default(), sink);
+                    self.flush_before(req.tx, queue);
+                    self.write(req, None, Flags::default(), queue);
                     return;
                 }
                 if self.pending.len() >= self.max_pending {
                     if let Some(old) = self.pending.pop_front() {
                         self.counters.pending_overflow += 1;
-                        self.write_unanswered(old, Flags::default(), sink);
+                        self.write_unanswered(old, Flags::default(), queue);
                     }
                 }
                 self.pending.push_back(req);
             }
             DbEvent::Response(resp) => {
-                self.flush_before(resp.tx, sink);
+                self.flush_before(resp.tx, queue);
                 match self.pending.front() {
                     Some(front) if front.tx == resp.tx => {
                         if let Some(req) = self.pending.pop_front() {
-                            self.write(req, Some(resp), Flags::default(), sink);
+                            self.write(req, Some(resp), Flags::default(), queue);
                         }
                     }
                     _ => self.counters.unmatched_responses += 1,
@@ -208,7 +208,7 @@ impl Session {
         &mut self,
         reason: CloseReason,
         encrypted_bytes: [u64; 2],
-        sink: &mut RecordQueue,
+        queue: &mut RecordQueue,
     ) {
         let mut first = true;
         while let Some(req) = self.pending.pop_front() {
@@ -220,24 +220,24 @@ impl Session {
                 }
                 let resp_bytes = if first { encrypted_bytes[1] } else { 0 };
                 first = false;
-                self.write_encrypted(req, resp_bytes, reason.flags(), sink);
+                self.write_encrypted(req, resp_bytes, reason.flags(), queue);
             } else {
-                self.write_unanswered(req, reason.flags(), sink);
+                self.write_unanswered(req, reason.flags(), queue);
             }
         }
     }
 
-    fn flush_before(&mut self, tx: u64, sink: &mut RecordQueue) {
+    fn flush_before(&mut self, tx: u64, queue: &mut RecordQueue) {
         while self.pending.front().is_some_and(|r| r.tx < tx) {
             if let Some(old) = self.pending.pop_front() {
-                self.write_unanswered(old, Flags::default(), sink);
+                self.write_unanswered(old, Flags::default(), queue);
             }
         }
     }
 
-    fn write_unanswered(&mut self, req: Box<Request>, extra: Flags, sink: &mut RecordQueue) {
+    fn write_unanswered(&mut self, req: Box<Request>, extra: Flags, queue: &mut RecordQueue) {
         self.counters.no_response += 1;
-        self.write(req, None, extra.with(Flags::NO_RESPONSE), sink);
+        self.write(req, None, extra.with(Flags::NO_RESPONSE), queue);
     }
 
     fn write_encrypted(
@@ -245,11 +245,11 @@ impl Session {
         req: Box<Request>,
         response_bytes: u64,
         extra: Flags,
-        sink: &mut RecordQueue,
+        queue: &mut RecordQueue,
     ) {
         let mut flags = extra.with(Flags::ENCRYPTED);
         flags.insert(Flags::from_completeness(req.completeness));
-        self.emit(req, None, flags, response_bytes, sink);
+        self.emit(req, None, flags, response_bytes, queue);
     }
 
     fn write(
@@ -257,7 +257,7 @@ impl Session {
         req: Box<Request>,
         resp: Option<Box<Response>>,
         extra: Flags,
-        sink: &mut RecordQueue,
+        queue: &mut RecordQueue,
     ) {
         let mut flags = extra;
         flags.insert(Flags::from_completeness(req.completeness));
@@ -268,7 +268,7 @@ impl Session {
             flags.insert(Flags::ENCRYPTED);
         }
         let response_bytes = resp.as_ref().map_or(0, |r| r.bytes);
-        self.emit(req, resp, flags, response_bytes, sink);
+        self.emit(req, resp, flags, response_bytes, queue);
     }
 
     fn emit(
@@ -277,7 +277,7 @@ impl Session {
         resp: Option<Box<Response>>,
         mut flags: Flags,
         response_bytes: u64,
-        sink: &mut RecordQueue,
+        queue: &mut RecordQueue,
     ) {
         if self.info.midstream {
             flags.insert(Flags::MIDSTREAM);
@@ -305,9 +305,9 @@ impl Session {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.counters.records += 1;
-        sink.push(RecordParts {
+        queue.push(RecordParts {
             key: RecordKey {
-                position: sink.position(),
+                position: queue.position(),
                 session_id: self.info.id,
                 seq,
             },
@@ -383,13 +383,13 @@ mod tests {
     #[test]
     fn login_then_query_carry_user_and_latency() {
         let mut s = session();
-        let mut sink = RecordQueue::default();
+        let mut queue = RecordQueue::default();
         s.on_event(
             DbEvent::ServerInfo {
                 version: Some("8.0.26".into()),
                 connection_id: Some(7),
             },
-            &mut sink,
+            &mut queue,
         );
         s.on_event(
             DbEvent::Request(Box::new(Request {
@@ -408,20 +408,20 @@ mod tests {
                 expects_response: true,
                 ..Default::default()
             })),
-            &mut sink,
+            &mut queue,
         );
-        s.on_event(resp(0, 0), &mut sink);
+        s.on_event(resp(0, 0), &mut queue);
         s.on_event(
             DbEvent::Session(SessionUpdate {
                 user: Some("root".into()),
                 database: Some("his".into()),
                 client_program: None,
             }),
-            &mut sink,
+            &mut queue,
         );
-        s.on_event(req(1, Op::QUERY, "select 1"), &mut sink);
-        s.on_event(resp(1, 1), &mut sink);
-        let got = lines(&mut sink);
+        s.on_event(req(1, Op::QUERY, "select 1"), &mut queue);
+        s.on_event(resp(1, 1), &mut queue);
+        let got = lines(&mut queue);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0]["op"], "login");
         assert_eq!(got[0]["user"], "root");
@@ -472,9 +472,9 @@ mod tests {
     #[test]
     fn a_later_response_closes_earlier_requests_as_unanswered_in_order() {
         let mut s = session();
-        let mut sink = RecordQueue::default();
-        s.on_event(req(1, Op::QUERY, "a"), &mut sink);
-        s.on_event(req(2, Op::QUERY, "b"), &mut sink);
+        let mut queue = RecordQueue::default();
+        s.on_event(req(1, Op::QUERY, "a"), &mut queue);
+        s.on_event(req(2, Op::QUERY, "b"), &mut queue);
         s.on_event(
             DbEvent::Response(Box::new(Response {
                 tx: 2,
@@ -486,9 +486,9 @@ mod tests {
                 }),
                 ..Default::default()
             })),
-            &mut sink,
+            &mut queue,
         );
-        let got = lines(&mut sink);
+        let got = lines(&mut queue);
         assert_eq!(got[0]["sql"], "a");
         assert_eq!(got[0]["status"], "unknown");
         assert_eq!(got[0]["flags"], serde_json::json!(["no_response"]));
@@ -503,10 +503,10 @@ mod tests {
     #[test]
     fn close_writes_waiting_requests_with_the_reason() {
         let mut s = session();
-        let mut sink = RecordQueue::default();
-        s.on_event(req(1, Op::QUERY, "slow"), &mut sink);
-        s.close(CloseReason::CaptureEnd, [0, 0], &mut sink);
-        let got = lines(&mut sink);
+        let mut queue = RecordQueue::default();
+        s.on_event(req(1, Op::QUERY, "slow"), &mut queue);
+        s.close(CloseReason::CaptureEnd, [0, 0], &mut queue);
+        let got = lines(&mut queue);
         assert_eq!(
             got[0]["flags"],
             serde_json::json!(["no_response", "capture_end"])
@@ -516,11 +516,11 @@ mod tests {
     #[test]
     fn encrypted_session_gets_its_opaque_bytes() {
         let mut s = session();
-        let mut sink = RecordQueue::default();
-        s.on_event(req(0, Op::LOGIN, ""), &mut sink);
-        s.on_event(DbEvent::Encrypted, &mut sink);
-        s.close(CloseReason::Ended, [500, 4000], &mut sink);
-        let got = lines(&mut sink);
+        let mut queue = RecordQueue::default();
+        s.on_event(req(0, Op::LOGIN, ""), &mut queue);
+        s.on_event(DbEvent::Encrypted, &mut queue);
+        s.close(CloseReason::Ended, [500, 4000], &mut queue);
+        let got = lines(&mut queue);
         assert_eq!(got[0]["flags"], serde_json::json!(["encrypted"]));
         assert_eq!(got[0]["status"], "unknown");
         assert_eq!(got[0]["bytes"]["request"], 510);
@@ -530,7 +530,7 @@ mod tests {
     #[test]
     fn no_response_expected_is_ok_at_once() {
         let mut s = session();
-        let mut sink = RecordQueue::default();
+        let mut queue = RecordQueue::default();
         let mut r = Request {
             tx: 3,
             op: Some(Op::LOGOUT),
@@ -538,8 +538,8 @@ mod tests {
             ..Default::default()
         };
         r.bytes = 5;
-        s.on_event(DbEvent::Request(Box::new(r)), &mut sink);
-        let got = lines(&mut sink);
+        s.on_event(DbEvent::Request(Box::new(r)), &mut queue);
+        let got = lines(&mut queue);
         assert_eq!(got[0]["op"], "logout");
         assert_eq!(got[0]["status"], "ok");
         assert_eq!(got[0]["flags"], serde_json::json!([]));
@@ -548,11 +548,11 @@ mod tests {
     #[test]
     fn pending_overflow_closes_the_oldest() {
         let mut s = session();
-        let mut sink = RecordQueue::default();
+        let mut queue = RecordQueue::default();
         for tx in 0..5 {
-            s.on_event(req(tx, Op::QUERY, "q"), &mut sink);
+            s.on_event(req(tx, Op::QUERY, "q"), &mut queue);
         }
         assert_eq!(s.counters().pending_overflow, 1);
-        assert_eq!(lines(&mut sink).len(), 1);
+        assert_eq!(lines(&mut queue).len(), 1);
     }
 }
