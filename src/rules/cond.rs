@@ -429,6 +429,11 @@ impl Cond {
     }
 }
 
+/// The `equals` / `in` comparison: `v` is one of `items`, ASCII case ignored.
+pub fn one_of(items: &[String], v: &str) -> bool {
+    items.iter().any(|i| i.eq_ignore_ascii_case(v))
+}
+
 /// Evaluate one field test on a record.
 pub fn test_values(f: &Facts<'_>, field: Field, test: &Test) -> bool {
     // The common cases first, without building a value list.
@@ -450,7 +455,7 @@ pub fn test_values(f: &Facts<'_>, field: Field, test: &Test) -> bool {
         }
         Test::OneOf(items) => {
             if let Some(v) = f.text(field) {
-                return v.is_some_and(|v| items.iter().any(|i| i.eq_ignore_ascii_case(v)));
+                return v.is_some_and(|v| one_of(items, v));
             }
         }
         Test::Regex(re) => {
@@ -467,9 +472,7 @@ pub fn test_values(f: &Facts<'_>, field: Field, test: &Test) -> bool {
     let values = f.values(field);
     match test {
         Test::Exists(want) => values.iter().next().is_some() == *want,
-        Test::OneOf(items) => values
-            .iter()
-            .any(|v| items.iter().any(|i| i.eq_ignore_ascii_case(v))),
+        Test::OneOf(items) => values.iter().any(|v| one_of(items, v)),
         Test::Regex(re) => values.iter().any(|v| re.is_match(v)),
         Test::Cmp(op, x) => values.iter().any(|v| {
             v.parse::<f64>().is_ok_and(|n| match op {

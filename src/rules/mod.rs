@@ -215,13 +215,12 @@ impl Prefilter {
         p
     }
 
-    /// The same comparison as the `equals` / `in` test itself (ASCII case ignored).
+    /// The record's `op` and `status` pass the rule's own `equals` / `in` tests on them.
     fn admits(&self, f: &Facts<'_>) -> bool {
-        let one_of = |want: &Option<Vec<String>>, v: &str| {
-            want.as_ref()
-                .is_none_or(|w| w.iter().any(|x| x.eq_ignore_ascii_case(v)))
+        let pass = |want: &Option<Vec<String>>, v: &str| {
+            want.as_deref().is_none_or(|w| cond::one_of(w, v))
         };
-        one_of(&self.op, f.op) && one_of(&self.status, f.status)
+        pass(&self.op, f.op) && pass(&self.status, f.status)
     }
 }
 
