@@ -1121,9 +1121,11 @@ impl TdsParser {
         let mut params: Vec<Param> = Vec::new();
         let mut prepare_sql = None;
         let mut unprepare = None;
-        let text = |p: Option<&crate::requests::RpcParam>| -> Option<String> {
-            match p.map(|p| &p.param.value) {
-                Some(ParamValue::Text(t)) => Some(t.clone()),
+        // The statement and declaration texts are taken out of their parameters (which are not
+        // shown as bind values), not copied.
+        let take_text = |p: Option<&mut crate::requests::RpcParam>| -> Option<String> {
+            match p.map(|p| &mut p.param.value) {
+                Some(ParamValue::Text(t)) => Some(std::mem::take(t)),
                 _ => None,
             }
         };
@@ -1143,14 +1145,14 @@ impl TdsParser {
             "sp_cursorprepexec" => Some((3, Some(2), 7)),
             _ => None,
         };
-        let ps = &rpc.params;
+        let mut ps = rpc.params;
         // Names of the user parameters as `@params` declares them, in order: a value sent
         // without a ParamName is the declared parameter at its position.
         let mut declared: Vec<String> = Vec::new();
         let mut prepare_names = Vec::new();
         if let Some((stmt, decl, first)) = shape {
-            req.sql = text(ps.get(stmt)).map(Into::into);
-            if let Some(d) = decl.and_then(|d| text(ps.get(d))) {
+            req.sql = take_text(ps.get_mut(stmt)).map(Into::into);
+            if let Some(d) = decl.and_then(|d| take_text(ps.get_mut(d))) {
                 declared = crate::requests::declared_names(&d, cx.limits.max_params);
                 if !d.is_empty() {
                     let mut d = d;
@@ -1159,7 +1161,7 @@ impl TdsParser {
                 }
             }
             if first != usize::MAX {
-                params.extend(ps.iter().skip(first).map(|p| p.param.clone()));
+                params.extend(ps.into_iter().skip(first).map(|p| p.param));
             }
             if matches!(
                 proc_lower.as_str(),
@@ -1186,22 +1188,22 @@ impl TdsParser {
             } else {
                 1
             };
-            params.extend(ps.iter().skip(skip).map(|p| p.param.clone()));
+            params.extend(ps.into_iter().skip(skip).map(|p| p.param));
         } else if matches!(proc_lower.as_str(), "sp_unprepare" | "sp_cursorunprepare") {
             unprepare = int(ps.first());
             req.stmt_id = unprepare.map(|h| h as u64);
         } else {
-            params.extend(ps.iter().enumerate().map(|(i, p)| {
+            params.extend(ps.into_iter().enumerate().map(|(i, p)| {
                 if secret_rpc_param(&proc_lower, i, &p.name) {
                     // A password passed to a procedure: its type stays, its value never leaves.
                     Param {
-                        name: p.param.name.clone(),
-                        type_name: p.param.type_name.clone(),
+                        name: p.param.name,
+                        type_name: p.param.type_name,
                         value: ParamValue::Text("***".into()),
                         truncated: false,
                     }
                 } else {
-                    p.param.clone()
+                    p.param
                 }
             }));
         }

@@ -274,21 +274,25 @@ fn encrypted_param(r: &mut Reader<'_>, max_param_len: usize, tds72: bool) -> Res
 /// values after `@params` positionally (empty ParamName): the n-th value is the n-th
 /// declared parameter.
 pub fn declared_names(decl: &str, max: usize) -> Vec<String> {
+    // Walked a byte at a time: the declaration's syntax (`@`, `,`, parentheses, ASCII
+    // identifiers and spaces) is ASCII, and a character is decoded only where a byte is not.
+    let bytes = decl.as_bytes();
     let mut out = Vec::new();
     let mut depth = 0usize;
     let mut item_start = true;
-    let mut chars = decl.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let (c, len) = char_at(decl, i, b);
         match c {
             '(' => depth += 1,
             ')' => depth = depth.saturating_sub(1),
             ',' if depth == 0 => item_start = true,
             '@' if depth == 0 && item_start => {
                 let mut end = i + 1;
-                while let Some(&(j, n)) = chars.peek() {
+                while let Some(&n) = bytes.get(end) {
+                    let (n, n_len) = char_at(decl, end, n);
                     if n.is_alphanumeric() || matches!(n, '_' | '@' | '#' | '$') {
-                        end = j + n.len_utf8();
-                        chars.next();
+                        end += n_len;
                     } else {
                         break;
                     }
@@ -298,12 +302,28 @@ pub fn declared_names(decl: &str, max: usize) -> Vec<String> {
                 }
                 out.push(decl.get(i..end).unwrap_or_default().to_owned());
                 item_start = false;
+                i = end;
+                continue;
             }
             c if c.is_whitespace() => {}
             _ => item_start = false,
         }
+        i += len;
     }
     out
+}
+
+/// The character of `s` that starts at byte `i` (whose value is `b`) and its length in bytes.
+#[inline]
+fn char_at(s: &str, i: usize, b: u8) -> (char, usize) {
+    if b.is_ascii() {
+        return (b as char, 1);
+    }
+    let c = s
+        .get(i..)
+        .and_then(|rest| rest.chars().next())
+        .unwrap_or('\u{fffd}');
+    (c, c.len_utf8().max(1))
 }
 
 /// An undecodable placeholder parameter (records show that more parameters were sent).
@@ -520,5 +540,12 @@ mod tests {
         assert_eq!(declared_names("  @a varchar(max) , @b int", 1), ["@a"]);
         assert_eq!(declared_names("", 8), Vec::<String>::new());
         assert_eq!(declared_names("@x numeric(5, 2)", 8), ["@x"]);
+        // Unicode identifiers and separators: a name ends at the first character that is not
+        // alphanumeric (here a full-width comma, U+FF0C), and a non-breaking space (U+00A0)
+        // separates like a space.
+        assert_eq!(
+            declared_names("@患者 int,\u{a0}@病区 nvarchar(20)，@x int", 8),
+            ["@患者", "@病区"]
+        );
     }
 }

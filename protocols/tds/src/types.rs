@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use dbtap_core::text::{push_padded, push_padded_u128};
 use dbtap_core::ParamValue;
 use encoding_rs::Encoding;
 
@@ -486,7 +487,7 @@ pub fn decode(ti: &TypeInfo, b: &[u8], max_len: usize, enc: &'static Encoding) -
         }
         ty::DATETIME | ty::DATETIM4 | ty::DATETIMN => datetime(b).map(ParamValue::Text),
         ty::DATEN => date3(b).map(ParamValue::Text),
-        ty::TIMEN => time(b, ti.scale).map(|(t, _)| ParamValue::Text(t)),
+        ty::TIMEN => time(b, ti.scale).map(ParamValue::Text),
         ty::DATETIME2N => datetime2(b, ti.scale).map(ParamValue::Text),
         ty::DATETIMEOFFSETN => datetimeoffset(b, ti.scale).map(ParamValue::Text),
         ty::GUID => guid(b).map(ParamValue::Text),
@@ -540,22 +541,18 @@ fn decimal(b: &[u8], scale: u8) -> Option<String> {
     Some(scaled(v, sign == 0, scale as u32))
 }
 
+/// `v / 10^scale` in decimal, with the fraction's leading zeros (`scale` ≤ 38).
 fn scaled(v: u128, neg: bool, scale: u32) -> String {
-    let digits = v.to_string();
-    let scale = scale as usize;
-    let mut out = String::with_capacity(digits.len() + 3);
+    let mut out = String::with_capacity(24);
     if neg && v != 0 {
         out.push('-');
     }
-    if scale == 0 {
-        out.push_str(&digits);
-        return out;
+    let unit = 10u128.pow(scale.min(38));
+    push_padded_u128(&mut out, v / unit, 1);
+    if scale > 0 {
+        out.push('.');
+        push_padded_u128(&mut out, v % unit, scale as usize);
     }
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    out.push_str(int);
-    out.push('.');
-    out.push_str(frac);
     out
 }
 
@@ -565,15 +562,40 @@ const DAYS_TO_1900: i64 = 693_595;
 /// Days from 0001-01-01 to 1970-01-01.
 const DAYS_0001_TO_1970: i64 = 719_162;
 
-/// Days since 0001-01-01 as `YYYY-MM-DD`.
-fn ymd(days: i64) -> String {
+/// Longest text of a date and time with an offset: `YYYY-MM-DD HH:MM:SS.fffffff +HH:MM`.
+const DATETIME_TEXT: usize = 34;
+
+/// Append days since 0001-01-01 as `YYYY-MM-DD`.
+fn push_ymd(out: &mut String, days: i64) {
     let (y, m, d) = dbtap_core::time::civil_from_days(days - DAYS_0001_TO_1970);
-    format!("{y:04}-{m:02}-{d:02}")
+    if y < 0 {
+        out.push('-');
+    }
+    push_padded(out, y.unsigned_abs(), if y < 0 { 3 } else { 4 });
+    out.push('-');
+    push_padded(out, m as u64, 2);
+    out.push('-');
+    push_padded(out, d as u64, 2);
+}
+
+/// Append `HH:MM:SS` of `secs` since midnight, then `.` and `frac` in `scale` digits when the
+/// scale has any.
+fn push_hms(out: &mut String, secs: u64, frac: u64, scale: u8) {
+    push_padded(out, secs / 3600, 2);
+    out.push(':');
+    push_padded(out, secs / 60 % 60, 2);
+    out.push(':');
+    push_padded(out, secs % 60, 2);
+    if scale > 0 {
+        out.push('.');
+        push_padded(out, frac, scale as usize);
+    }
 }
 
 /// DATETIME: signed days since 1900-01-01, then 1/300 s since midnight; SMALLDATETIME: unsigned
 /// days since 1900-01-01, then minutes (MS-TDS 2.2.5.5.1.8).
 fn datetime(b: &[u8]) -> Option<String> {
+    let mut s = String::with_capacity(DATETIME_TEXT);
     match b.len() {
         4 => {
             let days = u16::from_le_bytes(b.get(..2)?.try_into().ok()?) as i64;
@@ -581,12 +603,9 @@ fn datetime(b: &[u8]) -> Option<String> {
             if mins >= 24 * 60 {
                 return None;
             }
-            Some(format!(
-                "{} {:02}:{:02}:00",
-                ymd(DAYS_TO_1900 + days),
-                mins / 60,
-                mins % 60
-            ))
+            push_ymd(&mut s, DAYS_TO_1900 + days);
+            s.push(' ');
+            push_hms(&mut s, mins * 60, 0, 0);
         }
         8 => {
             let days = i32::from_le_bytes(b.get(..4)?.try_into().ok()?) as i64;
@@ -596,18 +615,18 @@ fn datetime(b: &[u8]) -> Option<String> {
             }
             // 1/300 s ticks, rounded to milliseconds the way SQL Server displays them.
             let ms = (ticks * 10 + 1) / 3;
-            let s = ms / 1000;
-            Some(format!(
-                "{} {:02}:{:02}:{:02}.{:03}",
-                ymd(DAYS_TO_1900 + days),
-                s / 3600,
-                s / 60 % 60,
-                s % 60,
-                ms % 1000
-            ))
+            push_ymd(&mut s, DAYS_TO_1900 + days);
+            s.push(' ');
+            push_hms(&mut s, ms / 1000, ms % 1000, 3);
         }
-        _ => None,
+        _ => return None,
     }
+    Some(s)
+}
+
+/// Little-endian unsigned integer of up to 8 bytes (DATE's 3, TIME's 3 to 5).
+fn le_uint(b: &[u8]) -> u64 {
+    b.iter().rev().fold(0u64, |a, &x| (a << 8) | x as u64)
 }
 
 /// DATE: 3-byte little-endian days since 0001-01-01 (MS-TDS 2.2.5.5.1.10).
@@ -615,8 +634,9 @@ fn date3(b: &[u8]) -> Option<String> {
     if b.len() != 3 {
         return None;
     }
-    let days = b.iter().rev().fold(0i64, |a, &x| (a << 8) | x as i64);
-    Some(ymd(days))
+    let mut s = String::with_capacity(10);
+    push_ymd(&mut s, le_uint(b) as i64);
+    Some(s)
 }
 
 /// Bytes of a TIME value by scale: 3 for 0-2, 4 for 3-4, 5 for 5-7.
@@ -628,30 +648,38 @@ pub fn time_len(scale: u8) -> usize {
     }
 }
 
-/// TIME(n): an unsigned little-endian count of 10^-n seconds since midnight. Returns the text
-/// and the seconds since midnight.
-fn time(b: &[u8], scale: u8) -> Option<(String, u64)> {
-    if b.len() != time_len(scale) {
+/// TIME(n)'s count of 10^-n seconds since midnight and the count per second, when `b` is one
+/// (the scale is 0 to 7, MS-TDS 2.2.5.4.2; the count is under a day).
+fn time_units(b: &[u8], scale: u8) -> Option<(u64, u64)> {
+    if scale > 7 || b.len() != time_len(scale) {
         return None;
     }
-    let units = b.iter().rev().fold(0u64, |a, &x| (a << 8) | x as u64);
+    let units = le_uint(b);
     let per_sec = 10u64.pow(scale as u32);
-    let secs = units / per_sec;
-    if secs >= 86_400 {
-        return None;
-    }
-    let mut s = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    if scale > 0 {
-        s.push_str(&format!(".{:0w$}", units % per_sec, w = scale as usize));
-    }
-    Some((s, secs))
+    (units / per_sec < 86_400).then_some((units, per_sec))
+}
+
+/// TIME(n): an unsigned little-endian count of 10^-n seconds since midnight.
+fn time(b: &[u8], scale: u8) -> Option<String> {
+    let (units, per_sec) = time_units(b, scale)?;
+    let mut s = String::with_capacity(16);
+    push_hms(&mut s, units / per_sec, units % per_sec, scale);
+    Some(s)
 }
 
 /// DATETIME2(n): TIME(n) then DATE.
 fn datetime2(b: &[u8], scale: u8) -> Option<String> {
     let tl = time_len(scale);
-    let (t, _) = time(b.get(..tl)?, scale)?;
-    Some(format!("{} {t}", date3(b.get(tl..)?)?))
+    let (units, per_sec) = time_units(b.get(..tl)?, scale)?;
+    let date = b.get(tl..)?;
+    if date.len() != 3 {
+        return None;
+    }
+    let mut s = String::with_capacity(DATETIME_TEXT);
+    push_ymd(&mut s, le_uint(date) as i64);
+    s.push(' ');
+    push_hms(&mut s, units / per_sec, units % per_sec, scale);
+    Some(s)
 }
 
 /// DATETIMEOFFSET(n): TIME(n) and DATE in UTC, then a signed 2-byte offset in minutes; shown in
@@ -661,60 +689,51 @@ fn datetimeoffset(b: &[u8], scale: u8) -> Option<String> {
     if b.len() != tl + 5 {
         return None;
     }
-    let (_, _) = time(b.get(..tl)?, scale)?;
-    let units = b
-        .get(..tl)?
-        .iter()
-        .rev()
-        .fold(0u64, |a, &x| (a << 8) | x as u64);
-    let days = b
-        .get(tl..tl + 3)?
-        .iter()
-        .rev()
-        .fold(0i64, |a, &x| (a << 8) | x as i64);
+    let (units, per_sec) = time_units(b.get(..tl)?, scale)?;
+    let days = le_uint(b.get(tl..tl + 3)?) as i64;
     let off = i16::from_le_bytes(b.get(tl + 3..)?.try_into().ok()?) as i64;
-    let per_sec = 10u64.pow(scale as u32);
     let per_day = 86_400 * per_sec as i128;
     let local = (days as i128) * per_day + units as i128 + (off as i128) * 60 * per_sec as i128;
     let ldays = local.div_euclid(per_day) as i64;
     let lunits = local.rem_euclid(per_day) as u64;
-    let secs = lunits / per_sec;
-    let mut s = format!(
-        "{} {:02}:{:02}:{:02}",
-        ymd(ldays),
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    if scale > 0 {
-        s.push_str(&format!(".{:0w$}", lunits % per_sec, w = scale as usize));
-    }
-    let sign = if off < 0 { '-' } else { '+' };
-    s.push_str(&format!(
-        " {sign}{:02}:{:02}",
-        off.abs() / 60,
-        off.abs() % 60
-    ));
+    let mut s = String::with_capacity(DATETIME_TEXT);
+    push_ymd(&mut s, ldays);
+    s.push(' ');
+    push_hms(&mut s, lunits / per_sec, lunits % per_sec, scale);
+    s.push(' ');
+    s.push(if off < 0 { '-' } else { '+' });
+    push_padded(&mut s, off.unsigned_abs() / 60, 2);
+    s.push(':');
+    push_padded(&mut s, off.unsigned_abs() % 60, 2);
     Some(s)
 }
 
-/// uniqueidentifier: Data1 (4, LE), Data2 (2, LE), Data3 (2, LE), Data4 (8, as is).
+/// uniqueidentifier: Data1 (4, LE), Data2 (2, LE), Data3 (2, LE), Data4 (8, as is), written as
+/// `XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX`.
 fn guid(b: &[u8]) -> Option<String> {
     if b.len() != 16 {
         return None;
     }
-    let d1 = u32::from_le_bytes(b.get(..4)?.try_into().ok()?);
-    let d2 = u16::from_le_bytes(b.get(4..6)?.try_into().ok()?);
-    let d3 = u16::from_le_bytes(b.get(6..8)?.try_into().ok()?);
-    let mut s = format!("{d1:08X}-{d2:04X}-{d3:04X}-");
-    for (i, x) in b.get(8..)?.iter().enumerate() {
-        if i == 2 {
+    let d1 = u32::from_le_bytes(b.get(..4)?.try_into().ok()?).to_be_bytes();
+    let d2 = u16::from_le_bytes(b.get(4..6)?.try_into().ok()?).to_be_bytes();
+    let d3 = u16::from_le_bytes(b.get(6..8)?.try_into().ok()?).to_be_bytes();
+    let d4 = b.get(8..)?;
+    let mut s = String::with_capacity(36);
+    let groups: [&[u8]; 5] = [&d1, &d2, &d3, d4.get(..2)?, d4.get(2..)?];
+    for (i, group) in groups.iter().enumerate() {
+        if i > 0 {
             s.push('-');
         }
-        s.push_str(&format!("{x:02X}"));
+        for &x in *group {
+            s.push(HEX_UPPER[(x >> 4) as usize] as char);
+            s.push(HEX_UPPER[(x & 0xf) as usize] as char);
+        }
     }
     Some(s)
 }
+
+/// Upper-case hex digits by nibble value.
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 #[cfg(test)]
 mod tests {
@@ -874,6 +893,43 @@ mod tests {
         assert_eq!(
             read_type_info(&mut Reader::new(&[0x01]), Ctx::Param, true),
             Err(Stop::Bad)
+        );
+    }
+
+    #[test]
+    fn variant_time_scales_over_seven_are_undecodable() {
+        // sql_variant of a TIMEN, DATETIME2N or DATETIMEOFFSETN: the scale is the one property
+        // byte. MS-TDS 2.2.5.4.2 allows scales 0 to 7; a larger one (here 7 and 200 with the
+        // same 5 value bytes) must be refused before any 10^scale is computed.
+        let units = (10_000_000u64 * 3661 + 1_234_567).to_le_bytes(); // 01:01:01.1234567
+        let variant = |base: u8, scale: u8, extra: &[u8]| {
+            let mut body = vec![base, 1, scale];
+            body.extend_from_slice(&units[..5]);
+            body.extend_from_slice(extra);
+            let mut v = (body.len() as u32).to_le_bytes().to_vec();
+            v.extend_from_slice(&body);
+            val(&[ty::SSVARIANT, 0x10, 0x1F, 0, 0], &v)
+        };
+        // DATE 2024-03-01: 738 945 days since 0001-01-01; offset +08:00 (480 minutes).
+        let date = [0x81, 0x46, 0x0b];
+        let offset: Vec<u8> = date.iter().copied().chain(480i16.to_le_bytes()).collect();
+        assert_eq!(
+            variant(ty::TIMEN, 7, &[]),
+            ParamValue::Text("01:01:01.1234567".into())
+        );
+        assert_eq!(
+            variant(ty::DATETIME2N, 7, &date),
+            ParamValue::Text("2024-03-01 01:01:01.1234567".into())
+        );
+        assert_eq!(
+            variant(ty::DATETIMEOFFSETN, 7, &offset),
+            ParamValue::Text("2024-03-01 09:01:01.1234567 +08:00".into())
+        );
+        assert_eq!(variant(ty::TIMEN, 200, &[]), ParamValue::Undecodable);
+        assert_eq!(variant(ty::DATETIME2N, 200, &date), ParamValue::Undecodable);
+        assert_eq!(
+            variant(ty::DATETIMEOFFSETN, 200, &offset),
+            ParamValue::Undecodable
         );
     }
 }

@@ -84,15 +84,37 @@ impl<'a> Reader<'a> {
 
 /// UTF-16LE bytes to UTF-8; unpaired surrogates are escaped losslessly (`\xNN` per byte).
 pub fn utf16(bytes: &[u8]) -> String {
-    // Plain ASCII in UTF-16LE (every odd byte zero, every even byte < 0x80) is the common case.
-    if bytes.len() & 1 == 0
-        && bytes
-            .chunks_exact(2)
-            .all(|c| c.get(1) == Some(&0) && c.first().is_some_and(|b| *b < 0x80 && *b != 0))
-    {
-        return bytes.iter().step_by(2).map(|&b| b as char).collect();
+    ascii_utf16(bytes).unwrap_or_else(|| dbtap_core::text::decode(bytes, UTF_16LE))
+}
+
+/// Plain ASCII in UTF-16LE (every code unit 0x01..=0x7f) is the common case: it is narrowed
+/// here, four code units at a time, without a decoder. `None` for anything else (NUL included,
+/// which the decoder handles).
+fn ascii_utf16(bytes: &[u8]) -> Option<String> {
+    /// Bits a code unit of 0..=0x7f never has, in each of four 16-bit lanes.
+    const NOT_ASCII: u64 = 0xff80_ff80_ff80_ff80;
+    /// 0x7f in each lane: added to a unit of 0..=0x7f, it sets bit 7 unless the unit is 0.
+    const ADD_7F: u64 = 0x007f_007f_007f_007f;
+    const BIT_7: u64 = 0x0080_0080_0080_0080;
+    if !bytes.len().is_multiple_of(2) {
+        return None;
     }
-    dbtap_core::text::decode(bytes, UTF_16LE)
+    let mut narrow = Vec::with_capacity(bytes.len() / 2);
+    let mut words = bytes.chunks_exact(8);
+    for word in words.by_ref() {
+        let w = u64::from_le_bytes(word.try_into().ok()?);
+        if w & NOT_ASCII != 0 || w.wrapping_add(ADD_7F) & BIT_7 != BIT_7 {
+            return None;
+        }
+        narrow.extend_from_slice(&[w as u8, (w >> 16) as u8, (w >> 32) as u8, (w >> 48) as u8]);
+    }
+    for unit in words.remainder().chunks_exact(2) {
+        match *unit {
+            [lo, 0] if (1..0x80).contains(&lo) => narrow.push(lo),
+            _ => return None,
+        }
+    }
+    String::from_utf8(narrow).ok()
 }
 
 /// Decode `bytes` from `enc` (non-Unicode text in a collation's code page).
@@ -119,7 +141,30 @@ mod tests {
         assert_eq!(utf16(b"s\0e\0l\0"), "sel");
         // "ç" U+00E7 and "患" U+60A3.
         assert_eq!(utf16(&[0xe7, 0x00, 0xa3, 0x60]), "ç患");
+        // Not plain ASCII, so decoded: a high byte, a low byte over 0x7f, an odd length.
+        assert_eq!(utf16(&[b'a', 0, 0x41, 0x01]), "aŁ");
+        assert_eq!(utf16(&[b'a', 0, 0xe9, 0]), "aé");
+        assert_eq!(utf16(&[b'a', 0, b'b']), "a\\x62");
         let mut r = Reader::new(&[2, b'a', 0, b'b', 0]);
         assert_eq!(r.b_varchar().as_deref(), Some("ab"));
+    }
+
+    #[test]
+    fn ascii_path_agrees_with_the_decoder() {
+        // Strings of 0 to 19 characters with, at every position, a character the ASCII path
+        // must refuse (NUL, é, Ł, a lone surrogate half) or accept (DEL's neighbour ~): the
+        // result is always what the UTF-16 decoder gives.
+        for len in 0..20usize {
+            for at in 0..len.max(1) {
+                for odd in [[0u8, 0], [0xe9, 0], [0x41, 0x01], [0x00, 0xd8], [b'~', 0]] {
+                    let mut units: Vec<u8> =
+                        (0..len).flat_map(|i| [b'a' + (i % 26) as u8, 0]).collect();
+                    if let Some(slot) = units.get_mut(2 * at..2 * at + 2) {
+                        slot.copy_from_slice(&odd);
+                    }
+                    assert_eq!(utf16(&units), dbtap_core::text::decode(&units, UTF_16LE));
+                }
+            }
+        }
     }
 }
