@@ -5,10 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo test (unit, golden, property, robustness)"
-cargo test --workspace --release
+# The `checked` profile is release with overflow checks and debug assertions on (Cargo.toml):
+# the random-input, truncation and bit-flip tests then fail on a wire length or count that
+# would overflow, where a plain release build would wrap silently. The live tests use the same
+# binary, so real client traffic runs with the checks too.
+echo "== cargo test (unit, golden, property, robustness; profile checked)"
+cargo test --workspace --profile checked
 
-cargo build --release --bin dbtap
+cargo build --profile checked --bin dbtap
 skipped=()
 
 # Run one live test script; 77 means it could not run here (a failure under CI=true).
@@ -16,7 +20,7 @@ live() {
   local name="$1" script="$2" rc
   echo "== live $name test"
   set +e
-  DBTAP="$PWD/target/release/dbtap" "$script"
+  DBTAP="$PWD/target/checked/dbtap" "$script"
   rc=$?
   set -e
   case "$rc" in
