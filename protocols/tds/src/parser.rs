@@ -1194,7 +1194,7 @@ impl TdsParser {
             req.stmt_id = unprepare.map(|h| h as u64);
         } else {
             params.extend(ps.into_iter().enumerate().map(|(i, p)| {
-                if secret_rpc_param(&proc_lower, i, &p.name) {
+                if secret_rpc_param(&proc_lower, i, p.param.name.as_deref().unwrap_or_default()) {
                     // A password passed to a procedure: its type stays, its value never leaves.
                     Param {
                         name: p.param.name,

@@ -91,11 +91,9 @@ const CUSTOM_ALGORITHM: u8 = 0;
 /// One decoded RPC parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcParam {
-    /// Name (may be empty: positional).
-    pub name: String,
     /// Output parameter (fByRefValue).
     pub output: bool,
-    /// Type and value (`param.name` is `name` when not empty).
+    /// Name (`None` when the ParamName is empty: positional), type and value.
     pub param: Param,
 }
 
@@ -194,10 +192,9 @@ fn parse_one(
             Ok(RpcParam {
                 output: status & F_BY_REF_VALUE != 0,
                 param: Param {
-                    name: (!name.is_empty()).then(|| name.clone()),
+                    name: (!name.is_empty()).then_some(name),
                     ..param
                 },
-                name,
             })
         })();
         match param {
@@ -282,21 +279,18 @@ pub fn declared_names(decl: &str, max: usize) -> Vec<String> {
     let mut item_start = true;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        let (c, len) = char_at(decl, i, b);
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => item_start = true,
-            '@' if depth == 0 && item_start => {
-                let mut end = i + 1;
-                while let Some(&n) = bytes.get(end) {
-                    let (n, n_len) = char_at(decl, end, n);
-                    if n.is_alphanumeric() || matches!(n, '_' | '@' | '#' | '$') {
-                        end += n_len;
-                    } else {
-                        break;
-                    }
-                }
+        if !b.is_ascii() {
+            let (c, len) = char_at(decl, i);
+            item_start &= c.is_whitespace();
+            i += len;
+            continue;
+        }
+        match b {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => item_start = true,
+            b'@' if depth == 0 && item_start => {
+                let end = name_end(decl, i + 1);
                 if out.len() >= max {
                     break;
                 }
@@ -305,20 +299,37 @@ pub fn declared_names(decl: &str, max: usize) -> Vec<String> {
                 i = end;
                 continue;
             }
-            c if c.is_whitespace() => {}
+            // char::is_whitespace's ASCII members: space, and tab through carriage return.
+            b' ' | b'\t'..=b'\r' => {}
             _ => item_start = false,
         }
-        i += len;
+        i += 1;
     }
     out
 }
 
-/// The character of `s` that starts at byte `i` (whose value is `b`) and its length in bytes.
-#[inline]
-fn char_at(s: &str, i: usize, b: u8) -> (char, usize) {
-    if b.is_ascii() {
-        return (b as char, 1);
+/// Where the parameter name whose text continues at byte `from` of `decl` ends: after the last
+/// alphanumeric character or `_`, `@`, `#`, `$`.
+fn name_end(decl: &str, from: usize) -> usize {
+    let bytes = decl.as_bytes();
+    let mut end = from;
+    while let Some(&b) = bytes.get(end) {
+        let len = if b.is_ascii() {
+            (b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'#' | b'$')).then_some(1)
+        } else {
+            let (c, len) = char_at(decl, end);
+            c.is_alphanumeric().then_some(len)
+        };
+        match len {
+            Some(len) => end += len,
+            None => break,
+        }
     }
+    end
+}
+
+/// The character of `s` that starts at byte `i` and its length in bytes.
+fn char_at(s: &str, i: usize) -> (char, usize) {
     let c = s
         .get(i..)
         .and_then(|rest| rest.chars().next())
@@ -406,7 +417,7 @@ mod tests {
             r.params[0].param.value,
             ParamValue::Text("select @P1".into())
         );
-        assert_eq!(r.params[2].name, "@P1");
+        assert_eq!(r.params[2].param.name.as_deref(), Some("@P1"));
         assert_eq!(r.params[2].param.value, ParamValue::Int(7));
         assert_eq!(r.params[2].param.type_name, "int");
         assert!(!r.undecodable);
@@ -546,6 +557,12 @@ mod tests {
         assert_eq!(
             declared_names("@患者 int,\u{a0}@病区 nvarchar(20)，@x int", 8),
             ["@患者", "@病区"]
+        );
+        // Every ASCII whitespace that char::is_whitespace knows (vertical tab and form feed
+        // included) separates; other control characters end an item.
+        assert_eq!(
+            declared_names("@a int,\u{b}@b int,\u{c}@c int,\u{1}@d int", 8),
+            ["@a", "@b", "@c"]
         );
     }
 }
