@@ -278,3 +278,15 @@ fn cached_statement_verdicts_agree_with_evaluating_the_record() {
         assert!(matched.contains(id), "{id} never matched: {matched:?}");
     }
 }
+
+#[test]
+fn line_of_counts_the_newlines_before_the_offset() {
+    let f = SourceFile::new("p.toml", "a\nb\n\nc");
+    let lines: Vec<usize> = [0, 1, 2, 3, 4, 5, 6, 100]
+        .iter()
+        .map(|&o| f.line_of(o))
+        .collect();
+    // Offsets 0-1 are on line 1 (the newline at 1 ends it), 2-3 on line 2, 4 on line 3,
+    // 5 on line 4; past the end, the last line.
+    assert_eq!(lines, [1, 1, 2, 2, 3, 4, 4, 4]);
+}
