@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use dbtap_core::text::push_padded;
 use dbtap_core::ParamValue;
 
 use crate::charset::Charset;
@@ -294,10 +295,12 @@ fn decode_binary(oid: u32, v: &[u8], cs: Charset, b: Bounds) -> Decoded {
             }
             _ => return undecodable,
         },
-        oid::NUMERIC => match numeric(v) {
-            Some(s) => ParamValue::Text(s),
-            None => return undecodable,
-        },
+        oid::NUMERIC => {
+            return match numeric(v, b.max_len) {
+                Some((s, cut)) => (ParamValue::Text(s), cut),
+                None => undecodable,
+            }
+        }
         // textsend / varcharsend / bpcharsend / namesend / json_send / xml_send: the bytes of
         // the text in the client encoding.
         oid::TEXT
@@ -388,7 +391,7 @@ fn non_finite(f: f64) -> String {
 /// numeric_send: "Int16 ndigits, Int16 weight, Int16 sign, Int16 dscale, then ndigits base-10000
 /// digits"; the value is Σ digit[i] · 10000^(weight − i); sign 0x0000 positive, 0x4000
 /// negative, 0xC000 NaN, 0xD000 +Infinity, 0xF000 −Infinity; dscale digits after the point.
-fn numeric(v: &[u8]) -> Option<String> {
+fn numeric(v: &[u8], max_len: usize) -> Option<(String, bool)> {
     let mut r = Reader::new(v);
     let ndigits = r.count16()?;
     let weight = r.i16()? as i32;
@@ -399,9 +402,9 @@ fn numeric(v: &[u8]) -> Option<String> {
         return None;
     }
     match sign {
-        0xC000 => return Some("NaN".into()),
-        0xD000 => return Some("Infinity".into()),
-        0xF000 => return Some("-Infinity".into()),
+        0xC000 => return Some(("NaN".into(), false)),
+        0xD000 => return Some(("Infinity".into(), false)),
+        0xF000 => return Some(("-Infinity".into(), false)),
         0x0000 | 0x4000 => {}
         _ => return None,
     }
@@ -411,15 +414,17 @@ fn numeric(v: &[u8]) -> Option<String> {
         if !(0..10_000).contains(&d) {
             return None;
         }
-        digits.push(d as u32);
+        digits.push(d as u64);
     }
-    let digit = |i: i32| -> u32 {
+    let digit = |i: i32| -> u64 {
         usize::try_from(i)
             .ok()
             .and_then(|i| digits.get(i).copied())
             .unwrap_or(0)
     };
-    let mut s = String::with_capacity(ndigits * 4 + dscale + 3);
+    // The text is cut at `max_len` like any other value: a weight of up to 32767 is a valid
+    // NUMERIC (131 072 digits before the point), written from as little as 8 bytes.
+    let mut s = String::with_capacity((ndigits * 4 + dscale + 3).min(max_len + 4));
     if sign == 0x4000 {
         s.push('-');
     }
@@ -428,26 +433,26 @@ fn numeric(v: &[u8]) -> Option<String> {
         s.push('0');
     } else {
         for i in 0..=weight {
-            let d = digit(i);
-            if i == 0 {
-                let _ = write!(s, "{d}");
-            } else {
-                let _ = write!(s, "{d:04}");
+            if s.len() > max_len {
+                break;
             }
+            push_padded(&mut s, digit(i), if i == 0 { 1 } else { 4 });
         }
     }
-    if dscale > 0 {
+    if dscale > 0 && s.len() <= max_len {
         s.push('.');
-        let mut frac = String::with_capacity(dscale + 4);
+        let end = s.len() + dscale;
         let mut i = weight + 1;
-        while frac.len() < dscale {
-            let _ = write!(frac, "{:04}", digit(i));
+        while s.len() < end && s.len() <= max_len {
+            push_padded(&mut s, digit(i), 4);
             i += 1;
         }
-        frac.truncate(dscale);
-        s.push_str(&frac);
+        s.truncate(end);
     }
-    Some(s)
+    // ASCII only: any byte is a character boundary.
+    let cut = s.len() > max_len;
+    s.truncate(max_len);
+    Some((s, cut))
 }
 
 /// Days from 1970-01-01 to 2000-01-01, PostgreSQL's date and timestamp epoch.
@@ -636,6 +641,11 @@ fn binary_array(elem: u32, v: &[u8], cs: Charset, b: Bounds) -> Decoded {
     let Some((ndim, dims, elem_oid, total)) = head else {
         return (ParamValue::Undecodable, false);
     };
+    if total == 0 {
+        // No dimension at all, or one of size 0: the array has no elements, whatever the other
+        // dimensions say (walking those would cost up to 2^31 steps per dimension for nothing).
+        return (ParamValue::Array(Vec::new()), false);
+    }
     // The element OID on the wire wins when it is one decoded here.
     let elem = if known_scalar(elem_oid) {
         elem_oid
@@ -689,7 +699,8 @@ fn nested_text(s: &mut String, items: &[ParamValue], dims: &[usize]) {
             }
         }
         [n, rest @ ..] => {
-            let step = rest.iter().product::<usize>().max(1);
+            // Never more than the element count (checked when the dimensions were read).
+            let step = rest.iter().fold(1usize, |a, &d| a.saturating_mul(d)).max(1);
             for i in 0..*n {
                 if i > 0 {
                     s.push(',');
@@ -1024,6 +1035,48 @@ mod tests {
         assert_eq!(txt(1007, b"{}"), ParamValue::Array(vec![]));
         // Malformed binary.
         assert_eq!(bin(1007, &[0, 0, 0, 1]), ParamValue::Undecodable);
+    }
+
+    #[test]
+    fn arrays_with_a_zero_dimension_are_empty() {
+        // ndim 2 of sizes 2^31-1 and 0, no elements: empty, without walking the first
+        // dimension; ndim 4 of sizes 0 and three times 2^31-1: empty, without multiplying the
+        // others (their product overflows 64 bits).
+        for dims in [&[i32::MAX, 0][..], &[0, i32::MAX, i32::MAX, i32::MAX]] {
+            let mut v = Vec::new();
+            for x in [dims.len() as i32, 0, 23] {
+                v.extend_from_slice(&x.to_be_bytes());
+            }
+            for &d in dims {
+                v.extend_from_slice(&d.to_be_bytes());
+                v.extend_from_slice(&1i32.to_be_bytes());
+            }
+            assert_eq!(bin(1007, &v), ParamValue::Array(vec![]), "{dims:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_text_is_cut_at_the_value_bound() {
+        // 10^131068: ndigits 1, weight 32767 (the largest), sign +, dscale 0, digit 1. Eight
+        // bytes of wire would be 131 069 characters of text: cut at max_len, and flagged.
+        let v = [0, 1, 0x7f, 0xff, 0, 0, 0, 0, 0, 1];
+        let (value, cut) = decode(oid::NUMERIC, true, &v, Charset::Utf8, B);
+        assert_eq!(value, t(&format!("1{}", "0".repeat(B.max_len - 1))));
+        assert!(cut);
+        // A short bound cuts the fraction too: 12345.678 in 7 bytes.
+        let v = [0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c];
+        let short = Bounds {
+            max_len: 7,
+            max_elements: 2,
+        };
+        assert_eq!(
+            decode(oid::NUMERIC, true, &v, Charset::Utf8, short),
+            (t("12345.6"), true)
+        );
+        assert_eq!(
+            decode(oid::NUMERIC, true, &v, Charset::Utf8, B),
+            (t("12345.678"), false)
+        );
     }
 
     #[test]
