@@ -1790,20 +1790,32 @@ fn merge(all: Vec<Outcome>) -> Outcome {
 }
 
 fn prelogin_attrs(p: &Prelogin, prefix: &str, attrs: &mut Vec<(String, String)>) {
+    // Names and values joined by hand, not with format!: this runs for every login.
+    let name = |field: &str| [prefix, field].concat();
     if let Some((a, b, c, d)) = p.version {
-        attrs.push((format!("{prefix}version"), format!("{a}.{b}.{c}.{d}")));
+        let mut v = String::with_capacity(16);
+        for (i, part) in [u64::from(a), u64::from(b), u64::from(c), u64::from(d)]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                v.push('.');
+            }
+            dbtap_core::text::push_padded(&mut v, part, 1);
+        }
+        attrs.push((name("version"), v));
     }
     if let Some(e) = p.encryption {
-        attrs.push((format!("{prefix}encryption"), encrypt::name(e).into()));
+        attrs.push((name("encryption"), encrypt::name(e).into()));
     }
     if let Some(i) = &p.instance {
-        attrs.push((format!("{prefix}instance"), i.clone()));
+        attrs.push((name("instance"), i.clone()));
     }
     if let Some(m) = p.mars {
-        attrs.push((format!("{prefix}mars"), m.to_string()));
+        attrs.push((name("mars"), if m { "true" } else { "false" }.into()));
     }
     if p.fedauth_required == Some(true) {
-        attrs.push((format!("{prefix}fedauth_required"), "true".into()));
+        attrs.push((name("fedauth_required"), "true".into()));
     }
 }
 
