@@ -391,6 +391,12 @@ fn non_finite(f: f64) -> String {
 /// numeric_send: "Int16 ndigits, Int16 weight, Int16 sign, Int16 dscale, then ndigits base-10000
 /// digits"; the value is Σ digit[i] · 10000^(weight − i); sign 0x0000 positive, 0x4000
 /// negative, 0xC000 NaN, 0xD000 +Infinity, 0xF000 −Infinity; dscale digits after the point.
+/// Characters of NUMERIC text kept per byte of its binary form. A digit group is 2 bytes for
+/// 4 digits; the rest is the header's 8 bytes and the zeros its weight implies, so 16 keeps
+/// every number of up to 10^159 with one significant group (160 characters from 10 bytes) and
+/// bounds what a crafted weight can amplify.
+const NUMERIC_TEXT_PER_WIRE_BYTE: usize = 16;
+
 fn numeric(v: &[u8], max_len: usize) -> Option<(String, bool)> {
     let mut r = Reader::new(v);
     let ndigits = r.count16()?;
@@ -422,8 +428,11 @@ fn numeric(v: &[u8], max_len: usize) -> Option<(String, bool)> {
             .and_then(|i| digits.get(i).copied())
             .unwrap_or(0)
     };
-    // The text is cut at `max_len` like any other value: a weight of up to 32767 is a valid
-    // NUMERIC (131 072 digits before the point), written from as little as 8 bytes.
+    // The text is cut like any other value at `max_len`, and also at NUMERIC_TEXT_PER_WIRE_BYTE
+    // characters per byte of the value: a weight of up to 32767 is a valid NUMERIC (131 072
+    // digits before the point) in as little as 10 bytes, and an array may hold a thousand of
+    // them, so the bound on one value alone let a 1 MiB Bind become gigabytes of text.
+    let max_len = max_len.min(v.len().saturating_mul(NUMERIC_TEXT_PER_WIRE_BYTE));
     let mut s = String::with_capacity((ndigits * 4 + dscale + 3).min(max_len + 4));
     if sign == 0x4000 {
         s.push('-');
@@ -1056,13 +1065,19 @@ mod tests {
     }
 
     #[test]
-    fn numeric_text_is_cut_at_the_value_bound() {
-        // 10^131068: ndigits 1, weight 32767 (the largest), sign +, dscale 0, digit 1. Eight
-        // bytes of wire would be 131 069 characters of text: cut at max_len, and flagged.
+    fn numeric_text_is_cut_at_its_bounds() {
+        // 10^131068: ndigits 1, weight 32767 (the largest), sign +, dscale 0, digit 1. Ten
+        // bytes of wire would be 131 069 characters of text: cut at 16 characters per wire
+        // byte, and flagged.
         let v = [0, 1, 0x7f, 0xff, 0, 0, 0, 0, 0, 1];
         let (value, cut) = decode(oid::NUMERIC, true, &v, Charset::Utf8, B);
-        assert_eq!(value, t(&format!("1{}", "0".repeat(B.max_len - 1))));
+        assert_eq!(value, t(&format!("1{}", "0".repeat(159))));
         assert!(cut);
+        // 10^156 (weight 39) is 157 characters: whole.
+        let v = [0, 1, 0, 39, 0, 0, 0, 0, 0, 1];
+        let (value, cut) = decode(oid::NUMERIC, true, &v, Charset::Utf8, B);
+        assert_eq!(value, t(&format!("1{}", "0".repeat(156))));
+        assert!(!cut);
         // A short bound cuts the fraction too: 12345.678 in 7 bytes.
         let v = [0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c];
         let short = Bounds {
