@@ -388,15 +388,16 @@ fn non_finite(f: f64) -> String {
     }
 }
 
-/// numeric_send: "Int16 ndigits, Int16 weight, Int16 sign, Int16 dscale, then ndigits base-10000
-/// digits"; the value is Σ digit[i] · 10000^(weight − i); sign 0x0000 positive, 0x4000
-/// negative, 0xC000 NaN, 0xD000 +Infinity, 0xF000 −Infinity; dscale digits after the point.
 /// Characters of NUMERIC text kept per byte of its binary form. A digit group is 2 bytes for
 /// 4 digits; the rest is the header's 8 bytes and the zeros its weight implies, so 16 keeps
 /// every number of up to 10^159 with one significant group (160 characters from 10 bytes) and
 /// bounds what a crafted weight can amplify.
 const NUMERIC_TEXT_PER_WIRE_BYTE: usize = 16;
 
+/// numeric_send: "Int16 ndigits, Int16 weight, Int16 sign, Int16 dscale, then ndigits base-10000
+/// digits"; the value is Σ digit[i] · 10000^(weight − i); sign 0x0000 positive, 0x4000
+/// negative, 0xC000 NaN, 0xD000 +Infinity, 0xF000 −Infinity; dscale digits after the point.
+/// Returns the text and whether it was cut (see below).
 fn numeric(v: &[u8], max_len: usize) -> Option<(String, bool)> {
     let mut r = Reader::new(v);
     let ndigits = r.count16()?;
