@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use dbtap_core::text::push_padded;
 use dbtap_core::Timestamp;
 
 use crate::record::Flags;
@@ -208,7 +209,7 @@ impl<'a> Facts<'a> {
                             if i > 0 {
                                 out.push('.');
                             }
-                            push_decimal(out, u64::from(*octet));
+                            push_padded(out, u64::from(*octet), 1);
                         }
                     }
                     IpAddr::V6(v6) => {
@@ -222,16 +223,16 @@ impl<'a> Facts<'a> {
                     push_hex16(out, a.fingerprint);
                 }
             }
-            Field::ClientPort => push_decimal(out, u64::from(self.client_port)),
-            Field::ServerPort => push_decimal(out, u64::from(self.server_port)),
+            Field::ClientPort => push_padded(out, u64::from(self.client_port), 1),
+            Field::ServerPort => push_padded(out, u64::from(self.server_port), 1),
             Field::Rows => {
                 if let Some(n) = self.rows {
-                    push_decimal(out, n);
+                    push_padded(out, n, 1);
                 }
             }
             Field::LatencyUs => {
                 if let Some(n) = self.latency_us {
-                    push_decimal(out, n);
+                    push_padded(out, n, 1);
                 }
             }
             _ => match self.text(field) {
@@ -343,23 +344,6 @@ impl<'a> Facts<'a> {
             _ => None,
         }
     }
-}
-
-/// `n` in decimal.
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    push_ascii(out, digits.get(i..).unwrap_or_default());
 }
 
 /// `n` as 16 lower-case hex digits (the record's session id and fingerprint form).

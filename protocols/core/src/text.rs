@@ -123,6 +123,25 @@ pub fn push_padded(out: &mut String, v: u64, width: usize) {
     }
 }
 
+/// Append a date as `YYYY-MM-DD` (the year in at least four digits).
+pub fn push_ymd(out: &mut String, year: u64, month: u64, day: u64) {
+    push_padded(out, year, 4);
+    out.push('-');
+    push_padded(out, month, 2);
+    out.push('-');
+    push_padded(out, day, 2);
+}
+
+/// Append a clock time as `HH:MM:SS` (the hours in at least two digits: a MySQL TIME or a
+/// PostgreSQL interval may go past 99).
+pub fn push_hms(out: &mut String, hours: u64, minutes: u64, seconds: u64) {
+    push_padded(out, hours, 2);
+    out.push(':');
+    push_padded(out, minutes, 2);
+    out.push(':');
+    push_padded(out, seconds, 2);
+}
+
 /// [`push_padded`] for 128-bit values (DECIMAL and NUMERIC magnitudes), 19 digits at a time.
 pub fn push_padded_u128(out: &mut String, v: u128, width: usize) {
     const E19: u128 = 10_000_000_000_000_000_000;
@@ -189,6 +208,14 @@ mod tests {
                 assert_eq!(s, format!("x{v:0width$}"));
             }
         }
+        let mut s = String::new();
+        push_ymd(&mut s, 2024, 3, 1);
+        s.push(' ');
+        push_hms(&mut s, 123, 4, 5);
+        assert_eq!(
+            s,
+            format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", 2024, 3, 1, 123, 4, 5)
+        );
         for v in [
             0u128,
             5,

@@ -8,7 +8,7 @@
 //! connection charset without control characters other than tab, CR and LF, and as `Bytes`
 //! otherwise. BIT and GEOMETRY are always `Bytes` (written as hex).
 
-use dbtap_core::text::push_padded;
+use dbtap_core::text::{push_hms, push_padded, push_ymd};
 use dbtap_core::{Param, ParamValue};
 
 use crate::charset::Charset;
@@ -162,30 +162,17 @@ fn datetime(d: &mut Reader<'_>, n: usize, date_only: bool) -> Option<String> {
     // Written digit by digit rather than with format!, which costs about a thousand
     // instructions a call: applications bind dates all the time.
     let mut t = String::with_capacity(26);
-    push_padded(&mut t, y, 4);
-    t.push('-');
-    push_padded(&mut t, mo.into(), 2);
-    t.push('-');
-    push_padded(&mut t, da.into(), 2);
+    push_ymd(&mut t, y, mo.into(), da.into());
     if date_only {
         return Some(t);
     }
     t.push(' ');
-    push_hms(&mut t, h.into(), mi, s);
+    push_hms(&mut t, h.into(), mi.into(), s.into());
     if n == 11 {
         t.push('.');
         push_padded(&mut t, us, 6);
     }
     Some(t)
-}
-
-/// Append `HH:MM:SS` (hours of at least two digits).
-fn push_hms(t: &mut String, h: u64, mi: u8, s: u8) {
-    push_padded(t, h, 2);
-    t.push(':');
-    push_padded(t, mi.into(), 2);
-    t.push(':');
-    push_padded(t, s.into(), 2);
 }
 
 /// TIME body of `n` bytes (0, 8 or 12): is_negative(1) days(4) hour(1) minute(1) second(1)
@@ -206,7 +193,7 @@ fn time(d: &mut Reader<'_>, n: usize) -> Option<String> {
     if neg {
         t.push('-');
     }
-    push_hms(&mut t, days * 24 + h, mi, s);
+    push_hms(&mut t, days * 24 + h, mi.into(), s.into());
     if n == 12 {
         t.push('.');
         push_padded(&mut t, d.uint(4)?, 6);

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use dbtap_core::text::push_padded;
+use dbtap_core::text::{push_hms, push_padded, push_ymd};
 use dbtap_core::ParamValue;
 
 use crate::charset::Charset;
@@ -487,44 +487,41 @@ fn push_date(s: &mut String, days_since_1970: i64) -> bool {
     let (y, m, d) = dbtap_core::time::civil_from_days(days_since_1970);
     let bc = y <= 0;
     let y = if bc { 1 - y } else { y };
-    let _ = write!(s, "{y:04}-{m:02}-{d:02}");
+    push_ymd(s, y.unsigned_abs(), m.into(), d.into());
     bc
 }
 
 /// `HH:MM:SS[.ffffff]` with trailing fraction zeros dropped, as PostgreSQL prints times.
 fn time_of_day(s: &mut String, us: i64) {
-    let secs = us / 1_000_000;
-    let frac = us % 1_000_000;
-    let _ = write!(
-        s,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    push_fraction(s, frac);
+    // Every caller passes a time of day (0 to 24:00:00).
+    let secs = us.unsigned_abs() / 1_000_000;
+    push_hms(s, secs / 3600, secs / 60 % 60, secs % 60);
+    push_fraction(s, us.unsigned_abs() % 1_000_000);
 }
 
-fn push_fraction(s: &mut String, frac: i64) {
+/// `.ffffff` of `frac` microseconds with trailing zeros dropped; nothing for 0.
+fn push_fraction(s: &mut String, frac: u64) {
     if frac != 0 {
-        let mut f = format!("{:06}", frac.abs());
-        while f.ends_with('0') {
-            f.pop();
-        }
         s.push('.');
-        s.push_str(&f);
+        push_padded(s, frac, 6);
+        // frac is not 0: a non-zero digit stops this before the point.
+        while s.ends_with('0') {
+            s.pop();
+        }
     }
 }
 
 /// `+HH[:MM[:SS]]` for an offset in seconds east of UTC.
 fn utc_offset(s: &mut String, east: i64) {
-    let sign = if east < 0 { '-' } else { '+' };
-    let a = east.abs();
-    let _ = write!(s, "{sign}{:02}", a / 3600);
-    if a % 3600 != 0 {
-        let _ = write!(s, ":{:02}", a / 60 % 60);
-        if a % 60 != 0 {
-            let _ = write!(s, ":{:02}", a % 60);
+    s.push(if east < 0 { '-' } else { '+' });
+    let a = east.unsigned_abs();
+    push_padded(s, a / 3600, 2);
+    if !a.is_multiple_of(3600) {
+        s.push(':');
+        push_padded(s, a / 60 % 60, 2);
+        if !a.is_multiple_of(60) {
+            s.push(':');
+            push_padded(s, a % 60, 2);
         }
     }
 }
@@ -580,14 +577,8 @@ fn interval(us: i64, days: i32, months: i32) -> String {
         }
         let a = us.unsigned_abs();
         let secs = a / 1_000_000;
-        let _ = write!(
-            s,
-            "{:02}:{:02}:{:02}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        );
-        push_fraction(&mut s, (a % 1_000_000) as i64);
+        push_hms(&mut s, secs / 3600, secs / 60 % 60, secs % 60);
+        push_fraction(&mut s, a % 1_000_000);
     }
     s
 }
@@ -935,6 +926,18 @@ mod tests {
         let mut v = us.to_be_bytes().to_vec();
         v.extend_from_slice(&(-3600i32).to_be_bytes());
         assert_eq!(bin(oid::TIMETZ, &v), t("13:14:15.5+01"));
+        // Zones with minutes (India, +05:30), with seconds (a historical LMT, +05:30:15), and
+        // west of UTC (Newfoundland, -03:30): minutes appear when minutes or seconds do.
+        for (west, shown) in [
+            (-19_800i32, "13:14:15.5+05:30"),
+            (-19_815, "13:14:15.5+05:30:15"),
+            (12_600, "13:14:15.5-03:30"),
+            (-3_615, "13:14:15.5+01:00:15"),
+        ] {
+            let mut v = us.to_be_bytes().to_vec();
+            v.extend_from_slice(&west.to_be_bytes());
+            assert_eq!(bin(oid::TIMETZ, &v), t(shown));
+        }
         // timestamp 2024-02-29 13:14:15.5.
         let ts = 8825i64 * 86_400_000_000 + us;
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use dbtap_core::text::{push_padded, push_padded_u128};
+use dbtap_core::text::{push_hms, push_padded, push_padded_u128};
 use dbtap_core::ParamValue;
 use encoding_rs::Encoding;
 
@@ -565,27 +565,18 @@ const DAYS_0001_TO_1970: i64 = 719_162;
 /// Longest text of a date and time with an offset: `YYYY-MM-DD HH:MM:SS.fffffff +HH:MM`.
 const DATETIME_TEXT: usize = 34;
 
-/// Append days since 0001-01-01 as `YYYY-MM-DD`.
+/// Append days since 0001-01-01 as `YYYY-MM-DD`. The year is never negative: the earliest
+/// date written is a DATETIMEOFFSET of day 0 shifted by the most negative offset the wire
+/// allows (-32768 minutes), 23 days before 0001-01-01, in year 0.
 fn push_ymd(out: &mut String, days: i64) {
     let (y, m, d) = dbtap_core::time::civil_from_days(days - DAYS_0001_TO_1970);
-    if y < 0 {
-        out.push('-');
-    }
-    push_padded(out, y.unsigned_abs(), if y < 0 { 3 } else { 4 });
-    out.push('-');
-    push_padded(out, m as u64, 2);
-    out.push('-');
-    push_padded(out, d as u64, 2);
+    dbtap_core::text::push_ymd(out, y.unsigned_abs(), m.into(), d.into());
 }
 
 /// Append `HH:MM:SS` of `secs` since midnight, then `.` and `frac` in `scale` digits when the
 /// scale has any.
-fn push_hms(out: &mut String, secs: u64, frac: u64, scale: u8) {
-    push_padded(out, secs / 3600, 2);
-    out.push(':');
-    push_padded(out, secs / 60 % 60, 2);
-    out.push(':');
-    push_padded(out, secs % 60, 2);
+fn push_time(out: &mut String, secs: u64, frac: u64, scale: u8) {
+    push_hms(out, secs / 3600, secs / 60 % 60, secs % 60);
     if scale > 0 {
         out.push('.');
         push_padded(out, frac, scale as usize);
@@ -605,7 +596,7 @@ fn datetime(b: &[u8]) -> Option<String> {
             }
             push_ymd(&mut s, DAYS_TO_1900 + days);
             s.push(' ');
-            push_hms(&mut s, mins * 60, 0, 0);
+            push_time(&mut s, mins * 60, 0, 0);
         }
         8 => {
             let days = i32::from_le_bytes(b.get(..4)?.try_into().ok()?) as i64;
@@ -617,7 +608,7 @@ fn datetime(b: &[u8]) -> Option<String> {
             let ms = (ticks * 10 + 1) / 3;
             push_ymd(&mut s, DAYS_TO_1900 + days);
             s.push(' ');
-            push_hms(&mut s, ms / 1000, ms % 1000, 3);
+            push_time(&mut s, ms / 1000, ms % 1000, 3);
         }
         _ => return None,
     }
@@ -663,7 +654,7 @@ fn time_units(b: &[u8], scale: u8) -> Option<(u64, u64)> {
 fn time(b: &[u8], scale: u8) -> Option<String> {
     let (units, per_sec) = time_units(b, scale)?;
     let mut s = String::with_capacity(16);
-    push_hms(&mut s, units / per_sec, units % per_sec, scale);
+    push_time(&mut s, units / per_sec, units % per_sec, scale);
     Some(s)
 }
 
@@ -678,7 +669,7 @@ fn datetime2(b: &[u8], scale: u8) -> Option<String> {
     let mut s = String::with_capacity(DATETIME_TEXT);
     push_ymd(&mut s, le_uint(date) as i64);
     s.push(' ');
-    push_hms(&mut s, units / per_sec, units % per_sec, scale);
+    push_time(&mut s, units / per_sec, units % per_sec, scale);
     Some(s)
 }
 
@@ -699,7 +690,7 @@ fn datetimeoffset(b: &[u8], scale: u8) -> Option<String> {
     let mut s = String::with_capacity(DATETIME_TEXT);
     push_ymd(&mut s, ldays);
     s.push(' ');
-    push_hms(&mut s, lunits / per_sec, lunits % per_sec, scale);
+    push_time(&mut s, lunits / per_sec, lunits % per_sec, scale);
     s.push(' ');
     s.push(if off < 0 { '-' } else { '+' });
     push_padded(&mut s, off.unsigned_abs() / 60, 2);
