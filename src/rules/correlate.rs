@@ -138,6 +138,49 @@ struct Suppression {
     held: u64,
 }
 
+/// Per-rule tables keyed by a group string. Nested rather than keyed by `(rule, String)` so that
+/// a hit on a group already tracked is looked up by `&str` and allocates nothing: every
+/// accumulate hit (in the default rules, every SELECT) looks its group up.
+struct Groups<V> {
+    by_rule: HashMap<u16, hashbrown::HashMap<String, V, foldhash::fast::RandomState>>,
+    /// Groups over all rules (bounded by [`MAX_GROUPS`]).
+    len: usize,
+}
+
+impl<V> Default for Groups<V> {
+    fn default() -> Self {
+        Groups {
+            by_rule: HashMap::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<V> Groups<V> {
+    /// Empties the tables when they hold [`MAX_GROUPS`] groups; returns whether it did.
+    fn make_room(&mut self) -> bool {
+        if self.len < MAX_GROUPS {
+            return false;
+        }
+        self.by_rule.clear();
+        self.len = 0;
+        true
+    }
+
+    /// The group's entry, made with `new` (and the group copied) only when it is not tracked yet.
+    fn get_or_insert_with(&mut self, rule: u16, group: &str, new: impl FnOnce() -> V) -> &mut V {
+        let len = &mut self.len;
+        self.by_rule
+            .entry(rule)
+            .or_default()
+            .entry_ref(group)
+            .or_insert_with(|| {
+                *len += 1;
+                new()
+            })
+    }
+}
+
 /// Counters of the correlator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CorrelatorStats {
@@ -152,15 +195,15 @@ pub struct CorrelatorStats {
 
 #[derive(Default)]
 pub struct Correlator {
-    windows: HashMap<(u16, String), Window>,
-    sums: HashMap<(u16, String), Sum>,
+    windows: Groups<Window>,
+    sums: Groups<Sum>,
     /// Per baseline rule: when learning started, and the values seen per key.
     learning_start: HashMap<u16, Timestamp>,
     /// Per baseline rule, per key: the values seen (nested so that a lookup needs no owned
     /// key: every statement of a baseline rule is looked up).
     known: HashMap<u16, HashMap<String, HashSet<String>>>,
     known_values: usize,
-    suppression: HashMap<(u16, String), Suppression>,
+    suppression: Groups<Suppression>,
     /// Baselines loaded for rules this run does not have: saved again unchanged.
     carried_baselines: std::collections::BTreeMap<String, RuleBaseline>,
     pub stats: CorrelatorStats,
@@ -271,14 +314,12 @@ impl Correlator {
         let threshold = match &rule.threshold {
             None => None,
             Some(t) => {
-                if self.windows.len() >= MAX_GROUPS {
-                    self.windows.clear();
+                if self.windows.make_room() {
                     self.stats.groups_dropped += 1;
                 }
                 let w = self
                     .windows
-                    .entry((hit.rule, hit.group.clone()))
-                    .or_default();
+                    .get_or_insert_with(hit.rule, &hit.group, Window::default);
                 let window_ns = t.window_secs.saturating_mul(1_000_000_000);
                 w.hits
                     .push_back((hit.ts, hit.session_id, hit.distinct.clone()));
@@ -322,11 +363,12 @@ impl Correlator {
         let accumulate = match &rule.accumulate {
             None => None,
             Some(a) => {
-                if self.sums.len() >= MAX_GROUPS {
-                    self.sums.clear();
+                if self.sums.make_room() {
                     self.stats.groups_dropped += 1;
                 }
-                let w = self.sums.entry((hit.rule, hit.group.clone())).or_default();
+                let w = self
+                    .sums
+                    .get_or_insert_with(hit.rule, &hit.group, Sum::default);
                 let window_ns = a.window_secs.saturating_mul(1_000_000_000);
                 w.hits.push_back((hit.ts, hit.amount, hit.session_id));
                 w.total = w.total.saturating_add(hit.amount);
@@ -396,38 +438,29 @@ impl Correlator {
         };
         let mut suppressed = 0;
         if rule.suppress_secs > 0 {
-            if self.suppression.len() >= MAX_GROUPS {
-                self.suppression.clear();
+            if self.suppression.make_room() {
                 self.stats.groups_dropped += 1;
             }
-            let key = (hit.rule, hit.suppress.clone());
-            match self.suppression.get_mut(&key) {
-                Some(s) if hit.ts < s.until => {
+            let until = Timestamp(
+                hit.ts
+                    .0
+                    .saturating_add(rule.suppress_secs.saturating_mul(1_000_000_000)),
+            );
+            let mut first = false;
+            let s = self
+                .suppression
+                .get_or_insert_with(hit.rule, &hit.suppress, || {
+                    first = true;
+                    Suppression { until, held: 0 }
+                });
+            if !first {
+                if hit.ts < s.until {
                     s.held += 1;
                     self.stats.suppressed += 1;
                     return None;
                 }
-                Some(s) => {
-                    suppressed = std::mem::take(&mut s.held);
-                    s.until = Timestamp(
-                        hit.ts
-                            .0
-                            .saturating_add(rule.suppress_secs.saturating_mul(1_000_000_000)),
-                    );
-                }
-                None => {
-                    self.suppression.insert(
-                        key,
-                        Suppression {
-                            until: Timestamp(
-                                hit.ts.0.saturating_add(
-                                    rule.suppress_secs.saturating_mul(1_000_000_000),
-                                ),
-                            ),
-                            held: 0,
-                        },
-                    );
-                }
+                suppressed = std::mem::take(&mut s.held);
+                s.until = until;
             }
         }
         self.stats.fired += 1;
