@@ -160,7 +160,21 @@ pub enum InflateEnd {
     Corrupt,
 }
 
+/// Heap an inflater's zlib state is counted for: the 32 KiB window of deflate (RFC 1951 3.2.5:
+/// distances up to 32,768) plus roughly 11 KiB of decoding tables.
+const ZLIB_STATE: usize = 43 * 1024;
+
 impl Inflater {
+    /// Approximate heap bytes held, for the flow table's memory cap: the zlib state, the
+    /// buffers, and a zstd decoder's window (at most the frame's content size, itself at most
+    /// [`MAX_ZSTD_WINDOW`]).
+    pub fn heap(&self) -> usize {
+        let zstd = self.zstd.as_ref().map_or(0, |d| {
+            usize::try_from(d.content_size().min(MAX_ZSTD_WINDOW)).unwrap_or(usize::MAX)
+        });
+        ZLIB_STATE + self.scratch.capacity() + self.zstd_carry.capacity() + zstd
+    }
+
     /// Decompress `input` (one frame payload) whose declared output is `ulen` bytes, handing the
     /// output to `sink` in pieces of at most [`INFLATE_CHUNK`] bytes. `sink` returns false to
     /// stop early.

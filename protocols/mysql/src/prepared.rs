@@ -39,6 +39,19 @@ impl Stmt {
 pub struct Cache {
     map: HashMap<u32, Stmt>,
     clock: u64,
+    /// Approximate heap bytes of the entries, kept as they come and go (the flow table asks
+    /// after every packet; a walk over up to `max_prepared_statements` entries each time would
+    /// cost more than the packet).
+    heap: usize,
+}
+
+/// Heap bytes one entry is counted for: its text, its bind types (one per parameter once an
+/// execute sent them), its long-data list at its bound, and its table slot.
+fn heap_of(s: &Stmt) -> usize {
+    s.sql.as_ref().map_or(0, |t| t.len())
+        + usize::from(s.params) * std::mem::size_of::<ParamType>()
+        + MAX_LONG_DATA_PARAMS * std::mem::size_of::<(u16, u64)>()
+        + std::mem::size_of::<(u32, Stmt)>()
 }
 
 impl Cache {
@@ -49,11 +62,14 @@ impl Cache {
         let mut evicted = false;
         if !self.map.contains_key(&id) && self.map.len() >= max.max(1) {
             if let Some(old) = self.map.iter().min_by_key(|(_, s)| s.used).map(|(k, _)| *k) {
-                self.map.remove(&old);
+                self.remove(old);
                 evicted = true;
             }
         }
-        self.map.insert(id, stmt);
+        self.heap += heap_of(&stmt);
+        if let Some(old) = self.map.insert(id, stmt) {
+            self.heap = self.heap.saturating_sub(heap_of(&old));
+        }
         evicted
     }
     /// The statement, marked as recently used.
@@ -66,11 +82,18 @@ impl Cache {
     }
     /// Forget `id` (COM_STMT_CLOSE).
     pub fn remove(&mut self, id: u32) {
-        self.map.remove(&id);
+        if let Some(old) = self.map.remove(&id) {
+            self.heap = self.heap.saturating_sub(heap_of(&old));
+        }
     }
     /// Forget everything (COM_RESET_CONNECTION, COM_CHANGE_USER).
     pub fn clear(&mut self) {
         self.map.clear();
+        self.heap = 0;
+    }
+    /// Approximate heap bytes held (see [`Cache::heap`]'s field).
+    pub fn heap(&self) -> usize {
+        self.heap
     }
     /// Entries held.
     pub fn len(&self) -> usize {
@@ -98,5 +121,36 @@ mod tests {
         assert_eq!(c.len(), 2);
         c.remove(1);
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn heap_follows_the_entries() {
+        let stmt = |sql: &str, params| Stmt {
+            sql: Some(sql.into()),
+            params,
+            ..Stmt::default()
+        };
+        let mut c = Cache::default();
+        c.insert(1, stmt("SELECT ?", 1), 8);
+        let one = c.heap();
+        assert!(one > "SELECT ?".len() + std::mem::size_of::<ParamType>());
+        // Replaced under the same id: counted once, for the new text.
+        c.insert(1, stmt("SELECT ?, ?", 2), 8);
+        assert_eq!(
+            c.heap(),
+            one + ", ?".len() + std::mem::size_of::<ParamType>()
+        );
+        c.insert(2, stmt("SELECT 1", 0), 8);
+        c.remove(1);
+        c.remove(7);
+        assert!(c.heap() > 0);
+        // Eviction gives the evicted entry's bytes back.
+        let mut small = Cache::default();
+        small.insert(1, stmt("SELECT 1", 0), 1);
+        let before = small.heap();
+        assert!(small.insert(2, stmt("SELECT 2", 0), 1));
+        assert_eq!(small.heap(), before);
+        c.clear();
+        assert_eq!(c.heap(), 0);
     }
 }

@@ -7,6 +7,11 @@
 //! large capture instead: the `full_session` conversation over and over, each time on its own
 //! connection (client address and port vary), until the file holds about MB megabytes. Used by
 //! `benches/compare-tshark-tds.sh`.
+//!
+//! `cargo run --release -p dbtap-tds --example tds_synth -- --bench-pool FILE.pcap HANDLES
+//! EXECUTES` writes one long connection of a pooling client instead: HANDLES statements
+//! prepared and kept, then EXECUTES sp_execute calls over them (the cost of a session that holds
+//! many prepared handles).
 
 #[path = "../tests/synth/mod.rs"]
 mod synth;
@@ -156,8 +161,21 @@ fn bench(path: &str, mb: u64) {
     println!("{path}: {} bytes, {n} connections", p.out.len());
 }
 
+fn bench_pool(path: &str, handles: i32, executes: usize) {
+    let mut p = Pcap::new(1_709_280_000 * 1_000_000);
+    p.connection(&synth::statement_pool(handles, executes));
+    std::fs::write(path, &p.out).expect("write the pcap");
+    println!("{path}: {} bytes, {handles} handles, {executes} executes", p.out.len());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--bench-pool") {
+        let path = args.get(2).expect("usage: tds_synth --bench-pool FILE HANDLES EXECUTES");
+        let handles = args.get(3).and_then(|m| m.parse().ok()).unwrap_or(4000);
+        let executes = args.get(4).and_then(|m| m.parse().ok()).unwrap_or(200_000);
+        return bench_pool(path, handles, executes);
+    }
     if args.get(1).map(String::as_str) == Some("--bench") {
         let path = args.get(2).expect("usage: tds_synth --bench FILE MB");
         let mb = args.get(3).and_then(|m| m.parse().ok()).unwrap_or(200);

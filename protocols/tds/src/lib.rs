@@ -24,6 +24,7 @@ pub mod login7;
 pub mod packet;
 pub mod parser;
 pub mod prelogin;
+pub mod prepared;
 pub mod requests;
 pub mod tokens;
 pub mod tvp;

@@ -125,7 +125,7 @@ struct OpReq {
     prepare_sql: Option<Arc<str>>,
     /// The parameter names its `@params` declares (for the positional values of a later
     /// sp_execute of the handle).
-    prepare_names: Vec<String>,
+    prepare_names: Arc<[String]>,
     /// sp_unprepare: the handle to forget.
     unprepare: Option<i64>,
 }
@@ -136,7 +136,7 @@ impl OpReq {
         OpReq {
             req,
             prepare_sql: None,
-            prepare_names: Vec::new(),
+            prepare_names: Arc::new([]),
             unprepare: None,
         }
     }
@@ -245,7 +245,7 @@ pub struct TdsParser {
     enc: &'static Encoding,
     /// sp_prepare handles → statement text and declared parameter names, oldest first
     /// (bounded).
-    prepared: VecDeque<(i64, Arc<str>, Vec<String>)>,
+    prepared: crate::prepared::Handles,
     server_version: Option<String>,
     /// SPID from the server's packet headers.
     spid: Option<u16>,
@@ -277,7 +277,7 @@ impl TdsParser {
             column_encryption: false,
             enclave_packages: false,
             enc: encoding_rs::WINDOWS_1252,
-            prepared: VecDeque::new(),
+            prepared: crate::prepared::Handles::default(),
             server_version: None,
             spid: None,
             mars: Vec::new(),
@@ -1148,12 +1148,12 @@ impl TdsParser {
         let mut ps = rpc.params;
         // Names of the user parameters as `@params` declares them, in order: a value sent
         // without a ParamName is the declared parameter at its position.
-        let mut declared: Vec<String> = Vec::new();
-        let mut prepare_names = Vec::new();
+        let mut declared: Arc<[String]> = Arc::new([]);
+        let mut prepare_names: Arc<[String]> = Arc::new([]);
         if let Some((stmt, decl, first)) = shape {
             req.sql = take_text(ps.get_mut(stmt)).map(Into::into);
             if let Some(d) = decl.and_then(|d| take_text(ps.get_mut(d))) {
-                declared = crate::requests::declared_names(&d, cx.limits.max_params);
+                declared = crate::requests::declared_names(&d, cx.limits.max_params).into();
                 if !d.is_empty() {
                     let mut d = d;
                     dbtap_core::text::truncate_utf8(&mut d, cx.limits.max_attribute_len);
@@ -1173,10 +1173,10 @@ impl TdsParser {
         } else if matches!(proc_lower.as_str(), "sp_execute" | "sp_cursorexecute") {
             let handle = int(ps.first());
             req.stmt_id = handle.map(|h| h as u64);
-            match handle.and_then(|h| self.prepared.iter().rev().find(|(k, _, _)| *k == h)) {
-                Some((_, sql, names)) => {
-                    req.sql = Some(sql.clone());
-                    declared = names.clone();
+            match handle.and_then(|h| self.prepared.get(h)) {
+                Some(p) => {
+                    req.sql = Some(p.sql.clone());
+                    declared = p.names.clone();
                 }
                 None => out.push(DbEvent::Anomaly {
                     dir: Direction::ToServer,
@@ -1207,9 +1207,9 @@ impl TdsParser {
                 }
             }));
         }
-        for (p, d) in params.iter_mut().zip(declared) {
+        for (p, d) in params.iter_mut().zip(declared.iter()) {
             if p.name.is_none() {
-                p.name = Some(d);
+                p.name = Some(d.clone());
             }
         }
         let encrypted = params
@@ -1600,7 +1600,7 @@ impl TdsParser {
                 op.req.stmt_id = Some(h as u64);
             }
             if let (Some(h), false) = (op.unprepare, failed) {
-                self.prepared.retain(|(k, _, _)| *k != h);
+                self.prepared.forget(h);
             }
             if let Some(e) = &o.error {
                 op.req
@@ -1644,16 +1644,20 @@ impl TdsParser {
         }
     }
 
-    fn remember(&mut self, handle: i64, sql: Arc<str>, names: Vec<String>, out: &mut Vec<DbEvent>) {
-        self.prepared.retain(|(k, _, _)| *k != handle);
-        if self.prepared.len() >= dbtap_core::limits::DEFAULT_MAX_PREPARED_STATEMENTS {
-            self.prepared.pop_front();
+    fn remember(
+        &mut self,
+        handle: i64,
+        sql: Arc<str>,
+        names: Arc<[String]>,
+        out: &mut Vec<DbEvent>,
+    ) {
+        let max = dbtap_core::limits::DEFAULT_MAX_PREPARED_STATEMENTS;
+        if self.prepared.remember(handle, sql, names, max) {
             out.push(DbEvent::Anomaly {
                 dir: Direction::ToClient,
                 kind: anomaly::HANDLE_EVICTED,
             });
         }
-        self.prepared.push_back((handle, sql, names));
     }
 
     // ------------------------------------------------------------------ gaps and ends
@@ -1945,11 +1949,7 @@ impl StreamParser for TdsParser {
         self.tokens.heap()
             + self.req.as_ref().map_or(0, |r| r.buf.capacity())
             + self.resp.raw.capacity()
-            + self
-                .prepared
-                .iter()
-                .map(|(_, s, n)| s.len() + n.iter().map(|x| x.capacity() + 24).sum::<usize>() + 40)
-                .sum::<usize>()
+            + self.prepared.heap()
             + self.pending.len() * 256
             + self
                 .mars

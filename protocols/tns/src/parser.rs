@@ -86,7 +86,15 @@ struct CursorEntry {
 struct Cursors {
     map: std::collections::HashMap<u64, CursorEntry>,
     text: usize,
+    /// Heap bytes of the entries' bind metadata, kept as entries come and go: the flow table
+    /// asks for the session's memory after every packet, and a walk over the cursors each time
+    /// cost up to [`MAX_CURSORS`] steps per packet.
+    metas: usize,
     clock: u64,
+}
+
+fn metas_heap(e: &CursorEntry) -> usize {
+    e.metas.capacity() * std::mem::size_of::<ttc::BindMeta>()
 }
 
 impl Cursors {
@@ -115,6 +123,7 @@ impl Cursors {
         self.clock += 1;
         e.used = self.clock;
         self.text += e.sql.len();
+        self.metas += metas_heap(&e);
         self.map.insert(id, e);
         evicted
     }
@@ -122,17 +131,12 @@ impl Cursors {
     fn remove(&mut self, id: u64) {
         if let Some(e) = self.map.remove(&id) {
             self.text = self.text.saturating_sub(e.sql.len());
+            self.metas = self.metas.saturating_sub(metas_heap(&e));
         }
     }
 
     fn mem_usage(&self) -> usize {
-        self.text
-            + self.map.capacity() * (std::mem::size_of::<CursorEntry>() + 8)
-            + self
-                .map
-                .values()
-                .map(|e| e.metas.capacity() * std::mem::size_of::<ttc::BindMeta>())
-                .sum::<usize>()
+        self.text + self.map.capacity() * (std::mem::size_of::<CursorEntry>() + 8) + self.metas
     }
 }
 
@@ -1885,5 +1889,31 @@ mod cursor_tests {
         assert!(c.get(20_002).is_none());
         c.remove(20_001);
         assert!(c.get(20_001).is_none());
+    }
+
+    #[test]
+    fn bind_metadata_memory_follows_the_cursors() {
+        let mut c = Cursors::default();
+        let meta = ttc::BindMeta {
+            ty: 1,
+            charset: 873,
+            csfrm: 1,
+        };
+        let mut e = entry("select :1, :2 from dual");
+        e.metas = vec![meta; 2];
+        let per_entry = e.metas.capacity() * std::mem::size_of::<ttc::BindMeta>();
+        c.insert(1, e.clone());
+        c.insert(2, e.clone());
+        assert_eq!(c.metas, 2 * per_entry);
+        // Replacing a cursor counts its metadata once; evicting and removing give it back.
+        c.insert(2, e.clone());
+        assert_eq!(c.metas, 2 * per_entry);
+        for id in 3..=MAX_CURSORS as u64 + 1 {
+            c.insert(id, entry("select 1 from dual"));
+        }
+        assert!(c.get(1).is_none());
+        assert_eq!(c.metas, per_entry);
+        c.remove(2);
+        assert_eq!(c.metas, 0);
     }
 }

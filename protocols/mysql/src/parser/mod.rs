@@ -487,6 +487,23 @@ impl StreamParser for MysqlParser {
             Input::End { partial, .. } => self.on_end(cx, dir, partial, out),
         }
     }
+
+    fn mem_usage(&self) -> usize {
+        // Operations waiting for their response (bounded by `max_queue`, usually one or none).
+        let pending = self
+            .pending
+            .iter()
+            .chain(self.queue.iter())
+            .map(|p| std::mem::size_of::<Pending>() + p.req.sql.as_ref().map_or(0, |s| s.len()))
+            .sum::<usize>();
+        let comp = self
+            .dirs
+            .iter()
+            .filter_map(|d| d.comp.as_ref())
+            .map(|c| c.inner.capacity() + c.inflater.heap())
+            .sum::<usize>();
+        self.stmts.heap() + pending + comp
+    }
 }
 
 mod client;

@@ -1753,6 +1753,72 @@ fn encrypted_result_row(id: u32, seed: u8) -> Vec<u8> {
     v
 }
 
+/// A pooling client (the JDBC and ODBC drivers' statement caches): `handles` statements are
+/// prepared with sp_prepexec (MS-TDS 2.2.6.6, procedure id 13; the server returns each handle as
+/// an OUTPUT RETURNVALUE, 2.2.7.18) and kept, then `executes` sp_execute calls (id 12) cycle
+/// over them with positional values. Not a golden fixture: `tds_synth --bench-pool` writes it
+/// for the benchmark of a session that holds many prepared handles.
+pub fn statement_pool(handles: i32, executes: usize) -> Conversation {
+    let mut conv = Vec::new();
+    plain_login(&mut conv, "his_app", "EMR");
+    let decl = nv("@P0 int,@P1 nvarchar(64),@P2 int,@P3 datetime2");
+    let null_handle = int4_null();
+    for h in 1..=handles {
+        let stmt = nv(&format!(
+            "SELECT name, ward FROM dbo.patient_{h} WHERE id = @P0 AND ward = @P1 AND bed = @P2 AND admitted < @P3"
+        ));
+        let (p0, p1, p2) = (int4(h), nv("内科"), int4(7));
+        client_sends(
+            &mut conv,
+            0x03,
+            &rpc_message(&[rpc(
+                Ok(13),
+                &[
+                    ("@handle", true, &null_handle),
+                    ("", false, &decl),
+                    ("", false, &stmt),
+                    ("", false, &p0),
+                    ("", false, &p1),
+                    ("", false, &p2),
+                    ("", false, &int4_null()),
+                ],
+            )]),
+        );
+        server_sends(
+            &mut conv,
+            &[
+                returnvalue_int(0, "@handle", h),
+                done(0xFF, 0x0011, 1),
+                returnstatus(0),
+                done(0xFE, 0x0000, 0),
+            ],
+        );
+    }
+    for k in 0..executes {
+        let h = int4(k as i32 % handles.max(1) + 1);
+        let (p0, p1, p2) = (int4(k as i32), nv("外科"), int4(3));
+        client_sends(
+            &mut conv,
+            0x03,
+            &rpc_message(&[rpc(
+                Ok(12),
+                &[
+                    ("", false, &h),
+                    ("", false, &p0),
+                    ("", false, &p1),
+                    ("", false, &p2),
+                    ("", false, &int4_null()),
+                ],
+            )]),
+        );
+        server_sends(
+            &mut conv,
+            &[done(0xFF, 0x0011, 1), returnstatus(0), done(0xFE, 0x0000, 0)],
+        );
+    }
+    conv
+}
+
 /// All conversations by name.
 pub fn all() -> Vec<(&'static str, Conversation)> {
     vec![
