@@ -156,6 +156,11 @@ pub struct HalfStream {
     next: u64,
     held: BTreeMap<u64, Held>,
     held_bytes: usize,
+    /// A lower bound of the held segments' capture times (segments leave without updating it).
+    /// `on_time` runs after every packet of the flow: it looks for the true oldest only when
+    /// this bound says a hole may have timed out, instead of walking up to
+    /// `max_ooo_segments` held segments each time.
+    oldest_bound: Option<Timestamp>,
     /// Offset of the FIN, when seen.
     fin_at: Option<u64>,
     ended: bool,
@@ -316,8 +321,13 @@ impl HalfStream {
         now: Timestamp,
         out: &mut dyn FnMut(Delivery<'_>),
     ) {
-        if let Some(oldest) = self.oldest_hole_ts() {
-            if now.0.saturating_sub(oldest.0) > limits.hole_timeout_ns {
+        let timed_out = |t: Timestamp| now.0.saturating_sub(t.0) > limits.hole_timeout_ns;
+        if self.oldest_bound.is_some_and(|b| !timed_out(b)) {
+            return;
+        }
+        self.oldest_bound = self.oldest_hole_ts();
+        if let Some(oldest) = self.oldest_bound {
+            if timed_out(oldest) {
                 let upto = self.held_end().max(self.peer_acked.unwrap_or(0));
                 self.flush_upto(now, upto, GapCause::Timeout, out);
                 self.maybe_end(now, out);
@@ -455,12 +465,17 @@ impl HalfStream {
         // Walk the held segments overlapping [start, end) and keep the uncovered pieces.
         let mut pieces: Vec<(u64, u64)> = Vec::new();
         let mut cursor = start;
-        let overlapping: Vec<(u64, u64)> = self
+        // Held segments do not overlap, so their ends rise with their starts: the ones
+        // overlapping [start, end) are the run just below `end`, found walking down (a segment
+        // beyond all held ones, the usual case, visits one).
+        let mut overlapping: Vec<(u64, u64)> = self
             .held
             .range(..end)
-            .filter(|(s, h)| *s + h.len() > start)
+            .rev()
+            .take_while(|(s, h)| *s + h.len() > start)
             .map(|(s, h)| (*s, *s + h.len()))
             .collect();
+        overlapping.reverse();
         for (s, e) in overlapping {
             if s > cursor {
                 pieces.push((cursor, s));
@@ -477,6 +492,12 @@ impl HalfStream {
             pieces.push((cursor, end));
         }
         let data_end = start + payload.len() as u64;
+        if !pieces.is_empty() {
+            self.oldest_bound = Some(match self.oldest_bound {
+                Some(b) if !self.held.is_empty() => b.min(ts),
+                _ => ts,
+            });
+        }
         for (s, e) in pieces {
             let d_from = (s - start) as usize;
             let d_to = (e.min(data_end).max(s) - start) as usize;
