@@ -131,6 +131,41 @@ struct Sum {
 #[derive(Default)]
 struct Window {
     hits: VecDeque<(Timestamp, u64, Option<String>)>,
+    /// Hits in `hits` per `distinct` value (a missing value counts as ""), for rules with a
+    /// distinct field: the count of distinct values is this map's size, kept as hits come and
+    /// go. Recounting the window on every hit cost up to `MAX_HITS_PER_GROUP` comparisons per
+    /// failed login of a client that keeps failing with the same few users.
+    distinct: hashbrown::HashMap<String, u32, foldhash::fast::RandomState>,
+}
+
+impl Window {
+    fn push(&mut self, hit: (Timestamp, u64, Option<String>), counted: bool) {
+        if counted {
+            *self
+                .distinct
+                .entry_ref(hit.2.as_deref().unwrap_or(""))
+                .or_insert(0) += 1;
+        }
+        self.hits.push_back(hit);
+    }
+
+    fn pop_front(&mut self) {
+        let Some((_, _, d)) = self.hits.pop_front() else {
+            return;
+        };
+        let d = d.as_deref().unwrap_or("");
+        if let Some(n) = self.distinct.get_mut(d) {
+            *n -= 1;
+            if *n == 0 {
+                self.distinct.remove(d);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.hits.clear();
+        self.distinct.clear();
+    }
 }
 
 struct Suppression {
@@ -321,29 +356,22 @@ impl Correlator {
                     .windows
                     .get_or_insert_with(hit.rule, &hit.group, Window::default);
                 let window_ns = t.window_secs.saturating_mul(1_000_000_000);
-                w.hits
-                    .push_back((hit.ts, hit.session_id, hit.distinct.clone()));
+                w.push(
+                    (hit.ts, hit.session_id, hit.distinct.clone()),
+                    t.distinct.is_some(),
+                );
                 while w
                     .hits
                     .front()
                     .is_some_and(|(ts, _, _)| hit.ts.0.saturating_sub(ts.0) > window_ns)
                 {
-                    w.hits.pop_front();
+                    w.pop_front();
                 }
                 while w.hits.len() > MAX_HITS_PER_GROUP {
-                    w.hits.pop_front();
+                    w.pop_front();
                 }
                 let count = match t.distinct {
-                    Some(_) => {
-                        let mut seen: Vec<&str> = Vec::new();
-                        for (_, _, d) in &w.hits {
-                            let d = d.as_deref().unwrap_or("");
-                            if !seen.contains(&d) {
-                                seen.push(d);
-                            }
-                        }
-                        seen.len() as u64
-                    }
+                    Some(_) => w.distinct.len() as u64,
                     None => w.hits.len() as u64,
                 };
                 if count < t.count {
@@ -351,7 +379,7 @@ impl Correlator {
                 }
                 let records = w.hits.iter().map(|(ts, s, _)| (*s, *ts)).collect();
                 // The window starts over: the next alert needs as many new hits.
-                w.hits.clear();
+                w.clear();
                 Some(ThresholdInfo {
                     group: hit.group.clone(),
                     count,
