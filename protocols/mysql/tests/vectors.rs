@@ -1409,3 +1409,23 @@ fn mariadb_cache_metadata_without_deprecate_eof_keeps_the_eof() {
         s.out
     );
 }
+
+#[test]
+fn memory_reported_follows_requests_waiting_for_their_response() {
+    use dbtap_core::StreamParser;
+    let mut s = Session::logged_in(BASE_CAPS, 255);
+    let idle = s.p.mem_usage();
+    // Pipelined (or a capture missing the server's side): requests wait in the queue.
+    let text = "SELECT name FROM patients WHERE ward = 'ICU'";
+    for _ in 0..5 {
+        s.send(C, &query(text.as_bytes()));
+    }
+    let waiting = s.p.mem_usage();
+    assert!(waiting >= idle + 5 * text.len(), "{idle} -> {waiting}");
+    // Each answer releases one; the last answered leaves the parser as it was.
+    for _ in 0..5 {
+        s.send(S, &ok(1, 0, 2));
+    }
+    assert_eq!(s.p.mem_usage(), idle);
+    assert_eq!(pairs(&s.out).len(), 5);
+}

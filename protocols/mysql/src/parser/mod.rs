@@ -169,10 +169,18 @@ struct Pending {
     text_cut: Option<(u64, u64)>,
     /// Auth plugin after an AuthSwitchRequest.
     switched_plugin: Option<String>,
+    /// Bytes this operation is counted for in `MysqlParser::queued_heap` while it waits in the
+    /// queue.
+    queued_charge: usize,
     /// Execute: the statement, to remember types after the response.
     stmt_id: Option<u32>,
     /// New default schema reported by session state tracking.
     tracked_db: Option<String>,
+}
+
+/// Heap bytes a waiting operation is counted for: the operation and its statement text.
+fn pending_heap(p: &Pending) -> usize {
+    std::mem::size_of::<Pending>() + p.req.sql.as_ref().map_or(0, |s| s.len())
 }
 
 /// Per-direction framing state.
@@ -286,6 +294,9 @@ pub struct MysqlParser {
     queue: std::collections::VecDeque<Box<Pending>>,
     /// Bound of `queue` (`Limits::max_pending_requests`, taken from the first call's limits).
     max_queue: usize,
+    /// Heap bytes of the queued operations, kept as they come and go: a capture that misses
+    /// the server's side keeps the queue full, and `mem_usage` runs after every packet.
+    queued_heap: usize,
     /// Id of the last successful prepare (MariaDB's statement id -1).
     last_prepared: Option<u32>,
 }
@@ -310,6 +321,7 @@ impl MysqlParser {
             server_plugin: None,
             queue: Default::default(),
             max_queue: dbtap_core::limits::DEFAULT_MAX_PENDING_REQUESTS,
+            queued_heap: 0,
             last_prepared: None,
         };
         if opts.midstream {
@@ -375,6 +387,7 @@ impl MysqlParser {
             req_payload: 0,
             text_cut: None,
             switched_plugin: None,
+            queued_charge: 0,
             stmt_id: None,
             tracked_db: None,
         });
@@ -387,6 +400,9 @@ impl MysqlParser {
         if self.queue.len() >= self.max_queue {
             self.flush_pending_lost(out, None);
         }
+        let mut p = p;
+        p.queued_charge = pending_heap(&p);
+        self.queued_heap += p.queued_charge;
         self.queue.push_back(p);
         self.queue.back_mut().map(|p| &mut **p)
     }
@@ -399,10 +415,18 @@ impl MysqlParser {
         }
     }
 
+    /// The oldest queued operation, leaving the queue (and its bytes leaving `queued_heap`).
+    fn pop_queued(&mut self) -> Option<Box<Pending>> {
+        let p = self.queue.pop_front()?;
+        self.queued_heap = self.queued_heap.saturating_sub(p.queued_charge);
+        Some(p)
+    }
+
     /// Emit the most recent request without a response (it was cut: nothing can answer it).
     fn flush_newest(&mut self, out: &mut Vec<DbEvent>) {
         match self.queue.pop_back() {
             Some(p) => {
+                self.queued_heap = self.queued_heap.saturating_sub(p.queued_charge);
                 let mut p = *p;
                 self.finish_text_cut(&mut p);
                 p.req.tx = self.next_tx();
@@ -436,7 +460,7 @@ impl MysqlParser {
     /// gap cut it (`Some(lost)`), `Truncated` when the stream ended or moved on.
     fn flush_pending_lost(&mut self, out: &mut Vec<DbEvent>, lost: Option<u64>) {
         let Some(p) = self.pending.take() else { return };
-        self.pending = self.queue.pop_front();
+        self.pending = self.pop_queued();
         let mut p = *p;
         self.finish_text_cut(&mut p);
         if p.started && p.state != RState::First {
@@ -489,13 +513,8 @@ impl StreamParser for MysqlParser {
     }
 
     fn mem_usage(&self) -> usize {
-        // Operations waiting for their response (bounded by `max_queue`, usually one or none).
-        let pending = self
-            .pending
-            .iter()
-            .chain(self.queue.iter())
-            .map(|p| std::mem::size_of::<Pending>() + p.req.sql.as_ref().map_or(0, |s| s.len()))
-            .sum::<usize>();
+        // Operations waiting for their response: the one answered next, and those queued.
+        let pending = self.pending.as_deref().map_or(0, pending_heap) + self.queued_heap;
         let comp = self
             .dirs
             .iter()

@@ -695,7 +695,7 @@ impl MysqlParser {
         // Kept in its box: the fields are moved out one by one, not the whole struct first
         // (a copy of several hundred bytes per operation).
         let Some(mut p) = self.pending.take() else { return };
-        self.pending = self.queue.pop_front();
+        self.pending = self.pop_queued();
         if p.req.stmt_id == Some(u32::MAX as u64) {
             // A pipelined execute of statement -1: the prepare it follows has been answered.
             p.req.stmt_id = self.last_prepared.map(u64::from).or(p.req.stmt_id);
