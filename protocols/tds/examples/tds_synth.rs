@@ -165,13 +165,18 @@ fn bench_pool(path: &str, handles: i32, executes: usize) {
     let mut p = Pcap::new(1_709_280_000 * 1_000_000);
     p.connection(&synth::statement_pool(handles, executes));
     std::fs::write(path, &p.out).expect("write the pcap");
-    println!("{path}: {} bytes, {handles} handles, {executes} executes", p.out.len());
+    println!(
+        "{path}: {} bytes, {handles} handles, {executes} executes",
+        p.out.len()
+    );
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--bench-pool") {
-        let path = args.get(2).expect("usage: tds_synth --bench-pool FILE HANDLES EXECUTES");
+        let path = args
+            .get(2)
+            .expect("usage: tds_synth --bench-pool FILE HANDLES EXECUTES");
         let handles = args.get(3).and_then(|m| m.parse().ok()).unwrap_or(4000);
         let executes = args.get(4).and_then(|m| m.parse().ok()).unwrap_or(200_000);
         return bench_pool(path, handles, executes);

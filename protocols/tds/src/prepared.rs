@@ -35,13 +35,24 @@ pub struct Handles {
 fn heap_of(p: &Prepared) -> usize {
     const SLOT: usize = 64;
     const PER_NAME: usize = std::mem::size_of::<String>();
-    p.sql.len() + p.names.iter().map(|n| n.capacity() + PER_NAME).sum::<usize>() + SLOT
+    p.sql.len()
+        + p.names
+            .iter()
+            .map(|n| n.capacity() + PER_NAME)
+            .sum::<usize>()
+        + SLOT
 }
 
 impl Handles {
     /// Remember `handle` (replacing an earlier statement under it). Returns true when the oldest
     /// handle was forgotten to stay within `max`.
-    pub fn remember(&mut self, handle: i64, sql: Arc<str>, names: Arc<[String]>, max: usize) -> bool {
+    pub fn remember(
+        &mut self,
+        handle: i64,
+        sql: Arc<str>,
+        names: Arc<[String]>,
+        max: usize,
+    ) -> bool {
         self.forget(handle);
         let mut evicted = false;
         if self.by_handle.len() >= max.max(1) {

@@ -694,7 +694,9 @@ impl MysqlParser {
     pub(super) fn finish(&mut self, out: &mut Vec<DbEvent>) {
         // Kept in its box: the fields are moved out one by one, not the whole struct first
         // (a copy of several hundred bytes per operation).
-        let Some(mut p) = self.pending.take() else { return };
+        let Some(mut p) = self.pending.take() else {
+            return;
+        };
         self.pending = self.pop_queued();
         if p.req.stmt_id == Some(u32::MAX as u64) {
             // A pipelined execute of statement -1: the prepare it follows has been answered.

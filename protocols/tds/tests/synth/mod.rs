@@ -1813,7 +1813,11 @@ pub fn statement_pool(handles: i32, executes: usize) -> Conversation {
         );
         server_sends(
             &mut conv,
-            &[done(0xFF, 0x0011, 1), returnstatus(0), done(0xFE, 0x0000, 0)],
+            &[
+                done(0xFF, 0x0011, 1),
+                returnstatus(0),
+                done(0xFE, 0x0000, 0),
+            ],
         );
     }
     conv
