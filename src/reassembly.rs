@@ -632,6 +632,60 @@ mod tests {
         assert_eq!(h.held_bytes(), 0);
     }
 
+    const WIDE: ReassemblyLimits = ReassemblyLimits {
+        max_ooo_bytes: 64,
+        max_ooo_segments: 16,
+        hole_timeout_ns: 1_000,
+    };
+
+    fn seg_at(h: &mut HalfStream, ts: u64, seq: u32, data: &[u8]) -> Vec<D> {
+        run(h, |h, o| {
+            h.on_segment(&WIDE, Timestamp(ts), seq, data, 0, false, o)
+        })
+    }
+
+    #[test]
+    fn a_segment_over_several_held_ones_keeps_only_the_bytes_between_them() {
+        let mut h = HalfStream::new();
+        h.on_syn(0);
+        for (seq, data) in [(3, b"cd"), (7, b"gh"), (11, b"kl")] {
+            assert_eq!(seg_at(&mut h, 0, seq, data), vec![]);
+        }
+        // Offsets 4..10 overlap "gh" only ("cd" ends at 4, "kl" starts at 10).
+        assert_eq!(seg_at(&mut h, 0, 5, b"EFGHIJ"), vec![]);
+        assert_eq!(h.stats().retransmitted_bytes, 2);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 2);
+        assert_eq!(h.held_bytes(), 10);
+        let all: Vec<u8> = seg_at(&mut h, 0, 1, b"ab")
+            .into_iter()
+            .flat_map(|d| match d {
+                D::Data(b) => b,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(all, b"abcdEFghIJkl");
+    }
+
+    #[test]
+    fn the_hole_timeout_follows_the_oldest_segment_still_held() {
+        let mut h = HalfStream::new();
+        h.on_syn(0);
+        assert_eq!(seg_at(&mut h, 0, 3, b"cd"), vec![]);
+        assert_eq!(seg_at(&mut h, 800, 9, b"ij"), vec![]);
+        // The segment held since 0 leaves; the one from 800 waits behind a hole at 4..8.
+        assert_eq!(
+            seg_at(&mut h, 900, 1, b"ab"),
+            vec![D::Data(b"ab".to_vec()), D::Data(b"cd".to_vec())]
+        );
+        let tick = |h: &mut HalfStream, now| run(h, |h, o| h.on_time(&WIDE, Timestamp(now), o));
+        assert_eq!(tick(&mut h, 1_500), vec![]);
+        assert_eq!(tick(&mut h, 1_800), vec![]);
+        assert_eq!(
+            tick(&mut h, 1_801),
+            vec![D::Gap(4, GapCause::Timeout), D::Data(b"ij".to_vec())]
+        );
+    }
+
     #[test]
     fn seq_wraparound() {
         let mut h = HalfStream::new();
