@@ -183,6 +183,54 @@ pub struct Request {
     pub completeness: Completeness,
 }
 
+impl ParamValue {
+    /// Heap bytes the value holds.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            ParamValue::Text(t) => t.capacity(),
+            ParamValue::Bytes(b) | ParamValue::Encrypted(b) => b.capacity(),
+            ParamValue::Array(a) => {
+                a.capacity() * std::mem::size_of::<ParamValue>()
+                    + a.iter().map(ParamValue::heap_bytes).sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+}
+
+impl Request {
+    /// Approximate heap bytes the request holds (its text, bind values, attributes and login),
+    /// for a parser's memory report while the request waits for its response. It walks the
+    /// bind values: call it once per request (when it starts waiting), not per packet.
+    pub fn heap_bytes(&self) -> usize {
+        let params = self.params.as_ref().map_or(0, |ps| {
+            ps.capacity() * std::mem::size_of::<Param>()
+                + ps.iter()
+                    .map(|p| p.value.heap_bytes() + p.name.as_ref().map_or(0, String::capacity))
+                    .sum::<usize>()
+        });
+        let attributes = self.attributes.capacity()
+            * std::mem::size_of::<(Cow<'static, str>, String)>()
+            + self
+                .attributes
+                .iter()
+                .map(|(_, v)| v.capacity())
+                .sum::<usize>();
+        let login = self.login.as_ref().map_or(0, |l| {
+            std::mem::size_of::<Login>()
+                + l.attributes
+                    .iter()
+                    .map(|(k, v)| k.capacity() + v.capacity())
+                    .sum::<usize>()
+        });
+        self.sql.as_ref().map_or(0, |s| s.len())
+            + params
+            + attributes
+            + login
+            + self.procedure.as_ref().map_or(0, String::capacity)
+    }
+}
+
 /// Outcome of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Status {

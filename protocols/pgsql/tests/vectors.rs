@@ -1728,3 +1728,67 @@ fn midstream_execute_of_an_unseen_statement() {
         kind: "unknown_portal"
     }));
 }
+
+#[test]
+fn memory_reported_follows_the_operations_waiting_for_their_answer() {
+    use dbtap_core::{Driver, StreamParser};
+    use dbtap_pgsql::PgParser;
+    let text = "SELECT name FROM patients WHERE ward = 'ICU'";
+    // Five queries sent before any answer (pipelined, or the server's side not captured), a
+    // two-statement query (two results), and an extended batch whose first Bind fails (the
+    // server skips the rest up to Sync); then all the answers.
+    let requests = [
+        vec![msg::query(text); 5].concat(),
+        msg::query("SELECT 1; SELECT 2"),
+        [
+            msg::parse("", "UPDATE a SET x = $1", &[23]),
+            msg::bind("", "", &[], &[Some(b"abc")]),
+            msg::execute("", 0),
+            msg::parse("", "DELETE FROM b", &[]),
+            msg::bind("", "", &[], &[]),
+            msg::execute("", 0),
+            msg::sync(),
+        ]
+        .concat(),
+    ]
+    .concat();
+    let answers = [
+        [msg::complete("SELECT 0"), msg::ready(b'I')]
+            .concat()
+            .repeat(5),
+        msg::complete("SELECT 1"),
+        msg::complete("SELECT 1"),
+        msg::ready(b'I'),
+        typed(b'1', &[]),
+        msg::error("ERROR", "22P02", "invalid input syntax for type integer"),
+        msg::ready(b'I'),
+    ]
+    .concat();
+    let mut p = PgParser::new(SessionOpts::default());
+    let mut d = Driver::new(Limits::default());
+    let mut out = Vec::new();
+    let mut t = 0;
+    let mut send = |p: &mut PgParser, dir, b: &[u8]| {
+        t += 1;
+        d.data(p, dir, Timestamp(t), b, &mut out);
+    };
+    for (dir, b) in login(&[("user", "alice")]) {
+        send(&mut p, dir, &b);
+    }
+    // A first round grows the queues' capacities; the second is measured.
+    send(&mut p, C, &requests);
+    send(&mut p, S, &answers);
+    let idle = p.mem_usage();
+    send(&mut p, C, &requests);
+    let waiting = p.mem_usage();
+    assert!(waiting >= idle + 5 * text.len(), "{idle} -> {waiting}");
+    send(&mut p, S, &answers);
+    assert_eq!(p.mem_usage(), idle);
+    // Per round: five queries, two statements, one failed execute (the skipped one counted
+    // on it, not recorded).
+    let records = out
+        .iter()
+        .filter(|e| matches!(e, DbEvent::Request(_)))
+        .count();
+    assert_eq!(records, 2 * (5 + 2 + 1) + 1);
+}

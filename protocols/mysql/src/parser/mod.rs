@@ -169,18 +169,13 @@ struct Pending {
     text_cut: Option<(u64, u64)>,
     /// Auth plugin after an AuthSwitchRequest.
     switched_plugin: Option<String>,
-    /// Bytes this operation is counted for in `MysqlParser::queued_heap` while it waits in the
-    /// queue.
-    queued_charge: usize,
+    /// Heap bytes it is counted for while it waits (set when it starts waiting: its request is
+    /// complete then).
+    charge: usize,
     /// Execute: the statement, to remember types after the response.
     stmt_id: Option<u32>,
     /// New default schema reported by session state tracking.
     tracked_db: Option<String>,
-}
-
-/// Heap bytes a waiting operation is counted for: the operation and its statement text.
-fn pending_heap(p: &Pending) -> usize {
-    std::mem::size_of::<Pending>() + p.req.sql.as_ref().map_or(0, |s| s.len())
 }
 
 /// Per-direction framing state.
@@ -368,6 +363,7 @@ impl MysqlParser {
 
     fn pend(&mut self, req: Request, kind: Kind, out: &mut Vec<DbEvent>) -> Option<&mut Pending> {
         self.server_needs_request = false;
+        let charge = std::mem::size_of::<Pending>() + req.heap_bytes();
         let p = Box::new(Pending {
             req,
             kind,
@@ -387,7 +383,7 @@ impl MysqlParser {
             req_payload: 0,
             text_cut: None,
             switched_plugin: None,
-            queued_charge: 0,
+            charge,
             stmt_id: None,
             tracked_db: None,
         });
@@ -400,9 +396,7 @@ impl MysqlParser {
         if self.queue.len() >= self.max_queue {
             self.flush_pending_lost(out, None);
         }
-        let mut p = p;
-        p.queued_charge = pending_heap(&p);
-        self.queued_heap += p.queued_charge;
+        self.queued_heap += p.charge;
         self.queue.push_back(p);
         self.queue.back_mut().map(|p| &mut **p)
     }
@@ -418,15 +412,26 @@ impl MysqlParser {
     /// The oldest queued operation, leaving the queue (and its bytes leaving `queued_heap`).
     fn pop_queued(&mut self) -> Option<Box<Pending>> {
         let p = self.queue.pop_front()?;
-        self.queued_heap = self.queued_heap.saturating_sub(p.queued_charge);
+        self.unqueue(p.charge);
         Some(p)
+    }
+
+    /// A queued operation worth `charge` bytes left the queue. The sum never goes below zero; a
+    /// drift in the accounting fails the tests (debug assertions) instead of reaching the cap.
+    fn unqueue(&mut self, charge: usize) {
+        debug_assert!(
+            charge <= self.queued_heap,
+            "{charge} > {}",
+            self.queued_heap
+        );
+        self.queued_heap = self.queued_heap.saturating_sub(charge);
     }
 
     /// Emit the most recent request without a response (it was cut: nothing can answer it).
     fn flush_newest(&mut self, out: &mut Vec<DbEvent>) {
         match self.queue.pop_back() {
             Some(p) => {
-                self.queued_heap = self.queued_heap.saturating_sub(p.queued_charge);
+                self.unqueue(p.charge);
                 let mut p = *p;
                 self.finish_text_cut(&mut p);
                 p.req.tx = self.next_tx();
@@ -514,7 +519,7 @@ impl StreamParser for MysqlParser {
 
     fn mem_usage(&self) -> usize {
         // Operations waiting for their response: the one answered next, and those queued.
-        let pending = self.pending.as_deref().map_or(0, pending_heap) + self.queued_heap;
+        let pending = self.pending.as_ref().map_or(0, |p| p.charge) + self.queued_heap;
         let comp = self
             .dirs
             .iter()

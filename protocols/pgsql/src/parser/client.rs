@@ -674,17 +674,17 @@ impl PgParser {
             return self.malformed(out);
         };
         // The Parse of this statement earlier in this batch, not bound yet: it becomes the
-        // execute (one record for Parse + Bind + Execute).
+        // execute (one record for Parse + Bind + Execute). Operations are pushed at the back
+        // with the batch current then, and batches only grow: this batch's are the ones at the
+        // back (the others, up to `max_pending` when the server's side is not seen, are not
+        // visited).
         let batch = self.batch;
         let parse_op = self
             .ops
             .iter()
             .rev()
-            .find(|o| {
-                o.batch == batch
-                    && o.kind == Kind::Prepare
-                    && o.stmt.as_deref() == Some(head.statement)
-            })
+            .take_while(|o| o.batch == batch)
+            .find(|o| o.kind == Kind::Prepare && o.stmt.as_deref() == Some(head.statement))
             .map(|o| o.id);
         if head.nparams > limits.max_params {
             out.push(DbEvent::Anomaly {

@@ -153,7 +153,13 @@ pub(crate) struct OpState {
     pub param_count: Option<u64>,
     /// The operation failed: the server skipped the rest of the batch.
     pub failed: bool,
+    /// Bytes it is counted for in `PgParser::ops_heap` (set when it starts waiting, grown with
+    /// its results).
+    pub charge: usize,
 }
+
+/// Heap bytes an operation's result adds to its charge.
+pub(crate) const RESULT_CHARGE: usize = std::mem::size_of::<Outcome>();
 
 /// A server answer the client is waiting for, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +243,9 @@ pub struct PgParser {
     pub(crate) login: Option<Box<LoginState>>,
     pub(crate) next_op: u64,
     pub(crate) ops: VecDeque<Box<OpState>>,
+    /// Heap bytes of `ops`, kept as operations come and go: a capture missing the server's side
+    /// keeps up to `max_pending` of them waiting, and `mem_usage` runs after every packet.
+    pub(crate) ops_heap: usize,
     pub(crate) expect: VecDeque<Expect>,
     /// The client's current batch (incremented by Sync, Query, FunctionCall).
     pub(crate) batch: u64,
@@ -282,6 +291,7 @@ impl PgParser {
             login: None,
             next_op: 0,
             ops: VecDeque::new(),
+            ops_heap: 0,
             expect: VecDeque::new(),
             batch: 0,
             batch_last: None,
@@ -364,7 +374,8 @@ impl PgParser {
         })
     }
 
-    /// Register a new operation in the current batch; returns its id.
+    /// Register a new operation in the current batch; returns its id. Operations are only
+    /// pushed here, at the back, so `ops` stays in batch order (Bind and `end_batch` rely on it).
     pub(crate) fn push_op(
         &mut self,
         kind: Kind,
@@ -384,10 +395,13 @@ impl PgParser {
                 dir: Direction::ToServer,
                 kind: anomaly::PENDING_OVERFLOW,
             });
-            if let Some(old) = self.ops.pop_front() {
+            if let Some(old) = self.pop_op() {
                 self.emit_op(old, None, out);
             }
         }
+        let charge =
+            std::mem::size_of::<OpState>() + std::mem::size_of::<Request>() + req.heap_bytes();
+        self.ops_heap += charge;
         self.ops.push_back(Box::new(OpState {
             id,
             batch: self.batch,
@@ -404,6 +418,7 @@ impl PgParser {
             not_executed: 0,
             param_count: None,
             failed: false,
+            charge,
         }));
         self.batch_last = Some(id);
         id
@@ -589,10 +604,24 @@ impl PgParser {
         }
     }
 
+    /// The oldest waiting operation, leaving `ops` (and its bytes leaving `ops_heap`).
+    pub(crate) fn pop_op(&mut self) -> Option<Box<OpState>> {
+        let op = self.ops.pop_front()?;
+        self.uncharge(op.charge);
+        Some(op)
+    }
+
+    /// Operations worth `charge` bytes left `ops`. The sum never goes below zero; a drift in
+    /// the accounting fails the tests (debug assertions) instead of reaching the cap.
+    pub(crate) fn uncharge(&mut self, charge: usize) {
+        debug_assert!(charge <= self.ops_heap, "{charge} > {}", self.ops_heap);
+        self.ops_heap = self.ops_heap.saturating_sub(charge);
+    }
+
     /// Emit every waiting operation (the session ended, or the server side lost sync).
     pub(crate) fn flush_all(&mut self, lost: Option<u64>, out: &mut Vec<DbEvent>) {
         self.flush_login(out);
-        while let Some(op) = self.ops.pop_front() {
+        while let Some(op) = self.pop_op() {
             self.emit_op(op, lost, out);
         }
         self.expect.clear();
@@ -693,17 +722,7 @@ impl StreamParser for PgParser {
     }
 
     fn mem_usage(&self) -> usize {
-        self.stmts.heap()
-            + self
-                .ops
-                .iter()
-                .map(|o| {
-                    std::mem::size_of::<OpState>()
-                        + o.req.sql.as_ref().map_or(0, |s| s.len())
-                        + o.results.capacity() * std::mem::size_of::<Outcome>()
-                })
-                .sum::<usize>()
-            + self.expect.capacity() * std::mem::size_of::<Expect>()
+        self.stmts.heap() + self.ops_heap + self.expect.capacity() * std::mem::size_of::<Expect>()
     }
 }
 

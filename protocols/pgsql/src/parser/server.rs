@@ -366,6 +366,8 @@ impl PgParser {
                         };
                         let done = std::mem::take(&mut op.cur);
                         op.results.push(done);
+                        op.charge += RESULT_CHARGE;
+                        self.ops_heap += RESULT_CHARGE;
                         return;
                     }
                     (_, be::PORTAL_SUSPENDED) => {
@@ -497,6 +499,8 @@ impl PgParser {
                 ExpKind::Query => {
                     let done = std::mem::take(&mut op.cur);
                     op.results.push(done);
+                    op.charge += RESULT_CHARGE;
+                    self.ops_heap += RESULT_CHARGE;
                 }
                 ExpKind::Sync => {
                     // An error while closing the batch (a deferred constraint at commit):
@@ -597,13 +601,16 @@ impl PgParser {
         // failing one.
         let mut skipped = 0u64;
         if let Some((eb, fid)) = failing {
+            let mut freed = 0;
             self.ops.retain(|o| {
                 let drop = o.batch == eb && o.id != fid && !o.done && !o.suspended;
                 if drop {
                     skipped += 1;
+                    freed += o.charge;
                 }
                 !drop
             });
+            self.uncharge(freed);
             if let Some(op) = self.op_mut(fid) {
                 op.not_executed += skipped;
             }
@@ -611,8 +618,8 @@ impl PgParser {
         let mut i = 0;
         while let Some(op) = self.ops.get_mut(i) {
             if op.batch > b {
-                i += 1;
-                continue;
+                // Batches only grow along `ops` (see `push_op`): the rest are later batches.
+                break;
             }
             if op.suspended && idle {
                 op.suspended = false;
@@ -623,6 +630,7 @@ impl PgParser {
                 continue;
             }
             if let Some(op) = self.ops.remove(i) {
+                self.uncharge(op.charge);
                 self.emit_op(op, None, out);
             }
         }
