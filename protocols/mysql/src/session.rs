@@ -45,6 +45,9 @@ pub enum Event {
     Quit,
     /// A mid-stream pick-up found its footing in the command phase.
     Resynced,
+    /// Client command (sequence id 0) while the auth exchange's answer was not seen: the server
+    /// accepted the login (it closes the connection after a failed one).
+    CommandAfterAuth,
 }
 
 /// An event that makes no sense in the current phase.
@@ -74,6 +77,7 @@ pub fn transition(phase: Phase, event: Event) -> Result<Phase, Invalid> {
         (P::Auth,           E::AuthExchange)      => P::Auth,
         (P::Auth,           E::AuthOk)            => P::Command,
         (P::Auth,           E::AuthErr)           => P::Closed,
+        (P::Auth,           E::CommandAfterAuth)  => P::Command,
         (P::Command,        E::Quit)              => P::Closed,
         (_,                 E::Resynced)          => P::Command,
         (phase, event) => return Err(Invalid { phase, event }),
@@ -92,6 +96,7 @@ mod tests {
         let p = transition(p, Event::AuthExchange).unwrap();
         assert_eq!(transition(p, Event::AuthOk), Ok(Phase::Command));
         assert_eq!(transition(p, Event::AuthErr), Ok(Phase::Closed));
+        assert_eq!(transition(p, Event::CommandAfterAuth), Ok(Phase::Command));
         assert_eq!(
             transition(Phase::AwaitHandshake, Event::SslRequest),
             Ok(Phase::Encrypted)

@@ -1429,3 +1429,42 @@ fn memory_reported_follows_requests_waiting_for_their_response() {
     assert_eq!(s.p.mem_usage(), idle);
     assert_eq!(pairs(&s.out).len(), 5);
 }
+
+#[test]
+fn a_capture_of_the_client_side_only_still_records_every_command() {
+    // One direction mirrored: no greeting, no OK. The client's HandshakeResponse (sequence 1)
+    // starts the login; its next packet has sequence 0, which only a command has ("reset to 0
+    // when a new command begins in the Command Phase").
+    let mut s = Session::new(Limits::default(), false);
+    s.send(C, &login(BASE_CAPS, 45, "nurse"));
+    s.send(C, &query(b"SELECT name FROM patients"));
+    s.send(C, &query(b"DELETE FROM audit_log"));
+    s.end();
+    let p = pairs(&s.out);
+    let ops: Vec<_> = p
+        .iter()
+        .map(|(q, r)| {
+            (
+                q.op.as_ref().unwrap().as_str(),
+                q.sql.as_deref(),
+                r.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("login", None, false),
+            ("query", Some("SELECT name FROM patients"), false),
+            ("query", Some("DELETE FROM audit_log"), false),
+        ]
+    );
+    // The session carries the user the login named.
+    let user = s.out.iter().find_map(|e| match e {
+        DbEvent::Session(u) => u.user.clone(),
+        _ => None,
+    });
+    assert_eq!(user.as_deref(), Some("nurse"));
+    // The auth response never reaches an event.
+    assert!(!format!("{:?}", s.out).contains(&format!("{:?}", SECRET)));
+}

@@ -48,6 +48,19 @@ impl MysqlParser {
                 }
                 self.handshake_response(ts, limits, h, rest, out)
             }
+            // "The sequence-id ... is reset to 0 when a new command begins in the Command
+            // Phase": auth data never has sequence 0 (it follows the server's packets). A
+            // command here means the login's answer is missing from the capture (one direction
+            // mirrored, or a gap). Compressed sessions are left alone: their commands would be
+            // framed differently from here on, and the switch point was not seen.
+            Phase::Auth
+                if h.seq == 0
+                    && !self.compress_negotiated
+                    && matches!(client_candidate(rest), Candidate::Yes) =>
+            {
+                self.login_unanswered(out);
+                self.command(clock, limits, h, rest, pos, out)
+            }
             Phase::Auth => {
                 // Auth data (auth switch response, RSA key request, encrypted or cleartext
                 // password): counted toward the login, never read.
@@ -64,6 +77,27 @@ impl MysqlParser {
             Phase::Command => self.command(clock, limits, h, rest, pos, out),
             Phase::Closed | Phase::Encrypted => self.skip_body(h, rest, false),
         }
+    }
+
+    /// The client went on to commands without the login's answer in the capture: the login is
+    /// recorded without a response (status unknown), and the session carries the user, database
+    /// and program it named, as after an OK.
+    fn login_unanswered(&mut self, out: &mut Vec<DbEvent>) {
+        let session = self
+            .pending
+            .as_ref()
+            .filter(|p| p.kind == Kind::Auth)
+            .and_then(|p| p.req.login.as_deref())
+            .map(super::server::session_of);
+        let charset = self.pending.as_ref().and_then(|p| p.req_login_charset());
+        self.flush_pending(out);
+        if let Some(cs) = charset {
+            self.charset = cs;
+        }
+        if let Some(s) = session {
+            out.push(DbEvent::Session(s));
+        }
+        self.phase = transition(self.phase, Event::CommandAfterAuth).unwrap_or(Phase::Command);
     }
 
     /// Skip a packet's body; continuation packets of the same payload follow when it is full.

@@ -711,11 +711,7 @@ impl MysqlParser {
             login.auth_method = Some(plugin);
         }
         let session = if ok && p.kind == Kind::Auth {
-            p.req.login.as_ref().map(|l| SessionUpdate {
-                user: l.user.clone(),
-                database: l.database.clone(),
-                client_program: l.client_program.clone(),
-            })
+            p.req.login.as_deref().map(session_of)
         } else {
             None
         };
@@ -809,6 +805,15 @@ impl Pending {
             Effect::Charset(c) if self.kind == Kind::Auth => Some(c),
             _ => None,
         }
+    }
+}
+
+/// Who the session is, as a login names it (applied once the login is accepted).
+pub(super) fn session_of(l: &Login) -> SessionUpdate {
+    SessionUpdate {
+        user: l.user.clone(),
+        database: l.database.clone(),
+        client_program: l.client_program.clone(),
     }
 }
 
