@@ -486,9 +486,15 @@ impl Flow {
         }
     }
 
-    /// Both directions ended (FIN both ways, or RST).
+    /// Both directions ended (FIN both ways, or RST); or one ended and nothing at all of the
+    /// other was ever seen (a capture of one direction: the other FIN would never come, and the
+    /// flow would hold its records and memory until the idle timeout, an hour by default).
     fn finished(&self) -> bool {
-        (self.half[0].ended() && self.half[1].ended()) || self.ignored_ends == [true, true]
+        let one_sided_end = |s: usize| self.half[s].ended() && !self.half[1 - s].started();
+        (self.half[0].ended() && self.half[1].ended())
+            || one_sided_end(0)
+            || one_sided_end(1)
+            || self.ignored_ends == [true, true]
     }
 
     fn mem_usage(&self) -> usize {
@@ -921,6 +927,33 @@ mod tests {
         let (e, recs) = run(&segs);
         assert!(recs.is_empty());
         assert_eq!(e.stats().unidentified_flows, 1);
+    }
+
+    #[test]
+    fn a_flow_seen_from_one_side_closes_at_that_side_s_fin() {
+        let mut c = Conn::new(ep(1, 40000), ep(2, 5555), 1000, 9000);
+        // Only the client's packets were mirrored: its SYN, ACK, query and FIN.
+        let mut segs = c.handshake(10);
+        segs.remove(1);
+        segs.push(c.client(20, b"Q select 1\n"));
+        let fin = c.close(30).remove(0);
+        let mut e = engine();
+        for (i, s) in segs.iter().enumerate() {
+            e.packet(i as u64, s);
+        }
+        assert_eq!(e.flow_count(), 1);
+        e.packet(segs.len() as u64, &fin);
+        assert_eq!(e.flow_count(), 0);
+        assert_eq!(e.stats().flows_closed_ended, 1);
+        let recs: Vec<serde_json::Value> = e
+            .records()
+            .lines()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0]["sql"], "select 1");
+        assert_eq!(recs[0]["status"], "unknown");
+        assert_eq!(recs[0]["flags"], serde_json::json!(["no_response"]));
     }
 
     #[test]
