@@ -486,6 +486,30 @@ impl TdsParser {
         (pos, None)
     }
 
+    /// The client sent a request while its login's answer was not seen (a capture of one
+    /// direction, or a gap). A client sends requests only once logged in, which the server's
+    /// LOGINACK makes it (MS-TDS 3.2.5, client states): the login was accepted. It is recorded
+    /// without a response (status unknown), and the session carries the user, database and
+    /// program the login named.
+    fn login_unanswered(&mut self, out: &mut Vec<DbEvent>) {
+        self.phase = Phase::Ready;
+        let Some(l) = self.login.take() else {
+            return;
+        };
+        // The answers these login steps wait for are not coming before the request's.
+        self.pending
+            .retain(|p| !matches!(p, Pending::Prelogin | Pending::Login));
+        let session = l.req.login.as_ref().map(|x| SessionUpdate {
+            user: x.user.clone(),
+            database: x.database.clone().filter(|d| !d.is_empty()),
+            client_program: x.client_program.clone(),
+        });
+        self.emit(l.req, None, out);
+        if let Some(s) = session.filter(|s| s.user.is_some() || s.client_program.is_some()) {
+            out.push(DbEvent::Session(s));
+        }
+    }
+
     fn login_mut(&mut self, ts: Timestamp) -> &mut LoginState {
         self.login.get_or_insert_with(|| {
             Box::new(LoginState {
@@ -907,6 +931,14 @@ impl TdsParser {
             completeness: c,
             ..Default::default()
         };
+        if self.phase == Phase::Login
+            && matches!(
+                asm.ty,
+                ty::SQL_BATCH | ty::RPC | ty::TRANSACTION_MANAGER | ty::BULK_LOAD
+            )
+        {
+            self.login_unanswered(out);
+        }
         match asm.ty {
             ty::PRELOGIN => {
                 let p = prelogin::parse(&asm.buf);

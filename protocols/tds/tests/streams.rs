@@ -658,3 +658,47 @@ fn always_encrypted_parameters_and_data_classification() {
     assert_eq!(attr(q, "sensitivity"), Some("Confidential - GDPR: Health"));
     assert!(!ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
 }
+
+#[test]
+fn a_capture_of_the_client_side_only_still_records_every_request_with_its_user() {
+    // One direction mirrored: the spec-true full session without a byte from the server.
+    let client_only: Conversation = synth::full_session()
+        .into_iter()
+        .filter(|(d, _)| *d == Direction::ToServer)
+        .collect();
+    let (ev, _, _) = run(&client_only, Limits::default());
+    let recs = records(&ev);
+    assert_eq!(
+        ops(&recs),
+        [
+            "login", "query", "query", "query", "rpc", "rpc", "rpc", "rpc", "rpc", "rpc", "query",
+            "cancel"
+        ]
+    );
+    assert!(recs.iter().all(|(_, r)| r.is_none()));
+    assert_eq!(
+        recs[1].0.sql.as_deref(),
+        Some("SELECT * FROM dbo.patient_notes WHERE ward = N'内科'")
+    );
+    // Requests come only after a login is accepted: the session is the login's user's, from
+    // the first request on.
+    let sessions: Vec<_> = ev
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            DbEvent::Session(s) => Some((i, s.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sessions.len(), 1);
+    let (at, s) = &sessions[0];
+    assert_eq!(s.user.as_deref(), Some("his_app"));
+    assert_eq!(s.database.as_deref(), Some("EMR"));
+    assert_eq!(s.client_program.as_deref(), Some("HIS.Registration"));
+    let first_query = ev
+        .iter()
+        .position(|e| matches!(e, DbEvent::Request(q) if q.sql.is_some()))
+        .unwrap();
+    assert!(at < &first_query);
+    assert!(!format!("{ev:?}").contains("Sup3r"));
+}
