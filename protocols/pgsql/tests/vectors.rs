@@ -1792,3 +1792,48 @@ fn memory_reported_follows_the_operations_waiting_for_their_answer() {
         .count();
     assert_eq!(records, 2 * (5 + 2 + 1) + 1);
 }
+
+#[test]
+fn a_capture_of_the_client_side_only_carries_the_start_up_user() {
+    // One direction mirrored: StartupMessage, then commands, no byte from the server.
+    let ev = run(&[
+        (
+            C,
+            msg::startup(&[("user", "alice"), ("database", "clinic")]),
+        ),
+        (C, msg::query("SELECT name FROM patients")),
+        (C, msg::query("DELETE FROM audit_log")),
+    ]);
+    let p = pairs(&ev);
+    assert_eq!(
+        p.iter()
+            .map(|(q, r)| (
+                q.op.as_ref().unwrap().as_str(),
+                q.sql.as_deref(),
+                r.is_some()
+            ))
+            .collect::<Vec<_>>(),
+        [
+            ("login", None, false),
+            ("query", Some("SELECT name FROM patients"), false),
+            ("query", Some("DELETE FROM audit_log"), false),
+        ]
+    );
+    let session = ev
+        .iter()
+        .position(|e| matches!(e, DbEvent::Session(_)))
+        .unwrap();
+    let first_query = ev
+        .iter()
+        .position(|e| matches!(e, DbEvent::Request(q) if q.sql.is_some()))
+        .unwrap();
+    assert!(session < first_query);
+    assert_eq!(
+        ev[session],
+        DbEvent::Session(SessionUpdate {
+            user: Some("alice".into()),
+            database: Some("clinic".into()),
+            client_program: None,
+        })
+    );
+}

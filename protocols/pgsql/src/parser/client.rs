@@ -437,8 +437,11 @@ impl PgParser {
         }
         if self.phase == Phase::Auth && h.ty != fe::TERMINATE {
             // Anything but password messages before ReadyForQuery: the login is over from the
-            // client's point of view (its outcome was not seen).
+            // client's point of view (its outcome was not seen: one direction mirrored, or a
+            // gap). A client issues commands once ReadyForQuery said the start-up succeeded, so
+            // the session is the start-up message's user, as after ReadyForQuery.
             self.flush_login(out);
+            out.push(DbEvent::Session(self.session_update()));
             self.phase = Phase::Ready;
         }
         match h.ty {

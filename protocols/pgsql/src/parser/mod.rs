@@ -636,6 +636,16 @@ impl PgParser {
         }
     }
 
+    /// Who the session is: the start-up message's user, database and application (as the
+    /// server's ParameterStatus messages may have changed them).
+    pub(crate) fn session_update(&self) -> dbtap_core::event::SessionUpdate {
+        dbtap_core::event::SessionUpdate {
+            user: self.user.clone(),
+            database: self.database.clone(),
+            client_program: self.app.clone(),
+        }
+    }
+
     /// A login request for a new session attempt.
     pub(crate) fn login_mut(&mut self, ts: Timestamp) -> &mut LoginState {
         self.login.get_or_insert_with(|| {

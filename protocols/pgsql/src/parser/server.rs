@@ -757,11 +757,7 @@ impl PgParser {
             }
             be::READY_FOR_QUERY => {
                 self.server_info(out);
-                out.push(DbEvent::Session(SessionUpdate {
-                    user: self.user.clone(),
-                    database: self.database.clone(),
-                    client_program: self.app.clone(),
-                }));
+                out.push(DbEvent::Session(self.session_update()));
                 if let Some(mut l) = self.login.take() {
                     l.resp.status = Status::Ok;
                     l.resp.ts_end = ts_end;
