@@ -31,6 +31,7 @@ pub mod driver;
 pub mod event;
 pub mod gap;
 pub mod limits;
+pub mod recency;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;

@@ -39,6 +39,8 @@ impl Stmt {
 pub struct Cache {
     map: HashMap<u32, Stmt>,
     clock: u64,
+    /// The least recently used statements, for eviction without a scan per prepare.
+    oldest: dbtap_core::recency::OldestFirst<u32>,
     /// Approximate heap bytes of the entries, kept as they come and go (the flow table asks
     /// after every packet; a walk over up to `max_prepared_statements` entries each time would
     /// cost more than the packet).
@@ -61,7 +63,12 @@ impl Cache {
         stmt.used = self.clock;
         let mut evicted = false;
         if !self.map.contains_key(&id) && self.map.len() >= max.max(1) {
-            if let Some(old) = self.map.iter().min_by_key(|(_, s)| s.used).map(|(k, _)| *k) {
+            let map = &self.map;
+            let old = self.oldest.pop_oldest(
+                |k| map.get(k).map(|s| s.used),
+                || map.iter().map(|(k, s)| (s.used, *k)),
+            );
+            if let Some(old) = old {
                 self.remove(old);
                 evicted = true;
             }
@@ -89,6 +96,7 @@ impl Cache {
     /// Forget everything (COM_RESET_CONNECTION, COM_CHANGE_USER).
     pub fn clear(&mut self) {
         self.map.clear();
+        self.oldest.clear();
         self.heap = 0;
     }
     /// Approximate heap bytes held (see [`Cache::heap`]'s field).

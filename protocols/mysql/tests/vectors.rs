@@ -1468,3 +1468,37 @@ fn a_capture_of_the_client_side_only_still_records_every_command() {
     // The auth response never reaches an event.
     assert!(!format!("{:?}", s.out).contains(&format!("{:?}", SECRET)));
 }
+
+/// An application that prepares a statement per query and never closes it: once the cache is
+/// full (`max_prepared_statements`), every prepare evicts the least recently used one. Timing,
+/// not a unit test: `cargo test --release -p dbtap-mysql --test vectors -- --ignored
+/// leaking_prepares --nocapture`.
+#[test]
+#[ignore]
+fn leaking_prepares_throughput() {
+    let mut s = Session::logged_in(BASE_CAPS, 45);
+    let n = 100_000u32;
+    let reqs: Vec<(Vec<u8>, Vec<u8>)> = (1..=n)
+        .map(|id| {
+            (
+                prepare(format!("SELECT name FROM patients WHERE id = {id}").as_bytes()),
+                prepare_ok(id, 0),
+            )
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    for (q, a) in &reqs {
+        s.send(C, q);
+        s.send(S, a);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(
+        s.p.cached_statements(),
+        Limits::default().max_prepared_statements
+    );
+    println!(
+        "{n} prepares, cache of {}: {secs:.3} s, {:.0} prepares/s",
+        Limits::default().max_prepared_statements,
+        f64::from(n) / secs
+    );
+}

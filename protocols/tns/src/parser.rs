@@ -91,6 +91,8 @@ struct Cursors {
     /// cost up to [`MAX_CURSORS`] steps per packet.
     metas: usize,
     clock: u64,
+    /// The least recently used cursors, for eviction without a scan per new cursor.
+    oldest: dbtap_core::recency::OldestFirst<u64>,
 }
 
 fn metas_heap(e: &CursorEntry) -> usize {
@@ -114,7 +116,12 @@ impl Cursors {
         }
         let mut evicted = 0;
         while self.map.len() >= MAX_CURSORS || self.text + e.sql.len() > MAX_CURSOR_TEXT {
-            let Some(old) = self.map.iter().min_by_key(|(_, v)| v.used).map(|(&k, _)| k) else {
+            let map = &self.map;
+            let old = self.oldest.pop_oldest(
+                |k| map.get(k).map(|v| v.used),
+                || map.iter().map(|(k, v)| (v.used, *k)),
+            );
+            let Some(old) = old else {
                 break;
             };
             self.remove(old);
