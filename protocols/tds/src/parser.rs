@@ -117,6 +117,71 @@ enum Pending {
     Cancel(Box<Request>),
 }
 
+impl Pending {
+    /// Heap bytes it holds while it waits (its requests' texts, bind values, attributes).
+    fn heap(&self) -> usize {
+        let reqs = match self {
+            Pending::Ops(ops) => ops
+                .iter()
+                .map(|o| std::mem::size_of::<OpReq>() + o.req.heap_bytes())
+                .sum(),
+            Pending::Cancel(r) => std::mem::size_of::<Request>() + r.heap_bytes(),
+            Pending::Prelogin | Pending::Login => 0,
+        };
+        std::mem::size_of::<Pending>() + reqs
+    }
+}
+
+/// Requests waiting for their answer, oldest first, with the heap bytes they hold kept as a
+/// running sum: the flow table asks for it after every packet, and a capture missing the
+/// server's side keeps up to `max_pending` of them waiting.
+#[derive(Debug, Default)]
+struct Waiting {
+    queue: VecDeque<(usize, Pending)>,
+    heap: usize,
+}
+
+impl Waiting {
+    fn push_back(&mut self, p: Pending) {
+        let charge = p.heap();
+        self.heap += charge;
+        self.queue.push_back((charge, p));
+    }
+
+    fn pop_front(&mut self) -> Option<Pending> {
+        let (charge, p) = self.queue.pop_front()?;
+        self.uncharge(charge);
+        Some(p)
+    }
+
+    fn front(&self) -> Option<&Pending> {
+        self.queue.front().map(|(_, p)| p)
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Pending) -> bool) {
+        let mut freed = 0;
+        self.queue.retain(|(charge, p)| {
+            let k = keep(p);
+            if !k {
+                freed += charge;
+            }
+            k
+        });
+        self.uncharge(freed);
+    }
+
+    /// The sum never goes below zero; a drift in the accounting fails the tests (debug
+    /// assertions) instead of reaching the cap.
+    fn uncharge(&mut self, charge: usize) {
+        debug_assert!(charge <= self.heap, "{charge} > {}", self.heap);
+        self.heap = self.heap.saturating_sub(charge);
+    }
+}
+
 #[derive(Debug)]
 struct OpReq {
     req: Request,
@@ -177,7 +242,7 @@ struct Mars {
     req: Option<ReqAsm>,
     resp: RespAsm,
     tokens: TokenStream,
-    pending: VecDeque<Pending>,
+    pending: Waiting,
     buf: [Vec<u8>; 2],
 }
 
@@ -231,7 +296,7 @@ pub struct TdsParser {
     req: Option<ReqAsm>,
     resp: RespAsm,
     tokens: TokenStream,
-    pending: VecDeque<Pending>,
+    pending: Waiting,
     login: Option<Box<LoginState>>,
     tds72: bool,
     /// The TDS version was seen (LOGIN7 or LOGINACK).
@@ -269,7 +334,7 @@ impl TdsParser {
             req: None,
             resp: RespAsm::default(),
             tokens: TokenStream::default(),
-            pending: VecDeque::new(),
+            pending: Waiting::default(),
             login: None,
             tds72: true,
             version_known: false,
@@ -1982,7 +2047,7 @@ impl StreamParser for TdsParser {
             + self.req.as_ref().map_or(0, |r| r.buf.capacity())
             + self.resp.raw.capacity()
             + self.prepared.heap()
-            + self.pending.len() * 256
+            + self.pending.heap
             + self
                 .mars
                 .iter()
@@ -1990,7 +2055,7 @@ impl StreamParser for TdsParser {
                     m.buf.iter().map(Vec::capacity).sum::<usize>()
                         + m.tokens.heap()
                         + m.req.as_ref().map_or(0, |r| r.buf.capacity())
-                        + m.pending.len() * 256
+                        + m.pending.heap
                 })
                 .sum::<usize>()
     }

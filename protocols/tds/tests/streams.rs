@@ -702,3 +702,59 @@ fn a_capture_of_the_client_side_only_still_records_every_request_with_its_user()
     assert!(at < &first_query);
     assert!(!format!("{ev:?}").contains("Sup3r"));
 }
+
+#[test]
+fn memory_reported_follows_the_requests_waiting_for_their_answer() {
+    use dbtap_core::StreamParser;
+    let ward = "x".repeat(1000);
+    let (h, v) = (synth::int4(1), synth::nv(&ward));
+    let execute = synth::packets(
+        0x03,
+        &synth::rpc_message(&[synth::rpc(Ok(12), &[("", false, &h), ("", false, &v)])]),
+        4096,
+        0,
+    );
+    let answer = synth::packets(
+        0x04,
+        &[
+            synth::done(0xFF, 0x0011, 1),
+            synth::returnstatus(0),
+            synth::done(0xFE, 0x0000, 0),
+        ]
+        .concat(),
+        4096,
+        57,
+    );
+    let mut p = TdsParser::new(SessionOpts::default());
+    let mut d = Driver::new(Limits::default());
+    let mut out = Vec::new();
+    let mut t = 0;
+    let mut send = |p: &mut TdsParser, dir, b: &[u8]| {
+        t += 1;
+        d.data(p, dir, Timestamp(t), b, &mut out);
+    };
+    // Log in and prepare handle 1, then a first round of five executes and their answers
+    // (buffers reach their size); the second round is measured.
+    for (dir, b) in synth::statement_pool(1, 0) {
+        send(&mut p, dir, &b);
+    }
+    for round in 0..2 {
+        let idle = p.mem_usage();
+        for _ in 0..5 {
+            send(&mut p, Direction::ToServer, &execute);
+        }
+        let waiting = p.mem_usage();
+        assert!(waiting >= idle + 5 * ward.len(), "{idle} -> {waiting}");
+        for _ in 0..5 {
+            send(&mut p, Direction::ToClient, &answer);
+        }
+        if round == 1 {
+            assert_eq!(p.mem_usage(), idle);
+        }
+    }
+    let executes = records(&out)
+        .iter()
+        .filter(|(q, r)| q.procedure.as_deref() == Some("sp_execute") && r.is_some())
+        .count();
+    assert_eq!(executes, 10);
+}
