@@ -817,12 +817,16 @@ mod tests {
             e.packet(i as u64, s);
         }
         e.finish(segs.len() as u64);
-        let lines = e
-            .records()
+        let lines = records_of(&mut e);
+        (e, lines)
+    }
+
+    /// The records the engine wrote so far, parsed.
+    pub(super) fn records_of(e: &mut Engine) -> Vec<serde_json::Value> {
+        e.records()
             .lines()
             .map(|l| serde_json::from_slice(l).unwrap())
-            .collect();
-        (e, lines)
+            .collect()
     }
 
     #[test]
@@ -945,11 +949,7 @@ mod tests {
         e.packet(segs.len() as u64, &fin);
         assert_eq!(e.flow_count(), 0);
         assert_eq!(e.stats().flows_closed_ended, 1);
-        let recs: Vec<serde_json::Value> = e
-            .records()
-            .lines()
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect();
+        let recs = records_of(&mut e);
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0]["sql"], "select 1");
         assert_eq!(recs[0]["status"], "unknown");
@@ -970,11 +970,7 @@ mod tests {
             Timestamp(DEFAULT_IDLE_TIMEOUT_SECS * 1_000_000_000 + 1_000_000),
         );
         assert_eq!(e.flow_count(), 0);
-        let recs: Vec<serde_json::Value> = e
-            .records()
-            .lines()
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect();
+        let recs = records_of(&mut e);
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0]["sql"], "hang");
         assert_eq!(recs[0]["status"], "unknown");
@@ -1001,11 +997,7 @@ mod tests {
         for (i, s) in segs.iter().enumerate() {
             e.packet(i as u64, s);
         }
-        let recs: Vec<serde_json::Value> = e
-            .records()
-            .lines()
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect();
+        let recs = records_of(&mut e);
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0]["rows"], 4);
     }
@@ -1013,6 +1005,7 @@ mod tests {
 
 #[cfg(test)]
 mod eviction_tests {
+    use super::tests::records_of;
     use super::*;
     use crate::testkit::{ep, Conn, TOY};
 
@@ -1041,11 +1034,7 @@ mod eviction_tests {
             "{:?}",
             e.stats().evicted_flows
         );
-        let recs: Vec<serde_json::Value> = e
-            .records()
-            .lines()
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect();
+        let recs = records_of(&mut e);
         // The oldest flows went first, and their waiting request is written, flagged.
         assert_eq!(recs.len() as u64, e.stats().evicted_flows);
         assert_eq!(recs[0]["client"]["port"], 40000);
