@@ -430,12 +430,27 @@ impl Driver {
 
 fn push_mark(marks: &mut VecDeque<Mark>, mark: Mark) {
     if marks.len() >= MAX_MARKS {
-        // Merge the two oldest: the time of the older one is kept for both.
-        marks.remove(1);
+        thin_older_half(marks);
     }
     marks.push_back(mark);
-    // Keep the deque in one slice so that `Cx::marks` can borrow it without copying.
+    // Keep the deque in one slice so that `Cx::marks` can borrow it without copying. Thinning
+    // leaves a quarter of the ring free, so this moves the marks at most once per
+    // MAX_MARKS / 4 pushes (a merge of one mark per push, as before, kept the ring full and
+    // moved all 4,096 marks on every segment of a long message once it wrapped).
     marks.make_contiguous();
+}
+
+/// Merges the older half of the marks pairwise: every second one of them goes, so the bytes it
+/// began are dated by the mark before it (the older time). The first mark, which dates the
+/// oldest unconsumed byte (a request's start), and the newer half stay exact.
+fn thin_older_half(marks: &mut VecDeque<Mark>) {
+    let half = marks.len() / 2;
+    let mut i = 0usize;
+    marks.retain(|_| {
+        let keep = i >= half || i.is_multiple_of(2);
+        i += 1;
+        keep
+    });
 }
 
 #[cfg(test)]
@@ -542,6 +557,87 @@ mod tests {
         assert_eq!(p.seen.len(), 1);
         assert_eq!(p.calls, 2);
         assert_eq!(d.stats().parsed[0], 201);
+    }
+
+    /// A parser whose only message is `len` bytes long; it notes the times of the message's
+    /// first and last byte.
+    struct OneLong {
+        len: usize,
+        times: Option<(u64, u64)>,
+        marks_seen: usize,
+    }
+
+    impl StreamParser for OneLong {
+        fn handle(
+            &mut self,
+            cx: &Cx<'_>,
+            _dir: Direction,
+            input: Input<'_>,
+            _out: &mut Vec<DbEvent>,
+        ) -> Progress {
+            self.marks_seen = self.marks_seen.max(cx.marks.len());
+            match input {
+                Input::Data(d) if d.len() < self.len => Progress::NeedMore {
+                    consumed: 0,
+                    need: self.len,
+                },
+                Input::Data(_) => {
+                    self.times = Some((cx.ts_at(0).0, cx.ts_at(self.len - 1).0));
+                    Progress::Consumed(self.len)
+                }
+                _ => Progress::Consumed(0),
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_over_more_segments_than_marks_kept_keeps_its_first_and_last_times() {
+        // 3.5 × MAX_MARKS one-byte segments, segment k at time k + 1.
+        let len = MAX_MARKS * 7 / 2;
+        let mut p = OneLong {
+            len,
+            times: None,
+            marks_seen: 0,
+        };
+        let mut d = Driver::new(Limits::default());
+        let mut out = Vec::new();
+        for k in 0..len {
+            d.data(
+                &mut p,
+                Direction::ToServer,
+                Timestamp(k as u64 + 1),
+                b"x",
+                &mut out,
+            );
+            assert!(d.dirs[0].marks.len() <= MAX_MARKS, "segment {k}");
+            assert_eq!(d.dirs[0].marks.as_slices().1.len(), 0, "marks in one slice");
+        }
+        assert_eq!(p.times, Some((1, len as u64)));
+        assert!(p.marks_seen > MAX_MARKS / 2 && p.marks_seen <= MAX_MARKS);
+        assert!(d.dirs[0].marks.is_empty());
+    }
+
+    #[test]
+    fn thinning_merges_the_older_half_into_the_earlier_times() {
+        let mut marks: VecDeque<Mark> = (0..8u64)
+            .map(|k| Mark {
+                offset: k * 10,
+                ts: Timestamp(k),
+            })
+            .collect();
+        thin_older_half(&mut marks);
+        let left: Vec<u64> = marks.iter().map(|m| m.ts.0).collect();
+        assert_eq!(left, [0, 2, 4, 5, 6, 7]);
+        // Byte 15 was carried by the segment at time 1, now dated by the older mark's time 0.
+        let cx = Cx {
+            ts: Timestamp(9),
+            base: 0,
+            marks: marks.make_contiguous(),
+            limits: &Limits::default(),
+        };
+        assert_eq!(cx.ts_at(15).0, 0);
+        assert_eq!(cx.ts_at(45).0, 4);
+        assert_eq!(cx.ts_at(55).0, 5);
     }
 
     #[test]
