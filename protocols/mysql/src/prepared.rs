@@ -66,7 +66,7 @@ impl Cache {
             let map = &self.map;
             let old = self.oldest.pop_oldest(
                 |k| map.get(k).map(|s| s.used),
-                || map.iter().map(|(k, s)| (s.used, *k)),
+                || map.iter().map(|(k, s)| (s.used, k)),
             );
             if let Some(old) = old {
                 self.remove(old);

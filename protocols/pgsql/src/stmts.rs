@@ -7,11 +7,17 @@
 //!   recently used named statement is evicted (and counted by the caller).
 //! - Portals: which operation a later Execute continues (`PortalSuspended` then Execute again).
 //!   Bounded the same way.
+//!
+//! Eviction uses `dbtap_core::recency::OldestFirst`: an application that names a new statement
+//! per query and never closes them (a full cache) costs about one name copy per eviction, not a
+//! walk of the whole cache.
 
 // foldhash rather than the standard SipHash: statement names come from the wire, so the
 // hasher stays seeded per process (no fixed-seed collisions to craft), but is several times
 // cheaper; every Bind looks its statement up.
 use foldhash::HashMap;
+
+use dbtap_core::recency::OldestFirst;
 
 /// Longest statement or portal name kept as a key (PostgreSQL truncates identifiers to
 /// NAMEDATALEN − 1 = 63 bytes; longer names on the wire are only compared on this prefix).
@@ -58,6 +64,7 @@ pub struct Statements {
     unnamed: Option<Stmt>,
     clock: u64,
     heap: usize,
+    oldest: OldestFirst<Box<[u8]>>,
 }
 
 impl Statements {
@@ -75,12 +82,12 @@ impl Statements {
         let k = key(name);
         let mut evicted = false;
         if !self.named.contains_key(&k) && self.named.len() >= max.max(1) {
-            if let Some(old) = self
-                .named
-                .iter()
-                .min_by_key(|(_, s)| s.used)
-                .map(|(k, _)| k.clone())
-            {
+            let named = &self.named;
+            let old = self.oldest.pop_oldest(
+                |k| named.get(k).map(|s| s.used),
+                || named.iter().map(|(k, s)| (s.used, k)),
+            );
+            if let Some(old) = old {
                 self.remove(&old);
                 evicted = true;
             }
@@ -141,9 +148,11 @@ impl Statements {
 /// Portal name → the operation that Bind created for it.
 #[derive(Debug, Default)]
 pub struct Portals {
+    /// Name → (operation, stamp of the Bind that named it).
     named: HashMap<Box<[u8]>, (u64, u64)>,
     unnamed: Option<u64>,
     clock: u64,
+    oldest: OldestFirst<Box<[u8]>>,
 }
 
 impl Portals {
@@ -156,12 +165,12 @@ impl Portals {
         self.clock += 1;
         let k = key(name);
         if !self.named.contains_key(&k) && self.named.len() >= max.max(1) {
-            if let Some(old) = self
-                .named
-                .iter()
-                .min_by_key(|(_, v)| v.1)
-                .map(|(k, _)| k.clone())
-            {
+            let named = &self.named;
+            let old = self.oldest.pop_oldest(
+                |k| named.get(k).map(|v| v.1),
+                || named.iter().map(|(k, v)| (v.1, k)),
+            );
+            if let Some(old) = old {
                 self.named.remove(&old);
             }
         }
@@ -192,6 +201,7 @@ impl Portals {
     pub fn clear(&mut self) {
         self.named.clear();
         self.unnamed = None;
+        self.oldest.clear();
     }
 }
 
@@ -223,6 +233,49 @@ mod tests {
         c.remove(b"a");
         c.remove(b"");
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn evictions_match_a_full_scan_for_the_least_recently_used() {
+        // A reference cache that scans for the oldest stamp, as the parser did before; the same
+        // pseudo-random mix of defines, uses and closes over 300 names, 40 kept.
+        let max = 40;
+        let mut c = Statements::default();
+        let mut reference: std::collections::HashMap<Vec<u8>, u64> = Default::default();
+        let mut clock = 0u64;
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let name = format!("s{}", x % 300).into_bytes();
+            clock += 1;
+            match (x >> 32) % 4 {
+                0 | 1 => {
+                    let mut expect_evicted = None;
+                    if !reference.contains_key(&name) && reference.len() >= max {
+                        let old = reference.iter().min_by_key(|e| e.1).map(|e| e.0.clone());
+                        reference.remove(old.as_ref().unwrap());
+                        expect_evicted = old;
+                    }
+                    reference.insert(name.clone(), clock);
+                    assert_eq!(c.insert(&name, stmt("q"), max), expect_evicted.is_some());
+                    if let Some(old) = expect_evicted {
+                        assert!(c.get(&old).is_none(), "step {step}");
+                        clock += 1; // the get above ticked the cache's clock
+                    }
+                }
+                2 => {
+                    let hit = reference.get_mut(&name).map(|t| *t = clock).is_some();
+                    assert_eq!(c.get(&name).is_some(), hit, "step {step}");
+                }
+                _ => {
+                    reference.remove(&name);
+                    c.remove(&name);
+                }
+            }
+            assert_eq!(c.len(), reference.len(), "step {step}");
+        }
     }
 
     #[test]

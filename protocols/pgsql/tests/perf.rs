@@ -105,6 +105,41 @@ fn select_extended(i: u64) -> Vec<(Direction, Vec<u8>)> {
     ]
 }
 
+/// An application that names a new statement per query and never closes it (as a JDBC driver
+/// does past its prepare threshold, with a statement cache per connection that outgrows the
+/// server's): once the parser's cache is full, every Parse evicts the least recently used one.
+fn leaking_named(i: u64) -> Vec<(Direction, Vec<u8>)> {
+    let name = format!("S_{i}");
+    let aid = format!("{}", i % 100_000 + 1);
+    vec![
+        (
+            Direction::ToServer,
+            [
+                msg::parse(
+                    &name,
+                    &format!("SELECT abalance FROM pgbench_accounts WHERE aid = $1 /* {i} */"),
+                    &[],
+                ),
+                msg::bind("", &name, &[], &[Some(aid.as_bytes())]),
+                msg::execute("", 0),
+                msg::sync(),
+            ]
+            .concat(),
+        ),
+        (
+            Direction::ToClient,
+            [
+                [b'1', 0, 0, 0, 4].to_vec(),
+                [b'2', 0, 0, 0, 4].to_vec(),
+                msg::data_row(b"-4242"),
+                msg::complete("SELECT 1"),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+    ]
+}
+
 /// A report query returning `rows` rows of 60 bytes, the answer in 1448-byte segments.
 fn many_rows(rows: usize) -> Vec<(Direction, Vec<u8>)> {
     let mut answer = msg::row_desc("line");
@@ -192,6 +227,14 @@ fn pgbench_like_throughput() {
         segs.extend(select_extended(i));
     }
     measure("pgbench -S -M extended", &segs, n);
+
+    // Named statements never closed: 100,000 past a full cache.
+    let n = 100_000u64 + Limits::default().max_prepared_statements as u64;
+    let mut segs = Vec::new();
+    for i in 0..n {
+        segs.extend(leaking_named(i));
+    }
+    measure("named, never closed", &segs, n);
 
     // Many DataRows: 2000 queries × 1000 rows.
     let mut segs = Vec::new();
