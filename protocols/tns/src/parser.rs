@@ -119,7 +119,7 @@ impl Cursors {
             let map = &self.map;
             let old = self.oldest.pop_oldest(
                 |k| map.get(k).map(|v| v.used),
-                || map.iter().map(|(k, v)| (v.used, *k)),
+                || map.iter().map(|(k, v)| (v.used, k)),
             );
             let Some(old) = old else {
                 break;
@@ -184,7 +184,7 @@ struct OpState {
     resp_started: bool,
     resp_completeness: Completeness,
     /// Tail of the answer (bounded).
-    tail: Vec<u8>,
+    tail: AnswerTail,
     /// Bytes of the latest answer (server DATA since the client's last call), the end of `tail`.
     answer_len: usize,
     /// Nothing of the latest answer was lost, cut or interleaved with other packets.
@@ -353,7 +353,7 @@ impl TnsParser {
             resp_ts: ts,
             resp_started: false,
             resp_completeness: Completeness::Complete,
-            tail: Vec::new(),
+            tail: AnswerTail::default(),
             answer_len: 0,
             answer_whole: false,
             fixed: None,
@@ -671,7 +671,7 @@ impl TnsParser {
                     }
                     op.answer_len = op.answer_len.saturating_add(payload.len());
                     op.walked = None;
-                    push_tail(&mut op.tail, payload);
+                    op.tail.push(payload);
                 }
             }
         }
@@ -813,7 +813,7 @@ impl TnsParser {
                 .as_ref()
                 .filter(|o| o.kind == Kind::Login && !o.phase_two);
             if let Some(op) = phase_one {
-                self.server_fv = ttc::server_field_version(&op.tail);
+                self.server_fv = ttc::server_field_version(op.tail.bytes());
             }
         }
         let token = self.token();
@@ -850,7 +850,7 @@ impl TnsParser {
         // names is known before this call, which may re-execute it, is looked at.
         if let Some(mut op) = self.cur.take() {
             if op.kind == Kind::Statement && op.resp_started && op.learn.is_some() {
-                let err = ttc::find_error(&op.tail, self.repr, 0);
+                let err = ttc::find_error(op.tail.bytes(), self.repr, 0);
                 let status = if err.is_none() {
                     answer_status(&mut op, self.repr, self.field_version())
                 } else {
@@ -1335,9 +1335,9 @@ impl TnsParser {
         let Some(op) = self.cur.take() else { return };
         match op.kind {
             Kind::Internal => {}
-            Kind::Protocol => self.protocol_answer(&op.tail, out),
+            Kind::Protocol => self.protocol_answer(op.tail.bytes(), out),
             Kind::Version => {
-                if let Some(b) = ttc::banner(&op.tail) {
+                if let Some(b) = ttc::banner(op.tail.bytes()) {
                     self.banner_seen = true;
                     out.push(DbEvent::ServerInfo {
                         version: Some(self.text(b)),
@@ -1350,16 +1350,16 @@ impl TnsParser {
                 let mut op = op;
                 // The answer to fast authentication starts with the protocol answer.
                 if !op.phase_two {
-                    self.protocol_answer(&op.tail, out);
+                    self.protocol_answer(op.tail.bytes(), out);
                 }
                 if !op.phase_two {
                     if let (Some(r), Some(l)) = (self.repr, op.req.login.as_mut()) {
-                        if let Some(m) = ttc::auth_method(&op.tail, r) {
+                        if let Some(m) = ttc::auth_method(op.tail.bytes(), r) {
                             l.auth_method = Some(m.into());
                         }
                     }
                 }
-                let err = ttc::find_error(&op.tail, self.repr, 1024);
+                let err = ttc::find_error(op.tail.bytes(), self.repr, 1024);
                 if !op.phase_two && err.is_none() && op.resp_started {
                     self.login = Some(op);
                     return;
@@ -1380,7 +1380,7 @@ impl TnsParser {
     fn session_identity(&mut self, op: &mut OpState, out: &mut Vec<DbEvent>) {
         let Some(repr) = self.repr else { return };
         if let (Some(serial), Some(l)) = (
-            ttc::auth_number(&op.tail, b"AUTH_SERIAL_NUM", repr),
+            ttc::auth_number(op.tail.bytes(), b"AUTH_SERIAL_NUM", repr),
             op.req.login.as_mut(),
         ) {
             set_attr(
@@ -1393,10 +1393,10 @@ impl TnsParser {
         // makes it before logging in) named the server already; OCI calls for the banner after
         // the login, which then replaces the number. Thin clients make no banner call.
         let fv = self.field_version();
-        let version = ttc::auth_number(&op.tail, b"AUTH_VERSION_NO", repr)
+        let version = ttc::auth_number(op.tail.bytes(), b"AUTH_VERSION_NO", repr)
             .filter(|_| !self.banner_seen)
             .and_then(|v| ttc::version_number(v, fv));
-        let sid = ttc::auth_number(&op.tail, b"AUTH_SESSION_ID", repr);
+        let sid = ttc::auth_number(op.tail.bytes(), b"AUTH_SESSION_ID", repr);
         if version.is_some() || sid.is_some() {
             out.push(DbEvent::ServerInfo {
                 version,
@@ -1492,7 +1492,7 @@ impl TnsParser {
                 // session that died): no verdict.
                 r.status = Status::Unknown;
             }
-            let err = ttc::find_error(&op.tail, self.repr, 4096);
+            let err = ttc::find_error(op.tail.bytes(), self.repr, 4096);
             let status = if err.is_none() && op.kind == Kind::Statement {
                 answer_status(&mut op, self.repr, self.field_version())
             } else {
@@ -1786,27 +1786,61 @@ fn answer_status(
         return status;
     }
     let start = op.tail.len().checked_sub(op.answer_len)?;
-    let answer = op.tail.get(start..)?;
+    let answer = op.tail.bytes().get(start..)?;
     let status = ttc::call_status(answer, repr, field_version, &mut op.columns);
     op.walked = Some(status);
     status
 }
 
-fn push_tail(tail: &mut Vec<u8>, payload: &[u8]) {
-    if payload.len() >= MAX_RESPONSE_TAIL {
-        tail.clear();
-        tail.extend_from_slice(
-            payload
-                .get(payload.len() - MAX_RESPONSE_TAIL..)
-                .unwrap_or_default(),
-        );
-        return;
+/// The last [`MAX_RESPONSE_TAIL`] bytes of an answer, in one slice.
+///
+/// New bytes go behind a moving start; the dropped prefix is given back only when the buffer
+/// would pass twice the kept length. Dropping the oldest bytes on every packet moved up to
+/// 16 KiB per packet: a long answer in small packets (SDU 512) copied each byte about 30 times.
+/// Now a byte is copied about twice, and the buffer stays under 2 × [`MAX_RESPONSE_TAIL`].
+#[derive(Debug, Default)]
+struct AnswerTail {
+    buf: Vec<u8>,
+    /// `buf[start..]` is the tail; `buf[..start]` was dropped.
+    start: usize,
+}
+
+impl AnswerTail {
+    /// The kept bytes, oldest first.
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
     }
-    let over = (tail.len() + payload.len()).saturating_sub(MAX_RESPONSE_TAIL);
-    if over > 0 {
-        tail.drain(..over.min(tail.len()));
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
     }
-    tail.extend_from_slice(payload);
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+    }
+
+    fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    fn push(&mut self, payload: &[u8]) {
+        if payload.len() >= MAX_RESPONSE_TAIL {
+            self.clear();
+            self.buf.extend_from_slice(
+                payload
+                    .get(payload.len() - MAX_RESPONSE_TAIL..)
+                    .unwrap_or_default(),
+            );
+            return;
+        }
+        if self.buf.len() + payload.len() > 2 * MAX_RESPONSE_TAIL {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(payload);
+        self.start += self.len().saturating_sub(MAX_RESPONSE_TAIL);
+    }
 }
 
 fn set_attr(attrs: &mut Vec<(String, String)>, key: &str, v: Option<String>) {
@@ -1922,5 +1956,37 @@ mod cursor_tests {
         assert_eq!(c.metas, per_entry);
         c.remove(2);
         assert_eq!(c.metas, 0);
+    }
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_is_the_last_bytes_of_the_answer_whatever_the_packet_sizes() {
+        let mut tail = AnswerTail::default();
+        let mut all: Vec<u8> = Vec::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..3_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly small packets, now and then one over the whole tail.
+            let len = match x % 50 {
+                0 => MAX_RESPONSE_TAIL + (x >> 40) as usize % 1000,
+                1..=5 => (x >> 20) as usize % MAX_RESPONSE_TAIL,
+                _ => (x >> 20) as usize % 600,
+            };
+            let payload: Vec<u8> = (0..len).map(|i| (i as u64 ^ x) as u8).collect();
+            tail.push(&payload);
+            all.extend_from_slice(&payload);
+            let want = &all[all.len().saturating_sub(MAX_RESPONSE_TAIL)..];
+            assert_eq!(tail.bytes(), want, "step {step}");
+            assert_eq!(tail.len(), want.len());
+            assert!(tail.buf.len() <= 2 * MAX_RESPONSE_TAIL, "step {step}");
+        }
+        tail.clear();
+        assert!(tail.bytes().is_empty());
     }
 }
