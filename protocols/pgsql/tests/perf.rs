@@ -71,7 +71,20 @@ fn select_prepared(i: u64) -> Vec<(Direction, Vec<u8>)> {
     ]
 }
 
-/// `pgbench -S -M extended`: unnamed Parse + Bind + Describe + Execute + Sync per statement.
+/// The answer to Parse + Bind (+ Describe portal) + Execute + Sync of a one-row SELECT:
+/// ParseComplete, BindComplete, [RowDescription], DataRow, CommandComplete, ReadyForQuery.
+fn parsed_bound_answer(described: bool) -> Vec<u8> {
+    let mut v = [[b'1', 0, 0, 0, 4], [b'2', 0, 0, 0, 4]].concat();
+    if described {
+        v.extend(msg::row_desc("abalance"));
+    }
+    v.extend(msg::data_row(b"-4242"));
+    v.extend(msg::complete("SELECT 1"));
+    v.extend(msg::ready(b'I'));
+    v
+}
+
+/// `pgbench -S -M extended`/// `pgbench -S -M extended`: unnamed Parse + Bind + Describe + Execute + Sync per statement.
 fn select_extended(i: u64) -> Vec<(Direction, Vec<u8>)> {
     let aid = format!("{}", i % 100_000 + 1);
     vec![
@@ -90,18 +103,7 @@ fn select_extended(i: u64) -> Vec<(Direction, Vec<u8>)> {
             ]
             .concat(),
         ),
-        (
-            Direction::ToClient,
-            [
-                [b'1', 0, 0, 0, 4].to_vec(),
-                [b'2', 0, 0, 0, 4].to_vec(),
-                msg::row_desc("abalance"),
-                msg::data_row(b"-4242"),
-                msg::complete("SELECT 1"),
-                msg::ready(b'I'),
-            ]
-            .concat(),
-        ),
+        (Direction::ToClient, parsed_bound_answer(true)),
     ]
 }
 
@@ -126,17 +128,7 @@ fn leaking_named(i: u64) -> Vec<(Direction, Vec<u8>)> {
             ]
             .concat(),
         ),
-        (
-            Direction::ToClient,
-            [
-                [b'1', 0, 0, 0, 4].to_vec(),
-                [b'2', 0, 0, 0, 4].to_vec(),
-                msg::data_row(b"-4242"),
-                msg::complete("SELECT 1"),
-                msg::ready(b'I'),
-            ]
-            .concat(),
-        ),
+        (Direction::ToClient, parsed_bound_answer(false)),
     ]
 }
 
