@@ -607,7 +607,7 @@ fn write_merged<W: Write>(
             let lane = &mut lanes[i];
             if let (Some(stage), Some(front)) = (alerts.as_mut(), lane.queue.front()) {
                 let hits = front.records.hits(lane.cursor);
-                if !hits.is_empty() {
+                if hits.len() > 0 {
                     let line = front.records.get(lane.cursor).map_or(&[][..], |(_, l)| l);
                     stage
                         .record(hits, line, front.read_at)

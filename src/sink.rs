@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use dbtap_core::{Completeness, ErrorCode, Request, Response, Status};
 
-use crate::rules::correlate::Hit;
+use crate::rules::correlate::{Hit, HitRec};
 use crate::rules::{Facts, Matches, RuleSet};
 use crate::sql::{Dialect, SqlOptions, SqlStage, SqlStats};
 
@@ -276,7 +276,7 @@ impl RecordSink {
             };
             rules.matches(&facts, &mut self.matches);
             for &m in &self.matches {
-                b.hits.push(Hit::new(rules, m, &facts));
+                b.hits.push(HitRec::new(rules, m, &facts, &mut b.hit_keys));
             }
         }
         b.entries.push(Entry {
@@ -295,6 +295,9 @@ impl RecordSink {
     /// Take the records written so far (in key order), leaving `fresh` (emptied) in their place.
     pub fn take(&mut self, mut fresh: RecordBatch) -> RecordBatch {
         fresh.clear();
+        // A batch new to the pool (the writer has not given one back yet) is sized like the
+        // last one at once, rather than regrown by doubling, copying what it holds each time.
+        fresh.reserve_like(&self.batch);
         self.batch.sort();
         std::mem::replace(&mut self.batch, fresh)
     }
@@ -311,7 +314,9 @@ pub struct RecordBatch {
     buf: Vec<u8>,
     entries: Vec<Entry>,
     /// Rule hits of the records (each entry's `hits` range).
-    hits: Vec<Hit>,
+    hits: Vec<HitRec>,
+    /// The key texts of `hits`.
+    hit_keys: String,
     sorted: bool,
 }
 
@@ -329,6 +334,7 @@ impl Default for RecordBatch {
             buf: Vec::new(),
             entries: Vec::new(),
             hits: Vec::new(),
+            hit_keys: String::new(),
             sorted: true,
         }
     }
@@ -378,11 +384,13 @@ impl RecordBatch {
     }
 
     /// Rule hits of the `i`-th record (in the current order).
-    pub fn hits(&self, i: usize) -> &[Hit] {
+    pub fn hits(&self, i: usize) -> impl ExactSizeIterator<Item = Hit<'_>> + '_ {
         self.entries
             .get(i)
             .and_then(|e| self.hits.get(e.hits.start as usize..e.hits.end as usize))
             .unwrap_or_default()
+            .iter()
+            .map(|h| h.view(&self.hit_keys))
     }
 
     /// The serialized records, in the order they were written.
@@ -395,11 +403,20 @@ impl RecordBatch {
         self.iter().map(|(_, l)| l)
     }
 
+    /// Room for as much as `other` holds.
+    fn reserve_like(&mut self, other: &RecordBatch) {
+        self.buf.reserve(other.buf.len());
+        self.entries.reserve(other.entries.len());
+        self.hits.reserve(other.hits.len());
+        self.hit_keys.reserve(other.hit_keys.len());
+    }
+
     /// Empty it, keeping its allocations.
     pub fn clear(&mut self) {
         self.buf.clear();
         self.entries.clear();
         self.hits.clear();
+        self.hit_keys.clear();
         self.sorted = true;
     }
 }

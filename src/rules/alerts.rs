@@ -97,9 +97,14 @@ impl AlertStage {
     }
 
     /// The hits of one record being written (`record` is its JSON line).
-    pub fn record(&mut self, hits: &[Hit], record: &[u8], read_at: Instant) -> std::io::Result<()> {
+    pub fn record<'k>(
+        &mut self,
+        hits: impl IntoIterator<Item = Hit<'k>>,
+        record: &[u8],
+        read_at: Instant,
+    ) -> std::io::Result<()> {
         for hit in hits {
-            let Some(fired) = self.correlator.offer(&self.rules, hit) else {
+            let Some(fired) = self.correlator.offer(&self.rules, &hit) else {
                 continue;
             };
             let rule = &self.rules.rules[usize::from(fired.rule)];

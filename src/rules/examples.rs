@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use dbtap_core::Timestamp;
 use toml::Spanned;
 
-use super::correlate::{Correlator, Hit};
+use super::correlate::{Correlator, HitRec};
 use super::facts::Facts;
 use super::spec::ExamplesSpec;
 use super::{RuleError, RuleSet, SourceFile};
@@ -220,7 +220,9 @@ fn raises(set: &RuleSet, i: u16, recs: &[ExampleRecord]) -> Vec<bool> {
             if !rule.when.eval(&f, set.offset_min) {
                 return false;
             }
-            corr.offer(set, &Hit::new(set, i, &f)).is_some()
+            let mut keys = String::new();
+            let hit = HitRec::new(set, i, &f, &mut keys);
+            corr.offer(set, &hit.view(&keys)).is_some()
         })
         .collect()
 }

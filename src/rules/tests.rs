@@ -157,9 +157,9 @@ fn an_accumulator_carries_the_excess_over() {
         rule: i,
         ts: dbtap_core::Timestamp(secs * 1_000_000_000),
         session_id: 7,
-        group: "0000000000000007".into(),
+        group: "0000000000000007",
         distinct: None,
-        suppress: String::new(),
+        suppress: "",
         amount: rows,
     };
     // 3 × 400k: fires at 1.2M with 200k carried; 800k more (within the hour) fires again.
@@ -193,30 +193,36 @@ fn distinct_values_are_counted_over_the_window_as_hits_come_and_go() {
         .position(|r| r.id == "DBTAP-AUTH-002")
         .unwrap() as u16;
     let mut c = Correlator::default();
-    let hit = |secs: u64, user: &str| Hit {
-        rule: i,
-        ts: dbtap_core::Timestamp(secs * 1_000_000_000),
-        session_id: 1,
-        group: "10.0.0.9".into(),
-        distinct: Some(user.to_owned()),
-        suppress: "10.0.0.9".into(),
-        amount: 0,
-    };
+    fn failed_login(rule: u16, secs: u64, user: &str) -> Hit<'_> {
+        Hit {
+            rule,
+            ts: dbtap_core::Timestamp(secs * 1_000_000_000),
+            session_id: 1,
+            group: "10.0.0.9",
+            distinct: Some(user),
+            suppress: "10.0.0.9",
+            amount: 0,
+        }
+    }
     // Nine users fail; five minutes later they are out of the window and a tenth is alone.
     for u in 0..9 {
-        assert!(c.offer(&set, &hit(0, &format!("u{u}"))).is_none());
+        assert!(c
+            .offer(&set, &failed_login(i, 0, &format!("u{u}")))
+            .is_none());
     }
-    assert!(c.offer(&set, &hit(400, "u9")).is_none());
+    assert!(c.offer(&set, &failed_login(i, 400, "u9")).is_none());
     // A pool failing with one stale password fills the window past its bound: one user.
     for _ in 0..MAX_HITS_PER_GROUP + 10 {
-        assert!(c.offer(&set, &hit(401, "pool")).is_none());
+        assert!(c.offer(&set, &failed_login(i, 401, "pool")).is_none());
     }
     // Eight more users make nine distinct ones ("pool" and u9's hit, pushed out by the bound,
     // no longer count); the ninth new one makes ten and fires.
     for u in 0..8 {
-        assert!(c.offer(&set, &hit(402, &format!("v{u}"))).is_none());
+        assert!(c
+            .offer(&set, &failed_login(i, 402, &format!("v{u}")))
+            .is_none());
     }
-    let f = c.offer(&set, &hit(403, "v8")).unwrap();
+    let f = c.offer(&set, &failed_login(i, 403, "v8")).unwrap();
     let t = f.threshold.unwrap();
     assert_eq!((t.group.as_str(), t.count), ("10.0.0.9", 10));
     assert_eq!(t.records.len(), MAX_HITS_PER_GROUP);
