@@ -321,6 +321,11 @@ impl HalfStream {
         now: Timestamp,
         out: &mut dyn FnMut(Delivery<'_>),
     ) {
+        if self.held.is_empty() {
+            // Nothing held, no hole (the usual case: called for every packet of the flow).
+            self.oldest_bound = None;
+            return;
+        }
         let timed_out = |t: Timestamp| now.0.saturating_sub(t.0) > limits.hole_timeout_ns;
         if self.oldest_bound.is_some_and(|b| !timed_out(b)) {
             return;
