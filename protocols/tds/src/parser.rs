@@ -311,6 +311,8 @@ pub struct TdsParser {
     /// sp_prepare handles → statement text and declared parameter names, oldest first
     /// (bounded).
     prepared: crate::prepared::Handles,
+    /// Parameter names of the latest `@params` declarations (`sp_executesql` and friends).
+    declarations: crate::requests::Declarations,
     server_version: Option<String>,
     /// SPID from the server's packet headers.
     spid: Option<u16>,
@@ -343,6 +345,7 @@ impl TdsParser {
             enclave_packages: false,
             enc: encoding_rs::WINDOWS_1252,
             prepared: crate::prepared::Handles::default(),
+            declarations: crate::requests::Declarations::default(),
             server_version: None,
             spid: None,
             mars: Vec::new(),
@@ -1250,7 +1253,7 @@ impl TdsParser {
         if let Some((stmt, decl, first)) = shape {
             req.sql = take_text(ps.get_mut(stmt)).map(Into::into);
             if let Some(d) = decl.and_then(|d| take_text(ps.get_mut(d))) {
-                declared = crate::requests::declared_names(&d, cx.limits.max_params).into();
+                declared = self.declarations.names(&d, cx.limits.max_params);
                 if !d.is_empty() {
                     let mut d = d;
                     dbtap_core::text::truncate_utf8(&mut d, cx.limits.max_attribute_len);
@@ -2047,6 +2050,7 @@ impl StreamParser for TdsParser {
             + self.req.as_ref().map_or(0, |r| r.buf.capacity())
             + self.resp.raw.capacity()
             + self.prepared.heap()
+            + self.declarations.heap()
             + self.pending.heap
             + self
                 .mars
