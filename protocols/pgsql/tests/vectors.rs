@@ -847,24 +847,27 @@ fn suspended_portal_is_one_execute_with_summed_rows() {
     );
 }
 
+/// Two statements pipelined in one extended-protocol batch, the first with an int4 parameter
+/// sent as the text "abc" (its Bind fails with 22P02, and the server skips the rest to Sync).
+fn batch_whose_first_bind_fails() -> Vec<u8> {
+    [
+        msg::parse("", "UPDATE a SET x = $1", &[23]),
+        msg::bind("", "", &[], &[Some(b"abc")]),
+        msg::execute("", 0),
+        msg::parse("", "DELETE FROM b", &[]),
+        msg::bind("", "", &[], &[]),
+        msg::execute("", 0),
+        msg::sync(),
+    ]
+    .concat()
+}
+
 #[test]
 fn error_in_a_pipeline_skips_to_sync() {
     // Two statements pipelined in one batch; the first Bind fails (22P02): the server skips the
     // rest of the batch up to Sync. The second statement was not run: no record, counted.
     let ev = run(&with_login(&[
-        (
-            C,
-            [
-                msg::parse("", "UPDATE a SET x = $1", &[23]),
-                msg::bind("", "", &[], &[Some(b"abc")]),
-                msg::execute("", 0),
-                msg::parse("", "DELETE FROM b", &[]),
-                msg::bind("", "", &[], &[]),
-                msg::execute("", 0),
-                msg::sync(),
-            ]
-            .concat(),
-        ),
+        (C, batch_whose_first_bind_fails()),
         (
             S,
             [
@@ -1740,16 +1743,7 @@ fn memory_reported_follows_the_operations_waiting_for_their_answer() {
     let requests = [
         vec![msg::query(text); 5].concat(),
         msg::query("SELECT 1; SELECT 2"),
-        [
-            msg::parse("", "UPDATE a SET x = $1", &[23]),
-            msg::bind("", "", &[], &[Some(b"abc")]),
-            msg::execute("", 0),
-            msg::parse("", "DELETE FROM b", &[]),
-            msg::bind("", "", &[], &[]),
-            msg::execute("", 0),
-            msg::sync(),
-        ]
-        .concat(),
+        batch_whose_first_bind_fails(),
     ]
     .concat();
     let answers = [

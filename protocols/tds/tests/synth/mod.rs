@@ -1784,15 +1784,9 @@ pub fn statement_pool(handles: i32, executes: usize) -> Conversation {
                 ],
             )]),
         );
-        server_sends(
-            &mut conv,
-            &[
-                returnvalue_int(0, "@handle", h),
-                done(0xFF, 0x0011, 1),
-                returnstatus(0),
-                done(0xFE, 0x0000, 0),
-            ],
-        );
+        let mut answer = vec![returnvalue_int(0, "@handle", h)];
+        answer.extend(procedure_done(1));
+        server_sends(&mut conv, &answer);
     }
     for k in 0..executes {
         let h = int4(k as i32 % handles.max(1) + 1);
@@ -1811,14 +1805,7 @@ pub fn statement_pool(handles: i32, executes: usize) -> Conversation {
                 ],
             )]),
         );
-        server_sends(
-            &mut conv,
-            &[
-                done(0xFF, 0x0011, 1),
-                returnstatus(0),
-                done(0xFE, 0x0000, 0),
-            ],
-        );
+        server_sends(&mut conv, &procedure_done(1));
     }
     conv
 }
