@@ -11,6 +11,8 @@
 #                                                               output lines are counted
 # and prints seconds, MB/s, packets/s and statements/s, how many statements each found, and the
 # ratios dbtap vs tshark and dbtap vs cat.
+# Each dbtap run is paired with a cat run just before it, and the median of the per-pair ratios
+# is printed as well: on a shared machine whose speed drifts, it compares like with like.
 # The statements in the file come from FILE.pgbench.json (written by make-pgbench-capture.sh:
 # pgbench transactions x 7); dbtap's are its `query` + `execute` records; tshark's are the lines
 # of pgsql.query, i.e. the Query and Parse messages: with pgbench -M prepared a statement is
@@ -63,6 +65,14 @@ timed() {
     return $rc
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Each dbtap run over the cat run just before it. On a shared machine whose speed drifts from
+# one minute to the next, the separate medians above can come from different minutes; the
+# pairs cannot.
+PAIRED=()
+say_paired() {
+    printf 'dbtap vs cat:    %sx, median of %d paired runs (each dbtap run over a cat run just before it: %s)\n' \
+        "$(median "${PAIRED[@]}")" "${#PAIRED[@]}" "${PAIRED[*]}"
+}
 
 BYTES="$(stat -L -c %s "$FILE")"
 PACKETS="$(capinfos -M -c "$FILE" 2>/dev/null | awk -F: '/Number of packets/ { gsub(/[^0-9]/, "", $2); print $2 }')"
@@ -107,6 +117,9 @@ else
         # The previous run's records (hundreds of MB) must not be written back to disk during
         # this run: that is the machine's work, not this run's.
         sync
+        # A cat run just before: the pair sees the machine in the same state (see say_paired).
+        timed cat "$FILE" >/dev/null
+        PAIR_CAT="$LAST_SECONDS"
         # shellcheck disable=SC2086
         timed "$DBTAP" replay "$FILE" --records "$WORK/records.jsonl" --summary json \
             --summary-file "$WORK/summary.json" --progress never ${DBTAP_ARGS:-} \
@@ -119,6 +132,7 @@ else
             break
         fi
         DBTAP_T+=("$LAST_SECONDS")
+        PAIRED+=("$(awk -v d="$LAST_SECONDS" -v c="$PAIR_CAT" 'BEGIN { printf "%.2f", (c > 0) ? d / c : 0 }')")
     done
     if [[ $DBTAP_OK -eq 1 ]]; then
         DBTAP_S="$(median "${DBTAP_T[@]}")"
@@ -197,6 +211,7 @@ BEGIN {
     if (tshark_n != "" && dbtap_n != "" && tshark_n > 0)
         printf "statements found: dbtap %d, tshark %d (%.1fx)\n", dbtap_n, tshark_n, dbtap_n / tshark_n
 }'
+[[ $DBTAP_OK -eq 1 ]] && say_paired
 [[ -n "$CHECK" ]] && echo "pgbench check (tests/live/pg_compare.py --pgbench): $CHECK"
 if [[ -f "$WORK/summary.json" ]]; then
     echo

@@ -16,6 +16,8 @@
 # and prints seconds, MB/s, the records each found, and the ratios dbtap vs tshark and dbtap vs
 # cat. dbtap's statements are its `query` + `rpc` records; tshark's are the lines of tds.query
 # (SQL batches only: tshark has no field for the text inside sp_executesql).
+# Each dbtap run is paired with a cat run just before it, and the median of the per-pair ratios
+# is printed as well: on a shared machine whose speed drifts, it compares like with like.
 #
 # Settings: DBTAP (default target/release/dbtap), DBTAP_ARGS (extra replay arguments), RUNS (3),
 #           MB (200, for the generated file), KEEP=1 keeps the records and logs.
@@ -53,6 +55,14 @@ timed() {
     return $rc
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Each dbtap run over the cat run just before it. On a shared machine whose speed drifts from
+# one minute to the next, the separate medians above can come from different minutes; the
+# pairs cannot.
+PAIRED=()
+say_paired() {
+    printf 'dbtap vs cat:    %sx, median of %d paired runs (each dbtap run over a cat run just before it: %s)\n' \
+        "$(median "${PAIRED[@]}")" "${#PAIRED[@]}" "${PAIRED[*]}"
+}
 
 BYTES="$(stat -L -c %s "$FILE")"
 cat "$FILE" >/dev/null
@@ -68,11 +78,15 @@ for ((i = 1; i <= RUNS; i++)); do
     # The previous run's records (hundreds of MB) must not be written back to disk during
     # this run: that is the machine's work, not this run's.
     sync
+    # A cat run just before: the pair sees the machine in the same state (see say_paired).
+    timed cat "$FILE" >/dev/null
+    PAIR_CAT="$LAST_SECONDS"
     # shellcheck disable=SC2086
     timed "$DBTAP" replay "$FILE" --records "$WORK/records.jsonl" --summary json \
         --summary-file "$WORK/summary.json" --progress never ${DBTAP_ARGS:-} >"$WORK/dbtap.log" 2>&1 \
         || { say "dbtap failed:"; tail -n 20 "$WORK/dbtap.log" >&2; exit 1; }
     DBTAP_T+=("$LAST_SECONDS")
+    PAIRED+=("$(awk -v d="$LAST_SECONDS" -v c="$PAIR_CAT" 'BEGIN { printf "%.2f", (c > 0) ? d / c : 0 }')")
 done
 DBTAP_S="$(median "${DBTAP_T[@]}")"
 RECORDS="$(wc -l <"$WORK/records.jsonl")"
@@ -97,3 +111,4 @@ awk -v bytes="$BYTES" -v cat_s="$CAT_S" -v dbtap_s="$DBTAP_S" -v tshark_s="$TSHA
     printf "dbtap vs tshark: %.1fx faster\n", tshark_s / dbtap_s
     printf "dbtap vs cat:    %.1fx the time of reading the file\n", dbtap_s / cat_s
 }'
+say_paired

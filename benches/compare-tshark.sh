@@ -8,6 +8,8 @@
 # 3. tshark -r FILE -d tcp.port==PORT,mysql -Y mysql.query -T fields -e mysql.query > /dev/null
 #                                                               timed once (it is slow)
 # and prints seconds, MB/s, packets/s and records/s, with the ratios dbtap vs tshark and dbtap vs cat.
+# Each dbtap run is paired with a cat run just before it, and the median of the per-pair ratios
+# is printed as well: on a shared machine whose speed drifts, it compares like with like.
 # PORT (the MySQL server port) is detected from the capture (the port common to the most packets)
 # unless given.
 #
@@ -53,6 +55,14 @@ timed() {
     return $rc
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Each dbtap run over the cat run just before it. On a shared machine whose speed drifts from
+# one minute to the next, the separate medians above can come from different minutes; the
+# pairs cannot.
+PAIRED=()
+say_paired() {
+    printf 'dbtap vs cat:    %sx, median of %d paired runs (each dbtap run over a cat run just before it: %s)\n' \
+        "$(median "${PAIRED[@]}")" "${#PAIRED[@]}" "${PAIRED[*]}"
+}
 
 BYTES="$(stat -L -c %s "$FILE")"
 PACKETS="$(capinfos -M -c "$FILE" 2>/dev/null | awk -F: '/Number of packets/ { gsub(/[^0-9]/, "", $2); print $2 }')"
@@ -87,6 +97,9 @@ else
         # The previous run's records (hundreds of MB) must not be written back to disk during
         # this run: that is the machine's work, not this run's.
         sync
+        # A cat run just before: the pair sees the machine in the same state (see PAIRED below).
+        timed cat "$FILE" >/dev/null
+        PAIR_CAT="$LAST_SECONDS"
         # shellcheck disable=SC2086
         timed "$DBTAP" replay "$FILE" --records "$WORK/records.jsonl" --summary json \
             --summary-file "$WORK/summary.json" --progress never ${DBTAP_ARGS:-} \
@@ -99,6 +112,7 @@ else
             break
         fi
         DBTAP_T+=("$LAST_SECONDS")
+        PAIRED+=("$(awk -v d="$LAST_SECONDS" -v c="$PAIR_CAT" 'BEGIN { printf "%.2f", (c > 0) ? d / c : 0 }')")
     done
     if [[ $DBTAP_OK -eq 1 ]]; then
         DBTAP_S="$(median "${DBTAP_T[@]}")"
@@ -144,6 +158,7 @@ BEGIN {
         if (cat_s > 0) printf "dbtap vs cat:    %.1fx the time of reading the file\n", dbtap_s / cat_s
     }
 }'
+[[ $DBTAP_OK -eq 1 ]] && say_paired
 if [[ $DBTAP_OK -eq 1 && -f "$WORK/summary.json" ]]; then
     echo
     echo "dbtap summary (last run): $WORK/summary.json$([[ "${KEEP:-0}" == 1 ]] || echo ' (removed; KEEP=1 keeps it)')"

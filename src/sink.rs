@@ -403,12 +403,25 @@ impl RecordBatch {
         self.iter().map(|(_, l)| l)
     }
 
-    /// Room for as much as `other` holds.
+    /// Room, in this emptied batch, for as much as `other` holds and an eighth more (rounds
+    /// vary in size; a batch regrown while being written copies all it holds).
     fn reserve_like(&mut self, other: &RecordBatch) {
-        self.buf.reserve(other.buf.len());
-        self.entries.reserve(other.entries.len());
-        self.hits.reserve(other.hits.len());
-        self.hit_keys.reserve(other.hit_keys.len());
+        fn room<T>(v: &mut Vec<T>, len: usize) {
+            let want = len + len / 8;
+            if v.capacity() < want {
+                // Empty, so a new allocation loses nothing: growing it in place would copy
+                // its old (stale) contents.
+                debug_assert!(v.is_empty());
+                *v = Vec::with_capacity(want);
+            }
+        }
+        room(&mut self.buf, other.buf.len());
+        room(&mut self.entries, other.entries.len());
+        room(&mut self.hits, other.hits.len());
+        let keys = other.hit_keys.len();
+        if self.hit_keys.capacity() < keys + keys / 8 {
+            self.hit_keys = String::with_capacity(keys + keys / 8);
+        }
     }
 
     /// Empty it, keeping its allocations.
