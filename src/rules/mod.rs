@@ -189,6 +189,8 @@ pub struct RuleSet {
     /// Rules whose condition reads only statement fields: their verdict is one more bit of the
     /// statement bits (after the leaves'), computed once per distinct text. (rule, bit).
     statement_rules: Vec<(usize, usize)>,
+    /// The other rules, in order: evaluated on each record.
+    record_rules: Vec<usize>,
     /// `kind` leaves of `sql_leaves` as bit masks over [`crate::sql::Kind::ALL`]: (leaf, mask).
     sql_kind_masks: Vec<(usize, u32)>,
     /// The other leaves of `sql_leaves` (neither regex nor `kind` equality), tested one by one.
@@ -569,6 +571,9 @@ impl RuleSet {
             .enumerate()
             .map(|(j, (i, _))| (i, self.sql_leaves.len() + j))
             .collect();
+        self.record_rules = (0..self.rules.len())
+            .filter(|i| !self.statement_rules.iter().any(|(rule, _)| rule == i))
+            .collect();
         self.prefilters = self.rules.iter().map(|r| Prefilter::of(&r.when)).collect();
         self.sql_kind_masks.clear();
         self.sql_other_leaves.clear();
@@ -619,20 +624,37 @@ impl RuleSet {
     /// Indices of the rules whose condition the record meets.
     pub fn matches(&self, f: &Facts<'_>, out: &mut Matches) {
         out.clear();
-        let mut statement_rules = self.statement_rules.iter().peekable();
-        for (i, r) in self.rules.iter().enumerate() {
-            // A statement-only rule's verdict is among the statement bits, when given.
-            let cached = match statement_rules.next_if(|(rule, _)| *rule == i) {
-                Some(&(_, bit)) => f
-                    .sql_bits
-                    .map(|bits| bits.get(bit / 64).is_some_and(|w| w >> (bit % 64) & 1 == 1)),
-                None => None,
-            };
-            let admitted = || {
-                self.prefilters.get(i).is_none_or(|p| p.admits(f))
-                    && r.when.eval(f, self.offset_min)
-            };
-            if cached.unwrap_or_else(admitted) {
+        let admitted = |i: usize| {
+            self.prefilters.get(i).is_none_or(|p| p.admits(f))
+                && self
+                    .rules
+                    .get(i)
+                    .is_some_and(|r| r.when.eval(f, self.offset_min))
+        };
+        if let Some(bits) = f.sql_bits {
+            // The statement-only rules' verdicts are among the statement bits: read, not
+            // evaluated; only the other rules are looked at, and the two lists are merged back
+            // into rule order (hits, and so alerts, follow it).
+            for &(rule, bit) in &self.statement_rules {
+                if bits.get(bit / 64).is_some_and(|w| w >> (bit % 64) & 1 == 1) {
+                    out.push(rule as u16);
+                }
+            }
+            let from_statement = out.len();
+            for &i in &self.record_rules {
+                if admitted(i) {
+                    out.push(i as u16);
+                }
+            }
+            if from_statement > 0 && out.len() > from_statement {
+                out.sort_unstable();
+            }
+            return;
+        }
+        // No statement bits (a record without a statement, or a caller that did not compute
+        // them): every rule is evaluated.
+        for i in 0..self.rules.len() {
+            if admitted(i) {
                 out.push(i as u16);
             }
         }
