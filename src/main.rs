@@ -4,7 +4,60 @@
 // values and request events are allocated and freed per operation, on one thread and freed on
 // another); mimalloc's thread-local free lists take a fraction of that.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: WordAlignedMimalloc = WordAlignedMimalloc;
+
+/// mimalloc, asked for word alignment the cheap way.
+///
+/// The `mimalloc` crate's allocator passes every request to `mi_malloc_aligned`, and mimalloc
+/// takes its fast path there only for a small block that happens to be aligned already; a
+/// request whose size is not a power of two (a 40-byte struct aligned to 8) goes through its
+/// generic path, often over-allocating. Yet every mimalloc block is word-aligned: its size
+/// classes are whole words (`QNULL(sz)`: `sz * sizeof(uintptr_t)`, mimalloc's `init.c`) and the
+/// first block of a page is aligned to 16 bytes at least (`MI_PAGE_MIN_START_BLOCK_ALIGN`),
+/// so plain `mi_malloc` meets any alignment up to the word. Larger alignments still go to the
+/// aligned functions. Measured (`benches/instructions.sh`): 1.6–2.9% fewer instructions per
+/// record.
+struct WordAlignedMimalloc;
+
+/// The alignment every mimalloc block has.
+const WORD: usize = std::mem::size_of::<usize>();
+
+// SAFETY (all four methods): the pointers come from, and go back to, mimalloc; a block from the
+// unaligned functions is used only where the layout asks for at most `WORD`, which every
+// mimalloc block meets (see the type's comment); `mi_free` takes blocks from either family.
+unsafe impl std::alloc::GlobalAlloc for WordAlignedMimalloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.align() <= WORD {
+            libmimalloc_sys::mi_malloc(layout.size()).cast()
+        } else {
+            libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()).cast()
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.align() <= WORD {
+            libmimalloc_sys::mi_zalloc(layout.size()).cast()
+        } else {
+            libmimalloc_sys::mi_zalloc_aligned(layout.size(), layout.align()).cast()
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
+        libmimalloc_sys::mi_free(ptr.cast());
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        if layout.align() <= WORD {
+            libmimalloc_sys::mi_realloc(ptr.cast(), new_size).cast()
+        } else {
+            libmimalloc_sys::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast()
+        }
+    }
+}
 
 fn main() {
     match dbtap::cli::main() {
@@ -12,6 +65,60 @@ fn main() {
         Err(e) => {
             eprintln!("dbtap: {e:#}");
             std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::alloc::{GlobalAlloc, Layout};
+
+    /// Every size from 1 byte to past mimalloc's small and medium classes, at every alignment
+    /// from 1 to 4 KiB: the block is aligned as asked, holds what is written to it, keeps it
+    /// through growing and shrinking, and zeroed blocks are zero.
+    #[test]
+    fn blocks_are_aligned_as_asked_and_keep_their_contents() {
+        let sizes = (1..=64)
+            .chain((72..=1100).step_by(8))
+            .chain([1023, 1025, 4095, 4097, 40_000, 70_001, 600_000, 2_100_000]);
+        for size in sizes {
+            for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: a non-zero size; each block is freed once, with its layout.
+                unsafe {
+                    let p = GLOBAL.alloc(layout);
+                    assert!(!p.is_null());
+                    assert_eq!(p as usize % align, 0, "alloc {size} aligned {align}");
+                    std::ptr::write_bytes(p, 0xa5, size);
+                    let z = GLOBAL.alloc_zeroed(layout);
+                    assert_eq!(z as usize % align, 0, "zalloc {size} aligned {align}");
+                    assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0));
+                    GLOBAL.dealloc(z, layout);
+                    let grown = size * 3 + 5;
+                    let q = GLOBAL.realloc(p, layout, grown);
+                    assert_eq!(
+                        q as usize % align,
+                        0,
+                        "realloc {size}→{grown} aligned {align}"
+                    );
+                    assert!(std::slice::from_raw_parts(q, size)
+                        .iter()
+                        .all(|&b| b == 0xa5));
+                    let shrunk = size.div_ceil(2);
+                    let r =
+                        GLOBAL.realloc(q, Layout::from_size_align(grown, align).unwrap(), shrunk);
+                    assert_eq!(
+                        r as usize % align,
+                        0,
+                        "realloc {grown}→{shrunk} aligned {align}"
+                    );
+                    assert!(std::slice::from_raw_parts(r, shrunk)
+                        .iter()
+                        .all(|&b| b == 0xa5));
+                    GLOBAL.dealloc(r, Layout::from_size_align(shrunk, align).unwrap());
+                }
+            }
         }
     }
 }
