@@ -271,7 +271,8 @@ impl RecordSink {
                 rows: record.rows,
                 latency_us: record.latency_us,
                 flags: record.flags,
-                sql_bits: view.as_ref().map(|v| v.rule_bits),
+                // A record without a statement has the statement bits of no statement.
+                sql_bits: Some(view.as_ref().map_or(rules.no_statement_bits(), |v| v.rule_bits)),
                 rules: Some(rules),
             };
             rules.matches(&facts, &mut self.matches);

@@ -155,6 +155,15 @@ impl<'a> Facts<'a> {
     /// statement tests of a rule set once per distinct text, and for benchmarks.
     pub fn of_statement(shown: &'a str, analysis: &'a Analysis) -> Facts<'a> {
         Facts {
+            sql: Some(shown),
+            analysis: Some(analysis),
+            ..Facts::no_statement()
+        }
+    }
+
+    /// A record with nothing in it, statement included.
+    pub fn no_statement() -> Facts<'a> {
+        Facts {
             ts: Timestamp(0),
             protocol: "",
             session_id: 0,
@@ -166,8 +175,8 @@ impl<'a> Facts<'a> {
             database: None,
             client_program: None,
             op: "",
-            sql: Some(shown),
-            analysis: Some(analysis),
+            sql: None,
+            analysis: None,
             status: "",
             error_code: None,
             rows: None,

@@ -191,6 +191,8 @@ pub struct RuleSet {
     statement_rules: Vec<(usize, usize)>,
     /// The other rules, in order: evaluated on each record.
     record_rules: Vec<usize>,
+    /// [`RuleSet::no_statement_bits`] (rebuilt with the leaves).
+    no_statement_bits: Vec<u64>,
     /// `kind` leaves of `sql_leaves` as bit masks over [`crate::sql::Kind::ALL`]: (leaf, mask).
     sql_kind_masks: Vec<(usize, u32)>,
     /// The other leaves of `sql_leaves` (neither regex nor `kind` equality), tested one by one.
@@ -491,7 +493,19 @@ impl RuleSet {
     /// The results of every statement test for one statement (`shown`: its text as recorded),
     /// as bits by leaf index.
     pub fn statement_bits(&self, shown: &str, analysis: &crate::sql::Analysis) -> Vec<u64> {
-        let f = Facts::of_statement(shown, analysis);
+        self.bits_of(Facts::of_statement(shown, analysis))
+    }
+
+    /// The statement bits of a record that carries no statement (a login, a ping, a cancel):
+    /// every statement field is absent, so the results are the same for all such records and
+    /// are computed once, when the rules are built.
+    pub fn no_statement_bits(&self) -> &[u64] {
+        &self.no_statement_bits
+    }
+
+    /// The statement tests' results, and the statement-only rules' verdicts, on the statement
+    /// fields of `f` (the other fields are not read).
+    fn bits_of(&self, f: Facts<'_>) -> Vec<u64> {
         // Not `vec![0; n]`: zeroed allocation (calloc) costs more than these few words.
         let words = (self.sql_leaves.len() + self.statement_rules.len()).div_ceil(64);
         let mut bits: Vec<u64> = std::iter::repeat_n(0, words).collect();
@@ -500,10 +514,13 @@ impl RuleSet {
                 *w |= 1 << (i % 64);
             }
         };
-        let kind_bit = 1u32 << (analysis.kind as u32);
-        for &(leaf, mask) in &self.sql_kind_masks {
-            if mask & kind_bit != 0 {
-                set_bit(leaf);
+        // Without a statement there is no kind, and a `kind` test fails.
+        if let Some(a) = f.analysis {
+            let kind_bit = 1u32 << (a.kind as u32);
+            for &(leaf, mask) in &self.sql_kind_masks {
+                if mask & kind_bit != 0 {
+                    set_bit(leaf);
+                }
             }
         }
         for &leaf in &self.sql_other_leaves {
@@ -536,7 +553,7 @@ impl RuleSet {
             {
                 let f = Facts {
                     sql_bits: Some(&bits),
-                    ..Facts::of_statement(shown, analysis)
+                    ..f.clone()
                 };
                 for (j, (rule, _)) in chunk.iter().enumerate() {
                     if self
@@ -618,6 +635,7 @@ impl RuleSet {
             });
         }
         self.sql_regex_sets = sets;
+        self.no_statement_bits = self.bits_of(Facts::no_statement());
         Ok(())
     }
 

@@ -325,6 +325,61 @@ fn cached_statement_verdicts_agree_with_evaluating_the_record() {
 }
 
 #[test]
+fn records_without_a_statement_match_the_same_with_the_cached_bits() {
+    // A pack whose rules read statement fields in every way a record without one can still
+    // meet: a `not`, an `exists = false`, a statement-only rule next to record rules.
+    let mut set = RuleSet::default_packs().unwrap();
+    set.add_text(
+        "t.toml",
+        r#"
+[[rule]]
+id = "T-NO-SQL"
+title = "no statement"
+severity = "low"
+category = "policy"
+when = { not = { field = "sql", exists = true } }
+
+[[rule]]
+id = "T-LOGIN-NO-OBJECTS"
+title = "login and no objects"
+severity = "low"
+category = "policy"
+when = { all = [{ field = "op", equals = "login" }, { not = { field = "objects", glob = ["*"] } }] }
+"#,
+    )
+    .unwrap();
+    let mut matched = std::collections::BTreeSet::new();
+    for op in ["login", "ping", "query", "logout"] {
+        for status in ["ok", "error", "unknown"] {
+            let base = Facts {
+                op,
+                status,
+                user: Some("app"),
+                client_program: Some("Navicat Premium"),
+                rows: Some(20_000),
+                error_code: (status == "error").then(|| "1045".into()),
+                rules: Some(&set),
+                ..Facts::no_statement()
+            };
+            let (mut cached, mut evaluated) = (Vec::new(), Vec::new());
+            set.matches(
+                &Facts {
+                    sql_bits: Some(set.no_statement_bits()),
+                    ..base.clone()
+                },
+                &mut cached,
+            );
+            set.matches(&base, &mut evaluated);
+            assert_eq!(cached, evaluated, "{op} {status}");
+            matched.extend(cached.iter().map(|&i| set.rules[usize::from(i)].id.clone()));
+        }
+    }
+    for id in ["T-NO-SQL", "T-LOGIN-NO-OBJECTS", "DBTAP-TOOL-001"] {
+        assert!(matched.contains(id), "{id} never matched: {matched:?}");
+    }
+}
+
+#[test]
 fn line_of_counts_the_newlines_before_the_offset() {
     let f = SourceFile::new("p.toml", "a\nb\n\nc");
     let lines: Vec<usize> = [0, 1, 2, 3, 4, 5, 6, 100]
