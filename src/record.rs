@@ -466,10 +466,12 @@ pub fn render_str(s: &str, out: &mut Vec<u8>) {
 /// with `"encrypted": true`, table-valued parameters as `"rows"` and `"columns"`.
 fn write_param(j: &mut JsonOut<'_>, p: &Param, shown: Shown) {
     j.begin_object();
-    j.field("type");
+    // Field names go out as literal tokens with their separators (the object was just
+    // opened, so only the first has no comma).
+    j.token(b"\"type\":");
     j.str(&p.type_name);
     if let Some(name) = &p.name {
-        j.field("name");
+        j.token(b",\"name\":");
         j.str(name);
     }
     let hidden = match (shown, &p.value) {
@@ -478,71 +480,71 @@ fn write_param(j: &mut JsonOut<'_>, p: &Param, shown: Shown) {
         (Shown::Masked, _) => Some("?"),
     };
     if let Some(text) = hidden {
-        j.field("value");
+        j.token(b",\"value\":");
         j.str(text);
         j.end_object();
         return;
     }
     match &p.value {
         ParamValue::Null => {
-            j.field("value");
+            j.token(b",\"value\":");
             j.null();
         }
         ParamValue::Bool(b) => {
-            j.field("value");
+            j.token(b",\"value\":");
             j.bool(*b);
         }
         ParamValue::Int(i) => {
-            j.field("value");
+            j.token(b",\"value\":");
             j.i64(*i);
         }
         ParamValue::UInt(u) => {
-            j.field("value");
+            j.token(b",\"value\":");
             j.u64(*u);
         }
         ParamValue::Float(f) => {
-            j.field("value");
+            j.token(b",\"value\":");
             j.f64(*f);
         }
         ParamValue::Text(t) => {
-            j.field("value");
+            j.token(b",\"value\":");
             j.str(t);
         }
         ParamValue::Bytes(b) => {
-            j.field("hex");
+            j.token(b",\"hex\":");
             j.hex(b);
         }
         ParamValue::LongData { bytes } => {
-            j.field("long_data_bytes");
+            j.token(b",\"long_data_bytes\":");
             j.u64(*bytes);
         }
         ParamValue::Undecodable => {
-            j.field("undecodable");
+            j.token(b",\"undecodable\":");
             j.bool(true);
         }
         ParamValue::Array(items) => {
-            j.field("value");
+            j.token(b",\"value\":");
             write_array(j, items);
         }
         ParamValue::Encrypted(b) => {
-            j.field("hex");
+            j.token(b",\"hex\":");
             j.hex(b);
-            j.field("encrypted");
+            j.token(b",\"encrypted\":");
             j.bool(true);
         }
         ParamValue::Table { rows, columns } => {
-            j.field("rows");
+            j.token(b",\"rows\":");
             j.u64(*rows);
-            j.field("columns");
+            j.token(b",\"columns\":");
             j.u64(*columns as u64);
         }
         ParamValue::Default => {
-            j.field("default");
+            j.token(b",\"default\":");
             j.bool(true);
         }
     }
     if p.truncated {
-        j.field("truncated");
+        j.token(b",\"truncated\":");
         j.bool(true);
     }
     j.end_object();
