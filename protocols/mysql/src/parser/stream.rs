@@ -539,6 +539,7 @@ impl MysqlParser {
     /// payload, a row cut by the end of the data — is left to the general path. Returns the
     /// bytes stepped over.
     fn count_whole_rows(&mut self, data: &[u8]) -> usize {
+        const _: () = assert!(header::EOF == 0xfe && header::ERR == 0xff);
         if self.dirs[Direction::ToClient.index()].cont {
             return 0;
         }
@@ -548,25 +549,25 @@ impl MysqlParser {
         if p.state != RState::Rows {
             return 0;
         }
-        let (mut pos, mut rows, mut bytes) = (0usize, 0u64, 0u64);
-        while let Some(h) = Header::parse(data.get(pos..).unwrap_or_default()) {
-            let end = pos + h.total();
-            if h.len == 0 || h.continues() || end > data.len() {
-                break;
-            }
-            if matches!(
-                data.get(pos + HEADER_LEN),
-                Some(&header::EOF) | Some(&header::ERR)
-            ) {
+        let (mut pos, mut rows) = (0usize, 0u64);
+        // The header (3-byte length, sequence id) and the payload's first byte, as one slice
+        // pattern: a row has at least one payload byte, so a whole row has these five.
+        while let Some(&[l0, l1, l2, _seq, first]) = data.get(pos..pos + HEADER_LEN + 1) {
+            let len = usize::from(l0) | usize::from(l1) << 8 | usize::from(l2) << 16;
+            let end = pos + HEADER_LEN + len;
+            // Not a complete single-packet row: a terminator or an error (first byte 0xFE /
+            // 0xFF, the only two at or over EOF's), a payload continued in the next packet, or
+            // one cut by the end of the data.
+            if first >= header::EOF || len == frame::MAX_PACKET || end > data.len() {
                 break;
             }
             rows += 1;
-            bytes += h.total() as u64;
             pos = end;
         }
         if rows > 0 {
             p.cur.rows = Some(p.cur.rows.unwrap_or(0) + rows);
-            p.cur.bytes += bytes;
+            // The rows stepped over are all the bytes stepped over.
+            p.cur.bytes += pos as u64;
         }
         pos
     }
