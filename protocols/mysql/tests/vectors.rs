@@ -233,6 +233,38 @@ fn set_names_switches_decoding_after_ok() {
 }
 
 #[test]
+fn rows_are_counted_alike_whole_and_byte_by_byte_empty_packets_included() {
+    // A result set whose rows include an empty packet (no row has an empty payload; a capture
+    // can still carry one): the fast row count steps over whole rows only and leaves the rest
+    // to the general path, so the events are the same however the bytes arrive.
+    let mut rs = pkt(1, &[1]);
+    rs.extend(coldef(2));
+    rs.extend(eof(3, 0));
+    rs.extend(pkt(4, b"\x01a"));
+    rs.extend(pkt(5, b""));
+    rs.extend(pkt(6, b"\x01b"));
+    rs.extend(pkt(7, b"\x01c"));
+    rs.extend(eof(8, 0x0002));
+    // Status, rows and bytes of each answer (the times differ: each piece is a new packet).
+    let run = |chunk: usize| {
+        let mut s = Session::logged_in(BASE_CAPS, 255);
+        s.send(C, &query(b"SELECT a FROM t"));
+        for part in rs.chunks(chunk) {
+            s.send(S, part);
+        }
+        pairs(&s.out)
+            .iter()
+            .map(|(_, r)| r.as_ref().map(|r| (r.status, r.rows, r.bytes)))
+            .collect::<Vec<_>>()
+    };
+    // The empty packet is counted as a row, as the general path counts any packet there.
+    let whole = run(rs.len());
+    assert_eq!(whole, [Some((Status::Ok, Some(4), rs.len() as u64))]);
+    assert_eq!(run(1), whole);
+    assert_eq!(run(7), whole);
+}
+
+#[test]
 fn multi_statements_split_when_results_match() {
     let caps = BASE_CAPS | Caps::MULTI_STATEMENTS as u32;
     let mut s = Session::logged_in(caps, 255);

@@ -555,10 +555,10 @@ impl MysqlParser {
         while let Some(&[l0, l1, l2, _seq, first]) = data.get(pos..pos + HEADER_LEN + 1) {
             let len = usize::from(l0) | usize::from(l1) << 8 | usize::from(l2) << 16;
             let end = pos + HEADER_LEN + len;
-            // Not a complete single-packet row: a terminator or an error (first byte 0xFE /
-            // 0xFF, the only two at or over EOF's), a payload continued in the next packet, or
-            // one cut by the end of the data.
-            if first >= header::EOF || len == frame::MAX_PACKET || end > data.len() {
+            // Not a complete single-packet row: an empty packet (then `first` is the next
+            // one's), a terminator or an error (first byte 0xFE / 0xFF, the only two at or over
+            // EOF's), a payload continued in the next packet, or one cut by the end of the data.
+            if len == 0 || first >= header::EOF || len == frame::MAX_PACKET || end > data.len() {
                 break;
             }
             rows += 1;
