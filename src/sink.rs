@@ -272,7 +272,10 @@ impl RecordSink {
                 latency_us: record.latency_us,
                 flags: record.flags,
                 // A record without a statement has the statement bits of no statement.
-                sql_bits: Some(view.as_ref().map_or(rules.no_statement_bits(), |v| v.rule_bits)),
+                sql_bits: Some(
+                    view.as_ref()
+                        .map_or(rules.no_statement_bits(), |v| v.rule_bits),
+                ),
                 rules: Some(rules),
             };
             rules.matches(&facts, &mut self.matches);
