@@ -271,14 +271,30 @@ fn encrypted_param(r: &mut Reader<'_>, max_param_len: usize, tds72: bool) -> Res
 /// values after `@params` positionally (empty ParamName): the n-th value is the n-th
 /// declared parameter.
 pub fn declared_names(decl: &str, max: usize) -> Vec<String> {
-    // Walked a byte at a time: the declaration's syntax (`@`, `,`, parentheses, ASCII
-    // identifiers and spaces) is ASCII, and a character is decoded only where a byte is not.
+    // Walked a byte at a time where an item may start: the declaration's syntax (`@`, `,`,
+    // parentheses, ASCII identifiers and spaces) is ASCII, and a character is decoded only
+    // where a byte is not.
     let bytes = decl.as_bytes();
     let mut out = Vec::new();
     let mut depth = 0usize;
     let mut item_start = true;
     let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
+    loop {
+        if !item_start {
+            // Until the next item, only commas and parentheses change anything (a type, its
+            // size, OUTPUT): straight to the next of them. ASCII bytes never occur inside a
+            // multi-byte character, so a byte search is a character search here.
+            let next = bytes
+                .get(i..)
+                .and_then(|rest| rest.iter().position(|&c| matches!(c, b',' | b'(' | b')')));
+            match next {
+                Some(n) => i += n,
+                None => break,
+            }
+        }
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
         if !b.is_ascii() {
             let (c, len) = char_at(decl, i);
             item_start &= c.is_whitespace();
@@ -632,6 +648,64 @@ mod tests {
         );
         assert!(rpcs[0].undecodable);
         assert!(rpcs[0].params.is_empty());
+    }
+
+    /// The walk before it skipped to the next comma or parenthesis: one byte at a time.
+    fn declared_names_byte_by_byte(decl: &str, max: usize) -> Vec<String> {
+        let bytes = decl.as_bytes();
+        let mut out = Vec::new();
+        let mut depth = 0usize;
+        let mut item_start = true;
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            if !b.is_ascii() {
+                let (c, len) = char_at(decl, i);
+                item_start &= c.is_whitespace();
+                i += len;
+                continue;
+            }
+            match b {
+                b'(' => depth += 1,
+                b')' => depth = depth.saturating_sub(1),
+                b',' if depth == 0 => item_start = true,
+                b'@' if depth == 0 && item_start => {
+                    let end = name_end(decl, i + 1);
+                    if out.len() >= max {
+                        break;
+                    }
+                    out.push(decl.get(i..end).unwrap_or_default().to_owned());
+                    item_start = false;
+                    i = end;
+                    continue;
+                }
+                b' ' | b'\t'..=b'\r' => {}
+                _ => item_start = false,
+            }
+            i += 1;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Declarations pieced together from names, types, sizes, separators, Unicode letters
+        /// and spaces and stray characters give the same names as the byte-by-byte walk.
+        #[test]
+        fn skipping_to_separators_gives_the_names_of_the_byte_by_byte_walk(
+            pieces in proptest::collection::vec(0usize..22, 0..40),
+            max in 0usize..12,
+        ) {
+            const PIECES: [&str; 22] = [
+                "@", "@P1", "a", "_x", "9", " ", "  ", ",", "(", ")", "\t", "\u{b}", "\u{1}",
+                "患者", "\u{a0}", "\u{3000}", "，", "#t", "int", "nvarchar(max)", "decimal(10,2)",
+                " OUTPUT",
+            ];
+            let decl: String = pieces.iter().map(|&p| PIECES[p]).collect();
+            proptest::prop_assert_eq!(
+                declared_names(&decl, max),
+                declared_names_byte_by_byte(&decl, max),
+                "{:?}", decl
+            );
+        }
     }
 
     #[test]
