@@ -408,9 +408,7 @@ impl Cond {
                 in_time && days & (1 << weekday) != 0
             }
             Cond::SqlLeaf(i) => match f.sql_bits {
-                Some(bits) => bits
-                    .get(*i as usize / 64)
-                    .is_some_and(|w| w >> (i % 64) & 1 == 1),
+                Some(bits) => super::bit_is_set(bits, *i as usize),
                 None => f
                     .rules
                     .and_then(|r| r.sql_leaves.get(*i as usize))

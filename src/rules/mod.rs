@@ -176,6 +176,17 @@ pub struct RuleError {
     pub message: String,
 }
 
+/// Bit `i` of a bit set kept as 64-bit words (statement bits: leaves, then rule verdicts).
+pub(crate) fn bit_is_set(bits: &[u64], i: usize) -> bool {
+    bits.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
+}
+
+fn set_bit(bits: &mut [u64], i: usize) {
+    if let Some(w) = bits.get_mut(i / 64) {
+        *w |= 1 << (i % 64);
+    }
+}
+
 /// Compiled rules and the time zone their clock conditions use.
 #[derive(Debug, Default)]
 pub struct RuleSet {
@@ -509,24 +520,19 @@ impl RuleSet {
         // Not `vec![0; n]`: zeroed allocation (calloc) costs more than these few words.
         let words = (self.sql_leaves.len() + self.statement_rules.len()).div_ceil(64);
         let mut bits: Vec<u64> = std::iter::repeat_n(0, words).collect();
-        let mut set_bit = |i: usize| {
-            if let Some(w) = bits.get_mut(i / 64) {
-                *w |= 1 << (i % 64);
-            }
-        };
         // Without a statement there is no kind, and a `kind` test fails.
         if let Some(a) = f.analysis {
             let kind_bit = 1u32 << (a.kind as u32);
             for &(leaf, mask) in &self.sql_kind_masks {
                 if mask & kind_bit != 0 {
-                    set_bit(leaf);
+                    set_bit(&mut bits, leaf);
                 }
             }
         }
         for &leaf in &self.sql_other_leaves {
             if let Some((field, test)) = self.sql_leaves.get(leaf) {
                 if cond::test_values(&f, *field, test) {
-                    set_bit(leaf);
+                    set_bit(&mut bits, leaf);
                 }
             }
         }
@@ -534,13 +540,16 @@ impl RuleSet {
             f.each_value(group.field, |value| match &group.matcher {
                 FieldMatcher::One(re) => {
                     if re.is_match(value) {
-                        group.leaves.iter().for_each(|&leaf| set_bit(leaf));
+                        group
+                            .leaves
+                            .iter()
+                            .for_each(|&leaf| set_bit(&mut bits, leaf));
                     }
                 }
                 FieldMatcher::Set(set) => {
                     for pattern in set.matches(value).iter() {
                         if let Some(&leaf) = group.leaves.get(pattern) {
-                            set_bit(leaf);
+                            set_bit(&mut bits, leaf);
                         }
                     }
                 }
@@ -567,9 +576,7 @@ impl RuleSet {
             }
             for (j, (_, bit)) in chunk.iter().enumerate() {
                 if verdicts >> j & 1 == 1 {
-                    if let Some(w) = bits.get_mut(bit / 64) {
-                        *w |= 1 << (bit % 64);
-                    }
+                    set_bit(&mut bits, *bit);
                 }
             }
         }
@@ -654,7 +661,7 @@ impl RuleSet {
             // evaluated; only the other rules are looked at, and the two lists are merged back
             // into rule order (hits, and so alerts, follow it).
             for &(rule, bit) in &self.statement_rules {
-                if bits.get(bit / 64).is_some_and(|w| w >> (bit % 64) & 1 == 1) {
+                if bit_is_set(bits, bit) {
                     out.push(rule as u16);
                 }
             }

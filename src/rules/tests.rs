@@ -326,8 +326,9 @@ fn cached_statement_verdicts_agree_with_evaluating_the_record() {
 
 #[test]
 fn records_without_a_statement_match_the_same_with_the_cached_bits() {
-    // A pack whose rules read statement fields in every way a record without one can still
-    // meet: a `not`, an `exists = false`, a statement-only rule next to record rules.
+    // Rules that a record without a statement meets through a `not`: one on the statement
+    // alone (its verdict comes from the bits), one beside a record field (evaluated per
+    // record, its statement leaf read from the bits); and the default pack's own.
     let mut set = RuleSet::default_packs().unwrap();
     set.add_text(
         "t.toml",

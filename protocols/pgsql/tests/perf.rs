@@ -84,7 +84,7 @@ fn parsed_bound_answer(described: bool) -> Vec<u8> {
     v
 }
 
-/// `pgbench -S -M extended`/// `pgbench -S -M extended`: unnamed Parse + Bind + Describe + Execute + Sync per statement.
+/// `pgbench -S -M extended`: unnamed Parse + Bind + Describe + Execute + Sync per statement.
 fn select_extended(i: u64) -> Vec<(Direction, Vec<u8>)> {
     let aid = format!("{}", i % 100_000 + 1);
     vec![
