@@ -1,8 +1,9 @@
 //! Conditions, compiled once from their spec and evaluated on every record.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use toml::Spanned;
 
 use super::facts::{Facts, Field, FIELD_NAMES};
@@ -44,7 +45,7 @@ pub enum Cond {
 pub enum Test {
     /// Case-insensitive equality with any of these.
     OneOf(Vec<String>),
-    Regex(Regex),
+    Regex(Rx),
     Cmp(CmpOp, f64),
     Cidr(Vec<Net>),
     Exists(bool),
@@ -96,6 +97,76 @@ impl Net {
             }
             _ => false,
         }
+    }
+}
+
+/// Compiled size limit of a `regex` test (a glob list has the regex crate's default).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The regex of a `regex`, `glob` or `glob_list` test.
+///
+/// A test on a statement field is run through its field's regex set (see
+/// `RuleSet::build_regex_sets`), which compiles the pattern again with the field's others. Its
+/// own compiled form serves only records evaluated without statement bits (rule examples), so
+/// it is built on first use, not when the rules load: compiling each such pattern twice was
+/// half the start-up cost of the default pack. Its syntax is still checked at load, with the
+/// same message a compile gives. Every other test is compiled at load.
+#[derive(Debug)]
+pub struct Rx {
+    pattern: String,
+    compiled: OnceLock<Result<Regex, regex::Error>>,
+}
+
+impl Rx {
+    /// Compiled now, under `size_limit` (`None`: the regex crate's default). Errs with the
+    /// compiler's message.
+    fn compiled(pattern: String, size_limit: Option<usize>) -> Result<Rx, String> {
+        let mut b = RegexBuilder::new(&pattern);
+        if let Some(limit) = size_limit {
+            b.size_limit(limit);
+        }
+        let re = b.build().map_err(|e| e.to_string())?;
+        Ok(Rx {
+            pattern,
+            compiled: OnceLock::from(Ok(re)),
+        })
+    }
+
+    /// Syntax checked now, compiled on first use. The error text is the one `Regex::new`
+    /// gives for a syntax error (it is the parser's own message).
+    fn checked(pattern: String) -> Result<Rx, String> {
+        regex_syntax::parse(&pattern).map_err(|e| e.to_string())?;
+        Ok(Rx {
+            pattern,
+            compiled: OnceLock::new(),
+        })
+    }
+
+    /// The pattern.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The compiled regex. A lazily compiled pattern gets the size limit of a regex set: the
+    /// set it belongs to compiled, so it does too.
+    pub fn regex(&self) -> Result<&Regex, &regex::Error> {
+        self.compiled
+            .get_or_init(|| {
+                RegexBuilder::new(&self.pattern)
+                    .size_limit(super::REGEX_SET_SIZE_LIMIT)
+                    .build()
+            })
+            .as_ref()
+    }
+
+    fn is_match(&self, value: &str) -> bool {
+        self.regex().is_ok_and(|re| re.is_match(value))
+    }
+
+    /// Whether the pattern has been compiled on its own yet.
+    #[cfg(test)]
+    pub fn is_compiled(&self) -> bool {
+        self.compiled.get().is_some()
     }
 }
 
@@ -243,10 +314,14 @@ impl Compiler<'_> {
                     format!("no list `{}` in [pack.lists]", name.get_ref()),
                 );
             };
-            tests.push(Test::Regex(self.globs(items, name.span())?));
+            tests.push(Test::Regex(self.globs(f, items, name.span())?));
         }
         if let Some(g) = &c.glob {
-            tests.push(Test::Regex(self.globs(&g.get_ref().items(), g.span())?));
+            tests.push(Test::Regex(self.globs(
+                f,
+                &g.get_ref().items(),
+                g.span(),
+            )?));
         }
         if let Some(r) = &c.regex {
             let items = r.get_ref().items();
@@ -255,11 +330,13 @@ impl Compiler<'_> {
                 .map(|i| format!("(?:{i})"))
                 .collect::<Vec<_>>()
                 .join("|");
-            match regex::RegexBuilder::new(&joined)
-                .size_limit(1 << 20)
-                .build()
-            {
-                Ok(re) => tests.push(Test::Regex(re)),
+            let rx = if f.is_statement() {
+                Rx::checked(joined)
+            } else {
+                Rx::compiled(joined, Some(REGEX_SIZE_LIMIT))
+            };
+            match rx {
+                Ok(rx) => tests.push(Test::Regex(rx)),
                 Err(e) => return self.err(r.span(), format!("bad regex: {e}")),
             }
         }
@@ -302,9 +379,20 @@ impl Compiler<'_> {
     /// One regex matching any of the globs, compiled once: a glob's pattern escapes every
     /// character but its wildcards, so only the whole alternation can fail (by size), and
     /// compiling each glob on its own first, as a check, doubled the start-up cost of a pack.
-    fn globs(&self, items: &[String], span: std::ops::Range<usize>) -> Result<Regex, RuleError> {
+    fn globs(
+        &self,
+        f: Field,
+        items: &[String],
+        span: std::ops::Range<usize>,
+    ) -> Result<Rx, RuleError> {
         let alts: Vec<String> = items.iter().map(|item| glob_pattern(item)).collect();
-        Regex::new(&alts.join("|")).or_else(|e| self.err(span, format!("bad glob: {e}")))
+        let joined = alts.join("|");
+        let rx = if f.is_statement() {
+            Rx::checked(joined)
+        } else {
+            Rx::compiled(joined, None)
+        };
+        rx.or_else(|e| self.err(span, format!("bad glob: {e}")))
     }
 
     fn list(&self, list: &[Spanned<CondSpec>], depth: usize) -> Result<Vec<Cond>, RuleError> {

@@ -269,8 +269,8 @@ enum FieldMatcher {
     Set(regex::RegexSet),
 }
 
-/// Compiled size limit of one regex set (each of its patterns was already accepted under the
-/// per-regex limit; the set only joins them).
+/// Compiled size limit of one regex set, and of a statement test's own regex (see
+/// [`cond::Rx`]; a pattern compiles within the limit its set compiled within).
 const REGEX_SET_SIZE_LIMIT: usize = 16 << 20;
 
 /// Rule indices that a record matched.
@@ -586,7 +586,7 @@ impl RuleSet {
     /// Sort the statement leaves by how they are tested: regexes grouped by field into
     /// [`FieldRegexSet`]s, `kind` equalities into masks, the rest one by one.
     fn build_regex_sets(&mut self) -> Result<(), regex::Error> {
-        let mut groups: Vec<(Field, Vec<&regex::Regex>, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(Field, Vec<&cond::Rx>, Vec<usize>)> = Vec::new();
         self.statement_rules = self
             .rules
             .iter()
@@ -628,7 +628,7 @@ impl RuleSet {
         let mut sets = Vec::with_capacity(groups.len());
         for (field, regexes, leaves) in groups {
             let matcher = match regexes.as_slice() {
-                [one] => FieldMatcher::One((*one).clone()),
+                [one] => FieldMatcher::One(one.regex().map_err(Clone::clone)?.clone()),
                 many => FieldMatcher::Set(
                     regex::RegexSetBuilder::new(many.iter().map(|r| r.as_str()))
                         .size_limit(REGEX_SET_SIZE_LIMIT)

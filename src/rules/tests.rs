@@ -391,3 +391,104 @@ fn line_of_counts_the_newlines_before_the_offset() {
     // 5 on line 4; past the end, the last line.
     assert_eq!(lines, [1, 1, 2, 2, 3, 4, 4, 4]);
 }
+
+#[test]
+fn statement_regexes_are_checked_at_load_and_compiled_on_their_own_only_when_used() {
+    let mut set = RuleSet::default();
+    set.add_text(
+        "t.toml",
+        r#"
+[[rule]]
+id = "T-DROP"
+title = "drop by an admin"
+severity = "low"
+category = "policy"
+when = { all = [{ field = "sql", regex = '(?i)\bdrop\b' }, { field = "user", regex = "^adm" }] }
+
+[[rule]]
+id = "T-TRUNCATE"
+title = "truncate"
+severity = "low"
+category = "policy"
+when = { field = "normalized", glob = ["truncate *"] }
+
+[[rule]]
+id = "T-GRANT"
+title = "grant"
+severity = "low"
+category = "policy"
+when = { field = "sql", regex = '(?i)^grant\b' }
+"#,
+    )
+    .unwrap();
+    let statement_regexes = || {
+        set.sql_leaves.iter().filter_map(|(_, t)| match t {
+            cond::Test::Regex(rx) => Some(rx),
+            _ => None,
+        })
+    };
+    // Loaded: the two `sql` patterns went into one regex set; neither was compiled alone.
+    // (`normalized` has one pattern: that one is its field's matcher, compiled.)
+    let compiled: Vec<(&str, bool)> = statement_regexes()
+        .map(|rx| (rx.as_str(), rx.is_compiled()))
+        .collect();
+    assert_eq!(
+        compiled,
+        [
+            ("(?:(?i)\\bdrop\\b)", false),
+            ("(?is)^truncate .*$", true),
+            ("(?:(?i)^grant\\b)", false)
+        ]
+    );
+    // Records with statement bits (the pipeline's) leave them so; records evaluated without
+    // bits (rule examples) compile the ones they test, and the two ways agree.
+    let cases = [
+        ("DROP TABLE t", "admin", vec!["T-DROP"]),
+        ("drop table t", "app", vec![]),
+        ("GRANT ALL ON t TO x", "admin", vec!["T-GRANT"]),
+        ("TRUNCATE t", "app", vec!["T-TRUNCATE"]),
+    ];
+    let analyses: Vec<_> = cases
+        .iter()
+        .map(|(sql, ..)| crate::sql::analyze(sql, crate::sql::Dialect::MySql))
+        .collect();
+    let facts = |i: usize| Facts {
+        user: Some(cases[i].1),
+        rules: Some(&set),
+        ..Facts::of_statement(cases[i].0, &analyses[i])
+    };
+    let mut cached = Vec::new();
+    for (i, (sql, user, want)) in cases.iter().enumerate() {
+        let bits = set.statement_bits(sql, &analyses[i]);
+        let mut hits = Vec::new();
+        set.matches(
+            &Facts {
+                sql_bits: Some(&bits),
+                ..facts(i)
+            },
+            &mut hits,
+        );
+        let ids: Vec<&str> = hits
+            .iter()
+            .map(|&r| set.rules[usize::from(r)].id.as_str())
+            .collect();
+        assert_eq!(&ids, want, "{sql} by {user}");
+        cached.push(hits);
+    }
+    assert!(statement_regexes().all(|rx| rx.is_compiled() == rx.as_str().contains("truncate")));
+    for (i, hits) in cached.iter().enumerate() {
+        let mut evaluated = Vec::new();
+        set.matches(&facts(i), &mut evaluated);
+        assert_eq!(&evaluated, hits, "{} by {}", cases[i].0, cases[i].1);
+    }
+    assert!(statement_regexes().all(cond::Rx::is_compiled));
+    // A bad pattern is still refused when the rules load, with the compiler's message.
+    let err = load_err(&format!(
+        "{HEAD}when = {{ field = \"normalized\", regex = \"a{{2,1}}\" }}\n"
+    ));
+    assert!(
+        err.starts_with("pack.toml:6: rule R1: bad regex: regex parse error:"),
+        "{err}"
+    );
+    assert!(err.contains("invalid repetition count range"), "{err}");
+}
