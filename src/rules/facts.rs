@@ -385,6 +385,15 @@ fn push_ascii(out: &mut String, ascii: &[u8]) {
 mod tests {
     use super::push_hex16;
 
+    proptest::proptest! {
+        #[test]
+        fn hex16_is_what_format_writes(n: u64) {
+            let mut s = String::new();
+            push_hex16(&mut s, n);
+            proptest::prop_assert_eq!(s, format!("{n:016x}"));
+        }
+    }
+
     #[test]
     fn hex16_is_sixteen_lower_case_digits_most_significant_first() {
         for (n, want) in [
