@@ -672,6 +672,9 @@ fn write_merged<W: Write>(
         match op.recv(&rxs[i]) {
             Ok(batch) => {
                 lanes[i].upto = batch.upto;
+                if let Some(stage) = alerts.as_mut() {
+                    stage.count_repeated_hits(batch.records.repeated_hits());
+                }
                 if !batch.records.is_empty() {
                     lanes[i].queue.push_back(batch);
                 }

@@ -18,6 +18,7 @@ use crate::record::{
     AuditRecord, Bytes, Context, Flags, LoginDetails, SessionHeader, TimeText, SCHEMA_VERSION,
 };
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use dbtap_core::{Completeness, ErrorCode, Request, Response, Status};
@@ -41,6 +42,9 @@ pub struct RecordKey {
 /// rendering, shared by the records written while it holds: a new one is made when it changes.
 #[derive(Debug, Default)]
 pub struct SharedContext {
+    /// Unique in the process (0 only for a default-made context): tells two contexts apart
+    /// whatever their values (see [`RecordSink`]'s baseline repeats).
+    pub id: u64,
     /// Database user.
     pub user: Option<String>,
     /// Default database.
@@ -61,7 +65,10 @@ impl SharedContext {
         client_program: Option<String>,
         server_version: Option<String>,
     ) -> Self {
+        // Relaxed: the ids only need to differ, not to order anything.
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let mut c = SharedContext {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             user,
             database,
             client_program,
@@ -210,14 +217,27 @@ pub struct RecordSink {
     /// Rules matched on each record (stateless conditions); hits travel with the record.
     rules: Option<Arc<RuleSet>>,
     matches: Matches,
+    /// Per rule: a baseline whose hits are settled by the session, its context and the
+    /// statement's fingerprint ([`Rule::settled_by_fingerprint`](crate::rules::Rule)).
+    fingerprint_baselines: Vec<bool>,
+    /// Hits of those rules already passed on: (rule, session, context id, fingerprint).
+    baseline_seen: HashSet<(u16, u64, u64, u64), rustc_hash::FxBuildHasher>,
 }
+
+/// Entries of [`RecordSink`]'s `baseline_seen` before it starts over (~40 bytes each). Starting
+/// over only passes some repeats on again, which the correlator then finds known.
+const MAX_BASELINE_SEEN: usize = 1 << 16;
 
 impl RecordSink {
     /// A sink whose SQL stage has these options.
     pub fn new(sql: SqlOptions, rules: Option<Arc<RuleSet>>) -> Self {
+        let fingerprint_baselines = rules.as_ref().map_or(Vec::new(), |r| {
+            r.rules.iter().map(|r| r.settled_by_fingerprint()).collect()
+        });
         RecordSink {
             sql: SqlStage::new(sql, rules.clone()),
             rules,
+            fingerprint_baselines,
             ..RecordSink::default()
         }
     }
@@ -231,12 +251,25 @@ impl RecordSink {
 
     /// Serialize one completed record.
     pub fn write_parts(&mut self, parts: &RecordParts) {
-        self.write(parts.key, &parts.record(), parts.dialect);
+        // A login record names who tried to log in rather than the session's context: it is
+        // not of that context.
+        let context_id = match parts.req.login {
+            Some(_) => 0,
+            None => parts.context.id,
+        };
+        self.write(parts.key, &parts.record(), parts.dialect, context_id);
     }
 
     /// Serialize one record as a JSON line; a record with SQL text goes through the SQL stage
-    /// (analysis, password redaction, masking) in `dialect`.
-    pub fn write(&mut self, key: RecordKey, record: &AuditRecord<'_>, dialect: Dialect) {
+    /// (analysis, password redaction, masking) in `dialect`. `context_id` is its
+    /// [`SharedContext::id`] (0: none).
+    pub fn write(
+        &mut self,
+        key: RecordKey,
+        record: &AuditRecord<'_>,
+        dialect: Dialect,
+        context_id: u64,
+    ) {
         let session_id = key.session_id;
         let view = record.sql.map(|sql| self.sql.view(dialect, sql));
         let b = &mut self.batch;
@@ -280,6 +313,27 @@ impl RecordSink {
             };
             rules.matches(&facts, &mut self.matches);
             for &m in &self.matches {
+                // A fingerprint baseline's hit is the same (key, value) pair every time the
+                // session runs the statement again in the same context. The correlator learnt
+                // the pair from the first one and only counts the others: count them here
+                // instead of building their keys and passing them on (most statements of an
+                // application are repeats).
+                if let (true, Some(a), 1..) = (
+                    self.fingerprint_baselines.get(usize::from(m)) == Some(&true),
+                    facts.analysis,
+                    context_id,
+                ) {
+                    if self.baseline_seen.len() >= MAX_BASELINE_SEEN {
+                        self.baseline_seen.clear();
+                    }
+                    if !self
+                        .baseline_seen
+                        .insert((m, session_id, context_id, a.fingerprint))
+                    {
+                        b.repeated_hits += 1;
+                        continue;
+                    }
+                }
                 b.hits.push(HitRec::new(rules, m, &facts, &mut b.hit_keys));
             }
         }
@@ -321,6 +375,8 @@ pub struct RecordBatch {
     hits: Vec<HitRec>,
     /// The key texts of `hits`.
     hit_keys: String,
+    /// See [`RecordBatch::repeated_hits`].
+    repeated_hits: u64,
     sorted: bool,
 }
 
@@ -339,6 +395,7 @@ impl Default for RecordBatch {
             entries: Vec::new(),
             hits: Vec::new(),
             hit_keys: String::new(),
+            repeated_hits: 0,
             sorted: true,
         }
     }
@@ -374,6 +431,12 @@ impl RecordBatch {
         self.entries
             .iter()
             .map(|e| (e.key, self.buf.get(e.line.clone()).unwrap_or_default()))
+    }
+
+    /// Hits not passed on because they repeat a baseline pair already passed on (see
+    /// [`RecordSink::write`]); the correlator adds them to its count of hits.
+    pub fn repeated_hits(&self) -> u64 {
+        self.repeated_hits
     }
 
     /// The `i`-th key and line, in the current order.
@@ -434,6 +497,163 @@ impl RecordBatch {
         self.entries.clear();
         self.hits.clear();
         self.hit_keys.clear();
+        self.repeated_hits = 0;
         self.sorted = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::alerts::AlertStage;
+    use crate::rules::AlertReport;
+    use crate::testkit::ep;
+    use dbtap_core::{Op, Timestamp};
+    use std::time::Instant;
+
+    /// A baseline of statements per user and program (learning for no time: every new
+    /// statement fires), one per user and normalized text (not settled by the fingerprint),
+    /// and an accumulator of rows per session.
+    const RULES: &str = r#"
+[[rule]]
+id = "T-BASE-FP"
+title = "new statement"
+severity = "low"
+category = "policy"
+when = { field = "kind", in = ["select", "update"] }
+baseline = { learn_secs = 0, key = ["user", "client_program"], value = "fingerprint" }
+
+[[rule]]
+id = "T-BASE-TEXT"
+title = "new text"
+severity = "low"
+category = "policy"
+when = { field = "kind", equals = "select" }
+baseline = { learn_secs = 0, key = ["user"], value = "normalized" }
+
+[[rule]]
+id = "T-ROWS"
+title = "rows"
+severity = "low"
+category = "policy"
+when = { field = "kind", equals = "select" }
+accumulate = { field = "rows", at_least = 5, window_secs = 60, group_by = ["session_id"] }
+"#;
+
+    fn parts(
+        header: &Arc<SessionHeader>,
+        context: &Arc<SharedContext>,
+        seq: u64,
+        sql: &str,
+    ) -> RecordParts {
+        let ts = Timestamp::from_parts(1_000 + seq, 0);
+        RecordParts {
+            key: RecordKey {
+                position: seq,
+                session_id: header.session_id,
+                seq,
+            },
+            header: header.clone(),
+            context: context.clone(),
+            dialect: Dialect::MySql,
+            connection_id: None,
+            req: Box::new(Request {
+                tx: seq,
+                ts,
+                op: Some(Op::QUERY),
+                sql: Some(sql.into()),
+                expects_response: true,
+                ..Request::default()
+            }),
+            resp: Some(Box::new(Response {
+                tx: seq,
+                ts_end: ts,
+                status: Status::Ok,
+                rows: Some(1),
+                ..Response::default()
+            })),
+            flags: Flags::default(),
+            response_bytes: 0,
+        }
+    }
+
+    /// Every hit of the sink's batch, offered to a fresh alert stage; its report.
+    fn alerts_of(rules: &Arc<RuleSet>, batch: &RecordBatch) -> AlertReport {
+        let mut stage = AlertStage::new(rules.clone(), None, None);
+        stage.count_repeated_hits(batch.repeated_hits());
+        for (i, (_, line)) in batch.iter().enumerate() {
+            stage.record(batch.hits(i), line, Instant::now()).unwrap();
+        }
+        stage.finish().unwrap()
+    }
+
+    #[test]
+    fn repeated_fingerprint_baseline_hits_are_counted_not_passed_on_with_the_same_alerts() {
+        let mut set = RuleSet::default();
+        set.add_text("t.toml", RULES).unwrap();
+        let rules = Arc::new(set);
+        let header = Arc::new(SessionHeader::new("mysql", 7, ep(1, 40000), ep(2, 3306)));
+        let app = Arc::new(SharedContext::new(
+            Some("app".into()),
+            None,
+            Some("HIS".into()),
+            None,
+        ));
+        // The same session after a change of user: another context.
+        let admin = Arc::new(SharedContext::new(
+            Some("admin".into()),
+            None,
+            Some("HIS".into()),
+            None,
+        ));
+        let script = [
+            (&app, "SELECT a FROM t WHERE id = 1"),
+            (&app, "SELECT b FROM t WHERE id = 1"),
+            (&app, "SELECT a FROM t WHERE id = 2"),
+            (&app, "select a from t where id = 3"),
+            (&app, "UPDATE t SET a = 1 WHERE id = 4"),
+            (&app, "SELECT b FROM t WHERE id = 9"),
+            (&admin, "SELECT a FROM t WHERE id = 5"),
+            (&app, "UPDATE t SET a = 2 WHERE id = 5"),
+        ];
+        let mut skipping = RecordSink::new(SqlOptions::default(), Some(rules.clone()));
+        let mut passing = RecordSink::new(SqlOptions::default(), Some(rules.clone()));
+        passing.fingerprint_baselines.clear();
+        for (seq, (context, sql)) in script.iter().enumerate() {
+            let p = parts(&header, context, seq as u64, sql);
+            skipping.write_parts(&p);
+            passing.write_parts(&p);
+        }
+        let (skipped, passed) = (skipping.batch(), passing.batch());
+        assert_eq!(skipped.bytes(), passed.bytes());
+        let count = |b: &RecordBatch, id: &str| {
+            (0..b.len())
+                .flat_map(|i| b.hits(i))
+                .filter(|h| rules.rules[usize::from(h.rule)].id == id)
+                .count()
+        };
+        // Fingerprints: `select a … = ?` by app (4 times), `select b … = ?` by app (twice),
+        // the update by app (twice), `select a … = ?` by admin (once).
+        assert_eq!(count(passed, "T-BASE-FP"), 8);
+        assert_eq!(count(skipped, "T-BASE-FP"), 4);
+        assert_eq!(skipped.repeated_hits(), 4);
+        // The other rules' hits all go on.
+        for id in ["T-BASE-TEXT", "T-ROWS"] {
+            assert_eq!(count(skipped, id), count(passed, id), "{id}");
+        }
+        assert_eq!(count(skipped, "T-BASE-TEXT"), 6);
+
+        let (a, b) = (alerts_of(&rules, skipped), alerts_of(&rules, passed));
+        assert_eq!(a.by_rule, b.by_rule);
+        assert_eq!(a.correlator, b.correlator);
+        assert_eq!(
+            a.by_rule,
+            [
+                ("T-BASE-FP".to_string(), 4),
+                ("T-BASE-TEXT".to_string(), 3),
+                ("T-ROWS".to_string(), 1)
+            ]
+        );
+        assert_eq!(a.correlator.hits, 8 + 6 + 6);
     }
 }

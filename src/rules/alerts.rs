@@ -123,6 +123,12 @@ impl AlertStage {
         Ok(())
     }
 
+    /// Hits the record stage counted instead of passing on: repeats of baseline pairs it had
+    /// passed on before (see `RecordSink::write`), which would have changed nothing here.
+    pub fn count_repeated_hits(&mut self, n: u64) {
+        self.correlator.stats.hits += n;
+    }
+
     /// Push written alerts out (called whenever the writer waits for input: alerts are not held
     /// back behind records still being parsed).
     pub fn flush(&mut self) -> std::io::Result<()> {

@@ -127,6 +127,23 @@ impl Field {
         )
     }
 
+    /// A field whose value stays the same while a session's context (user, database, client
+    /// program) does: the connection's and the context's fields.
+    pub fn is_session_constant(self) -> bool {
+        matches!(
+            self,
+            Field::Protocol
+                | Field::SessionId
+                | Field::ClientIp
+                | Field::ClientPort
+                | Field::ServerIp
+                | Field::ServerPort
+                | Field::User
+                | Field::Database
+                | Field::ClientProgram
+        )
+    }
+
     pub fn is_ip(self) -> bool {
         matches!(self, Field::ClientIp | Field::ServerIp)
     }

@@ -127,6 +127,23 @@ pub struct Rule {
     examples: Option<examples::Examples>,
 }
 
+impl Rule {
+    /// A baseline rule whose hit is settled by the session, its context and the statement's
+    /// fingerprint: its key fields are the session's or its context's, its value is the
+    /// fingerprint. Once the correlator has been offered such a hit, the same hit again
+    /// changes nothing but its count of hits (the pair is known: learnt from the first, or
+    /// fired on once and then known), so the record stage may count repeats instead of
+    /// passing them on. (When the baseline is full, a pair not learnt fires once per record
+    /// stage rather than on every repeat.)
+    pub fn settled_by_fingerprint(&self) -> bool {
+        self.threshold.is_none()
+            && self.accumulate.is_none()
+            && self.baseline.as_ref().is_some_and(|b| {
+                b.value == Field::Fingerprint && b.key.iter().all(|f| f.is_session_constant())
+            })
+    }
+}
+
 /// A rule file's text, for line numbers in errors.
 pub struct SourceFile {
     pub path: String,
