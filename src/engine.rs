@@ -100,10 +100,26 @@ pub struct Segment<'a> {
 }
 
 /// The canonical key of a TCP connection: both directions map to the same key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
     lo: Endpoint,
     hi: Endpoint,
+}
+
+impl std::hash::Hash for FlowKey {
+    /// Two words per endpoint: the derived hash walks the address enum, its bytes with their
+    /// length, and the port, one hasher step each, and the flow table hashes a key for every
+    /// packet. Equal keys have equal words, so this agrees with `Eq`.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for ep in [&self.lo, &self.hi] {
+            let (ip, family) = match ep.ip {
+                IpAddr::V4(a) => (u128::from(u32::from(a)), 4),
+                IpAddr::V6(a) => (u128::from(a), 6),
+            };
+            state.write_u64(ip as u64);
+            state.write_u64((ip >> 64) as u64 ^ u64::from(ep.port) << 8 ^ family);
+        }
+    }
 }
 
 impl FlowKey {
@@ -312,42 +328,45 @@ impl Engine {
         let key = FlowKey::new(seg.src, seg.dst);
         let syn_only = seg.flags.syn && !seg.flags.ack;
         let follow = self.follow_next.take();
+        // Stray packets with nothing to say (pure ACKs, RSTs, FINs of flows we never saw) do
+        // not create flows.
+        let stray = !seg.flags.syn && seg.payload.is_empty() && seg.missing == 0;
 
-        // A new connection on a 4-tuple that was used before (port reuse), or a flow that went
-        // idle: finish the old one first.
-        if let Some(flow) = self.flows.get(&key) {
-            let side = flow.side_of(seg.src);
-            // A new connection: a different ISN, a SYN after this side's own FIN (a sender
-            // cannot open its own half again), or a SYN on a stream only ever seen mid-way.
-            let half = &flow.half[side];
-            let reused = syn_only
-                && (flow.finished()
-                    || half.fin_seen()
-                    || match half.isn() {
-                        Some(isn) => isn != seg.seq,
-                        None => half.started(),
-                    });
-
-            let idle = seg.ts.0.saturating_sub(flow.last_ts.0) > self.cfg.idle_timeout_ns;
-            if reused || idle {
-                let reason = if reused {
-                    CloseReason::Ended
-                } else {
-                    CloseReason::Idle
-                };
-                if reused {
-                    self.stats.port_reuse += 1;
-                }
-                self.close_flow(&key, seg.ts, reason);
-            }
-        }
-        // One lookup for the packet from here on (the flow table is looked up for every packet).
+        // One lookup of the flow table for the packet (it is looked up for every packet).
         let flow = match self.flows.entry(key) {
-            Entry::Occupied(o) => o.into_mut(),
+            Entry::Occupied(mut o) => match restart(o.get(), seg, syn_only, &self.cfg) {
+                None => o.into_mut(),
+                // A new connection on a 4-tuple that was used before (port reuse), or a flow
+                // that went idle: the old one is finished first.
+                Some(reason) => {
+                    if reason == CloseReason::Ended {
+                        self.stats.port_reuse += 1;
+                    }
+                    let (old, entry) = if stray {
+                        (o.remove(), None)
+                    } else {
+                        self.stats.flows += 1;
+                        (o.insert(Flow::new(seg.src, seg.dst, seg.ts)), Some(o))
+                    };
+                    self.mem = self.mem.saturating_sub(old.mem);
+                    let mut cx = Ctx {
+                        cfg: &self.cfg,
+                        events: &mut self.events,
+                        queue: &mut self.queue,
+                        stats: &mut self.stats,
+                    };
+                    finish_flow(old, &key, seg.ts, reason, &mut cx);
+                    match entry {
+                        Some(o) => o.into_mut(),
+                        None => {
+                            self.stats.stray_packets += 1;
+                            return;
+                        }
+                    }
+                }
+            },
             Entry::Vacant(v) => {
-                // Stray packets with nothing to say (pure ACKs, RSTs, FINs of flows we never
-                // saw) do not create flows.
-                if !seg.flags.syn && seg.payload.is_empty() && seg.missing == 0 {
+                if stray {
                     self.stats.stray_packets += 1;
                     return;
                 }
@@ -443,7 +462,7 @@ impl Engine {
     }
 
     fn close_flow(&mut self, key: &FlowKey, ts: Timestamp, reason: CloseReason) {
-        let Some(mut flow) = self.flows.remove(key) else {
+        let Some(flow) = self.flows.remove(key) else {
             return;
         };
         self.mem = self.mem.saturating_sub(flow.mem);
@@ -453,13 +472,48 @@ impl Engine {
             queue: &mut self.queue,
             stats: &mut self.stats,
         };
-        flow.close(key, ts, reason, &mut cx);
-        match reason {
-            CloseReason::Ended => self.stats.flows_closed_ended += 1,
-            CloseReason::Idle => self.stats.flows_closed_idle += 1,
-            CloseReason::Evicted => {}
-            CloseReason::CaptureEnd => self.stats.flows_open_at_end += 1,
-        }
+        finish_flow(flow, key, ts, reason, &mut cx);
+    }
+}
+
+/// Why the packet `seg` starts its 4-tuple's flow over: a new connection (a different ISN, a
+/// SYN after this side's own FIN, which a sender cannot open again, or a SYN on a stream only
+/// ever seen mid-way) or a flow gone idle. `None`: it continues the flow.
+fn restart(
+    flow: &Flow,
+    seg: &Segment<'_>,
+    syn_only: bool,
+    cfg: &EngineConfig,
+) -> Option<CloseReason> {
+    let half = &flow.half[flow.side_of(seg.src)];
+    let reused = syn_only
+        && (flow.finished()
+            || half.fin_seen()
+            || match half.isn() {
+                Some(isn) => isn != seg.seq,
+                None => half.started(),
+            });
+    if reused {
+        return Some(CloseReason::Ended);
+    }
+    let idle = seg.ts.0.saturating_sub(flow.last_ts.0) > cfg.idle_timeout_ns;
+    idle.then_some(CloseReason::Idle)
+}
+
+/// Finish a flow taken out of the table: its streams end, its session's last records go out.
+fn finish_flow(
+    mut flow: Flow,
+    key: &FlowKey,
+    ts: Timestamp,
+    reason: CloseReason,
+    cx: &mut Ctx<'_>,
+) {
+    flow.close(key, ts, reason, cx);
+    match reason {
+        CloseReason::Ended => cx.stats.flows_closed_ended += 1,
+        CloseReason::Idle => cx.stats.flows_closed_idle += 1,
+        CloseReason::Evicted => {}
+        CloseReason::CaptureEnd => cx.stats.flows_open_at_end += 1,
     }
 }
 
