@@ -7,7 +7,12 @@
 //! size the flow table asks for after each packet is a running sum rather than a walk over the
 //! handles (the walk took 71% of a replay of a session holding 4,000 handles).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// foldhash rather than the standard SipHash, as in the PostgreSQL statement cache: handles come
+// from the wire, so the hasher stays seeded per process, but it is several times cheaper; every
+// sp_execute looks its handle up.
+use foldhash::HashMap;
 use std::sync::Arc;
 
 /// A prepared statement.
