@@ -315,6 +315,7 @@ impl HalfStream {
     }
 
     /// Packet time advanced to `now`: a hole older than the timeout becomes a gap.
+    #[inline]
     pub fn on_time(
         &mut self,
         limits: &ReassemblyLimits,
@@ -322,10 +323,20 @@ impl HalfStream {
         out: &mut dyn FnMut(Delivery<'_>),
     ) {
         if self.held.is_empty() {
-            // Nothing held, no hole (the usual case: called for every packet of the flow).
+            // Nothing held, no hole (the usual case: called for every packet of the flow, so
+            // this test is inlined into the caller and the rest is not).
             self.oldest_bound = None;
             return;
         }
+        self.on_time_held(limits, now, out);
+    }
+
+    fn on_time_held(
+        &mut self,
+        limits: &ReassemblyLimits,
+        now: Timestamp,
+        out: &mut dyn FnMut(Delivery<'_>),
+    ) {
         let timed_out = |t: Timestamp| now.0.saturating_sub(t.0) > limits.hole_timeout_ns;
         if self.oldest_bound.is_some_and(|b| !timed_out(b)) {
             return;

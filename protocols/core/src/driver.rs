@@ -392,7 +392,9 @@ impl Driver {
         while d.marks.len() > 1 && d.marks.get(1).is_some_and(|m| m.offset <= first) {
             d.marks.pop_front();
         }
-        d.marks.make_contiguous();
+        if !d.marks.as_slices().1.is_empty() {
+            d.marks.make_contiguous();
+        }
     }
 
     fn apply_side_effects(&mut self, i: usize, progress: Progress) {
@@ -436,8 +438,11 @@ fn push_mark(marks: &mut VecDeque<Mark>, mark: Mark) {
     // Keep the deque in one slice so that `Cx::marks` can borrow it without copying. Thinning
     // leaves a quarter of the ring free, so this moves the marks at most once per
     // MAX_MARKS / 4 pushes (a merge of one mark per push, as before, kept the ring full and
-    // moved all 4,096 marks on every segment of a long message once it wrapped).
-    marks.make_contiguous();
+    // moved all 4,096 marks on every segment of a long message once it wrapped). Checked
+    // here first: the call is not inlined, and it runs for every segment.
+    if !marks.as_slices().1.is_empty() {
+        marks.make_contiguous();
+    }
 }
 
 /// Merges the older half of the marks pairwise: every second one of them goes, so the bytes it
