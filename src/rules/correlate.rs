@@ -17,7 +17,8 @@ use super::RuleSet;
 /// Groups tracked at once (threshold windows and suppression periods); over it, the tables are
 /// emptied and the drop counted (bounded memory under a flood of distinct clients).
 pub const MAX_GROUPS: usize = 100_000;
-/// Hits kept per threshold group: enough for any count threshold; over it the oldest go.
+/// Hits kept per threshold group: enough for any count threshold; over it the oldest go. Also
+/// the slices an accumulator's window is cut into (see `Sum`).
 pub const MAX_HITS_PER_GROUP: usize = 4096;
 
 /// A record meeting a rule's condition, as the correlator needs it. The key texts are borrowed:
@@ -136,6 +137,8 @@ pub struct AccumulateInfo {
     pub sum: u64,
     pub at_least: u64,
     pub window_secs: u64,
+    /// Session id and timestamp of the first record of each slice of the window that
+    /// counted (see `Sum`): every record when they are more than W/4096 apart.
     pub records: Vec<(u64, Timestamp)>,
 }
 
@@ -162,10 +165,58 @@ pub struct Fired {
 /// Values remembered per baseline in all (over it, learning stops and the event is counted).
 pub const MAX_BASELINE_VALUES: usize = 1_000_000;
 
+/// An accumulator's window: its records' amounts, in slices of 1/[`MAX_HITS_PER_GROUP`] of the
+/// window (each with the session and time of its first record and the time of its last), and
+/// their total. A record joins the last slice while it is that young, so the slices cover the
+/// whole window however many records it holds: a busy pooled session runs tens of thousands
+/// of statements an hour, and keeping only its last 4,096 records let an export spread over
+/// the hour go unseen. A slice leaves the window with its last record, so the sum may count
+/// records up to one slice (W/4096: 0.9 s of an hour) older than the window, never fewer.
 #[derive(Default)]
 struct Sum {
-    hits: VecDeque<(Timestamp, u64, u64)>,
+    slices: VecDeque<Slice>,
     total: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Slice {
+    first: Timestamp,
+    last: Timestamp,
+    session_id: u64,
+    amount: u64,
+}
+
+impl Sum {
+    /// Add a record's amount; drop the slices whose last record left the window
+    /// (`window_ns` before `ts`).
+    fn add(&mut self, ts: Timestamp, session_id: u64, amount: u64, window_ns: u64) {
+        let width = (window_ns / MAX_HITS_PER_GROUP as u64).max(1);
+        match self.slices.back_mut() {
+            // Records come in record order, their times near enough: one from before the
+            // slice started joins it too.
+            Some(b) if ts.0.saturating_sub(b.first.0) < width => {
+                b.amount = b.amount.saturating_add(amount);
+                b.last = b.last.max(ts);
+            }
+            _ => self.slices.push_back(Slice {
+                first: ts,
+                last: ts,
+                session_id,
+                amount,
+            }),
+        }
+        self.total = self.total.saturating_add(amount);
+        while self
+            .slices
+            .front()
+            .is_some_and(|f| ts.0.saturating_sub(f.last.0) > window_ns)
+            || self.slices.len() > MAX_HITS_PER_GROUP
+        {
+            if let Some(f) = self.slices.pop_front() {
+                self.total = self.total.saturating_sub(f.amount);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -438,18 +489,7 @@ impl Correlator {
                     .sums
                     .get_or_insert_with(hit.rule, hit.group, Sum::default);
                 let window_ns = a.window_secs.saturating_mul(1_000_000_000);
-                w.hits.push_back((hit.ts, hit.amount, hit.session_id));
-                w.total = w.total.saturating_add(hit.amount);
-                while w
-                    .hits
-                    .front()
-                    .is_some_and(|(ts, _, _)| hit.ts.0.saturating_sub(ts.0) > window_ns)
-                    || w.hits.len() > MAX_HITS_PER_GROUP
-                {
-                    if let Some((_, v, _)) = w.hits.pop_front() {
-                        w.total = w.total.saturating_sub(v);
-                    }
-                }
+                w.add(hit.ts, hit.session_id, hit.amount, window_ns);
                 if w.total < a.at_least {
                     return None;
                 }
@@ -458,14 +498,14 @@ impl Correlator {
                     sum: w.total,
                     at_least: a.at_least,
                     window_secs: a.window_secs,
-                    records: w.hits.iter().map(|(ts, _, s)| (*s, *ts)).collect(),
+                    records: w.slices.iter().map(|s| (s.session_id, s.first)).collect(),
                 };
                 // The excess carries over, so that the next alert needs `at_least` more.
                 let rest = w.total - a.at_least;
-                w.hits.clear();
-                w.total = rest;
+                w.slices.clear();
+                w.total = 0;
                 if rest > 0 {
-                    w.hits.push_back((hit.ts, rest, hit.session_id));
+                    w.add(hit.ts, hit.session_id, rest, window_ns);
                 }
                 Some(info)
             }

@@ -184,6 +184,50 @@ fn an_accumulator_carries_the_excess_over() {
 }
 
 #[test]
+fn an_accumulator_sums_the_whole_window_however_many_records_it_holds() {
+    // A pooled application session runs a point query every 100 ms (36,000 an hour, one row
+    // each) while 1,000,000 rows leave through it in pieces of 1,000: the hour's sum reaches
+    // the bound only if every record of the hour counts, not just the last few thousand.
+    use super::correlate::{Correlator, Hit};
+    let set = RuleSet::default_packs().unwrap();
+    let i = set
+        .rules
+        .iter()
+        .position(|r| r.id == "DBTAP-EXPORT-002")
+        .unwrap() as u16;
+    let mut c = Correlator::default();
+    let hit = |ms: u64, rows: u64| Hit {
+        rule: i,
+        ts: dbtap_core::Timestamp(ms * 1_000_000),
+        session_id: 7,
+        group: "0000000000000007",
+        distinct: None,
+        suppress: "",
+        amount: rows,
+    };
+    let mut fired = None;
+    let mut sum = 0;
+    for n in 0..36_000u64 {
+        // One piece every 3.6 s: 1,000 pieces in the hour.
+        let rows = if n % 36 == 35 { 1_000 } else { 1 };
+        sum += rows;
+        if let Some(f) = c.offer(&set, &hit(n * 100, rows)) {
+            fired = Some((n, f));
+            break;
+        }
+    }
+    let (n, f) = fired.expect("the hour's 1,000,000 exported rows fire");
+    let a = f.accumulate.unwrap();
+    assert_eq!(a.sum, sum);
+    assert!(a.sum >= 1_000_000);
+    // Fired as the sum crossed the bound, within the hour.
+    assert!(sum - 1_000 < 1_000_000, "{sum}");
+    assert!(n < 36_000);
+    // The records behind it are bounded however many there were.
+    assert!(a.records.len() <= super::correlate::MAX_HITS_PER_GROUP);
+}
+
+#[test]
 fn distinct_values_are_counted_over_the_window_as_hits_come_and_go() {
     use super::correlate::{Correlator, Hit, MAX_HITS_PER_GROUP};
     let set = RuleSet::default_packs().unwrap();
