@@ -424,6 +424,18 @@ impl RuleSet {
                             "threshold count and window_secs must be positive",
                         ));
                     }
+                    // A window keeps that many hits: a larger count could never be reached.
+                    if t.count > correlate::MAX_HITS_PER_GROUP as u64 {
+                        return Err(file.error(
+                            span,
+                            Some(&id),
+                            format!(
+                                "threshold count {} is over the {} hits a window keeps",
+                                t.count,
+                                correlate::MAX_HITS_PER_GROUP
+                            ),
+                        ));
+                    }
                     Some(Threshold {
                         count: t.count,
                         window_secs: t.window_secs,

@@ -51,6 +51,21 @@ const HEAD: &str =
     "[[rule]]\nid = \"R1\"\ntitle = \"t\"\nseverity = \"high\"\ncategory = \"policy\"\n";
 
 #[test]
+fn a_threshold_count_a_window_cannot_hold_is_refused() {
+    let rule = |count: u64| {
+        format!(
+            "{HEAD}when = {{ field = \"status\", equals = \"error\" }}\nthreshold = {{ count = {count}, window_secs = 60, group_by = [\"client_ip\"] }}\n"
+        )
+    };
+    let mut set = RuleSet::default();
+    set.add_text("pack.toml", &rule(4096)).unwrap();
+    assert_eq!(
+        load_err(&rule(4097)),
+        "pack.toml:7: rule R1: threshold count 4097 is over the 4096 hits a window keeps"
+    );
+}
+
+#[test]
 fn errors_name_the_file_line_and_field() {
     assert_eq!(
         load_err(&format!("{HEAD}when = {{ field = \"usr\", equals = \"x\" }}\n")),
