@@ -158,25 +158,32 @@ fn cidr_and_offsets() {
     assert_eq!(parse_offset("Asia/Shanghai"), None);
 }
 
-#[test]
-fn an_accumulator_carries_the_excess_over() {
-    use super::correlate::{Correlator, Hit};
+/// The default pack and the index of its slow-export accumulator (rows per session per hour);
+/// a hit of it on session 7 at `ms` milliseconds, `rows` returned.
+fn slow_export() -> (RuleSet, impl Fn(u64, u64) -> super::correlate::Hit<'static>) {
     let set = RuleSet::default_packs().unwrap();
-    let i = set
+    let rule = set
         .rules
         .iter()
         .position(|r| r.id == "DBTAP-EXPORT-002")
         .unwrap() as u16;
-    let mut c = Correlator::default();
-    let hit = |secs: u64, rows: u64| Hit {
-        rule: i,
-        ts: dbtap_core::Timestamp(secs * 1_000_000_000),
+    let hit = move |ms: u64, rows: u64| super::correlate::Hit {
+        rule,
+        ts: dbtap_core::Timestamp(ms * 1_000_000),
         session_id: 7,
         group: "0000000000000007",
         distinct: None,
         suppress: "",
         amount: rows,
     };
+    (set, hit)
+}
+
+#[test]
+fn an_accumulator_carries_the_excess_over() {
+    let (set, hit_ms) = slow_export();
+    let hit = |secs: u64, rows: u64| hit_ms(secs * 1_000, rows);
+    let mut c = super::correlate::Correlator::default();
     // 3 × 400k: fires at 1.2M with 200k carried; 800k more (within the hour) fires again.
     assert!(c.offer(&set, &hit(0, 400_000)).is_none());
     assert!(c.offer(&set, &hit(60, 400_000)).is_none());
@@ -203,23 +210,8 @@ fn an_accumulator_sums_the_whole_window_however_many_records_it_holds() {
     // A pooled application session runs a point query every 100 ms (36,000 an hour, one row
     // each) while 1,000,000 rows leave through it in pieces of 1,000: the hour's sum reaches
     // the bound only if every record of the hour counts, not just the last few thousand.
-    use super::correlate::{Correlator, Hit};
-    let set = RuleSet::default_packs().unwrap();
-    let i = set
-        .rules
-        .iter()
-        .position(|r| r.id == "DBTAP-EXPORT-002")
-        .unwrap() as u16;
-    let mut c = Correlator::default();
-    let hit = |ms: u64, rows: u64| Hit {
-        rule: i,
-        ts: dbtap_core::Timestamp(ms * 1_000_000),
-        session_id: 7,
-        group: "0000000000000007",
-        distinct: None,
-        suppress: "",
-        amount: rows,
-    };
+    let (set, hit) = slow_export();
+    let mut c = super::correlate::Correlator::default();
     let mut fired = None;
     let mut sum = 0;
     for n in 0..36_000u64 {
