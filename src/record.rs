@@ -58,7 +58,7 @@ impl SessionHeader {
             j.field(k);
             j.begin_object();
             j.field("ip");
-            j.str(&ep.ip.to_string());
+            j.ip(&ep.ip);
             j.field("port");
             j.u64(ep.port as u64);
             j.end_object();
@@ -197,6 +197,20 @@ impl Context<'_> {
     /// The four fields as JSON text that fits where [`AuditRecord::context_json`] goes.
     pub fn render(&self, buf: &mut Vec<u8>) {
         buf.clear();
+        // The four names and their punctuation, the values, and room for escapes: one
+        // allocation rather than a regrowth per field.
+        let values = [
+            self.user,
+            self.database,
+            self.client_program,
+            self.server_version,
+        ];
+        buf.reserve(
+            96 + values
+                .iter()
+                .map(|v| v.map_or(4, |s| s.len() + 2))
+                .sum::<usize>(),
+        );
         self.write(&mut JsonOut::new(buf));
     }
 }
