@@ -146,13 +146,15 @@ impl<'a> Summary<'a> {
         }
         let _ = writeln!(
             s,
-            "  input      {} packets, {:.1} MB in {:.3} s ({:.1} MB/s, {:.0} packets/s, {} workers)",
+            "  input      {} packet{}, {:.1} MB in {:.3} s ({:.1} MB/s, {:.0} packets/s, {} worker{})",
             self.frames,
+            if self.frames == 1 { "" } else { "s" },
             self.input_bytes as f64 / 1e6,
             self.elapsed_s,
             self.mb_per_s,
             self.packets_per_s,
-            self.workers
+            self.workers,
+            if self.workers == 1 { "" } else { "s" }
         );
         let _ = writeln!(
             s,
