@@ -132,6 +132,16 @@ impl Rx {
         })
     }
 
+    /// The test's regex on field `f`: checked now and compiled on first use on a statement
+    /// field, compiled now under `size_limit` on any other.
+    fn for_field(f: Field, pattern: String, size_limit: Option<usize>) -> Result<Rx, String> {
+        if f.is_statement() {
+            Rx::checked(pattern)
+        } else {
+            Rx::compiled(pattern, size_limit)
+        }
+    }
+
     /// Syntax checked now, compiled on first use. The error text is the one `Regex::new`
     /// gives for a syntax error (it is the parser's own message).
     fn checked(pattern: String) -> Result<Rx, String> {
@@ -330,12 +340,7 @@ impl Compiler<'_> {
                 .map(|i| format!("(?:{i})"))
                 .collect::<Vec<_>>()
                 .join("|");
-            let rx = if f.is_statement() {
-                Rx::checked(joined)
-            } else {
-                Rx::compiled(joined, Some(REGEX_SIZE_LIMIT))
-            };
-            match rx {
+            match Rx::for_field(f, joined, Some(REGEX_SIZE_LIMIT)) {
                 Ok(rx) => tests.push(Test::Regex(rx)),
                 Err(e) => return self.err(r.span(), format!("bad regex: {e}")),
             }
@@ -386,13 +391,7 @@ impl Compiler<'_> {
         span: std::ops::Range<usize>,
     ) -> Result<Rx, RuleError> {
         let alts: Vec<String> = items.iter().map(|item| glob_pattern(item)).collect();
-        let joined = alts.join("|");
-        let rx = if f.is_statement() {
-            Rx::checked(joined)
-        } else {
-            Rx::compiled(joined, None)
-        };
-        rx.or_else(|e| self.err(span, format!("bad glob: {e}")))
+        Rx::for_field(f, alts.join("|"), None).or_else(|e| self.err(span, format!("bad glob: {e}")))
     }
 
     fn list(&self, list: &[Spanned<CondSpec>], depth: usize) -> Result<Vec<Cond>, RuleError> {

@@ -17,9 +17,11 @@ use super::RuleSet;
 /// Groups tracked at once (threshold windows and suppression periods); over it, the tables are
 /// emptied and the drop counted (bounded memory under a flood of distinct clients).
 pub const MAX_GROUPS: usize = 100_000;
-/// Hits kept per threshold group: enough for any count threshold; over it the oldest go. Also
-/// the slices an accumulator's window is cut into (see `Sum`).
+/// Hits kept per threshold group: enough for any count threshold; over it the oldest go.
 pub const MAX_HITS_PER_GROUP: usize = 4096;
+/// Slices an accumulator's window is cut into (see `Sum`): its memory per group, and the
+/// precision of its start (W / this).
+pub const ACCUMULATOR_SLICES: usize = 4096;
 
 /// A record meeting a rule's condition, as the correlator needs it. The key texts are borrowed:
 /// from the record batch that carries the hit ([`HitRec::view`]), or from a test.
@@ -165,7 +167,7 @@ pub struct Fired {
 /// Values remembered per baseline in all (over it, learning stops and the event is counted).
 pub const MAX_BASELINE_VALUES: usize = 1_000_000;
 
-/// An accumulator's window: its records' amounts, in slices of 1/[`MAX_HITS_PER_GROUP`] of the
+/// An accumulator's window: its records' amounts, in slices of 1/[`ACCUMULATOR_SLICES`] of the
 /// window (each with the session and time of its first record and the time of its last), and
 /// their total. A record joins the last slice while it is that young, so the slices cover the
 /// whole window however many records it holds: a busy pooled session runs tens of thousands
@@ -190,7 +192,7 @@ impl Sum {
     /// Add a record's amount; drop the slices whose last record left the window
     /// (`window_ns` before `ts`).
     fn add(&mut self, ts: Timestamp, session_id: u64, amount: u64, window_ns: u64) {
-        let width = (window_ns / MAX_HITS_PER_GROUP as u64).max(1);
+        let width = (window_ns / ACCUMULATOR_SLICES as u64).max(1);
         match self.slices.back_mut() {
             // Records come in record order, their times near enough: one from before the
             // slice started joins it too.
@@ -210,7 +212,7 @@ impl Sum {
             .slices
             .front()
             .is_some_and(|f| ts.0.saturating_sub(f.last.0) > window_ns)
-            || self.slices.len() > MAX_HITS_PER_GROUP
+            || self.slices.len() > ACCUMULATOR_SLICES
         {
             if let Some(f) = self.slices.pop_front() {
                 self.total = self.total.saturating_sub(f.amount);

@@ -231,7 +231,7 @@ fn an_accumulator_sums_the_whole_window_however_many_records_it_holds() {
     assert!(sum - 1_000 < 1_000_000, "{sum}");
     assert!(n < 36_000);
     // The records behind it are bounded however many there were.
-    assert!(a.records.len() <= super::correlate::MAX_HITS_PER_GROUP);
+    assert!(a.records.len() <= super::correlate::ACCUMULATOR_SLICES);
 }
 
 #[test]

@@ -392,9 +392,7 @@ impl Driver {
         while d.marks.len() > 1 && d.marks.get(1).is_some_and(|m| m.offset <= first) {
             d.marks.pop_front();
         }
-        if !d.marks.as_slices().1.is_empty() {
-            d.marks.make_contiguous();
-        }
+        keep_contiguous(&mut d.marks);
     }
 
     fn apply_side_effects(&mut self, i: usize, progress: Progress) {
@@ -435,11 +433,15 @@ fn push_mark(marks: &mut VecDeque<Mark>, mark: Mark) {
         thin_older_half(marks);
     }
     marks.push_back(mark);
-    // Keep the deque in one slice so that `Cx::marks` can borrow it without copying. Thinning
-    // leaves a quarter of the ring free, so this moves the marks at most once per
+    // Thinning leaves a quarter of the ring free, so this moves the marks at most once per
     // MAX_MARKS / 4 pushes (a merge of one mark per push, as before, kept the ring full and
-    // moved all 4,096 marks on every segment of a long message once it wrapped). Checked
-    // here first: the call is not inlined, and it runs for every segment.
+    // moved all 4,096 marks on every segment of a long message once it wrapped).
+    keep_contiguous(marks);
+}
+
+/// Keep the marks in one slice, so that `Cx::marks` can borrow them without copying. Checked
+/// here first: `make_contiguous` is not inlined, and this runs for every segment.
+fn keep_contiguous(marks: &mut VecDeque<Mark>) {
     if !marks.as_slices().1.is_empty() {
         marks.make_contiguous();
     }

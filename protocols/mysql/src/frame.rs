@@ -43,6 +43,14 @@ impl Header {
             seq: *h.get(3)?,
         })
     }
+    /// The header in these 4 bytes (for a caller that already holds them, e.g. through a slice
+    /// pattern).
+    pub fn from_bytes([l0, l1, l2, seq]: [u8; HEADER_LEN]) -> Header {
+        Header {
+            len: usize::from(l0) | usize::from(l1) << 8 | usize::from(l2) << 16,
+            seq,
+        }
+    }
     /// Header plus payload.
     pub fn total(self) -> usize {
         HEADER_LEN + self.len
@@ -485,6 +493,18 @@ mod tests {
         );
         assert!(Header::parse(&[0xff, 0xff, 0xff, 3]).unwrap().continues());
         assert_eq!(Header::parse(&[1, 0, 0]), None);
+        // int<3> is little-endian: 0x030201 bytes, sequence id 9; the same read either way.
+        assert_eq!(
+            Header::from_bytes([1, 2, 3, 9]),
+            Header {
+                len: 0x03_02_01,
+                seq: 9
+            }
+        );
+        assert_eq!(
+            Header::parse(&[1, 2, 3, 9]),
+            Some(Header::from_bytes([1, 2, 3, 9]))
+        );
         // compressed length 0x0b, seq 0, uncompressed length 0 (stored).
         assert_eq!(
             CompHeader::parse(&[0x0b, 0, 0, 0, 0, 0, 0]),

@@ -552,13 +552,13 @@ impl MysqlParser {
         let (mut pos, mut rows) = (0usize, 0u64);
         // The header (3-byte length, sequence id) and the payload's first byte, as one slice
         // pattern: a row has at least one payload byte, so a whole row has these five.
-        while let Some(&[l0, l1, l2, _seq, first]) = data.get(pos..pos + HEADER_LEN + 1) {
-            let len = usize::from(l0) | usize::from(l1) << 8 | usize::from(l2) << 16;
-            let end = pos + HEADER_LEN + len;
+        while let Some(&[l0, l1, l2, seq, first]) = data.get(pos..pos + HEADER_LEN + 1) {
+            let h = Header::from_bytes([l0, l1, l2, seq]);
+            let end = pos + h.total();
             // Not a complete single-packet row: an empty packet (then `first` is the next
             // one's), a terminator or an error (first byte 0xFE / 0xFF, the only two at or over
             // EOF's), a payload continued in the next packet, or one cut by the end of the data.
-            if len == 0 || first >= header::EOF || len == frame::MAX_PACKET || end > data.len() {
+            if h.len == 0 || first >= header::EOF || h.continues() || end > data.len() {
                 break;
             }
             rows += 1;
