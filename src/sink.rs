@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use dbtap_core::{Completeness, ErrorCode, Request, Response, Status};
+use dbtap_core::{Completeness, ErrorCode, Param, Request, Response, Status};
 
 use crate::rules::correlate::{Hit, HitRec};
 use crate::rules::{Facts, Matches, RuleSet};
@@ -222,6 +222,8 @@ pub struct RecordSink {
     fingerprint_baselines: Vec<bool>,
     /// Hits of those rules already passed on: (rule, session, context id, fingerprint).
     baseline_seen: HashSet<(u16, u64, u64, u64), rustc_hash::FxBuildHasher>,
+    /// Deferred bind values of the record being written, decoded (reused between records).
+    params: Vec<Param>,
 }
 
 /// Entries of [`RecordSink`]'s `baseline_seen` before it starts over (~40 bytes each). Starting
@@ -257,7 +259,19 @@ impl RecordSink {
             Some(_) => 0,
             None => parts.context.id,
         };
-        self.write(parts.key, &parts.record(), parts.dialect, context_id);
+        let Some(deferred) = &parts.req.deferred_params else {
+            self.write(parts.key, &parts.record(), parts.dialect, context_id);
+            return;
+        };
+        // Bind values the parser left as wire bytes are decoded here, on this thread, and
+        // freed here.
+        let mut params = std::mem::take(&mut self.params);
+        deferred.0.decode_into(&mut params);
+        let mut record = parts.record();
+        record.params = Some(&params);
+        self.write(parts.key, &record, parts.dialect, context_id);
+        params.clear();
+        self.params = params;
     }
 
     /// Serialize one record as a JSON line; a record with SQL text goes through the SQL stage

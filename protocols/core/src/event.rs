@@ -146,6 +146,44 @@ pub enum ParamValue {
     Default,
 }
 
+/// Bind values kept as the wire bytes they came in, decoded only when the record is written.
+///
+/// Decoding values (text conversion, numbers and dates rendered, a string allocated per value)
+/// is most of the work of parsing a request with many parameters. The parser still steps over
+/// every value, so it knows where the request ends, how many values there are and which cannot
+/// be read, but it leaves the decoding to the record stage, which runs on another thread.
+pub trait ParamDecoder: std::fmt::Debug + Send + Sync {
+    /// Append the values, in order, to `out`: the same list the parser would have decoded.
+    fn decode_into(&self, out: &mut Vec<Param>);
+    /// Heap bytes held (approximate), for the flow table's memory report.
+    fn heap_bytes(&self) -> usize;
+}
+
+/// A request's deferred bind values (see [`ParamDecoder`]).
+#[derive(Debug, Clone)]
+pub struct DeferredParams(pub Arc<dyn ParamDecoder>);
+
+impl DeferredParams {
+    /// Defer `values`.
+    pub fn new(values: impl ParamDecoder + 'static) -> Self {
+        DeferredParams(Arc::new(values))
+    }
+
+    /// The values, decoded.
+    pub fn decode(&self) -> Vec<Param> {
+        let mut out = Vec::new();
+        self.0.decode_into(&mut out);
+        out
+    }
+}
+
+/// Two deferred lists are equal when they decode to the same values.
+impl PartialEq for DeferredParams {
+    fn eq(&self, other: &Self) -> bool {
+        self.decode() == other.decode()
+    }
+}
+
 /// A request: one operation the client asked for.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Request {
@@ -160,6 +198,9 @@ pub struct Request {
     pub sql: Option<Arc<str>>,
     /// Typed bind values in order (execute), or `None`.
     pub params: Option<Vec<Param>>,
+    /// Bind values the parser stepped over and kept as wire bytes, to be decoded when the
+    /// record is written ([`DeferredParams`]); when set, `params` is `None`.
+    pub deferred_params: Option<DeferredParams>,
     /// Array execution (MariaDB COM_STMT_BULK_EXECUTE): `params` holds several rows of this
     /// many values each, row after row; `None` for one row.
     pub param_row_width: Option<u16>,
@@ -199,6 +240,14 @@ impl ParamValue {
 }
 
 impl Request {
+    /// The bind values, decoded: `params`, or the deferred ones decoded now.
+    pub fn decoded_params(&self) -> Option<Vec<Param>> {
+        match &self.deferred_params {
+            Some(d) => Some(d.decode()),
+            None => self.params.clone(),
+        }
+    }
+
     /// Approximate heap bytes the request holds (its text, bind values, attributes and login),
     /// for a parser's memory report while the request waits for its response. It walks the
     /// bind values: call it once per request (when it starts waiting), not per packet.
@@ -223,8 +272,13 @@ impl Request {
                     .map(|(k, v)| k.capacity() + v.capacity())
                     .sum::<usize>()
         });
+        let deferred = self
+            .deferred_params
+            .as_ref()
+            .map_or(0, |d| d.0.heap_bytes());
         self.sql.as_ref().map_or(0, |s| s.len())
             + params
+            + deferred
             + attributes
             + login
             + self.procedure.as_ref().map_or(0, String::capacity)

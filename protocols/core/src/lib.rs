@@ -43,8 +43,8 @@ pub use contract::{
 };
 pub use driver::{Driver, DriverState, DriverStats};
 pub use event::{
-    Completeness, DbError, DbEvent, ErrorCode, Login, Op, Param, ParamValue, Request, Response,
-    SessionUpdate, Status,
+    Completeness, DbError, DbEvent, DeferredParams, ErrorCode, Login, Op, Param, ParamDecoder,
+    ParamValue, Request, Response, SessionUpdate, Status,
 };
 pub use limits::Limits;
 pub use time::Timestamp;

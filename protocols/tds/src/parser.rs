@@ -13,15 +13,19 @@ use std::sync::Arc;
 
 use dbtap_core::gap::{judge, Candidate, GapVerdict, Position, Resync, ResyncStep};
 use dbtap_core::{
-    Abandon, Completeness, Cx, DbEvent, Direction, Input, Login, Op, Param, ParamValue, Progress,
-    Request, Response, SessionOpts, SessionUpdate, Status, StreamParser, Timestamp, Upgrade,
+    Abandon, Completeness, Cx, DbEvent, DeferredParams, Direction, Input, Login, Op, Param,
+    ParamValue, Progress, Request, Response, SessionOpts, SessionUpdate, Status, StreamParser,
+    Timestamp, Upgrade,
 };
 use encoding_rs::Encoding;
 
 use crate::login7::{self, version_name};
 use crate::packet::{ty, Header, HEADER_LEN};
 use crate::prelogin::{self, encrypt, Prelogin};
-use crate::requests::{all_headers_len, parse_rpcs, skip_enclave_package, undecodable_param, Rpc};
+use crate::requests::{
+    all_headers_len, parse_rpcs, secret_rpc_param, skip_enclave_package, statement_signature,
+    undecodable_param, Rpc, RpcValues, CURSOREXECUTE_LEADING_PARAMS, EXECUTE_HANDLE_PARAMS,
+};
 use crate::tokens::{Acc, EnvChange, Outcome, TokenStream};
 use crate::wire::utf16;
 
@@ -36,6 +40,9 @@ pub const MAX_RESYNC_PACKET_LEN: usize = 32768;
 /// Largest TLS record read whole to look for the TDS 8.0 ALPN (RFC 8446: records carry at most
 /// 2^14 bytes).
 const MAX_CLIENT_HELLO: usize = 16 * 1024 + 256;
+
+/// Capacity up to which a request's assembly buffer is kept for the session's next message.
+const MAX_SPARE_REQUEST_BUF: usize = 64 * 1024;
 
 /// Anomaly kinds (metrics labels).
 pub mod anomaly {
@@ -322,6 +329,8 @@ pub struct TdsParser {
     /// The SMP session id whose state is swapped in (records get a `mars_session` attribute).
     cur_sid: Option<u16>,
     max_pending: usize,
+    /// The last request's assembly buffer, emptied, for the next one.
+    spare_buf: Vec<u8>,
     /// The session's limits, as of the latest call (for work done outside a call's context).
     limits: dbtap_core::Limits,
 }
@@ -351,6 +360,7 @@ impl TdsParser {
             mars: Vec::new(),
             cur_sid: None,
             max_pending: dbtap_core::limits::DEFAULT_MAX_PENDING_REQUESTS,
+            spare_buf: Vec::new(),
             limits: dbtap_core::Limits::default(),
         };
         if opts.midstream {
@@ -918,7 +928,7 @@ impl TdsParser {
         let asm = self.req.get_or_insert_with(|| ReqAsm {
             ty: h.ty,
             ts,
-            buf: Vec::new(),
+            buf: std::mem::take(&mut self.spare_buf),
             wire: 0,
             dropped: 0,
             lost: 0,
@@ -990,8 +1000,19 @@ impl TdsParser {
         }
     }
 
-    fn finish_request_cx(&mut self, cx: &Cx<'_>, asm: ReqAsm, out: &mut Vec<DbEvent>) {
-        let c = Self::completeness(&asm);
+    fn finish_request_cx(&mut self, cx: &Cx<'_>, mut asm: ReqAsm, out: &mut Vec<DbEvent>) {
+        self.finish_request_in(cx, &mut asm, out);
+        // The assembly buffer is kept for the next message (one allocation per session, not
+        // one per request), unless a large message grew it.
+        let mut buf = asm.buf;
+        buf.clear();
+        if buf.capacity() <= MAX_SPARE_REQUEST_BUF {
+            self.spare_buf = buf;
+        }
+    }
+
+    fn finish_request_in(&mut self, cx: &Cx<'_>, asm: &mut ReqAsm, out: &mut Vec<DbEvent>) {
+        let c = Self::completeness(asm);
         let base = Request {
             ts: asm.ts,
             bytes: asm.wire,
@@ -1104,6 +1125,7 @@ impl TdsParser {
                     cx.limits.max_param_len,
                     self.tds72,
                     self.enc,
+                    true,
                 );
                 let mut ops = Vec::new();
                 if rpcs.iter().any(|r| r.undecodable) {
@@ -1118,7 +1140,7 @@ impl TdsParser {
                     if k > 0 {
                         req.bytes = 0;
                     }
-                    ops.push(self.rpc_request(req, rpc, cx, out));
+                    ops.push(self.rpc_request(req, rpc, body, cx, out));
                 }
                 if n == 0 {
                     let mut req = base;
@@ -1153,7 +1175,7 @@ impl TdsParser {
             ty::BULK_LOAD => {
                 let mut req = base;
                 req.op = Some(Op::new("bulk_load"));
-                if let Some(b) = asm.bulk {
+                if let Some(b) = asm.bulk.take() {
                     let (mut stream, mut acc) = *b;
                     stream.end_message(&mut acc);
                     for kind in acc.anomalies.drain(..) {
@@ -1209,10 +1231,12 @@ impl TdsParser {
         }
     }
 
+    /// `body` is the message [`parse_rpcs`] read `rpc` from (its stepped-over values are there).
     fn rpc_request(
         &mut self,
         mut req: Request,
         rpc: Rpc,
+        body: &[u8],
         cx: &Cx<'_>,
         out: &mut Vec<DbEvent>,
     ) -> OpReq {
@@ -1235,25 +1259,28 @@ impl TdsParser {
                 _ => None,
             }
         };
-        // Positions of @stmt, @params (declarations), the first bind value, by signature.
-        let shape: Option<(usize, Option<usize>, usize)> = match proc_lower.as_str() {
-            "sp_executesql" => Some((0, Some(1), 2)),
-            "sp_prepare" => Some((2, Some(1), usize::MAX)),
-            "sp_prepexec" => Some((2, Some(1), 3)),
-            "sp_cursoropen" => Some((1, Some(5), 6)),
-            "sp_cursorprepare" => Some((2, Some(1), usize::MAX)),
-            "sp_cursorprepexec" => Some((3, Some(2), 7)),
-            _ => None,
-        };
+        let deferred = rpc.deferred.as_ref();
         let mut ps = rpc.params;
         // Names of the user parameters as `@params` declares them, in order: a value sent
         // without a ParamName is the declared parameter at its position.
         let mut declared: Arc<[String]> = Arc::new([]);
         let mut prepare_names: Arc<[String]> = Arc::new([]);
-        if let Some((stmt, decl, first)) = shape {
+        let mut direct_call = false;
+        if let Some((stmt, decl, first)) = statement_signature(&proc_lower) {
+            let prepares = matches!(
+                proc_lower.as_str(),
+                "sp_prepare" | "sp_prepexec" | "sp_cursorprepare" | "sp_cursorprepexec"
+            );
             req.sql = take_text(ps.get_mut(stmt)).map(Into::into);
             if let Some(d) = decl.and_then(|d| take_text(ps.get_mut(d))) {
-                declared = self.declarations.names(&d, cx.limits.max_params);
+                // The names are read from the declaration only when something will use them: a
+                // value sent without its name here, or a later sp_execute of this handle.
+                // Clients that name every value (ODBC, JDBC, ADO.NET do) never need them.
+                let unnamed = ps.iter().skip(first).any(|p| p.param.name.is_none())
+                    || deferred.is_some_and(|d| d.unnamed);
+                if prepares || unnamed {
+                    declared = self.declarations.names(&d, cx.limits.max_params);
+                }
                 if !d.is_empty() {
                     let mut d = d;
                     dbtap_core::text::truncate_utf8(&mut d, cx.limits.max_attribute_len);
@@ -1263,10 +1290,7 @@ impl TdsParser {
             if first != usize::MAX {
                 params.extend(ps.into_iter().skip(first).map(|p| p.param));
             }
-            if matches!(
-                proc_lower.as_str(),
-                "sp_prepare" | "sp_prepexec" | "sp_cursorprepare" | "sp_cursorprepexec"
-            ) {
+            if prepares {
                 prepare_sql = req.sql.clone();
                 prepare_names = declared.clone();
             }
@@ -1284,15 +1308,16 @@ impl TdsParser {
                 }),
             }
             let skip = if proc_lower == "sp_cursorexecute" {
-                5
+                CURSOREXECUTE_LEADING_PARAMS
             } else {
-                1
+                EXECUTE_HANDLE_PARAMS
             };
             params.extend(ps.into_iter().skip(skip).map(|p| p.param));
         } else if matches!(proc_lower.as_str(), "sp_unprepare" | "sp_cursorunprepare") {
             unprepare = int(ps.first());
             req.stmt_id = unprepare.map(|h| h as u64);
         } else {
+            direct_call = true;
             params.extend(ps.into_iter().enumerate().map(|(i, p)| {
                 if secret_rpc_param(&proc_lower, i, p.param.name.as_deref().unwrap_or_default()) {
                     // A password passed to a procedure: its type stays, its value never leaves.
@@ -1315,14 +1340,17 @@ impl TdsParser {
         let encrypted = params
             .iter()
             .filter(|p| matches!(p.value, ParamValue::Encrypted(_)))
-            .count();
+            .count()
+            + deferred.map_or(0, |d| d.encrypted);
         if encrypted > 0 {
             // Always Encrypted: the values are cipher text; say so on the record too.
             req.attributes
                 .push(("encrypted_params".into(), encrypted.to_string()));
         }
         if rpc.undecodable {
-            params.push(undecodable_param());
+            if deferred.is_none() {
+                params.push(undecodable_param());
+            }
             req.completeness = req.completeness.merge(Completeness::Truncated {
                 kept: req.bytes,
                 original: req.bytes,
@@ -1345,7 +1373,19 @@ impl TdsParser {
             });
             req.sql = Some(sql.into());
         }
-        req.params = (!params.is_empty()).then_some(params);
+        match deferred {
+            // The values are decoded when the record is written, on the record stage's thread.
+            Some(over) => {
+                let mut values =
+                    RpcValues::new(body, over, cx.limits.max_param_len, self.tds72, self.enc);
+                values.leading = params;
+                values.declared = declared;
+                values.undecodable = rpc.undecodable;
+                values.direct_call = direct_call.then_some(proc_lower);
+                req.deferred_params = Some(DeferredParams::new(values));
+            }
+            None => req.params = (!params.is_empty()).then_some(params),
+        }
         req.procedure = Some(rpc.procedure);
         OpReq {
             req,
@@ -1642,11 +1682,15 @@ impl TdsParser {
         let mut segments = std::mem::take(&mut resp.acc.segments);
         let cur = std::mem::take(&mut resp.acc.cur);
         let batch = n == 1;
-        let outcomes: Vec<Outcome> = if batch {
+        let (single, segments) = if batch {
             // One request: everything in the message is its answer.
-            let mut all = segments;
-            all.push(cur);
-            vec![merge(all)]
+            let all = if segments.is_empty() {
+                cur
+            } else {
+                segments.push(cur);
+                merge(segments)
+            };
+            (Some(all), Vec::new())
         } else {
             // One DONEPROC closes each RPC (MS-TDS 2.2.7.7); what follows the last belongs to it.
             if cur != Outcome::default() {
@@ -1659,9 +1703,9 @@ impl TdsParser {
                     _ => segments.push(cur),
                 }
             }
-            segments
+            (None, segments)
         };
-        let mut outcomes = outcomes.into_iter();
+        let mut outcomes = single.into_iter().chain(segments);
         for (k, mut op) in ops.into_iter().enumerate() {
             let Some(o) = outcomes.next() else {
                 // Not answered: the server stopped before it (e.g. the message was cut).
@@ -2048,6 +2092,7 @@ impl StreamParser for TdsParser {
     fn mem_usage(&self) -> usize {
         self.tokens.heap()
             + self.req.as_ref().map_or(0, |r| r.buf.capacity())
+            + self.spare_buf.capacity()
             + self.resp.raw.capacity()
             + self.prepared.heap()
             + self.declarations.heap()
@@ -2062,31 +2107,5 @@ impl StreamParser for TdsParser {
                         + m.pending.heap
                 })
                 .sum::<usize>()
-    }
-}
-
-/// Is parameter `index` (0-based; `name` as sent, possibly empty) of a direct call to procedure
-/// `proc_lower` a password? Named parameters whose name says so (`@passwd`, `@rmtpassword`,
-/// `@pwd`…), and the positional password arguments of the system procedures that take one
-/// (SQL Server docs: sp_addlogin [@loginame], [@passwd], …; sp_password [@old], [@new],
-/// [@loginame]; sp_addlinkedsrvlogin …, [@rmtpassword] 5th; sp_setapprole [@rolename],
-/// [@password]).
-fn secret_rpc_param(proc_lower: &str, index: usize, name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    if n.contains("passw") || n.contains("pwd") {
-        return true;
-    }
-    let proc = proc_lower.rsplit('.').next().unwrap_or(proc_lower);
-    if proc == "sp_password" && (n == "@old" || n == "@new") {
-        return true;
-    }
-    if !n.is_empty() {
-        return false;
-    }
-    match proc {
-        "sp_addlogin" | "sp_setapprole" => index == 1,
-        "sp_password" => index <= 1,
-        "sp_addlinkedsrvlogin" => index == 4,
-        _ => false,
     }
 }

@@ -4,7 +4,9 @@
 use dbtap_core::{Param, ParamValue};
 use encoding_rs::Encoding;
 
-use crate::types::{read_type_info, read_value, ty, type_name, Ctx, Stop, TypeInfo};
+use crate::types::{
+    read_type_info, read_value, skip_value, ty, type_name, Ctx, Form, Stop, TypeInfo,
+};
 use crate::wire::{utf16, Reader};
 
 /// Header types inside ALL_HEADERS.
@@ -102,8 +104,11 @@ pub struct RpcParam {
 pub struct Rpc {
     /// Procedure name (well-known ids mapped to their names, others `proc_id_N`).
     pub procedure: String,
-    /// Parameters in order (bounded).
+    /// Parameters read and decoded, in order (bounded): all of them, or (when decoding the bind
+    /// values is deferred) those before the first bind value.
     pub params: Vec<RpcParam>,
+    /// The bind values after `params`, stepped over and kept as wire bytes.
+    pub deferred: Option<SteppedOver>,
     /// Parameters dropped at the limit.
     pub params_dropped: u64,
     /// Parameter data could not be decoded from some parameter on (unsupported type such as a
@@ -111,9 +116,60 @@ pub struct Rpc {
     pub undecodable: bool,
 }
 
+/// Parameters of an RPC stepped over, not decoded: where they are in the message and what the
+/// request needs to know of them now.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SteppedOver {
+    /// Their bytes in the message (after ALL_HEADERS).
+    pub range: std::ops::Range<usize>,
+    /// How many (all readable; the bound on parameters applied).
+    pub count: usize,
+    /// Some of them were sent without a name (positionally).
+    pub unnamed: bool,
+    /// How many carry Always Encrypted cipher text.
+    pub encrypted: usize,
+}
+
+/// Where the statement, the `@params` declarations and the first bind value sit among the
+/// parameters of the well-known procedures that carry a statement (by position, as the SQL
+/// Server documentation gives their signatures); `usize::MAX` when no bind values follow.
+pub fn statement_signature(proc_lower: &str) -> Option<(usize, Option<usize>, usize)> {
+    Some(match proc_lower {
+        "sp_executesql" => (0, Some(1), 2),
+        "sp_prepare" => (2, Some(1), usize::MAX),
+        "sp_prepexec" => (2, Some(1), 3),
+        "sp_cursoropen" => (1, Some(5), 6),
+        "sp_cursorprepare" => (2, Some(1), usize::MAX),
+        "sp_cursorprepexec" => (3, Some(2), 7),
+        _ => return None,
+    })
+}
+
+/// Position of the first bind value of a call to `proc_lower` (`usize::MAX`: none): after the
+/// statement and declarations of [`statement_signature`], after the handle of `sp_execute`
+/// (and the handle and options of `sp_cursorexecute`); a direct procedure call's parameters
+/// are all values. The parameters before it are decoded at once: the parser needs them.
+pub fn first_bind_value(proc_lower: &str) -> usize {
+    if let Some((_, _, first)) = statement_signature(proc_lower) {
+        return first;
+    }
+    match proc_lower {
+        "sp_execute" => EXECUTE_HANDLE_PARAMS,
+        "sp_cursorexecute" => CURSOREXECUTE_LEADING_PARAMS,
+        "sp_unprepare" | "sp_cursorunprepare" => usize::MAX,
+        _ => 0,
+    }
+}
+
+/// `sp_execute handle, values…`.
+pub const EXECUTE_HANDLE_PARAMS: usize = 1;
+/// `sp_cursorexecute handle, cursor OUTPUT, scrollopt, ccopt, rowcount, values…`.
+pub const CURSOREXECUTE_LEADING_PARAMS: usize = 5;
+
 /// Parse an RPC request message (after ALL_HEADERS): one or more RPCs separated by a batch
 /// flag (0x80 in TDS 7.1, 0xFF in TDS 7.2+; 0xFE NoExec in 7.2+). Stops at the first RPC it
-/// cannot read; what was read is returned.
+/// cannot read; what was read is returned. With `defer`, each RPC's bind values (from
+/// [`first_bind_value`] on) are stepped over and left in [`Rpc::deferred`] instead of decoded.
 pub fn parse_rpcs(
     d: &[u8],
     max_rpcs: usize,
@@ -121,11 +177,17 @@ pub fn parse_rpcs(
     max_param_len: usize,
     tds72: bool,
     enc: &'static Encoding,
+    defer: bool,
 ) -> Vec<Rpc> {
     let mut r = Reader::new(d);
     let mut out = Vec::new();
+    let p = ParamReading {
+        max_param_len,
+        tds72,
+        enc,
+    };
     while r.remaining() > 0 && out.len() < max_rpcs {
-        let Some(rpc) = parse_one(&mut r, max_params, max_param_len, tds72, enc) else {
+        let Some(rpc) = parse_one(&mut r, max_params, &p, defer) else {
             break;
         };
         let stop = rpc.undecodable;
@@ -143,13 +205,16 @@ pub fn parse_rpcs(
     out
 }
 
-fn parse_one(
-    r: &mut Reader<'_>,
-    max_params: usize,
+/// How a request's parameter values are read: the same when they are decoded at once and
+/// when deferred values are decoded later.
+#[derive(Debug, Clone, Copy)]
+struct ParamReading {
     max_param_len: usize,
     tds72: bool,
     enc: &'static Encoding,
-) -> Option<Rpc> {
+}
+
+fn parse_one(r: &mut Reader<'_>, max_params: usize, p: &ParamReading, defer: bool) -> Option<Rpc> {
     let name_len = r.u16le()?;
     let procedure = if name_len == 0xFFFF {
         let id = r.u16le()?;
@@ -160,58 +225,118 @@ fn parse_one(
         utf16(r.take(name_len as usize * 2)?)
     };
     let _options = r.u16le()?;
+    let defer_from = if defer {
+        first_bind_value(&procedure.to_ascii_lowercase())
+    } else {
+        usize::MAX
+    };
     let mut rpc = Rpc {
         procedure,
         ..Default::default()
     };
+    let mut index = 0usize;
     loop {
         match r.rest().first() {
             None | Some(0x80 | 0xFF | 0xFE) => return Some(rpc),
             Some(_) => {}
         }
         let before = *r;
-        let param = (|| -> Result<RpcParam, Stop> {
-            // ParameterData = ParamMetaData (B_VARCHAR name, StatusFlags, TYPE_INFO or
-            // TVP_TYPE_INFO) ParamLenData [ParamCipherInfo] (MS-TDS 2.2.6.6).
-            let name = r.b_varchar().ok_or(Stop::Incomplete)?;
-            let status = r.u8().ok_or(Stop::Incomplete)?;
-            let param = if r.rest().first() == Some(&ty::TVP) {
-                table_param(r, tds72)?
-            } else if status & F_ENCRYPTED != 0 {
-                encrypted_param(r, max_param_len, tds72)?
-            } else {
-                let ti = read_type_info(r, Ctx::Param, tds72)?;
-                let (value, truncated) = read_value(r, &ti, max_param_len, enc)?;
-                Param {
-                    name: None,
-                    type_name: type_name(&ti),
-                    value,
-                    truncated,
+        let kept = rpc.params.len() + rpc.deferred.as_ref().map_or(0, |d| d.count);
+        if index >= defer_from {
+            match step_over_param(r, p) {
+                Ok(seen) if kept < max_params => {
+                    let d = rpc.deferred.get_or_insert_with(|| SteppedOver {
+                        range: before.pos()..before.pos(),
+                        ..Default::default()
+                    });
+                    d.range.end = r.pos();
+                    d.count += 1;
+                    d.unnamed |= !seen.named;
+                    d.encrypted += usize::from(seen.encrypted);
                 }
-            };
-            Ok(RpcParam {
-                output: status & F_BY_REF_VALUE != 0,
-                param: Param {
-                    name: (!name.is_empty()).then_some(name),
-                    ..param
-                },
-            })
-        })();
-        match param {
-            Ok(p) => {
-                if rpc.params.len() < max_params {
-                    rpc.params.push(p);
-                } else {
-                    rpc.params_dropped += 1;
+                Ok(_) => rpc.params_dropped += 1,
+                Err(_) => {
+                    *r = before;
+                    rpc.undecodable = true;
+                    return Some(rpc);
                 }
             }
-            Err(_) => {
-                *r = before;
-                rpc.undecodable = true;
-                return Some(rpc);
+        } else {
+            match read_param(r, p) {
+                Ok(param) if kept < max_params => rpc.params.push(param),
+                Ok(_) => rpc.params_dropped += 1,
+                Err(_) => {
+                    *r = before;
+                    rpc.undecodable = true;
+                    return Some(rpc);
+                }
             }
         }
+        index += 1;
     }
+}
+
+/// Read and decode one parameter: ParameterData = ParamMetaData (B_VARCHAR name, StatusFlags,
+/// TYPE_INFO or TVP_TYPE_INFO) ParamLenData [ParamCipherInfo] (MS-TDS 2.2.6.6).
+fn read_param(r: &mut Reader<'_>, p: &ParamReading) -> Result<RpcParam, Stop> {
+    let name = r.b_varchar().ok_or(Stop::Incomplete)?;
+    let status = r.u8().ok_or(Stop::Incomplete)?;
+    let param = if r.rest().first() == Some(&ty::TVP) {
+        table_param(r, p.tds72)?
+    } else if status & F_ENCRYPTED != 0 {
+        encrypted_param(r, p.max_param_len, p.tds72)?
+    } else {
+        let ti = read_type_info(r, Ctx::Param, p.tds72)?;
+        let (value, truncated) = read_value(r, &ti, p.max_param_len, p.enc)?;
+        Param {
+            name: None,
+            type_name: type_name(&ti),
+            value,
+            truncated,
+        }
+    };
+    Ok(RpcParam {
+        output: status & F_BY_REF_VALUE != 0,
+        param: Param {
+            name: (!name.is_empty()).then_some(name),
+            ..param
+        },
+    })
+}
+
+/// What stepping over a parameter tells.
+struct Seen {
+    named: bool,
+    encrypted: bool,
+}
+
+/// Step over one parameter without decoding its value: it ends where [`read_param`] would end,
+/// and fails where it would fail. Table-valued, Always Encrypted and sql_variant values (rare,
+/// and their reading can fail inside the value) are read whole.
+fn step_over_param(r: &mut Reader<'_>, p: &ParamReading) -> Result<Seen, Stop> {
+    let start = *r;
+    let name_len = r.u8().ok_or(Stop::Incomplete)?;
+    r.skip(2 * usize::from(name_len)).ok_or(Stop::Incomplete)?;
+    let named = name_len > 0;
+    let status = r.u8().ok_or(Stop::Incomplete)?;
+    if status & F_ENCRYPTED != 0 || r.rest().first() == Some(&ty::TVP) {
+        *r = start;
+        let param = read_param(r, p)?;
+        return Ok(Seen {
+            named,
+            encrypted: matches!(param.param.value, ParamValue::Encrypted(_)),
+        });
+    }
+    let ti = read_type_info(r, Ctx::Param, p.tds72)?;
+    if ti.form == Form::Variant {
+        read_value(r, &ti, p.max_param_len, p.enc)?;
+    } else {
+        skip_value(r, &ti)?;
+    }
+    Ok(Seen {
+        named,
+        encrypted: false,
+    })
 }
 
 /// A table-valued parameter (MS-TDS 2.2.5.5.5): its table type and row count; the rows are
@@ -422,6 +547,132 @@ fn char_at(s: &str, i: usize) -> (char, usize) {
     (c, c.len_utf8().max(1))
 }
 
+/// Is parameter `index` (0-based; `name` as sent, possibly empty) of a direct call to procedure
+/// `proc_lower` a password? Named parameters whose name says so (`@passwd`, `@rmtpassword`,
+/// `@pwd`…), and the positional password arguments of the system procedures that take one
+/// (SQL Server docs: sp_addlogin [@loginame], [@passwd], …; sp_password [@old], [@new],
+/// [@loginame]; sp_addlinkedsrvlogin …, [@rmtpassword] 5th; sp_setapprole [@rolename],
+/// [@password]).
+pub fn secret_rpc_param(proc_lower: &str, index: usize, name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    if n.contains("passw") || n.contains("pwd") {
+        return true;
+    }
+    let proc = proc_lower.rsplit('.').next().unwrap_or(proc_lower);
+    if proc == "sp_password" && (n == "@old" || n == "@new") {
+        return true;
+    }
+    if !n.is_empty() {
+        return false;
+    }
+    match proc {
+        "sp_addlogin" | "sp_setapprole" => index == 1,
+        "sp_password" => index <= 1,
+        "sp_addlinkedsrvlogin" => index == 4,
+        _ => false,
+    }
+}
+
+/// The bind values of one RPC, stepped over by the parser and decoded when the record is
+/// written: the same values, names and masking the parser would have produced.
+pub struct RpcValues {
+    /// Values decoded by the parser before the stepped-over ones (normally none).
+    pub leading: Vec<Param>,
+    /// The stepped-over parameters' bytes.
+    pub bytes: Vec<u8>,
+    /// How many parameters `bytes` holds.
+    pub count: usize,
+    reading: ParamReading,
+    /// Names for values sent without one, by position among the values (`@params`).
+    pub declared: std::sync::Arc<[String]>,
+    /// A direct procedure call: its lower-cased name, for [`secret_rpc_param`].
+    pub direct_call: Option<String>,
+    /// More parameters followed that could not be read: an undecodable placeholder ends the
+    /// list.
+    pub undecodable: bool,
+}
+
+impl RpcValues {
+    /// The values of `rpc`'s stepped-over parameters in `body` (the message after ALL_HEADERS
+    /// that [`parse_rpcs`] read), read as it would have read them.
+    pub fn new(
+        body: &[u8],
+        over: &SteppedOver,
+        max_param_len: usize,
+        tds72: bool,
+        enc: &'static Encoding,
+    ) -> Self {
+        RpcValues {
+            leading: Vec::new(),
+            bytes: body.get(over.range.clone()).unwrap_or_default().to_vec(),
+            count: over.count,
+            reading: ParamReading {
+                max_param_len,
+                tds72,
+                enc,
+            },
+            declared: std::sync::Arc::new([]),
+            direct_call: None,
+            undecodable: false,
+        }
+    }
+}
+
+/// Sizes only: the bytes may hold a password that only decoding masks.
+impl std::fmt::Debug for RpcValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcValues")
+            .field("leading", &self.leading.len())
+            .field("bytes", &self.bytes.len())
+            .field("count", &self.count)
+            .field("undecodable", &self.undecodable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl dbtap_core::ParamDecoder for RpcValues {
+    fn decode_into(&self, out: &mut Vec<Param>) {
+        out.reserve(self.leading.len() + self.count + 1);
+        out.extend(self.leading.iter().cloned());
+        let mut r = Reader::new(&self.bytes);
+        for i in 0..self.count {
+            let index = self.leading.len() + i;
+            // The bytes were stepped over parameter by parameter already: reading them again
+            // cannot fail; if it did, the rest would show as undecodable.
+            let Ok(p) = read_param(&mut r, &self.reading) else {
+                out.push(undecodable_param());
+                return;
+            };
+            let mut p = p.param;
+            if let Some(proc_lower) = &self.direct_call {
+                if secret_rpc_param(proc_lower, index, p.name.as_deref().unwrap_or_default()) {
+                    // A password passed to a procedure: its type stays, its value never leaves.
+                    p.value = ParamValue::Text("***".into());
+                    p.truncated = false;
+                }
+            }
+            if p.name.is_none() {
+                p.name = self.declared.get(index).cloned();
+            }
+            out.push(p);
+        }
+        if self.undecodable {
+            out.push(undecodable_param());
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bytes.capacity()
+            + self.leading.capacity() * std::mem::size_of::<Param>()
+            + self
+                .leading
+                .iter()
+                .map(|p| p.value.heap_bytes())
+                .sum::<usize>()
+            + self.direct_call.as_ref().map_or(0, String::capacity)
+    }
+}
+
 /// An undecodable placeholder parameter (records show that more parameters were sent).
 pub fn undecodable_param() -> Param {
     Param {
@@ -435,6 +686,7 @@ pub fn undecodable_param() -> Param {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dbtap_core::DeferredParams;
     use encoding_rs::WINDOWS_1252;
 
     #[test]
@@ -516,7 +768,7 @@ mod tests {
         v.extend_from_slice(&u16s("@P1"));
         v.push(0);
         v.extend_from_slice(&[0x26, 4, 4, 7, 0, 0, 0]);
-        let rpcs = parse_rpcs(&v, 8, 64, 4096, true, WINDOWS_1252);
+        let rpcs = parse_rpcs(&v, 8, 64, 4096, true, WINDOWS_1252, false);
         assert_eq!(rpcs.len(), 1);
         let r = &rpcs[0];
         assert_eq!(r.procedure, "sp_executesql");
@@ -533,7 +785,10 @@ mod tests {
         let mut two = v.clone();
         two.push(0xFF);
         two.extend_from_slice(&v);
-        assert_eq!(parse_rpcs(&two, 8, 64, 4096, true, WINDOWS_1252).len(), 2);
+        assert_eq!(
+            parse_rpcs(&two, 8, 64, 4096, true, WINDOWS_1252, false).len(),
+            2
+        );
     }
 
     #[test]
@@ -542,7 +797,7 @@ mod tests {
         v.extend_from_slice(&u16s("p_test"));
         v.extend_from_slice(&[0, 0]);
         v.extend_from_slice(&[0, 0, 0x01]); // unnamed param, type 0x01: no such type
-        let rpcs = parse_rpcs(&v, 8, 64, 4096, true, WINDOWS_1252);
+        let rpcs = parse_rpcs(&v, 8, 64, 4096, true, WINDOWS_1252, false);
         assert_eq!(rpcs[0].procedure, "p_test");
         assert!(rpcs[0].undecodable);
         assert!(rpcs[0].params.is_empty());
@@ -576,7 +831,7 @@ mod tests {
         p.push(2);
         p.extend_from_slice(&u16s("@n"));
         p.extend_from_slice(&[0, 0x26, 4, 4, 9, 0, 0, 0]);
-        let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, true, WINDOWS_1252);
+        let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, true, WINDOWS_1252, false);
         let r = &rpcs[0];
         assert!(!r.undecodable);
         assert_eq!(r.params.len(), 2);
@@ -625,7 +880,7 @@ mod tests {
             p.push(2);
             p.extend_from_slice(&u16s("@n"));
             p.extend_from_slice(&[0, 0x26, 4, 4, 9, 0, 0, 0]);
-            let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, true, WINDOWS_1252);
+            let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, true, WINDOWS_1252, false);
             let r = &rpcs[0];
             assert!(!r.undecodable, "algo {algo}");
             let e = &r.params[0].param;
@@ -645,9 +900,151 @@ mod tests {
             4096,
             true,
             WINDOWS_1252,
+            false,
         );
         assert!(rpcs[0].undecodable);
         assert!(rpcs[0].params.is_empty());
+    }
+
+    /// `d` parsed with the bind values stepped over, then decoded as the record stage does:
+    /// per RPC, the parameters read at once and the deferred ones decoded (names and masking
+    /// are the parser's, not applied here).
+    fn deferred_then_decoded(d: &[u8]) -> Vec<(Vec<Param>, bool)> {
+        parse_rpcs(d, 8, 64, 4096, true, WINDOWS_1252, true)
+            .into_iter()
+            .map(|rpc| {
+                let mut all: Vec<Param> = rpc.params.into_iter().map(|p| p.param).collect();
+                if let Some(over) = &rpc.deferred {
+                    let mut v = RpcValues::new(d, over, 4096, true, WINDOWS_1252);
+                    v.undecodable = rpc.undecodable;
+                    dbtap_core::ParamDecoder::decode_into(&v, &mut all);
+                } else if rpc.undecodable {
+                    all.push(undecodable_param());
+                }
+                (all, rpc.undecodable)
+            })
+            .collect()
+    }
+
+    fn decoded_at_once(d: &[u8]) -> Vec<(Vec<Param>, bool)> {
+        parse_rpcs(d, 8, 64, 4096, true, WINDOWS_1252, false)
+            .into_iter()
+            .map(|rpc| {
+                let mut all: Vec<Param> = rpc.params.into_iter().map(|p| p.param).collect();
+                if rpc.undecodable {
+                    all.push(undecodable_param());
+                }
+                (all, rpc.undecodable)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bind_values_stepped_over_decode_later_to_what_reading_them_at_once_gives() {
+        // sp_executesql (values from the third parameter on), a direct call (all values), a
+        // table-valued parameter, Always Encrypted values, an unknown type, and each of them
+        // cut at every length: the same values, and undecodable at the same place.
+        let mut exec = vec![0xFF, 0xFF, 10, 0, 0, 0];
+        for (name, text) in [
+            ("@stmt", "select @P1, @P2"),
+            ("@params", "@P1 int, @P2 nvarchar(9)"),
+        ] {
+            exec.push(name.len() as u8);
+            exec.extend_from_slice(&u16s(name));
+            exec.push(0);
+            exec.extend_from_slice(&[0xE7, 0x40, 0x1F, 0x09, 0x04, 0xD0, 0x00, 0x34]);
+            exec.extend_from_slice(&(text.len() as u16 * 2).to_le_bytes());
+            exec.extend_from_slice(&u16s(text));
+        }
+        exec.extend_from_slice(&[3]);
+        exec.extend_from_slice(&u16s("@P1"));
+        exec.extend_from_slice(&[0, 0x26, 4, 4, 7, 0, 0, 0]);
+        exec.extend_from_slice(&[0, 0]); // unnamed: @P2 by position
+        exec.extend_from_slice(&[0xE7, 0x12, 0x00, 0x09, 0x04, 0xD0, 0x00, 0x34, 4, 0]);
+        exec.extend_from_slice(&u16s("患者"));
+        let mut tvp = vec![4];
+        tvp.extend_from_slice(&u16s("@ids"));
+        tvp.push(0);
+        tvp.extend_from_slice(&[0xF3, 0, 3]);
+        tvp.extend_from_slice(&u16s("dbo"));
+        tvp.push(6);
+        tvp.extend_from_slice(&u16s("IdList"));
+        tvp.extend_from_slice(&[1, 0, 0, 0, 0, 0, 1, 0, 0x26, 4, 0, 0x00]);
+        tvp.extend_from_slice(&[0x01, 4, 5, 0, 0, 0, 0x00]);
+        let unknown = [0, 0, 0x01];
+        // sql_variant (MS-TDS 2.2.5.5.4) whose body claims 5 property bytes and has none: the
+        // length steps over it, reading it fails.
+        let bad_variant = [0, 0, 0x62, 0x10, 0x1F, 0, 0, 2, 0, 0, 0, 0x38, 5];
+        let mut cases = vec![exec.clone()];
+        cases.push(named_rpc(&tvp));
+        cases.push(named_rpc(&encrypted(2)));
+        cases.push(named_rpc(
+            &[&encrypted(0)[..], &tvp[..], &unknown[..]].concat(),
+        ));
+        cases.push(named_rpc(&[&tvp[..], &bad_variant[..], &tvp[..]].concat()));
+        let mut two = exec.clone();
+        two.push(0xFF);
+        two.extend_from_slice(&named_rpc(&tvp));
+        cases.push(two);
+        for case in &cases {
+            for cut in 0..=case.len() {
+                let d = &case[..cut];
+                assert_eq!(
+                    deferred_then_decoded(d),
+                    decoded_at_once(d),
+                    "{case:02x?} cut at {cut}"
+                );
+            }
+        }
+        // The direct call's values are all stepped over; sp_executesql's from the third on.
+        let rpcs = parse_rpcs(&exec, 8, 64, 4096, true, WINDOWS_1252, true);
+        assert_eq!(rpcs[0].params.len(), 2);
+        let over = rpcs[0].deferred.as_ref().unwrap();
+        assert_eq!((over.count, over.unnamed, over.encrypted), (2, true, 0));
+        let rpcs = parse_rpcs(
+            &named_rpc(&encrypted(2)),
+            8,
+            64,
+            4096,
+            true,
+            WINDOWS_1252,
+            true,
+        );
+        assert!(rpcs[0].params.is_empty());
+        assert_eq!(rpcs[0].deferred.as_ref().map(|d| d.encrypted), Some(1));
+    }
+
+    #[test]
+    fn deferred_values_are_bounded_like_decoded_ones_and_never_shown_raw() {
+        // Five direct-call values with room for three: three kept, two counted as dropped.
+        let mut p = Vec::new();
+        for v in 1..=5u8 {
+            p.extend_from_slice(&[0, 0, 0x26, 4, 4, v, 0, 0, 0]);
+        }
+        let d = named_rpc(&p);
+        let rpc = &parse_rpcs(&d, 8, 3, 4096, true, WINDOWS_1252, true)[0];
+        let over = rpc.deferred.as_ref().unwrap();
+        assert_eq!((over.count, rpc.params_dropped), (3, 2));
+        let mut v = RpcValues::new(&d, over, 4096, true, WINDOWS_1252);
+        v.direct_call = Some("p_test".into());
+        let values = DeferredParams::new(v);
+        let got: Vec<ParamValue> = values.decode().into_iter().map(|p| p.value).collect();
+        assert_eq!(
+            got,
+            [ParamValue::Int(1), ParamValue::Int(2), ParamValue::Int(3)]
+        );
+        // A password passed by name is masked when decoded; its bytes never show in Debug.
+        let mut pw = vec![7];
+        pw.extend_from_slice(&u16s("@passwd"));
+        pw.extend_from_slice(&[0, 0xE7, 0x12, 0x00, 0x09, 0x04, 0xD0, 0x00, 0x34, 4, 0]);
+        pw.extend_from_slice(&u16s("pw"));
+        let d = named_rpc(&pw);
+        let rpc = &parse_rpcs(&d, 8, 64, 4096, true, WINDOWS_1252, true)[0];
+        let mut v = RpcValues::new(&d, rpc.deferred.as_ref().unwrap(), 4096, true, WINDOWS_1252);
+        v.direct_call = Some("p_test".into());
+        assert!(!format!("{v:?}").contains("112, 0, 119"), "{v:?}");
+        let values = DeferredParams::new(v);
+        assert_eq!(values.decode()[0].value, ParamValue::Text("***".into()));
     }
 
     /// The same reading, char by char and without shortcuts: the oracle of the property below.

@@ -563,11 +563,11 @@ impl TokenStream {
                             Err(Stop::Bad) => return Ok(Err(Stop::Bad)),
                         }
                         if need(r.u8())? == 0 {
-                            need(r.b_varchar())?;
+                            need(r.skip_b_varchar())?;
                         }
                         need(r.skip(2))?;
                     }
-                    need(r.b_varchar())?;
+                    need(r.skip_b_varchar())?;
                     Ok(Ok((ti.form, encrypted)))
                 })();
                 match res {
@@ -958,7 +958,7 @@ impl TokenStream {
                     Err(Stop::Incomplete) => return Err(()),
                     Err(Stop::Bad) => return Ok(Err("unknown_column_type")),
                 };
-                need(r.b_varchar())?;
+                need(r.skip_b_varchar())?;
                 forms.push(ti.form);
             }
             Ok(Ok((id, forms)))
@@ -1101,7 +1101,7 @@ fn classification(d: &[u8], version: u8) -> Classified {
             }
             for _ in 0..n {
                 list.push(need(r.b_varchar())?);
-                need(r.b_varchar())?; // the id: for information protection systems
+                need(r.skip_b_varchar())?; // the id: for information protection systems
             }
         }
         if version >= 2 {

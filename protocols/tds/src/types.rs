@@ -140,10 +140,10 @@ fn skip_bulk_table_name(r: &mut Reader<'_>, tds72: bool) -> Parsed<()> {
     if tds72 && second != 0 {
         let parts = need(r.u8())?;
         for _ in 0..parts {
-            need(r.us_varchar())?;
+            need(r.skip_us_varchar())?;
         }
     } else {
-        need(r.us_varchar())?;
+        need(r.skip_us_varchar())?;
     }
     Ok(())
 }
@@ -211,11 +211,11 @@ pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds72: bool) -> Parsed<TypeI
                 Ctx::Column if tds72 => {
                     let parts = need(r.u8())?;
                     for _ in 0..parts {
-                        need(r.us_varchar())?;
+                        need(r.skip_us_varchar())?;
                     }
                 }
                 Ctx::Column => {
-                    need(r.us_varchar())?;
+                    need(r.skip_us_varchar())?;
                 }
                 Ctx::BulkColumn => skip_bulk_table_name(r, tds72)?,
                 Ctx::Param => {}
@@ -228,9 +228,9 @@ pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds72: bool) -> Parsed<TypeI
         }
         ty::XML => {
             if need(r.u8())? == 1 {
-                need(r.b_varchar())?;
-                need(r.b_varchar())?;
-                need(r.us_varchar())?;
+                need(r.skip_b_varchar())?;
+                need(r.skip_b_varchar())?;
+                need(r.skip_us_varchar())?;
             }
             ti.form = Form::Plp;
         }
@@ -238,11 +238,11 @@ pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds72: bool) -> Parsed<TypeI
             if ctx != Ctx::Param {
                 ti.max_len = need(r.u16le())? as u32;
             }
-            need(r.b_varchar())?;
-            need(r.b_varchar())?;
-            need(r.b_varchar())?;
+            need(r.skip_b_varchar())?;
+            need(r.skip_b_varchar())?;
+            need(r.skip_b_varchar())?;
             if ctx != Ctx::Param {
-                need(r.us_varchar())?;
+                need(r.skip_us_varchar())?;
             }
             ti.form = Form::Plp;
         }

@@ -75,6 +75,17 @@ impl<'a> Reader<'a> {
         let n = self.u16le()? as usize;
         self.take(n * 2).map(utf16)
     }
+    /// Step over a B_VARCHAR whose text is not needed (a column name, a table name part): the
+    /// text is never decoded.
+    pub fn skip_b_varchar(&mut self) -> Option<()> {
+        let n = self.u8()? as usize;
+        self.skip(n * 2)
+    }
+    /// Step over a US_VARCHAR whose text is not needed.
+    pub fn skip_us_varchar(&mut self) -> Option<()> {
+        let n = self.u16le()? as usize;
+        self.skip(n * 2)
+    }
     /// B_VARBYTE: a one-byte length, then bytes.
     pub fn b_varbyte(&mut self) -> Option<&'a [u8]> {
         let n = self.u8()? as usize;
@@ -96,8 +107,21 @@ fn ascii_utf16(bytes: &[u8]) -> Option<String> {
     /// 0x7f in each lane: added to a unit of 0..=0x7f, it sets bit 7 unless the unit is 0.
     const ADD_7F: u64 = 0x007f_007f_007f_007f;
     const BIT_7: u64 = 0x0080_0080_0080_0080;
+    /// Up to this many bytes (parameter and column names, most ENVCHANGE values), one pass
+    /// that checks and appends a unit at a time costs less than setting up the two below.
+    const SHORT: usize = 64;
     if !bytes.len().is_multiple_of(2) {
         return None;
+    }
+    if bytes.len() <= SHORT {
+        let mut s = String::with_capacity(bytes.len() / 2);
+        for unit in bytes.chunks_exact(2) {
+            match *unit {
+                [lo @ 1..=0x7f, 0] => s.push(char::from(lo)),
+                _ => return None,
+            }
+        }
+        return Some(s);
     }
     // Two passes without an early exit or a per-unit branch, which the compiler turns into wide
     // vector operations: the check (a lane over 0x7f, or a NUL lane, leaves a bit in `bad`; a

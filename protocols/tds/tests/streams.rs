@@ -116,7 +116,7 @@ fn full_session_record_by_record() {
     assert!(attr(q, "param_declarations")
         .unwrap()
         .starts_with("@tiny tinyint,@small smallint"));
-    let params = q.params.as_ref().unwrap();
+    let params = q.decoded_params().unwrap();
     let expect = synth::every_param();
     assert_eq!(params.len(), expect.len());
     for (p, (name, _, ty, val)) in params.iter().zip(&expect) {
@@ -144,7 +144,7 @@ fn full_session_record_by_record() {
         q.sql.as_deref(),
         Some("SELECT name FROM dbo.patient WHERE id = @P0")
     );
-    assert_eq!(q.params.as_ref().unwrap()[0].value, ParamValue::Int(1001));
+    assert_eq!(q.decoded_params().unwrap()[0].value, ParamValue::Int(1001));
     assert_eq!(r.as_ref().unwrap().stmt_id, Some(7));
     // Two sp_execute in one message: one record each, with the prepared text and own values.
     for (k, v) in [(6, 1002), (7, 1003)] {
@@ -157,8 +157,8 @@ fn full_session_record_by_record() {
         assert_eq!(q.stmt_id, Some(7));
         // Sent without a ParamName: named by the declaration sp_prepexec gave the handle.
         assert_eq!(
-            q.params.as_ref().unwrap(),
-            &vec![dbtap_core::Param {
+            q.decoded_params().unwrap(),
+            vec![dbtap_core::Param {
                 name: Some("@P0".into()),
                 type_name: "int".into(),
                 value: ParamValue::Int(v),
@@ -176,7 +176,7 @@ fn full_session_record_by_record() {
     let (q, r) = &recs[9];
     assert_eq!(q.procedure.as_deref(), Some("dbo.usp_discharge"));
     assert_eq!(
-        q.params.as_ref().unwrap()[0].value,
+        q.decoded_params().unwrap()[0].value,
         ParamValue::Text("P-0042".into())
     );
     assert_eq!(
@@ -279,7 +279,7 @@ fn small_limits_cut_and_flag() {
         q.completeness,
         dbtap_core::Completeness::Truncated { .. }
     ));
-    let p = &recs[4].0.params.as_ref().unwrap();
+    let p = &recs[4].0.decoded_params().unwrap();
     let nvc = p.iter().find(|p| p.type_name == "nvarchar").unwrap();
     assert_eq!(nvc.value, ParamValue::Text("患者".into()));
     assert!(nvc.truncated);
@@ -532,8 +532,7 @@ fn passwords_passed_to_system_procedures_are_not_recorded() {
     let values = |i: usize| -> Vec<ParamValue> {
         rpcs[i]
             .0
-            .params
-            .as_ref()
+            .decoded_params()
             .unwrap()
             .iter()
             .map(|p| p.value.clone())
@@ -543,8 +542,17 @@ fn passwords_passed_to_system_procedures_are_not_recorded() {
     assert_eq!(values(0), [text("bob"), text("***"), text("emr")]);
     assert_eq!(values(1), [text("LIS"), text("***")]);
     assert_eq!(values(2), [text("P-0042")]);
+    // Neither in the events nor in the values decoded from them.
     let all = format!("{ev:?}");
     assert!(!all.contains("S3cret-pw") && !all.contains("Link-pw"));
+    let decoded = format!(
+        "{:?}",
+        rpcs.iter()
+            .map(|r| r.0.decoded_params())
+            .collect::<Vec<_>>()
+    );
+    assert!(decoded.contains("***"));
+    assert!(!decoded.contains("S3cret-pw") && !decoded.contains("Link-pw"));
 }
 
 #[test]
@@ -554,8 +562,7 @@ fn rpc_parameter_names_and_table_valued_parameters() {
     let names = |i: usize| -> Vec<Option<String>> {
         recs[i]
             .0
-            .params
-            .as_ref()
+            .decoded_params()
             .unwrap()
             .iter()
             .map(|p| p.name.clone())
@@ -570,7 +577,7 @@ fn rpc_parameter_names_and_table_valued_parameters() {
     // Sent positionally: named by the @params declaration, in order.
     assert_eq!(names(2), [Some("@P1".into()), Some("@P2".into())]);
     // The TVP: one parameter with its table type and row count; the next one still decoded.
-    let ps = recs[3].0.params.as_ref().unwrap();
+    let ps = recs[3].0.decoded_params().unwrap();
     assert_eq!(
         recs[3].0.procedure.as_deref(),
         Some("dbo.usp_transfer_patients")
@@ -610,7 +617,7 @@ fn enclave_packages_and_encrypted_result_columns() {
         Some("SELECT name FROM dbo.patient_secure WHERE ssn LIKE @pattern")
     );
     assert_eq!(attr(q, "enclave_package_bytes"), Some("48"));
-    let ps = q.params.as_ref().unwrap();
+    let ps = q.decoded_params().unwrap();
     assert_eq!(ps.len(), 1);
     assert_eq!(ps[0].name.as_deref(), Some("@pattern"));
     assert!(matches!(&ps[0].value, ParamValue::Encrypted(b) if b.len() == 65));
@@ -635,7 +642,7 @@ fn always_encrypted_parameters_and_data_classification() {
     let recs = records(&ev);
     assert_eq!(recs.len(), 3);
     let (q, r) = &recs[1];
-    let ps = q.params.as_ref().unwrap();
+    let ps = q.decoded_params().unwrap();
     assert_eq!(ps[0].value, ParamValue::Text("Ann Lee".into()));
     assert_eq!(ps[1].name.as_deref(), Some("@ssn"));
     assert_eq!(ps[1].type_name, "char");
