@@ -145,12 +145,13 @@ struct Outcome {
 /// The request waiting for its response.
 #[derive(Debug)]
 struct Pending {
-    req: Request,
+    /// Boxed from the start: it leaves as the event's box, never copied again.
+    req: Box<Request>,
     kind: Kind,
     state: RState,
     effect: Effect,
-    /// Result so far (summed over results).
-    resp: Response,
+    /// Result so far (summed over results); boxed as `req` is.
+    resp: Box<Response>,
     /// Per-result outcomes, kept when the text has several statements.
     results: Vec<Outcome>,
     /// Split statements (byte ranges in `req.sql`), when more than one.
@@ -365,7 +366,7 @@ impl MysqlParser {
         self.server_needs_request = false;
         let charge = std::mem::size_of::<Pending>() + req.heap_bytes();
         let p = Box::new(Pending {
-            req,
+            req: Box::new(req),
             kind,
             state: if kind == Kind::Fetch {
                 RState::Rows
@@ -373,7 +374,7 @@ impl MysqlParser {
                 RState::First
             },
             effect: Effect::None,
-            resp: Response::default(),
+            resp: Box::default(),
             results: Vec::new(),
             split: None,
             cur: Outcome::default(),
@@ -435,7 +436,7 @@ impl MysqlParser {
                 let mut p = *p;
                 self.finish_text_cut(&mut p);
                 p.req.tx = self.next_tx();
-                out.push(DbEvent::Request(Box::new(p.req)));
+                out.push(DbEvent::Request(p.req));
             }
             None => self.flush_pending(out),
         }
@@ -473,7 +474,7 @@ impl MysqlParser {
             let kept = p.resp.bytes + p.cur.bytes;
             p.cur.status = Status::Ok;
             self.push_outcome(&mut p);
-            let mut resp = std::mem::take(&mut p.resp);
+            let mut resp = std::mem::take(&mut *p.resp);
             resp.completeness = resp.completeness.merge(match lost {
                 Some(lost_bytes) => Completeness::Partial { lost_bytes },
                 None => Completeness::Truncated {
@@ -483,11 +484,11 @@ impl MysqlParser {
             });
             p.req.tx = self.next_tx();
             resp.tx = p.req.tx;
-            out.push(DbEvent::Request(Box::new(p.req)));
+            out.push(DbEvent::Request(p.req));
             out.push(DbEvent::Response(Box::new(resp)));
         } else {
             p.req.tx = self.next_tx();
-            out.push(DbEvent::Request(Box::new(p.req)));
+            out.push(DbEvent::Request(p.req));
         }
     }
 

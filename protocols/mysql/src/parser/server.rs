@@ -758,8 +758,8 @@ impl MysqlParser {
             let tx = self.next_tx();
             p.req.tx = tx;
             p.resp.tx = tx;
-            out.push(DbEvent::Request(Box::new(p.req)));
-            out.push(DbEvent::Response(Box::new(p.resp)));
+            out.push(DbEvent::Request(p.req));
+            out.push(DbEvent::Response(p.resp));
         }
         if let Some(s) = session {
             if let Some(l) = login_charset {
