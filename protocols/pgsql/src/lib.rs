@@ -17,6 +17,7 @@
 //! BackendKeyData and CancelRequest) are never read into any event.
 #![forbid(unsafe_code)]
 
+pub mod bind_values;
 pub mod charset;
 pub mod codes;
 pub mod frame;

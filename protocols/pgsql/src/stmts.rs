@@ -31,7 +31,8 @@ pub struct Stmt {
     /// The text was cut at a limit.
     pub cut: bool,
     /// Parameter type OIDs declared by Parse (0 = unspecified), bounded by `max_params`.
-    pub oids: Vec<u32>,
+    /// Shared with the deferred values of the Binds that use it.
+    pub oids: std::sync::Arc<[u32]>,
     used: u64,
 }
 
@@ -41,13 +42,13 @@ impl Stmt {
         Stmt {
             sql,
             cut,
-            oids,
+            oids: oids.into(),
             used: 0,
         }
     }
 
     fn heap(&self) -> usize {
-        self.sql.as_ref().map_or(0, |s| s.len()) + self.oids.capacity() * 4
+        self.sql.as_ref().map_or(0, |s| s.len()) + self.oids.len() * 4
     }
 }
 

@@ -389,8 +389,8 @@ fn extended_protocol_from_a_jdbc_like_client() {
     );
     let (q, r) = &p[2];
     assert_eq!(
-        q.params.as_ref().unwrap(),
-        &vec![dbtap_core::Param {
+        q.decoded_params().unwrap(),
+        vec![dbtap_core::Param {
             name: None,
             type_name: "int4".into(),
             value: ParamValue::Int(1),
@@ -447,7 +447,7 @@ fn pipelined_extended_batches() {
     // query count); the second execution is a Bind of the prepared statement with no text on
     // the wire, recorded here with the prepared text and its own bound value.
     let p = pairs(&run("ndpi_extended_0"));
-    let params = |i: usize| p[i].0.params.clone().unwrap();
+    let params = |i: usize| p[i].0.decoded_params().unwrap();
     assert_eq!(
         params(4),
         vec![dbtap_core::Param {

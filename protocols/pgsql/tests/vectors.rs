@@ -606,8 +606,8 @@ fn binary_binds_of_every_decoded_type() {
     );
     let t = |s: &str| ParamValue::Text(s.into());
     assert_eq!(
-        p[1].0.params.as_ref().unwrap(),
-        &vec![
+        p[1].0.decoded_params().unwrap(),
+        vec![
             prm("bool", ParamValue::Bool(true)),
             prm("int2", ParamValue::Int(-2)),
             prm("int4", ParamValue::Int(123_456)),
@@ -681,8 +681,8 @@ fn text_binds_with_unspecified_types() {
     ]));
     let p = pairs(&ev);
     assert_eq!(
-        p[1].0.params.as_ref().unwrap(),
-        &vec![
+        p[1].0.decoded_params().unwrap(),
+        vec![
             prm("int4", ParamValue::Int(42)),
             prm("unknown", ParamValue::Text("O'Brien".into())),
             prm(
@@ -765,8 +765,8 @@ fn prepare_then_execute_later_then_close() {
         ]
     );
     assert_eq!(
-        p[2].0.params.as_ref().unwrap(),
-        &vec![prm("int4", ParamValue::Int(7))]
+        p[2].0.decoded_params().unwrap(),
+        vec![prm("int4", ParamValue::Int(7))]
     );
 }
 
@@ -918,8 +918,8 @@ fn error_in_a_pipeline_skips_to_sync() {
     );
     // The failed text value is still recorded as sent.
     assert_eq!(
-        p[1].0.params.as_ref().unwrap(),
-        &vec![prm("int4", ParamValue::Text("abc".into()))]
+        p[1].0.decoded_params().unwrap(),
+        vec![prm("int4", ParamValue::Text("abc".into()))]
     );
 }
 
@@ -1044,8 +1044,8 @@ fn function_call() {
     );
     let p = pairs(&ev);
     assert_eq!(
-        p[1].0.params.as_ref().unwrap(),
-        &vec![prm("unknown", ParamValue::Text("5".into()))]
+        p[1].0.decoded_params().unwrap(),
+        vec![prm("unknown", ParamValue::Text("5".into()))]
     );
 }
 
@@ -1651,10 +1651,10 @@ fn bind_with_more_values_than_kept() {
         limits,
     );
     let p = pairs(&ev);
-    let params = p[1].0.params.as_ref().unwrap();
+    let params = p[1].0.decoded_params().unwrap();
     assert_eq!(
         params,
-        &vec![
+        vec![
             Param {
                 name: None,
                 type_name: "text".into(),
@@ -1714,8 +1714,8 @@ fn midstream_execute_of_an_unseen_statement() {
     assert_eq!(q.sql, None);
     assert_eq!(q.completeness, Completeness::Partial { lost_bytes: 0 });
     assert_eq!(
-        q.params.as_ref().unwrap(),
-        &vec![prm("unknown", ParamValue::Bytes(vec![0, 0, 0, 7]))]
+        q.decoded_params().unwrap(),
+        vec![prm("unknown", ParamValue::Bytes(vec![0, 0, 0, 7]))]
     );
     assert_eq!(q.attributes, vec![("statement".into(), "S_3".to_string())]);
     assert_eq!(r.as_ref().unwrap().rows, Some(1));

@@ -2,15 +2,18 @@
 //! COPY data, FunctionCall, Terminate.
 
 use super::*;
-use dbtap_core::{Abandon, Completeness, Cx, DbEvent, Direction, Login, Op, Param, Timestamp};
+use dbtap_core::{
+    Abandon, Completeness, Cx, DbEvent, DeferredParams, Direction, Login, Op, Param, Timestamp,
+};
+use std::sync::Arc;
 
+use crate::bind_values::{decode_values, step_over_values, BindValues};
 use crate::charset;
 use crate::codes::{fe, startup};
 use crate::frame::{Header, StartupHeader, HEADER_LEN, STARTUP_HEADER_LEN};
 use crate::messages;
 use crate::stmts::Stmt;
 use crate::tls;
-use crate::types;
 use crate::wire::Reader;
 
 /// Bytes of a PasswordMessage / SASL message read at most: enough for the SASL mechanism
@@ -696,26 +699,28 @@ impl PgParser {
             });
         }
         let charset = self.charset;
-        let (params, complete, sql, stmt_cut, known) = match self.stmts.get(head.statement) {
+        // The values are stepped over here and decoded when the record is written, on the
+        // record stage's thread (see `dbtap_core::ParamDecoder`).
+        let (complete, used) = step_over_values(&head, limits);
+        let (oids, sql, stmt_cut, known) = match self.stmts.get(head.statement) {
             Some(s) => {
-                let (params, complete) = Self::decode_params(charset, &head, &s.oids, limits);
                 // The merged Parse operation holds the text already.
                 let sql = if parse_op.is_none() {
                     s.sql.clone()
                 } else {
                     None
                 };
-                (params, complete, sql, s.cut, true)
+                (s.oids.clone(), sql, s.cut, true)
             }
             None => {
                 out.push(DbEvent::Anomaly {
                     dir: Direction::ToServer,
                     kind: anomaly::UNKNOWN_STATEMENT,
                 });
-                let (params, complete) = Self::decode_params(charset, &head, &[], limits);
-                (params, complete, None, false, false)
+                (Arc::from([]), None, false, false)
             }
         };
+        let params = DeferredParams::new(BindValues::new(charset, &head, used, oids, limits));
         let mut attrs = Vec::new();
         if !head.statement.is_empty() {
             attrs.push(("statement".into(), self.charset.decode(head.statement)));
@@ -743,7 +748,7 @@ impl PgParser {
                     op.kind = Kind::Execute;
                     op.req.op = Some(Op::EXECUTE);
                     op.req.bytes += h.total() as u64;
-                    op.req.params = Some(params);
+                    op.req.deferred_params = Some(params);
                     op.req.attributes = attrs;
                     op.req.completeness = op.req.completeness.merge(completeness);
                     // ParseComplete may have arrived already (Parse, Flush, then Bind): the
@@ -758,7 +763,7 @@ impl PgParser {
             None => {
                 let mut req = Self::request(ts, Op::EXECUTE, h.total());
                 req.sql = sql;
-                req.params = Some(params);
+                req.deferred_params = Some(params);
                 req.attributes = attrs;
                 req.completeness = completeness;
                 if stmt_cut {
@@ -785,47 +790,8 @@ impl PgParser {
         oids: &[u32],
         limits: &dbtap_core::Limits,
     ) -> (Vec<Param>, bool) {
-        let bounds = types::Bounds {
-            max_len: limits.max_param_len,
-            max_elements: limits.max_params,
-        };
-        let n = head.nparams.min(limits.max_params);
-        let mut params = Vec::with_capacity(n);
-        let mut r = Reader::new(head.values);
-        for i in 0..n {
-            let oid = oids.get(i).copied().unwrap_or(types::oid::UNSPECIFIED);
-            let binary = head.binary(i);
-            let (value, truncated) = match r.i32() {
-                Some(-1) => (dbtap_core::ParamValue::Null, false),
-                Some(len) if len >= 0 => match r.take(len as usize) {
-                    Some(v) => types::decode(oid, binary, v, charset, bounds),
-                    None => {
-                        // The value runs past the head that was read (a cut message).
-                        let v = r.rest();
-                        let (val, _) = types::decode(oid, binary, v, charset, bounds);
-                        let val = if binary {
-                            dbtap_core::ParamValue::Undecodable
-                        } else {
-                            val
-                        };
-                        params.push(Param {
-                            name: None,
-                            type_name: types::type_name(oid),
-                            value: val,
-                            truncated: true,
-                        });
-                        return (params, false);
-                    }
-                },
-                _ => return (params, false),
-            };
-            params.push(Param {
-                name: None,
-                type_name: types::type_name(oid),
-                value,
-                truncated,
-            });
-        }
-        (params, head.nparams <= limits.max_params)
+        let mut params = Vec::new();
+        let complete = decode_values(charset, head, oids, limits, &mut params);
+        (params, complete)
     }
 }
