@@ -110,11 +110,7 @@ impl BindValues {
             formats: head.formats.to_vec(),
             nparams: head.nparams,
             values: head.values.get(..used).unwrap_or(head.values).to_vec(),
-            limits: Limits {
-                max_param_len: limits.max_param_len,
-                max_params: limits.max_params,
-                ..Limits::default()
-            },
+            limits: limits.clone(),
         }
     }
 }

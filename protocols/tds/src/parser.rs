@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use dbtap_core::gap::{judge, Candidate, GapVerdict, Position, Resync, ResyncStep};
 use dbtap_core::{
-    Abandon, Completeness, Cx, DbEvent, DeferredParams, Direction, Input, Login, Op, Param,
-    ParamValue, Progress, Request, Response, SessionOpts, SessionUpdate, Status, StreamParser,
-    Timestamp, Upgrade,
+    Abandon, Completeness, Cx, DbEvent, DeferredParams, Direction, Input, Login, Op, ParamValue,
+    Progress, Request, Response, SessionOpts, SessionUpdate, Status, StreamParser, Timestamp,
+    Upgrade,
 };
 use encoding_rs::Encoding;
 
@@ -23,8 +23,8 @@ use crate::login7::{self, version_name};
 use crate::packet::{ty, Header, HEADER_LEN};
 use crate::prelogin::{self, encrypt, Prelogin};
 use crate::requests::{
-    all_headers_len, parse_rpcs, secret_rpc_param, skip_enclave_package, statement_signature,
-    undecodable_param, Rpc, RpcValues, CURSOREXECUTE_LEADING_PARAMS, EXECUTE_HANDLE_PARAMS,
+    all_headers_len, parse_rpcs, skip_enclave_package, statement_signature, undecodable_param, Rpc,
+    RpcValues,
 };
 use crate::tokens::{Acc, EnvChange, Outcome, TokenStream};
 use crate::wire::utf16;
@@ -1231,7 +1231,9 @@ impl TdsParser {
         }
     }
 
-    /// `body` is the message [`parse_rpcs`] read `rpc` from (its stepped-over values are there).
+    /// `body` is the message [`parse_rpcs`] read `rpc` from. `rpc.params` holds the parameters
+    /// before the first bind value (statement, declarations, handle); the bind values are in
+    /// `rpc.deferred`, stepped over, and are decoded when the record is written.
     fn rpc_request(
         &mut self,
         mut req: Request,
@@ -1242,7 +1244,6 @@ impl TdsParser {
     ) -> OpReq {
         req.op = Some(Op::new("rpc"));
         let proc_lower = rpc.procedure.to_ascii_lowercase();
-        let mut params: Vec<Param> = Vec::new();
         let mut prepare_sql = None;
         let mut unprepare = None;
         // The statement and declaration texts are taken out of their parameters (which are not
@@ -1261,12 +1262,12 @@ impl TdsParser {
         };
         let deferred = rpc.deferred.as_ref();
         let mut ps = rpc.params;
-        // Names of the user parameters as `@params` declares them, in order: a value sent
-        // without a ParamName is the declared parameter at its position.
+        // Names of the bind values as `@params` declares them, in order: a value sent without
+        // a ParamName is the declared parameter at its position.
         let mut declared: Arc<[String]> = Arc::new([]);
         let mut prepare_names: Arc<[String]> = Arc::new([]);
         let mut direct_call = false;
-        if let Some((stmt, decl, first)) = statement_signature(&proc_lower) {
+        if let Some((stmt, decl, _)) = statement_signature(&proc_lower) {
             let prepares = matches!(
                 proc_lower.as_str(),
                 "sp_prepare" | "sp_prepexec" | "sp_cursorprepare" | "sp_cursorprepexec"
@@ -1276,9 +1277,7 @@ impl TdsParser {
                 // The names are read from the declaration only when something will use them: a
                 // value sent without its name here, or a later sp_execute of this handle.
                 // Clients that name every value (ODBC, JDBC, ADO.NET do) never need them.
-                let unnamed = ps.iter().skip(first).any(|p| p.param.name.is_none())
-                    || deferred.is_some_and(|d| d.unnamed);
-                if prepares || unnamed {
+                if prepares || deferred.is_some_and(|d| d.unnamed) {
                     declared = self.declarations.names(&d, cx.limits.max_params);
                 }
                 if !d.is_empty() {
@@ -1286,9 +1285,6 @@ impl TdsParser {
                     dbtap_core::text::truncate_utf8(&mut d, cx.limits.max_attribute_len);
                     req.attributes.push(("param_declarations".into(), d));
                 }
-            }
-            if first != usize::MAX {
-                params.extend(ps.into_iter().skip(first).map(|p| p.param));
             }
             if prepares {
                 prepare_sql = req.sql.clone();
@@ -1307,50 +1303,20 @@ impl TdsParser {
                     kind: anomaly::UNKNOWN_HANDLE,
                 }),
             }
-            let skip = if proc_lower == "sp_cursorexecute" {
-                CURSOREXECUTE_LEADING_PARAMS
-            } else {
-                EXECUTE_HANDLE_PARAMS
-            };
-            params.extend(ps.into_iter().skip(skip).map(|p| p.param));
         } else if matches!(proc_lower.as_str(), "sp_unprepare" | "sp_cursorunprepare") {
             unprepare = int(ps.first());
             req.stmt_id = unprepare.map(|h| h as u64);
         } else {
+            // A direct procedure call: its values are checked for passwords when decoded.
             direct_call = true;
-            params.extend(ps.into_iter().enumerate().map(|(i, p)| {
-                if secret_rpc_param(&proc_lower, i, p.param.name.as_deref().unwrap_or_default()) {
-                    // A password passed to a procedure: its type stays, its value never leaves.
-                    Param {
-                        name: p.param.name,
-                        type_name: p.param.type_name,
-                        value: ParamValue::Text("***".into()),
-                        truncated: false,
-                    }
-                } else {
-                    p.param
-                }
-            }));
         }
-        for (p, d) in params.iter_mut().zip(declared.iter()) {
-            if p.name.is_none() {
-                p.name = Some(d.clone());
-            }
-        }
-        let encrypted = params
-            .iter()
-            .filter(|p| matches!(p.value, ParamValue::Encrypted(_)))
-            .count()
-            + deferred.map_or(0, |d| d.encrypted);
+        let encrypted = deferred.map_or(0, |d| d.encrypted);
         if encrypted > 0 {
             // Always Encrypted: the values are cipher text; say so on the record too.
             req.attributes
                 .push(("encrypted_params".into(), encrypted.to_string()));
         }
         if rpc.undecodable {
-            if deferred.is_none() {
-                params.push(undecodable_param());
-            }
             req.completeness = req.completeness.merge(Completeness::Truncated {
                 kept: req.bytes,
                 original: req.bytes,
@@ -1378,13 +1344,14 @@ impl TdsParser {
             Some(over) => {
                 let mut values =
                     RpcValues::new(body, over, cx.limits.max_param_len, self.tds72, self.enc);
-                values.leading = params;
                 values.declared = declared;
                 values.undecodable = rpc.undecodable;
                 values.direct_call = direct_call.then_some(proc_lower);
                 req.deferred_params = Some(DeferredParams::new(values));
             }
-            None => req.params = (!params.is_empty()).then_some(params),
+            // No value could be read: the placeholder says that some were sent.
+            None if rpc.undecodable => req.params = Some(vec![undecodable_param()]),
+            None => {}
         }
         req.procedure = Some(rpc.procedure);
         OpReq {

@@ -162,9 +162,9 @@ pub fn first_bind_value(proc_lower: &str) -> usize {
 }
 
 /// `sp_execute handle, values…`.
-pub const EXECUTE_HANDLE_PARAMS: usize = 1;
+const EXECUTE_HANDLE_PARAMS: usize = 1;
 /// `sp_cursorexecute handle, cursor OUTPUT, scrollopt, ccopt, rowcount, values…`.
-pub const CURSOREXECUTE_LEADING_PARAMS: usize = 5;
+const CURSOREXECUTE_LEADING_PARAMS: usize = 5;
 
 /// Parse an RPC request message (after ALL_HEADERS): one or more RPCs separated by a batch
 /// flag (0x80 in TDS 7.1, 0xFF in TDS 7.2+; 0xFE NoExec in 7.2+). Stops at the first RPC it
@@ -553,7 +553,7 @@ fn char_at(s: &str, i: usize) -> (char, usize) {
 /// (SQL Server docs: sp_addlogin [@loginame], [@passwd], …; sp_password [@old], [@new],
 /// [@loginame]; sp_addlinkedsrvlogin …, [@rmtpassword] 5th; sp_setapprole [@rolename],
 /// [@password]).
-pub fn secret_rpc_param(proc_lower: &str, index: usize, name: &str) -> bool {
+fn secret_rpc_param(proc_lower: &str, index: usize, name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     if n.contains("passw") || n.contains("pwd") {
         return true;
@@ -576,8 +576,6 @@ pub fn secret_rpc_param(proc_lower: &str, index: usize, name: &str) -> bool {
 /// The bind values of one RPC, stepped over by the parser and decoded when the record is
 /// written: the same values, names and masking the parser would have produced.
 pub struct RpcValues {
-    /// Values decoded by the parser before the stepped-over ones (normally none).
-    pub leading: Vec<Param>,
     /// The stepped-over parameters' bytes.
     pub bytes: Vec<u8>,
     /// How many parameters `bytes` holds.
@@ -603,7 +601,6 @@ impl RpcValues {
         enc: &'static Encoding,
     ) -> Self {
         RpcValues {
-            leading: Vec::new(),
             bytes: body.get(over.range.clone()).unwrap_or_default().to_vec(),
             count: over.count,
             reading: ParamReading {
@@ -622,7 +619,6 @@ impl RpcValues {
 impl std::fmt::Debug for RpcValues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RpcValues")
-            .field("leading", &self.leading.len())
             .field("bytes", &self.bytes.len())
             .field("count", &self.count)
             .field("undecodable", &self.undecodable)
@@ -632,11 +628,9 @@ impl std::fmt::Debug for RpcValues {
 
 impl dbtap_core::ParamDecoder for RpcValues {
     fn decode_into(&self, out: &mut Vec<Param>) {
-        out.reserve(self.leading.len() + self.count + 1);
-        out.extend(self.leading.iter().cloned());
+        out.reserve(self.count + 1);
         let mut r = Reader::new(&self.bytes);
-        for i in 0..self.count {
-            let index = self.leading.len() + i;
+        for index in 0..self.count {
             // The bytes were stepped over parameter by parameter already: reading them again
             // cannot fail; if it did, the rest would show as undecodable.
             let Ok(p) = read_param(&mut r, &self.reading) else {
@@ -662,14 +656,7 @@ impl dbtap_core::ParamDecoder for RpcValues {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.bytes.capacity()
-            + self.leading.capacity() * std::mem::size_of::<Param>()
-            + self
-                .leading
-                .iter()
-                .map(|p| p.value.heap_bytes())
-                .sum::<usize>()
-            + self.direct_call.as_ref().map_or(0, String::capacity)
+        self.bytes.capacity() + self.direct_call.as_ref().map_or(0, String::capacity)
     }
 }
 
