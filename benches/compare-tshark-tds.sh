@@ -4,18 +4,27 @@
 #
 #   benches/compare-tshark-tds.sh [FILE.pcap [PORT]]
 #
-# Without FILE, a synthetic capture is generated first (about MB megabytes, default 200) with
-#   cargo run --release -p dbtap-tds --example tds_synth -- --bench FILE MB
-# i.e. the spec-true `full_session` conversation of protocols/tds/tests/synth repeated on
-# thousands of connections (login, a multi-packet result set with every column type, errors,
-# sp_executesql with every parameter type, sp_prepexec / sp_execute, an Attention).
+# Without FILE, a synthetic capture is generated first (about MB megabytes, default 200), of one
+# of two kinds (BENCH):
+#   BENCH=full (default): cargo run --release -p dbtap-tds --example tds_synth -- --bench FILE MB
+#     the spec-true `full_session` conversation of protocols/tds/tests/synth repeated on
+#     thousands of connections (login, a multi-packet result set with every column type, errors,
+#     sp_executesql with every parameter type, sp_prepexec / sp_execute, an Attention): every
+#     feature at once, a worst case per byte;
+#   BENCH=oltp: ... --example tds_synth -- --bench-oltp FILE MB
+#     four pooled connections running sysbench oltp_read_write transactions as the JDBC driver
+#     sends them (sp_prepexec once per statement, then sp_execute; TM begin/commit): the TDS
+#     twin of the MySQL bench's sysbench capture.
 #
 # 1. cat FILE > /dev/null      once to warm the page cache, then timed RUNS times (median)
 # 2. dbtap replay FILE --records OUT.jsonl --summary json       timed RUNS times (median)
-# 3. tshark -r FILE -d tcp.port==PORT,tds -Y tds.query -T fields -e tds.query   timed once
+# 3. tshark -r FILE -d tcp.port==PORT,tds -Y 'tds.query || tds.rpc.proc_id'
+#          -T fields -e tds.query -e tds.rpc.proc_id                            timed once
 # and prints seconds, MB/s, the records each found, and the ratios dbtap vs tshark and dbtap vs
-# cat. dbtap's statements are its `query` + `rpc` records; tshark's are the lines of tds.query
-# (SQL batches only: tshark has no field for the text inside sp_executesql).
+# cat. dbtap's statements are its `query` + `rpc` records; tshark's are its lines with a SQL
+# batch text (tds.query) or an RPC by ProcID (tds.rpc.proc_id: sp_executesql, sp_prepexec,
+# sp_execute, …; tshark has no field for the text inside them, nor one line per RPC of a
+# message that holds several).
 # Each dbtap run is paired with a cat run just before it, and the median of the per-pair ratios
 # is printed as well: on a shared machine whose speed drifts, it compares like with like.
 #
@@ -41,7 +50,12 @@ FILE="${1:-}"
 PORT="${2:-1433}"
 if [[ -z "$FILE" ]]; then
     FILE="$WORK/tds-bench.pcap"
-    (cd "$ROOT" && cargo run -q --release -p dbtap-tds --example tds_synth -- --bench "$FILE" "${MB:-200}") >&2 \
+    case "${BENCH:-full}" in
+        full) KIND=--bench ;;
+        oltp) KIND=--bench-oltp ;;
+        *) say "BENCH must be full or oltp"; exit 1 ;;
+    esac
+    (cd "$ROOT" && cargo run -q --release -p dbtap-tds --example tds_synth -- "$KIND" "$FILE" "${MB:-200}") >&2 \
         || { say "could not generate the capture"; exit 1; }
 fi
 [[ -r "$FILE" ]] || { say "cannot read $FILE"; exit 1; }
@@ -93,20 +107,23 @@ RECORDS="$(wc -l <"$WORK/records.jsonl")"
 BATCHES="$(grep -c '"protocol":"tds",.*"op":"query"' "$WORK/records.jsonl")"
 RPCS="$(grep -c '"protocol":"tds",.*"op":"rpc"' "$WORK/records.jsonl")"
 say "dbtap:  ${DBTAP_T[*]} s -> median $DBTAP_S s, $RECORDS records ($BATCHES query, $RPCS rpc)"
-[[ "$BATCHES" -gt 0 ]] || { say "dbtap wrote no TDS query records"; exit 1; }
+[[ $((BATCHES + RPCS)) -gt 0 ]] || { say "dbtap wrote no TDS query or rpc records"; exit 1; }
 
-timed tshark -r "$FILE" -d "tcp.port==$PORT,tds" -Y tds.query -T fields -e tds.query \
+timed tshark -r "$FILE" -d "tcp.port==$PORT,tds" -Y 'tds.query || tds.rpc.proc_id' \
+    -T fields -E separator=/t -e tds.query -e tds.rpc.proc_id \
     >"$WORK/tshark.out" 2>"$WORK/tshark.log" || { say "tshark failed"; tail -n 5 "$WORK/tshark.log" >&2; exit 1; }
 TSHARK_S="$LAST_SECONDS"
-TSHARK_N="$(wc -l <"$WORK/tshark.out")"
-say "tshark: $TSHARK_S s, $TSHARK_N tds.query lines"
+# Field 1 is the batch text (a text may hold tabs: only the last field is certain).
+TSHARK_RPC="$(awk -F'\t' '$NF != ""' "$WORK/tshark.out" | wc -l)"
+TSHARK_N="$(( $(wc -l <"$WORK/tshark.out") - TSHARK_RPC ))"
+say "tshark: $TSHARK_S s, $TSHARK_N tds.query + $TSHARK_RPC tds.rpc.proc_id lines"
 
 awk -v bytes="$BYTES" -v cat_s="$CAT_S" -v dbtap_s="$DBTAP_S" -v tshark_s="$TSHARK_S" \
-    -v b="$BATCHES" -v r="$RPCS" -v t="$TSHARK_N" -v file="$FILE" -v runs="$RUNS" 'BEGIN {
+    -v b="$BATCHES" -v r="$RPCS" -v t="$TSHARK_N" -v tr="$TSHARK_RPC" -v file="$FILE" -v runs="$RUNS" 'BEGIN {
     printf "\n%s: %.1f MB\n\n%-8s %10s %10s %22s\n", file, bytes / 1e6, "", "seconds", "MB/s", "found"
     printf "%-8s %10.3f %10.1f\n", "cat", cat_s, bytes / 1e6 / cat_s
     printf "%-8s %10.3f %10.1f %10d query + %d rpc\n", "dbtap", dbtap_s, bytes / 1e6 / dbtap_s, b, r
-    printf "%-8s %10.3f %10.1f %10d tds.query\n", "tshark", tshark_s, bytes / 1e6 / tshark_s, t
+    printf "%-8s %10.3f %10.1f %10d query + %d rpc\n", "tshark", tshark_s, bytes / 1e6 / tshark_s, t, tr
     printf "\n(cat and dbtap: median of %d runs on a warm file; tshark: 1 run)\n", runs
     printf "dbtap vs tshark: %.1fx faster\n", tshark_s / dbtap_s
     printf "dbtap vs cat:    %.1fx the time of reading the file\n", dbtap_s / cat_s

@@ -8,6 +8,11 @@
 //! connection (client address and port vary), until the file holds about MB megabytes. Used by
 //! `benches/compare-tshark-tds.sh`.
 //!
+//! `cargo run --release -p dbtap-tds --example tds_synth -- --bench-oltp FILE.pcap MB [CONNS]`
+//! writes the OLTP bench instead: CONNS (default 4) pooled connections, logged in once, taking
+//! sysbench `oltp_read_write` transactions in turn as the JDBC driver sends them (`synth::Oltp`):
+//! the TDS twin of the MySQL bench's sysbench capture.
+//!
 //! `cargo run --release -p dbtap-tds --example tds_synth -- --bench-pool FILE.pcap HANDLES
 //! EXECUTES` writes one long connection of a pooling client instead: HANDLES statements
 //! prepared and kept, then EXECUTES sp_execute calls over them (the cost of a session that holds
@@ -58,10 +63,21 @@ impl Pcap {
 
     /// One whole connection: handshake, the conversation, FIN both ways.
     fn connection(&mut self, conv: &synth::Conversation) {
+        self.open();
+        self.send(conv);
+        self.close();
+    }
+
+    /// The three-way handshake of a new connection (of `self.client`).
+    fn open(&mut self) {
         self.seq = [1_000_000, 2_000_000];
         self.segment(0, 0x02, &[]);
         self.segment(1, 0x02, &[]);
         self.segment(0, 0x00, &[]);
+    }
+
+    /// Conversation bytes in MSS-sized segments, 1 ms between runs.
+    fn send(&mut self, conv: &synth::Conversation) {
         for (d, bytes) in conv {
             let i = if *d == Direction::ToServer { 0 } else { 1 };
             for c in bytes.chunks(MSS) {
@@ -69,6 +85,10 @@ impl Pcap {
             }
             self.ts_us += 1_000;
         }
+    }
+
+    /// FIN both ways.
+    fn close(&mut self) {
         self.segment(0, 0x01, &[]);
         self.segment(1, 0x01, &[]);
         self.segment(0, 0x00, &[]);
@@ -171,6 +191,55 @@ fn bench_pool(path: &str, handles: i32, executes: usize) {
     );
 }
 
+/// `conns` pooled connections, each logged in once, taking sysbench `oltp_read_write`
+/// transactions in turn (so their packets interleave as a pool's do) until the file holds
+/// about `mb` megabytes.
+fn bench_oltp(path: &str, mb: u64, conns: usize) {
+    let mut p = Pcap::new(1_709_280_000 * 1_000_000);
+    let conns = conns.max(1);
+    // Per connection: client endpoint, sequence numbers, statement handles.
+    let mut state: Vec<(([u8; 4], u16), [u32; 2], synth::Oltp)> = (0..conns)
+        .map(|n| {
+            let client = ([10, 20, 31, n as u8], 50_000 + n as u16);
+            (client, [0, 0], synth::Oltp::new(n as u64 + 1))
+        })
+        .collect();
+    let login = synth::Oltp::login();
+    for s in &mut state {
+        p.client = s.0;
+        p.open();
+        p.send(&login);
+        s.1 = p.seq;
+    }
+    let mut total = synth::OltpCounts::default();
+    let mut turn = 0;
+    while (p.out.len() as u64) < mb * 1_000_000 {
+        let s = &mut state[turn % conns];
+        p.client = s.0;
+        p.seq = s.1;
+        let (conv, c) = s.2.transaction();
+        p.send(&conv);
+        s.1 = p.seq;
+        total.rpcs += c.rpcs;
+        total.tm += c.tm;
+        total.rows += c.rows;
+        turn += 1;
+    }
+    for s in &mut state {
+        p.client = s.0;
+        p.seq = s.1;
+        p.close();
+    }
+    std::fs::write(path, &p.out).expect("write the pcap");
+    println!(
+        "{path}: {} bytes, {conns} connections, {turn} transactions, {} RPCs, {} TM requests, {} rows",
+        p.out.len(),
+        total.rpcs,
+        total.tm,
+        total.rows
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--bench-pool") {
@@ -180,6 +249,14 @@ fn main() {
         let handles = args.get(3).and_then(|m| m.parse().ok()).unwrap_or(4000);
         let executes = args.get(4).and_then(|m| m.parse().ok()).unwrap_or(200_000);
         return bench_pool(path, handles, executes);
+    }
+    if args.get(1).map(String::as_str) == Some("--bench-oltp") {
+        let path = args
+            .get(2)
+            .expect("usage: tds_synth --bench-oltp FILE MB [CONNECTIONS]");
+        let mb = args.get(3).and_then(|m| m.parse().ok()).unwrap_or(200);
+        let conns = args.get(4).and_then(|m| m.parse().ok()).unwrap_or(4);
+        return bench_oltp(path, mb, conns);
     }
     if args.get(1).map(String::as_str) == Some("--bench") {
         let path = args.get(2).expect("usage: tds_synth --bench FILE MB");

@@ -1651,11 +1651,19 @@ impl TdsParser {
         let batch = n == 1;
         let (single, segments) = if batch {
             // One request: everything in the message is its answer.
-            let all = if segments.is_empty() {
-                cur
-            } else {
-                segments.push(cur);
-                merge(segments)
+            let mut parts = segments.into_iter();
+            let all = match parts.next() {
+                None => cur,
+                Some(mut all) => {
+                    for s in parts {
+                        merge_into(&mut all, s);
+                    }
+                    // What followed the last DONEPROC (nothing, usually).
+                    if cur != Outcome::default() {
+                        merge_into(&mut all, cur);
+                    }
+                    all
+                }
             };
             (Some(all), Vec::new())
         } else {
@@ -1663,10 +1671,7 @@ impl TdsParser {
             if cur != Outcome::default() {
                 let len = segments.len();
                 match segments.last_mut() {
-                    Some(last) if len >= n => {
-                        let l = std::mem::take(last);
-                        *last = merge(vec![l, cur]);
-                    }
+                    Some(last) if len >= n => merge_into(last, cur),
                     _ => segments.push(cur),
                 }
             }
@@ -1880,28 +1885,27 @@ fn error_of(m: Option<&crate::tokens::Message>) -> dbtap_core::DbError {
 }
 
 /// Merge the outcomes of one request's segments.
-fn merge(all: Vec<Outcome>) -> Outcome {
-    let mut o = Outcome::default();
-    for s in all {
-        if let Some(r) = s.rows {
-            o.rows = Some(o.rows.unwrap_or(0).saturating_add(r));
-        }
-        o.row_tokens += s.row_tokens;
-        if o.error.is_none() {
-            o.error = s.error;
-        }
-        o.done_error |= s.done_error;
-        if s.return_status.is_some() {
-            o.return_status = s.return_status;
-        }
-        o.return_values.extend(s.return_values);
-        if let Some(more) = &s.sensitivity {
-            crate::tokens::add_sensitivity(&mut o.sensitivity, more);
-        }
-        o.encrypted_columns = o.encrypted_columns.saturating_add(s.encrypted_columns);
-        o.ts_end = o.ts_end.max(s.ts_end);
+/// Adds what the segment `s` says to `o`, the outcome of one request whose answer came in
+/// several segments (in order): rows summed, the first error kept, the last return status.
+/// Adding a default `Outcome` changes nothing, so `o` may start as the first segment itself.
+fn merge_into(o: &mut Outcome, s: Outcome) {
+    if let Some(r) = s.rows {
+        o.rows = Some(o.rows.unwrap_or(0).saturating_add(r));
     }
-    o
+    o.row_tokens += s.row_tokens;
+    if o.error.is_none() {
+        o.error = s.error;
+    }
+    o.done_error |= s.done_error;
+    if s.return_status.is_some() {
+        o.return_status = s.return_status;
+    }
+    o.return_values.extend(s.return_values);
+    if let Some(more) = &s.sensitivity {
+        crate::tokens::add_sensitivity(&mut o.sensitivity, more);
+    }
+    o.encrypted_columns = o.encrypted_columns.saturating_add(s.encrypted_columns);
+    o.ts_end = o.ts_end.max(s.ts_end);
 }
 
 fn prelogin_attrs(p: &Prelogin, prefix: &str, attrs: &mut Vec<(String, String)>) {

@@ -319,6 +319,53 @@ enum RowOf {
     Alt(usize),
 }
 
+/// Steps over the whole ROW / NBCROW tokens (2.2.7.19, 2.2.7.15) at the front of `d`, every
+/// column of `cols` being fixed-length (FIXEDLENTYPE), BYTELEN (0 is NULL) or USHORTLEN (0xFFFF is
+/// NULL, CHARBIN_NULL): returns the bytes and the rows stepped over. Stops before the first token
+/// that is not a row or not whole in `d`, which the token-by-token path then reads: this is only
+/// a faster way through the same grammar.
+fn skip_plain_rows(cols: &[Form], d: &[u8]) -> (usize, u64) {
+    let bitmap_len = cols.len().div_ceil(8);
+    let mut pos = 0usize;
+    let mut rows = 0u64;
+    'rows: loop {
+        let (mut at, bitmap) = match d.get(pos) {
+            Some(&tok::ROW) => (pos + 1, None),
+            Some(&tok::NBCROW) => match d.get(pos + 1..pos + 1 + bitmap_len) {
+                Some(b) => (pos + 1 + bitmap_len, Some(b)),
+                None => break,
+            },
+            _ => break,
+        };
+        for (i, form) in cols.iter().enumerate() {
+            if bitmap.is_some_and(|b| b.get(i / 8).is_some_and(|x| x & (1 << (i % 8)) != 0)) {
+                continue;
+            }
+            at += match *form {
+                Form::Fixed(n) => usize::from(n),
+                Form::Byte => match d.get(at) {
+                    Some(&n) => 1 + usize::from(n),
+                    None => break 'rows,
+                },
+                Form::UShort => match d.get(at..at + 2) {
+                    Some(&[a, b]) => match u16::from_le_bytes([a, b]) {
+                        0xFFFF => 2,
+                        n => 2 + usize::from(n),
+                    },
+                    _ => break 'rows,
+                },
+                _ => break 'rows,
+            };
+        }
+        if at > d.len() {
+            break;
+        }
+        pos = at;
+        rows += 1;
+    }
+    (pos, rows)
+}
+
 enum Step {
     Used(usize),
     Skip { used: usize, skip: u64 },
@@ -333,6 +380,9 @@ pub struct TokenStream {
     skip: u64,
     state: State,
     cols: Vec<Form>,
+    /// Every column of `cols` is fixed-length or has a BYTELEN / USHORTLEN length: whole ROW
+    /// and NBCROW tokens can be stepped over in one tight loop ([`skip_plain_rows`]).
+    plain_cols: bool,
     /// ALTMETADATA sets of the result set: Id, column forms.
     alt: Vec<(u16, Vec<Form>)>,
     row_of: RowOf,
@@ -368,6 +418,7 @@ impl Default for TokenStream {
             skip: 0,
             state: State::Token,
             cols: Vec::new(),
+            plain_cols: false,
             alt: Vec::new(),
             row_of: RowOf::Columns,
             nbc: Vec::new(),
@@ -454,6 +505,7 @@ impl TokenStream {
         self.skip = 0;
         self.state = State::Token;
         self.cols.clear();
+        self.plain_cols = false;
         self.alt.clear();
         self.row_of = RowOf::Columns;
         self.lost = false;
@@ -501,6 +553,15 @@ impl TokenStream {
                 return pos;
             }
             let rest = d.get(pos..).unwrap_or_default();
+            if self.plain_cols && self.state == State::Token {
+                // The rows of a result set are most of its bytes: whole ones go in one loop.
+                let (used, rows) = skip_plain_rows(&self.cols, rest);
+                if rows > 0 {
+                    acc.cur.row_tokens += rows;
+                    pos += used;
+                    continue;
+                }
+            }
             match self.step(rest, ts, acc) {
                 Step::Used(n) => pos += n,
                 Step::Skip { used, skip } => {
@@ -522,6 +583,12 @@ impl TokenStream {
             State::ColMeta { left } => {
                 if left == 0 {
                     self.state = State::Token;
+                    // (A row needs columns: without any, a ROW is reported by `token`.)
+                    self.plain_cols = !self.cols.is_empty()
+                        && self
+                            .cols
+                            .iter()
+                            .all(|f| matches!(f, Form::Fixed(_) | Form::Byte | Form::UShort));
                     return Step::Used(0);
                 }
                 let mut r = Reader::new(d);
@@ -764,6 +831,7 @@ impl TokenStream {
                     }
                 }
                 self.cols.clear();
+                self.plain_cols = false;
                 self.alt.clear();
                 if n == 0xFFFF {
                     return Step::Used(used);
@@ -1233,6 +1301,76 @@ mod tests {
             assert_eq!(acc.cur.row_tokens, 2);
             assert!(acc.final_done);
             assert!(!acc.lost);
+        }
+    }
+
+    /// Rows of fixed, BYTELEN and USHORTLEN columns (2.2.5.4.1, 2.2.5.4.2), as ROW and as
+    /// NBCROW (2.2.7.15) with NULLs both ways, then a result set with a PLP column: whole rows go
+    /// through the one-loop path, rows cut by a chunk boundary through the token-by-token one,
+    /// and every chunking counts the same rows.
+    #[test]
+    fn plain_rows_are_counted_alike_whole_and_cut() {
+        let mut v = vec![tok::COLMETADATA, 3, 0];
+        // INT4 (fixed, 4 bytes), INTN(4) (BYTELEN), BIGVARCHAR(10) Latin1 (USHORTLEN); names a, b, c.
+        v.extend_from_slice(&[0, 0, 0, 0, 0x00, 0x00, 0x38, 1, b'a', 0]);
+        v.extend_from_slice(&[0, 0, 0, 0, 0x09, 0x00, 0x26, 4, 1, b'b', 0]);
+        v.extend_from_slice(&[
+            0, 0, 0, 0, 0x09, 0x00, 0xA7, 10, 0, 0x09, 0x04, 0xD0, 0x00, 0x34,
+        ]);
+        v.extend_from_slice(&[1, b'c', 0]);
+        v.extend_from_slice(&[tok::ROW, 1, 0, 0, 0, 4, 2, 0, 0, 0, 3, 0, b'x', b'y', b'z']);
+        v.extend_from_slice(&[tok::ROW, 5, 0, 0, 0, 0, 0xFF, 0xFF]); // b NULL, c NULL
+        v.extend_from_slice(&[tok::NBCROW, 0b0000_0110, 6, 0, 0, 0]); // b, c NULL by the bitmap
+        v.extend_from_slice(&[tok::NBCROW, 0, 7, 0, 0, 0, 4, 8, 0, 0, 0, 0, 0]); // c empty
+        v.extend_from_slice(&[tok::DONE, 0x11, 0, 0xC1, 0, 4, 0, 0, 0, 0, 0, 0, 0]);
+        // A second result set: NVARCHAR(MAX) (PLP) is not plain; its rows go token by token.
+        v.extend_from_slice(&[
+            tok::COLMETADATA,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0x09,
+            0x00,
+            0xE7,
+            0xFF,
+            0xFF,
+        ]);
+        v.extend_from_slice(&[0x09, 0x04, 0xD0, 0x00, 0x34, 1, b'd', 0]);
+        v.extend_from_slice(&[
+            tok::ROW,
+            2,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            2,
+            0,
+            0,
+            0,
+            b'h',
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        v.extend_from_slice(&[tok::DONE, 0x10, 0, 0xC1, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        for cut in 0..v.len() {
+            for second in [cut, (cut + 7).min(v.len())] {
+                let mut ts = TokenStream::default();
+                let acc = feed_all(&mut ts, &[&v[..cut], &v[cut..second], &v[second..]]);
+                assert_eq!(acc.cur.row_tokens, 5, "cuts at {cut}, {second}");
+                assert_eq!(acc.cur.rows, Some(5));
+                assert!(acc.final_done);
+                assert!(!acc.lost, "cuts at {cut}, {second}");
+                assert!(acc.anomalies.is_empty(), "{:?}", acc.anomalies);
+            }
         }
     }
 

@@ -765,3 +765,92 @@ fn memory_reported_follows_the_requests_waiting_for_their_answer() {
         .count();
     assert_eq!(executes, 10);
 }
+
+/// The bench's OLTP conversation (sysbench `oltp_read_write` as the JDBC driver sends it):
+/// every statement recorded once, prepared on first use and executed by handle after, with
+/// its text, values and row count; the transaction requests recorded as such.
+#[test]
+fn oltp_transactions_as_a_jdbc_client_sends_them() {
+    let mut conv = synth::Oltp::login();
+    let mut oltp = synth::Oltp::new(7);
+    let mut want = synth::OltpCounts::default();
+    for _ in 0..3 {
+        let (t, c) = oltp.transaction();
+        conv.extend(t);
+        want.rpcs += c.rpcs;
+        want.prepexecs += c.prepexecs;
+        want.tm += c.tm;
+        want.rows += c.rows;
+    }
+    assert_eq!(
+        want,
+        synth::OltpCounts {
+            rpcs: 54,
+            prepexecs: 9,
+            tm: 6,
+            rows: 3 * (10 + 100 + 1 + 100 + 100 + 4)
+        }
+    );
+    let (ev, _, _) = run(&conv, Limits::default());
+    let recs = records(&ev);
+    assert!(
+        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{ev:?}"
+    );
+    let ops = ops(&recs);
+    assert_eq!(ops.len(), 1 + 54 + 6);
+    assert_eq!(ops[0], "login");
+    assert_eq!(ops.iter().filter(|o| *o == "rpc").count(), 54);
+    assert_eq!(ops.iter().filter(|o| *o == "transaction").count(), 6);
+    // Transaction 1: BEGIN, then the first point select is prepared and run at once.
+    assert_eq!(attr(&recs[1].0, "tm_request"), Some("begin"));
+    let (q, r) = &recs[2];
+    assert_eq!(q.procedure.as_deref(), Some("sp_prepexec"));
+    assert_eq!(q.sql.as_deref(), Some("SELECT c FROM sbtest1 WHERE id=@P0"));
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    // Its second run goes by handle, with the prepared text.
+    let (q, r) = &recs[3];
+    assert_eq!(q.procedure.as_deref(), Some("sp_execute"));
+    assert_eq!(q.sql.as_deref(), Some("SELECT c FROM sbtest1 WHERE id=@P0"));
+    assert_eq!(q.decoded_params().unwrap().len(), 1);
+    assert!(matches!(
+        q.decoded_params().unwrap()[0].value,
+        ParamValue::Int(1..=10_000)
+    ));
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    // The range query after the ten point selects: 100 rows, two int bounds 99 apart.
+    let (q, r) = &recs[12];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT c FROM sbtest1 WHERE id BETWEEN @P0 AND @P1")
+    );
+    let p = q.decoded_params().unwrap();
+    match (&p[0].value, &p[1].value) {
+        (ParamValue::Int(a), ParamValue::Int(b)) => assert_eq!(b - a, 99),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.as_ref().unwrap().rows, Some(100));
+    // The insert ends the statements: four values, the texts as sysbench makes them.
+    let (q, r) = &recs[19];
+    assert!(q.sql.as_deref().unwrap().starts_with("INSERT INTO sbtest1"));
+    let p = q.decoded_params().unwrap();
+    assert_eq!(p.len(), 4);
+    match &p[2].value {
+        ParamValue::Text(t) => assert_eq!((t.len(), t.matches('-').count()), (119, 9)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    assert_eq!(attr(&recs[20].0, "tm_request"), Some("commit"));
+    // Later transactions only execute: every statement by handle, with its text.
+    for (q, _) in &recs[22..40] {
+        assert_eq!(q.procedure.as_deref(), Some("sp_execute"));
+        assert!(q.sql.is_some(), "{q:?}");
+    }
+    let rows: u64 = recs
+        .iter()
+        .filter(|(q, _)| q.procedure.is_some())
+        .map(|(_, r)| r.as_ref().unwrap().rows.unwrap_or(0))
+        .sum();
+    assert_eq!(rows, want.rows);
+}

@@ -1810,6 +1810,278 @@ pub fn statement_pool(handles: i32, executes: usize) -> Conversation {
     conv
 }
 
+/// sysbench's `oltp_read_write` transaction (its `oltp_common.lua` statements, with the same
+/// parameters and result shapes) as the Microsoft JDBC driver sends it over TDS with prepared
+/// statements: each statement is prepared on first use with `sp_prepexec` (ProcID 13: the
+/// `@handle` OUTPUT, the `@P0 int, …` declaration, the text, the values; the handle comes back as
+/// a RETURNVALUE, MS-TDS 2.2.7.18) and run as `sp_execute` (ProcID 12: handle, values) after,
+/// strings go as NVARCHAR (the driver's default, `sendStringParametersAsUnicode`), and the
+/// transaction is a TM_BEGIN_XACT / TM_COMMIT_XACT pair (2.2.6.9). The table is sysbench's
+/// `sbtest1 (id INT, k INT, c CHAR(120), pad CHAR(60))`: `c` comes back as BIGCHAR(120) in the
+/// Latin1 collation (2.2.5.4.2, 2.2.5.1.2). The conversation of the benches: it is what an OLTP
+/// application's pooled connection carries, the TDS twin of the MySQL bench's sysbench capture.
+pub struct Oltp {
+    /// Handle of each statement once prepared on this connection.
+    handles: [Option<i32>; OLTP_STATEMENTS.len()],
+    next_handle: i32,
+    rng: u64,
+}
+
+/// Statements of one `oltp_read_write` transaction (in sysbench's order, with its defaults: 10
+/// point selects, one of each range query, two updates, a delete and an insert) and the rows
+/// each returns (a result set) or affects.
+const OLTP_STATEMENTS: [(&str, &str, OltpAnswer); 9] = [
+    (
+        "SELECT c FROM sbtest1 WHERE id=@P0",
+        "@P0 int",
+        OltpAnswer::CRows(1),
+    ),
+    (
+        "SELECT c FROM sbtest1 WHERE id BETWEEN @P0 AND @P1",
+        "@P0 int,@P1 int",
+        OltpAnswer::CRows(100),
+    ),
+    (
+        "SELECT SUM(k) FROM sbtest1 WHERE id BETWEEN @P0 AND @P1",
+        "@P0 int,@P1 int",
+        OltpAnswer::Sum,
+    ),
+    (
+        "SELECT c FROM sbtest1 WHERE id BETWEEN @P0 AND @P1 ORDER BY c",
+        "@P0 int,@P1 int",
+        OltpAnswer::CRows(100),
+    ),
+    (
+        "SELECT DISTINCT c FROM sbtest1 WHERE id BETWEEN @P0 AND @P1 ORDER BY c",
+        "@P0 int,@P1 int",
+        OltpAnswer::CRows(100),
+    ),
+    (
+        "UPDATE sbtest1 SET k=k+1 WHERE id=@P0",
+        "@P0 int",
+        OltpAnswer::Affected(1),
+    ),
+    (
+        "UPDATE sbtest1 SET c=@P0 WHERE id=@P1",
+        "@P0 nvarchar(4000),@P1 int",
+        OltpAnswer::Affected(1),
+    ),
+    (
+        "DELETE FROM sbtest1 WHERE id=@P0",
+        "@P0 int",
+        OltpAnswer::Affected(1),
+    ),
+    (
+        "INSERT INTO sbtest1 (id, k, c, pad) VALUES (@P0, @P1, @P2, @P3)",
+        "@P0 int,@P1 int,@P2 nvarchar(4000),@P3 nvarchar(4000)",
+        OltpAnswer::Affected(1),
+    ),
+];
+
+#[derive(Clone, Copy)]
+enum OltpAnswer {
+    /// A result set of `c` with this many rows.
+    CRows(u64),
+    /// One row, one INTN(4) column.
+    Sum,
+    /// No result set; the statement affected this many rows.
+    Affected(u64),
+}
+
+/// What a transaction holds, for checking what a decoder made of it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OltpCounts {
+    /// RPC requests (one record each).
+    pub rpcs: u64,
+    /// Of which `sp_prepexec`.
+    pub prepexecs: u64,
+    /// TM requests (begin, commit).
+    pub tm: u64,
+    /// Rows returned or affected, summed over the RPCs.
+    pub rows: u64,
+}
+
+impl Oltp {
+    /// A connection's statement state; `seed` varies the values between connections.
+    pub fn new(seed: u64) -> Self {
+        Oltp {
+            handles: [None; OLTP_STATEMENTS.len()],
+            next_handle: 1,
+            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
+    }
+
+    /// The login every pooled connection starts with.
+    pub fn login() -> Conversation {
+        let mut conv = Vec::new();
+        client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
+        server_sends_before_login(
+            &mut conv,
+            0x04,
+            &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
+        );
+        client_sends(
+            &mut conv,
+            0x10,
+            &login7(
+                "sbtest",
+                "Sup3r$ecret",
+                "Microsoft JDBC Driver for SQL Server",
+                "sbtest",
+                &[],
+            ),
+        );
+        conv.push((S, packets(0x04, &login_response("sbtest"), 4096, SPID)));
+        conv
+    }
+
+    /// A sysbench id: uniform over its default table of 10,000 rows.
+    fn id(&mut self) -> i32 {
+        // xorshift64: deterministic, so the bench file is the same on every machine.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % 10_000) as i32 + 1
+    }
+
+    /// sysbench's `c` / `pad` text: groups of 11 digits joined by '-'.
+    fn text(&mut self, groups: usize) -> String {
+        (0..groups)
+            .map(|_| format!("{:011}", self.id() as u64 * 7_919_113 % 100_000_000_000))
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    /// One `oltp_read_write` transaction: BEGIN, 18 statements, COMMIT.
+    pub fn transaction(&mut self) -> (Conversation, OltpCounts) {
+        let mut conv = Vec::new();
+        let mut counts = OltpCounts::default();
+        let mut tm = all_headers();
+        tm.extend_from_slice(&5u16.to_le_bytes()); // TM_BEGIN_XACT
+        tm.push(0); // isolation level: unchanged
+        tm.push(0); // no transaction name
+        client_sends(&mut conv, 0x0E, &tm);
+        server_sends(&mut conv, &[envchange_begin_tran(), done(0xFD, 0, 0)]);
+        counts.tm += 1;
+        let plan = [
+            (0usize, 10usize),
+            (1, 1),
+            (2, 1),
+            (3, 1),
+            (4, 1),
+            (5, 1),
+            (6, 1),
+            (7, 1),
+            (8, 1),
+        ];
+        for (stmt, times) in plan {
+            for _ in 0..times {
+                self.statement(stmt, &mut conv, &mut counts);
+            }
+        }
+        let mut tm = all_headers();
+        tm.extend_from_slice(&7u16.to_le_bytes()); // TM_COMMIT_XACT
+        tm.push(0);
+        tm.push(0);
+        client_sends(&mut conv, 0x0E, &tm);
+        let mut commit = vec![9u8, 0, 8];
+        commit.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+        server_sends(&mut conv, &[with_len16(0xE3, &commit), done(0xFD, 0, 0)]);
+        counts.tm += 1;
+        (conv, counts)
+    }
+
+    fn statement(&mut self, k: usize, conv: &mut Conversation, counts: &mut OltpCounts) {
+        let (text, decl, answer) = OLTP_STATEMENTS[k];
+        let id = self.id();
+        let values: Vec<Typed> = match k {
+            0 | 5 | 7 => vec![int4(id)],
+            1..=4 => vec![int4(id), int4(id + 99)],
+            6 => vec![nv(&self.text(10)), int4(id)],
+            _ => vec![
+                int4(id),
+                int4(self.id()),
+                nv(&self.text(10)),
+                nv(&self.text(5)),
+            ],
+        };
+        let handle = self.handles[k];
+        let handle_param = int4_null();
+        let decl_param = nv(decl);
+        let text_param = nv(text);
+        let handle_value = handle.map(int4);
+        let mut params: Vec<(&str, bool, &Typed)> = match &handle_value {
+            Some(h) => vec![("", false, h)],
+            None => vec![
+                ("@handle", true, &handle_param),
+                ("", false, &decl_param),
+                ("", false, &text_param),
+            ],
+        };
+        params.extend(values.iter().map(|v| ("", false, v)));
+        let proc_id = if handle.is_some() { 12 } else { 13 };
+        client_sends(conv, 0x03, &rpc_message(&[rpc(Ok(proc_id), &params)]));
+
+        let mut tokens = Vec::new();
+        let rows = match answer {
+            OltpAnswer::CRows(n) => {
+                let c = Col {
+                    name: "c",
+                    type_info: [vec![0xAF], 120u16.to_le_bytes().to_vec(), LATIN1.to_vec()]
+                        .concat(),
+                    value: Vec::new(),
+                };
+                tokens.push(colmetadata(std::slice::from_ref(&c)));
+                for _ in 0..n {
+                    let mut text = self.text(10).into_bytes();
+                    text.resize(120, b' '); // CHAR(120) is blank-padded
+                    tokens.push([vec![0xD1], 120u16.to_le_bytes().to_vec(), text].concat());
+                }
+                tokens.push(done(0xFF, 0x0011, n));
+                n
+            }
+            OltpAnswer::Sum => {
+                let sum = Col {
+                    name: "",
+                    type_info: vec![0x26, 4],
+                    value: [vec![4], (id * 50).to_le_bytes().to_vec()].concat(),
+                };
+                tokens.push(colmetadata(std::slice::from_ref(&sum)));
+                tokens.push(row(std::slice::from_ref(&sum)));
+                tokens.push(done(0xFF, 0x0011, 1));
+                1
+            }
+            OltpAnswer::Affected(n) => {
+                tokens.push(done(0xFF, 0x0011, n));
+                n
+            }
+        };
+        tokens.push(returnstatus(0));
+        if handle.is_none() {
+            let h = self.next_handle;
+            self.next_handle += 1;
+            self.handles[k] = Some(h);
+            tokens.push(returnvalue_int(0, "@handle", h));
+            counts.prepexecs += 1;
+        }
+        tokens.push(done(0xFE, 0x0000, 0));
+        server_sends(conv, &tokens);
+        counts.rpcs += 1;
+        counts.rows += rows;
+    }
+}
+
+/// A pooled connection's login, then `transactions` sysbench `oltp_read_write` transactions
+/// (see [`Oltp`]): the first prepares every statement with `sp_prepexec`, the others execute them.
+pub fn oltp(transactions: usize) -> Conversation {
+    let mut conv = Oltp::login();
+    let mut o = Oltp::new(1);
+    for _ in 0..transactions {
+        conv.extend(o.transaction().0);
+    }
+    conv
+}
+
 /// All conversations by name.
 pub fn all() -> Vec<(&'static str, Conversation)> {
     vec![
@@ -1824,5 +2096,6 @@ pub fn all() -> Vec<(&'static str, Conversation)> {
         ("rpc_secrets", rpc_secrets()),
         ("always_encrypted", always_encrypted()),
         ("always_encrypted_enclave", always_encrypted_enclave()),
+        ("oltp", oltp(2)),
     ]
 }
