@@ -211,8 +211,9 @@ pub struct Request {
     /// The login travelled inside TLS while the rest of the session is plaintext (TDS with
     /// `ENCRYPT_OFF`): who logged in was not visible.
     pub login_encrypted: bool,
-    /// Procedure called (RPC requests: TDS RPC, …).
-    pub procedure: Option<String>,
+    /// Procedure called (RPC requests: TDS RPC, …). Well-known names are borrowed, not
+    /// allocated per request.
+    pub procedure: Option<Cow<'static, str>>,
     /// Query attributes sent with the statement (name, value), bounded. Names are mostly the
     /// parser's own (`statement`, `portal`, `binds`, …): borrowed, not allocated per request.
     pub attributes: Vec<(Cow<'static, str>, String)>,
@@ -281,7 +282,10 @@ impl Request {
             + deferred
             + attributes
             + login
-            + self.procedure.as_ref().map_or(0, String::capacity)
+            + match &self.procedure {
+                Some(Cow::Owned(p)) => p.capacity(),
+                _ => 0,
+            }
     }
 }
 

@@ -197,7 +197,7 @@ struct OpReq {
     prepare_sql: Option<Arc<str>>,
     /// The parameter names its `@params` declares (for the positional values of a later
     /// sp_execute of the handle).
-    prepare_names: Arc<[String]>,
+    prepare_names: Option<Arc<[String]>>,
     /// sp_unprepare: the handle to forget.
     unprepare: Option<i64>,
 }
@@ -208,7 +208,7 @@ impl OpReq {
         OpReq {
             req,
             prepare_sql: None,
-            prepare_names: Arc::new([]),
+            prepare_names: None,
             unprepare: None,
         }
     }
@@ -1243,7 +1243,7 @@ impl TdsParser {
         out: &mut Vec<DbEvent>,
     ) -> OpReq {
         req.op = Some(Op::new("rpc"));
-        let proc_lower = rpc.procedure.to_ascii_lowercase();
+        let proc_lower = crate::requests::ascii_lowercase(&rpc.procedure);
         let mut prepare_sql = None;
         let mut unprepare = None;
         // The statement and declaration texts are taken out of their parameters (which are not
@@ -1264,12 +1264,13 @@ impl TdsParser {
         let mut ps = rpc.params;
         // Names of the bind values as `@params` declares them, in order: a value sent without
         // a ParamName is the declared parameter at its position.
-        let mut declared: Arc<[String]> = Arc::new([]);
-        let mut prepare_names: Arc<[String]> = Arc::new([]);
+        // (`None` rather than an empty list: an empty `Arc` still allocates its counts.)
+        let mut declared: Option<Arc<[String]>> = None;
+        let mut prepare_names = None;
         let mut direct_call = false;
         if let Some((stmt, decl, _)) = statement_signature(&proc_lower) {
             let prepares = matches!(
-                proc_lower.as_str(),
+                &*proc_lower,
                 "sp_prepare" | "sp_prepexec" | "sp_cursorprepare" | "sp_cursorprepexec"
             );
             req.sql = take_text(ps.get_mut(stmt)).map(Into::into);
@@ -1278,7 +1279,7 @@ impl TdsParser {
                 // value sent without its name here, or a later sp_execute of this handle.
                 // Clients that name every value (ODBC, JDBC, ADO.NET do) never need them.
                 if prepares || deferred.is_some_and(|d| d.unnamed) {
-                    declared = self.declarations.names(&d, cx.limits.max_params);
+                    declared = Some(self.declarations.names(&d, cx.limits.max_params));
                 }
                 if !d.is_empty() {
                     let mut d = d;
@@ -1290,20 +1291,20 @@ impl TdsParser {
                 prepare_sql = req.sql.clone();
                 prepare_names = declared.clone();
             }
-        } else if matches!(proc_lower.as_str(), "sp_execute" | "sp_cursorexecute") {
+        } else if matches!(&*proc_lower, "sp_execute" | "sp_cursorexecute") {
             let handle = int(ps.first());
             req.stmt_id = handle.map(|h| h as u64);
             match handle.and_then(|h| self.prepared.get(h)) {
                 Some(p) => {
                     req.sql = Some(p.sql.clone());
-                    declared = p.names.clone();
+                    declared = Some(p.names.clone());
                 }
                 None => out.push(DbEvent::Anomaly {
                     dir: Direction::ToServer,
                     kind: anomaly::UNKNOWN_HANDLE,
                 }),
             }
-        } else if matches!(proc_lower.as_str(), "sp_unprepare" | "sp_cursorunprepare") {
+        } else if matches!(&*proc_lower, "sp_unprepare" | "sp_cursorunprepare") {
             unprepare = int(ps.first());
             req.stmt_id = unprepare.map(|h| h as u64);
         } else {
@@ -1346,7 +1347,7 @@ impl TdsParser {
                     RpcValues::new(body, over, cx.limits.max_param_len, self.tds72, self.enc);
                 values.declared = declared;
                 values.undecodable = rpc.undecodable;
-                values.direct_call = direct_call.then_some(proc_lower);
+                values.direct_call = direct_call.then(|| proc_lower.into_owned());
                 req.deferred_params = Some(DeferredParams::new(values));
             }
             // No value could be read: the placeholder says that some were sent.
@@ -1693,7 +1694,7 @@ impl TdsParser {
             if let Some(rs) = o.return_status {
                 op.req
                     .attributes
-                    .push(("return_status".into(), rs.to_string()));
+                    .push(("return_status".into(), int_text(rs)));
             }
             if let Some(s) = &o.sensitivity {
                 // DATACLASSIFICATION: what the server says the result's columns hold.
@@ -1711,7 +1712,7 @@ impl TdsParser {
                 _ => None,
             });
             if let (Some(sql), Some(h), false) = (op.prepare_sql.take(), handle, failed) {
-                let names = std::mem::take(&mut op.prepare_names);
+                let names = op.prepare_names.take().unwrap_or_else(|| Arc::new([]));
                 self.remember(h, sql, names, out);
                 op.req.stmt_id = Some(h as u64);
             }
@@ -1885,6 +1886,15 @@ fn error_of(m: Option<&crate::tokens::Message>) -> dbtap_core::DbError {
 }
 
 /// Merge the outcomes of one request's segments.
+/// `v` in decimal. RETURNSTATUS ends nearly every RPC's answer and is nearly always 0: written
+/// without the formatting machinery, which costs more than the record's other attributes.
+fn int_text(v: i32) -> String {
+    match v {
+        0 => "0".to_owned(),
+        v => v.to_string(),
+    }
+}
+
 /// Adds what the segment `s` says to `o`, the outcome of one request whose answer came in
 /// several segments (in order): rows summed, the first error kept, the last return status.
 /// Adding a default `Outcome` changes nothing, so `o` may start as the first segment itself.

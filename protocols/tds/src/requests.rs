@@ -1,6 +1,8 @@
 //! Client requests: SQL Batch (MS-TDS 2.2.6.7), RPC Request (2.2.6.6), both after the optional
 //! ALL_HEADERS block (2.2.5.3).
 
+use std::borrow::Cow;
+
 use dbtap_core::{Param, ParamValue};
 use encoding_rs::Encoding;
 
@@ -60,6 +62,16 @@ pub fn skip_enclave_package(d: &[u8]) -> Option<(usize, &[u8])> {
     Some((n, rest.get(n..)?))
 }
 
+/// `name` in ASCII lower case (T-SQL procedure names are matched case-insensitively), copied
+/// only when it has an upper-case letter: the well-known names never do.
+pub fn ascii_lowercase(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 /// Well-known procedure ids (MS-TDS 2.2.6.6, ProcID).
 pub fn proc_name(id: u16) -> Option<&'static str> {
     Some(match id {
@@ -103,7 +115,7 @@ pub struct RpcParam {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Rpc {
     /// Procedure name (well-known ids mapped to their names, others `proc_id_N`).
-    pub procedure: String,
+    pub procedure: Cow<'static, str>,
     /// Parameters read and decoded, in order (bounded): all of them, or (when decoding the bind
     /// values is deferred) those before the first bind value.
     pub params: Vec<RpcParam>,
@@ -216,17 +228,18 @@ struct ParamReading {
 
 fn parse_one(r: &mut Reader<'_>, max_params: usize, p: &ParamReading, defer: bool) -> Option<Rpc> {
     let name_len = r.u16le()?;
-    let procedure = if name_len == 0xFFFF {
+    let procedure: Cow<'static, str> = if name_len == 0xFFFF {
         let id = r.u16le()?;
-        proc_name(id)
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("proc_id_{id}"))
+        match proc_name(id) {
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(format!("proc_id_{id}")),
+        }
     } else {
-        utf16(r.take(name_len as usize * 2)?)
+        Cow::Owned(utf16(r.take(name_len as usize * 2)?))
     };
     let _options = r.u16le()?;
     let defer_from = if defer {
-        first_bind_value(&procedure.to_ascii_lowercase())
+        first_bind_value(&ascii_lowercase(&procedure))
     } else {
         usize::MAX
     };
@@ -582,7 +595,7 @@ pub struct RpcValues {
     pub count: usize,
     reading: ParamReading,
     /// Names for values sent without one, by position among the values (`@params`).
-    pub declared: std::sync::Arc<[String]>,
+    pub declared: Option<std::sync::Arc<[String]>>,
     /// A direct procedure call: its lower-cased name, for [`secret_rpc_param`].
     pub direct_call: Option<String>,
     /// More parameters followed that could not be read: an undecodable placeholder ends the
@@ -608,7 +621,7 @@ impl RpcValues {
                 tds72,
                 enc,
             },
-            declared: std::sync::Arc::new([]),
+            declared: None,
             direct_call: None,
             undecodable: false,
         }
@@ -646,7 +659,7 @@ impl dbtap_core::ParamDecoder for RpcValues {
                 }
             }
             if p.name.is_none() {
-                p.name = self.declared.get(index).cloned();
+                p.name = self.declared.as_ref().and_then(|d| d.get(index)).cloned();
             }
             out.push(p);
         }
