@@ -1127,7 +1127,7 @@ impl TdsParser {
                     self.enc,
                     true,
                 );
-                let mut ops = Vec::new();
+                let mut ops = Vec::with_capacity(rpcs.len());
                 if rpcs.iter().any(|r| r.undecodable) {
                     out.push(DbEvent::Anomaly {
                         dir: Direction::ToServer,

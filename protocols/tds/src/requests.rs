@@ -192,7 +192,8 @@ pub fn parse_rpcs(
     defer: bool,
 ) -> Vec<Rpc> {
     let mut r = Reader::new(d);
-    let mut out = Vec::new();
+    // Nearly every message holds one RPC.
+    let mut out = Vec::with_capacity(1);
     let p = ParamReading {
         max_param_len,
         tds72,
@@ -245,6 +246,8 @@ fn parse_one(r: &mut Reader<'_>, max_params: usize, p: &ParamReading, defer: boo
     };
     let mut rpc = Rpc {
         procedure,
+        // Deferring, only the parameters before the first bind value are kept: a few.
+        params: Vec::with_capacity(defer_from.min(4)),
         ..Default::default()
     };
     let mut index = 0usize;
