@@ -19,8 +19,8 @@
 //!
 //! This runs in the reader, in packet order, before packets are sharded: the decision is the
 //! same for any worker count. It sees every payload of every flow, so the common case — a
-//! payload that cannot start an announcement, and nothing kept anywhere — costs the finders'
-//! first-byte checks and no lookup.
+//! payload that cannot start an announcement, and nothing kept anywhere — costs each finder's
+//! type-byte test, made here without a call (`RedirectFinder::scan`), and no lookup.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -147,8 +147,8 @@ impl RedirectWatch {
             .payload
             .get(..MAX_REDIRECT_PAYLOAD)
             .unwrap_or(seg.payload);
-        for &(spec, find) in &self.finders {
-            match find(head) {
+        for &(spec, finder) in &self.finders {
+            match finder.scan(head) {
                 RedirectScan::No => continue,
                 // The announcement travels to the client: the packet's receiver.
                 RedirectScan::Found(r) => self.announce(spec, seg.dst.ip, &r, seg.ts),
@@ -164,13 +164,13 @@ impl RedirectWatch {
 
     /// The next segment of a kept start: look at the bytes put together.
     fn resume(&mut self, p: Pending, seg: &Segment<'_>) {
-        let Some(&(_, find)) = self.finders.iter().find(|(s, _)| *s == p.spec) else {
+        let Some(&(_, finder)) = self.finders.iter().find(|(s, _)| *s == p.spec) else {
             return;
         };
         let mut bytes = p.bytes;
         let room = MAX_REDIRECT_PAYLOAD.saturating_sub(bytes.len());
         bytes.extend_from_slice(seg.payload.get(..room).unwrap_or(seg.payload));
-        match find(&bytes) {
+        match finder.scan(&bytes) {
             RedirectScan::No => {}
             RedirectScan::Found(r) => self.announce(p.spec, seg.dst.ip, &r, seg.ts),
             RedirectScan::NeedMore(n) => self.keep(p.spec, seg, bytes, n, p.until),

@@ -219,7 +219,30 @@ pub struct ProtocolSpec {
 }
 
 /// See [`ProtocolSpec::redirect`].
-pub type RedirectFinder = fn(&[u8]) -> RedirectScan;
+#[derive(Debug, Clone, Copy)]
+pub struct RedirectFinder {
+    /// An announcement's first packet has the byte `type_byte` at offset `type_at`: a payload
+    /// with another byte there is rejected before `find` is called (it runs on every payload of
+    /// every flow, and most are rejected by this byte alone). A payload too short to have the
+    /// byte still goes to `find`, which may ask for more.
+    pub type_at: usize,
+    /// See `type_at`.
+    pub type_byte: u8,
+    /// Reads the announcement at the head of the bytes (see [`ProtocolSpec::redirect`]).
+    pub find: fn(&[u8]) -> RedirectScan,
+}
+
+impl RedirectFinder {
+    /// `find` on bytes that could start an announcement: [`RedirectScan::No`] at once when
+    /// their type byte rules it out.
+    #[inline]
+    pub fn scan(&self, head: &[u8]) -> RedirectScan {
+        if head.get(self.type_at).is_some_and(|&b| b != self.type_byte) {
+            return RedirectScan::No;
+        }
+        (self.find)(head)
+    }
+}
 
 /// What a [`RedirectFinder`] says about the bytes at the head of one direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,5 +316,22 @@ mod tests {
         let limits = Limits::default();
         let cx = Cx::at(Timestamp(7), &limits);
         assert_eq!(cx.ts_at(12), Timestamp(7));
+    }
+
+    /// The finder's type-byte test answers for it when the byte rules an announcement out, and
+    /// leaves everything else (the right byte, or too few bytes to see it) to `find`.
+    #[test]
+    fn redirect_finder_rejects_by_its_type_byte_before_calling_find() {
+        fn find(_: &[u8]) -> RedirectScan {
+            RedirectScan::NeedMore(8)
+        }
+        let f = RedirectFinder {
+            type_at: 4,
+            type_byte: 5,
+            find,
+        };
+        assert_eq!(f.scan(&[0, 8, 0, 0, 6, 0, 0, 0]), RedirectScan::No);
+        assert_eq!(f.scan(&[0, 8, 0, 0, 5, 0]), RedirectScan::NeedMore(8));
+        assert_eq!(f.scan(&[0, 8]), RedirectScan::NeedMore(8));
     }
 }

@@ -40,7 +40,12 @@ pub const SPEC: ProtocolSpec = ProtocolSpec {
     probe,
     session_start,
     new_parser,
-    redirect: Some(redirect_in),
+    redirect: Some(dbtap_core::RedirectFinder {
+        // The packet type (TNS header byte 4).
+        type_at: 4,
+        type_byte: ty::REDIRECT,
+        find: redirect_in,
+    }),
 };
 
 fn new_parser(opts: SessionOpts) -> Box<dyn StreamParser> {
