@@ -1885,7 +1885,6 @@ fn error_of(m: Option<&crate::tokens::Message>) -> dbtap_core::DbError {
     }
 }
 
-/// Merge the outcomes of one request's segments.
 /// `v` in decimal. RETURNSTATUS ends nearly every RPC's answer and is nearly always 0: written
 /// without the formatting machinery, which costs more than the record's other attributes.
 fn int_text(v: i32) -> String {
