@@ -130,7 +130,11 @@ impl Pending {
         let reqs = match self {
             Pending::Ops(ops) => ops
                 .iter()
-                .map(|o| std::mem::size_of::<OpReq>() + o.req.heap_bytes())
+                .map(|o| {
+                    std::mem::size_of::<OpReq>()
+                        + std::mem::size_of::<Request>()
+                        + o.req.heap_bytes()
+                })
                 .sum(),
             Pending::Cancel(r) => std::mem::size_of::<Request>() + r.heap_bytes(),
             Pending::Prelogin | Pending::Login => 0,
@@ -191,7 +195,9 @@ impl Waiting {
 
 #[derive(Debug)]
 struct OpReq {
-    req: Request,
+    /// Boxed from the start: it waits in `pending` and leaves as the event's box, never copied
+    /// again on the way.
+    req: Box<Request>,
     /// sp_prepare / sp_prepexec / sp_cursorprepare…: the statement text to remember under the
     /// handle the server returns.
     prepare_sql: Option<Arc<str>>,
@@ -206,7 +212,7 @@ impl OpReq {
     /// A request that touches no prepared handle.
     fn plain(req: Request) -> Self {
         OpReq {
-            req,
+            req: Box::new(req),
             prepare_sql: None,
             prepare_names: None,
             unprepare: None,
@@ -382,14 +388,14 @@ impl TdsParser {
         self.prepared.len()
     }
 
-    fn emit(&mut self, mut req: Request, resp: Option<Response>, out: &mut Vec<DbEvent>) {
+    fn emit(&mut self, mut req: Box<Request>, resp: Option<Response>, out: &mut Vec<DbEvent>) {
         if let Some(sid) = self.cur_sid {
             req.attributes
                 .push(("mars_session".into(), sid.to_string()));
         }
         self.tx += 1;
         req.tx = self.tx;
-        out.push(DbEvent::Request(Box::new(req)));
+        out.push(DbEvent::Request(req));
         if let Some(mut r) = resp {
             r.tx = self.tx;
             out.push(DbEvent::Response(Box::new(r)));
@@ -418,13 +424,13 @@ impl TdsParser {
                     self.emit(op.req, None, out);
                 }
             }
-            Pending::Cancel(req) => self.emit(*req, None, out),
+            Pending::Cancel(req) => self.emit(req, None, out),
         }
     }
 
     fn flush_all(&mut self, out: &mut Vec<DbEvent>) {
         if let Some(l) = self.login.take() {
-            self.emit(l.req, None, out);
+            self.emit(Box::new(l.req), None, out);
         }
         while let Some(p) = self.pending.pop_front() {
             self.flush_one(p, out);
@@ -582,7 +588,7 @@ impl TdsParser {
             database: x.database.clone().filter(|d| !d.is_empty()),
             client_program: x.client_program.clone(),
         });
-        self.emit(l.req, None, out);
+        self.emit(Box::new(l.req), None, out);
         if let Some(s) = session.filter(|s| s.user.is_some() || s.client_program.is_some()) {
             out.push(DbEvent::Session(s));
         }
@@ -854,7 +860,7 @@ impl TdsParser {
     fn upgrade(&mut self, out: &mut Vec<DbEvent>) -> TlsStep {
         // Operations waiting stay pending in the session layer, closed as encrypted.
         if let Some(l) = self.login.take() {
-            self.emit(l.req, None, out);
+            self.emit(Box::new(l.req), None, out);
         }
         while let Some(p) = self.pending.pop_front() {
             self.flush_one(p, out);
@@ -1356,7 +1362,7 @@ impl TdsParser {
         }
         req.procedure = Some(rpc.procedure);
         OpReq {
-            req,
+            req: Box::new(req),
             prepare_sql,
             prepare_names,
             unprepare,
@@ -1513,7 +1519,7 @@ impl TdsParser {
                         ..Default::default()
                     }));
                 }
-                self.ops_answer(ops, resp, completeness, env_attrs, ts, out);
+                self.ops_answer(ops, &mut resp, completeness, env_attrs, ts, out);
             }
             Pending::Cancel(req) => {
                 let r = Response {
@@ -1523,7 +1529,7 @@ impl TdsParser {
                     completeness,
                     ..Default::default()
                 };
-                self.emit(*req, Some(r), out);
+                self.emit(req, Some(r), out);
                 return;
             }
         }
@@ -1535,7 +1541,7 @@ impl TdsParser {
                     status: Status::Ok,
                     ..Default::default()
                 };
-                self.emit(*req, Some(r), out);
+                self.emit(req, Some(r), out);
             }
         }
     }
@@ -1627,7 +1633,7 @@ impl TdsParser {
                 }
             }
         }
-        self.emit(l.req, Some(r), out);
+        self.emit(Box::new(l.req), Some(r), out);
         if status == Status::Ok {
             out.push(DbEvent::Session(SessionUpdate {
                 user,
@@ -1640,45 +1646,41 @@ impl TdsParser {
     fn ops_answer(
         &mut self,
         ops: Vec<OpReq>,
-        mut resp: RespAsm,
+        resp: &mut RespAsm,
         completeness: Completeness,
         env_attrs: Vec<(Cow<'static, str>, String)>,
         ts: Timestamp,
         out: &mut Vec<DbEvent>,
     ) {
         let n = ops.len();
+        // The outcomes are merged in place and read by reference: an `Outcome` is large, and
+        // this runs for every request.
         let mut segments = std::mem::take(&mut resp.acc.segments);
-        let cur = std::mem::take(&mut resp.acc.cur);
+        let mut cur = std::mem::take(&mut resp.acc.cur);
         let batch = n == 1;
-        let (single, segments) = if batch {
+        if batch {
             // One request: everything in the message is its answer.
-            let mut parts = segments.into_iter();
-            let all = match parts.next() {
-                None => cur,
-                Some(mut all) => {
-                    for s in parts {
-                        merge_into(&mut all, s);
-                    }
-                    // What followed the last DONEPROC (nothing, usually).
-                    if cur != Outcome::default() {
-                        merge_into(&mut all, cur);
-                    }
-                    all
+            if let Some((all, later)) = segments.split_first_mut() {
+                for s in later {
+                    merge_into(all, s);
                 }
-            };
-            (Some(all), Vec::new())
-        } else {
-            // One DONEPROC closes each RPC (MS-TDS 2.2.7.7); what follows the last belongs to it.
-            if cur != Outcome::default() {
-                let len = segments.len();
-                match segments.last_mut() {
-                    Some(last) if len >= n => merge_into(last, cur),
-                    _ => segments.push(cur),
+                // What followed the last DONEPROC (nothing, usually).
+                if cur != Outcome::default() {
+                    merge_into(all, &mut cur);
                 }
             }
-            (None, segments)
-        };
-        let mut outcomes = single.into_iter().chain(segments);
+        } else if cur != Outcome::default() {
+            // One DONEPROC closes each RPC (MS-TDS 2.2.7.7); what follows the last belongs to it.
+            let len = segments.len();
+            match segments.last_mut() {
+                Some(last) if len >= n => merge_into(last, &mut cur),
+                _ => segments.push(std::mem::take(&mut cur)),
+            }
+        }
+        // A batch's answer: its first segment (the others merged into it), or what came with no
+        // DONEPROC at all.
+        let single = (batch && segments.is_empty()).then_some(&cur);
+        let mut outcomes = single.into_iter().chain(segments.iter());
         for (k, mut op) in ops.into_iter().enumerate() {
             let Some(o) = outcomes.next() else {
                 // Not answered: the server stopped before it (e.g. the message was cut).
@@ -1897,19 +1899,20 @@ fn int_text(v: i32) -> String {
 /// Adds what the segment `s` says to `o`, the outcome of one request whose answer came in
 /// several segments (in order): rows summed, the first error kept, the last return status.
 /// Adding a default `Outcome` changes nothing, so `o` may start as the first segment itself.
-fn merge_into(o: &mut Outcome, s: Outcome) {
+/// What `s` holds is taken, not copied (`s` is left without its error and values).
+fn merge_into(o: &mut Outcome, s: &mut Outcome) {
     if let Some(r) = s.rows {
         o.rows = Some(o.rows.unwrap_or(0).saturating_add(r));
     }
     o.row_tokens += s.row_tokens;
     if o.error.is_none() {
-        o.error = s.error;
+        o.error = s.error.take();
     }
     o.done_error |= s.done_error;
     if s.return_status.is_some() {
         o.return_status = s.return_status;
     }
-    o.return_values.extend(s.return_values);
+    o.return_values.append(&mut s.return_values);
     if let Some(more) = &s.sensitivity {
         crate::tokens::add_sensitivity(&mut o.sensitivity, more);
     }
