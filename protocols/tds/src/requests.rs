@@ -755,17 +755,24 @@ mod tests {
         assert_eq!(all_headers_len(&[30, 0, 0, 0, 1]), 0);
     }
 
+    /// An RPC parameter (2.2.6.6): B_VARCHAR name, status 0, NVARCHAR(4000) in the Latin1
+    /// collation (TYPE_INFO 0xE7, max length 8000 bytes, 5-byte collation), then the text
+    /// with its USHORT byte length.
+    fn push_nvarchar_param(v: &mut Vec<u8>, name: &str, text: &str) {
+        v.push(name.len() as u8);
+        v.extend_from_slice(&u16s(name));
+        v.push(0);
+        v.extend_from_slice(&[0xE7, 0x40, 0x1F, 0x09, 0x04, 0xD0, 0x00, 0x34]);
+        v.extend_from_slice(&(text.len() as u16 * 2).to_le_bytes());
+        v.extend_from_slice(&u16s(text));
+    }
+
     #[test]
     fn sp_executesql_by_id() {
         // ProcID 10, options 0, @stmt NVARCHAR(4000) "select @P1", @params "@P1 int", @P1 INTN 7.
         let mut v = vec![0xFF, 0xFF, 10, 0, 0, 0];
         for (name, text) in [("@stmt", "select @P1"), ("@params", "@P1 int")] {
-            v.push(name.len() as u8);
-            v.extend_from_slice(&u16s(name));
-            v.push(0);
-            v.extend_from_slice(&[0xE7, 0x40, 0x1F, 0x09, 0x04, 0xD0, 0x00, 0x34]);
-            v.extend_from_slice(&(text.len() as u16 * 2).to_le_bytes());
-            v.extend_from_slice(&u16s(text));
+            push_nvarchar_param(&mut v, name, text);
         }
         v.push(3);
         v.extend_from_slice(&u16s("@P1"));
@@ -952,12 +959,7 @@ mod tests {
             ("@stmt", "select @P1, @P2"),
             ("@params", "@P1 int, @P2 nvarchar(9)"),
         ] {
-            exec.push(name.len() as u8);
-            exec.extend_from_slice(&u16s(name));
-            exec.push(0);
-            exec.extend_from_slice(&[0xE7, 0x40, 0x1F, 0x09, 0x04, 0xD0, 0x00, 0x34]);
-            exec.extend_from_slice(&(text.len() as u16 * 2).to_le_bytes());
-            exec.extend_from_slice(&u16s(text));
+            push_nvarchar_param(&mut exec, name, text);
         }
         exec.extend_from_slice(&[3]);
         exec.extend_from_slice(&u16s("@P1"));

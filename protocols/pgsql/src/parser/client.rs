@@ -3,7 +3,7 @@
 
 use super::*;
 use dbtap_core::{
-    Abandon, Completeness, Cx, DbEvent, DeferredParams, Direction, Login, Op, Param, Timestamp,
+    Abandon, Completeness, Cx, DbEvent, DeferredParams, Direction, Login, Op, Timestamp,
 };
 use std::sync::Arc;
 
@@ -560,7 +560,9 @@ impl PgParser {
                 };
                 let mut req = Self::request(ts, Op::new("function_call"), h.total());
                 req.sql = Some(format!("function oid {oid}").into());
-                let (params, complete) = Self::decode_params(self.charset, &head, &[], limits);
+                // The arguments are decoded at once (a FunctionCall is rare; Binds defer theirs).
+                let mut params = Vec::new();
+                let complete = decode_values(self.charset, &head, &[], limits, &mut params);
                 req.params = Some(params);
                 req.completeness = cut.unwrap_or_default();
                 if !complete {
@@ -780,18 +782,5 @@ impl PgParser {
         self.portals
             .bind(head.portal, id, limits.max_prepared_statements);
         self.push_expect(ExpKind::Bind, Some(id), ts);
-    }
-
-    /// Decode the parameter values of a Bind (or the arguments of a FunctionCall). Returns
-    /// the values and whether all of them were in the body.
-    fn decode_params(
-        charset: crate::charset::Charset,
-        head: &messages::BindHead<'_>,
-        oids: &[u32],
-        limits: &dbtap_core::Limits,
-    ) -> (Vec<Param>, bool) {
-        let mut params = Vec::new();
-        let complete = decode_values(charset, head, oids, limits, &mut params);
-        (params, complete)
     }
 }
