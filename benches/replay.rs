@@ -42,9 +42,8 @@ fn main() {
     // counted (DBTAP_BENCH_RULES=none leaves them out).
     let mut engine = dbtap::engine::EngineConfig::default();
     if std::env::var("DBTAP_BENCH_RULES").as_deref() != Ok("none") {
-        engine.rules = Some(Arc::new(
-            dbtap::rules::RuleSet::default_packs().expect("default rules"),
-        ));
+        engine.rules =
+            Some(Arc::new(dbtap::rules::RuleSet::default_packs().expect("default rules")).into());
     }
     let cfg = PipelineConfig {
         workers,

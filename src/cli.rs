@@ -14,7 +14,7 @@ use crate::pipeline::{default_workers, PipelineConfig, Progress};
 use crate::registry::Registry;
 use crate::replay::{replay, ReplayReport};
 use crate::rules::baseline::BaselineFile;
-use crate::rules::{AlertOutput, RuleSet};
+use crate::rules::{AlertOutput, RuleSet, Rules};
 use crate::summary::Summary;
 
 /// Exit status when some input could not be read to its end (records of everything readable
@@ -132,24 +132,31 @@ fn parse_tz(s: &str) -> Result<i32, String> {
 }
 
 /// The rule set of a replay: the built-in default, the given packs, or none.
-fn load_rules(paths: &[PathBuf], tz: i32) -> anyhow::Result<Option<RuleSet>> {
+///
+/// Given packs are compiled now, so that a mistake in one stops the run before any output is
+/// touched. The built-in pack, which the test suite compiles and runs, is compiled on a helper
+/// thread while the replay starts (see [`Rules`]).
+fn load_rules(paths: &[PathBuf], tz: i32) -> anyhow::Result<Option<Rules>> {
     if paths.iter().any(|p| p.as_os_str() == "none") {
         if paths.len() > 1 {
             anyhow::bail!("--rules none cannot be combined with rule packs");
         }
         return Ok(None);
     }
-    let mut set = if paths.is_empty() {
-        RuleSet::default_packs()?
-    } else {
-        let mut set = RuleSet::default();
-        for p in paths {
-            set.add_path(p)?;
-        }
-        set
-    };
+    if paths.is_empty() {
+        let rules = Rules::compile_in_background(move || {
+            let mut set = RuleSet::default_packs().map_err(|e| e.to_string())?;
+            set.offset_min = tz;
+            Ok(set)
+        })?;
+        return Ok(Some(rules));
+    }
+    let mut set = RuleSet::default();
+    for p in paths {
+        set.add_path(p)?;
+    }
     set.offset_min = tz;
-    Ok(Some(set))
+    Ok(Some(Rules::ready(Arc::new(set))))
 }
 
 fn run_rules(cmd: RulesCommand) -> anyhow::Result<i32> {
@@ -228,7 +235,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
         MaskMode::None => crate::sql::Mask::None,
         MaskMode::Literals => crate::sql::Mask::Literals,
     };
-    engine.rules = load_rules(&args.rules, args.tz)?.map(Arc::new);
+    engine.rules = load_rules(&args.rules, args.tz)?;
     if args.alerts.as_ref().is_some_and(|a| a.as_os_str() == "-") && args.records.as_os_str() == "-"
     {
         // Two streams interleaved on one stdout would cut each other's lines.

@@ -48,7 +48,7 @@ pub struct EngineConfig {
     /// SQL stage options (masking).
     pub sql: crate::sql::SqlOptions,
     /// Rules matched on each record (`None`: no rules).
-    pub rules: Option<std::sync::Arc<crate::rules::RuleSet>>,
+    pub rules: Option<crate::rules::Rules>,
 }
 
 impl Default for EngineConfig {
@@ -255,7 +255,9 @@ pub struct Engine {
     /// Records completed, waiting to be serialized (by the pipeline's record thread, or by
     /// `inline` for [`Engine::records`]).
     queue: RecordQueue,
-    inline: RecordSink,
+    /// Made on first use: an engine in the pipeline never needs it, and making it would wait for
+    /// rules still being compiled (see [`crate::rules::Rules`]).
+    inline: Option<RecordSink>,
     stats: EngineStats,
     /// The reader said the next packet's connection was announced by a redirect.
     follow_next: Option<Followed>,
@@ -265,7 +267,6 @@ impl Engine {
     /// A new engine.
     pub fn new(cfg: EngineConfig) -> Self {
         let stats = EngineStats::new(cfg.registry.specs().iter().map(|s| s.name).collect());
-        let inline = RecordSink::new(cfg.sql.clone(), cfg.rules.clone());
         Engine {
             cfg,
             flows: FlowMap::default(),
@@ -273,7 +274,7 @@ impl Engine {
             now: Timestamp(0),
             events: Vec::new(),
             queue: RecordQueue::default(),
-            inline,
+            inline: None,
             stats,
             follow_next: None,
         }
@@ -292,15 +293,17 @@ impl Engine {
     /// Records completed since the last [`Engine::take_records`] or [`Engine::take_parts`],
     /// serialized on this thread, in key order.
     pub fn records(&mut self) -> &mut RecordBatch {
-        self.inline.write_queue(&mut self.queue);
-        self.inline.batch()
+        let inline = inline_sink(&mut self.inline, &self.cfg);
+        inline.write_queue(&mut self.queue);
+        inline.batch()
     }
 
     /// Take the records completed so far, serialized on this thread, leaving `fresh` (emptied)
     /// to write into.
     pub fn take_records(&mut self, fresh: RecordBatch) -> RecordBatch {
-        self.inline.write_queue(&mut self.queue);
-        self.inline.take(fresh)
+        let inline = inline_sink(&mut self.inline, &self.cfg);
+        inline.write_queue(&mut self.queue);
+        inline.take(fresh)
     }
 
     /// Take the records completed so far, to be serialized elsewhere, leaving `fresh` (emptied)
@@ -1055,6 +1058,16 @@ mod tests {
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0]["rows"], 4);
     }
+}
+
+/// The sink of [`Engine::records`], made on first use. An engine outside the pipeline is given
+/// rules compiled already; rules that failed to compile (which the pipeline reports as the
+/// run's error) leave it without rules.
+fn inline_sink<'a>(inline: &'a mut Option<RecordSink>, cfg: &EngineConfig) -> &'a mut RecordSink {
+    inline.get_or_insert_with(|| {
+        let rules = cfg.rules.as_ref().and_then(|r| r.get().ok().cloned());
+        RecordSink::new(cfg.sql.clone(), rules)
+    })
 }
 
 #[cfg(test)]

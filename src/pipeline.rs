@@ -32,7 +32,7 @@ use crate::engine::{Engine, EngineConfig, FlowKey, Segment, TcpFlags};
 use crate::record::Endpoint;
 use crate::redirect::{Followed, RedirectStats, RedirectWatch};
 use crate::rules::alerts::AlertStage;
-use crate::rules::{AlertOutput, AlertReport};
+use crate::rules::{AlertOutput, AlertReport, Rules};
 use crate::sink::{RecordBatch, RecordKey, RecordParts, RecordSink};
 use crate::stats::EngineStats;
 
@@ -304,10 +304,15 @@ pub enum PipelineError {
     /// A thread could not be started.
     #[error("starting a thread: {0}")]
     Spawn(std::io::Error),
-    /// A worker thread panicked (a bug): its records are missing.
 
+    /// A worker thread panicked (a bug): its records are missing.
     #[error("a worker thread failed: {0}")]
     Worker(String),
+
+    /// The rules compiled while the replay started failed to compile (see
+    /// [`crate::rules::Rules`]): no record was written.
+    #[error("rules: {0}")]
+    Rules(String),
 }
 
 /// Run the pipeline: `source` pushes segments into the [`Feeder`]; records go to `out`.
@@ -342,7 +347,7 @@ where
             let recycle_tx = recycle_tx.clone();
             let sink_recycle_rx = sink_recycle_rx.clone();
             let engine = Engine::new(engine_cfg.clone());
-            let sink = RecordSink::new(engine_cfg.sql.clone(), engine_cfg.rules.clone());
+            let (sql, rules) = (engine_cfg.sql.clone(), engine_cfg.rules.clone());
             handles.push(
                 thread::Builder::new()
                     .name(format!("dbtap-worker-{w}"))
@@ -355,6 +360,13 @@ where
                 thread::Builder::new()
                     .name(format!("dbtap-records-{w}"))
                     .spawn_scoped(scope, move || {
+                        // Rules still compiling are waited for here, not before the reader
+                        // starts. When they failed, the writer reports it; this thread's end
+                        // stops the worker feeding it.
+                        let Ok(rules) = rules.as_ref().map(Rules::get).transpose() else {
+                            return;
+                        };
+                        let sink = RecordSink::new(sql, rules.cloned());
                         serialize(sink, parts_rx, out_tx, parts_recycle_tx, sink_recycle_rx)
                     })
                     .map_err(PipelineError::Spawn)?,
@@ -364,14 +376,20 @@ where
         drop(sink_recycle_rx);
 
         let writer_progress = progress.clone();
-        let alert_stage = cfg
-            .engine
-            .rules
-            .clone()
-            .map(|rules| AlertStage::new(rules, cfg.alerts.clone(), cfg.baseline.as_deref()));
         let writer = thread::Builder::new()
             .name("dbtap-writer".into())
             .spawn_scoped(scope, move || {
+                let rules = cfg.engine.rules.as_ref().map(Rules::get).transpose();
+                let alert_stage =
+                    rules
+                        .map_err(|e| PipelineError::Rules(e.to_string()))?
+                        .map(|set| {
+                            AlertStage::new(
+                                set.clone(),
+                                cfg.alerts.clone(),
+                                cfg.baseline.as_deref(),
+                            )
+                        });
                 write_merged(out_rxs, out, sink_recycle_tx, &writer_progress, alert_stage)
             })
             .map_err(PipelineError::Spawn)?;
@@ -736,8 +754,17 @@ mod tests {
     }
 
     fn replay(workers: usize, idle_secs: u64) -> (Vec<u8>, RunOutcome) {
+        replay_with(workers, idle_secs, None).unwrap()
+    }
+
+    fn replay_with(
+        workers: usize,
+        idle_secs: u64,
+        rules: Option<Rules>,
+    ) -> Result<(Vec<u8>, RunOutcome), PipelineError> {
         let mut engine = EngineConfig {
             registry: Registry::with_specs(vec![TOY]),
+            rules,
             ..Default::default()
         };
         engine.idle_timeout_ns = idle_secs * 1_000_000_000;
@@ -759,10 +786,45 @@ mod tests {
                 }
                 Ok::<(), ()>(())
             },
-        )
-        .unwrap();
+        )?;
         res.unwrap();
-        (out, outcome)
+        Ok((out, outcome))
+    }
+
+    fn default_rules() -> crate::rules::RuleSet {
+        crate::rules::RuleSet::default_packs().unwrap()
+    }
+
+    #[test]
+    fn rules_still_compiling_when_the_replay_starts_give_what_ready_rules_give() {
+        let ready = Rules::ready(Arc::new(default_rules()));
+        let (out, outcome) = replay_with(2, 3600, Some(ready)).unwrap();
+        let hits = outcome.alerts.as_ref().map(|a| a.correlator.hits);
+        // The toy records' errors (1146 on every fifth connection) meet the default pack's
+        // error rule, so the comparison below is of rules that did something.
+        assert!(hits.is_some_and(|h| h > 0), "{hits:?}");
+        let later = Rules::compile_in_background(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            Ok(default_rules())
+        })
+        .unwrap();
+        let (out_later, outcome_later) = replay_with(2, 3600, Some(later)).unwrap();
+        assert!(out == out_later, "records differ");
+        assert_eq!(outcome_later.records, outcome.records);
+        assert_eq!(
+            outcome_later.alerts.as_ref().map(|a| a.correlator.hits),
+            hits
+        );
+    }
+
+    #[test]
+    fn rules_that_fail_to_compile_while_the_replay_starts_fail_the_run_with_no_records() {
+        let failing =
+            Rules::compile_in_background(|| Err("rule X: regex too big".to_string())).unwrap();
+        match replay_with(2, 3600, Some(failing)) {
+            Err(PipelineError::Rules(e)) => assert_eq!(e, "rule X: regex too big"),
+            other => panic!("expected the rules' error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use support::capture;
 fn alerts(case: &str, workers: usize) -> Vec<serde_json::Value> {
     let shared = Shared::default();
     let engine = EngineConfig {
-        rules: Some(Arc::new(RuleSet::default_packs().unwrap())),
+        rules: Some(Arc::new(RuleSet::default_packs().unwrap()).into()),
         ..Default::default()
     };
     let cfg = PipelineConfig {

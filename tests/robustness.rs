@@ -62,9 +62,8 @@ fn run_bytes(bytes: &[u8], name: &str) {
     };
     // The default rules run too, with alerts written (to nowhere): damaged input must not trip
     // the SQL analysis, the rules or the correlator either.
-    engine.rules = Some(std::sync::Arc::new(
-        dbtap::rules::RuleSet::default_packs().unwrap(),
-    ));
+    engine.rules =
+        Some(std::sync::Arc::new(dbtap::rules::RuleSet::default_packs().unwrap()).into());
     let cfg = PipelineConfig {
         workers: 1,
         engine,

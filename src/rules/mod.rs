@@ -10,6 +10,7 @@ mod cond;
 pub mod correlate;
 mod examples;
 pub mod facts;
+mod handle;
 mod spec;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,7 @@ pub use alerts::{AlertOutput, AlertReport};
 pub use cond::{glob_regex, Cond};
 pub use examples::{run_examples, ExampleFailure};
 pub use facts::{Facts, Field};
+pub use handle::Rules;
 
 /// Most rules a rule set may hold.
 pub const MAX_RULES: usize = 4096;
