@@ -263,6 +263,16 @@ pub struct Engine {
     follow_next: Option<Followed>,
 }
 
+/// The sink of [`Engine::records`], made on first use. An engine outside the pipeline is given
+/// rules compiled already; rules that failed to compile (which the pipeline reports as the
+/// run's error) leave it without rules.
+fn inline_sink<'a>(inline: &'a mut Option<RecordSink>, cfg: &EngineConfig) -> &'a mut RecordSink {
+    inline.get_or_insert_with(|| {
+        let rules = cfg.rules.as_ref().and_then(|r| r.get().ok().cloned());
+        RecordSink::new(cfg.sql.clone(), rules)
+    })
+}
+
 impl Engine {
     /// A new engine.
     pub fn new(cfg: EngineConfig) -> Self {
@@ -1058,16 +1068,6 @@ mod tests {
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0]["rows"], 4);
     }
-}
-
-/// The sink of [`Engine::records`], made on first use. An engine outside the pipeline is given
-/// rules compiled already; rules that failed to compile (which the pipeline reports as the
-/// run's error) leave it without rules.
-fn inline_sink<'a>(inline: &'a mut Option<RecordSink>, cfg: &EngineConfig) -> &'a mut RecordSink {
-    inline.get_or_insert_with(|| {
-        let rules = cfg.rules.as_ref().and_then(|r| r.get().ok().cloned());
-        RecordSink::new(cfg.sql.clone(), rules)
-    })
 }
 
 #[cfg(test)]
