@@ -84,8 +84,10 @@ fn leave(code: i32) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    // SAFETY: `_exit` ends the process at once. Every thread dbtap started (the pipeline's, the
-    // progress display) has been joined, and no output is pending (see above).
+    // SAFETY: `_exit` ends the process at once. Every thread that writes (the pipeline's, the
+    // progress display) has been joined, and no output is pending (see above); the one that
+    // compiles the default rules writes nothing, and is still running only when the run stopped
+    // on an error before it needed them.
     unsafe { libc::_exit(code) }
 }
 
