@@ -205,7 +205,7 @@ impl<'a> JsonOut<'a> {
 /// unknown length copied with a call to `memcpy` (about 25 instructions for a few bytes); up to
 /// four digits are appended here as one or two pairs from a table, copies of known size.
 #[inline]
-pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
+fn push_u64(buf: &mut Vec<u8>, v: u64) {
     if v < 100 {
         push_pair_or_digit(buf, v);
     } else if v < 10_000 {

@@ -220,9 +220,7 @@ fn bench_oltp(path: &str, mb: u64, conns: usize) {
         let (conv, c) = s.2.transaction();
         p.send(&conv);
         s.1 = p.seq;
-        total.rpcs += c.rpcs;
-        total.tm += c.tm;
-        total.rows += c.rows;
+        total += c;
         turn += 1;
     }
     for s in &mut state {

@@ -777,10 +777,7 @@ fn oltp_transactions_as_a_jdbc_client_sends_them() {
     for _ in 0..3 {
         let (t, c) = oltp.transaction();
         conv.extend(t);
-        want.rpcs += c.rpcs;
-        want.prepexecs += c.prepexecs;
-        want.tm += c.tm;
-        want.rows += c.rows;
+        want += c;
     }
     assert_eq!(
         want,

@@ -1901,6 +1901,15 @@ pub struct OltpCounts {
     pub rows: u64,
 }
 
+impl std::ops::AddAssign for OltpCounts {
+    fn add_assign(&mut self, c: OltpCounts) {
+        self.rpcs += c.rpcs;
+        self.prepexecs += c.prepexecs;
+        self.tm += c.tm;
+        self.rows += c.rows;
+    }
+}
+
 impl Oltp {
     /// A connection's statement state; `seed` varies the values between connections.
     pub fn new(seed: u64) -> Self {
