@@ -273,6 +273,8 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
     };
 
     let progress = Arc::new(Progress::default());
+    stop_on_signals(&progress)?;
+    let interrupt = progress.interrupt.clone();
     let show_progress = match args.progress {
         ProgressMode::Always => true,
         ProgressMode::Never => false,
@@ -298,15 +300,50 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
             eprintln!("dbtap: {e}");
         }
     }
+    if let Some(i) = &report.interrupted {
+        eprintln!(
+            "dbtap: stopped by {} in {} at byte {}: the records of everything before it were written{}",
+            i.signal,
+            i.file,
+            i.offset,
+            match i.files_not_read {
+                0 => String::new(),
+                n => format!(" ({n} later file{} not read)", if n == 1 { "" } else { "s" }),
+            }
+        );
+    }
     if let (Some(path), Some(alerts)) = (&args.baseline, &report.run.alerts) {
         save_baseline(path, alerts)?;
     }
     write_summary(&args, &report, workers)?;
-    Ok(if report.had_input_errors() {
+    let signal = interrupt.load(Ordering::Relaxed);
+    Ok(if report.interrupted.is_some() {
+        // The shell's convention for a command ended by a signal: 128 + its number.
+        128 + i32::try_from(signal).unwrap_or(0)
+    } else if report.had_input_errors() {
         EXIT_INPUT_ERRORS
     } else {
         0
     })
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM stop a replay cleanly: the first sets `progress.interrupt`, the
+/// reader stops at the next frame, and the run ends as at the end of the input (open requests
+/// written as unanswered, alerts and baselines as usual, the summary saying where it stopped),
+/// so that no record of what was read is lost and no line is cut. A second one, while that
+/// drains or when the reader waits on a pipe that sends nothing more, gets the signal's default
+/// action: the process ends at once.
+fn stop_on_signals(progress: &Progress) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let armed = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // In this order: the default action is taken only when an earlier signal armed it.
+        flag::register_conditional_default(sig, armed.clone())?;
+        flag::register_usize(sig, progress.interrupt.clone(), sig as usize)?;
+        flag::register(sig, armed.clone())?;
+    }
+    Ok(())
 }
 
 /// Save the learnt baselines, and say what was loaded that this run could not use.
@@ -356,6 +393,14 @@ fn spawn_progress(p: Arc<Progress>, stop: Arc<AtomicBool>) -> std::thread::JoinH
         let mut err = std::io::stderr();
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(250));
+            if p.interrupt.load(Ordering::Relaxed) != 0 {
+                let _ = write!(
+                    err,
+                    "\r\x1b[2Kstopping: writing the records of what was read (again to quit at once)"
+                );
+                let _ = err.flush();
+                continue;
+            }
             let secs = start.elapsed().as_secs_f64().max(1e-3);
             let done = p.input_bytes.load(Ordering::Relaxed) as f64 / 1e6;
             let total = p.input_total.load(Ordering::Relaxed) as f64 / 1e6;

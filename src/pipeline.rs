@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -132,6 +132,10 @@ pub struct Progress {
     pub frames: AtomicU64,
     /// Records written.
     pub records: AtomicU64,
+    /// Set (to the signal's number, or any non-zero value) to stop reading: the replay then ends
+    /// as if the input ended there, so every record of what was read is still written. Shared,
+    /// because a signal handler sets it (see `cli`).
+    pub interrupt: Arc<AtomicUsize>,
 }
 
 /// Pipeline settings.

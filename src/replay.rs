@@ -32,13 +32,33 @@ pub struct FileReport {
     pub bytes: u64,
     /// Why reading stopped early, with the byte offset.
     pub error: Option<String>,
+    /// Reading stopped here on an interrupt, at this offset of the capture stream (of the
+    /// decompressed stream for a gzip file): the next frame's first byte.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_at: Option<u64>,
+}
+
+/// Where a replay stopped on an interrupt (`Progress::interrupt`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Interruption {
+    /// What asked it to stop: the signal's name (`SIGINT`, `SIGTERM`), or its number.
+    pub signal: String,
+    /// The file being read then.
+    pub file: String,
+    /// The offset of its next frame then (in the decompressed stream for a gzip file): every
+    /// frame before it was replayed, none after.
+    pub offset: u64,
+    /// Files given after it, not read at all.
+    pub files_not_read: usize,
 }
 
 /// Everything a replay counted.
 #[derive(Debug, Default)]
 pub struct ReplayReport {
-    /// Per file.
+    /// Per file read (files after an interrupt are not listed).
     pub files: Vec<FileReport>,
+    /// Set when an interrupt stopped the reading before the end of the input.
+    pub interrupted: Option<Interruption>,
     /// L2–L4 decode counters.
     pub decode: DecodeStats,
     /// Pipeline and engine counters.
@@ -69,23 +89,51 @@ pub fn replay<W: Write + Send>(
         .sum();
     progress.input_total.store(total, Ordering::Relaxed);
     let mut reports = Vec::new();
+    let mut interrupted = None;
     let mut decoder = Decoder::new(DecodeLimits::default());
     let source = |feeder: &mut Feeder| -> Result<(), ()> {
         let mut done_bytes = 0u64;
-        for path in files {
+        for (i, path) in files.iter().enumerate() {
             let report = read_file(path, &mut decoder, feeder, &progress, done_bytes);
             done_bytes += report.bytes;
+            let stopped = report.interrupted_at.is_some();
             reports.push(report);
+            if stopped {
+                interrupted = Some(i);
+                break;
+            }
         }
+        // The rest is as at the end of the input: every flow is closed and its open requests
+        // written (flagged as unanswered), so the records of everything read are complete.
         Ok(())
     };
     let (run, _) = pipeline::run(cfg, progress.clone(), out, source)?;
+    let interrupted = interrupted.and_then(|i| {
+        let file = reports.get(i)?;
+        Some(Interruption {
+            signal: signal_name(progress.interrupt.load(Ordering::Relaxed)),
+            file: file.path.clone(),
+            offset: file.interrupted_at?,
+            files_not_read: files.len() - i - 1,
+        })
+    });
     Ok(ReplayReport {
         files: reports,
+        interrupted,
         decode: decoder.stats().clone(),
         run,
         elapsed: started.elapsed(),
     })
+}
+
+/// `SIGINT` for 2, and so on; other values as numbers.
+fn signal_name(n: usize) -> String {
+    match n {
+        1 => "SIGHUP".into(),
+        2 => "SIGINT".into(),
+        15 => "SIGTERM".into(),
+        n => n.to_string(),
+    }
 }
 
 fn read_file(
@@ -107,6 +155,11 @@ fn read_file(
         }
     };
     loop {
+        // One load per frame: the replay stops within a frame of the interrupt.
+        if progress.interrupt.load(Ordering::Relaxed) != 0 {
+            report.interrupted_at = Some(reader.stream_offset());
+            break;
+        }
         let frame = match reader.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::decode::DecodeStats;
 use crate::redirect::RedirectStats;
-use crate::replay::{FileReport, ReplayReport};
+use crate::replay::{FileReport, Interruption, ReplayReport};
 use crate::stats::EngineStats;
 
 /// Summary of one replay (the JSON form of `--summary json`).
@@ -15,6 +15,9 @@ use crate::stats::EngineStats;
 pub struct Summary<'a> {
     /// Files read.
     pub files: &'a [FileReport],
+    /// Where an interrupt (Ctrl-C, SIGTERM) stopped the reading; `null` when the input was read
+    /// to its end.
+    pub interrupted: Option<&'a Interruption>,
     /// Frames read from all files.
     pub frames: u64,
     /// File bytes read.
@@ -87,6 +90,7 @@ impl<'a> Summary<'a> {
         let input_bytes: u64 = r.files.iter().map(|f| f.bytes).sum();
         Summary {
             files: &r.files,
+            interrupted: r.interrupted.as_ref(),
             frames,
             input_bytes,
             workers,
@@ -131,17 +135,36 @@ impl<'a> Summary<'a> {
         let _ = writeln!(s, "dbtap replay summary");
         for f in self.files {
             // The error text starts with the path, already on this line.
-            let status = match f.error.as_deref() {
-                Some(e) => e
+            let stopped;
+            let status = match (f.error.as_deref(), f.interrupted_at) {
+                (Some(e), _) => e
                     .strip_prefix(f.path.as_str())
                     .map_or(e, |t| t.trim_start_matches(": ")),
-                None => "ok",
+                (None, Some(at)) => {
+                    stopped = format!("interrupted at byte {at}");
+                    &stopped
+                }
+                (None, None) => "ok",
             };
 
             let _ = writeln!(
                 s,
                 "  file       {}  {} frames, {} bytes  [{status}]",
                 f.path, f.frames, f.bytes
+            );
+        }
+        if let Some(i) = self.interrupted {
+            let _ = writeln!(
+                s,
+                "  stopped    by {} in {} at byte {}{}: every record of the input before that point was written",
+                i.signal,
+                i.file,
+                i.offset,
+                match i.files_not_read {
+                    0 => String::new(),
+                    1 => "; 1 file after it not read".into(),
+                    n => format!("; {n} files after it not read"),
+                }
             );
         }
         let _ = writeln!(
