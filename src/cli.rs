@@ -74,7 +74,8 @@ enum ProgressMode {
 
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
-    /// Capture files, replayed in the order given as one input.
+    /// Capture files, replayed in the order given as one input; `-` is standard input (a
+    /// capture piped in: `tcpdump -w - ... | dbtap replay -`).
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Where records go, one JSON object per line; `-` is stdout.
@@ -220,6 +221,10 @@ pub fn main() -> anyhow::Result<i32> {
 }
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
+    let stdin = crate::capture::STDIN;
+    if args.files.iter().filter(|f| f.as_os_str() == stdin).count() > 1 {
+        anyhow::bail!("standard input ({stdin}) can be given only once: it is read once");
+    }
     let mut registry = Registry::default();
     for (name, port) in &args.ports {
         registry.force_port(name, *port)?;
@@ -410,9 +415,15 @@ fn spawn_progress(p: Arc<Progress>, stop: Arc<AtomicBool>) -> std::thread::JoinH
             } else {
                 0.0
             };
+            let read = if total > 0.0 {
+                format!("[{pct:5.1}%] {done:.1}/{total:.1} MB")
+            } else {
+                // A pipe or standard input: no size known.
+                format!("{done:.1} MB")
+            };
             let _ = write!(
                 err,
-                "\r\x1b[2K[{pct:5.1}%] {done:.1}/{total:.1} MB  {:.0} pkt/s  {} records",
+                "\r\x1b[2K{read}  {:.0} pkt/s  {} records",
                 frames / secs,
                 p.records.load(Ordering::Relaxed)
             );

@@ -24,7 +24,7 @@ const PROGRESS_EVERY: u64 = 4096;
 /// What was read from one file.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FileReport {
-    /// The path as given.
+    /// The path as given (`stdin` for `-`).
     pub path: String,
     /// Frames read.
     pub frames: u64,
@@ -82,11 +82,20 @@ pub fn replay<W: Write + Send>(
     out: W,
 ) -> Result<ReplayReport, PipelineError> {
     let started = Instant::now();
-    let total: u64 = files
+    // Unknown (0) when an input is a pipe or standard input: it has no size to show progress of.
+    let sizes: Option<Vec<u64>> = files
         .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+        .map(|p| {
+            let m = std::fs::metadata(p).ok();
+            match m {
+                _ if p.as_os_str() == crate::capture::STDIN => None,
+                Some(m) if !m.is_file() => None,
+                // A missing file reads as its error, and adds nothing.
+                m => Some(m.map_or(0, |m| m.len())),
+            }
+        })
+        .collect();
+    let total: u64 = sizes.map_or(0, |s| s.iter().sum());
     progress.input_total.store(total, Ordering::Relaxed);
     let mut reports = Vec::new();
     let mut interrupted = None;
@@ -144,7 +153,7 @@ fn read_file(
     before: u64,
 ) -> FileReport {
     let mut report = FileReport {
-        path: path.display().to_string(),
+        path: crate::capture::input_name(path),
         ..Default::default()
     };
     let mut reader = match CaptureReader::open(path) {

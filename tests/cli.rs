@@ -201,3 +201,85 @@ fn rules_check_and_test_report_clearly() {
     );
     let _ = std::fs::remove_file(&bad);
 }
+
+/// Runs `dbtap replay` with `input` written to its standard input.
+fn replay_stdin(args: &[&str], input: Vec<u8>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = dbtap()
+        .arg("replay")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // From another thread: the pipe holds less than the capture, and dbtap writes as it reads.
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    out
+}
+
+#[test]
+fn a_capture_piped_to_standard_input_gives_the_records_the_file_gives() {
+    use std::io::Write;
+    let file = fixture("mariadb_sysbench_prepared");
+    let from_file = dbtap()
+        .args(["replay", "--summary", "none"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_success(&from_file);
+    assert_eq!(json_lines(&from_file.stdout).len(), 72);
+    let bytes = std::fs::read(&file).unwrap();
+
+    let piped = replay_stdin(&["-", "--summary", "json"], bytes.clone());
+    assert_success(&piped);
+    assert_eq!(piped.stdout, from_file.stdout);
+    let summary: serde_json::Value = serde_json::from_slice(&piped.stderr).unwrap();
+    assert_eq!(summary["files"][0]["path"], "stdin");
+    assert_eq!(summary["files"][0]["bytes"], bytes.len() as u64);
+
+    // Compressed on the way: gzip is told from its first bytes, with nothing to seek back to.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&bytes).unwrap();
+    let piped = replay_stdin(&["-", "--summary", "none"], gz.finish().unwrap());
+    assert_success(&piped);
+    assert_eq!(piped.stdout, from_file.stdout);
+
+    // A named pipe given as a path reads the same way (as `<(zcat x.pcap.gz)` gives one).
+    let dir = std::env::temp_dir().join(format!("dbtap-cli-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("capture.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, bytes))
+    };
+    let out = dbtap()
+        .args(["replay", "--summary", "none"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    writer.join().unwrap().unwrap();
+    assert_success(&out);
+    assert_eq!(out.stdout, from_file.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn standard_input_given_twice_and_an_empty_one_are_clear_errors() {
+    let out = replay_stdin(&["-", "-"], Vec::new());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("standard input (-) can be given only once: it is read once"));
+
+    let out = replay_stdin(&["-", "--summary", "none"], Vec::new());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dbtap: stdin: at byte 0: empty file"));
+}

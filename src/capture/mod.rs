@@ -26,15 +26,16 @@ pub(crate) mod tests;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
 
 pub use dbtap_core::time::Timestamp;
 
 pub use pcapng::MAX_INTERFACES;
-use source::ByteSource;
 pub use source::BUF_LEN as READ_BUF_LEN;
+use source::{ByteSource, Prefixed};
 
 /// Largest captured length accepted for one frame: 256 KiB. libpcap's own cap
 /// (`MAXIMUM_SNAPLEN` = 262144 in `pcap-int.h`) is the same number, and Wireshark's
@@ -295,30 +296,56 @@ pub struct CaptureReader {
     stats: CaptureStats,
 }
 
+/// The input name that stands for standard input.
+pub const STDIN: &str = "-";
+
+/// How an input is named in reports and errors: its path, or `stdin` for `-`.
+pub fn input_name(path: &Path) -> String {
+    if path.as_os_str() == STDIN {
+        "stdin".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
 /// First two bytes of a gzip member (RFC 1952 §2.3.1: ID1 = 0x1f, ID2 = 0x8b).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 impl CaptureReader {
-    /// Opens `path`, sniffs gzip / pcap / pcapng from the first bytes and reads the file header.
+    /// Opens `path` (`-`: standard input), sniffs gzip / pcap / pcapng from the first bytes and
+    /// reads the file header. The input is read once from start to end and never sought, so a
+    /// pipe, a FIFO or standard input does as well as a file.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let shown = path.display().to_string();
+        let shown = input_name(path);
         let err = |offset: u64, compressed: bool, kind: CaptureErrorKind| CaptureError {
             path: shown.clone(),
             offset,
             compressed,
             kind,
         };
-        let mut file = File::open(path).map_err(|e| err(0, false, e.into()))?;
-        let file_len = file.metadata().ok().map(|m| m.len());
+        let mut file = if path.as_os_str() == STDIN {
+            std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from)
+        } else {
+            File::open(path)
+        }
+        .map_err(|e| err(0, false, e.into()))?;
+        // A regular file's size, for progress (a pipe's is 0: unknown).
+        let file_len = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
         let mut magic = [0u8; 2];
         let n = read_up_to(&mut file, &mut magic).map_err(|e| err(0, false, e.into()))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| err(0, false, e.into()))?;
         let compressed = n == 2 && magic == GZIP_MAGIC;
+        let input = Prefixed::new(magic, n, file);
         let mut src = if compressed {
-            ByteSource::gzip(file)
+            ByteSource::gzip(input)
         } else {
-            ByteSource::plain(file)
+            ByteSource::plain(input)
         };
         let (state, format) = match Self::sniff(&mut src) {
             Ok(v) => v,

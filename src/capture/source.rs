@@ -51,12 +51,48 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// An input whose first bytes were read already (to tell gzip from a capture) and are handed
+/// back before the rest: nothing is read twice and nothing seeks, so a pipe or standard input
+/// reads like a file.
+pub(crate) struct Prefixed {
+    head: [u8; 2],
+    /// `head[at..len]` not handed back yet.
+    at: usize,
+    len: usize,
+    file: File,
+}
+
+impl Prefixed {
+    /// `file`, whose first `len` bytes (≤ 2) were read into `head`.
+    pub(crate) fn new(head: [u8; 2], len: usize, file: File) -> Self {
+        Prefixed {
+            head,
+            at: 0,
+            len: len.min(head.len()),
+            file,
+        }
+    }
+}
+
+impl Read for Prefixed {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let pending = self.head.get(self.at..self.len).unwrap_or_default();
+        if pending.is_empty() {
+            return self.file.read(out);
+        }
+        let n = pending.len().min(out.len());
+        out[..n].copy_from_slice(&pending[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Where the bytes come from.
 enum Reader {
-    /// An uncompressed file.
-    Plain(File),
-    /// A gzip file (any number of concatenated members, as `cat a.gz b.gz` produces).
-    Gz(Box<MultiGzDecoder<Counting<File>>>),
+    /// An uncompressed input.
+    Plain(Prefixed),
+    /// A gzip input (any number of concatenated members, as `cat a.gz b.gz` produces).
+    Gz(Box<MultiGzDecoder<Counting<Prefixed>>>),
 }
 
 impl Reader {
@@ -81,13 +117,13 @@ pub(crate) struct ByteSource {
 }
 
 impl ByteSource {
-    /// A source over an uncompressed file, positioned at its start.
-    pub(crate) fn plain(file: File) -> Self {
+    /// A source over an uncompressed input, positioned at its start.
+    pub(crate) fn plain(file: Prefixed) -> Self {
         Self::new(Reader::Plain(file))
     }
 
-    /// A source over a gzip file, positioned at its start.
-    pub(crate) fn gzip(file: File) -> Self {
+    /// A source over a gzip input, positioned at its start.
+    pub(crate) fn gzip(file: Prefixed) -> Self {
         Self::new(Reader::Gz(Box::new(MultiGzDecoder::new(Counting {
             inner: file,
             count: 0,
@@ -237,6 +273,38 @@ impl ByteSource {
             self.end = 0;
             if self.refill(1)? == 0 {
                 return Ok(n - left);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::tests::temp_file;
+
+    /// The bytes read to sniff the format come back first, then the rest, whatever the sizes
+    /// asked for: the stream is the file's, byte for byte, without seeking.
+    #[test]
+    fn prefixed_input_hands_back_its_head_then_the_rest() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for head in 0..=2 {
+            for step in [1, 2, 3, 7, 4096] {
+                let tmp = temp_file("prefixed", &bytes);
+                let mut file = File::open(&*tmp).unwrap();
+                let mut first = [0u8; 2];
+                file.read_exact(&mut first[..head]).unwrap();
+                let mut input = Prefixed::new(first, head, file);
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; step];
+                loop {
+                    let n = input.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(got, bytes, "head {head}, reads of {step}");
             }
         }
     }
