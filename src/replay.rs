@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::capture::CaptureReader;
+use crate::capture::{CaptureReader, Timestamp};
 use crate::decode::{DecodeLimits, DecodeStats, Decoded, Decoder};
 use crate::engine::{Segment, TcpFlags};
 use crate::pipeline::{self, Feeder, PipelineConfig, PipelineError, Progress, RunOutcome};
@@ -36,6 +36,18 @@ pub struct FileReport {
     /// decompressed stream for a gzip file): the next frame's first byte.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted_at: Option<u64>,
+    /// Capture time of its earliest and latest frame (RFC 3339, UTC), `null` without frames:
+    /// the period its records cover.
+    pub first_packet: Option<String>,
+    pub last_packet: Option<String>,
+    /// The same, as timestamps (for the run's span).
+    #[serde(skip)]
+    pub span: Option<(Timestamp, Timestamp)>,
+}
+
+/// RFC 3339 with microseconds, UTC (the records' `ts` form).
+pub fn rfc3339(ts: Timestamp) -> String {
+    crate::record::format_rfc3339_micros(ts, &mut [0; 27]).to_owned()
 }
 
 /// Where a replay stopped on an interrupt (`Progress::interrupt`).
@@ -163,6 +175,7 @@ fn read_file(
             return report;
         }
     };
+    let mut span: Option<(Timestamp, Timestamp)> = None;
     loop {
         // One load per frame: the replay stops within a frame of the interrupt.
         if progress.interrupt.load(Ordering::Relaxed) != 0 {
@@ -178,6 +191,11 @@ fn read_file(
             }
         };
         report.frames += 1;
+        // Frames of several interfaces need not come in time order: the earliest and latest.
+        span = Some(match span {
+            None => (frame.ts, frame.ts),
+            Some((lo, hi)) => (lo.min(frame.ts), hi.max(frame.ts)),
+        });
         if let Decoded::Tcp(p) = decoder.decode(&frame) {
             let seg = Segment {
                 ts: frame.ts,
@@ -213,6 +231,9 @@ fn read_file(
         .frames
         .fetch_add(report.frames % PROGRESS_EVERY, Ordering::Relaxed);
     report.bytes = reader.position();
+    report.span = span;
+    report.first_packet = span.map(|(lo, _)| rfc3339(lo));
+    report.last_packet = span.map(|(_, hi)| rfc3339(hi));
     progress
         .input_bytes
         .store(before + report.bytes, Ordering::Relaxed);

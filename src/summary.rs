@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::decode::DecodeStats;
 use crate::redirect::RedirectStats;
-use crate::replay::{FileReport, Interruption, ReplayReport};
+use crate::replay::{rfc3339, FileReport, Interruption, ReplayReport};
 use crate::stats::EngineStats;
 
 /// Summary of one replay (the JSON form of `--summary json`).
@@ -20,6 +20,13 @@ pub struct Summary<'a> {
     pub interrupted: Option<&'a Interruption>,
     /// Frames read from all files.
     pub frames: u64,
+    /// Capture time of the earliest and latest frame of all files (RFC 3339, UTC), `null`
+    /// without frames: the period the records cover.
+    pub first_packet: Option<String>,
+    pub last_packet: Option<String>,
+    /// Seconds between them.
+    #[serde(skip)]
+    span_s: Option<f64>,
     /// File bytes read.
     pub input_bytes: u64,
     /// Worker threads.
@@ -88,10 +95,18 @@ impl<'a> Summary<'a> {
         let secs = r.elapsed.as_secs_f64().max(1e-9);
         let frames: u64 = r.files.iter().map(|f| f.frames).sum();
         let input_bytes: u64 = r.files.iter().map(|f| f.bytes).sum();
+        let span = r
+            .files
+            .iter()
+            .filter_map(|f| f.span)
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
         Summary {
             files: &r.files,
             interrupted: r.interrupted.as_ref(),
             frames,
+            first_packet: span.map(|(lo, _)| rfc3339(lo)),
+            last_packet: span.map(|(_, hi)| rfc3339(hi)),
+            span_s: span.map(|(lo, hi)| (hi.0 - lo.0) as f64 / 1e9),
             input_bytes,
             workers,
             elapsed_s: round3(secs),
@@ -179,6 +194,11 @@ impl<'a> Summary<'a> {
             self.workers,
             if self.workers == 1 { "" } else { "s" }
         );
+        if let (Some(first), Some(last), Some(secs)) =
+            (&self.first_packet, &self.last_packet, self.span_s)
+        {
+            let _ = writeln!(s, "  traffic    {first} to {last} ({})", human_span(secs));
+        }
         let _ = writeln!(
             s,
             "  flows      {} TCP flows, {} unidentified",
@@ -263,6 +283,23 @@ impl<'a> Summary<'a> {
     }
 }
 
+/// A capture's length as a reader takes it in: `0.044 s`, `12 min 5 s`, `3 h 20 min`, `6 d 2 h`.
+fn human_span(secs: f64) -> String {
+    let whole = secs as u64;
+    let (d, h, m, s) = (
+        whole / 86_400,
+        whole / 3600 % 24,
+        whole / 60 % 60,
+        whole % 60,
+    );
+    match whole {
+        0..60 => format!("{secs:.3} s"),
+        60..3600 => format!("{m} min {s} s"),
+        3600..86_400 => format!("{h} h {m} min"),
+        _ => format!("{d} d {h} h"),
+    }
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -275,4 +312,19 @@ fn fmt_map(m: &BTreeMap<&'static str, u64>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_span;
+
+    #[test]
+    fn spans_read_in_the_unit_that_fits() {
+        assert_eq!(human_span(0.0436), "0.044 s");
+        assert_eq!(human_span(59.9994), "59.999 s");
+        assert_eq!(human_span(60.0), "1 min 0 s");
+        assert_eq!(human_span(725.4), "12 min 5 s");
+        assert_eq!(human_span(3600.0 * 3.0 + 20.0 * 60.0 + 59.0), "3 h 20 min");
+        assert_eq!(human_span(86_400.0 * 6.0 + 7200.0 + 5.0), "6 d 2 h");
+    }
 }

@@ -26,6 +26,27 @@ fn replay_writes_the_records_to_stdout_and_a_summary_to_stderr() {
     assert_eq!(summary["records"], 2);
     assert_eq!(summary["sessions"]["mysql"], 1);
     assert_eq!(summary["frames"], 6);
+    // The period the records cover (capinfos: first 1257087284.293137, last 1257087292.814025).
+    assert_eq!(summary["first_packet"], "2009-11-01T14:54:44.293137Z");
+    assert_eq!(summary["last_packet"], "2009-11-01T14:54:52.814025Z");
+    assert_eq!(
+        summary["files"][0]["first_packet"],
+        "2009-11-01T14:54:44.293137Z"
+    );
+    assert_eq!(
+        summary["files"][0]["last_packet"],
+        "2009-11-01T14:54:52.814025Z"
+    );
+
+    let out = dbtap()
+        .args(["replay", "--summary", "text"])
+        .arg(fixture("errors_1064_1193"))
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "  traffic    2009-11-01T14:54:44.293137Z to 2009-11-01T14:54:52.814025Z (8.521 s)\n"
+    ));
 }
 
 #[test]
