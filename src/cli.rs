@@ -416,7 +416,15 @@ fn spawn_progress(p: Arc<Progress>, stop: Arc<AtomicBool>) -> std::thread::JoinH
                 0.0
             };
             let read = if total > 0.0 {
-                format!("[{pct:5.1}%] {done:.1}/{total:.1} MB")
+                // Time left at the pace so far (whole seconds: it is an estimate).
+                let left = match done / secs {
+                    rate if rate > 0.0 && done < total => match ((total - done) / rate).ceil() {
+                        s if s < 60.0 => format!(", ~{s} s left"),
+                        s => format!(", ~{} left", crate::summary::human_span(s)),
+                    },
+                    _ => String::new(),
+                };
+                format!("[{pct:5.1}%] {done:.1}/{total:.1} MB{left}")
             } else {
                 // A pipe or standard input: no size known.
                 format!("{done:.1} MB")

@@ -284,7 +284,7 @@ impl<'a> Summary<'a> {
 }
 
 /// A capture's length as a reader takes it in: `0.044 s`, `12 min 5 s`, `3 h 20 min`, `6 d 2 h`.
-fn human_span(secs: f64) -> String {
+pub(crate) fn human_span(secs: f64) -> String {
     let whole = secs as u64;
     let (d, h, m, s) = (
         whole / 86_400,
