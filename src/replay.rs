@@ -147,14 +147,12 @@ pub fn replay<W: Write + Send>(
     })
 }
 
-/// `SIGINT` for 2, and so on; other values as numbers.
+/// The signal's name (`SIGINT`, `SIGTERM`, …); a value that is no signal as its number.
 fn signal_name(n: usize) -> String {
-    match n {
-        1 => "SIGHUP".into(),
-        2 => "SIGINT".into(),
-        15 => "SIGTERM".into(),
-        n => n.to_string(),
-    }
+    i32::try_from(n)
+        .ok()
+        .and_then(signal_hook::low_level::signal_name)
+        .map_or_else(|| n.to_string(), str::to_owned)
 }
 
 fn read_file(
