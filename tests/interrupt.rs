@@ -90,10 +90,10 @@ impl Write for InterruptingSink {
     }
 }
 
-fn config() -> PipelineConfig {
+fn config(workers: usize) -> PipelineConfig {
     let rules = RuleSet::default_packs().unwrap();
     PipelineConfig {
-        workers: 1,
+        workers,
         engine: EngineConfig {
             rules: Some(Arc::new(rules).into()),
             ..Default::default()
@@ -105,66 +105,64 @@ fn config() -> PipelineConfig {
 
 fn replay_to_vec(files: &[PathBuf], progress: Arc<Progress>) -> (Vec<u8>, ReplayReport) {
     let mut out = Vec::new();
-    let report = replay(files, &config(), progress, &mut out).unwrap();
+    let report = replay(files, &config(1), progress, &mut out).unwrap();
     (out, report)
 }
 
 /// The stop is wherever the reader was when the first records were written (the bounded queues
 /// keep it within a few rounds of that); whatever that point, the records must be exactly those
 /// of a replay of the input cut there: nothing read is lost, nothing unread is invented, and no
-/// line is cut.
+/// line is cut. With one worker and with two (whose output is the same as one's).
 #[test]
 fn an_interrupted_replay_writes_exactly_what_a_replay_of_the_input_it_read_writes() {
     let dir = scratch("cut");
     // 600 sessions, 45 MB: more than the pipeline's queues hold (about 15 rounds of 1 MB).
     let big = many_sessions(&dir, 600);
-    let files = vec![big.clone(), sysbench()];
-    let progress = Arc::new(Progress::default());
-    let sink = InterruptingSink {
-        out: Arc::default(),
-        progress: progress.clone(),
-    };
-    let report = replay(&files, &config(), progress, sink.clone()).unwrap();
-    let interrupted = sink.out.lock().unwrap().clone();
-
-    let stop = report
-        .interrupted
-        .as_ref()
-        .expect("the replay was interrupted");
-    assert_eq!(stop.signal, "SIGINT");
-    assert_eq!(stop.files_not_read, 1);
-    assert_eq!(report.files.len(), 1);
-    assert_eq!(Some(stop.offset), report.files[0].interrupted_at);
-    let size = std::fs::metadata(&big).unwrap().len();
-    assert!(
-        stop.offset < size,
-        "stopped at {} of {size} bytes",
-        stop.offset
-    );
-    assert_eq!(
-        interrupted.last(),
-        Some(&b'\n'),
-        "the last record line is whole"
-    );
-
-    // The same input, cut where the interrupt stopped the reading: the first `offset` bytes
-    // (the frames before the next one).
-    let cut = dir.join("cut.pcap");
     let bytes = std::fs::read(&big).unwrap();
-    std::fs::write(&cut, &bytes[..stop.offset as usize]).unwrap();
-    let (expected, cut_report) = replay_to_vec(&[cut], Arc::new(Progress::default()));
-    std::fs::remove_dir_all(&dir).unwrap();
+    for workers in [1, 2] {
+        let files = vec![big.clone(), sysbench()];
+        let progress = Arc::new(Progress::default());
+        let sink = InterruptingSink {
+            out: Arc::default(),
+            progress: progress.clone(),
+        };
+        let report = replay(&files, &config(workers), progress, sink.clone()).unwrap();
+        let interrupted = sink.out.lock().unwrap().clone();
 
-    assert!(cut_report.interrupted.is_none() && !cut_report.had_input_errors());
-    assert_eq!(report.files[0].frames, cut_report.files[0].frames);
-    assert!(report.run.records > 0);
-    assert_eq!(report.run.records, cut_report.run.records);
-    assert!(
-        interrupted == expected,
-        "records differ from those of the cut input ({} vs {} bytes)",
-        interrupted.len(),
-        expected.len()
-    );
+        let stop = report
+            .interrupted
+            .as_ref()
+            .expect("the replay was interrupted");
+        assert_eq!(stop.signal, "SIGINT");
+        assert_eq!(stop.files_not_read, 1);
+        assert_eq!(report.files.len(), 1);
+        assert_eq!(Some(stop.offset), report.files[0].interrupted_at);
+        assert!(
+            (stop.offset as usize) < bytes.len(),
+            "{workers} workers: stopped at {} of {} bytes",
+            stop.offset,
+            bytes.len()
+        );
+        assert_eq!(interrupted.last(), Some(&b'\n'), "the last line is whole");
+
+        // The same input, cut where the interrupt stopped the reading: the first `offset`
+        // bytes (the frames before the next one).
+        let cut = dir.join("cut.pcap");
+        std::fs::write(&cut, &bytes[..stop.offset as usize]).unwrap();
+        let (expected, cut_report) = replay_to_vec(&[cut], Arc::new(Progress::default()));
+
+        assert!(cut_report.interrupted.is_none() && !cut_report.had_input_errors());
+        assert_eq!(report.files[0].frames, cut_report.files[0].frames);
+        assert!(report.run.records > 0);
+        assert_eq!(report.run.records, cut_report.run.records);
+        assert!(
+            interrupted == expected,
+            "{workers} workers: records differ from those of the cut input ({} vs {} bytes)",
+            interrupted.len(),
+            expected.len()
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
