@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::engine::EngineConfig;
-use crate::pipeline::{default_workers, PipelineConfig, Progress};
+use crate::pipeline::{default_workers, PipelineConfig, PipelineError, Progress};
 use crate::registry::Registry;
 use crate::replay::{replay, ReplayReport};
 use crate::rules::baseline::BaselineFile;
@@ -20,6 +20,10 @@ use crate::summary::Summary;
 /// Exit status when some input could not be read to its end (records of everything readable
 /// were still written).
 pub const EXIT_INPUT_ERRORS: i32 = 2;
+
+/// Exit status when the reader of the records on stdout went away: 128 + SIGPIPE, what a shell
+/// reports for `cat` in `cat big | head`.
+pub const EXIT_BROKEN_PIPE: i32 = 141;
 
 /// dbtap: database activity audit sensor. Turns mirrored database traffic into audit records.
 #[derive(Debug, Parser)]
@@ -299,7 +303,16 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
     if let Some(t) = ticker {
         let _ = t.join();
     }
-    let report = report?;
+    let report = match report {
+        Err(PipelineError::Write(e))
+            if e.kind() == std::io::ErrorKind::BrokenPipe && args.records.as_os_str() == "-" =>
+        {
+            // Whoever read the records has gone (`| head`, a pager quit): stop quietly, as
+            // `cat` does, with the status of a command ended by SIGPIPE.
+            return Ok(EXIT_BROKEN_PIPE);
+        }
+        r => r?,
+    };
     for f in &report.files {
         if let Some(e) = &f.error {
             eprintln!("dbtap: {e}");

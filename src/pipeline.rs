@@ -175,6 +175,12 @@ pub struct Feeder {
 }
 
 impl Feeder {
+    /// True once a worker is gone (the run failed, e.g. the records could not be written):
+    /// nothing more will be processed, so reading on is wasted.
+    pub fn stopped(&self) -> bool {
+        self.broken
+    }
+
     /// Hand over one TCP segment. When its payload lies in `block` (the read buffer of the
     /// frame), the batch keeps a reference to the block instead of copying the payload.
     pub fn push(&mut self, seg: &Segment<'_>, block: Option<&Arc<Vec<u8>>>) {

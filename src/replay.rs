@@ -123,6 +123,10 @@ pub fn replay<W: Write + Send>(
                 interrupted = Some(i);
                 break;
             }
+            if feeder.stopped() {
+                // The run failed (its error is what `run` returns): reading on is wasted.
+                break;
+            }
         }
         // The rest is as at the end of the input: every flow is closed and its open requests
         // written (flagged as unanswered), so the records of everything read are complete.
@@ -178,6 +182,10 @@ fn read_file(
         // One load per frame: the replay stops within a frame of the interrupt.
         if progress.interrupt.load(Ordering::Relaxed) != 0 {
             report.interrupted_at = Some(reader.stream_offset());
+            break;
+        }
+        if report.frames % PROGRESS_EVERY == 0 && feeder.stopped() {
+            // The run failed (its error is what the pipeline returns): reading on is wasted.
             break;
         }
         let frame = match reader.next_frame() {

@@ -1,4 +1,5 @@
-//! Ctrl-C and SIGTERM during a replay: reading stops, and what was read is written whole.
+//! A replay stopped early: by Ctrl-C or SIGTERM (reading stops, and what was read is written
+//! whole), or by the reader of its records going away (it stops quietly).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -271,4 +272,36 @@ fn a_replay_read_to_its_end_says_it_was_not_interrupted() {
     let s: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert!(s["interrupted"].is_null());
     assert!(s["files"][0].get("interrupted_at").is_none());
+}
+
+/// `dbtap replay ... | head`: once the reader of the records has gone, dbtap stops at once and
+/// quietly, with the status of a command ended by SIGPIPE (as `cat` in `cat big | head`).
+#[test]
+fn a_replay_whose_records_reader_goes_away_stops_quietly_with_141() {
+    use std::io::BufRead;
+    let dir = scratch("epipe");
+    many_sessions(&dir, 600);
+    let mut child = dbtap()
+        .current_dir(&dir)
+        .args(["replay", "--progress", "never", "--summary", "text"])
+        .args(std::iter::repeat_n("sessions.pcap", 40))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the pipe's read end is closed.
+    let record: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(record["op"], "login");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "no error, no summary"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
