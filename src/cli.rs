@@ -318,6 +318,14 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
             eprintln!("dbtap: {e}");
         }
     }
+    // The text summary on stderr has them already.
+    let summary_says_it =
+        matches!(args.summary, SummaryFormat::Text) && args.summary_file.is_none();
+    if !summary_says_it {
+        for line in crate::summary::overlap_warnings(&report.time_overlaps) {
+            eprintln!("dbtap: warning: {line}");
+        }
+    }
     if let Some(i) = &report.interrupted {
         eprintln!(
             "dbtap: stopped by {} in {} at byte {}: the records of everything before it were written{}",

@@ -64,9 +64,26 @@ pub struct Interruption {
     pub files_not_read: usize,
 }
 
+/// Two files given one after the other whose traffic overlaps in time: the later one starts
+/// before the earlier one ends. Files replayed as one input must follow each other in time
+/// (rotated captures): `cap.pcap10` sorted before `cap.pcap2` by a shell glob, or two captures
+/// taken at the same time, make the second's packets come "back in time", and its sessions are
+/// cut and retransmitted as the reassembly sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeOverlap {
+    /// The file given first, and when its traffic ends.
+    pub earlier: String,
+    pub earlier_ends: String,
+    /// The file given right after it, and when its traffic starts.
+    pub later: String,
+    pub later_starts: String,
+}
+
 /// Everything a replay counted.
 #[derive(Debug, Default)]
 pub struct ReplayReport {
+    /// Consecutive files whose traffic overlaps in time (see [`TimeOverlap`]).
+    pub time_overlaps: Vec<TimeOverlap>,
     /// Per file read (files after an interrupt are not listed).
     pub files: Vec<FileReport>,
     /// Set when an interrupt stopped the reading before the end of the input.
@@ -143,12 +160,34 @@ pub fn replay<W: Write + Send>(
         })
     });
     Ok(ReplayReport {
+        time_overlaps: time_overlaps(&reports),
         files: reports,
         interrupted,
         decode: decoder.stats().clone(),
         run,
         elapsed: started.elapsed(),
     })
+}
+
+/// Consecutive files (with frames) whose traffic overlaps: the later starts before the earlier
+/// ends.
+fn time_overlaps(files: &[FileReport]) -> Vec<TimeOverlap> {
+    let with_frames: Vec<(&FileReport, (Timestamp, Timestamp))> =
+        files.iter().filter_map(|f| Some((f, f.span?))).collect();
+    with_frames
+        .windows(2)
+        .filter_map(|pair| {
+            let [(a, (_, a_end)), (b, (b_start, _))] = pair else {
+                return None;
+            };
+            (b_start < a_end).then(|| TimeOverlap {
+                earlier: a.path.clone(),
+                earlier_ends: rfc3339(*a_end),
+                later: b.path.clone(),
+                later_starts: rfc3339(*b_start),
+            })
+        })
+        .collect()
 }
 
 /// The signal's name (`SIGINT`, `SIGTERM`, …); a value that is no signal as its number.

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::decode::DecodeStats;
 use crate::redirect::RedirectStats;
-use crate::replay::{rfc3339, FileReport, Interruption, ReplayReport};
+use crate::replay::{rfc3339, FileReport, Interruption, ReplayReport, TimeOverlap};
 use crate::stats::EngineStats;
 
 /// Summary of one replay (the JSON form of `--summary json`).
@@ -15,6 +15,9 @@ use crate::stats::EngineStats;
 pub struct Summary<'a> {
     /// Files read.
     pub files: &'a [FileReport],
+    /// Consecutive files whose traffic overlaps in time (given out of time order, or captured
+    /// at the same time): their records are not to be trusted as one input's.
+    pub time_overlaps: &'a [TimeOverlap],
     /// Where an interrupt (Ctrl-C, SIGTERM) stopped the reading; `null` when the input was read
     /// to its end.
     pub interrupted: Option<&'a Interruption>,
@@ -103,6 +106,7 @@ impl<'a> Summary<'a> {
         Summary {
             files: &r.files,
             interrupted: r.interrupted.as_ref(),
+            time_overlaps: &r.time_overlaps,
             frames,
             first_packet: span.map(|(lo, _)| rfc3339(lo)),
             last_packet: span.map(|(_, hi)| rfc3339(hi)),
@@ -167,6 +171,9 @@ impl<'a> Summary<'a> {
                 "  file       {}  {} frames, {} bytes  [{status}]",
                 f.path, f.frames, f.bytes
             );
+        }
+        for line in overlap_warnings(self.time_overlaps) {
+            let _ = writeln!(s, "  warning    {line}");
         }
         if let Some(i) = self.interrupted {
             let _ = writeln!(
@@ -281,6 +288,28 @@ impl<'a> Summary<'a> {
         );
         s
     }
+}
+
+/// What to say of files out of time order: the first few overlaps, then how many more.
+pub fn overlap_warnings(overlaps: &[TimeOverlap]) -> Vec<String> {
+    const SHOWN: usize = 3;
+    let mut lines: Vec<String> = overlaps
+        .iter()
+        .take(SHOWN)
+        .map(|o| {
+            format!(
+                "{} starts at {}, before {} (given before it) ends at {}: files replayed as one input must follow each other in time (give rotated captures in time order; merge captures taken at the same time with mergecap)",
+                o.later, o.later_starts, o.earlier, o.earlier_ends
+            )
+        })
+        .collect();
+    if overlaps.len() > SHOWN {
+        lines.push(format!(
+            "and {} more pairs of files out of time order",
+            overlaps.len() - SHOWN
+        ));
+    }
+    lines
 }
 
 /// A capture's length as a reader takes it in: `0.044 s`, `12 min 5 s`, `3 h 20 min`, `6 d 2 h`.

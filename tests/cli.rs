@@ -304,3 +304,79 @@ fn standard_input_given_twice_and_an_empty_one_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("dbtap: stdin: at byte 0: empty file"));
 }
+
+/// Writes `frames` (capture time in ns, Ethernet bytes) as a classic pcap file.
+fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
+    // File header: nanosecond magic, version 2.4, snaplen 65535, Ethernet.
+    let mut out = Vec::new();
+    for v in [0xa1b2_3c4d_u32, 0x0004_0002, 0, 0, 65535, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for (ts, data) in frames {
+        out.extend_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Rotated captures given out of time order (`cap10` sorted before `cap2` by a shell glob) give
+/// wrong records: the summary and stderr say which files overlap, and in time order they give
+/// the records of the whole capture.
+#[test]
+fn files_given_out_of_time_order_are_warned_of() {
+    let whole = fixture("mariadb_sysbench_prepared");
+    let mut frames = Vec::new();
+    let mut reader = dbtap::capture::CaptureReader::open(&whole).unwrap();
+    while let Some(f) = reader.next_frame().unwrap() {
+        frames.push((f.ts.0, f.data.to_vec()));
+    }
+    let dir = std::env::temp_dir().join(format!("dbtap-cli-rotated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (first, second) = (dir.join("cap1.pcap"), dir.join("cap2.pcap"));
+    write_pcap(&first, &frames[..75]);
+    write_pcap(&second, &frames[75..]);
+
+    let in_order = dbtap()
+        .args(["replay", "--summary", "json"])
+        .args([&first, &second])
+        .output()
+        .unwrap();
+    assert_success(&in_order);
+    let from_whole = records_of(&[], &whole);
+    assert_eq!(json_lines(&in_order.stdout), from_whole);
+    let summary: serde_json::Value = serde_json::from_slice(&in_order.stderr).unwrap();
+    assert_eq!(summary["time_overlaps"], serde_json::json!([]));
+
+    let reversed = dbtap()
+        .args(["replay", "--summary", "json", "--summary-file"])
+        .arg(dir.join("summary.json"))
+        .args([&second, &first])
+        .output()
+        .unwrap();
+    assert_success(&reversed);
+    assert_ne!(json_lines(&reversed.stdout), from_whole);
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let overlaps = s["time_overlaps"].as_array().unwrap();
+    assert_eq!(overlaps.len(), 1);
+    let o = &overlaps[0];
+    assert_eq!(o["earlier"], second.display().to_string());
+    assert_eq!(o["later"], first.display().to_string());
+    assert_eq!(o["earlier_ends"], s["files"][0]["last_packet"]);
+    assert_eq!(o["later_starts"], s["files"][1]["first_packet"]);
+    let stderr = String::from_utf8_lossy(&reversed.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "dbtap: warning: {} starts at {}, before {} (given before it) ends at {}: ",
+            first.display(),
+            o["later_starts"].as_str().unwrap(),
+            second.display(),
+            o["earlier_ends"].as_str().unwrap()
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
