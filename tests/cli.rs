@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 mod support;
-use support::{assert_success, dbtap, json_lines};
+use support::{assert_success, dbtap, frames_of, json_lines, write_pcap};
 
 fn fixture(case: &str) -> PathBuf {
     support::capture(&format!("mysql/{case}"))
@@ -305,34 +305,13 @@ fn standard_input_given_twice_and_an_empty_one_are_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("dbtap: stdin: at byte 0: empty file"));
 }
 
-/// Writes `frames` (capture time in ns, Ethernet bytes) as a classic pcap file.
-fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
-    // File header: nanosecond magic, version 2.4, snaplen 65535, Ethernet.
-    let mut out = Vec::new();
-    for v in [0xa1b2_3c4d_u32, 0x0004_0002, 0, 0, 65535, 1] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    for (ts, data) in frames {
-        out.extend_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(data);
-    }
-    std::fs::write(path, out).unwrap();
-}
-
 /// Rotated captures given out of time order (`cap10` sorted before `cap2` by a shell glob) give
 /// wrong records: the summary and stderr say which files overlap, and in time order they give
 /// the records of the whole capture.
 #[test]
 fn files_given_out_of_time_order_are_warned_of() {
     let whole = fixture("mariadb_sysbench_prepared");
-    let mut frames = Vec::new();
-    let mut reader = dbtap::capture::CaptureReader::open(&whole).unwrap();
-    while let Some(f) = reader.next_frame().unwrap() {
-        frames.push((f.ts.0, f.data.to_vec()));
-    }
+    let frames = frames_of(&whole);
     let dir = std::env::temp_dir().join(format!("dbtap-cli-rotated-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (first, second) = (dir.join("cap1.pcap"), dir.join("cap2.pcap"));

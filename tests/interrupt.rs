@@ -13,7 +13,7 @@ use dbtap::replay::{replay, ReplayReport};
 use dbtap::rules::RuleSet;
 
 mod support;
-use support::{assert_success, dbtap, json_lines};
+use support::{assert_success, dbtap, frames_of, json_lines, write_pcap};
 
 /// A real sysbench session (login, prepares, executes with result sets; pcapng).
 fn sysbench() -> PathBuf {
@@ -34,19 +34,8 @@ fn scratch(name: &str) -> PathBuf {
 /// input whose records come out all along (copies with the same ports would be one connection
 /// retransmitted, answered only at its end).
 fn many_sessions(dir: &Path, copies: u16) -> PathBuf {
-    let mut frames = Vec::new();
-    let mut reader = dbtap::capture::CaptureReader::open(&sysbench()).unwrap();
-    while let Some(f) = reader.next_frame().unwrap() {
-        frames.push((f.ts.0, f.data.to_vec()));
-    }
-    // pcap file header: magic of nanosecond timestamps, version 2.4, snaplen, Ethernet.
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_3c4d_u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
+    let frames = frames_of(&sysbench());
+    let mut all = Vec::with_capacity(frames.len() * usize::from(copies));
     for copy in 0..copies {
         let client_port = 20_000 + copy;
         for (ts, data) in &frames {
@@ -59,16 +48,11 @@ fn many_sessions(dir: &Path, copies: u16) -> PathBuf {
                     data[at..at + 2].copy_from_slice(&client_port.to_be_bytes());
                 }
             }
-            let ts = ts + u64::from(copy) * 60_000_000_000;
-            out.extend_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
-            out.extend_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
-            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&data);
+            all.push((ts + u64::from(copy) * 60_000_000_000, data));
         }
     }
     let path = dir.join("sessions.pcap");
-    std::fs::write(&path, out).unwrap();
+    write_pcap(&path, &all);
     path
 }
 

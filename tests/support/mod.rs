@@ -43,3 +43,30 @@ pub fn json_lines(bytes: &[u8]) -> Vec<Value> {
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect()
 }
+
+/// The frames of a capture: capture time (ns since the epoch) and bytes.
+pub fn frames_of(path: &Path) -> Vec<(u64, Vec<u8>)> {
+    let mut frames = Vec::new();
+    let mut reader = dbtap::capture::CaptureReader::open(path).unwrap();
+    while let Some(f) = reader.next_frame().unwrap() {
+        frames.push((f.ts.0, f.data.to_vec()));
+    }
+    frames
+}
+
+/// Writes `frames` (capture time in ns, Ethernet bytes) as a classic pcap file.
+pub fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
+    // File header: nanosecond magic, version 2.4, snaplen 65535, Ethernet.
+    let mut out = Vec::new();
+    for v in [0xa1b2_3c4d_u32, 0x0004_0002, 0, 0, 65535, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for (ts, data) in frames {
+        out.extend_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+    }
+    std::fs::write(path, out).unwrap();
+}
