@@ -21,6 +21,9 @@ use crate::record::Endpoint;
 /// Frames between two updates of the shared progress counters.
 const PROGRESS_EVERY: u64 = 4096;
 
+/// Frames between two looks at the interrupt flag (a power of two: the test is a mask).
+const STOP_CHECK_EVERY: u64 = 64;
+
 /// What was read from one file.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FileReport {
@@ -216,16 +219,21 @@ fn read_file(
             return report;
         }
     };
-    let mut span: Option<(Timestamp, Timestamp)> = None;
+    // Earliest and latest capture time (frames of several interfaces need not come in time
+    // order); `lo > hi` until the first frame.
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
     loop {
-        // One load per frame: the replay stops within a frame of the interrupt.
-        if progress.interrupt.load(Ordering::Relaxed) != 0 {
-            report.interrupted_at = Some(reader.stream_offset());
-            break;
-        }
-        if report.frames % PROGRESS_EVERY == 0 && feeder.stopped() {
-            // The run failed (its error is what the pipeline returns): reading on is wasted.
-            break;
+        // Every few frames (a fraction of a millisecond of reading): stop on an interrupt, or
+        // once the run has failed (its error is what the pipeline returns) and reading on is
+        // wasted. Frame 0 included: an interrupt before it reads nothing.
+        if report.frames % STOP_CHECK_EVERY == 0 {
+            if progress.interrupt.load(Ordering::Relaxed) != 0 {
+                report.interrupted_at = Some(reader.stream_offset());
+                break;
+            }
+            if feeder.stopped() {
+                break;
+            }
         }
         let frame = match reader.next_frame() {
             Ok(Some(f)) => f,
@@ -236,11 +244,8 @@ fn read_file(
             }
         };
         report.frames += 1;
-        // Frames of several interfaces need not come in time order: the earliest and latest.
-        span = Some(match span {
-            None => (frame.ts, frame.ts),
-            Some((lo, hi)) => (lo.min(frame.ts), hi.max(frame.ts)),
-        });
+        lo = lo.min(frame.ts.0);
+        hi = hi.max(frame.ts.0);
         if let Decoded::Tcp(p) = decoder.decode(&frame) {
             let seg = Segment {
                 ts: frame.ts,
@@ -276,6 +281,7 @@ fn read_file(
         .frames
         .fetch_add(report.frames % PROGRESS_EVERY, Ordering::Relaxed);
     report.bytes = reader.position();
+    let span = (lo <= hi).then_some((Timestamp(lo), Timestamp(hi)));
     report.span = span;
     report.first_packet = span.map(|(lo, _)| rfc3339(lo));
     report.last_packet = span.map(|(_, hi)| rfc3339(hi));
