@@ -354,7 +354,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM stop a replay cleanly: the first sets `progress.interrupt`, the
-/// reader stops at the next frame, and the run ends as at the end of the input (open requests
+/// reader stops within 64 frames, and the run ends as at the end of the input (open requests
 /// written as unanswered, alerts and baselines as usual, the summary saying where it stopped),
 /// so that no record of what was read is lost and no line is cut. A second one, while that
 /// drains or when the reader waits on a pipe that sends nothing more, gets the signal's default
