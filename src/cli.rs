@@ -313,30 +313,31 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<i32> {
         }
         r => r?,
     };
-    for f in &report.files {
-        if let Some(e) = &f.error {
-            eprintln!("dbtap: {e}");
+    // What went wrong or stopped the run, on stderr, unless the summary goes there: it says all
+    // of it (text), and a JSON summary on stderr must stay one JSON object for whoever parses it.
+    let summary_on_stderr =
+        !matches!(args.summary, SummaryFormat::None) && args.summary_file.is_none();
+    if !summary_on_stderr {
+        for f in &report.files {
+            if let Some(e) = &f.error {
+                eprintln!("dbtap: {e}");
+            }
         }
-    }
-    // The text summary on stderr has them already.
-    let summary_says_it =
-        matches!(args.summary, SummaryFormat::Text) && args.summary_file.is_none();
-    if !summary_says_it {
         for line in crate::summary::overlap_warnings(&report.time_overlaps) {
             eprintln!("dbtap: warning: {line}");
         }
-    }
-    if let Some(i) = &report.interrupted {
-        eprintln!(
-            "dbtap: stopped by {} in {} at byte {}: the records of everything before it were written{}",
-            i.signal,
-            i.file,
-            i.offset,
-            match i.files_not_read {
-                0 => String::new(),
-                n => format!(" ({n} later file{} not read)", if n == 1 { "" } else { "s" }),
-            }
-        );
+        if let Some(i) = &report.interrupted {
+            eprintln!(
+                "dbtap: stopped by {} in {} at byte {}: the records of everything before it were written{}",
+                i.signal,
+                i.file,
+                i.offset,
+                match i.files_not_read {
+                    0 => String::new(),
+                    n => format!(" ({n} later file{} not read)", if n == 1 { "" } else { "s" }),
+                }
+            );
+        }
     }
     if let (Some(path), Some(alerts)) = (&args.baseline, &report.run.alerts) {
         save_baseline(path, alerts)?;

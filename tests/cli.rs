@@ -79,6 +79,21 @@ fn a_damaged_file_names_the_file_and_offset_and_the_other_files_still_run() {
         .last()
         .unwrap()
         .contains("set global nono = 2"));
+
+    // With the summary on stderr, the summary says it, and a JSON one stays one JSON object.
+    let out = dbtap()
+        .arg("replay")
+        .arg(fixture("truncated_capture"))
+        .arg("--records")
+        .arg(&records)
+        .args(["--summary", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(summary["files"][0]["error"].as_str().unwrap().ends_with(
+        "caching_sha2_cut_at_5000.pcap: at byte 4959: truncated record: 41 of 90 bytes"
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
