@@ -644,6 +644,12 @@ impl TimeText {
     }
 }
 
+/// RFC 3339 with microseconds, UTC, as an owned string (summaries; records and alerts write
+/// into their buffer with [`format_rfc3339_micros`]).
+pub fn rfc3339(ts: Timestamp) -> String {
+    format_rfc3339_micros(ts, &mut [0; 27]).to_owned()
+}
+
 /// Format `ts` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` into `buf`.
 pub fn format_rfc3339_micros(ts: Timestamp, buf: &mut [u8; 27]) -> &str {
     let micros = ts.as_micros();

@@ -16,7 +16,7 @@ use crate::capture::{CaptureReader, Timestamp};
 use crate::decode::{DecodeLimits, DecodeStats, Decoded, Decoder};
 use crate::engine::{Segment, TcpFlags};
 use crate::pipeline::{self, Feeder, PipelineConfig, PipelineError, Progress, RunOutcome};
-use crate::record::Endpoint;
+use crate::record::{rfc3339, Endpoint};
 
 /// Frames between two updates of the shared progress counters.
 const PROGRESS_EVERY: u64 = 4096;
@@ -46,11 +46,6 @@ pub struct FileReport {
     /// The same, as timestamps (for the run's span).
     #[serde(skip)]
     pub span: Option<(Timestamp, Timestamp)>,
-}
-
-/// RFC 3339 with microseconds, UTC (the records' `ts` form).
-pub fn rfc3339(ts: Timestamp) -> String {
-    crate::record::format_rfc3339_micros(ts, &mut [0; 27]).to_owned()
 }
 
 /// Where a replay stopped on an interrupt (`Progress::interrupt`).
@@ -115,19 +110,16 @@ pub fn replay<W: Write + Send>(
 ) -> Result<ReplayReport, PipelineError> {
     let started = Instant::now();
     // Unknown (0) when an input is a pipe or standard input: it has no size to show progress of.
-    let sizes: Option<Vec<u64>> = files
+    // A missing file reads as its error, and adds nothing.
+    let total: u64 = files
         .iter()
-        .map(|p| {
-            let m = std::fs::metadata(p).ok();
-            match m {
-                _ if p.as_os_str() == crate::capture::STDIN => None,
-                Some(m) if !m.is_file() => None,
-                // A missing file reads as its error, and adds nothing.
-                m => Some(m.map_or(0, |m| m.len())),
-            }
+        .map(|p| match std::fs::metadata(p) {
+            _ if p.as_os_str() == crate::capture::STDIN => None,
+            Ok(m) if !m.is_file() => None,
+            m => Some(m.map_or(0, |m| m.len())),
         })
-        .collect();
-    let total: u64 = sizes.map_or(0, |s| s.iter().sum());
+        .sum::<Option<u64>>()
+        .unwrap_or(0);
     progress.input_total.store(total, Ordering::Relaxed);
     let mut reports = Vec::new();
     let mut interrupted = None;

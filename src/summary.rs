@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::decode::DecodeStats;
+use crate::record::rfc3339;
 use crate::redirect::RedirectStats;
-use crate::replay::{rfc3339, FileReport, Interruption, ReplayReport, TimeOverlap};
+use crate::replay::{FileReport, Interruption, ReplayReport, TimeOverlap};
 use crate::stats::EngineStats;
 
 /// Summary of one replay (the JSON form of `--summary json`).

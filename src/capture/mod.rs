@@ -35,7 +35,7 @@ pub use dbtap_core::time::Timestamp;
 
 pub use pcapng::MAX_INTERFACES;
 pub use source::BUF_LEN as READ_BUF_LEN;
-use source::{ByteSource, Prefixed};
+use source::{prefixed, ByteSource};
 
 /// Largest captured length accepted for one frame: 256 KiB. libpcap's own cap
 /// (`MAXIMUM_SNAPLEN` = 262144 in `pcap-int.h`) is the same number, and Wireshark's
@@ -341,7 +341,7 @@ impl CaptureReader {
         let mut magic = [0u8; 2];
         let n = read_up_to(&mut file, &mut magic).map_err(|e| err(0, false, e.into()))?;
         let compressed = n == 2 && magic == GZIP_MAGIC;
-        let input = Prefixed::new(magic, n, file);
+        let input = prefixed(magic, n, file);
         let mut src = if compressed {
             ByteSource::gzip(input)
         } else {

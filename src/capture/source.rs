@@ -54,37 +54,11 @@ impl<R: Read> Read for Counting<R> {
 /// An input whose first bytes were read already (to tell gzip from a capture) and are handed
 /// back before the rest: nothing is read twice and nothing seeks, so a pipe or standard input
 /// reads like a file.
-pub(crate) struct Prefixed {
-    head: [u8; 2],
-    /// `head[at..len]` not handed back yet.
-    at: usize,
-    len: usize,
-    file: File,
-}
+pub(crate) type Prefixed = io::Chain<io::Take<io::Cursor<[u8; 2]>>, File>;
 
-impl Prefixed {
-    /// `file`, whose first `len` bytes (≤ 2) were read into `head`.
-    pub(crate) fn new(head: [u8; 2], len: usize, file: File) -> Self {
-        Prefixed {
-            head,
-            at: 0,
-            len: len.min(head.len()),
-            file,
-        }
-    }
-}
-
-impl Read for Prefixed {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let pending = self.head.get(self.at..self.len).unwrap_or_default();
-        if pending.is_empty() {
-            return self.file.read(out);
-        }
-        let n = pending.len().min(out.len());
-        out[..n].copy_from_slice(&pending[..n]);
-        self.at += n;
-        Ok(n)
-    }
+/// `file`, whose first `len` bytes (≤ 2) were read into `head`.
+pub(crate) fn prefixed(head: [u8; 2], len: usize, file: File) -> Prefixed {
+    io::Cursor::new(head).take(len as u64).chain(file)
 }
 
 /// Where the bytes come from.
@@ -294,7 +268,7 @@ mod tests {
                 let mut file = File::open(&*tmp).unwrap();
                 let mut first = [0u8; 2];
                 file.read_exact(&mut first[..head]).unwrap();
-                let mut input = Prefixed::new(first, head, file);
+                let mut input = prefixed(first, head, file);
                 let mut got = Vec::new();
                 let mut buf = vec![0u8; step];
                 loop {
