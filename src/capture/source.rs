@@ -88,6 +88,11 @@ pub(crate) struct ByteSource {
     end: usize,
     base: u64,
     eof: bool,
+    /// A read error met after the bytes the parser asked for had been gathered: those bytes (the
+    /// frames before the damage) are handed out first, and the error is returned when more is
+    /// asked for. Without this, a refill that met a cut or corrupt gzip stream threw away
+    /// everything it had decoded (up to a block of frames before the damage).
+    deferred: Option<io::Error>,
 }
 
 impl ByteSource {
@@ -113,6 +118,7 @@ impl ByteSource {
             end: 0,
             base: 0,
             eof: false,
+            deferred: None,
         }
     }
 
@@ -196,6 +202,9 @@ impl ByteSource {
 
     #[cold]
     fn refill(&mut self, n: usize) -> io::Result<usize> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         self.writable();
         let (start, end) = (self.start, self.end);
         if start + n > BUF_LEN || BUF_LEN - end < MIN_FILL {
@@ -219,6 +228,10 @@ impl ByteSource {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if self.end - self.start >= n => {
+                    self.deferred = Some(e);
+                    break;
+                }
                 Err(e) => return Err(e),
             }
             if self.end - self.start >= n && matches!(self.reader, Reader::Plain(_)) {

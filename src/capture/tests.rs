@@ -677,13 +677,79 @@ fn gzip_multi_member_and_truncation() {
             p.display()
         )
     );
-    // A cut gzip stream: the decoder's error, after the frames it could give.
+    // A gzip stream cut in its 8-byte trailer (CRC32, ISIZE; RFC 1952 §2.3): every byte of the
+    // capture was decoded, so both frames come out, then the decoder's error at the end.
     let full = gz(PCAP_LE_US);
-    let (_, e) = read_all(&temp_file("cutgz.pcap.gz", &full[..full.len() - 10]));
-    assert!(e
-        .unwrap()
-        .to_string()
-        .contains("of the decompressed stream"));
+    let (f, e) = read_all(&temp_file("cutgz.pcap.gz", &full[..full.len() - 4]));
+    assert_eq!(f.len(), 2);
+    let e = e.unwrap();
+    assert_eq!(e.offset, PCAP_LE_US.len() as u64);
+    assert!(e.to_string().contains("of the decompressed stream"));
+}
+
+/// Byte offsets where the records of a classic little-endian pcap start, and its end.
+fn record_starts(pcap: &[u8]) -> Vec<usize> {
+    let mut at = 24;
+    let mut out = vec![];
+    while let Some(h) = pcap.get(at..at + 16) {
+        out.push(at);
+        at += 16 + u32::from_le_bytes(h[8..12].try_into().unwrap()) as usize;
+    }
+    assert_eq!(at, pcap.len(), "a whole number of records");
+    out
+}
+
+/// A damaged gzip stream gives every frame decoded before the damage, then the decoder's error
+/// at the offset of the first frame it could not give. (A refill that met the error used to
+/// drop what it had decoded in that refill: hundreds of kilobytes of frames before the damage.)
+#[test]
+fn a_damaged_gzip_stream_gives_every_frame_before_the_damage() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/pgsql/live_psycopg_session/psycopg_session.pcap");
+    let pcap = std::fs::read(&path).unwrap();
+    let all = read_ok(&path);
+    let starts = record_starts(&pcap);
+    assert_eq!(starts.len(), all.len());
+
+    // Two members (`cat a.gz b.gz`): the first holds the records up to 400 kB whole (more than
+    // one refill), the second is cut after its 10-byte header, before any data. Exactly the
+    // first member's frames come out.
+    let split = starts.iter().position(|&s| s >= 400_000).unwrap();
+    let mut two = gz(&pcap[..starts[split]]);
+    two.extend_from_slice(&gz(&pcap[starts[split]..])[..12]);
+    let (frames, e) = read_all(&temp_file("member-cut.pcap.gz", &two));
+    assert_eq!(frames.len(), split);
+    assert_eq!(frames[..], all[..split]);
+    let e = e.expect("the cut is an error");
+    assert_eq!(e.offset, starts[split] as u64);
+    assert!(matches!(e.kind, CaptureErrorKind::Io(_)), "{e}");
+
+    // One member cut in the middle: a prefix of the frames, short of what the decoder could
+    // produce (read here in 32 KiB steps) by at most the 64 KiB deflate may hold back.
+    let whole = gz(&pcap);
+    let cut = &whole[..whole.len() * 3 / 5];
+    let mut decoded = Vec::new();
+    let mut d = flate2::read::MultiGzDecoder::new(cut);
+    let mut chunk = vec![0u8; 32 * 1024];
+    while let Ok(n @ 1..) = d.read(&mut chunk) {
+        decoded.extend_from_slice(&chunk[..n]);
+    }
+    let whole_before = starts
+        .iter()
+        .skip(1)
+        .chain([&pcap.len()])
+        .take_while(|&&end| end + 64 * 1024 <= decoded.len())
+        .count();
+    let (frames, e) = read_all(&temp_file("cut.pcap.gz", cut));
+    assert!(
+        frames.len() >= whole_before,
+        "{} < {whole_before}",
+        frames.len()
+    );
+    assert!(frames.len() < all.len());
+    assert_eq!(frames[..], all[..frames.len()]);
+    let e = e.unwrap_or_else(|| panic!("no error"));
+    assert_eq!(e.offset, starts[frames.len()] as u64, "{e}");
 }
 
 // ---------------------------------------------------------------------------------------------
