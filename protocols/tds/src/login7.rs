@@ -225,8 +225,10 @@ pub fn ntlm_authenticate(blob: &[u8]) -> Option<NtlmAuth> {
 /// TDS version as text ("7.4"), from the LOGIN7 or LOGINACK value.
 pub fn version_name(v: u32) -> String {
     match v {
-        0x7000_0000 => "7.0".into(),
-        0x7100_0000 | 0x7100_0001 => "7.1".into(),
+        // A LOGINACK from SQL Server 7.0 / 2000 gives 0x07000000 / 0x07010000 (MS-TDS 2.2.7.14,
+        // product behaviour note): the same versions with their bytes the other way round.
+        0x7000_0000 | 0x0700_0000 => "7.0".into(),
+        0x7100_0000 | 0x7100_0001 | 0x0701_0000 => "7.1".into(),
         0x7209_0002 => "7.2".into(),
         0x730A_0003 => "7.3A".into(),
         0x730B_0003 => "7.3B".into(),

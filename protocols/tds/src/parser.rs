@@ -314,6 +314,11 @@ pub struct TdsParser {
     tds72: bool,
     /// The TDS version was seen (LOGIN7 or LOGINACK).
     version_known: bool,
+    /// The server's PRELOGIN gave a version before SQL Server 2005 (major ≤ 8): it speaks TDS
+    /// 7.1 at most, whatever the client's LOGIN7 asks for, and answers the login in that
+    /// layout (4-byte DONE row counts) before its LOGINACK says so; a failed login has no
+    /// LOGINACK at all.
+    server_pre_72: bool,
     /// DATACLASSIFICATION_VERSION from the login's FEATUREEXTACK.
     dataclass_version: Option<u8>,
     /// COLUMNENCRYPTION acknowledged in the login's FEATUREEXTACK.
@@ -355,6 +360,7 @@ impl TdsParser {
             login: None,
             tds72: true,
             version_known: false,
+            server_pre_72: false,
             dataclass_version: None,
             column_encryption: false,
             enclave_packages: false,
@@ -1071,7 +1077,7 @@ impl TdsParser {
                 l.req.bytes += asm.wire;
                 l.req.completeness = l.req.completeness.merge(c);
                 if let Some(p) = parsed {
-                    self.tds72 = p.tds_version >= 0x7200_0000;
+                    self.tds72 = p.tds_version >= 0x7200_0000 && !self.server_pre_72;
                     self.version_known = true;
                     let l = self.login_mut(asm.ts);
                     fill_login(l.req.login.get_or_insert_with(Box::default), &p, max_attr);
@@ -1288,8 +1294,16 @@ impl TdsParser {
                     declared = Some(self.declarations.names(&d, cx.limits.max_params));
                 }
                 if !d.is_empty() {
+                    // Part of the statement (ORMs declare hundreds of parameters): kept, and cut,
+                    // as statement text is.
                     let mut d = d;
-                    dbtap_core::text::truncate_utf8(&mut d, cx.limits.max_attribute_len);
+                    let original = d.len() as u64;
+                    if dbtap_core::text::truncate_utf8(&mut d, cx.limits.max_statement_len) {
+                        req.completeness = req.completeness.merge(Completeness::Truncated {
+                            kept: d.len() as u64,
+                            original,
+                        });
+                    }
                     req.attributes.push(("param_declarations".into(), d));
                 }
             }
@@ -1415,6 +1429,12 @@ impl TdsParser {
             self.tokens.column_encryption = self.column_encryption;
             self.tokens.enclave_packages = self.enclave_packages;
             self.tokens.feed(payload, ts, &mut self.resp.acc);
+            if let Some(ack) = &self.resp.acc.loginack {
+                // The version the server chose, for the rest of this response too (the token
+                // stream switched at the LOGINACK already).
+                self.tds72 = ack.tds_version >= 0x7200_0000;
+                self.version_known = true;
+            }
             // Learned from the login's FEATUREEXTACK; MARS sessions swap token streams.
             self.dataclass_version = self.tokens.dataclass_version;
             self.column_encryption = self.tokens.column_encryption;
@@ -1495,6 +1515,14 @@ impl TdsParser {
         match front {
             Pending::Prelogin => {
                 if let Some(p) = prelogin::parse(&resp.raw) {
+                    // SQL Server 2000 is version 8 (MS-TDS 2.2.6.5 VERSION: UL_VERSION is the
+                    // server's major.minor.build); TDS 7.2 came with SQL Server 2005 (9).
+                    if let Some((major, ..)) = p.version {
+                        self.server_pre_72 = major <= 8;
+                        if self.server_pre_72 {
+                            self.tds72 = false;
+                        }
+                    }
                     let l = self.login_mut(resp.ts_start);
                     l.server_enc = p.encryption;
                     l.resp_bytes += resp.wire;

@@ -950,7 +950,13 @@ impl TokenStream {
                         None => acc.anomaly("malformed_error_token"),
                     },
                     tok::LOGINACK => match loginack(body) {
-                        Some(l) => acc.loginack = Some(l),
+                        Some(l) => {
+                            // The tokens after it (the login's DONE) are in the layout of the
+                            // version the server chose, which may be older than the client's.
+                            self.tds72 = l.tds_version >= 0x7200_0000;
+                            self.version_known = true;
+                            acc.loginack = Some(l);
+                        }
                         None => acc.anomaly("malformed_loginack"),
                     },
                     _ => match envchange(body) {
@@ -1086,10 +1092,14 @@ impl TokenStream {
             text: r.us_varchar()?,
             server: r.b_varchar()?,
             procedure: r.b_varchar()?,
-            line: if self.tds72 {
-                r.u32le()?
-            } else {
-                r.u16le()? as u32
+            // LineNumber is a USHORT before TDS 7.2 and a LONG from 7.2 on (MS-TDS 2.2.7.10).
+            // The token's own length tells which: a server older than the client's LOGIN7
+            // version answers a failed login in its own layout, with no LOGINACK before it.
+            line: match r.remaining() {
+                2 => r.u16le()? as u32,
+                4 => r.u32le()?,
+                _ if self.tds72 => r.u32le()?,
+                _ => r.u16le()? as u32,
             },
         })
     }

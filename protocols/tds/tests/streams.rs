@@ -113,11 +113,16 @@ fn full_session_record_by_record() {
     let (q, r) = &recs[4];
     assert_eq!(q.procedure.as_deref(), Some("sp_executesql"));
     assert_eq!(q.sql.as_deref(), Some("SELECT @int AS v"));
-    assert!(attr(q, "param_declarations")
-        .unwrap()
-        .starts_with("@tiny tinyint,@small smallint"));
-    let params = q.decoded_params().unwrap();
     let expect = synth::every_param();
+    // The whole declaration, longer than the attribute limit (kept as statement text is).
+    let declared: Vec<String> = expect
+        .iter()
+        .map(|(n, _, ty, _)| format!("{n} {ty}"))
+        .collect();
+    assert!(declared.join(",").len() > dbtap_core::limits::DEFAULT_MAX_ATTRIBUTE_LEN);
+    assert_eq!(attr(q, "param_declarations"), Some(&*declared.join(",")));
+    assert_eq!(q.completeness, dbtap_core::Completeness::Complete);
+    let params = q.decoded_params().unwrap();
     assert_eq!(params.len(), expect.len());
     for (p, (name, _, ty, val)) in params.iter().zip(&expect) {
         assert_eq!(p.type_name, *ty, "{name}");
@@ -211,6 +216,66 @@ fn login_failure_is_18456() {
         r.error.as_ref().unwrap().message,
         "Login failed for user 'sa'."
     );
+}
+
+/// A parameter declaration over the statement limit is cut there, and the request says so.
+#[test]
+fn a_declaration_over_the_statement_limit_is_cut_and_flagged() {
+    let limits = Limits {
+        max_statement_len: 100,
+        ..Limits::default()
+    };
+    let (ev, _, _) = run(&synth::full_session(), limits);
+    let recs = records(&ev);
+    let (q, _) = &recs[4];
+    assert_eq!(q.procedure.as_deref(), Some("sp_executesql"));
+    let d = attr(q, "param_declarations").unwrap();
+    assert_eq!(d.len(), 100);
+    assert!(d.starts_with("@tiny tinyint,@small smallint"));
+    assert!(matches!(
+        q.completeness,
+        dbtap_core::Completeness::Truncated { kept: 100, original } if original > 256
+    ));
+}
+
+/// A client asking for TDS 7.4 and a SQL Server 2000 answering in TDS 7.1: its messages have
+/// 2-byte line numbers and its DONE tokens 4-byte row counts, from before its LOGINACK (or with
+/// none, when the login fails) to the end of the session.
+#[test]
+fn a_sql_server_2000_answers_a_newer_client_in_tds_71() {
+    let (ev, d, _) = run(&synth::sql2000(true), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(recs.len(), 1);
+    let r = recs[0].1.as_ref().unwrap();
+    assert_eq!(r.status, Status::Error);
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.code, ErrorCode::Num(18456));
+    assert_eq!(e.message, "Login failed for user 'his_app'.");
+    assert_eq!(r.completeness, dbtap_core::Completeness::Complete);
+    assert!(
+        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{ev:?}"
+    );
+
+    let (ev, d2, _) = run(&synth::sql2000(false), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(ops(&recs), ["login", "query", "query"]);
+    let (login, resp) = &recs[0];
+    assert_eq!(resp.as_ref().unwrap().status, Status::Ok);
+    assert_eq!(login_attr(login, "server_tds_version"), Some("7.1"));
+    assert!(ev.iter().any(|e| matches!(e, DbEvent::ServerInfo { version: Some(v), .. } if v == "Microsoft SQL Server 8.0.2039")));
+    let update = recs[1].1.as_ref().unwrap();
+    assert_eq!((update.status, update.rows), (Status::Ok, Some(3)));
+    let select = recs[2].1.as_ref().unwrap();
+    assert_eq!(select.status, Status::Error);
+    let e = select.error.as_ref().unwrap();
+    assert_eq!(e.code, ErrorCode::Num(208));
+    assert_eq!(e.message, "Invalid object name 'no_such_table'.");
+    assert!(
+        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{ev:?}"
+    );
+    assert_eq!((d.stats().unparsed, d2.stats().unparsed), ([0, 0], [0, 0]));
 }
 
 #[test]

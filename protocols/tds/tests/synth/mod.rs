@@ -1111,6 +1111,83 @@ pub fn login_failed() -> Conversation {
     conv
 }
 
+/// ERROR / INFO in the layout of TDS 7.0 and 7.1 (MS-TDS 2.2.7.10, 2.2.7.13): LineNumber is a
+/// USHORT before TDS 7.2.
+pub fn message_71(token: u8, number: i32, state: u8, class: u8, text: &str, line: u16) -> Vec<u8> {
+    let mut b = number.to_le_bytes().to_vec();
+    b.push(state);
+    b.push(class);
+    b.extend(us_varchar(text));
+    b.extend(b_varchar("HISDB2000"));
+    b.extend(b_varchar(""));
+    b.extend_from_slice(&line.to_le_bytes());
+    with_len16(token, &b)
+}
+
+/// DONE in the layout of TDS 7.0 and 7.1 (2.2.7.6): DoneRowCount is a LONG before TDS 7.2.
+pub fn done_71(token: u8, status: u16, count: u32) -> Vec<u8> {
+    let mut v = vec![token];
+    v.extend_from_slice(&status.to_le_bytes());
+    v.extend_from_slice(&0xC1u16.to_le_bytes());
+    v.extend_from_slice(&count.to_le_bytes());
+    v
+}
+
+/// A SQL Server 2000 (PRELOGIN version 8.0.2039) reached by a client whose LOGIN7 asks for TDS
+/// 7.4: the server answers in TDS 7.1 (2.2.6.4: the server replies with the highest version it
+/// supports, at most the client's). With `fail`, the login fails with 18456 before any
+/// LOGINACK; otherwise it succeeds and two batches follow, one counting rows, one failing.
+pub fn sql2000(fail: bool) -> Conversation {
+    let mut conv = Vec::new();
+    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
+    server_sends_before_login(
+        &mut conv,
+        0x04,
+        &prelogin([8, 0, 0x07, 0xF7, 0, 0], 2, false),
+    );
+    client_sends(
+        &mut conv,
+        0x10,
+        &login7("his_app", "s3cret", "HIS.Pharmacy", "HIS", &[]),
+    );
+    if fail {
+        server_sends_before_login(
+            &mut conv,
+            0x04,
+            &[
+                message_71(0xAA, 18456, 1, 14, "Login failed for user 'his_app'.", 0),
+                done_71(0xFD, 0x0002, 0),
+            ]
+            .concat(),
+        );
+        return conv;
+    }
+    server_sends(
+        &mut conv,
+        &[
+            envchange_str(1, "HIS", "master"),
+            message_71(0xAB, 5701, 2, 0, "Changed database context to 'HIS'.", 0),
+            loginack(0x7100_0001, "Microsoft SQL Server", [8, 0, 0x07, 0xF7]),
+            done_71(0xFD, 0x0000, 0),
+        ],
+    );
+    client_sends(
+        &mut conv,
+        0x01,
+        &sql_batch("UPDATE beds SET free = 1 WHERE ward = 3"),
+    );
+    server_sends(&mut conv, &[done_71(0xFD, 0x0010, 3)]);
+    client_sends(&mut conv, 0x01, &sql_batch("SELECT * FROM no_such_table"));
+    server_sends(
+        &mut conv,
+        &[
+            message_71(0xAA, 208, 1, 16, "Invalid object name 'no_such_table'.", 1),
+            done_71(0xFD, 0x0002, 0),
+        ],
+    );
+    conv
+}
+
 /// ENCRYPT_OFF on both sides: the TLS handshake inside PRELOGIN packets, the LOGIN7 as one TLS
 /// application-data record, then plaintext (MS-TDS 2.2.6.5, 3.2.5.2).
 pub fn login_only_tls() -> Conversation {
@@ -2106,5 +2183,7 @@ pub fn all() -> Vec<(&'static str, Conversation)> {
         ("always_encrypted", always_encrypted()),
         ("always_encrypted_enclave", always_encrypted_enclave()),
         ("oltp", oltp(2)),
+        ("sql2000", sql2000(false)),
+        ("sql2000_login_failed", sql2000(true)),
     ]
 }
