@@ -71,7 +71,7 @@ proptest! {
 
     #[test]
     fn damaged_conversations_never_panic(
-        which in 0usize..8,
+        which in 0usize..synth::all().len(),
         flips in proptest::collection::vec((any::<usize>(), any::<usize>(), 0u8..8), 0..12),
         gap_at in proptest::option::of((any::<usize>(), 1u64..5000)),
         truncate in proptest::option::of(any::<usize>()),
@@ -115,8 +115,40 @@ proptest! {
             }
         }
         let text = format!("{:?}", out);
-        prop_assert!(!text.contains("Sup3r"));
+        prop_assert!(!leaks_a_password(&text), "{}", text);
     }
+}
+
+/// Whether `text` (the events, formatted) holds a LOGIN7 password of the generated
+/// conversations: as text, or as its bytes on the wire (MS-TDS 2.2.6.4: UTF-16LE, each byte's
+/// nibbles swapped, then XOR 0xA5), listed or in hex.
+fn leaks_a_password(text: &str) -> bool {
+    ["Sup3r$ecret", "s3cret", "wrong"].iter().any(|pw| {
+        let wire: Vec<u8> = synth::u16s(pw)
+            .iter()
+            .map(|b| b.rotate_left(4) ^ 0xA5)
+            .collect();
+        let listed = format!("{wire:?}");
+        let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
+        (pw.len() > 5 && text.contains(pw))
+            || text.contains(listed.trim_matches(['[', ']']))
+            || text.contains(&hex)
+    })
+}
+
+#[test]
+fn the_password_check_sees_a_password_in_every_form() {
+    let wire: Vec<u8> = synth::u16s("s3cret")
+        .iter()
+        .map(|b| b.rotate_left(4) ^ 0xA5)
+        .collect();
+    assert!(leaks_a_password("user s3cret"));
+    assert!(leaks_a_password(&format!("Bytes({wire:?})")));
+    let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(leaks_a_password(&format!("value: \"0x{hex}\"")));
+    assert!(!leaks_a_password(
+        "Login failed for user 'sa'. (wrong database)"
+    ));
 }
 
 #[test]
