@@ -87,7 +87,7 @@ struct ReplayArgs {
     records: PathBuf,
     /// Worker threads (default: cores − 1, at least 1); each also has a record thread that
     /// writes its records.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_workers)]
     workers: Option<usize>,
     /// Parse traffic on PORT as protocol NAME without probing, e.g. `--port mysql=3307`.
     #[arg(long = "port", value_name = "NAME=PORT", value_parser = parse_port)]
@@ -202,6 +202,20 @@ enum MaskMode {
     Literals,
 }
 
+/// Most workers `--workers` takes: each is two threads, and more than the machine has cores
+/// only adds switching; a typing slip must not start a hundred thousand threads.
+pub const MAX_WORKERS: usize = 256;
+
+/// `--workers N`: 1 to [`MAX_WORKERS`] (0 used to be taken silently as 1).
+fn parse_workers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (leave it out for cores − 1)".into()),
+        Ok(n) if n > MAX_WORKERS => Err(format!("at most {MAX_WORKERS}")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn parse_port(s: &str) -> Result<(String, u16), String> {
     let (name, port) = s
         .split_once('=')
@@ -217,7 +231,16 @@ fn parse_port(s: &str) -> Result<(String, u16), String> {
 
 /// Run the command line; returns the process exit status.
 pub fn main() -> anyhow::Result<i32> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help` and `--version` go to stdout with status 0. A bad argument is a fatal error,
+        // status 1 as the README says: clap's own 2 is this command's "some input could not be
+        // read to its end".
+        Err(e) => {
+            let _ = e.print();
+            return Ok(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     match cli.command {
         Command::Replay(args) => run_replay(args),
         Command::Rules(cmd) => run_rules(cmd),

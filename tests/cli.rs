@@ -120,8 +120,28 @@ fn a_missing_file_and_bad_arguments_are_clear_errors() {
         .arg(fixture("vlan"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    // A malformed argument is a bad argument like any other: 1, not clap's 2 (which would read
+    // as "some input could not be read").
+    assert_eq!(out.status.code(), Some(1), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected NAME=PORT"));
+
+    for (workers, says) in [("0", "must be at least 1"), ("257", "at most 256")] {
+        let out = dbtap()
+            .args(["replay", "--workers", workers])
+            .arg(fixture("vlan"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "--workers {workers}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("'--workers <WORKERS>'") && stderr.contains(says),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let out = dbtap().arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: dbtap <COMMAND>"));
 }
 
 #[test]
