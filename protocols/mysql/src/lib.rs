@@ -78,12 +78,54 @@ pub fn probe(dir: Direction, head: &[u8]) -> Probe {
             if head.len() > frame::COMP_HEADER_LEN + 4 && !looks_foreign(head) =>
         {
             match parser::comp_candidate(head, usize::MAX >> 1, dir, true) {
+                dbtap_core::gap::Candidate::Yes if compressed_frame_holds_packets(dir, head) => {
+                    Probe::Certain
+                }
                 dbtap_core::gap::Candidate::Yes => Probe::Unsure,
                 _ => probe_plain(dir, head),
             }
         }
         p => p,
     }
+}
+
+/// Largest frame content the probe inflates to check it.
+const MAX_PROBE_INFLATE: usize = 64 * 1024;
+
+/// A whole compressed-protocol frame at the head of `head` (MySQL Internals, "Compression":
+/// 3-byte compressed length, sequence id, 3-byte uncompressed length) that is as good as a
+/// greeting: a zlib stream that inflates, its Adler-32 checked, to exactly the declared length,
+/// all of it MySQL packets; or a stored frame (uncompressed length 0) whose content the plain
+/// probe is certain of. This is what makes a session picked up after compression was switched on
+/// certain on any port, not only on 3306. zstd frames stay unsure here.
+fn compressed_frame_holds_packets(dir: Direction, head: &[u8]) -> bool {
+    let Some(h) = frame::CompHeader::parse(head) else {
+        return false;
+    };
+    let Some(payload) = head.get(frame::COMP_HEADER_LEN..frame::COMP_HEADER_LEN + h.clen) else {
+        return false;
+    };
+    let fills = |inner: &[u8]| {
+        let mut pos = 0;
+        while let Some(p) = Header::parse(inner.get(pos..).unwrap_or_default()) {
+            pos += p.total();
+        }
+        pos == inner.len() && chain(inner) == Probe::Unsure
+    };
+    if h.ulen == 0 {
+        return fills(payload) && probe_plain(dir, payload) == Probe::Certain;
+    }
+    if h.ulen > MAX_PROBE_INFLATE || !frame::is_zlib_head(payload) {
+        return false;
+    }
+    let mut out = vec![0u8; h.ulen];
+    let mut z = flate2::Decompress::new(true);
+    matches!(
+        z.decompress(payload, &mut out, flate2::FlushDecompress::Finish),
+        Ok(flate2::Status::StreamEnd)
+    ) && z.total_in() == h.clen as u64
+        && z.total_out() == h.ulen as u64
+        && fills(&out)
 }
 
 fn probe_plain(dir: Direction, head: &[u8]) -> Probe {

@@ -874,10 +874,27 @@ fn probes() {
     );
     assert_eq!(probe(S, b"SSH-2.0-x\r\n"), Probe::NotForUs);
     assert_eq!(probe(C, b"POST /x HTTP/1.1\r\n"), Probe::NotForUs);
-    // Compressed frames (a session picked up after compression was switched on).
-    assert_eq!(probe(C, &frame(0, 0, &query(b"SELECT 1"))), Probe::Unsure);
+    // Compressed frames (a session picked up after compression was switched on): certain when
+    // a whole frame holds what makes a plain probe certain (stored), or inflates with its
+    // Adler-32 right to exactly its declared length of packets (zlib); unsure otherwise.
+    assert_eq!(probe(C, &frame(0, 0, &query(b"SELECT 1"))), Probe::Certain);
+    assert_eq!(probe(S, &frame(1, 0, &ok(1, 0, 2))), Probe::Unsure);
     let rs = resultset(1, 3, 2);
-    assert_eq!(probe(S, &frame(1, rs.len(), &zlib(&rs))), Probe::Unsure);
+    let z = frame(1, rs.len(), &zlib(&rs));
+    assert_eq!(probe(S, &z), Probe::Certain);
+    assert_eq!(probe(S, &z[..z.len() - 1]), Probe::Unsure, "not whole");
+    let mut bad_sum = z.clone();
+    *bad_sum.last_mut().unwrap() ^= 1;
+    assert_eq!(probe(S, &bad_sum), Probe::Unsure, "Adler-32 wrong");
+    let wrong_len = frame(1, rs.len() + 1, &zlib(&rs));
+    assert_eq!(probe(S, &wrong_len), Probe::Unsure, "declared length wrong");
+    let mut not_packets = rs.clone();
+    not_packets.push(0);
+    assert_eq!(
+        probe(S, &frame(1, not_packets.len(), &zlib(&not_packets))),
+        Probe::Unsure,
+        "a stray byte after the packets"
+    );
 }
 
 #[test]
