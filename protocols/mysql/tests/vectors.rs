@@ -703,6 +703,32 @@ fn deprecate_eof_result_set_and_prepare() {
     assert_eq!(p[2].1.as_ref().unwrap().status, Status::Ok);
 }
 
+/// A snaplen cut inside the handshake response: the login keeps the user, its size is the whole
+/// packet's, and the bytes lost are counted (they were neither, only `Partial` with 0 lost).
+#[test]
+fn gap_inside_the_handshake_response_counts_the_whole_packet_and_the_loss() {
+    let mut s = Session::new(Limits::default(), false);
+    s.send(S, &greeting(BASE_CAPS));
+    let l = login(BASE_CAPS, 255, "his_app");
+    // Header (4), capabilities, max packet, collation, filler (23), the user name and its NUL.
+    let kept = 4 + 4 + 4 + 1 + 23 + "his_app".len() + 1;
+    s.send(C, &l[..kept]);
+    s.gap(C, (l.len() - kept) as u64);
+    s.send(S, &ok(2, 0, 2));
+    let p = pairs(&s.out);
+    assert_eq!(p.len(), 1);
+    let (q, r) = &p[0];
+    assert_eq!(q.login.as_ref().unwrap().user.as_deref(), Some("his_app"));
+    assert_eq!(q.bytes, l.len() as u64);
+    assert_eq!(
+        q.completeness,
+        Completeness::Partial {
+            lost_bytes: (l.len() - kept) as u64
+        }
+    );
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+}
+
 #[test]
 fn gap_inside_a_query_is_absorbed_and_flagged() {
     let mut s = Session::logged_in(BASE_CAPS, 255);

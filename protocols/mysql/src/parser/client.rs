@@ -205,7 +205,11 @@ impl MysqlParser {
             req.completeness = Completeness::Partial { lost_bytes: 0 };
         }
         req.login = Some(Box::new(login));
-        self.pend(req, Kind::Auth, out);
+        if let Some(p) = self.pend(req, Kind::Auth, out) {
+            // What a gap inside this packet finds it by (`seen_head`), to give it the packet's
+            // whole size and the bytes lost.
+            p.req_payload = h.len as u64;
+        }
         self.phase = transition(self.phase, Event::HandshakeResponse).unwrap_or(Phase::Auth);
         self.after(Direction::ToServer, h, rest, body.len(), true)
     }
