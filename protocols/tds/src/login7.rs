@@ -190,6 +190,18 @@ pub fn ntlm_type(blob: &[u8]) -> Option<u32> {
     Reader::new(find_ntlm(blob)?.get(8..)?).u32le()
 }
 
+impl NtlmAuth {
+    /// The account as Windows writes it: `DOMAIN\user`, or the user alone when the message
+    /// names no domain (a local account, or a UPN in the user field).
+    pub fn account(&self) -> String {
+        if self.domain.is_empty() {
+            self.user.clone()
+        } else {
+            format!("{}\\{}", self.domain, self.user)
+        }
+    }
+}
+
 /// User, domain and workstation from an NTLM AUTHENTICATE message inside `blob`.
 pub fn ntlm_authenticate(blob: &[u8]) -> Option<NtlmAuth> {
     let m = find_ntlm(blob)?;
@@ -241,6 +253,19 @@ pub fn version_name(v: u32) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn an_ntlm_account_without_a_domain_is_the_user_alone() {
+        let mut a = NtlmAuth {
+            domain: String::new(),
+            user: "nurse01@hospital.example".into(),
+            workstation: "WARD-PC-07".into(),
+        };
+        assert_eq!(a.account(), "nurse01@hospital.example");
+        a.domain = "HOSP".into();
+        a.user = "nurse01".into();
+        assert_eq!(a.account(), "HOSP\\nurse01");
+    }
 
     /// Build a LOGIN7 the way MS-TDS 2.2.6.4 lays it out: fixed part, then the strings in the
     /// order of their offset/length pairs.

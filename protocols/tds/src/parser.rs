@@ -1089,11 +1089,7 @@ impl TdsParser {
                 l.req.bytes += asm.wire;
                 if let Some(a) = login7::ntlm_authenticate(&asm.buf) {
                     let login = l.req.login.get_or_insert_with(Box::default);
-                    login.user = Some(if a.domain.is_empty() {
-                        a.user.clone()
-                    } else {
-                        format!("{}\\{}", a.domain, a.user)
-                    });
+                    login.user = Some(a.account());
                     login.auth_method = Some("ntlm".into());
                     login.credentials_redacted = true;
                     login.attributes.push(("ntlm_domain".into(), a.domain));
@@ -1480,10 +1476,11 @@ impl TdsParser {
                     env_attrs.push(("routing".into(), format!("{server}:{port}")))
                 }
                 EnvChange::PacketSize(n) => env_attrs.push(("packet_size".into(), n.to_string())),
-                EnvChange::Language(_)
-                | EnvChange::TranEnded
-                | EnvChange::ResetAck
-                | EnvChange::Other(_) => {}
+                EnvChange::Language(mut l) => {
+                    dbtap_core::text::truncate_utf8(&mut l, self.limits.max_attribute_len);
+                    env_attrs.push(("language".into(), l))
+                }
+                EnvChange::TranEnded | EnvChange::ResetAck | EnvChange::Other(_) => {}
             }
         }
         let completeness = if resp.lost > 0 {
@@ -1584,6 +1581,7 @@ impl TdsParser {
         out: &mut Vec<DbEvent>,
     ) {
         let acc = &resp.acc;
+        let max_attr = self.limits.max_attribute_len;
         let error = acc
             .segments
             .iter()
@@ -1643,6 +1641,14 @@ impl TdsParser {
             status = Status::Unknown;
         }
         l.req.attributes.extend(env_attrs);
+        let mut info = Outcome::default();
+        for o in acc.segments.iter().chain(std::iter::once(&acc.cur)) {
+            info.infos = info.infos.saturating_add(o.infos);
+            if info.info.is_none() {
+                info.info.clone_from(&o.info);
+            }
+        }
+        info_attrs(&info, max_attr, &mut l.req.attributes);
         let db = new_db.clone();
         let r = Response {
             ts_end: l.ts_end,
@@ -1749,6 +1755,7 @@ impl TdsParser {
             if let (Some(h), false) = (op.unprepare, failed) {
                 self.prepared.forget(h);
             }
+            info_attrs(o, self.limits.max_attribute_len, &mut op.req.attributes);
             if let Some(e) = &o.error {
                 op.req
                     .attributes
@@ -1945,7 +1952,22 @@ fn merge_into(o: &mut Outcome, s: &mut Outcome) {
         crate::tokens::add_sensitivity(&mut o.sensitivity, more);
     }
     o.encrypted_columns = o.encrypted_columns.saturating_add(s.encrypted_columns);
+    o.infos = o.infos.saturating_add(s.infos);
+    if o.info.is_none() {
+        o.info = s.info.take();
+    }
     o.ts_end = o.ts_end.max(s.ts_end);
+}
+
+/// The `info_messages` (how many) and `info` (the first, `number: text`) attributes of a
+/// request whose answer carried INFO tokens.
+fn info_attrs(o: &Outcome, max_len: usize, attrs: &mut Vec<(Cow<'static, str>, String)>) {
+    if let Some(first) = &o.info {
+        attrs.push(("info_messages".into(), o.infos.to_string()));
+        let mut text = first.summary();
+        dbtap_core::text::truncate_utf8(&mut text, max_len);
+        attrs.push(("info".into(), text));
+    }
 }
 
 fn prelogin_attrs(p: &Prelogin, prefix: &str, attrs: &mut Vec<(String, String)>) {
@@ -1969,6 +1991,9 @@ fn prelogin_attrs(p: &Prelogin, prefix: &str, attrs: &mut Vec<(String, String)>)
     }
     if let Some(i) = &p.instance {
         attrs.push((name("instance"), i.clone()));
+    }
+    if let Some(t) = p.thread_id {
+        attrs.push((name("thread_id"), t.to_string()));
     }
     if let Some(m) = p.mars {
         attrs.push((name("mars"), if m { "true" } else { "false" }.into()));
@@ -2015,7 +2040,7 @@ fn fill_login(login: &mut Login, p: &login7::Login7, max_attr: usize) {
         .into(),
     );
     if let Some(a) = &p.ntlm {
-        login.user = Some(format!("{}\\{}", a.domain, a.user));
+        login.user = Some(a.account());
     }
     login.credentials_redacted = p.password_sent || p.integrated_security || p.fedauth;
 }

@@ -182,6 +182,18 @@ pub struct Message {
 }
 
 impl Message {
+    /// `number: text`, as a record attribute shows an informational message.
+    pub fn summary(&self) -> String {
+        let mut s = String::with_capacity(self.text.len() + 8);
+        dbtap_core::text::push_padded(&mut s, self.number.unsigned_abs().into(), 1);
+        if self.number < 0 {
+            s.insert(0, '-');
+        }
+        s.push_str(": ");
+        s.push_str(&self.text);
+        s
+    }
+
     /// As a record's error.
     pub fn to_error(&self) -> DbError {
         DbError {
@@ -255,6 +267,11 @@ pub struct Outcome {
     pub sensitivity: Option<String>,
     /// Columns of its result sets that are Always Encrypted (COLMETADATA fEncrypted).
     pub encrypted_columns: u32,
+    /// INFO tokens (informational messages: PRINT output, warnings, "Changed database
+    /// context"), and the first of them.
+    pub infos: u32,
+    /// The first INFO token.
+    pub info: Option<Message>,
     /// Capture time of the packet that ended it.
     pub ts_end: Timestamp,
 }
@@ -270,8 +287,6 @@ pub struct Acc {
     pub loginack: Option<LoginAck>,
     /// ENVCHANGEs in order (bounded).
     pub env: Vec<EnvChange>,
-    /// INFO messages seen.
-    pub infos: u64,
     /// A DONE acknowledged an attention.
     pub attn_ack: bool,
     /// An SSPI token (an authentication challenge).
@@ -944,7 +959,10 @@ impl TokenStream {
                                     acc.cur.error = Some(m);
                                 }
                             } else {
-                                acc.infos += 1;
+                                acc.cur.infos = acc.cur.infos.saturating_add(1);
+                                if acc.cur.info.is_none() {
+                                    acc.cur.info = Some(m);
+                                }
                             }
                         }
                         None => acc.anomaly("malformed_error_token"),

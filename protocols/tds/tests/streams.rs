@@ -238,6 +238,57 @@ fn a_declaration_over_the_statement_limit_is_cut_and_flagged() {
     ));
 }
 
+/// INFO messages and a language change reach the record of the request they answered; a
+/// handle from `sp_prepare` (ProcID 11) gives `sp_execute` its text and parameter names.
+#[test]
+fn informational_messages_language_and_sp_prepare_then_sp_execute() {
+    let (ev, d, _) = run(&synth::informational_and_prepare(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(ops(&recs), ["login", "query", "query", "rpc", "rpc"]);
+    let (q, _) = &recs[1];
+    assert_eq!(attr(q, "info_messages"), Some("2"));
+    assert_eq!(attr(q, "info"), Some("0: discharged 3 patients"));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, DbEvent::Session(u) if u.database.as_deref() == Some("LIS"))));
+    let (q, _) = &recs[2];
+    assert_eq!(attr(q, "language"), Some("Deutsch"));
+    assert_eq!(
+        attr(q, "info"),
+        Some("5703: Die Spracheneinstellung wurde auf Deutsch geändert.")
+    );
+    let (prepare, r) = &recs[3];
+    assert_eq!(prepare.procedure.as_deref(), Some("sp_prepare"));
+    assert_eq!(
+        prepare.sql.as_deref(),
+        Some("SELECT result FROM dbo.lab WHERE patient = @P0 AND test = @P1")
+    );
+    assert_eq!(prepare.stmt_id, Some(7));
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    let (exec, r) = &recs[4];
+    assert_eq!(exec.procedure.as_deref(), Some("sp_execute"));
+    assert_eq!(exec.sql, prepare.sql);
+    assert_eq!(exec.stmt_id, Some(7));
+    let params = exec.decoded_params().unwrap();
+    let got: Vec<_> = params
+        .iter()
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some("@P0".to_owned()), ParamValue::Int(4711)),
+            (Some("@P1".to_owned()), ParamValue::Text("HbA1c".into())),
+        ]
+    );
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    assert!(
+        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(d.stats().unparsed, [0, 0]);
+}
+
 /// A client asking for TDS 7.4 and a SQL Server 2000 answering in TDS 7.1: its messages have
 /// 2-byte line numbers and its DONE tokens 4-byte row counts, from before its LOGINACK (or with
 /// none, when the login fails) to the end of the session.

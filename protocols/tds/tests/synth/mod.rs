@@ -1188,6 +1188,86 @@ pub fn sql2000(fail: bool) -> Conversation {
     conv
 }
 
+/// After a SQL login: a batch that PRINTs and changes database (INFO 0, ENVCHANGE 1, INFO 5701),
+/// one that changes language (ENVCHANGE 2, INFO 5703), then `sp_prepare` (ProcID 11, MS-TDS
+/// 2.2.6.6: `@handle int OUTPUT`, `@params`, `@stmt`, `@options`) answered with the handle in
+/// a RETURNVALUE, and `sp_execute` (ProcID 12) of that handle with two values.
+pub fn informational_and_prepare() -> Conversation {
+    let mut conv = Vec::new();
+    plain_login(&mut conv, "his_app", "EMR");
+    client_sends(
+        &mut conv,
+        0x01,
+        &sql_batch("PRINT 'discharged 3 patients'; USE LIS"),
+    );
+    server_sends(
+        &mut conv,
+        &[
+            message(0xAB, 0, 1, 0, "discharged 3 patients", "", 1),
+            envchange_str(1, "LIS", "EMR"),
+            message(
+                0xAB,
+                5701,
+                2,
+                0,
+                "Changed database context to 'LIS'.",
+                "",
+                1,
+            ),
+            done(0xFD, 0x0000, 0),
+        ],
+    );
+    client_sends(&mut conv, 0x01, &sql_batch("SET LANGUAGE Deutsch"));
+    server_sends(
+        &mut conv,
+        &[
+            envchange_str(2, "Deutsch", "us_english"),
+            message(
+                0xAB,
+                5703,
+                1,
+                0,
+                "Die Spracheneinstellung wurde auf Deutsch geändert.",
+                "",
+                1,
+            ),
+            done(0xFD, 0x0000, 0),
+        ],
+    );
+    let decl = nv("@P0 int,@P1 nvarchar(32)");
+    let stmt = nv("SELECT result FROM dbo.lab WHERE patient = @P0 AND test = @P1");
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(
+            Ok(11),
+            &[
+                ("@handle", true, &int4_null()),
+                ("@params", false, &decl),
+                ("@stmt", false, &stmt),
+                ("@options", false, &int4(1)),
+            ],
+        )]),
+    );
+    let mut answer = vec![returnvalue_int(0, "@handle", 7)];
+    answer.extend(procedure_done(0));
+    server_sends(&mut conv, &answer);
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(
+            Ok(12),
+            &[
+                ("@handle", false, &int4(7)),
+                ("", false, &int4(4711)),
+                ("", false, &nv("HbA1c")),
+            ],
+        )]),
+    );
+    server_sends(&mut conv, &procedure_done(1));
+    conv
+}
+
 /// ENCRYPT_OFF on both sides: the TLS handshake inside PRELOGIN packets, the LOGIN7 as one TLS
 /// application-data record, then plaintext (MS-TDS 2.2.6.5, 3.2.5.2).
 pub fn login_only_tls() -> Conversation {
