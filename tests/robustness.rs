@@ -21,6 +21,10 @@ const CAP: usize = 512 * 1024;
 /// out-of-order budget of both directions, and a parser message buffer.
 const ONE_PACKET_SLACK: usize = 64 * 1024 + 2 * 64 * 1024 + 1024 * 1024 + 64 * 1024;
 
+/// Longest a replay of one damaged capture may take before it counts as a hang (a replay of
+/// these ≤ 64 KiB files takes milliseconds, even in the checked profile on a busy machine).
+const HANG_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn captures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut out: Vec<PathBuf> = ["mysql", "pgsql", "tds", "tns"]
@@ -70,14 +74,24 @@ fn run_bytes(bytes: &[u8], name: &str) {
         alerts: Some(dbtap::rules::AlertOutput::new(std::io::sink())),
         baseline: None,
     };
-    let mut out = Vec::new();
-    let report = replay(
-        std::slice::from_ref(&path),
-        &cfg,
-        Arc::new(Progress::default()),
-        &mut out,
-    )
-    .expect("replay runs");
+    // A hang must fail the test, not stall the suite: the replay runs on a thread of its own
+    // and is given HANG_LIMIT (these files are at most 64 KiB; a replay takes milliseconds).
+    let (done, finished) = std::sync::mpsc::channel();
+    let input = path.clone();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let report = replay(
+            std::slice::from_ref(&input),
+            &cfg,
+            Arc::new(Progress::default()),
+            &mut out,
+        );
+        let _ = done.send((report, out));
+    });
+    let (report, out) = finished
+        .recv_timeout(HANG_LIMIT)
+        .unwrap_or_else(|_| panic!("{name}: the replay did not end within {HANG_LIMIT:?}"));
+    let report = report.expect("replay runs");
     let _ = std::fs::remove_file(&path);
     for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let v: serde_json::Value = serde_json::from_slice(line).expect("a well-formed JSON record");

@@ -646,6 +646,10 @@ def scenario():
         cur.fetchall()
         cur.close()
         c.db.close()
+    elif os.environ.get("CI") == "true" and os.environ.get("DBTAP_PG_SSL") != "0":
+        # postgres.sh installs openssl and turns SSL on unless told DBTAP_PG_SSL=0: a server
+        # without it under CI is a missing component, and the part must not pass unnoticed.
+        sys.exit("pg_session.py: the server has ssl = off (CI=true: a failure, not a skip)")
     else:
         print("pg_session.py: the server has ssl = off: SSL part skipped", file=sys.stderr)
 
