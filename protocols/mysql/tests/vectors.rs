@@ -285,21 +285,40 @@ fn multi_statements_split_when_results_match() {
     );
     assert_eq!(p[1].0.bytes, 0);
     assert_eq!((p[0].0.tx + 1, p[0].0.ts), (p[1].0.tx, p[1].0.ts));
-    // An error in the second statement stops the chain: counts differ (3 statements, 2
-    // results) → one pair for the whole text, status of the last result, rows summed.
+    // An error in the second statement stops the chain (the server runs no statement after a
+    // failed one): the UPDATE ran and says so, the failing statement has the error, and what
+    // was not run is named on it.
     s.out.clear();
     s.send(C, &query(b"UPDATE t SET a=1; SELECT nope; SELECT 1"));
     let mut r = ok(1, 3, 0x0002 | 0x0008);
     r.extend(pkt(2, b"\xff\x7a\x04#42S22Unknown column 'nope'"));
     s.send(S, &r);
     let p = pairs(&s.out);
-    assert_eq!(p.len(), 1);
-    assert_eq!(
-        p[0].0.sql.as_deref(),
-        Some("UPDATE t SET a=1; SELECT nope; SELECT 1")
-    );
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].0.sql.as_deref(), Some("UPDATE t SET a=1"));
     let resp = p[0].1.as_ref().unwrap();
-    assert_eq!((resp.status, resp.rows), (Status::Error, Some(3)));
+    assert_eq!((resp.status, resp.rows), (Status::Ok, Some(3)));
+    assert_eq!(p[1].0.sql.as_deref(), Some("SELECT nope"));
+    let resp = p[1].1.as_ref().unwrap();
+    assert_eq!(resp.status, Status::Error);
+    assert_eq!(
+        resp.error.as_ref().unwrap().code,
+        dbtap_core::ErrorCode::Num(0x047a)
+    );
+    let attrs: Vec<(&str, &str)> = p[1]
+        .0
+        .attributes
+        .iter()
+        .map(|(k, v)| (&**k, v.as_str()))
+        .collect();
+    assert_eq!(
+        attrs,
+        [
+            ("not_executed_statements", "1"),
+            ("not_executed_sql", "SELECT 1")
+        ]
+    );
+    assert!(p[0].0.attributes.is_empty());
 }
 
 #[test]

@@ -290,6 +290,8 @@ pub struct MysqlParser {
     queue: std::collections::VecDeque<Box<Pending>>,
     /// Bound of `queue` (`Limits::max_pending_requests`, taken from the first call's limits).
     max_queue: usize,
+    /// `Limits::max_attribute_len` of the latest call (for attributes made when a response ends).
+    max_attr_len: usize,
     /// Heap bytes of the queued operations, kept as they come and go: a capture that misses
     /// the server's side keeps the queue full, and `mem_usage` runs after every packet.
     queued_heap: usize,
@@ -317,6 +319,7 @@ impl MysqlParser {
             server_plugin: None,
             queue: Default::default(),
             max_queue: dbtap_core::limits::DEFAULT_MAX_PENDING_REQUESTS,
+            max_attr_len: dbtap_core::limits::DEFAULT_MAX_ATTRIBUTE_LEN,
             queued_heap: 0,
             last_prepared: None,
         };

@@ -717,11 +717,28 @@ impl MysqlParser {
         };
         let login_charset = p.req_login_charset();
         let kind = p.kind;
-        let split_ok = p.split.as_ref().is_some_and(|s| s.len() == p.results.len());
+        // One record per statement when the server answered each; or up to a statement that
+        // failed, the last result: the server stops a multi-statement query at its first error
+        // (MySQL Reference Manual, "Multiple Statement Execution Support"), so what follows it
+        // was not run, and the records must not say the statements before it failed.
+        let answered = p.results.len();
+        let stopped_at_error = answered > 0
+            && p.results.last().is_some_and(|o| o.status == Status::Error)
+            && p.split.as_ref().is_some_and(|s| s.len() > answered);
+        let split_ok = p.split.as_ref().is_some_and(|s| s.len() == answered) || stopped_at_error;
         if split_ok {
             let ranges = p.split.take().unwrap_or_default();
             let sql = p.req.sql.take().unwrap_or_default();
             let results = std::mem::take(&mut p.results);
+            let not_run = ranges.len() - answered;
+            let rest = ranges.get(answered).and_then(|r| sql.get(r.start..));
+            let mut not_run_attrs = Vec::new();
+            if let (true, Some(rest)) = (stopped_at_error, rest) {
+                let mut rest = rest.to_owned();
+                dbtap_core::text::truncate_utf8(&mut rest, self.max_attr_len);
+                not_run_attrs.push(("not_executed_statements".into(), not_run.to_string()));
+                not_run_attrs.push(("not_executed_sql".into(), rest));
+            }
             for (k, (range, o)) in ranges.into_iter().zip(results).enumerate() {
                 let tx = self.next_tx();
                 let req = Request {
@@ -751,6 +768,10 @@ impl MysqlParser {
                     completeness: p.resp.completeness,
                     ..Default::default()
                 };
+                let mut req = req;
+                if k + 1 == answered {
+                    req.attributes.append(&mut not_run_attrs);
+                }
                 out.push(DbEvent::Request(Box::new(req)));
                 out.push(DbEvent::Response(Box::new(resp)));
             }

@@ -18,6 +18,7 @@ impl MysqlParser {
     ) -> Progress {
         let i = dir.index();
         self.max_queue = cx.limits.max_pending_requests.max(1);
+        self.max_attr_len = cx.limits.max_attribute_len;
         if !self.dirs[i].seen && data.len() >= FOREIGN_CHECK_LEN {
             self.dirs[i].seen = true;
             if foreign_signature(data) {
