@@ -115,7 +115,7 @@ pub fn parse(msg: &[u8]) -> Option<Login7> {
     let ib_sspi = r.u16le()? as usize;
     let mut cb_sspi = r.u16le()? as usize;
     let _atch = r.u32le()?;
-    if msg.len() >= FIXED_LEN && l.tds_version >= 0x7200_0000 {
+    if msg.len() >= FIXED_LEN && crate::types::Tds::from_version(l.tds_version).v72() {
         let _change_pw = r.u32le()?;
         let long = r.u32le()? as usize;
         if cb_sspi == 0xFFFF && long > 0 {

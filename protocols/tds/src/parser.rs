@@ -27,6 +27,7 @@ use crate::requests::{
     RpcValues,
 };
 use crate::tokens::{Acc, EnvChange, Outcome, TokenStream};
+use crate::types::Tds;
 use crate::wire::utf16;
 
 /// RPCs read per RPC request message.
@@ -311,7 +312,7 @@ pub struct TdsParser {
     tokens: TokenStream,
     pending: Waiting,
     login: Option<Box<LoginState>>,
-    tds72: bool,
+    tds: Tds,
     /// The TDS version was seen (LOGIN7 or LOGINACK).
     version_known: bool,
     /// The server's PRELOGIN gave a version before SQL Server 2005 (major ≤ 8): it speaks TDS
@@ -358,7 +359,7 @@ impl TdsParser {
             tokens: TokenStream::default(),
             pending: Waiting::default(),
             login: None,
-            tds72: true,
+            tds: Tds::V72,
             version_known: false,
             server_pre_72: false,
             dataclass_version: None,
@@ -954,7 +955,7 @@ impl TdsParser {
         asm.lost = asm.lost.saturating_add(lost);
         if let Some(b) = asm.bulk.as_mut() {
             let (stream, acc) = &mut **b;
-            stream.tds72 = self.tds72;
+            stream.tds = self.tds;
             stream.feed(payload, ts, acc);
             if lost > 0 {
                 stream.lose_sync();
@@ -1077,7 +1078,10 @@ impl TdsParser {
                 l.req.bytes += asm.wire;
                 l.req.completeness = l.req.completeness.merge(c);
                 if let Some(p) = parsed {
-                    self.tds72 = p.tds_version >= 0x7200_0000 && !self.server_pre_72;
+                    self.tds = Tds::from_version(p.tds_version);
+                    if self.server_pre_72 {
+                        self.tds = self.tds.min(Tds::V71);
+                    }
                     self.version_known = true;
                     let l = self.login_mut(asm.ts);
                     fill_login(l.req.login.get_or_insert_with(Box::default), &p, max_attr);
@@ -1131,7 +1135,7 @@ impl TdsParser {
                     MAX_RPCS_PER_MESSAGE,
                     cx.limits.max_params,
                     cx.limits.max_param_len,
-                    self.tds72,
+                    self.tds,
                     self.enc,
                     true,
                 );
@@ -1360,7 +1364,7 @@ impl TdsParser {
             // The values are decoded when the record is written, on the record stage's thread.
             Some(over) => {
                 let mut values =
-                    RpcValues::new(body, over, cx.limits.max_param_len, self.tds72, self.enc);
+                    RpcValues::new(body, over, cx.limits.max_param_len, self.tds, self.enc);
                 values.declared = declared;
                 values.undecodable = rpc.undecodable;
                 values.direct_call = direct_call.then(|| proc_lower.into_owned());
@@ -1418,7 +1422,7 @@ impl TdsParser {
                 .raw
                 .extend_from_slice(payload.get(..payload.len().min(room)).unwrap_or_default());
         } else {
-            self.tokens.tds72 = self.tds72;
+            self.tokens.tds = self.tds;
             self.tokens.version_known = self.version_known;
             self.tokens.default_enc = self.enc;
             self.tokens.dataclass_version = self.dataclass_version;
@@ -1428,7 +1432,7 @@ impl TdsParser {
             if let Some(ack) = &self.resp.acc.loginack {
                 // The version the server chose, for the rest of this response too (the token
                 // stream switched at the LOGINACK already).
-                self.tds72 = ack.tds_version >= 0x7200_0000;
+                self.tds = Tds::from_version(ack.tds_version);
                 self.version_known = true;
             }
             // Learned from the login's FEATUREEXTACK; MARS sessions swap token streams.
@@ -1436,7 +1440,7 @@ impl TdsParser {
             self.column_encryption = self.tokens.column_encryption;
             self.enclave_packages = self.tokens.enclave_packages;
             if !self.version_known {
-                self.tds72 = self.tokens.tds72;
+                self.tds = self.tokens.tds;
             }
             if lost > 0 {
                 self.tokens.lose_sync();
@@ -1517,7 +1521,7 @@ impl TdsParser {
                     if let Some((major, ..)) = p.version {
                         self.server_pre_72 = major <= 8;
                         if self.server_pre_72 {
-                            self.tds72 = false;
+                            self.tds = self.tds.min(Tds::V71);
                         }
                     }
                     let l = self.login_mut(resp.ts_start);
@@ -1616,7 +1620,7 @@ impl TdsParser {
         }
         let mut status = Status::Ok;
         if let Some(ack) = &acc.loginack {
-            self.tds72 = ack.tds_version >= 0x7200_0000;
+            self.tds = Tds::from_version(ack.tds_version);
             self.version_known = true;
             let version = format!(
                 "{} {}.{}.{}",

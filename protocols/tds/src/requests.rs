@@ -7,7 +7,7 @@ use dbtap_core::{Param, ParamValue};
 use encoding_rs::Encoding;
 
 use crate::types::{
-    read_type_info, read_value, skip_value, ty, type_name, Ctx, Form, Stop, TypeInfo,
+    read_type_info, read_value, skip_value, ty, type_name, Ctx, Form, Stop, Tds, TypeInfo,
 };
 use crate::wire::{utf16, Reader};
 
@@ -187,7 +187,7 @@ pub fn parse_rpcs(
     max_rpcs: usize,
     max_params: usize,
     max_param_len: usize,
-    tds72: bool,
+    tds: Tds,
     enc: &'static Encoding,
     defer: bool,
 ) -> Vec<Rpc> {
@@ -196,7 +196,7 @@ pub fn parse_rpcs(
     let mut out = Vec::with_capacity(1);
     let p = ParamReading {
         max_param_len,
-        tds72,
+        tds,
         enc,
     };
     while r.remaining() > 0 && out.len() < max_rpcs {
@@ -223,7 +223,7 @@ pub fn parse_rpcs(
 #[derive(Debug, Clone, Copy)]
 struct ParamReading {
     max_param_len: usize,
-    tds72: bool,
+    tds: Tds,
     enc: &'static Encoding,
 }
 
@@ -298,11 +298,11 @@ fn read_param(r: &mut Reader<'_>, p: &ParamReading) -> Result<RpcParam, Stop> {
     let name = r.b_varchar().ok_or(Stop::Incomplete)?;
     let status = r.u8().ok_or(Stop::Incomplete)?;
     let param = if r.rest().first() == Some(&ty::TVP) {
-        table_param(r, p.tds72)?
+        table_param(r, p.tds)?
     } else if status & F_ENCRYPTED != 0 {
-        encrypted_param(r, p.max_param_len, p.tds72)?
+        encrypted_param(r, p.max_param_len, p.tds)?
     } else {
-        let ti = read_type_info(r, Ctx::Param, p.tds72)?;
+        let ti = read_type_info(r, Ctx::Param, p.tds)?;
         let (value, truncated) = read_value(r, &ti, p.max_param_len, p.enc)?;
         Param {
             name: None,
@@ -343,7 +343,7 @@ fn step_over_param(r: &mut Reader<'_>, p: &ParamReading) -> Result<Seen, Stop> {
             encrypted: matches!(param.param.value, ParamValue::Encrypted(_)),
         });
     }
-    let ti = read_type_info(r, Ctx::Param, p.tds72)?;
+    let ti = read_type_info(r, Ctx::Param, p.tds)?;
     if ti.form == Form::Variant {
         read_value(r, &ti, p.max_param_len, p.enc)?;
     } else {
@@ -357,8 +357,8 @@ fn step_over_param(r: &mut Reader<'_>, p: &ParamReading) -> Result<Seen, Stop> {
 
 /// A table-valued parameter (MS-TDS 2.2.5.5.5): its table type and row count; the rows are
 /// skipped.
-fn table_param(r: &mut Reader<'_>, tds72: bool) -> Result<Param, Stop> {
-    let t = crate::tvp::read(r, tds72)?;
+fn table_param(r: &mut Reader<'_>, tds: Tds) -> Result<Param, Stop> {
+    let t = crate::tvp::read(r, tds)?;
     Ok(Param {
         name: None,
         type_name: t.type_name.into(),
@@ -379,8 +379,8 @@ fn table_param(r: &mut Reader<'_>, tds72: bool) -> Result<Param, Stop> {
 /// [AlgoName], EncryptionType, DatabaseId, CekId, CekVersion (ULONGs), CekMDVersion
 /// (ULONGLONG), NormVersion (MS-TDS 2.2.6.6). The cipher text is kept as bytes under the plain
 /// value's type name: decoding it as that type would print garbage.
-fn encrypted_param(r: &mut Reader<'_>, max_param_len: usize, tds72: bool) -> Result<Param, Stop> {
-    let outer = read_type_info(r, Ctx::Param, tds72)?;
+fn encrypted_param(r: &mut Reader<'_>, max_param_len: usize, tds: Tds) -> Result<Param, Stop> {
+    let outer = read_type_info(r, Ctx::Param, tds)?;
     // Read the value's bytes as binary whatever the outer type says: they are cipher text.
     let as_binary = TypeInfo {
         ty: ty::BIGVARBIN,
@@ -388,7 +388,7 @@ fn encrypted_param(r: &mut Reader<'_>, max_param_len: usize, tds72: bool) -> Res
         ..outer
     };
     let (value, truncated) = read_value(r, &as_binary, max_param_len, encoding_rs::UTF_8)?;
-    let plain = read_type_info(r, Ctx::Param, tds72)?;
+    let plain = read_type_info(r, Ctx::Param, tds)?;
     let algo = r.u8().ok_or(Stop::Incomplete)?;
     if algo == CUSTOM_ALGORITHM {
         r.b_varchar().ok_or(Stop::Incomplete)?;
@@ -613,7 +613,7 @@ impl RpcValues {
         body: &[u8],
         over: &SteppedOver,
         max_param_len: usize,
-        tds72: bool,
+        tds: Tds,
         enc: &'static Encoding,
     ) -> Self {
         RpcValues {
@@ -621,7 +621,7 @@ impl RpcValues {
             count: over.count,
             reading: ParamReading {
                 max_param_len,
-                tds72,
+                tds,
                 enc,
             },
             declared: None,
@@ -778,7 +778,7 @@ mod tests {
         v.extend_from_slice(&u16s("@P1"));
         v.push(0);
         v.extend_from_slice(&[0x26, 4, 4, 7, 0, 0, 0]);
-        let rpcs = parse_rpcs(&v, 8, 64, 4096, true, WINDOWS_1252, false);
+        let rpcs = parse_rpcs(&v, 8, 64, 4096, Tds::V72, WINDOWS_1252, false);
         assert_eq!(rpcs.len(), 1);
         let r = &rpcs[0];
         assert_eq!(r.procedure, "sp_executesql");
@@ -796,7 +796,7 @@ mod tests {
         two.push(0xFF);
         two.extend_from_slice(&v);
         assert_eq!(
-            parse_rpcs(&two, 8, 64, 4096, true, WINDOWS_1252, false).len(),
+            parse_rpcs(&two, 8, 64, 4096, Tds::V72, WINDOWS_1252, false).len(),
             2
         );
     }
@@ -807,7 +807,7 @@ mod tests {
         v.extend_from_slice(&u16s("p_test"));
         v.extend_from_slice(&[0, 0]);
         v.extend_from_slice(&[0, 0, 0x01]); // unnamed param, type 0x01: no such type
-        let rpcs = parse_rpcs(&v, 8, 64, 4096, true, WINDOWS_1252, false);
+        let rpcs = parse_rpcs(&v, 8, 64, 4096, Tds::V72, WINDOWS_1252, false);
         assert_eq!(rpcs[0].procedure, "p_test");
         assert!(rpcs[0].undecodable);
         assert!(rpcs[0].params.is_empty());
@@ -841,7 +841,7 @@ mod tests {
         p.push(2);
         p.extend_from_slice(&u16s("@n"));
         p.extend_from_slice(&[0, 0x26, 4, 4, 9, 0, 0, 0]);
-        let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, true, WINDOWS_1252, false);
+        let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, Tds::V72, WINDOWS_1252, false);
         let r = &rpcs[0];
         assert!(!r.undecodable);
         assert_eq!(r.params.len(), 2);
@@ -890,7 +890,7 @@ mod tests {
             p.push(2);
             p.extend_from_slice(&u16s("@n"));
             p.extend_from_slice(&[0, 0x26, 4, 4, 9, 0, 0, 0]);
-            let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, true, WINDOWS_1252, false);
+            let rpcs = parse_rpcs(&named_rpc(&p), 8, 64, 4096, Tds::V72, WINDOWS_1252, false);
             let r = &rpcs[0];
             assert!(!r.undecodable, "algo {algo}");
             let e = &r.params[0].param;
@@ -908,7 +908,7 @@ mod tests {
             8,
             64,
             4096,
-            true,
+            Tds::V72,
             WINDOWS_1252,
             false,
         );
@@ -920,12 +920,12 @@ mod tests {
     /// per RPC, the parameters read at once and the deferred ones decoded (names and masking
     /// are the parser's, not applied here).
     fn deferred_then_decoded(d: &[u8]) -> Vec<(Vec<Param>, bool)> {
-        parse_rpcs(d, 8, 64, 4096, true, WINDOWS_1252, true)
+        parse_rpcs(d, 8, 64, 4096, Tds::V72, WINDOWS_1252, true)
             .into_iter()
             .map(|rpc| {
                 let mut all: Vec<Param> = rpc.params.into_iter().map(|p| p.param).collect();
                 if let Some(over) = &rpc.deferred {
-                    let mut v = RpcValues::new(d, over, 4096, true, WINDOWS_1252);
+                    let mut v = RpcValues::new(d, over, 4096, Tds::V72, WINDOWS_1252);
                     v.undecodable = rpc.undecodable;
                     dbtap_core::ParamDecoder::decode_into(&v, &mut all);
                 } else if rpc.undecodable {
@@ -937,7 +937,7 @@ mod tests {
     }
 
     fn decoded_at_once(d: &[u8]) -> Vec<(Vec<Param>, bool)> {
-        parse_rpcs(d, 8, 64, 4096, true, WINDOWS_1252, false)
+        parse_rpcs(d, 8, 64, 4096, Tds::V72, WINDOWS_1252, false)
             .into_iter()
             .map(|rpc| {
                 let mut all: Vec<Param> = rpc.params.into_iter().map(|p| p.param).collect();
@@ -1002,7 +1002,7 @@ mod tests {
             }
         }
         // The direct call's values are all stepped over; sp_executesql's from the third on.
-        let rpcs = parse_rpcs(&exec, 8, 64, 4096, true, WINDOWS_1252, true);
+        let rpcs = parse_rpcs(&exec, 8, 64, 4096, Tds::V72, WINDOWS_1252, true);
         assert_eq!(rpcs[0].params.len(), 2);
         let over = rpcs[0].deferred.as_ref().unwrap();
         assert_eq!((over.count, over.unnamed, over.encrypted), (2, true, 0));
@@ -1011,7 +1011,7 @@ mod tests {
             8,
             64,
             4096,
-            true,
+            Tds::V72,
             WINDOWS_1252,
             true,
         );
@@ -1027,10 +1027,10 @@ mod tests {
             p.extend_from_slice(&[0, 0, 0x26, 4, 4, v, 0, 0, 0]);
         }
         let d = named_rpc(&p);
-        let rpc = &parse_rpcs(&d, 8, 3, 4096, true, WINDOWS_1252, true)[0];
+        let rpc = &parse_rpcs(&d, 8, 3, 4096, Tds::V72, WINDOWS_1252, true)[0];
         let over = rpc.deferred.as_ref().unwrap();
         assert_eq!((over.count, rpc.params_dropped), (3, 2));
-        let mut v = RpcValues::new(&d, over, 4096, true, WINDOWS_1252);
+        let mut v = RpcValues::new(&d, over, 4096, Tds::V72, WINDOWS_1252);
         v.direct_call = Some("p_test".into());
         let values = DeferredParams::new(v);
         let got: Vec<ParamValue> = values.decode().into_iter().map(|p| p.value).collect();
@@ -1044,8 +1044,14 @@ mod tests {
         pw.extend_from_slice(&[0, 0xE7, 0x12, 0x00, 0x09, 0x04, 0xD0, 0x00, 0x34, 4, 0]);
         pw.extend_from_slice(&u16s("pw"));
         let d = named_rpc(&pw);
-        let rpc = &parse_rpcs(&d, 8, 64, 4096, true, WINDOWS_1252, true)[0];
-        let mut v = RpcValues::new(&d, rpc.deferred.as_ref().unwrap(), 4096, true, WINDOWS_1252);
+        let rpc = &parse_rpcs(&d, 8, 64, 4096, Tds::V72, WINDOWS_1252, true)[0];
+        let mut v = RpcValues::new(
+            &d,
+            rpc.deferred.as_ref().unwrap(),
+            4096,
+            Tds::V72,
+            WINDOWS_1252,
+        );
         v.direct_call = Some("p_test".into());
         assert!(!format!("{v:?}").contains("112, 0, 119"), "{v:?}");
         let values = DeferredParams::new(v);

@@ -11,7 +11,7 @@ use dbtap_core::{DbError, ErrorCode, ParamValue, Timestamp};
 use encoding_rs::Encoding;
 
 use crate::collation::Collation;
-use crate::types::{read_type_info, read_value, Ctx, Form, Stop};
+use crate::types::{read_type_info, read_value, Ctx, Form, Stop, Tds};
 use crate::wire::Reader;
 
 /// Token types (MS-TDS 2.2.7).
@@ -413,12 +413,12 @@ pub struct TokenStream {
     /// an EnclavePackage after ALL_HEADERS.
     pub enclave_packages: bool,
     /// TDS 7.2+: 8-byte DONE row counts, 4-byte user types, 4-byte ERROR line numbers.
-    pub tds72: bool,
+    pub tds: Tds,
     /// Encoding for non-Unicode values without a collation of their own.
     pub default_enc: &'static Encoding,
     /// The TDS version is known (from LOGIN7 / LOGINACK). When it is not (a session picked up
     /// mid-stream), a DONE token that ends its packet 9 bytes after its start is taken as the
-    /// TDS 7.0/7.1 layout (4-byte row count) and `tds72` is cleared.
+    /// TDS 7.0/7.1 layout (4-byte row count) and `tds` is cleared.
     pub version_known: bool,
     /// The stream is a client's Bulk Load message (2.2.6.1), not a server's response: the
     /// COLMETADATA columns are read with `Ctx::BulkColumn`.
@@ -441,7 +441,7 @@ impl Default for TokenStream {
             dataclass_version: None,
             column_encryption: false,
             enclave_packages: false,
-            tds72: true,
+            tds: Tds::V72,
             default_enc: encoding_rs::WINDOWS_1252,
             version_known: false,
             bulk_load: false,
@@ -608,7 +608,7 @@ impl TokenStream {
                 }
                 let mut r = Reader::new(d);
                 let res = (|| -> Result<Result<(Form, bool), Stop>, ()> {
-                    if self.tds72 {
+                    if self.tds.v72() {
                         need(r.u32le())?;
                     } else {
                         need(r.u16le())?;
@@ -623,7 +623,7 @@ impl TokenStream {
                     } else {
                         Ctx::Column
                     };
-                    let ti = match read_type_info(&mut r, ctx, self.tds72) {
+                    let ti = match read_type_info(&mut r, ctx, self.tds) {
                         Ok(t) => t,
                         Err(Stop::Incomplete) => return Err(()),
                         Err(Stop::Bad) => return Ok(Err(Stop::Bad)),
@@ -634,12 +634,12 @@ impl TokenStream {
                         // (B_VARCHAR, only for algorithm 0), EncryptionAlgoType (BYTE),
                         // NormVersion (BYTE).
                         need(r.u16le())?;
-                        if self.tds72 {
+                        if self.tds.v72() {
                             need(r.u32le())?;
                         } else {
                             need(r.u16le())?;
                         }
-                        match read_type_info(&mut r, Ctx::Param, self.tds72) {
+                        match read_type_info(&mut r, Ctx::Param, self.tds) {
                             Ok(_) => {}
                             Err(Stop::Incomplete) => return Err(()),
                             Err(Stop::Bad) => return Ok(Err(Stop::Bad)),
@@ -894,13 +894,13 @@ impl TokenStream {
             }
             tok::DATACLASSIFICATION => self.data_classification(d, acc),
             tok::DONE | tok::DONEPROC | tok::DONEINPROC => {
-                if !self.version_known && self.tds72 && d.len() == 9 {
-                    self.tds72 = false;
+                if !self.version_known && self.tds.v72() && d.len() == 9 {
+                    self.tds = Tds::V71;
                 }
                 let (Some(status), Some(_cur)) = (r.u16le(), r.u16le()) else {
                     return Step::Need;
                 };
-                let count = if self.tds72 {
+                let count = if self.tds.v72() {
                     r.u64le()
                 } else {
                     r.u32le().map(u64::from)
@@ -971,7 +971,7 @@ impl TokenStream {
                         Some(l) => {
                             // The tokens after it (the login's DONE) are in the layout of the
                             // version the server chose, which may be older than the client's.
-                            self.tds72 = l.tds_version >= 0x7200_0000;
+                            self.tds = Tds::from_version(l.tds_version);
                             self.version_known = true;
                             acc.loginack = Some(l);
                         }
@@ -1038,14 +1038,14 @@ impl TokenStream {
             for _ in 0..count {
                 let _op = need(r.u8())?;
                 let _operand = need(r.u16le())?;
-                if self.tds72 {
+                if self.tds.v72() {
                     need(r.u32le())?;
                 } else {
                     need(r.u16le())?;
                 }
                 let _flags = need(r.u16le())?;
                 // Ctx::Column: a TEXT / NTEXT / IMAGE TYPE_INFO carries its TableName here.
-                let ti = match read_type_info(&mut r, Ctx::Column, self.tds72) {
+                let ti = match read_type_info(&mut r, Ctx::Column, self.tds) {
                     Ok(t) => t,
                     Err(Stop::Incomplete) => return Err(()),
                     Err(Stop::Bad) => return Ok(Err("unknown_column_type")),
@@ -1116,7 +1116,7 @@ impl TokenStream {
             line: match r.remaining() {
                 2 => r.u16le()? as u32,
                 4 => r.u32le()?,
-                _ if self.tds72 => r.u32le()?,
+                _ if self.tds.v72() => r.u32le()?,
                 _ => r.u16le()? as u32,
             },
         })
@@ -1129,13 +1129,13 @@ impl TokenStream {
             let ordinal = need(r.u16le())?;
             let name = need(r.b_varchar())?;
             let _status = need(r.u8())?;
-            if self.tds72 {
+            if self.tds.v72() {
                 need(r.u32le())?;
             } else {
                 need(r.u16le())?;
             }
             let _flags = need(r.u16le())?;
-            let ti = match read_type_info(&mut r, Ctx::Param, self.tds72) {
+            let ti = match read_type_info(&mut r, Ctx::Param, self.tds) {
                 Ok(t) => t,
                 Err(Stop::Incomplete) => return Err(()),
                 Err(e) => return Ok(Err(e)),
@@ -1471,7 +1471,7 @@ mod tests {
             &mut acc,
         );
         assert!(!ts.end_message(&mut acc));
-        assert!(!ts.tds72);
+        assert_eq!(ts.tds, Tds::V71);
         assert_eq!(acc.cur.rows, Some(3));
     }
 

@@ -12,7 +12,7 @@
 //! TvpColumnMetaData = UserType (ULONG) Flags (USHORT) TYPE_INFO ColName (B_VARCHAR)
 //! ```
 
-use crate::types::{read_type_info, skip_value, ty, Ctx, Parsed, Stop, TypeInfo};
+use crate::types::{read_type_info, skip_value, ty, Ctx, Parsed, Stop, Tds, TypeInfo};
 use crate::wire::Reader;
 
 /// Most columns of a table type (SQL Server allows 1024 per table).
@@ -46,7 +46,7 @@ pub struct Tvp {
 }
 
 /// Read a TVP_TYPE_INFO and its rows at `r` (positioned on the 0xF3 type byte).
-pub fn read(r: &mut Reader<'_>, tds72: bool) -> Parsed<Tvp> {
+pub fn read(r: &mut Reader<'_>, tds: Tds) -> Parsed<Tvp> {
     if r.u8().ok_or(Stop::Incomplete)? != ty::TVP {
         return Err(Stop::Bad);
     }
@@ -68,7 +68,7 @@ pub fn read(r: &mut Reader<'_>, tds72: bool) -> Parsed<Tvp> {
         for _ in 0..count {
             let _user_type = r.u32le().ok_or(Stop::Incomplete)?;
             let flags = r.u16le().ok_or(Stop::Incomplete)?;
-            let ti = read_type_info(r, Ctx::Param, tds72)?;
+            let ti = read_type_info(r, Ctx::Param, tds)?;
             let _col_name = r.b_varchar().ok_or(Stop::Incomplete)?;
             if flags & F_DEFAULT == 0 {
                 cols.push(ti);
@@ -159,7 +159,7 @@ mod tests {
     fn rows_are_counted_and_skipped() {
         let v = patient_list();
         let mut r = Reader::new(&v);
-        let t = read(&mut r, true).unwrap();
+        let t = read(&mut r, Tds::V72).unwrap();
         assert_eq!(
             t,
             Tvp {
@@ -173,7 +173,7 @@ mod tests {
         // Every cut is incomplete, never a panic or a wrong answer.
         for cut in 0..v.len() {
             assert_eq!(
-                read(&mut Reader::new(&v[..cut]), true),
+                read(&mut Reader::new(&v[..cut]), Tds::V72),
                 Err(Stop::Incomplete),
                 "cut at {cut}"
             );
@@ -186,18 +186,18 @@ mod tests {
         let mut v = vec![ty::TVP, 0, 0];
         v.extend(b_varchar("Ids"));
         v.extend_from_slice(&[0xFF, 0xFF, TVP_END_TOKEN, TVP_END_TOKEN]);
-        let t = read(&mut Reader::new(&v), true).unwrap();
+        let t = read(&mut Reader::new(&v), Tds::V72).unwrap();
         assert!(t.null);
         assert_eq!((t.type_name.as_str(), t.rows, t.columns), ("Ids", 0, 0));
         // A row in a NULL TVP, an unknown metadata token, too many columns: not a TVP.
         let mut bad = v.clone();
         bad[v.len() - 1] = TVP_ROW_TOKEN;
-        assert_eq!(read(&mut Reader::new(&bad), true), Err(Stop::Bad));
+        assert_eq!(read(&mut Reader::new(&bad), Tds::V72), Err(Stop::Bad));
         let mut bad = v.clone();
         bad[v.len() - 2] = 0x12;
-        assert_eq!(read(&mut Reader::new(&bad), true), Err(Stop::Bad));
+        assert_eq!(read(&mut Reader::new(&bad), Tds::V72), Err(Stop::Bad));
         let mut bad = v[..v.len() - 4].to_vec();
         bad.extend_from_slice(&(MAX_TVP_COLUMNS as u16 + 1).to_le_bytes());
-        assert_eq!(read(&mut Reader::new(&bad), true), Err(Stop::Bad));
+        assert_eq!(read(&mut Reader::new(&bad), Tds::V72), Err(Stop::Bad));
     }
 }

@@ -135,9 +135,9 @@ pub enum Ctx {
 /// is at most 4 × 128 + 3 = 515); in the NumParts layout it is the low byte of the first part's
 /// length, which is not 0 for a part of 1 to 255 characters. Before TDS 7.2 there is only the
 /// one layout.
-fn skip_bulk_table_name(r: &mut Reader<'_>, tds72: bool) -> Parsed<()> {
+fn skip_bulk_table_name(r: &mut Reader<'_>, tds: Tds) -> Parsed<()> {
     let second = need(r.rest().get(1).copied())?;
-    if tds72 && second != 0 {
+    if tds.v72() && second != 0 {
         let parts = need(r.u8())?;
         for _ in 0..parts {
             need(r.skip_us_varchar())?;
@@ -148,8 +148,43 @@ fn skip_bulk_table_name(r: &mut Reader<'_>, tds72: bool) -> Parsed<()> {
     Ok(())
 }
 
-/// Read a TYPE_INFO. `tds72`: TDS 7.2 or later (TEXT table names have parts).
-pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds72: bool) -> Parsed<TypeInfo> {
+/// The layouts a TDS version brings: TYPE_INFO of character types carries a 5-byte collation
+/// from TDS 7.1 on (MS-TDS 2.2.5.6; SQL Server 7.0's TDS 7.0 has none), and TDS 7.2 widened DONE
+/// row counts to 8 bytes, user types and ERROR line numbers to 4, and gave TEXT table names parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tds {
+    /// TDS 7.0 (SQL Server 7.0).
+    V70,
+    /// TDS 7.1 (SQL Server 2000).
+    V71,
+    /// TDS 7.2 or later (SQL Server 2005 on; TDS 8.0 too).
+    V72,
+}
+
+impl Tds {
+    /// The layout of a TDSVersion as LOGIN7 (0x70000000, 0x71000001, 0x72090002, …) or LOGINACK
+    /// (0x07000000 and 0x07010000 for 7.0 and 7.1, MS-TDS 2.2.7.14) gives it.
+    pub fn from_version(v: u32) -> Tds {
+        match v {
+            0x7000_0000 | 0x0700_0000 => Tds::V70,
+            0x7100_0000..=0x71FF_FFFF | 0x0701_0000 => Tds::V71,
+            _ => Tds::V72,
+        }
+    }
+
+    /// TDS 7.2 or later.
+    pub fn v72(self) -> bool {
+        self == Tds::V72
+    }
+
+    /// TYPE_INFO of character types carries a collation.
+    pub fn collations(self) -> bool {
+        self != Tds::V70
+    }
+}
+
+/// Read a TYPE_INFO in the layout of TDS version `tds`.
+pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds: Tds) -> Parsed<TypeInfo> {
     let t = need(r.u8())?;
     let mut ti = TypeInfo {
         ty: t,
@@ -186,7 +221,9 @@ pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds72: bool) -> Parsed<TypeI
         ty::BINARY | ty::VARBINARY => ti.max_len = need(r.u8())? as u32,
         ty::BIGVARCHR | ty::BIGCHAR | ty::NVARCHAR | ty::NCHAR => {
             ti.max_len = need(r.u16le())? as u32;
-            ti.collation = Some(Collation(need(r.array())?));
+            if tds.collations() {
+                ti.collation = Some(Collation(need(r.array())?));
+            }
             ti.form = if ti.max_len == 0xFFFF && t != ty::BIGCHAR && t != ty::NCHAR {
                 Form::Plp
             } else {
@@ -203,12 +240,12 @@ pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds72: bool) -> Parsed<TypeI
         }
         ty::TEXT | ty::NTEXT | ty::IMAGE => {
             ti.max_len = need(r.u32le())?;
-            if t != ty::IMAGE {
+            if t != ty::IMAGE && tds.collations() {
                 ti.collation = Some(Collation(need(r.array())?));
             }
             match ctx {
                 // TableName: TDS 7.2+ NumParts + US_VARCHAR parts; earlier one US_VARCHAR.
-                Ctx::Column if tds72 => {
+                Ctx::Column if tds.v72() => {
                     let parts = need(r.u8())?;
                     for _ in 0..parts {
                         need(r.skip_us_varchar())?;
@@ -217,7 +254,7 @@ pub fn read_type_info(r: &mut Reader<'_>, ctx: Ctx, tds72: bool) -> Parsed<TypeI
                 Ctx::Column => {
                     need(r.skip_us_varchar())?;
                 }
-                Ctx::BulkColumn => skip_bulk_table_name(r, tds72)?,
+                Ctx::BulkColumn => skip_bulk_table_name(r, tds)?,
                 Ctx::Param => {}
             }
             ti.form = Form::Text;
@@ -732,7 +769,7 @@ mod tests {
     use encoding_rs::WINDOWS_1252;
 
     fn ti(bytes: &[u8]) -> TypeInfo {
-        read_type_info(&mut Reader::new(bytes), Ctx::Param, true).unwrap()
+        read_type_info(&mut Reader::new(bytes), Ctx::Param, Tds::V72).unwrap()
     }
 
     fn val(t: &[u8], v: &[u8]) -> ParamValue {
@@ -882,7 +919,7 @@ mod tests {
             Err(Stop::Incomplete)
         );
         assert_eq!(
-            read_type_info(&mut Reader::new(&[0x01]), Ctx::Param, true),
+            read_type_info(&mut Reader::new(&[0x01]), Ctx::Param, Tds::V72),
             Err(Stop::Bad)
         );
     }

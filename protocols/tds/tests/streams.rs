@@ -289,6 +289,40 @@ fn informational_messages_language_and_sp_prepare_then_sp_execute() {
     assert_eq!(d.stats().unparsed, [0, 0]);
 }
 
+/// A TDS 7.0 session: character TYPE_INFO without collations (in COLMETADATA and in RPC
+/// parameters), 2-byte UserTypes, 4-byte DONE counts.
+#[test]
+fn a_tds_70_session_has_no_collations() {
+    let (ev, d, _) = run(&synth::tds70(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(ops(&recs), ["login", "query", "rpc"]);
+    let (login, r) = &recs[0];
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    assert_eq!(login_attr(login, "tds_version"), Some("7.0"));
+    assert_eq!(login_attr(login, "server_tds_version"), Some("7.0"));
+    let (q, r) = &recs[1];
+    assert_eq!(q.sql.as_deref(), Some("SELECT code, name FROM dbo.tests"));
+    let r = r.as_ref().unwrap();
+    assert_eq!((r.status, r.rows), (Status::Ok, Some(2)));
+    assert_eq!(r.completeness, dbtap_core::Completeness::Complete);
+    let (q, r) = &recs[2];
+    assert_eq!(q.procedure.as_deref(), Some("sp_executesql"));
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT name FROM dbo.tests WHERE code = @code")
+    );
+    let params = q.decoded_params().unwrap();
+    assert_eq!(params.len(), 1);
+    assert_eq!(params[0].name.as_deref(), Some("@code"));
+    assert_eq!(params[0].value, ParamValue::Text("HBA1C".into()));
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    assert!(
+        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(d.stats().unparsed, [0, 0]);
+}
+
 /// A client asking for TDS 7.4 and a SQL Server 2000 answering in TDS 7.1: its messages have
 /// 2-byte line numbers and its DONE tokens 4-byte row counts, from before its LOGINACK (or with
 /// none, when the login fails) to the end of the session.

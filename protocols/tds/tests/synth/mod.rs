@@ -116,7 +116,22 @@ pub fn login7_ext(
     sspi: &[u8],
     features: &[u8],
 ) -> Vec<u8> {
-    const FIXED: usize = 94;
+    login7_of_version(0x7400_0004, user, password, app, db, sspi, features)
+}
+
+/// LOGIN7 of TDSVersion `version`: before TDS 7.2 the fixed part ends after ibAtchDBFile /
+/// cchAtchDBFile (86 bytes: no ibChangePassword / cchChangePassword / cbSSPILong, 2.2.6.4).
+pub fn login7_of_version(
+    version: u32,
+    user: &str,
+    password: &str,
+    app: &str,
+    db: &str,
+    sspi: &[u8],
+    features: &[u8],
+) -> Vec<u8> {
+    let v72 = version >= 0x7200_0000;
+    let fixed: usize = if v72 { 94 } else { 86 };
     let pw: Vec<u8> = u16s(password)
         .iter()
         .map(|b| b.rotate_left(4) ^ 0xA5)
@@ -141,21 +156,21 @@ pub fn login7_ext(
     let mut pairs = Vec::new();
     for (i, s) in strings.iter().enumerate() {
         let count = if i == 5 { s.len() } else { s.len() / 2 };
-        pairs.push(((FIXED + data.len()) as u16, count as u16));
+        pairs.push(((fixed + data.len()) as u16, count as u16));
         data.extend_from_slice(s);
     }
-    let sspi_off = (FIXED + data.len()) as u16;
+    let sspi_off = (fixed + data.len()) as u16;
     data.extend_from_slice(sspi);
     if !features.is_empty() {
-        let dword_at = pairs[5].0 as usize - FIXED;
-        let block_off = ((FIXED + data.len()) as u32).to_le_bytes();
+        let dword_at = pairs[5].0 as usize - fixed;
+        let block_off = ((fixed + data.len()) as u32).to_le_bytes();
         data[dword_at..dword_at + 4].copy_from_slice(&block_off);
         data.extend_from_slice(features);
         data.push(0xFF);
     }
     let mut m = Vec::new();
-    m.extend_from_slice(&((FIXED + data.len()) as u32).to_le_bytes());
-    m.extend_from_slice(&0x7400_0004u32.to_le_bytes());
+    m.extend_from_slice(&((fixed + data.len()) as u32).to_le_bytes());
+    m.extend_from_slice(&version.to_le_bytes());
     m.extend_from_slice(&4096u32.to_le_bytes());
     m.extend_from_slice(&0x0700_0000u32.to_le_bytes());
     m.extend_from_slice(&31337u32.to_le_bytes());
@@ -173,9 +188,11 @@ pub fn login7_ext(
     m.extend_from_slice(&sspi_off.to_le_bytes());
     m.extend_from_slice(&(sspi.len() as u16).to_le_bytes());
     m.extend_from_slice(&[0; 4]); // AtchDBFile
-    m.extend_from_slice(&[0; 4]); // ChangePassword
-    m.extend_from_slice(&0u32.to_le_bytes()); // cbSSPILong
-    assert_eq!(m.len(), FIXED);
+    if v72 {
+        m.extend_from_slice(&[0; 4]); // ChangePassword
+        m.extend_from_slice(&0u32.to_le_bytes()); // cbSSPILong
+    }
+    assert_eq!(m.len(), fixed);
     m.extend(data);
     m
 }
@@ -1131,6 +1148,92 @@ pub fn done_71(token: u8, status: u16, count: u32) -> Vec<u8> {
     v.extend_from_slice(&0xC1u16.to_le_bytes());
     v.extend_from_slice(&count.to_le_bytes());
     v
+}
+
+/// A TDS 7.0 session (SQL Server 7.0, no PRELOGIN): LOGIN7 of TDSVersion 0x70000000, the
+/// answer in the 7.0 layouts (INFO with a 2-byte line number, LOGINACK 0x07000000, 4-byte DONE
+/// counts). A SQL batch (no ALL_HEADERS before 7.2, 2.2.6.7) answered by a result of a varchar
+/// and an nvarchar column whose TYPE_INFO has no collation (collations came with TDS 7.1,
+/// 2.2.5.6) and 2-byte UserTypes (4 from 7.2, 2.2.7.4); then sp_executesql (ProcID 10) with
+/// nvarchar parameters, also without collation.
+pub fn tds70() -> Conversation {
+    let mut conv = Vec::new();
+    client_sends(
+        &mut conv,
+        0x10,
+        &login7_of_version(0x7000_0000, "his_app", "s3cret", "HIS.Lab", "LAB", &[], &[]),
+    );
+    server_sends_before_login(
+        &mut conv,
+        0x04,
+        &[
+            envchange_str(1, "LAB", "master"),
+            message_71(0xAB, 5701, 2, 0, "Changed database context to 'LAB'.", 0),
+            loginack(0x0700_0000, "Microsoft SQL Server", [7, 0, 0x03, 0x7B]),
+            done_71(0xFD, 0x0000, 0),
+        ]
+        .concat(),
+    );
+    client_sends(&mut conv, 0x01, &u16s("SELECT code, name FROM dbo.tests"));
+    let varchar = |s: &str| {
+        let mut v = (s.len() as u16).to_le_bytes().to_vec();
+        v.extend_from_slice(s.as_bytes());
+        v
+    };
+    let nvarchar = |s: &str| {
+        let u = u16s(s);
+        let mut v = (u.len() as u16).to_le_bytes().to_vec();
+        v.extend(u);
+        v
+    };
+    let mut meta = vec![0x81];
+    meta.extend_from_slice(&2u16.to_le_bytes());
+    for (ty, max, name) in [(0xA7u8, 10u16, "code"), (0xE7, 80, "name")] {
+        meta.extend_from_slice(&0u16.to_le_bytes()); // UserType (USHORT before 7.2)
+        meta.extend_from_slice(&0x0009u16.to_le_bytes()); // Flags: nullable, updateable
+        meta.push(ty);
+        meta.extend_from_slice(&max.to_le_bytes()); // no collation before TDS 7.1
+        meta.extend(b_varchar(name));
+    }
+    let mut rows = Vec::new();
+    for (code, name) in [("HBA1C", "Hämoglobin A1c"), ("K", "Kalium")] {
+        rows.push(0xD1);
+        rows.extend(varchar(code));
+        rows.extend(nvarchar(name));
+    }
+    server_sends(&mut conv, &[meta, rows, done_71(0xFD, 0x0010, 2)]);
+    let nv70 = |s: &str| Typed {
+        type_info: {
+            let mut t = vec![0xE7];
+            t.extend_from_slice(&8000u16.to_le_bytes());
+            t
+        },
+        value: nvarchar(s),
+    };
+    let (stmt, decl, code) = (
+        nv70("SELECT name FROM dbo.tests WHERE code = @code"),
+        nv70("@code nvarchar(10)"),
+        nv70("HBA1C"),
+    );
+    // No ALL_HEADERS before TDS 7.2 (2.2.6.6): the RPC starts the message.
+    let call = rpc(
+        Ok(10),
+        &[
+            ("", false, &stmt),
+            ("", false, &decl),
+            ("@code", false, &code),
+        ],
+    );
+    client_sends(&mut conv, 0x03, &call);
+    server_sends(
+        &mut conv,
+        &[
+            done_71(0xFF, 0x0011, 1),
+            returnstatus(0),
+            done_71(0xFE, 0x0000, 0),
+        ],
+    );
+    conv
 }
 
 /// A SQL Server 2000 (PRELOGIN version 8.0.2039) reached by a client whose LOGIN7 asks for TDS
@@ -2265,5 +2368,6 @@ pub fn all() -> Vec<(&'static str, Conversation)> {
         ("oltp", oltp(2)),
         ("sql2000", sql2000(false)),
         ("sql2000_login_failed", sql2000(true)),
+        ("tds70", tds70()),
     ]
 }
