@@ -323,6 +323,56 @@ fn a_tds_70_session_has_no_collations() {
     assert_eq!(d.stats().unparsed, [0, 0]);
 }
 
+/// The client requests of MS-TDS section 4, byte for byte as the specification prints them:
+/// 4.6 (SQL Batch Client Request: ALL_HEADERS with a transaction descriptor, then the text) and
+/// 4.8 (RPC Client Request: procedure `foo3` by name, one unnamed parameter sent as its default,
+/// StatusFlags fDefaultValue, TYPE_INFO INTNTYPE of length 2, no value bytes).
+#[test]
+fn the_client_requests_of_the_specification_examples() {
+    fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+    let batch = hex("01 01 00 5C 00 00 01 00 16 00 00 00 12 00 00 00
+         02 00 00 00 00 00 00 00 00 01 00 00 00 00 0A 00
+         73 00 65 00 6C 00 65 00 63 00 74 00 20 00 27 00
+         66 00 6F 00 6F 00 27 00 20 00 61 00 73 00 20 00
+         27 00 62 00 61 00 72 00 27 00 0A 00 20 00 20 00
+         20 00 20 00 20 00 20 00 20 00 20 00");
+    let rpc = hex("03 01 00 2F 00 00 01 00 16 00 00 00 12 00 00 00
+         02 00 00 00 00 00 00 00 00 01 00 00 00 00 04 00
+         66 00 6F 00 6F 00 33 00 00 00 00 02 26 02 00");
+    assert_eq!((batch.len(), rpc.len()), (0x5C, 0x2F));
+    let conv = vec![(Direction::ToServer, batch), (Direction::ToServer, rpc)];
+    let (ev, d, _) = run(&conv, Limits::default());
+    let reqs: Vec<&dbtap_core::Request> = ev
+        .iter()
+        .filter_map(|e| match e {
+            DbEvent::Request(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reqs.len(), 2, "{ev:?}");
+    assert_eq!(dbtap_core::testing::op_name(reqs[0]), "query");
+    assert_eq!(
+        reqs[0].sql.as_deref(),
+        Some("\nselect 'foo' as 'bar'\n        ")
+    );
+    assert_eq!(reqs[0].bytes, 0x5C);
+    assert_eq!(dbtap_core::testing::op_name(reqs[1]), "rpc");
+    assert_eq!(reqs[1].procedure.as_deref(), Some("foo3"));
+    let params = reqs[1].decoded_params().unwrap();
+    assert_eq!(params.len(), 1);
+    assert_eq!(params[0].name, None);
+    assert_eq!(params[0].value, ParamValue::Null);
+    assert!(
+        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(d.stats().unparsed, [0, 0]);
+}
+
 /// A client asking for TDS 7.4 and a SQL Server 2000 answering in TDS 7.1: its messages have
 /// 2-byte line numbers and its DONE tokens 4-byte row counts, from before its LOGINACK (or with
 /// none, when the login fails) to the end of the session.
