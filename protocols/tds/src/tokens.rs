@@ -271,7 +271,7 @@ pub struct Outcome {
     /// context"), and the first of them.
     pub infos: u32,
     /// The first INFO token.
-    pub info: Option<Message>,
+    pub info: Option<Box<Message>>,
     /// Capture time of the packet that ended it.
     pub ts_end: Timestamp,
 }
@@ -961,7 +961,7 @@ impl TokenStream {
                             } else {
                                 acc.cur.infos = acc.cur.infos.saturating_add(1);
                                 if acc.cur.info.is_none() {
-                                    acc.cur.info = Some(m);
+                                    acc.cur.info = Some(Box::new(m));
                                 }
                             }
                         }
