@@ -492,6 +492,74 @@ pub fn every_param() -> Vec<(&'static str, Typed, &'static str, &'static str)> {
             "text",
             "\"notes\"",
         ),
+        // Fixed-length INT4 (0x38: no length byte, 2.2.5.4.1), as JDBC sends an int.
+        ("@int4", t(vec![0x38], (-5i32).to_le_bytes().to_vec()), "int", "-5"),
+        (
+            "@bin",
+            t(vec![0xAD, 0x04, 0x00], ushort(&[1, 2, 3, 4])),
+            "binary",
+            "hex:01020304",
+        ),
+        (
+            "@char",
+            t(
+                {
+                    let mut ti = vec![0xAF, 0x05, 0x00];
+                    ti.extend_from_slice(&LATIN1);
+                    ti
+                },
+                ushort(b"ab   "),
+            ),
+            "char",
+            "\"ab   \"",
+        ),
+        (
+            "@ntext",
+            t(
+                {
+                    let mut ti = vec![0x63];
+                    ti.extend_from_slice(&0x7FFF_FFFEu32.to_le_bytes());
+                    ti.extend_from_slice(&LATIN1);
+                    ti
+                },
+                {
+                    let u = u16s("病历");
+                    let mut v = (u.len() as u32).to_le_bytes().to_vec();
+                    v.extend(u);
+                    v
+                },
+            ),
+            "ntext",
+            "\"病历\"",
+        ),
+        (
+            "@image",
+            t(
+                {
+                    let mut ti = vec![0x22];
+                    ti.extend_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+                    ti
+                },
+                {
+                    let mut v = 2u32.to_le_bytes().to_vec();
+                    v.extend_from_slice(&[0xCA, 0xFE]);
+                    v
+                },
+            ),
+            "image",
+            "hex:cafe",
+        ),
+        // UDT in an RPC (2.2.5.5.2: UDT_INFO of a parameter is DB_NAME, SCHEMA_NAME, TYPE_NAME;
+        // the value is PLP).
+        (
+            "@udt",
+            t(
+                [vec![0xF0], b_varchar(""), b_varchar("dbo"), b_varchar("Point")].concat(),
+                plp(&[0x01, 0x0C, 0x00, 0x00], 4),
+            ),
+            "udt",
+            "hex:010c0000",
+        ),
     ]
 }
 
