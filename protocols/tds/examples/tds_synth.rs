@@ -198,7 +198,8 @@ fn bench_oltp(path: &str, mb: u64, conns: usize) {
     let mut p = Pcap::new(1_709_280_000 * 1_000_000);
     let conns = conns.max(1);
     // Per connection: client endpoint, sequence numbers, statement handles.
-    let mut state: Vec<(([u8; 4], u16), [u32; 2], synth::Oltp)> = (0..conns)
+    type Conn = (([u8; 4], u16), [u32; 2], synth::Oltp);
+    let mut state: Vec<Conn> = (0..conns)
         .map(|n| {
             let client = ([10, 20, 31, n as u8], 50_000 + n as u16);
             (client, [0, 0], synth::Oltp::new(n as u64 + 1))
