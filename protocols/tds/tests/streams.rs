@@ -27,6 +27,15 @@ pub fn run(conv: &Conversation, limits: Limits) -> (Vec<DbEvent>, Driver, TdsPar
     (out, d, p)
 }
 
+/// No anomaly among the events and nothing left unparsed in either direction.
+fn assert_clean(ev: &[DbEvent], d: &Driver) {
+    assert!(
+        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(d.stats().unparsed, [0, 0]);
+}
+
 /// Request/response pairs (a response without its request, or two for one, fails the test).
 use dbtap_core::testing::pairs as records;
 
@@ -282,11 +291,7 @@ fn informational_messages_language_and_sp_prepare_then_sp_execute() {
         ]
     );
     assert_eq!(r.as_ref().unwrap().rows, Some(1));
-    assert!(
-        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
-        "{ev:?}"
-    );
-    assert_eq!(d.stats().unparsed, [0, 0]);
+    assert_clean(&ev, &d);
 }
 
 /// A TDS 7.0 session: character TYPE_INFO without collations (in COLMETADATA and in RPC
@@ -316,11 +321,7 @@ fn a_tds_70_session_has_no_collations() {
     assert_eq!(params[0].name.as_deref(), Some("@code"));
     assert_eq!(params[0].value, ParamValue::Text("HBA1C".into()));
     assert_eq!(r.as_ref().unwrap().rows, Some(1));
-    assert!(
-        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
-        "{ev:?}"
-    );
-    assert_eq!(d.stats().unparsed, [0, 0]);
+    assert_clean(&ev, &d);
 }
 
 /// The client requests of MS-TDS section 4, byte for byte as the specification prints them:
@@ -366,11 +367,7 @@ fn the_client_requests_of_the_specification_examples() {
     assert_eq!(params.len(), 1);
     assert_eq!(params[0].name, None);
     assert_eq!(params[0].value, ParamValue::Null);
-    assert!(
-        !ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })),
-        "{ev:?}"
-    );
-    assert_eq!(d.stats().unparsed, [0, 0]);
+    assert_clean(&ev, &d);
 }
 
 /// A client asking for TDS 7.4 and a SQL Server 2000 answering in TDS 7.1: its messages have

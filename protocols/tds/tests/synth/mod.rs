@@ -225,6 +225,23 @@ pub struct Typed {
     pub value: Vec<u8>,
 }
 
+/// TYPE_INFO of a USHORTLEN character type (2.2.5.4.3): type, max length, collation.
+fn char_info(ty: u8, max_len: u16, collation: [u8; 5]) -> Vec<u8> {
+    let mut ti = vec![ty];
+    ti.extend_from_slice(&max_len.to_le_bytes());
+    ti.extend_from_slice(&collation);
+    ti
+}
+
+/// TYPE_INFO of TEXT / NTEXT / IMAGE in an RPC (2.2.5.4.2): type, LONGLEN max length, and the
+/// collation of the character ones.
+fn text_info(ty: u8, max_len: u32, collation: Option<[u8; 5]>) -> Vec<u8> {
+    let mut ti = vec![ty];
+    ti.extend_from_slice(&max_len.to_le_bytes());
+    ti.extend_from_slice(collation.as_ref().map_or(&[][..], |c| &c[..]));
+    ti
+}
+
 fn t(type_info: Vec<u8>, value: Vec<u8>) -> Typed {
     Typed { type_info, value }
 }
@@ -355,12 +372,7 @@ pub fn every_param() -> Vec<(&'static str, Typed, &'static str, &'static str)> {
         (
             "@vc_gbk",
             t(
-                {
-                    let mut ti = vec![0xA7];
-                    ti.extend_from_slice(&100u16.to_le_bytes());
-                    ti.extend_from_slice(&CHINESE_PRC);
-                    ti
-                },
+                char_info(0xA7, 100, CHINESE_PRC),
                 ushort(b"\xbb\xbc\xd5\xdf"),
             ),
             "varchar",
@@ -368,26 +380,14 @@ pub fn every_param() -> Vec<(&'static str, Typed, &'static str, &'static str)> {
         ),
         (
             "@nchar",
-            t(
-                {
-                    let mut ti = vec![0xEF];
-                    ti.extend_from_slice(&6u16.to_le_bytes());
-                    ti.extend_from_slice(&LATIN1);
-                    ti
-                },
-                ushort(&u16s("abc")),
-            ),
+            t(char_info(0xEF, 6, LATIN1), ushort(&u16s("abc"))),
             "nchar",
             "\"abc\"",
         ),
         (
             "@nvmax",
             t(
-                {
-                    let mut ti = vec![0xE7, 0xFF, 0xFF];
-                    ti.extend_from_slice(&LATIN1);
-                    ti
-                },
+                char_info(0xE7, 0xFFFF, LATIN1),
                 plp(&u16s("long text in two chunks"), 20),
             ),
             "nvarchar(max)",
@@ -476,24 +476,21 @@ pub fn every_param() -> Vec<(&'static str, Typed, &'static str, &'static str)> {
         ),
         (
             "@text",
-            t(
-                {
-                    let mut ti = vec![0x23];
-                    ti.extend_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
-                    ti.extend_from_slice(&LATIN1);
-                    ti
-                },
-                {
-                    let mut v = 5u32.to_le_bytes().to_vec();
-                    v.extend_from_slice(b"notes");
-                    v
-                },
-            ),
+            t(text_info(0x23, 0x7FFF_FFFF, Some(LATIN1)), {
+                let mut v = 5u32.to_le_bytes().to_vec();
+                v.extend_from_slice(b"notes");
+                v
+            }),
             "text",
             "\"notes\"",
         ),
         // Fixed-length INT4 (0x38: no length byte, 2.2.5.4.1), as JDBC sends an int.
-        ("@int4", t(vec![0x38], (-5i32).to_le_bytes().to_vec()), "int", "-5"),
+        (
+            "@int4",
+            t(vec![0x38], (-5i32).to_le_bytes().to_vec()),
+            "int",
+            "-5",
+        ),
         (
             "@bin",
             t(vec![0xAD, 0x04, 0x00], ushort(&[1, 2, 3, 4])),
@@ -502,50 +499,28 @@ pub fn every_param() -> Vec<(&'static str, Typed, &'static str, &'static str)> {
         ),
         (
             "@char",
-            t(
-                {
-                    let mut ti = vec![0xAF, 0x05, 0x00];
-                    ti.extend_from_slice(&LATIN1);
-                    ti
-                },
-                ushort(b"ab   "),
-            ),
+            t(char_info(0xAF, 5, LATIN1), ushort(b"ab   ")),
             "char",
             "\"ab   \"",
         ),
         (
             "@ntext",
-            t(
-                {
-                    let mut ti = vec![0x63];
-                    ti.extend_from_slice(&0x7FFF_FFFEu32.to_le_bytes());
-                    ti.extend_from_slice(&LATIN1);
-                    ti
-                },
-                {
-                    let u = u16s("病历");
-                    let mut v = (u.len() as u32).to_le_bytes().to_vec();
-                    v.extend(u);
-                    v
-                },
-            ),
+            t(text_info(0x63, 0x7FFF_FFFE, Some(LATIN1)), {
+                let u = u16s("病历");
+                let mut v = (u.len() as u32).to_le_bytes().to_vec();
+                v.extend(u);
+                v
+            }),
             "ntext",
             "\"病历\"",
         ),
         (
             "@image",
-            t(
-                {
-                    let mut ti = vec![0x22];
-                    ti.extend_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
-                    ti
-                },
-                {
-                    let mut v = 2u32.to_le_bytes().to_vec();
-                    v.extend_from_slice(&[0xCA, 0xFE]);
-                    v
-                },
-            ),
+            t(text_info(0x22, 0x7FFF_FFFF, None), {
+                let mut v = 2u32.to_le_bytes().to_vec();
+                v.extend_from_slice(&[0xCA, 0xFE]);
+                v
+            }),
             "image",
             "hex:cafe",
         ),
@@ -554,7 +529,13 @@ pub fn every_param() -> Vec<(&'static str, Typed, &'static str, &'static str)> {
         (
             "@udt",
             t(
-                [vec![0xF0], b_varchar(""), b_varchar("dbo"), b_varchar("Point")].concat(),
+                [
+                    vec![0xF0],
+                    b_varchar(""),
+                    b_varchar("dbo"),
+                    b_varchar("Point"),
+                ]
+                .concat(),
                 plp(&[0x01, 0x0C, 0x00, 0x00], 4),
             ),
             "udt",
@@ -1005,13 +986,19 @@ fn login_response(db: &str) -> Vec<u8> {
     .concat()
 }
 
+/// The PRELOGIN exchange without encryption (both sides ENCRYPT_NOT_SUP; the server's VERSION
+/// is `server_version`), then the client's LOGIN7.
+fn login_start(conv: &mut Conversation, server_version: [u8; 6], login7: &[u8]) {
+    client_sends(conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
+    server_sends_before_login(conv, 0x04, &prelogin(server_version, 2, false));
+    client_sends(conv, 0x10, login7);
+}
+
 /// PRELOGIN exchange without encryption (both sides ENCRYPT_NOT_SUP), then a SQL login.
 fn plain_login(conv: &mut Conversation, user: &str, db: &str) {
-    client_sends(conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
-    server_sends_before_login(conv, 0x04, &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false));
-    client_sends(
+    login_start(
         conv,
-        0x10,
+        [16, 0, 0x10, 0x67, 0, 0],
         &login7(user, "Sup3r$ecret", "HIS.Registration", db, &[]),
     );
     conv.push((S, packets(0x04, &login_response(db), 4096, SPID)));
@@ -1173,15 +1160,9 @@ pub fn full_session() -> Conversation {
 /// A login refused: ERROR 18456 then DONE with DONE_ERROR (MS-TDS 4.3 shows the shape).
 pub fn login_failed() -> Conversation {
     let mut conv = Vec::new();
-    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
-    server_sends_before_login(
+    login_start(
         &mut conv,
-        0x04,
-        &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
-    );
-    client_sends(
-        &mut conv,
-        0x10,
+        [16, 0, 0x10, 0x67, 0, 0],
         &login7("sa", "wrong", "sqlcmd", "master", &[]),
     );
     server_sends_before_login(
@@ -1310,15 +1291,9 @@ pub fn tds70() -> Conversation {
 /// LOGINACK; otherwise it succeeds and two batches follow, one counting rows, one failing.
 pub fn sql2000(fail: bool) -> Conversation {
     let mut conv = Vec::new();
-    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
-    server_sends_before_login(
+    login_start(
         &mut conv,
-        0x04,
-        &prelogin([8, 0, 0x07, 0xF7, 0, 0], 2, false),
-    );
-    client_sends(
-        &mut conv,
-        0x10,
+        [8, 0, 0x07, 0xF7, 0, 0],
         &login7("his_app", "s3cret", "HIS.Pharmacy", "HIS", &[]),
     );
     if fail {
@@ -1523,15 +1498,9 @@ pub fn tds8() -> Conversation {
 /// SSPI message with AUTHENTICATE, LOGINACK (MS-TDS 3.2.5.1 SSPI flow).
 pub fn ntlm_login() -> Conversation {
     let mut conv = Vec::new();
-    client_sends(&mut conv, 0x12, &prelogin([17, 0, 0, 1, 0, 0], 2, false));
-    server_sends_before_login(
+    login_start(
         &mut conv,
-        0x04,
-        &prelogin([16, 0, 0x10, 0x67, 0, 0], 2, false),
-    );
-    client_sends(
-        &mut conv,
-        0x10,
+        [16, 0, 0x10, 0x67, 0, 0],
         &login7("", "", "Nursing", "EMR", &ntlm_negotiate()),
     );
     // NTLM CHALLENGE (MS-NLMP 2.2.1.2): empty target name and target info (offset 56), flags,
