@@ -184,14 +184,7 @@ pub struct Message {
 impl Message {
     /// `number: text`, as a record attribute shows an informational message.
     pub fn summary(&self) -> String {
-        let mut s = String::with_capacity(self.text.len() + 8);
-        dbtap_core::text::push_padded(&mut s, self.number.unsigned_abs().into(), 1);
-        if self.number < 0 {
-            s.insert(0, '-');
-        }
-        s.push_str(": ");
-        s.push_str(&self.text);
-        s
+        format!("{}: {}", self.number, self.text)
     }
 
     /// As a record's error.
@@ -412,13 +405,14 @@ pub struct TokenStream {
     /// The acknowledged COLUMNENCRYPTION version is 2 or 3 (secure enclaves): requests carry
     /// an EnclavePackage after ALL_HEADERS.
     pub enclave_packages: bool,
-    /// TDS 7.2+: 8-byte DONE row counts, 4-byte user types, 4-byte ERROR line numbers.
+    /// The session's layout: 7.2+ has 8-byte DONE row counts, 4-byte user types and ERROR line
+    /// numbers; 7.0 has no collations (see [`Tds`]).
     pub tds: Tds,
     /// Encoding for non-Unicode values without a collation of their own.
     pub default_enc: &'static Encoding,
     /// The TDS version is known (from LOGIN7 / LOGINACK). When it is not (a session picked up
     /// mid-stream), a DONE token that ends its packet 9 bytes after its start is taken as the
-    /// TDS 7.0/7.1 layout (4-byte row count) and `tds` is cleared.
+    /// TDS 7.0/7.1 layout (4-byte row count) and `tds` becomes 7.1.
     pub version_known: bool,
     /// The stream is a client's Bulk Load message (2.2.6.1), not a server's response: the
     /// COLMETADATA columns are read with `Ctx::BulkColumn`.

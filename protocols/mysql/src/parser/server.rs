@@ -741,7 +741,7 @@ impl MysqlParser {
             }
             for (k, (range, o)) in ranges.into_iter().zip(results).enumerate() {
                 let tx = self.next_tx();
-                let req = Request {
+                let mut req = Request {
                     tx,
                     ts: p.req.ts,
                     op: p.req.op.clone(),
@@ -768,7 +768,6 @@ impl MysqlParser {
                     completeness: p.resp.completeness,
                     ..Default::default()
                 };
-                let mut req = req;
                 if k + 1 == answered {
                     req.attributes.append(&mut not_run_attrs);
                 }
