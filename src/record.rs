@@ -359,16 +359,22 @@ impl AuditRecord<'_> {
                 key!(j, ",\"sqlstate\":");
                 j.opt_str(e.sqlstate.as_deref());
                 key!(j, ",\"message\":");
+                // A password written in the statement is scrubbed from the message too: a
+                // syntax error quotes the text near the mistake.
+                let message = match sql {
+                    Some(v) => crate::sql::scrub(&e.message, &v.analysis.secret_values),
+                    None => Cow::Borrowed(e.message.as_str()),
+                };
                 match sql {
                     // Error messages quote the values that failed (`Duplicate entry '42' for key
                     // …`, `Key (id)=(42) already exists`): masked like the statement's literals.
                     // Read as PostgreSQL text, so that "double-quoted" names (relations,
                     // constraints) stay: they are not values.
                     Some(v) if v.mask_params => j.str(&crate::sql::mask_literals(
-                        &e.message,
+                        &message,
                         crate::sql::Dialect::Postgres,
                     )),
-                    _ => j.str(&e.message),
+                    _ => j.str(&message),
                 }
                 key!(j, "}");
             }
@@ -414,7 +420,19 @@ impl AuditRecord<'_> {
         }
         if !self.attributes.is_empty() {
             key!(j, ",\"attributes\":");
-            write_pairs(&mut j, self.attributes);
+            j.begin_object();
+            for (k, v) in self.attributes {
+                j.key(k);
+                match sql {
+                    // Statements a parser kept beside the one that failed: shown as the
+                    // statement is, passwords redacted and literals masked when asked.
+                    Some(view) if k == NOT_EXECUTED_SQL => {
+                        j.str(&crate::sql::shown_text(v, view.dialect, view.mask_params))
+                    }
+                    _ => j.str(v),
+                }
+            }
+            j.end_object();
         }
         key!(j, "}");
     }
@@ -599,6 +617,10 @@ fn write_array(j: &mut JsonOut<'_>, items: &[ParamValue]) {
 
 /// Name/value pairs as an object, in wire order (a repeated name is written again: JSON readers
 /// keep the last, and nothing is hidden from a byte-level reader).
+/// The attribute that holds the statements of a multi-statement query that were not run
+/// (MySQL, PostgreSQL): SQL text, so it is redacted and masked as the statement is.
+const NOT_EXECUTED_SQL: &str = "not_executed_sql";
+
 fn write_pairs<K: AsRef<str>>(j: &mut JsonOut<'_>, pairs: &[(K, String)]) {
     j.begin_object();
     for (k, v) in pairs {
@@ -884,6 +906,7 @@ mod secret_param_tests {
             analysis_json: b"",
             rule_bits: &[],
             mask_params: false,
+            dialect: Dialect::TSql,
         }
     }
 

@@ -179,6 +179,10 @@ pub struct Analysis {
     pub redacted: Option<String>,
     /// Placeholders whose bound values are passwords.
     pub secret_params: Vec<SecretParam>,
+    /// The passwords written in the text, as the server would quote them back (a syntax error
+    /// repeats the text near the mistake: `… near 'IDENTIFIED BY 'S3cr3t''`): scrubbed from the
+    /// record's error message too.
+    pub secret_values: Vec<String>,
 }
 
 /// Analyse `sql` in `dialect`.
@@ -208,7 +212,7 @@ pub fn analyze(sql: &str, dialect: Dialect) -> Analysis {
 
 fn analyze_tokens(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Analysis {
     let shape = classify::classify(sql, &toks.list, dialect);
-    let (redacted, secret_params, secret_tokens) = redact_text(sql, dialect, toks);
+    let (redacted, secret_params, secret_tokens, secret_values) = redact_text(sql, dialect, toks);
     // Secrets are values: `?` in the normalized text like any literal (Oracle's unquoted
     // passwords would otherwise stay there as words).
     let normalized = normalize::normalize(sql, &toks.list, &secret_tokens);
@@ -222,16 +226,16 @@ fn analyze_tokens(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Analysis
         fingerprint,
         redacted,
         secret_params,
+        secret_values,
     }
 }
 
-/// The redacted text (when there was a secret to replace), the secret placeholders, and the
-/// indices of the secret tokens.
-fn redact_text(
-    sql: &str,
-    dialect: Dialect,
-    toks: &lexer::Tokens,
-) -> (Option<String>, Vec<SecretParam>, Vec<usize>) {
+/// The redacted text, the secret placeholders, the secret tokens and the secret values.
+type Redaction = (Option<String>, Vec<SecretParam>, Vec<usize>, Vec<String>);
+
+/// The redacted text (when there was a secret to replace), the secret placeholders, the
+/// indices of the secret tokens, and the secret values (their text without quotes).
+fn redact_text(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Redaction {
     // Redaction must see the whole text: re-tokenize with the larger bound when the first pass
     // stopped early.
     let full;
@@ -249,12 +253,17 @@ fn redact_text(
         .filter(|&i| list.get(i).is_some_and(|t| t.tok != lexer::Tok::Param))
         .collect();
     if literal_secrets.is_empty() {
-        return (None, secrets.params, secrets.tokens);
+        return (None, secrets.params, secrets.tokens, Vec::new());
     }
     let mut out = String::with_capacity(sql.len());
+    let mut values = Vec::new();
     let mut pos = 0usize;
     for i in literal_secrets {
         let Some(t) = list.get(i) else { continue };
+        let value = secret_value(t.text(sql));
+        if !value.is_empty() && !values.iter().any(|v| v == value) {
+            values.push(value.to_owned());
+        }
         out.push_str(sql.get(pos..t.start).unwrap_or_default());
         out.push_str(match t.tok {
             lexer::Tok::Str => "'***'",
@@ -264,7 +273,49 @@ fn redact_text(
         pos = t.end;
     }
     out.push_str(sql.get(pos..).unwrap_or_default());
-    (Some(out), secrets.params, secrets.tokens)
+    (Some(out), secrets.params, secrets.tokens, values)
+}
+
+/// A secret token's value as the server would quote it back: a literal without its quotes (and
+/// its `N`/`E`/`B`/`X` prefix), a quoted identifier without its quotes, a bare word as it is.
+fn secret_value(text: &str) -> &str {
+    const QUOTES: [char; 5] = ['\'', '"', '`', '[', ']'];
+    let mut chars = text.chars();
+    let body = match (chars.next(), chars.next()) {
+        (Some(q), _) if QUOTES.contains(&q) => text,
+        (Some('N' | 'n' | 'E' | 'e' | 'B' | 'b' | 'X' | 'x'), Some('\'')) => {
+            text.get(1..).unwrap_or(text)
+        }
+        _ => return text,
+    };
+    body.trim_matches(QUOTES)
+}
+
+/// `sql` as any output may show it: every password written in it replaced by `***` and, with
+/// `mask`, every literal by `?`. For text a parser kept beside the statement (the statements of
+/// a multi-statement query that were not run), which the statement's own analysis did not see.
+pub fn shown_text(sql: &str, dialect: Dialect, mask: bool) -> Cow<'_, str> {
+    let toks = lexer::tokenize(sql, dialect, MAX_REDACT_TOKENS);
+    let redacted = match redact_text(sql, dialect, &toks).0 {
+        Some(r) => Cow::Owned(r),
+        None => Cow::Borrowed(sql),
+    };
+    if !mask {
+        return redacted;
+    }
+    Cow::Owned(mask_literals(&redacted, dialect).into_owned())
+}
+
+/// `message` with every one of `secrets` replaced by `***`.
+pub fn scrub<'a>(message: &'a str, secrets: &[String]) -> Cow<'a, str> {
+    if !secrets.iter().any(|s| message.contains(s.as_str())) {
+        return Cow::Borrowed(message);
+    }
+    let mut out = message.to_owned();
+    for s in secrets {
+        out = out.replace(s.as_str(), "***");
+    }
+    Cow::Owned(out)
 }
 
 /// `sql` with every literal value replaced by `?` (`--mask literals`). Text past the token bound

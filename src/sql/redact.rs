@@ -2,19 +2,20 @@
 //!
 //! Shapes covered (keywords case-insensitive):
 //! - `IDENTIFIED BY x` (MySQL, MariaDB, Oracle; also `… BY PASSWORD 'hash'`, Oracle's
-//!   `… REPLACE old`), `IDENTIFIED WITH plugin BY x | AS 'hash'`, MariaDB
-//!   `IDENTIFIED VIA plugin USING PASSWORD('x') | 'hash'`;
+//!   `… BY VALUES 'verifier'` and `… REPLACE old`), `IDENTIFIED WITH plugin BY x | AS 'hash'`,
+//!   MariaDB `IDENTIFIED VIA plugin USING PASSWORD('x') | 'hash'`;
 //! - `PASSWORD x`, `PASSWORD = x`, `PASSWORD('x')` and any word ending in `_PASSWORD`
 //!   (PostgreSQL `CREATE/ALTER ROLE … [ENCRYPTED] PASSWORD 'x'`, T-SQL `CREATE/ALTER LOGIN …
-//!   WITH PASSWORD = 'x' [OLD_PASSWORD = 'y']`, MySQL `SET PASSWORD [FOR u] = 'x'`,
+//!   WITH PASSWORD = 'x' [OLD_PASSWORD = 'y']`, MySQL `SET PASSWORD [FOR u] = 'x' [REPLACE 'y']`,
 //!   `CHANGE MASTER TO MASTER_PASSWORD = 'x'`, foreign-server `OPTIONS (password 'x')`);
 //! - T-SQL named arguments whose name contains `passw` or `pwd` (`@passwd = 'x'`,
 //!   `@rmtpassword = 'x'`), and the positional password arguments of `sp_addlogin` (2nd),
 //!   `sp_password` (1st, 2nd; also `@old`, `@new`), `sp_addlinkedsrvlogin` (5th) and
-//!   `sp_setapprole` (2nd).
+//!   `sp_setapprole` (2nd), also when the procedure is named in brackets (`[sp_addlogin]`).
 //!
 //! A secret is a literal, a quoted identifier, a bind placeholder (its bound value is then
-//! secret too), or — only right after Oracle's `IDENTIFIED BY` — a bare word.
+//! secret too), or — only right after `IDENTIFIED BY` — a bare word (Oracle's unquoted
+//! password; in other dialects a mistake, but the text travels all the same).
 
 use super::lexer::{Tok, Token};
 use super::{Dialect, SecretParam};
@@ -58,7 +59,6 @@ pub fn find(sql: &str, toks: &[Token], dialect: Dialect) -> Secrets {
                     sql,
                     toks,
                     i + 1,
-                    dialect,
                     &mut |j, s2: &mut Secrets| mark(j, s2),
                     &mut s,
                 );
@@ -95,8 +95,24 @@ pub fn find(sql: &str, toks: &[Token], dialect: Dialect) -> Secrets {
                 if toks.get(j).is_some_and(is_value) {
                     mark(j, &mut s);
                     i = j + 1;
+                    // MySQL 8: SET PASSWORD [FOR u] = 'new' REPLACE 'current'
+                    if toks.get(i).is_some_and(|n| n.is_kw(sql, "REPLACE"))
+                        && toks.get(i + 1).is_some_and(is_value)
+                    {
+                        mark(i + 1, &mut s);
+                        i += 2;
+                    }
                     continue;
                 }
+            }
+        }
+        // A procedure named in brackets or quotes: `EXEC [sp_addlogin] …`,
+        // `master.dbo.[sp_password] …`.
+        if t.tok == Tok::QuotedIdent && dialect == Dialect::TSql {
+            let w = t.text(sql).trim_matches(['[', ']', '"']);
+            if let Some((p, args)) = PROC_PASSWORD_ARGS.iter().find(|(p, _)| proc_name_is(w, p)) {
+                i = proc_args(sql, toks, i + 1, args, p, &mut s);
+                continue;
             }
         }
         if t.tok == Tok::Param && dialect == Dialect::TSql {
@@ -140,7 +156,6 @@ fn identified(
     sql: &str,
     toks: &[Token],
     mut i: usize,
-    dialect: Dialect,
     mark: &mut dyn FnMut(usize, &mut Secrets),
     s: &mut Secrets,
 ) -> usize {
@@ -163,24 +178,23 @@ fn identified(
             i += 1;
         }
     }
+    // Oracle: IDENTIFIED BY VALUES 'S:…' (the verifier, as secret as the password).
+    if toks.get(i).is_some_and(|t| t.is_kw(sql, "VALUES")) && toks.get(i + 1).is_some_and(is_value)
+    {
+        i += 1;
+    }
     match toks.get(i) {
         Some(t) if is_value(t) => mark(i, s),
-        // Oracle: IDENTIFIED BY tiger (an unquoted password); MySQL 8's RANDOM PASSWORD is not.
-        Some(t)
-            if t.tok == Tok::Word
-                && dialect == Dialect::Oracle
-                && !t.is_kw(sql, "VALUES")
-                && !t.is_kw(sql, "RANDOM") =>
-        {
-            mark(i, s)
-        }
+        // IDENTIFIED BY tiger: Oracle's unquoted password, or another dialect's mistake, which
+        // travels to the server all the same. MySQL 8's RANDOM PASSWORD is no password.
+        Some(t) if t.tok == Tok::Word && !t.is_kw(sql, "RANDOM") => mark(i, s),
         _ => return i,
     }
     i += 1;
     // Oracle: ALTER USER u IDENTIFIED BY new REPLACE old
     if toks.get(i).is_some_and(|t| t.is_kw(sql, "REPLACE")) {
         if let Some(t) = toks.get(i + 1) {
-            if is_value(t) || (t.tok == Tok::Word && dialect == Dialect::Oracle) {
+            if is_value(t) || t.tok == Tok::Word {
                 mark(i + 1, s);
                 return i + 2;
             }

@@ -47,6 +47,8 @@ pub struct SqlView<'a> {
     pub rule_bits: &'a [u64],
     /// Bind values are written as `?`.
     pub mask_params: bool,
+    /// The statement's dialect (for text kept beside it, such as `not_executed_sql`).
+    pub dialect: Dialect,
 }
 
 struct Entry {
@@ -161,6 +163,7 @@ impl SqlStage {
             analysis_json: &entry.analysis_json,
             rule_bits: &entry.rule_bits,
             mask_params: mask == Mask::Literals,
+            dialect: entry.dialect,
         }
     }
 }

@@ -617,12 +617,82 @@ fn passwords_are_redacted() {
             "EXEC sp_addlinkedsrvlogin @rmtsrvname = 'srv', @rmtpassword = 'pw'",
             "EXEC sp_addlinkedsrvlogin @rmtsrvname = 'srv', @rmtpassword = '***'",
         ),
+        // A procedure named in brackets.
+        (
+            Dialect::TSql,
+            "EXEC [sp_addlogin] 'bob', 'pw1'",
+            "EXEC [sp_addlogin] 'bob', '***'",
+        ),
+        (
+            Dialect::TSql,
+            "EXEC master.dbo.[sp_password] 'oldpw', 'newpw', 'bob'",
+            "EXEC master.dbo.[sp_password] '***', '***', 'bob'",
+        ),
+        // MySQL 8: the current password after REPLACE.
+        (
+            Dialect::MySql,
+            "SET PASSWORD FOR 'bob'@'%' = 'newpw' REPLACE 'oldpw'",
+            "SET PASSWORD FOR 'bob'@'%' = '***' REPLACE '***'",
+        ),
+        // Oracle's verifier.
+        (
+            Dialect::Oracle,
+            "ALTER USER scott IDENTIFIED BY VALUES 'S:8F2D65FB5547B71C8DA3760F10960428CD307B1C6271691FC55C1F56554A;T:pw'",
+            "ALTER USER scott IDENTIFIED BY VALUES '***'",
+        ),
+        // An unquoted password outside Oracle: a syntax error, but it travelled all the same.
+        (
+            Dialect::MySql,
+            "CREATE USER bob IDENTIFIED BY pwUnquoted",
+            "CREATE USER bob IDENTIFIED BY ***",
+        ),
     ];
     for (d, sql, want) in cases {
         let a = analyze(sql, *d);
         assert_eq!(a.redacted.as_deref(), Some(*want), "{sql}");
         assert!(!a.normalized.contains("pw"), "{sql}: {}", a.normalized);
     }
+}
+
+/// A server's error message that quotes the statement near a mistake quotes its password too:
+/// the record scrubs it. Statements kept beside the one that failed are redacted (and masked)
+/// as the statement is.
+#[test]
+fn passwords_quoted_back_and_kept_beside_the_statement_are_redacted() {
+    let a = my("CREATE USR bob IDENTIFIED BY 'S3cr3t'");
+    assert_eq!(a.secret_values, ["S3cr3t"]);
+    let message = "You have an error in your SQL syntax; check the manual that corresponds to \
+                   your MariaDB server version for the right syntax to use near 'USR bob \
+                   IDENTIFIED BY 'S3cr3t'' at line 1";
+    let scrubbed = crate::sql::scrub(message, &a.secret_values);
+    assert!(!scrubbed.contains("S3cr3t"));
+    assert!(scrubbed.ends_with("near 'USR bob IDENTIFIED BY '***'' at line 1"));
+    assert_eq!(
+        crate::sql::scrub("Unknown column", &a.secret_values),
+        "Unknown column"
+    );
+    assert_eq!(
+        ora("CREATE USER n IDENTIFIED BY Nurse1").secret_values,
+        ["Nurse1"]
+    );
+    assert_eq!(
+        ts("CREATE LOGIN x WITH PASSWORD = N'Pw9'").secret_values,
+        ["Pw9"]
+    );
+
+    let rest = "ALTER ROLE bob PASSWORD 'hunter2secret'; SELECT 42";
+    assert_eq!(
+        crate::sql::shown_text(rest, Dialect::Postgres, false),
+        "ALTER ROLE bob PASSWORD '***'; SELECT 42"
+    );
+    assert_eq!(
+        crate::sql::shown_text(rest, Dialect::Postgres, true),
+        "ALTER ROLE bob PASSWORD ?; SELECT ?"
+    );
+    assert_eq!(
+        crate::sql::shown_text("SELECT 1", Dialect::MySql, false),
+        "SELECT 1"
+    );
 }
 
 #[test]
