@@ -403,6 +403,45 @@ fn multi_statement_query_one_record_per_statement() {
     );
 }
 
+/// PostgreSQL 14+ reports changed settings (ParameterStatus) right before ReadyForQuery, after
+/// the last CommandComplete; a NOTIFY to a channel the session listens on comes there too.
+/// Neither is a statement's result: the query stays one record per statement.
+#[test]
+fn settings_reported_before_ready_for_query_keep_one_record_per_statement() {
+    let sql = "SET TimeZone = 'UTC'; SELECT 3; DELETE FROM audit_log";
+    let ev = run(&with_login(&[
+        (C, msg::query(sql)),
+        (
+            S,
+            [
+                msg::complete("SET"),
+                msg::row_desc("?column?"),
+                msg::data_row(b"3"),
+                msg::complete("SELECT 1"),
+                msg::complete("DELETE 9"),
+                msg::param_status("TimeZone", "UTC"),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+    ]));
+    assert_eq!(
+        ops(&ev),
+        vec![
+            "2 query \"SET TimeZone = 'UTC'\" => Ok rows=None",
+            "3 query \"SELECT 3\" => Ok rows=Some(1)",
+            "4 query \"DELETE FROM audit_log\" => Ok rows=Some(9)",
+        ]
+    );
+    // The ParameterStatus and ReadyForQuery are counted with the statement answered last.
+    let p = pairs(&ev);
+    assert_eq!(
+        p[3].1.as_ref().unwrap().bytes,
+        (msg::complete("DELETE 9").len() + msg::param_status("TimeZone", "UTC").len() + 6)
+            as u64
+    );
+}
+
 #[test]
 fn error_in_a_multi_statement_query_stops_the_rest() {
     let ev = run(&with_login(&[

@@ -267,8 +267,18 @@ impl PgParser {
         self.server_at_boundary = h.ty == be::READY_FOR_QUERY;
         match h.ty {
             be::PARAMETER_STATUS | be::NOTIFICATION => {
-                if self.front_op().is_some() {
-                    self.account(total, ts, out);
+                // Not a statement's result: PostgreSQL 14+ reports changed settings right before
+                // ReadyForQuery, after the last CommandComplete (`ReportChangedGUCOptions`), and
+                // a NOTIFY to a channel the session listens on comes there too. Their bytes go to
+                // the statement answered last; taken as the start of one more result, they made
+                // a multi-statement query one record (`SET TimeZone = 'UTC'; SELECT 3`).
+                if !self.leave_lost_region(ts, false) {
+                    if let Some(op) = self.front_op() {
+                        match op.results.last_mut() {
+                            Some(last) if !op.cur.started => last.bytes += total,
+                            _ => op.cur.bytes += total,
+                        }
+                    }
                 }
             }
             be::NOTICE => {
