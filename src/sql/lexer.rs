@@ -120,8 +120,13 @@ pub fn tokenize_into(sql: &str, dialect: Dialect, max: usize, list: &mut Vec<Tok
             i += 1;
             continue;
         }
-        // Comments.
-        if c == b'-' && at(i + 1) == b'-' {
+        // Comments. MySQL's `--` starts one only when a space or control character follows
+        // (MySQL Reference Manual, "Comments"): `id=1--1` is `1 - -1`, and taking it for a
+        // comment would hide what comes after it (`… UNION SELECT … FROM mysql.user`).
+        if c == b'-'
+            && at(i + 1) == b'-'
+            && (dialect != Dialect::MySql || i + 2 >= n || at(i + 2) <= b' ')
+        {
             i = line_end(b, i);
             space = true;
             continue;
@@ -132,9 +137,11 @@ pub fn tokenize_into(sql: &str, dialect: Dialect, max: usize, list: &mut Vec<Tok
             continue;
         }
         if c == b'/' && at(i + 1) == b'*' {
-            if dialect == Dialect::MySql && at(i + 2) == b'!' {
-                // `/*!` [version digits] … `*/`: executed by MySQL, so tokenized.
-                i += 3;
+            let mariadb = at(i + 2) == b'M' && at(i + 3) == b'!';
+            if dialect == Dialect::MySql && (at(i + 2) == b'!' || mariadb) {
+                // `/*!` [version digits] … `*/`: executed by MySQL, so tokenized; `/*M!` …
+                // `*/` likewise by MariaDB.
+                i += if mariadb { 4 } else { 3 };
                 while at(i).is_ascii_digit() {
                     i += 1;
                 }

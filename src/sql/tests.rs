@@ -141,6 +141,28 @@ fn mysql_executable_comments_are_sql() {
     let a = my("/* app=his */ SELECT /*+ MAX_EXECUTION_TIME(1000) */ a FROM t");
     assert_eq!(a.kind, Kind::Select);
     assert_eq!(a.normalized, "select a from t");
+    // MariaDB runs `/*M! … */` as MySQL runs `/*! … */`.
+    let a = my("SELECT a FROM t WHERE id = 1 /*M!100100 AND SLEEP(5)*/");
+    assert_eq!(a.normalized, "select a from t where id = ? and sleep(?)");
+}
+
+/// MySQL's `--` is a comment only before a space or control character: `1--1` is arithmetic,
+/// and what follows it is SQL the server runs (an injection hidden behind it otherwise).
+#[test]
+fn mysql_double_dash_needs_a_space_to_be_a_comment() {
+    let a = my("SELECT a FROM t WHERE id=1--1 UNION SELECT authentication_string FROM mysql.user");
+    assert!(
+        a.normalized
+            .contains("union select authentication_string from mysql.user"),
+        "{}",
+        a.normalized
+    );
+    assert_eq!(objs(&a), vec![o("t", "read"), o("mysql.user", "read")]);
+    assert_eq!(my("SELECT 1 -- comment\n, 2").normalized, "select ?, ?");
+    assert_eq!(my("SELECT 1 --\tx\n").normalized, "select ?");
+    assert_eq!(my("SELECT 1 --").normalized, "select ?");
+    // Other dialects: `--` is always a comment.
+    assert_eq!(pg("SELECT 1--1").normalized, "select ?");
 }
 
 // ---- objects ----

@@ -437,8 +437,7 @@ fn settings_reported_before_ready_for_query_keep_one_record_per_statement() {
     let p = pairs(&ev);
     assert_eq!(
         p[3].1.as_ref().unwrap().bytes,
-        (msg::complete("DELETE 9").len() + msg::param_status("TimeZone", "UTC").len() + 6)
-            as u64
+        (msg::complete("DELETE 9").len() + msg::param_status("TimeZone", "UTC").len() + 6) as u64
     );
 }
 
