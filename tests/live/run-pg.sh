@@ -131,7 +131,7 @@ for pcap in "${CAPTURES[@]}"; do
     say "replaying $name.pcap: $DBTAP replay $name.pcap --records records-$name.jsonl ${DBTAP_REPLAY_ARGS:-}"
     # shellcheck disable=SC2086
     "$DBTAP" replay "$pcap" --records "$WORK/records-$name.jsonl" --summary text --progress never \
-        ${DBTAP_REPLAY_ARGS:-} >"$WORK/dbtap-$name.log" 2>&1
+        --alerts "$WORK/alerts-$name.jsonl" ${DBTAP_REPLAY_ARGS:-} >"$WORK/dbtap-$name.log" 2>&1
     rc=$?
     sed 's/^/  /' "$WORK/dbtap-$name.log" >&2
     if [[ $rc -ne 0 ]]; then say "FAIL: dbtap replay of $name.pcap failed (exit $rc)"; overall=1; continue; fi
@@ -146,6 +146,19 @@ for pcap in "${CAPTURES[@]}"; do
     if [[ $rc -ne 0 ]]; then
         say "FAIL: the records of $name.pcap do not match (see above; $WORK/compare-$name.log)"
         overall=1
+    fi
+    if [[ "$name" != session ]]; then
+        # A benign workload raises no high or critical alert with the default rules.
+        serious="$("$PY" -c 'import json, sys
+print(sum(json.loads(l)["rule"]["severity"] in ("high", "critical") for l in open(sys.argv[1])))' \
+            "$WORK/alerts-$name.jsonl")"
+        if [[ "$serious" != 0 ]]; then
+            say "FAIL: $name.pcap (a benign pgbench run) raised $serious high or critical alerts:"
+            head -n 3 "$WORK/alerts-$name.jsonl" >&2
+            overall=1
+        else
+            say "$name.pcap: no high or critical alert (default rules)"
+        fi
     fi
 done
 [[ $overall -eq 0 ]] || fail "the records do not match the truth"
