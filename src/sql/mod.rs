@@ -246,30 +246,47 @@ fn redact_text(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Redaction {
         &toks.list
     };
     let secrets = redact::find(sql, list, dialect);
-    let literal_secrets: Vec<usize> = secrets
+    let mut replaced: Vec<(usize, Option<&str>)> = secrets
         .tokens
         .iter()
         .copied()
         .filter(|&i| list.get(i).is_some_and(|t| t.tok != lexer::Tok::Param))
+        .map(|i| (i, None))
         .collect();
-    if literal_secrets.is_empty() {
+    replaced.extend(
+        secrets
+            .rewrites
+            .iter()
+            .map(|(i, text)| (*i, Some(text.as_str()))),
+    );
+    if replaced.is_empty() {
         return (None, secrets.params, secrets.tokens, Vec::new());
     }
+    replaced.sort_unstable_by_key(|(i, _)| *i);
     let mut out = String::with_capacity(sql.len());
-    let mut values = Vec::new();
-    let mut pos = 0usize;
-    for i in literal_secrets {
-        let Some(t) = list.get(i) else { continue };
-        let value = secret_value(t.text(sql));
+    let mut values: Vec<String> = Vec::new();
+    let mut keep = |value: &str| {
         if !value.is_empty() && !values.iter().any(|v| v == value) {
             values.push(value.to_owned());
         }
+    };
+    secrets.rewritten_values.iter().for_each(|v| keep(v));
+    let mut pos = 0usize;
+    for (i, rewrite) in replaced {
+        let Some(t) = list.get(i) else { continue };
         out.push_str(sql.get(pos..t.start).unwrap_or_default());
-        out.push_str(match t.tok {
-            lexer::Tok::Str => "'***'",
-            lexer::Tok::QuotedIdent => "\"***\"",
-            _ => "***",
-        });
+        match rewrite {
+            // A literal holding dynamic SQL: the same SQL, its passwords redacted.
+            Some(text) => out.push_str(text),
+            None => {
+                keep(secret_value(t.text(sql)));
+                out.push_str(match t.tok {
+                    lexer::Tok::Str => "'***'",
+                    lexer::Tok::QuotedIdent => "\"***\"",
+                    _ => "***",
+                });
+            }
+        }
         pos = t.end;
     }
     out.push_str(sql.get(pos..).unwrap_or_default());
@@ -278,7 +295,7 @@ fn redact_text(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Redaction {
 
 /// A secret token's value as the server would quote it back: a literal without its quotes (and
 /// its `N`/`E`/`B`/`X` prefix), a quoted identifier without its quotes, a bare word as it is.
-fn secret_value(text: &str) -> &str {
+pub(crate) fn secret_value(text: &str) -> &str {
     const QUOTES: [char; 5] = ['\'', '"', '`', '[', ']'];
     let mut chars = text.chars();
     let body = match (chars.next(), chars.next()) {

@@ -13,6 +13,10 @@
 //!   `sp_password` (1st, 2nd; also `@old`, `@new`), `sp_addlinkedsrvlogin` (5th) and
 //!   `sp_setapprole` (2nd), also when the procedure is named in brackets (`[sp_addlogin]`).
 //!
+//! - the same shapes inside a string literal that is itself SQL (dynamic SQL: `EXECUTE
+//!   IMMEDIATE '…'`, `sp_executesql N'…'`, `EXEC('…')`, `DO $$…$$`), two literals deep: the
+//!   literal is rewritten with its passwords redacted and its quoting kept.
+//!
 //! A secret is a literal, a quoted identifier, a bind placeholder (its bound value is then
 //! secret too), or — only right after `IDENTIFIED BY` — a bare word (Oracle's unquoted
 //! password; in other dialects a mistake, but the text travels all the same).
@@ -25,6 +29,95 @@ use super::{Dialect, SecretParam};
 pub struct Secrets {
     pub tokens: Vec<usize>,
     pub params: Vec<SecretParam>,
+    /// String literals that hold SQL with a password in it (dynamic SQL: `EXECUTE IMMEDIATE
+    /// '…'`, `sp_executesql N'…'`, `EXEC('…')`, `DO $$…$$`): the token and the literal to write
+    /// instead, the same SQL with its passwords redacted; and those passwords' values.
+    pub rewrites: Vec<(usize, String)>,
+    pub rewritten_values: Vec<String>,
+}
+
+/// Words that make a string literal worth reading as SQL for passwords.
+const DYNAMIC_SQL_HINTS: [&str; 3] = ["identified", "password", "sp_addlogin"];
+
+/// A string literal `text` (with its quotes) that holds SQL with passwords, rewritten with them
+/// redacted, and their values; `None` when it holds none. Quoting kept: `'…'` / `N'…'` (inner
+/// quotes doubled), PostgreSQL `$tag$…$tag$`, Oracle `q'[…]'`.
+fn rewrite_literal(text: &str, dialect: Dialect, depth: u8) -> Option<(String, Vec<String>)> {
+    // Hints are lower-case ASCII; a byte | 0x20 is its lower case for letters. Most literals
+    // (values) hold none, and this runs for every literal of every statement analysed.
+    let has = |hint: &str| {
+        let h = hint.as_bytes();
+        text.as_bytes()
+            .windows(h.len())
+            .any(|w| w.first().map(|b| b | 0x20) == h.first().copied() && w.eq_ignore_ascii_case(h))
+    };
+    if !DYNAMIC_SQL_HINTS.iter().any(|h| has(h)) {
+        return None;
+    }
+    let starts = |p: &str| {
+        text.get(..p.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(p))
+    };
+    let q_quote = starts("q'") || starts("nq'");
+    // (prefix with the opening quote, inner text as SQL, closing quote, inner quotes doubled)
+    let (open, inner, close, doubled): (&str, String, &str, bool) = if text.starts_with('$') {
+        let tag_end = text.get(1..)?.find('$')? + 2;
+        let tag = text.get(..tag_end)?;
+        let inner = text.get(tag_end..text.len().checked_sub(tag.len())?)?;
+        (tag, inner.to_owned(), tag, false)
+    } else if q_quote {
+        let q = text.find('\'')?;
+        let open = text.get(..q + 2)?;
+        let inner = text.get(q + 2..text.len().checked_sub(2)?)?;
+        let close = text.get(text.len() - 2..)?;
+        (open, inner.to_owned(), close, false)
+    } else {
+        let q = text.find('\'')?;
+        let open = text.get(..=q)?;
+        let inner = text.get(q + 1..text.len().checked_sub(1)?)?;
+        (open, inner.replace("''", "'"), "'", true)
+    };
+    let toks = super::lexer::tokenize(&inner, dialect, super::MAX_REDACT_TOKENS);
+    let found = find_in(&inner, &toks.list, dialect, depth);
+    let literal: Vec<usize> = found
+        .tokens
+        .iter()
+        .copied()
+        .filter(|&i| toks.list.get(i).is_some_and(|t| t.tok != Tok::Param))
+        .collect();
+    if literal.is_empty() && found.rewrites.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut values = Vec::new();
+    values.extend(found.rewritten_values.iter().cloned());
+    let mut replaced: Vec<(usize, Option<&str>)> = literal.iter().map(|&i| (i, None)).collect();
+    replaced.extend(found.rewrites.iter().map(|(i, t)| (*i, Some(t.as_str()))));
+    replaced.sort_unstable_by_key(|(i, _)| *i);
+    let mut pos = 0;
+    for (i, rewrite) in replaced {
+        let t = toks.list.get(i)?;
+        out.push_str(inner.get(pos..t.start)?);
+        match rewrite {
+            Some(text) => out.push_str(text),
+            None => {
+                out.push_str(match t.tok {
+                    Tok::Str => "'***'",
+                    Tok::QuotedIdent => "\"***\"",
+                    _ => "***",
+                });
+                values.push(super::secret_value(t.text(&inner)).to_owned());
+            }
+        }
+        pos = t.end;
+    }
+    out.push_str(inner.get(pos..)?);
+    let body = if doubled {
+        out.replace('\'', "''")
+    } else {
+        out
+    };
+    Some(([open, &body, close].concat(), values))
 }
 
 /// Positional password arguments of T-SQL system procedures (1-based).
@@ -42,8 +135,16 @@ fn is_value(t: &Token) -> bool {
     )
 }
 
+/// Literals inside literals looked into: `DO $$ … EXECUTE '… PASSWORD ''x''' … $$` is two.
+const MAX_DYNAMIC_SQL_DEPTH: u8 = 2;
+
 /// Find the secrets of `sql`.
 pub fn find(sql: &str, toks: &[Token], dialect: Dialect) -> Secrets {
+    find_in(sql, toks, dialect, MAX_DYNAMIC_SQL_DEPTH)
+}
+
+/// [`find`]; string literals holding dynamic SQL are looked into too, `depth` levels deep.
+fn find_in(sql: &str, toks: &[Token], dialect: Dialect, depth: u8) -> Secrets {
     let mut s = Secrets::default();
     let mark = |i: usize, s: &mut Secrets| {
         if !s.tokens.contains(&i) {
@@ -127,6 +228,16 @@ pub fn find(sql: &str, toks: &[Token], dialect: Dialect) -> Secrets {
             }
         }
         i += 1;
+    }
+    if depth > 0 {
+        for (i, t) in toks.iter().enumerate() {
+            if t.tok == Tok::Str && !s.tokens.contains(&i) {
+                if let Some((text, values)) = rewrite_literal(t.text(sql), dialect, depth - 1) {
+                    s.rewrites.push((i, text));
+                    s.rewritten_values.extend(values);
+                }
+            }
+        }
     }
     s.tokens.sort_unstable();
     s.params = s

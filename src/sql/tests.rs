@@ -676,6 +676,58 @@ fn passwords_are_redacted() {
     }
 }
 
+/// Dynamic SQL: a password inside a string literal that is itself SQL (run by EXECUTE IMMEDIATE,
+/// sp_executesql, EXEC(), a DO block) is redacted in place, the rest of the text kept.
+#[test]
+fn passwords_inside_dynamic_sql_are_redacted() {
+    let cases: &[(Dialect, &str, &str)] = &[
+        (
+            Dialect::Oracle,
+            "BEGIN EXECUTE IMMEDIATE 'ALTER USER bob IDENTIFIED BY S3cr3t'; END;",
+            "BEGIN EXECUTE IMMEDIATE 'ALTER USER bob IDENTIFIED BY ***'; END;",
+        ),
+        (
+            Dialect::Oracle,
+            "BEGIN EXECUTE IMMEDIATE q'[CREATE USER x IDENTIFIED BY \"Pw1\"]'; END;",
+            "BEGIN EXECUTE IMMEDIATE q'[CREATE USER x IDENTIFIED BY \"***\"]'; END;",
+        ),
+        (
+            Dialect::TSql,
+            "EXEC sp_executesql N'CREATE LOGIN bob WITH PASSWORD = ''S3cr3t'''",
+            "EXEC sp_executesql N'CREATE LOGIN bob WITH PASSWORD = ''***'''",
+        ),
+        (
+            Dialect::TSql,
+            "EXEC('ALTER LOGIN bob WITH PASSWORD = ''x1''')",
+            "EXEC('ALTER LOGIN bob WITH PASSWORD = ''***''')",
+        ),
+        (
+            Dialect::Postgres,
+            "DO $$BEGIN CREATE ROLE x LOGIN PASSWORD 'pw9'; END$$",
+            "DO $$BEGIN CREATE ROLE x LOGIN PASSWORD '***'; END$$",
+        ),
+        (
+            Dialect::Postgres,
+            "DO $body$BEGIN EXECUTE 'ALTER ROLE bob PASSWORD ''pw8'''; END$body$",
+            "DO $body$BEGIN EXECUTE 'ALTER ROLE bob PASSWORD ''***'''; END$body$",
+        ),
+    ];
+    for (d, sql, want) in cases {
+        let a = analyze(sql, *d);
+        assert_eq!(a.redacted.as_deref(), Some(*want), "{sql}");
+        for secret in ["S3cr3t", "Pw1", "x1", "pw9", "pw8"] {
+            assert!(!a.normalized.contains(secret), "{sql}: {}", a.normalized);
+        }
+        assert!(!a.secret_values.is_empty(), "{sql}");
+    }
+    // A string that merely mentions a password is left alone.
+    assert_eq!(my("SELECT 'forgot your password?' AS hint").redacted, None);
+    assert_eq!(
+        ts("EXEC sp_executesql N'SELECT password_hash FROM t'").redacted,
+        None
+    );
+}
+
 /// A server's error message that quotes the statement near a mistake quotes its password too:
 /// the record scrubs it. Statements kept beside the one that failed are redacted (and masked)
 /// as the statement is.
