@@ -72,10 +72,12 @@ fn rewrite_literal(text: &str, dialect: Dialect, depth: u8) -> Option<(String, V
         let close = text.get(text.len() - 2..)?;
         (open, inner.to_owned(), close, false)
     } else {
-        let q = text.find('\'')?;
+        // `'…'`, `N'…'`, or MySQL's `"…"`: the quote doubled inside.
+        let q = text.find(['\'', '"'])?;
         let open = text.get(..=q)?;
+        let close = text.get(q..=q)?;
         let inner = text.get(q + 1..text.len().checked_sub(1)?)?;
-        (open, inner.replace("''", "'"), "'", true)
+        (open, inner.replace(&close.repeat(2), close), close, true)
     };
     let toks = super::lexer::tokenize(&inner, dialect, super::MAX_REDACT_TOKENS);
     let found = find_in(&inner, &toks.list, dialect, depth);
@@ -113,7 +115,7 @@ fn rewrite_literal(text: &str, dialect: Dialect, depth: u8) -> Option<(String, V
     }
     out.push_str(inner.get(pos..)?);
     let body = if doubled {
-        out.replace('\'', "''")
+        out.replace(close, &close.repeat(2))
     } else {
         out
     };

@@ -702,6 +702,11 @@ fn passwords_inside_dynamic_sql_are_redacted() {
             "EXEC('ALTER LOGIN bob WITH PASSWORD = ''***''')",
         ),
         (
+            Dialect::MySql,
+            "PREPARE s FROM \"CREATE USER 'bob'@'%' IDENTIFIED BY 'x1'\"",
+            "PREPARE s FROM \"CREATE USER 'bob'@'%' IDENTIFIED BY '***'\"",
+        ),
+        (
             Dialect::Postgres,
             "DO $$BEGIN CREATE ROLE x LOGIN PASSWORD 'pw9'; END$$",
             "DO $$BEGIN CREATE ROLE x LOGIN PASSWORD '***'; END$$",
