@@ -425,10 +425,16 @@ impl AuditRecord<'_> {
                 j.key(k);
                 match sql {
                     // Statements a parser kept beside the one that failed: shown as the
-                    // statement is, passwords redacted and literals masked when asked.
+                    // statement is, passwords redacted and literals masked when asked (and
+                    // redacted even without a statement to take the settings from).
                     Some(view) if k == NOT_EXECUTED_SQL => {
                         j.str(&crate::sql::shown_text(v, view.dialect, view.mask_params))
                     }
+                    None if k == NOT_EXECUTED_SQL => j.str(&crate::sql::shown_text(
+                        v,
+                        crate::sql::Dialect::of_protocol(self.session.protocol),
+                        false,
+                    )),
                     _ => j.str(v),
                 }
             }
