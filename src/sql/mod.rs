@@ -246,51 +246,10 @@ fn redact_text(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Redaction {
         &toks.list
     };
     let secrets = redact::find(sql, list, dialect);
-    let mut replaced: Vec<(usize, Option<&str>)> = secrets
-        .tokens
-        .iter()
-        .copied()
-        .filter(|&i| list.get(i).is_some_and(|t| t.tok != lexer::Tok::Param))
-        .map(|i| (i, None))
-        .collect();
-    replaced.extend(
-        secrets
-            .rewrites
-            .iter()
-            .map(|(i, text)| (*i, Some(text.as_str()))),
-    );
-    if replaced.is_empty() {
-        return (None, secrets.params, secrets.tokens, Vec::new());
+    match redact::apply(sql, list, &secrets) {
+        Some((out, values)) => (Some(out), secrets.params, secrets.tokens, values),
+        None => (None, secrets.params, secrets.tokens, Vec::new()),
     }
-    replaced.sort_unstable_by_key(|(i, _)| *i);
-    let mut out = String::with_capacity(sql.len());
-    let mut values: Vec<String> = Vec::new();
-    let mut keep = |value: &str| {
-        if !value.is_empty() && !values.iter().any(|v| v == value) {
-            values.push(value.to_owned());
-        }
-    };
-    secrets.rewritten_values.iter().for_each(|v| keep(v));
-    let mut pos = 0usize;
-    for (i, rewrite) in replaced {
-        let Some(t) = list.get(i) else { continue };
-        out.push_str(sql.get(pos..t.start).unwrap_or_default());
-        match rewrite {
-            // A literal holding dynamic SQL: the same SQL, its passwords redacted.
-            Some(text) => out.push_str(text),
-            None => {
-                keep(secret_value(t.text(sql)));
-                out.push_str(match t.tok {
-                    lexer::Tok::Str => "'***'",
-                    lexer::Tok::QuotedIdent => "\"***\"",
-                    _ => "***",
-                });
-            }
-        }
-        pos = t.end;
-    }
-    out.push_str(sql.get(pos..).unwrap_or_default());
-    (Some(out), secrets.params, secrets.tokens, values)
 }
 
 /// A secret token's value as the server would quote it back: a literal without its quotes (and

@@ -69,7 +69,7 @@ fn rewrite_literal(text: &str, dialect: Dialect, depth: u8) -> Option<(String, V
         let q = text.find('\'')?;
         let open = text.get(..q + 2)?;
         let inner = text.get(q + 2..text.len().checked_sub(2)?)?;
-        let close = text.get(text.len() - 2..)?;
+        let close = text.get(text.len().checked_sub(2)?..)?;
         (open, inner.to_owned(), close, false)
     } else {
         // `'…'`, `N'…'`, or MySQL's `"…"`: the quote doubled inside.
@@ -81,45 +81,60 @@ fn rewrite_literal(text: &str, dialect: Dialect, depth: u8) -> Option<(String, V
     };
     let toks = super::lexer::tokenize(&inner, dialect, super::MAX_REDACT_TOKENS);
     let found = find_in(&inner, &toks.list, dialect, depth);
-    let literal: Vec<usize> = found
-        .tokens
-        .iter()
-        .copied()
-        .filter(|&i| toks.list.get(i).is_some_and(|t| t.tok != Tok::Param))
-        .collect();
-    if literal.is_empty() && found.rewrites.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(inner.len());
-    let mut values = Vec::new();
-    values.extend(found.rewritten_values.iter().cloned());
-    let mut replaced: Vec<(usize, Option<&str>)> = literal.iter().map(|&i| (i, None)).collect();
-    replaced.extend(found.rewrites.iter().map(|(i, t)| (*i, Some(t.as_str()))));
-    replaced.sort_unstable_by_key(|(i, _)| *i);
-    let mut pos = 0;
-    for (i, rewrite) in replaced {
-        let t = toks.list.get(i)?;
-        out.push_str(inner.get(pos..t.start)?);
-        match rewrite {
-            Some(text) => out.push_str(text),
-            None => {
-                out.push_str(match t.tok {
-                    Tok::Str => "'***'",
-                    Tok::QuotedIdent => "\"***\"",
-                    _ => "***",
-                });
-                values.push(super::secret_value(t.text(&inner)).to_owned());
-            }
-        }
-        pos = t.end;
-    }
-    out.push_str(inner.get(pos..)?);
+    let (out, values) = apply(&inner, &toks.list, &found)?;
     let body = if doubled {
         out.replace(close, &close.repeat(2))
     } else {
         out
     };
     Some(([open, &body, close].concat(), values))
+}
+
+/// `text` with the secrets `found` in it replaced: a secret literal by `'***'` (in its quoting),
+/// a literal holding dynamic SQL by its rewrite; and the secret values (their text without
+/// quotes, each once). `None` when there is nothing to replace (placeholders are not replaced:
+/// their bound values are).
+pub(super) fn apply(text: &str, toks: &[Token], found: &Secrets) -> Option<(String, Vec<String>)> {
+    let mut replaced: Vec<(usize, Option<&str>)> = found
+        .tokens
+        .iter()
+        .copied()
+        .filter(|&i| toks.get(i).is_some_and(|t| t.tok != Tok::Param))
+        .map(|i| (i, None))
+        .collect();
+    replaced.extend(found.rewrites.iter().map(|(i, t)| (*i, Some(t.as_str()))));
+    if replaced.is_empty() {
+        return None;
+    }
+    replaced.sort_unstable_by_key(|(i, _)| *i);
+    let mut values: Vec<String> = Vec::new();
+    let mut keep = |value: &str| {
+        if !value.is_empty() && !values.iter().any(|v| v == value) {
+            values.push(value.to_owned());
+        }
+    };
+    found.rewritten_values.iter().for_each(|v| keep(v));
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0usize;
+    for (i, rewrite) in replaced {
+        let Some(t) = toks.get(i) else { continue };
+        out.push_str(text.get(pos..t.start).unwrap_or_default());
+        match rewrite {
+            // A literal holding dynamic SQL: the same SQL, its passwords redacted.
+            Some(r) => out.push_str(r),
+            None => {
+                keep(super::secret_value(t.text(text)));
+                out.push_str(match t.tok {
+                    Tok::Str => "'***'",
+                    Tok::QuotedIdent => "\"***\"",
+                    _ => "***",
+                });
+            }
+        }
+        pos = t.end;
+    }
+    out.push_str(text.get(pos..).unwrap_or_default());
+    Some((out, values))
 }
 
 /// Positional password arguments of T-SQL system procedures (1-based).
