@@ -570,7 +570,7 @@ impl Flow {
             App::Parse(p) => p.driver.buffered() + p.parser.mem_usage(),
             App::Ignore => 0,
         };
-        FLOW_BASE_COST + self.half[0].held_bytes() + self.half[1].held_bytes() + app
+        FLOW_BASE_COST + self.half[0].heap_bytes() + self.half[1].heap_bytes() + app
     }
 
     fn on_segment(&mut self, key: &FlowKey, seg: &Segment<'_>, cx: &mut Ctx<'_>) {

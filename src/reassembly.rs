@@ -4,9 +4,11 @@
 //! Rules (ARCHITECTURE.md, "flow + reassembly"):
 //! - in-order bytes are delivered at once, straight from the packet (no copy);
 //! - out-of-order segments are held (copied) within a byte and segment budget;
-//! - retransmissions and overlaps: the **first copy wins**; differing overlapping bytes among held
-//!   segments are counted (`overlap_mismatch_bytes`). Bytes already delivered are not kept, so an
-//!   overlap with them is counted as retransmitted, not compared;
+//! - retransmissions and overlaps: the **first copy wins**; overlapping bytes that differ from the
+//!   first copy are counted (`overlap_mismatch_bytes`): against a held segment, or against the
+//!   last [`RECENT_BYTES`] delivered bytes, which each direction keeps for this. A retransmission
+//!   of bytes delivered before that window is counted as retransmitted and not compared
+//!   (`retransmit_uncompared_bytes`);
 //! - a **gap** is declared (and the held data after it delivered) when the budget overflows, when
 //!   the oldest hole is older than the hole timeout **in packet time**, when the peer ACKs bytes
 //!   never seen ([`HalfStream::peer_acked`]), and for snaplen-cut segments (exactly the missing
@@ -27,6 +29,13 @@ pub const DEFAULT_MAX_OOO_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_OOO_SEGMENTS: usize = 1024;
 /// A hole older than this (packet time) is declared a gap.
 pub const DEFAULT_HOLE_TIMEOUT_SECS: u64 = 5;
+/// Delivered bytes each direction keeps to compare a retransmission with. TCP retransmits what
+/// the peer has not acknowledged yet, so a retransmission nearly always repeats the latest bytes
+/// of its direction; a database request (the bytes whose copy matters most: what the server
+/// ran) is usually shorter than this. Kept small because every open direction has one (charged
+/// to the flow's memory, see [`HalfStream::heap_bytes`]) and every delivered segment copies up to
+/// this many bytes into it.
+pub const RECENT_BYTES: usize = 512;
 /// Segments further than this from the next expected byte are treated as bogus (a different
 /// connection on a reused 4-tuple, or garbage) and counted, not buffered.
 const MAX_SEQ_DISTANCE: i64 = 1 << 30;
@@ -122,6 +131,9 @@ pub struct ReassemblyStats {
     pub retransmitted_bytes: u64,
     /// Overlapping bytes that differed from the first copy (first copy kept).
     pub overlap_mismatch_bytes: u64,
+    /// Retransmitted bytes that could not be compared with the first copy: it was delivered
+    /// before the last [`RECENT_BYTES`] (or lost in a gap).
+    pub retransmit_uncompared_bytes: u64,
     /// Gap bytes by cause, indexed by [`GapCause::index`].
     pub gap_bytes: [u64; 5],
     /// Gaps by cause.
@@ -166,6 +178,12 @@ pub struct HalfStream {
     ended: bool,
     /// Highest offset the peer acknowledged (pure ACKs are remembered, acted on later).
     peer_acked: Option<u64>,
+    /// The latest delivered bytes: `recent[o % RECENT_BYTES]` holds the byte at stream offset
+    /// `o` for `recent_from <= o < next` (at most [`RECENT_BYTES`] of them). Allocated at the
+    /// first delivery.
+    recent: Option<Box<[u8; RECENT_BYTES]>>,
+    /// Oldest offset `recent` holds; bytes lost in a gap are not there, so a gap moves it up.
+    recent_from: u64,
     stats: ReassemblyStats,
 }
 
@@ -200,9 +218,15 @@ impl HalfStream {
         &self.stats
     }
 
-    /// Bytes held out of order (memory accounting).
+    /// Bytes held out of order.
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
+    }
+
+    /// Heap bytes of this direction (memory accounting): the held segments and the buffer of
+    /// recent bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.held_bytes + self.recent.as_ref().map_or(0, |_| RECENT_BYTES)
     }
 
     /// Capture time of the oldest held segment.
@@ -244,6 +268,11 @@ impl HalfStream {
         out: &mut dyn FnMut(Delivery<'_>),
     ) {
         if self.ended {
+            // A segment after the end of the direction: a late retransmission, compared with
+            // the bytes before the end like any other.
+            if let Some(start) = self.offset_in_window(seq) {
+                self.compare_delivered(start, payload);
+            }
             self.stats.retransmitted_bytes += payload.len() as u64;
             return;
         }
@@ -271,10 +300,12 @@ impl HalfStream {
         if len > 0 {
             if end <= self.next as i64 {
                 self.stats.retransmitted_bytes += len;
+                self.compare_delivered(start, payload);
             } else if start <= self.next as i64 {
                 // In order, possibly overlapping what was already delivered: first copy wins.
                 let overlap = (self.next as i64 - start) as u64;
                 self.stats.retransmitted_bytes += overlap;
+                self.compare_delivered(start, payload);
                 self.deliver(ts, payload, missing, overlap, out);
                 self.drain_held(out);
             } else {
@@ -394,19 +425,78 @@ impl HalfStream {
         }
         if let Some(rest) = payload.get(skip as usize..) {
             if !rest.is_empty() {
+                self.remember(rest);
                 out(Delivery::Data { bytes: rest, ts });
             }
         }
         let missing_left = (missing as u64).min(total - skip);
+        self.next += total - skip;
         if missing_left > 0 {
             self.count_gap(GapCause::Snaplen, missing_left);
+            self.recent_from = self.next;
             out(Delivery::Gap {
                 len: missing_left,
                 ts,
                 cause: GapCause::Snaplen,
             });
         }
-        self.next += total - skip;
+    }
+
+    /// Keep the last [`RECENT_BYTES`] of `bytes`, about to be delivered at `self.next`.
+    #[inline]
+    fn remember(&mut self, bytes: &[u8]) {
+        let ring = self
+            .recent
+            .get_or_insert_with(|| Box::new([0u8; RECENT_BYTES]));
+        let end = self.next + bytes.len() as u64;
+        let keep = bytes.len().min(RECENT_BYTES);
+        let from = end - keep as u64;
+        let tail = bytes.get(bytes.len() - keep..).unwrap_or_default();
+        // The kept bytes wrap around the ring at most once.
+        let at = (from % RECENT_BYTES as u64) as usize;
+        let first = keep.min(RECENT_BYTES - at);
+        let (a, b) = tail.split_at(first);
+        if let Some(dst) = ring.get_mut(at..at + first) {
+            dst.copy_from_slice(a);
+        }
+        if let Some(dst) = ring.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+        }
+        self.recent_from = self.recent_from.max(end.saturating_sub(RECENT_BYTES as u64));
+    }
+
+    /// `payload`, starting at stream offset `start`, repeats bytes already delivered (those
+    /// below `self.next`): count the ones that differ from the delivered copy, and the ones no
+    /// longer kept to compare.
+    fn compare_delivered(&mut self, start: i64, payload: &[u8]) {
+        let data_end = start + payload.len() as i64;
+        let upto = data_end.min(self.next as i64);
+        if upto <= start {
+            return;
+        }
+        let from = start.max(self.recent_from as i64);
+        let (mut same, mut differing) = (0u64, 0u64);
+        if let Some(ring) = &self.recent {
+            for o in from..upto {
+                let new = payload.get((o - start) as usize);
+                let old = ring.get((o as u64 % RECENT_BYTES as u64) as usize);
+                match (new, old) {
+                    (Some(n), Some(o)) if n == o => same += 1,
+                    (Some(_), Some(_)) => differing += 1,
+                    _ => {}
+                }
+            }
+        }
+        self.stats.overlap_mismatch_bytes += differing;
+        self.stats.retransmit_uncompared_bytes += (upto - start) as u64 - same - differing;
+    }
+
+    /// Stream offset of `seq` when it lies within reach of the current position.
+    fn offset_in_window(&self, seq: u32) -> Option<i64> {
+        let start = self.offset_of(seq);
+        let near = start >= self.next as i64 - MAX_SEQ_DISTANCE
+            && start <= self.next as i64 + MAX_SEQ_DISTANCE;
+        (self.started && near).then_some(start)
     }
 
     /// Deliver held segments that became contiguous.
@@ -420,10 +510,14 @@ impl HalfStream {
             self.held_bytes -= held.data.len();
             let skip = self.next - start;
             let end = start + held.len();
+            // A held segment that later in-order bytes reached into: its copy of those bytes
+            // came first, and is compared with what was delivered.
+            self.compare_delivered(start as i64, &held.data);
             if end <= self.next {
                 self.stats.retransmitted_bytes += held.len();
                 continue;
             }
+            self.stats.retransmitted_bytes += skip;
             self.deliver(held.ts, &held.data, held.missing, skip, out);
         }
     }
@@ -448,6 +542,7 @@ impl HalfStream {
                 self.count_gap(cause, len);
                 out(Delivery::Gap { len, ts, cause });
                 self.next = start;
+                self.recent_from = start;
             }
             self.drain_held(out);
         }
@@ -456,6 +551,7 @@ impl HalfStream {
             self.count_gap(cause, len);
             out(Delivery::Gap { len, ts, cause });
             self.next = upto;
+            self.recent_from = upto;
             self.drain_held(out);
         }
     }
@@ -622,6 +718,96 @@ mod tests {
         assert_eq!(h.stats().ooo_segments, 1);
     }
 
+    /// A retransmission of delivered bytes is compared with the last `RECENT_BYTES` delivered,
+    /// also where the kept bytes wrap around their ring; older bytes are counted as not
+    /// compared. The first copy is what was delivered either way.
+    #[test]
+    fn retransmission_of_delivered_bytes_is_compared_with_the_recent_bytes() {
+        let mut h = HalfStream::new();
+        h.on_syn(0);
+        let first: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+        let second: Vec<u8> = (0..400u32).map(|i| (i % 241) as u8 ^ 0x55).collect();
+        assert_eq!(seg(&mut h, 1, &first), vec![D::Data(first.clone())]);
+        assert_eq!(seg(&mut h, 301, &second), vec![D::Data(second.clone())]);
+        // Offsets 300..700 are kept in ring slots 300..512 and 0..188.
+        assert_eq!(seg(&mut h, 301, &second), vec![]);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 0);
+        assert_eq!(h.stats().retransmit_uncompared_bytes, 0);
+        // The same segment with two bytes changed, one each side of the wrap (offsets 310, 650).
+        let mut changed = second.clone();
+        changed[10] ^= 1;
+        changed[350] ^= 1;
+        assert_eq!(seg(&mut h, 301, &changed), vec![]);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 2);
+        assert_eq!(h.stats().retransmit_uncompared_bytes, 0);
+        // The first segment: offsets 0..188 are older than the kept 512 (188..700), 188..300
+        // are compared (and equal).
+        assert_eq!(seg(&mut h, 1, &first), vec![]);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 2);
+        assert_eq!(h.stats().retransmit_uncompared_bytes, 188);
+        assert_eq!(h.stats().retransmitted_bytes, 400 + 400 + 300);
+        // A retransmission reaching past the end: the old part compared, the new part delivered.
+        let mut tail = second[390..].to_vec();
+        tail[0] ^= 0xff;
+        tail.extend_from_slice(b"new");
+        assert_eq!(seg(&mut h, 691, &tail), vec![D::Data(b"new".to_vec())]);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 3);
+        assert_eq!(h.heap_bytes(), RECENT_BYTES);
+    }
+
+    /// Bytes lost in a gap were never seen: a later copy of them cannot be compared. The kept
+    /// bytes restart after a gap (one lower bound, no holes), so the bytes before it are not
+    /// compared either.
+    #[test]
+    fn retransmission_over_a_gap_is_not_compared() {
+        let mut h = HalfStream::new();
+        h.on_syn(0);
+        // "abcd" captured, 4 bytes cut by snaplen.
+        let got = run(&mut h, |h, o| {
+            h.on_segment(&L, Timestamp(0), 1, b"abcd", 4, false, o)
+        });
+        assert_eq!(got, vec![D::Data(b"abcd".to_vec()), D::Gap(4, GapCause::Snaplen)]);
+        // Its retransmission, captured whole: nothing to compare it with.
+        assert_eq!(seg(&mut h, 1, b"abcdefgh"), vec![]);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 0);
+        assert_eq!(h.stats().retransmit_uncompared_bytes, 8);
+        // Bytes after the gap are kept again.
+        assert_eq!(seg(&mut h, 9, b"ijkl"), vec![D::Data(b"ijkl".to_vec())]);
+        assert_eq!(seg(&mut h, 9, b"ijkL"), vec![]);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 1);
+        assert_eq!(h.stats().retransmit_uncompared_bytes, 8);
+    }
+
+    /// A held segment that in-order bytes later reached into came first: its copy of the shared
+    /// bytes is compared with the delivered one.
+    #[test]
+    fn held_segment_overlapped_by_later_in_order_bytes_is_compared() {
+        let mut h = HalfStream::new();
+        h.on_syn(0);
+        assert_eq!(seg(&mut h, 5, b"efgh"), vec![]);
+        assert_eq!(
+            seg(&mut h, 1, b"abcdEF"),
+            vec![D::Data(b"abcdEF".to_vec()), D::Data(b"gh".to_vec())]
+        );
+        assert_eq!(h.stats().overlap_mismatch_bytes, 2);
+        assert_eq!(h.stats().retransmitted_bytes, 2);
+    }
+
+    /// A retransmission after the direction ended (FIN delivered) is still compared.
+    #[test]
+    fn retransmission_after_the_end_is_compared() {
+        let mut h = HalfStream::new();
+        h.on_syn(0);
+        let got = run(&mut h, |h, o| {
+            h.on_segment(&L, Timestamp(0), 1, b"bye", 0, true, o)
+        });
+        assert_eq!(got, vec![D::Data(b"bye".to_vec()), D::End(false)]);
+        assert!(h.ended());
+        assert_eq!(seg(&mut h, 1, b"byE"), vec![]);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 1);
+        assert_eq!(h.stats().retransmitted_bytes, 3);
+    }
+
     #[test]
     fn retransmission_and_overlap_first_copy_wins() {
         let mut h = HalfStream::new();
@@ -629,13 +815,17 @@ mod tests {
         assert_eq!(seg(&mut h, 1, b"abcd"), vec![D::Data(b"abcd".to_vec())]);
         // Full retransmission: nothing new.
         assert_eq!(seg(&mut h, 1, b"abcd"), vec![]);
-        // Partial overlap: only the new bytes are delivered.
+        assert_eq!(h.stats().overlap_mismatch_bytes, 0);
+        // Partial overlap: only the new bytes are delivered; "XX" differs from the delivered
+        // "cd" (compared with the recent bytes), and "cd" stays what was delivered.
         assert_eq!(seg(&mut h, 3, b"XXef"), vec![D::Data(b"ef".to_vec())]);
         assert_eq!(h.stats().retransmitted_bytes, 6);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 2);
         // Held overlaps are compared: "J" differs from the held "j"; the first copy is kept.
         assert_eq!(seg(&mut h, 10, b"jk"), vec![]);
         assert_eq!(seg(&mut h, 9, b"iJ"), vec![]);
-        assert_eq!(h.stats().overlap_mismatch_bytes, 1);
+        assert_eq!(h.stats().overlap_mismatch_bytes, 3);
+        assert_eq!(h.stats().retransmit_uncompared_bytes, 0);
         assert_eq!(h.held_bytes(), 3);
         assert_eq!(
             seg(&mut h, 7, b"gh"),

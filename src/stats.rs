@@ -65,6 +65,9 @@ pub struct EngineStats {
     pub retransmitted_bytes: u64,
     /// Overlapping bytes that differed from the first copy.
     pub overlap_mismatch_bytes: u64,
+    /// Retransmitted bytes whose first copy was no longer kept to compare with (delivered
+    /// before the last `reassembly::RECENT_BYTES` of their direction, or lost in a gap).
+    pub retransmit_uncompared_bytes: u64,
     /// Gap bytes by cause.
     #[serde(skip)]
     pub gap_bytes: [u64; 5],
@@ -102,6 +105,7 @@ impl EngineStats {
         self.ooo_segments += r.ooo_segments;
         self.retransmitted_bytes += r.retransmitted_bytes;
         self.overlap_mismatch_bytes += r.overlap_mismatch_bytes;
+        self.retransmit_uncompared_bytes += r.retransmit_uncompared_bytes;
         self.bogus_segments += r.bogus_segments;
         for i in 0..GapCause::ALL.len() {
             self.gap_bytes[i] += r.gap_bytes[i];
@@ -165,6 +169,7 @@ impl EngineStats {
             ooo_segments,
             retransmitted_bytes,
             overlap_mismatch_bytes,
+            retransmit_uncompared_bytes,
             bogus_segments,
             parsed_bytes,
             skipped_bytes,

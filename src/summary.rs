@@ -284,8 +284,12 @@ impl<'a> Summary<'a> {
         );
         let _ = writeln!(
             s,
-            "  tcp        {} out-of-order segments, {} retransmitted bytes, {} differing overlap bytes, {} flows evicted",
-            e.ooo_segments, e.retransmitted_bytes, e.overlap_mismatch_bytes, e.evicted_flows
+            "  tcp        {} out-of-order segments, {} retransmitted bytes ({} differing from the first copy, {} not compared), {} flows evicted",
+            e.ooo_segments,
+            e.retransmitted_bytes,
+            e.overlap_mismatch_bytes,
+            e.retransmit_uncompared_bytes,
+            e.evicted_flows
         );
         s
     }
