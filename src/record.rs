@@ -477,6 +477,21 @@ pub fn render_analysis(a: &Analysis, out: &mut Vec<u8>) {
     j.str(a.kind.as_str());
     j.token(b",\"command\":");
     j.str(&a.command);
+    if !a.statements.is_empty() {
+        // Every statement of a text that holds several, the first included.
+        j.token(b",\"statements\":");
+        j.begin_array();
+        let first = std::iter::once((a.kind, a.command.as_str()));
+        for (kind, command) in first.chain(a.statements.iter().map(|s| (s.kind, s.command.as_str()))) {
+            j.begin_object();
+            j.field("kind");
+            j.str(kind.as_str());
+            j.field("command");
+            j.str(command);
+            j.end_object();
+        }
+        j.end_array();
+    }
     j.token(b",\"objects\":");
     j.begin_array();
     for o in &a.objects {

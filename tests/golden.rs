@@ -255,6 +255,7 @@ mod dbtap_schema {
         // SQL analysis: on every record that carries a statement text, and only there.
         "kind",
         "command",
+        "statements",
         "objects",
         "fingerprint",
         "normalized",
@@ -440,6 +441,24 @@ mod dbtap_schema {
             if fp.len() != 16 || !fp.bytes().all(|c| c.is_ascii_hexdigit()) {
                 return Err(format!("fingerprint {fp:?} is not 16 hex digits"));
             }
+            if let Some(list) = obj.get("statements") {
+                // Only for a text of several statements, the first one being the record's.
+                let list = list.as_array().ok_or("statements must be a list")?;
+                if list.len() < 2 {
+                    return Err(format!("statements lists fewer than two: {}", r["statements"]));
+                }
+                if list[0]["kind"] != r["kind"] || list[0]["command"] != r["command"] {
+                    return Err("the first of statements is the record's kind and command".into());
+                }
+                for s in list {
+                    let ok = s["kind"].as_str().is_some_and(|k| KINDS.contains(&k))
+                        && s["command"].is_string()
+                        && s.as_object().is_some_and(|o| o.len() == 2);
+                    if !ok {
+                        return Err(format!("statement {s}"));
+                    }
+                }
+            }
             for o in r["objects"].as_array().ok_or("objects must be a list")? {
                 let access = o["access"].as_str().unwrap_or("");
                 if !o["name"].is_string() || !["read", "write", "execute"].contains(&access) {
@@ -447,7 +466,7 @@ mod dbtap_schema {
                 }
             }
         } else {
-            for k in ["kind", "command", "objects", "fingerprint", "normalized"] {
+            for k in ["kind", "command", "statements", "objects", "fingerprint", "normalized"] {
                 if obj.contains_key(k) {
                     return Err(format!("{k} on a record without sql"));
                 }

@@ -314,8 +314,24 @@ impl<'a> Facts<'a> {
             Field::ServerPort => num(Some(u64::from(self.server_port))),
             Field::Op => opt(Some(self.op)),
             Field::Sql => opt(self.sql),
-            Field::Kind => opt(self.analysis.map(|a| a.kind.as_str())),
-            Field::Command => opt(self.analysis.map(|a| a.command.as_str())),
+            Field::Kind | Field::Command => match self.analysis {
+                // Every statement of the text: a `kind` or `command` test holds when one of
+                // them passes it (`SET NOCOUNT ON; DROP TABLE t` is a DROP TABLE too).
+                Some(a) => {
+                    let of = |kind: crate::sql::Kind, command: &'a str| match field {
+                        Field::Kind => Cow::Borrowed(kind.as_str()),
+                        _ => Cow::Borrowed(command),
+                    };
+                    let first = of(a.kind, &a.command);
+                    if a.statements.is_empty() {
+                        Values::One(first)
+                    } else {
+                        let later = a.statements.iter().map(|s| of(s.kind, &s.command));
+                        Values::Many(std::iter::once(first).chain(later).collect())
+                    }
+                }
+                None => Values::None,
+            },
             Field::Objects => self.objects(None),
             Field::ObjectsRead => self.objects(Some(Access::Read)),
             Field::ObjectsWrite => self.objects(Some(Access::Write)),
@@ -353,6 +369,12 @@ impl<'a> Facts<'a> {
             Field::ClientProgram => self.client_program,
             Field::Op => Some(self.op),
             Field::Sql => self.sql,
+            // Several values when the text holds several statements (see `values`).
+            Field::Kind | Field::Command
+                if self.analysis.is_some_and(|a| !a.statements.is_empty()) =>
+            {
+                return None
+            }
             Field::Kind => self.analysis.map(|a| a.kind.as_str()),
             Field::Command => self.analysis.map(|a| a.command.as_str()),
             Field::Normalized => self.analysis.map(|a| a.normalized.as_str()),

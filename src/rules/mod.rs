@@ -553,7 +553,11 @@ impl RuleSet {
         let mut bits: Vec<u64> = std::iter::repeat_n(0, words).collect();
         // Without a statement there is no kind, and a `kind` test fails.
         if let Some(a) = f.analysis {
-            let kind_bit = 1u32 << (a.kind as u32);
+            // Every statement's kind (a batch's `SET …; DELETE …` is a delete too).
+            let kind_bit = a
+                .statements
+                .iter()
+                .fold(1u32 << (a.kind as u32), |bits, s| bits | 1u32 << (s.kind as u32));
             for &(leaf, mask) in &self.sql_kind_masks {
                 if mask & kind_bit != 0 {
                     set_bit(&mut bits, leaf);

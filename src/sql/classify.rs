@@ -17,6 +17,10 @@ pub struct Shape {
     pub objects: Vec<Object>,
     /// More objects than [`MAX_OBJECTS`] were referenced; the rest were dropped.
     pub objects_truncated: bool,
+    /// The statements after the first, when the text holds several (see `statements`).
+    pub later: Vec<super::statements::Statement>,
+    /// More statements than `statements::MAX_STATEMENTS`; the rest were not listed.
+    pub later_truncated: bool,
 }
 
 /// Object-type words that may follow CREATE / ALTER / DROP, for the command name.
@@ -182,12 +186,19 @@ pub fn classify(sql: &str, toks: &[Token], dialect: Dialect) -> Shape {
     shape.kind = kind;
     shape.command = command;
     objects(sql, toks, dialect, &ctes, &mut shape);
+    (shape.later, shape.later_truncated) =
+        super::statements::later_statements(sql, toks, dialect, start);
     shape
+}
+
+/// Whether `word` (upper-case) names an object type after CREATE / ALTER / DROP.
+pub(super) fn is_object_type(word: &str) -> bool {
+    OBJECT_TYPES.contains(&word)
 }
 
 /// Index of the first token of the main statement: leading `(` and `;` skipped, a `WITH`
 /// clause's CTEs skipped (their names collected).
-fn statement_start<'a>(sql: &'a str, toks: &[Token], ctes: &mut Vec<&'a str>) -> usize {
+pub(super) fn statement_start<'a>(sql: &'a str, toks: &[Token], ctes: &mut Vec<&'a str>) -> usize {
     let mut i = 0;
     while toks
         .get(i)
@@ -257,7 +268,7 @@ fn word_upper(sql: &str, t: Option<&Token>) -> Option<String> {
 }
 
 /// Kind and command from the statement's leading tokens.
-fn kind_of(sql: &str, toks: &[Token], dialect: Dialect) -> (Kind, String) {
+pub(super) fn kind_of(sql: &str, toks: &[Token], dialect: Dialect) -> (Kind, String) {
     let Some(first) = word_upper(sql, toks.first()) else {
         return (Kind::Other, String::new());
     };
@@ -344,7 +355,8 @@ fn kind_and_command(
         "DECLARE" => (Kind::Other, Some("BLOCK".into())),
         "START" if second == Some("TRANSACTION") => (Kind::Tcl, Some("START TRANSACTION".into())),
         "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "ABORT" | "XA" => (Kind::Tcl, cmd1()),
-        "END" if dialect != Dialect::TSql => (Kind::Tcl, cmd1()),
+        // PostgreSQL's END is COMMIT; elsewhere END closes a block.
+        "END" if dialect == Dialect::Postgres => (Kind::Tcl, cmd1()),
         "PREPARE" if second == Some("TRANSACTION") => {
             (Kind::Tcl, Some("PREPARE TRANSACTION".into()))
         }

@@ -13,12 +13,14 @@ mod lexer;
 mod normalize;
 mod redact;
 mod stage;
+mod statements;
 #[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
 
 pub use normalize::fingerprint;
+pub use statements::{Statement, MAX_STATEMENTS};
 pub use stage::{
     Mask, SqlOptions, SqlStage, SqlStats, SqlView, MAX_CACHED_SQL_LEN, MAX_CACHED_STATEMENTS,
 };
@@ -169,7 +171,11 @@ pub struct Analysis {
     /// Leading keywords, upper-case: `SELECT`, `DROP TABLE`, `CREATE USER`, `GRANT`, `BLOCK`…
     pub command: String,
     pub objects: Vec<Object>,
-    /// Objects were dropped at [`MAX_OBJECTS`], or the text had more than [`MAX_TOKENS`] tokens.
+    /// The statements after the first, when the text holds several (a batch, a block, a stacked
+    /// query): rules test their kinds and commands too. Empty for a single statement.
+    pub statements: Vec<Statement>,
+    /// Objects were dropped at [`MAX_OBJECTS`], statements at [`statements::MAX_STATEMENTS`],
+    /// or the text had more than [`MAX_TOKENS`] tokens.
     pub truncated: bool,
     /// Normalized text (literals → `?`, lists collapsed, comments gone, case and spacing folded).
     pub normalized: String,
@@ -221,7 +227,8 @@ fn analyze_tokens(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Analysis
         kind: shape.kind,
         command: shape.command,
         objects: shape.objects,
-        truncated: shape.objects_truncated || toks.truncated,
+        statements: shape.later,
+        truncated: shape.objects_truncated || shape.later_truncated || toks.truncated,
         normalized,
         fingerprint,
         redacted,

@@ -24,6 +24,133 @@ fn o(name: &str, access: &'static str) -> (String, &'static str) {
     (name.to_owned(), access)
 }
 
+// ---- the statements after the first ----
+
+fn later(a: &Analysis) -> Vec<(&'static str, &str)> {
+    a.statements
+        .iter()
+        .map(|s| (s.kind.as_str(), s.command.as_str()))
+        .collect()
+}
+
+#[test]
+fn later_statements_of_a_tsql_batch_with_or_without_semicolons() {
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("SET NOCOUNT ON; DROP TABLE patients", &[("ddl", "DROP TABLE")]),
+        ("SET NOCOUNT ON\nDROP TABLE patients", &[("ddl", "DROP TABLE")]),
+        ("INSERT INTO t VALUES (1) SELECT 2", &[("select", "SELECT")]),
+        ("UPDATE t SET a = 1 SET NOCOUNT OFF", &[("set", "SET")]),
+        (
+            "IF EXISTS (SELECT 1 FROM sys.tables WHERE name = 'x') DROP TABLE x",
+            &[("ddl", "DROP TABLE")],
+        ),
+        (
+            "DECLARE @x INT SELECT @x = 1 EXEC sp_y",
+            &[("select", "SELECT"), ("call", "EXEC")],
+        ),
+        (
+            "BEGIN TRAN UPDATE t SET a = 1 COMMIT",
+            &[("update", "UPDATE"), ("tcl", "COMMIT")],
+        ),
+        (
+            "SET NOCOUNT ON;WITH c AS (SELECT 1 AS a) DELETE FROM t",
+            &[("delete", "DELETE")],
+        ),
+        (
+            "IF @x = 1 BEGIN TRUNCATE TABLE a END ELSE SELECT 2",
+            &[("ddl", "TRUNCATE"), ("select", "SELECT")],
+        ),
+        // Statements of kind `other` are not listed; a cap of MAX_STATEMENTS is tested below.
+        ("PRINT 'a' PRINT 'b'", &[]),
+        // One statement each: what follows their verb continues them.
+        ("INSERT INTO t SELECT a FROM b", &[]),
+        ("INSERT INTO t EXEC sp_x", &[]),
+        ("INSERT INTO t (a) VALUES (1)", &[]),
+        ("UPDATE t SET a = 1 WHERE b = 2", &[]),
+        ("ALTER TABLE t DROP COLUMN c", &[]),
+        ("ALTER TABLE t ALTER COLUMN c INT", &[]),
+        ("ALTER DATABASE d SET RECOVERY SIMPLE", &[]),
+        ("SELECT a FROM t UNION SELECT b FROM u", &[]),
+        ("SELECT a FROM t UNION ALL SELECT b FROM u", &[]),
+        ("SELECT * FROM t ORDER BY a OFFSET 5 ROWS FETCH NEXT 5 ROWS ONLY", &[]),
+        ("SELECT * FROM t WITH (NOLOCK) WHERE a = 1", &[]),
+        ("GRANT SELECT, INSERT, UPDATE, DELETE ON t TO u", &[]),
+        ("DENY EXECUTE ON sp_x TO u", &[]),
+        (
+            "MERGE t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = 1 \
+             WHEN NOT MATCHED THEN INSERT (id) VALUES (s.id);",
+            &[],
+        ),
+        ("DROP TABLE IF EXISTS t", &[]),
+        ("WITH c AS (SELECT 1 AS a) UPDATE t SET x = 1 FROM c", &[]),
+        ("DECLARE c CURSOR FOR SELECT a FROM t FOR UPDATE OF a", &[]),
+        ("CREATE TABLE t (id INT REFERENCES p (id) ON DELETE CASCADE)", &[]),
+        ("EXEC sp_executesql N'DROP TABLE x'", &[]),
+        // A routine's body is not run when it is defined.
+        ("CREATE PROCEDURE p AS BEGIN DELETE FROM t END", &[]),
+        ("CREATE OR ALTER TRIGGER tr ON t AFTER INSERT AS DELETE FROM u", &[]),
+        ("CREATE VIEW v AS SELECT a FROM t", &[]),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(later(&ts(sql)), *want, "{sql}");
+    }
+}
+
+#[test]
+fn later_statements_in_other_dialects_split_at_semicolons_and_blocks() {
+    // A stacked query behind an injected quote: the comment hides the closing quote.
+    let a = my("SELECT * FROM users WHERE name = 'x'; DROP TABLE users; -- '");
+    assert_eq!((a.kind, a.command.as_str()), (Kind::Select, "SELECT"));
+    assert_eq!(later(&a), [("ddl", "DROP TABLE")]);
+    // Without a semicolon MySQL does not split (a keyword continues the statement).
+    assert_eq!(later(&my("SELECT * FROM t FOR UPDATE")), []);
+    assert_eq!(
+        later(&my("INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 1")),
+        []
+    );
+    assert_eq!(
+        later(&my("CREATE PROCEDURE p() BEGIN DELETE FROM t; DROP TABLE u; END")),
+        []
+    );
+    assert_eq!(
+        later(&ora("BEGIN DELETE FROM t WHERE id = :1; COMMIT; END;")),
+        [("delete", "DELETE"), ("tcl", "COMMIT")]
+    );
+    assert_eq!(
+        later(&ora(
+            "DECLARE n NUMBER; BEGIN IF n > 0 THEN UPDATE t SET a = 1; \
+             ELSE DELETE FROM t; END IF; END;"
+        )),
+        [("update", "UPDATE"), ("delete", "DELETE")]
+    );
+    assert_eq!(
+        later(&ora("CREATE OR REPLACE PROCEDURE p IS BEGIN DELETE FROM t; END;")),
+        []
+    );
+    // PostgreSQL bodies are literals; the statement after the definition is listed.
+    assert_eq!(
+        later(&pg(
+            "CREATE FUNCTION f() RETURNS int AS $$ DELETE FROM t; SELECT 1 $$ LANGUAGE sql; \
+             DROP TABLE x"
+        )),
+        [("ddl", "DROP TABLE")]
+    );
+    assert_eq!(
+        later(&pg("BEGIN; DELETE FROM t; COMMIT")),
+        [("delete", "DELETE"), ("tcl", "COMMIT")]
+    );
+    assert_eq!(later(&pg("SELECT CASE WHEN a THEN 1 ELSE 2 END FROM t")), []);
+}
+
+#[test]
+fn later_statements_are_capped() {
+    let batch = "SELECT 1;".repeat(MAX_STATEMENTS + 2);
+    let a = my(&batch);
+    assert_eq!(a.statements.len(), MAX_STATEMENTS);
+    assert!(a.truncated);
+    assert!(!my(&"SELECT 1;".repeat(MAX_STATEMENTS + 1)).truncated);
+}
+
 // ---- kind and command ----
 
 #[test]
