@@ -17,9 +17,15 @@
 //!   IMMEDIATE '…'`, `sp_executesql N'…'`, `EXEC('…')`, `DO $$…$$`), two literals deep: the
 //!   literal is rewritten with its passwords redacted and its quoting kept.
 //!
+//! - a connection string inside any string literal: the value of `password=`, `pwd=` or
+//!   `passwd=` (ODBC / OLE DB `…;Pwd=x;` and `{…}` values as `OPENROWSET`, `OPENDATASOURCE` and
+//!   `sp_addlinkedserver @provstr` take them, libpq `… password=x` as `dblink_connect` and
+//!   `postgres_fdw` take them, quoted values too).
+//!
 //! A secret is a literal, a quoted identifier, a bind placeholder (its bound value is then
-//! secret too), or — only right after `IDENTIFIED BY` — a bare word (Oracle's unquoted
-//! password; in other dialects a mistake, but the text travels all the same).
+//! secret too), or a bare word right after `IDENTIFIED BY` (Oracle's unquoted password) or
+//! after `PASSWORD =` (a mistake the server rejects, but the text travels all the same;
+//! `ON`, `OFF`, `NULL` and such settings excepted).
 
 use super::lexer::{Tok, Token};
 use super::{Dialect, SecretParam};
@@ -45,13 +51,9 @@ const DYNAMIC_SQL_HINTS: [&str; 3] = ["identified", "password", "sp_addlogin"];
 fn rewrite_literal(text: &str, dialect: Dialect, depth: u8) -> Option<(String, Vec<String>)> {
     // Hints are lower-case ASCII; a byte | 0x20 is its lower case for letters. Most literals
     // (values) hold none, and this runs for every literal of every statement analysed.
-    let has = |hint: &str| {
-        let h = hint.as_bytes();
-        text.as_bytes()
-            .windows(h.len())
-            .any(|w| w.first().map(|b| b | 0x20) == h.first().copied() && w.eq_ignore_ascii_case(h))
-    };
-    if !DYNAMIC_SQL_HINTS.iter().any(|h| has(h)) {
+    let has = |hint: &str| contains_ascii_ci(text, hint);
+    let dynamic_sql = DYNAMIC_SQL_HINTS.iter().any(|h| has(h));
+    if !dynamic_sql && !CONNECTION_KEYS.iter().any(|k| has(k)) {
         return None;
     }
     let starts = |p: &str| {
@@ -79,15 +81,121 @@ fn rewrite_literal(text: &str, dialect: Dialect, depth: u8) -> Option<(String, V
         let inner = text.get(q + 1..text.len().checked_sub(1)?)?;
         (open, inner.replace(&close.repeat(2), close), close, true)
     };
-    let toks = super::lexer::tokenize(&inner, dialect, super::MAX_REDACT_TOKENS);
-    let found = find_in(&inner, &toks.list, dialect, depth);
-    let (out, values) = apply(&inner, &toks.list, &found)?;
+    // Connection-string values first: the SQL reading below would cut `Pwd=P@ss!1;` into
+    // several tokens and redact only the first.
+    let (inner, mut values) = match scrub_connection_string(&inner) {
+        Some((scrubbed, values)) => (scrubbed, values),
+        None => (inner, Vec::new()),
+    };
+    let out = if dynamic_sql {
+        let toks = super::lexer::tokenize(&inner, dialect, super::MAX_REDACT_TOKENS);
+        let found = find_in(&inner, &toks.list, dialect, depth);
+        apply(&inner, &toks.list, &found).map(|(out, found_values)| {
+            values.extend(found_values);
+            out
+        })
+    } else {
+        None
+    };
+    let out = match out {
+        Some(out) => out,
+        None if !values.is_empty() => inner,
+        None => return None,
+    };
     let body = if doubled {
         out.replace(close, &close.repeat(2))
     } else {
         out
     };
     Some(([open, &body, close].concat(), values))
+}
+
+/// Keys of a connection string whose value is a password (lower-case).
+const CONNECTION_KEYS: [&str; 3] = ["password", "pwd", "passwd"];
+
+/// Whether `text` contains `needle` (lower-case ASCII), ASCII case ignored.
+fn contains_ascii_ci(text: &str, needle: &str) -> bool {
+    let h = needle.as_bytes();
+    text.as_bytes()
+        .windows(h.len())
+        .any(|w| w.first().map(|b| b | 0x20) == h.first().copied() && w.eq_ignore_ascii_case(h))
+}
+
+/// `text` (a literal's content) with the value of every `password=` / `pwd=` / `passwd=`
+/// key replaced by `***`, and those values; `None` when it has none. A key starts the text or
+/// follows a separator (`;`, space, quote, bracket, comma), so `old_password =` is not one (the
+/// SQL rules see that). The value is `{…}` (ODBC), `'…'` or `"…"` (libpq; the quotes kept
+/// around the `***`), or runs to the next `;` or white space.
+fn scrub_connection_string(text: &str) -> Option<(String, Vec<String>)> {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut values = Vec::new();
+    let mut copied = 0usize;
+    let mut i = 0usize;
+    while i < b.len() {
+        let at_key_start = i == 0
+            || b.get(i - 1)
+                .is_some_and(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'@'));
+        let key = CONNECTION_KEYS.iter().find(|k| {
+            at_key_start
+                && b.get(i..i + k.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+                && !b
+                    .get(i + k.len())
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        });
+        let Some(key) = key else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + key.len();
+        while b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+            j += 1;
+        }
+        if b.get(j) != Some(&b'=') {
+            i += 1;
+            continue;
+        }
+        j += 1;
+        while b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+            j += 1;
+        }
+        // [start, end) is the value without its quotes.
+        let (start, end, after) = match b.get(j) {
+            Some(&q @ (b'{' | b'\'' | b'"')) => {
+                let close = if q == b'{' { b'}' } else { q };
+                let end = b
+                    .get(j + 1..)
+                    .and_then(|rest| rest.iter().position(|c| *c == close))
+                    .map_or(b.len(), |p| j + 1 + p);
+                (j + 1, end, (end + 1).min(b.len()))
+            }
+            _ => {
+                let end = b
+                    .get(j..)
+                    .and_then(|rest| {
+                        rest.iter()
+                            .position(|c| *c == b';' || c.is_ascii_whitespace())
+                    })
+                    .map_or(b.len(), |p| j + p);
+                (j, end, end)
+            }
+        };
+        if end > start {
+            // `start` and `end` sit next to ASCII bytes (separators, quotes, braces) or at
+            // the ends, so they are character boundaries.
+            out.push_str(text.get(copied..start).unwrap_or_default());
+            out.push_str("***");
+            values.push(text.get(start..end).unwrap_or_default().to_owned());
+            copied = end;
+        }
+        i = after.max(i + 1);
+    }
+    if values.is_empty() {
+        return None;
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    Some((out, values))
 }
 
 /// `text` with the secrets `found` in it replaced: a secret literal by `'***'` (in its quoting),
@@ -197,7 +305,8 @@ fn find_in(sql: &str, toks: &[Token], dialect: Dialect, depth: u8) -> Secrets {
                         j += 1;
                     }
                 }
-                if toks.get(j).is_some_and(|n| n.is_punct(sql, b'=')) {
+                let equals = toks.get(j).is_some_and(|n| n.is_punct(sql, b'='));
+                if equals {
                     j += 1;
                 }
                 // = PASSWORD('x') / OLD_PASSWORD('x') (MySQL SET PASSWORD before 5.7)
@@ -210,7 +319,11 @@ fn find_in(sql: &str, toks: &[Token], dialect: Dialect, depth: u8) -> Secrets {
                 if toks.get(j).is_some_and(|n| n.is_punct(sql, b'(')) {
                     j += 1;
                 }
-                if toks.get(j).is_some_and(is_value) {
+                let bare_after_equals = equals
+                    && toks
+                        .get(j)
+                        .is_some_and(|n| n.tok == Tok::Word && !is_setting_word(n.text(sql)));
+                if toks.get(j).is_some_and(is_value) || bare_after_equals {
                     mark(j, &mut s);
                     i = j + 1;
                     // MySQL 8: SET PASSWORD [FOR u] = 'new' REPLACE 'current'
@@ -263,6 +376,14 @@ fn find_in(sql: &str, toks: &[Token], dialect: Dialect, depth: u8) -> Secrets {
         .filter_map(|&i| param_ref(sql, toks, i, dialect))
         .collect();
     s
+}
+
+/// Words that follow `…PASSWORD =` as a setting, not a password (`SET GLOBAL
+/// log_builtin_as_identified_by_password = ON`, `PASSWORD = NULL`).
+fn is_setting_word(w: &str) -> bool {
+    ["ON", "OFF", "TRUE", "FALSE", "NULL", "DEFAULT", "NONE", "UNLIMITED"]
+        .iter()
+        .any(|k| w.eq_ignore_ascii_case(k))
 }
 
 fn is_password_word(w: &str) -> bool {

@@ -901,6 +901,74 @@ fn passwords_quoted_back_and_kept_beside_the_statement_are_redacted() {
     );
 }
 
+/// Passwords in connection strings, inside any string literal: the value of `password=`,
+/// `pwd=` or `passwd=`, however many SQL tokens it would make.
+#[test]
+fn passwords_in_connection_strings_are_redacted() {
+    let cases: &[(Dialect, &str, &str)] = &[
+        (
+            Dialect::TSql,
+            "SELECT * FROM OPENROWSET('SQLNCLI', 'Server=10.1.1.5;Uid=sa;Pwd=P@ss!w0rd;', 'SELECT 1')",
+            "SELECT * FROM OPENROWSET('SQLNCLI', 'Server=10.1.1.5;Uid=sa;Pwd=***;', 'SELECT 1')",
+        ),
+        (
+            Dialect::TSql,
+            "SELECT * FROM OPENDATASOURCE('MSOLEDBSQL', 'Data Source=lis;User ID=sa;Password={P;w0rd}').lis.dbo.t",
+            "SELECT * FROM OPENDATASOURCE('MSOLEDBSQL', 'Data Source=lis;User ID=sa;Password={***}').lis.dbo.t",
+        ),
+        (
+            Dialect::TSql,
+            "EXEC sp_addlinkedserver @server = 'lis', @provstr = N'Server=lis;UID=sa;PWD = x9!'",
+            "EXEC sp_addlinkedserver @server = 'lis', @provstr = N'Server=lis;UID=sa;PWD = ***'",
+        ),
+        (
+            Dialect::Postgres,
+            "SELECT dblink_connect('c', 'host=10.0.0.9 dbname=his user=etl password=S3cret port=5432')",
+            "SELECT dblink_connect('c', 'host=10.0.0.9 dbname=his user=etl password=*** port=5432')",
+        ),
+        (
+            Dialect::Postgres,
+            "SELECT dblink_connect('host=x password=''p w'' user=u')",
+            "SELECT dblink_connect('host=x password=''***'' user=u')",
+        ),
+    ];
+    for (dialect, sql, want) in cases {
+        let a = analyze(sql, *dialect);
+        assert_eq!(a.redacted.as_deref(), Some(*want), "{sql}");
+        assert!(!a.normalized.contains("S3cret") && !a.normalized.contains("x9!"));
+    }
+    let a = ts("SELECT * FROM OPENROWSET('SQLNCLI', 'Server=s;Uid=sa;Pwd=P@ss!w0rd;', 'SELECT 1')");
+    assert_eq!(a.secret_values, ["P@ss!w0rd"]);
+    for sql in [
+        "SELECT 'password reset for bob'",
+        "SELECT * FROM t WHERE note = 'pwd_hint=1'",
+        "SELECT 'pwd'",
+    ] {
+        assert_eq!(ts(sql).redacted, None, "{sql}");
+    }
+}
+
+/// A bare word after `PASSWORD =` is taken as the password (the server rejects it, but the text
+/// travelled); setting words are not.
+#[test]
+fn a_bare_word_after_password_equals_is_redacted() {
+    assert_eq!(
+        ts("CREATE LOGIN bob WITH PASSWORD = S3cret, CHECK_POLICY = OFF").redacted.as_deref(),
+        Some("CREATE LOGIN bob WITH PASSWORD = ***, CHECK_POLICY = OFF")
+    );
+    assert_eq!(
+        my("CHANGE MASTER TO MASTER_PASSWORD = hunter2").redacted.as_deref(),
+        Some("CHANGE MASTER TO MASTER_PASSWORD = ***")
+    );
+    for sql in [
+        "SET GLOBAL log_builtin_as_identified_by_password = ON",
+        "ALTER USER bob PASSWORD EXPIRE",
+        "ALTER USER u IDENTIFIED WITH caching_sha2_password BY RANDOM PASSWORD",
+    ] {
+        assert_eq!(my(sql).redacted, None, "{sql}");
+    }
+}
+
 #[test]
 fn statements_without_passwords_are_not_redacted() {
     for sql in [
