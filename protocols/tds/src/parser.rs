@@ -1147,11 +1147,16 @@ impl TdsParser {
                     });
                 }
                 let n = rpcs.len();
+                // Each RPC after the first counts its own bytes; the first the rest (packet
+                // headers, ALL_HEADERS and itself).
+                let later: u64 = rpcs.iter().skip(1).map(|r| r.wire_len as u64).sum();
                 for (k, rpc) in rpcs.into_iter().enumerate() {
                     let mut req = base.clone();
-                    if k > 0 {
-                        req.bytes = 0;
-                    }
+                    req.bytes = if k == 0 {
+                        base.bytes.saturating_sub(later)
+                    } else {
+                        rpc.wire_len as u64
+                    };
                     ops.push(self.rpc_request(req, rpc, body, cx, out));
                 }
                 if n == 0 {
@@ -1718,6 +1723,11 @@ impl TdsParser {
         // A batch's answer: its first segment (the others merged into it), or what came with no
         // DONEPROC at all.
         let single = (batch && segments.is_empty()).then_some(&cur);
+        // Several RPCs: each gets the bytes of its own tokens (up to its DONEPROC), the first
+        // also the rest of the message (packet headers, ENVCHANGEs after the last DONEPROC).
+        let shared = resp
+            .wire
+            .saturating_sub(segments.iter().map(|s| s.bytes).sum::<u64>());
         let mut outcomes = single.into_iter().chain(segments.iter());
         for (k, mut op) in ops.into_iter().enumerate() {
             let Some(o) = outcomes.next() else {
@@ -1790,7 +1800,11 @@ impl TdsParser {
                     (o.row_tokens > 0).then_some(o.row_tokens)
                 },
                 stmt_id: op.req.stmt_id,
-                bytes: if k == 0 { resp.wire } else { 0 },
+                bytes: match (batch, k) {
+                    (true, _) => resp.wire,
+                    (false, 0) => o.bytes.saturating_add(shared),
+                    (false, _) => o.bytes,
+                },
                 completeness: if k + 1 == n || k == 0 {
                     completeness
                 } else {
@@ -1961,6 +1975,7 @@ fn merge_into(o: &mut Outcome, s: &mut Outcome) {
         o.info = s.info.take();
     }
     o.ts_end = o.ts_end.max(s.ts_end);
+    o.bytes = o.bytes.saturating_add(s.bytes);
 }
 
 /// The `info_messages` (how many) and `info` (the first, `number: text`) attributes of a

@@ -121,6 +121,9 @@ pub struct Rpc {
     pub params: Vec<RpcParam>,
     /// The bind values after `params`, stepped over and kept as wire bytes.
     pub deferred: Option<SteppedOver>,
+    /// Bytes of the message this RPC took: its name, options and parameters, and the batch
+    /// separator after it (the request's share of the message when it holds several).
+    pub wire_len: usize,
     /// Parameters dropped at the limit.
     pub params_dropped: u64,
     /// Parameter data could not be decoded from some parameter on (unsupported type such as a
@@ -200,19 +203,19 @@ pub fn parse_rpcs(
         enc,
     };
     while r.remaining() > 0 && out.len() < max_rpcs {
-        let Some(rpc) = parse_one(&mut r, max_params, &p, defer) else {
+        let start = r.pos();
+        let Some(mut rpc) = parse_one(&mut r, max_params, &p, defer) else {
             break;
         };
         let stop = rpc.undecodable;
-        out.push(rpc);
-        if stop {
-            break;
+        let more = matches!(r.rest().first(), Some(0x80 | 0xFF | 0xFE));
+        if !stop && more {
+            r.skip(1);
         }
-        match r.rest().first() {
-            Some(0x80 | 0xFF | 0xFE) => {
-                r.skip(1);
-            }
-            _ => break,
+        rpc.wire_len = r.pos() - start;
+        out.push(rpc);
+        if stop || !more {
+            break;
         }
     }
     out

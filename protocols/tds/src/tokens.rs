@@ -267,6 +267,10 @@ pub struct Outcome {
     pub info: Option<Box<Message>>,
     /// Capture time of the packet that ended it.
     pub ts_end: Timestamp,
+    /// Token bytes of the message from the end of the previous DONEPROC to the end of the one
+    /// that closed this segment (0 while it is open): the share of the answer that is this
+    /// RPC's, when one message answers several.
+    pub bytes: u64,
 }
 
 /// Everything one server message said.
@@ -418,6 +422,12 @@ pub struct TokenStream {
     /// COLMETADATA columns are read with `Ctx::BulkColumn`.
     pub bulk_load: bool,
     lost: bool,
+    /// Token bytes of the current message used so far (by earlier `run`s).
+    used: u64,
+    /// Message offset of the bytes the current step reads.
+    step_at: u64,
+    /// Message offset where the open segment began (after the last DONEPROC).
+    segment_at: u64,
 }
 
 impl Default for TokenStream {
@@ -440,6 +450,9 @@ impl Default for TokenStream {
             version_known: false,
             bulk_load: false,
             lost: false,
+            used: 0,
+            step_at: 0,
+            segment_at: 0,
         }
     }
 }
@@ -468,12 +481,14 @@ impl TokenStream {
         }
         if self.carry.is_empty() {
             let used = self.run(data, ts, acc);
+            self.used += used as u64;
             let rest = data.get(used..).unwrap_or_default();
             self.keep(rest, acc);
         } else {
             let mut buf = std::mem::take(&mut self.carry);
             buf.extend_from_slice(data);
             let used = self.run(&buf, ts, acc);
+            self.used += used as u64;
             buf.drain(..used.min(buf.len()));
             let rest = std::mem::take(&mut buf);
             self.carry = buf;
@@ -512,6 +527,8 @@ impl TokenStream {
         }
         self.carry.clear();
         self.skip = 0;
+        self.used = 0;
+        self.segment_at = 0;
         self.state = State::Token;
         self.cols.clear();
         self.plain_cols = false;
@@ -571,6 +588,7 @@ impl TokenStream {
                     continue;
                 }
             }
+            self.step_at = self.used + pos as u64;
             match self.step(rest, ts, acc) {
                 Step::Used(n) => pos += n,
                 Step::Skip { used, skip } => {
@@ -913,6 +931,9 @@ impl TokenStream {
                 }
                 acc.cur.ts_end = ts;
                 if t == tok::DONEPROC {
+                    let end = self.step_at + r.pos() as u64;
+                    acc.cur.bytes = end.saturating_sub(self.segment_at);
+                    self.segment_at = end;
                     let seg = std::mem::take(&mut acc.cur);
                     if acc.segments.len() < MAX_RETURN_VALUES * 64 {
                         acc.segments.push(seg);

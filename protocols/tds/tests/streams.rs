@@ -752,6 +752,68 @@ fn passwords_passed_to_system_procedures_are_not_recorded() {
     assert!(!decoded.contains("S3cret-pw") && !decoded.contains("Link-pw"));
 }
 
+/// Several RPCs in one message (MS-TDS 2.2.6.6: RPCs separated by the BatchFlag), answered by
+/// one message with a DONEPROC closing each (2.2.7.7): every record gets its own share of the
+/// bytes both ways, and the shares add up to the messages.
+#[test]
+fn several_rpcs_in_one_message_share_its_bytes() {
+    use synth::{done, message, nv, packets, returnstatus, rpc, rpc_message, C, S};
+    let mut conv: synth::Conversation = synth::bulk_and_tm().into_iter().take(4).collect();
+    let rpcs = [
+        rpc(Err("dbo.usp_admit"), &[("@patient", false, &nv("P-0042"))]),
+        rpc(Err("dbo.usp_bed"), &[("@ward", false, &nv("ICU-3")), ("@bed", false, &nv("7"))]),
+        rpc(Err("dbo.usp_note"), &[]),
+    ];
+    let call = rpc_message(&rpcs);
+    let call_packets = packets(0x03, &call, 4096, 0);
+    conv.push((C, call_packets.clone()));
+    let answers = [
+        [done(0xFF, 0x0011, 2), returnstatus(0), done(0xFE, 0, 0)].concat(),
+        [
+            message(0xAA, 547, 0, 16, "The INSERT statement conflicted", "usp_bed", 12),
+            done(0xFE, 0x0002, 0),
+        ]
+        .concat(),
+        [returnstatus(0), done(0xFE, 0, 0)].concat(),
+    ];
+    let answer_packets = packets(0x04, &answers.concat(), 4096, 57);
+    conv.push((S, answer_packets.clone()));
+    let (ev, _, _) = run(&conv, Limits::default());
+    let recs = records(&ev);
+    let rpcs_seen: Vec<_> = recs
+        .iter()
+        .filter(|(q, _)| q.op.as_ref().unwrap().as_str() == "rpc")
+        .collect();
+    assert_eq!(rpcs_seen.len(), 3);
+    let req: Vec<u64> = rpcs_seen.iter().map(|(q, _)| q.bytes).collect();
+    let resp: Vec<u64> = rpcs_seen
+        .iter()
+        .map(|(_, r)| r.as_ref().unwrap().bytes)
+        .collect();
+    // The second RPC: its own bytes and the BatchFlag after it; the last: its own; the first:
+    // the rest (packet header, ALL_HEADERS, itself and its BatchFlag).
+    let wire = call_packets.len() as u64;
+    let (r1, r2) = (rpcs[1].len() as u64 + 1, rpcs[2].len() as u64);
+    assert_eq!(req, [wire - r1 - r2, r1, r2]);
+    // Each answer up to its DONEPROC; the first also the packet header.
+    let header = (answer_packets.len() - answers.concat().len()) as u64;
+    assert_eq!(
+        resp,
+        [
+            answers[0].len() as u64 + header,
+            answers[1].len() as u64,
+            answers[2].len() as u64
+        ]
+    );
+    assert_eq!(resp.iter().sum::<u64>(), answer_packets.len() as u64);
+    let status = |i: usize| rpcs_seen[i].1.as_ref().unwrap().status;
+    assert_eq!(
+        [status(0), status(1), status(2)],
+        [Status::Ok, Status::Error, Status::Ok]
+    );
+    assert_eq!(rpcs_seen[0].1.as_ref().unwrap().rows, Some(2));
+}
+
 #[test]
 fn rpc_parameter_names_and_table_valued_parameters() {
     let (ev, _, _) = run(&synth::rpc_secrets(), Limits::default());
