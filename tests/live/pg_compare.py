@@ -80,7 +80,7 @@ def op_match(truth_op, rec):
 def entry_matches(t, rec):
     if not op_match(t["op"], rec):
         return None
-    if t["op"] in ("login", "logout", "cancel"):
+    if t["op"] in ("login", "logout", "cancel", "terminated"):
         return "exact"
     return sql_match(t.get("sql"), rec)
 

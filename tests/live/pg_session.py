@@ -63,6 +63,7 @@ import select
 import socket
 import sys
 import threading
+import time
 import traceback
 import uuid
 
@@ -637,7 +638,23 @@ def scenario():
     c.query("SELECT id FROM gbk_text WHERE name = '病人'", rows=2)
     c.close()
 
-    # 6. SSL (sslmode=require), when the server has it: recorded as an encrypted session.
+    # 6. A session the server ends while it waits for nothing: pg_terminate_backend from another
+    #    session of the same role (FATAL 57P01 "terminating connection due to administrator
+    #    command") is a `terminated` record of the session that was cut off.
+    victim = Conn("c10-terminated", scram_user, db, "scram-sha-256", app="dbtap-live-victim")
+    victim.login(scram_pw)
+    victim.query("SELECT 1", rows=1)
+    killer = Conn("c11-killer", scram_user, db, "scram-sha-256")
+    killer.login(scram_pw)
+    killer.query(f"SELECT pg_terminate_backend({victim.connection_id})", rows=1)
+    killer.close()
+    # The server sends its FATAL at once (the capture sees it whether or not the client reads).
+    time.sleep(0.5)
+    TRUTH.add(victim, "terminated", status="error", code="57P01",
+              note="pg_terminate_backend from c11-killer while the session was idle")
+    victim.db.close()
+
+    # 7. SSL (sslmode=require), when the server has it: recorded as an encrypted session.
     if env("SSL", "0") == "1":
         c = Conn("c9-ssl", scram_user, db, "scram-sha-256")
         c.login(scram_pw, sslmode="require")

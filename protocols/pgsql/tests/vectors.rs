@@ -1577,6 +1577,37 @@ fn session_without_startup_in_view() {
     );
 }
 
+/// A Query's ErrorResponse is its whole answer ("the query string is aborted"): a capture that
+/// ends before the ReadyForQuery after it leaves the record complete, not truncated.
+#[test]
+fn error_response_completes_a_query_even_without_ready_for_query() {
+    let ev = run(&with_login(&[
+        (C, msg::query("SELECT * FROM no_such_table")),
+        (
+            S,
+            msg::error("ERROR", "42P01", "relation \"no_such_table\" does not exist"),
+        ),
+    ]));
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 2);
+    let r = p[1].1.as_ref().unwrap();
+    assert_eq!(r.status, Status::Error);
+    assert_eq!(r.completeness, Completeness::Complete);
+    assert_eq!(
+        r.error.as_ref().unwrap().code,
+        ErrorCode::Text("42P01".into())
+    );
+    // A statement that succeeded may still be followed by others of the same Query: without
+    // ReadyForQuery that is not known, and the record says so.
+    let ev = run(&with_login(&[
+        (C, msg::query("SELECT 1")),
+        (S, msg::complete("SELECT 1")),
+    ]));
+    let r = pairs(&ev)[1].1.clone().unwrap();
+    assert_eq!(r.status, Status::Ok);
+    assert_ne!(r.completeness, Completeness::Complete);
+}
+
 #[test]
 fn fatal_error_ends_the_session() {
     // "terminating connection due to administrator command" while a query runs.
@@ -1599,15 +1630,27 @@ fn fatal_error_ends_the_session() {
         r.error.as_ref().unwrap().code,
         ErrorCode::Text("57P01".into())
     );
-    // The same message when nothing waits is counted, not recorded.
-    let ev = run(&with_login(&[(
-        S,
-        msg::error(
-            "FATAL",
-            "57P01",
-            "terminating connection due to administrator command",
-        ),
-    )]));
+    // The same message when nothing waits (pg_terminate_backend on an idle session): the
+    // server ended the session, a `terminated` record says who and why.
+    let fatal = msg::error(
+        "FATAL",
+        "57P01",
+        "terminating connection due to administrator command",
+    );
+    let ev = run(&with_login(&[(S, fatal.clone())]));
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 2);
+    let (q, r) = (&p[1].0, p[1].1.as_ref().unwrap());
+    assert_eq!(q.op.as_ref().unwrap().as_str(), "terminated");
+    assert_eq!((q.bytes, r.bytes), (0, fatal.len() as u64));
+    assert_eq!(r.status, Status::Error);
+    assert_eq!(r.completeness, Completeness::Complete);
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.code, ErrorCode::Text("57P01".into()));
+    assert_eq!(e.message, "terminating connection due to administrator command");
+    assert!(!ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
+    // An ERROR (not FATAL) with nothing waiting is counted, not recorded.
+    let ev = run(&with_login(&[(S, msg::error("ERROR", "XX000", "stray"))]));
     assert_eq!(pairs(&ev).len(), 1);
     assert!(ev.contains(&DbEvent::Anomaly {
         dir: S,

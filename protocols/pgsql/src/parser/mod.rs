@@ -10,7 +10,9 @@
 //!   `prepare`; a Bind of a statement prepared earlier opens a new `execute`;
 //! - Describe, Close, Flush and Sync belong to the batch's latest operation (their bytes count
 //!   there);
-//! - FunctionCall is `function_call`; Terminate `logout`; CancelRequest `cancel`.
+//! - FunctionCall is `function_call`; Terminate `logout`; CancelRequest `cancel`;
+//! - a FATAL ErrorResponse while no request waits (the server ended the session) is
+//!   `terminated`.
 //!
 //! A batch ends at ReadyForQuery (the answer to Sync, Query or FunctionCall): its completed
 //! operations are emitted then, in the order they were sent, each as `Request` + `Response`.
@@ -34,6 +36,8 @@ use dbtap_core::{
 use crate::charset::Charset;
 use crate::stmts::{Portals, Statements};
 
+/// `op` of the record of a session the server ended while it waited for nothing.
+pub const OP_TERMINATED: &str = "terminated";
 /// Statements a simple Query is split into at most; more → one record for the whole text.
 pub const MAX_SPLIT_STATEMENTS: usize = 256;
 /// Expected server answers queued at most per pending request (a client whose server side is

@@ -412,7 +412,7 @@ impl PgParser {
                     }
                 }
             }
-            be::ERROR => self.error_response(body, total, ts_end, out),
+            be::ERROR => self.error_response(body, total, ts, ts_end, out),
             be::READY_FOR_QUERY => self.ready_for_query(body, total, ts_end, out),
             _ => {
                 // AuthenticationRequest, BackendKeyData, NegotiateProtocolVersion after login.
@@ -482,18 +482,33 @@ impl PgParser {
         &mut self,
         body: &[u8],
         total: u64,
+        ts: Timestamp,
         ts_end: Timestamp,
         out: &mut Vec<DbEvent>,
     ) {
         let f = messages::error_fields(body);
         let err = self.db_error(&f);
         let Some(e) = self.expect.front().copied() else {
-            out.push(DbEvent::Anomaly {
-                dir: Direction::ToClient,
-                kind: anomaly::UNSOLICITED_ERROR,
-            });
             if f.is_fatal() {
+                // The server ended a session that asked for nothing: pg_terminate_backend
+                // (57P01 "terminating connection due to administrator command"),
+                // idle_session_timeout (57P05), idle_in_transaction_session_timeout (25P03), a
+                // shutdown. No request, but the trail must show who was cut off and why.
+                let req = Self::request(ts, Op::new(OP_TERMINATED), 0);
+                let resp = Response {
+                    ts_end,
+                    status: Status::Error,
+                    error: Some(err),
+                    bytes: total,
+                    ..Default::default()
+                };
+                self.emit(req, Some(resp), out);
                 self.phase = Phase::Closed;
+            } else {
+                out.push(DbEvent::Anomaly {
+                    dir: Direction::ToClient,
+                    kind: anomaly::UNSOLICITED_ERROR,
+                });
             }
             return;
         };
@@ -510,6 +525,9 @@ impl PgParser {
                     let done = std::mem::take(&mut op.cur);
                     op.results.push(done);
                     op.charge += RESULT_CHARGE;
+                    // "ErrorResponse … the query string is aborted": nothing more of it runs, so
+                    // its answer is whole even when the capture ends before ReadyForQuery.
+                    op.done = true;
                     self.ops_heap += RESULT_CHARGE;
                 }
                 ExpKind::Sync => {
