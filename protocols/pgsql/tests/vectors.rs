@@ -1577,6 +1577,59 @@ fn session_without_startup_in_view() {
     );
 }
 
+/// A NoticeResponse's text reaches the record of the statement it came with (`info`, the
+/// first one; `warnings` counts them), also for each statement of a multi-statement Query.
+#[test]
+fn notice_text_is_the_info_attribute() {
+    let info = |r: &dbtap_core::Request| {
+        r.attributes
+            .iter()
+            .find(|(k, _)| k == "info")
+            .map(|(_, v)| v.clone())
+    };
+    let ev = run(&with_login(&[
+        (C, msg::query("DROP TABLE IF EXISTS nope")),
+        (
+            S,
+            [
+                msg::notice("table \"nope\" does not exist, skipping"),
+                msg::notice("second"),
+                msg::complete("DROP TABLE"),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+    ]));
+    let p = pairs(&ev);
+    assert_eq!(
+        info(&p[1].0).as_deref(),
+        Some("00000: table \"nope\" does not exist, skipping")
+    );
+    assert_eq!(p[1].1.as_ref().unwrap().warnings, Some(2));
+    let ev = run(&with_login(&[
+        (C, msg::query("SELECT 1; DROP TABLE IF EXISTS gone")),
+        (
+            S,
+            [
+                msg::row_desc("?column?"),
+                msg::data_row(b"1"),
+                msg::complete("SELECT 1"),
+                msg::notice("table \"gone\" does not exist, skipping"),
+                msg::complete("DROP TABLE"),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+    ]));
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 3);
+    assert_eq!(info(&p[1].0), None);
+    assert_eq!(
+        info(&p[2].0).as_deref(),
+        Some("00000: table \"gone\" does not exist, skipping")
+    );
+}
+
 /// A Query's ErrorResponse is its whole answer ("the query string is aborted"): a capture that
 /// ends before the ReadyForQuery after it leaves the record complete, not truncated.
 #[test]

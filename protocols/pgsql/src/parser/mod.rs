@@ -124,6 +124,8 @@ pub(crate) struct Outcome {
     pub completeness: Completeness,
     /// The command tag was ROLLBACK (a COMMIT of a failed transaction reports it).
     pub rolled_back: bool,
+    /// The first NoticeResponse, `SQLSTATE: message` (bounded by the attribute length).
+    pub notice: Option<Box<str>>,
 }
 
 /// One operation being built.
@@ -481,6 +483,7 @@ impl PgParser {
             if o.rolled_back {
                 mark_rollback(&mut op.req);
             }
+            notice_attr(&o, &mut op.req.attributes);
             let mut r = response_of(&o);
             r.param_count = op.param_count;
             if cut {
@@ -559,6 +562,9 @@ impl PgParser {
             }
             let mut req = op.req;
             req.bytes += results.iter().map(|r| r.req_bytes).sum::<u64>();
+            if let Some(with_notice) = results.iter().find(|r| r.notice.is_some()) {
+                notice_attr(with_notice, &mut req.attributes);
+            }
             if results.last().is_some_and(|r| r.rolled_back) {
                 mark_rollback(&mut req);
             }
@@ -600,6 +606,7 @@ impl PgParser {
             if r.rolled_back {
                 mark_rollback(&mut req);
             }
+            notice_attr(&r, &mut req.attributes);
             let mut resp = response_of(&r);
             if i == last && cut {
                 resp.completeness = resp.completeness.merge(cut_completeness(lost, resp.bytes));
@@ -690,6 +697,13 @@ pub(crate) fn result_rows(o: &Outcome) -> Option<u64> {
 }
 
 /// The Response for an outcome (tx set by `emit`).
+/// The `info` attribute (the first notice of the answer; `warnings` counts them all).
+fn notice_attr(o: &Outcome, attrs: &mut Vec<(std::borrow::Cow<'static, str>, String)>) {
+    if let Some(n) = &o.notice {
+        attrs.push(("info".into(), n.to_string()));
+    }
+}
+
 pub(crate) fn response_of(o: &Outcome) -> Response {
     Response {
         tx: 0,

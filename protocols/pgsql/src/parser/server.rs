@@ -282,9 +282,18 @@ impl PgParser {
                 }
             }
             be::NOTICE => {
+                let max = self.max_attr_len;
+                let first = self.front_op().is_some_and(|op| op.cur.notice.is_none());
+                // The first notice's text: PL/pgSQL RAISE NOTICE output, "table … does not
+                // exist, skipping", deprecation warnings. Its body is here unless the message ran
+                // past the input (then only counted).
+                let notice = (first && !body.is_empty()).then(|| self.notice_text(body, max));
                 if let Some(op) = self.front_op() {
                     op.cur.warnings += 1;
                     op.cur.bytes += total;
+                    if let Some(n) = notice {
+                        op.cur.notice = Some(n.into_boxed_str());
+                    }
                 }
             }
             be::PARSE_COMPLETE => {
@@ -458,6 +467,17 @@ impl PgParser {
                 None
             }
         }
+    }
+
+    /// A NoticeResponse as `SQLSTATE: message`, cut at `max` bytes.
+    fn notice_text(&self, body: &[u8], max: usize) -> String {
+        let f = messages::error_fields(body);
+        let mut text = String::from_utf8_lossy(f.code.unwrap_or_default()).into_owned();
+        text.push_str(": ");
+        self.charset
+            .decode_into(f.message.unwrap_or_default(), &mut text);
+        dbtap_core::text::truncate_utf8(&mut text, max);
+        text
     }
 
     fn db_error(&self, f: &messages::ErrorFields<'_>) -> DbError {
