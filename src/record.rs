@@ -139,6 +139,11 @@ impl Flags {
             Completeness::Truncated { .. } => Flags::TRUNCATED,
         }
     }
+    /// Every flag name.
+    pub fn all_names() -> impl Iterator<Item = &'static str> {
+        Flags::NAMES.into_iter().map(|(_, n)| n)
+    }
+
     /// Names of the set flags, in a fixed order.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         Flags::NAMES

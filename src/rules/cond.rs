@@ -306,6 +306,43 @@ impl Compiler<'_> {
             }
             tests.push(Test::OneOf(items));
         }
+        // A value the field can never have is a mistake that would keep the rule silent
+        // for good (`kind = "selekt"`, `status = "failed"`, `protocol = "oracle"`): said at
+        // load, with the values the field has.
+        for (span, test) in [
+            c.equals.as_ref().map(|v| v.span()),
+            c.in_values.as_ref().map(|v| v.span()),
+        ]
+        .into_iter()
+        .flatten()
+        .zip(tests.iter())
+        {
+            if let Test::OneOf(items) = test {
+                if items.is_empty() {
+                    return self.err(span, "`in` lists no value: the test could never hold");
+                }
+                if let Some(known) = closed_vocabulary(f) {
+                    if let Some(bad) = items.iter().find(|i| !cond_known(&known, i)) {
+                        return self.err(
+                            span,
+                            format!(
+                                "`{}` has no value {bad:?} (its values: {})",
+                                f.name(),
+                                known.join(", ")
+                            ),
+                        );
+                    }
+                }
+                if f.is_numeric() {
+                    if let Some(bad) = items.iter().find(|i| i.parse::<f64>().is_err()) {
+                        return self.err(
+                            span,
+                            format!("`{}` is a number; {bad:?} is not one", f.name()),
+                        );
+                    }
+                }
+            }
+        }
         if let Some(name) = &c.in_list {
             match self.lists.get(name.get_ref()) {
                 Some(items) => tests.push(Test::OneOf(items.clone())),
@@ -352,6 +389,16 @@ impl Compiler<'_> {
             (CmpOp::Le, c.le),
         ] {
             if let Some(v) = v {
+                if !f.is_numeric() {
+                    return self.err(
+                        field.span(),
+                        format!(
+                            "`gt` / `ge` / `lt` / `le` compare numbers: `{}` is not one \
+                             (rows, latency_us, client_port, server_port are)",
+                            f.name()
+                        ),
+                    );
+                }
                 tests.push(Test::Cmp(op, v));
             }
         }
@@ -571,4 +618,20 @@ pub fn test_values(f: &Facts<'_>, field: Field, test: &Test) -> bool {
         }),
         Test::Cidr(_) => false,
     }
+}
+
+/// The values a field with a closed set of them can have (`None`: any text).
+fn closed_vocabulary(f: Field) -> Option<Vec<&'static str>> {
+    match f {
+        Field::Kind => Some(crate::sql::Kind::ALL.iter().map(|k| k.as_str()).collect()),
+        Field::Status => Some(vec!["ok", "error", "unknown"]),
+        Field::Protocol => Some(crate::registry::ALL.iter().map(|p| p.name).collect()),
+        Field::Flags => Some(crate::record::Flags::all_names().collect()),
+        _ => None,
+    }
+}
+
+/// `value` is one of `known` (ASCII case ignored, as the tests compare).
+fn cond_known(known: &[&str], value: &str) -> bool {
+    known.iter().any(|k| k.eq_ignore_ascii_case(value))
 }

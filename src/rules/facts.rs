@@ -144,6 +144,14 @@ impl Field {
         )
     }
 
+    /// A field whose value is a number (`gt` / `ge` / `lt` / `le` compare it).
+    pub fn is_numeric(self) -> bool {
+        matches!(
+            self,
+            Field::Rows | Field::LatencyUs | Field::ClientPort | Field::ServerPort
+        )
+    }
+
     pub fn is_ip(self) -> bool {
         matches!(self, Field::ClientIp | Field::ServerIp)
     }

@@ -105,6 +105,36 @@ fn errors_name_the_file_line_and_field() {
     assert_eq!(load_err(&twice), "pack.toml:8: rule R1: duplicate rule id");
 }
 
+/// A value a field never has would keep a rule silent for good: refused at load, with the values
+/// the field has.
+#[test]
+fn impossible_values_are_errors() {
+    let err = |when: &str| load_err(&format!("{HEAD}when = {when}\n"));
+    assert_eq!(
+        err(r#"{ field = "status", equals = "failed" }"#),
+        "pack.toml:6: rule R1: `status` has no value \"failed\" (its values: ok, error, unknown)"
+    );
+    assert_eq!(
+        err(r#"{ field = "protocol", in = ["mysql", "oracle"] }"#),
+        "pack.toml:6: rule R1: `protocol` has no value \"oracle\" (its values: mysql, postgresql, tds, tns)"
+    );
+    assert!(err(r#"{ field = "kind", equals = "selekt" }"#).contains("`kind` has no value \"selekt\""));
+    assert!(err(r#"{ field = "flags", equals = "partal" }"#).contains("`flags` has no value"));
+    assert!(err(r#"{ field = "kind", in = [] }"#).contains("`in` lists no value"));
+    assert!(err(r#"{ field = "rows", equals = "many" }"#).contains("`rows` is a number"));
+    assert!(err(r#"{ field = "user", ge = 5 }"#).contains("compare numbers: `user` is not one"));
+    // Case is ignored as the tests ignore it; numbers compare as numbers.
+    for ok in [
+        r#"{ field = "kind", equals = "SELECT" }"#,
+        r#"{ field = "rows", equals = 5 }"#,
+        r#"{ field = "latency_us", gt = 100 }"#,
+        r#"{ field = "flags", in = ["partial", "after_gap"] }"#,
+    ] {
+        let mut set = RuleSet::default();
+        assert!(set.add_text("pack.toml", &format!("{HEAD}when = {ok}\n")).is_ok(), "{ok}");
+    }
+}
+
 #[test]
 fn a_rule_without_examples_fails_the_example_run() {
     let mut set = RuleSet::default();
