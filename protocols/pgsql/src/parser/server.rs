@@ -61,10 +61,11 @@ impl PgParser {
             }
             // Messages whose content is not needed (only their bytes count): handled from their
             // header when they run past the input, the rest skipped, never buffered.
+            // (NoticeResponse is read whole, up to the message bound, like ErrorResponse: its
+            // text is the record's `info`, the same however the bytes arrive.)
             be::ROW_DESCRIPTION
             | be::FUNCTION_CALL_RESPONSE
             | be::NOTIFICATION
-            | be::NOTICE
             | be::PARAMETER_DESCRIPTION
                 if rest.len() < h.total() =>
             {
@@ -259,7 +260,9 @@ impl PgParser {
         if self.leave_lost_region(ts, h.ty == be::READY_FOR_QUERY) {
             return;
         }
-        if let Some(c) = cut {
+        // A notice over the message bound only loses the end of its own text (`info` keeps
+        // less than that anyway); the statement's answer is whole.
+        if let Some(c) = cut.filter(|_| h.ty != be::NOTICE) {
             if let Some(op) = self.front_op() {
                 op.cur.completeness = op.cur.completeness.merge(c);
             }
@@ -285,8 +288,8 @@ impl PgParser {
                 let max = self.max_attr_len;
                 let first = self.front_op().is_some_and(|op| op.cur.notice.is_none());
                 // The first notice's text: PL/pgSQL RAISE NOTICE output, "table … does not
-                // exist, skipping", deprecation warnings. Its body is here unless the message ran
-                // past the input (then only counted).
+                // exist, skipping", deprecation warnings (its head only, past the message
+                // bound).
                 let notice = (first && !body.is_empty()).then(|| self.notice_text(body, max));
                 if let Some(op) = self.front_op() {
                     op.cur.warnings += 1;
