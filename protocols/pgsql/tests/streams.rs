@@ -150,10 +150,19 @@ fn md5_logins() {
         Some("indexer")
     );
     // Stream 0 of the same capture: the client gave up at the password prompt (psql
-    // reconnects after asking the user): a login without an outcome.
+    // reconnects after asking the user): a login without an outcome, but with the server's
+    // answer (the SSL refusal `N` and AuthenticationMD5Password: 1 + 13 bytes).
     let p = pairs(&run("ssl_rejected_abandoned"));
     assert_eq!(p.len(), 1);
-    assert!(p[0].1.is_none());
+    let r = p[0].1.as_ref().expect("the server's answer is the record's");
+    assert_eq!((r.status, r.bytes), (Status::Unknown, 14));
+    assert_eq!(
+        p[0].0.attributes,
+        [(
+            "authentication".into(),
+            "unfinished: the connection ended before its outcome".to_string()
+        )]
+    );
     assert_eq!(
         p[0].0.login.as_ref().unwrap().auth_method.as_deref(),
         Some("md5")

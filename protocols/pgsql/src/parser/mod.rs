@@ -36,6 +36,8 @@ use dbtap_core::{
 use crate::charset::Charset;
 use crate::stmts::{Portals, Statements};
 
+/// `authentication` attribute of a login whose connection ended before its outcome.
+pub const AUTH_UNFINISHED: &str = "unfinished: the connection ended before its outcome";
 /// `op` of the record of a session the server ended while it waited for nothing.
 pub const OP_TERMINATED: &str = "terminated";
 /// Statements a simple Query is split into at most; more → one record for the whole text.
@@ -642,9 +644,26 @@ impl PgParser {
 
     /// Emit a login whose outcome was not seen.
     pub(crate) fn flush_login(&mut self, out: &mut Vec<DbEvent>) {
-        if let Some(l) = self.login.take() {
-            self.emit(l.req, None, out);
+        let Some(mut l) = self.login.take() else {
+            return;
+        };
+        if !l.started {
+            return self.emit(l.req, None, out);
         }
+        // The server answered (an authentication request at least) and the connection ended
+        // before the login's outcome. psql does this on every password login: its first
+        // connection learns that a password is needed, closes, and a second one sends it.
+        // The answer's bytes and time are the record's; the outcome is unknown unless the
+        // server had already accepted the credentials.
+        l.resp.status = if l.auth_ok {
+            Status::Ok
+        } else {
+            Status::Unknown
+        };
+        l.req
+            .attributes
+            .push(("authentication".into(), AUTH_UNFINISHED.into()));
+        self.emit(l.req, Some(l.resp), out);
     }
 
     /// Who the session is: the start-up message's user, database and application (as the

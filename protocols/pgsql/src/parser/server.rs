@@ -752,6 +752,7 @@ impl PgParser {
         let total = h.total() as u64;
         let l = self.login_mut(ts);
         l.resp.bytes += total;
+        l.resp.ts_end = ts_end;
         l.started = true;
         match h.ty {
             be::AUTH => {
