@@ -1057,11 +1057,15 @@ proptest::proptest! {
         "/*", "*/", "/*!", "$$", "$a$", "q'[", "]'", "?", "$1", ":p", "@p", "=", "-", "1", "0x1F",
         "IDENTIFIED", "BY", "PASSWORD", "VALUES", "WITH", "AS", "JOIN", "DELETE", "INSERT", "INTO",
         "UPDATE", "SET", "CREATE", "TABLE", "EXEC", "sp_addlogin", "BEGIN", "END", "t", "s.t", " ",
+        // Statement boundaries and connection strings.
+        "THEN", "ELSE", "LOOP", "GRANT", "MERGE", "DROP", "PROCEDURE", "ON", "CASCADE", "UNION",
+        "FOR", "IF", "EXISTS", "'Pwd=", "password =", "{", "}", "'#'", "''", "患者", "\n",
     ]), 0..60), d in 0usize..4) {
         let sql = parts.concat();
         let d = [Dialect::MySql, Dialect::Postgres, Dialect::TSql, Dialect::Oracle][d];
         let a = analyze(&sql, d);
         proptest::prop_assert!(a.normalized.len() <= MAX_NORMALIZED_LEN);
+        proptest::prop_assert!(a.statements.len() <= MAX_STATEMENTS);
         let _ = mask_literals(&sql, d);
     }
 }
