@@ -462,7 +462,9 @@ impl HalfStream {
         if let Some(dst) = ring.get_mut(..b.len()) {
             dst.copy_from_slice(b);
         }
-        self.recent_from = self.recent_from.max(end.saturating_sub(RECENT_BYTES as u64));
+        self.recent_from = self
+            .recent_from
+            .max(end.saturating_sub(RECENT_BYTES as u64));
     }
 
     /// `payload`, starting at stream offset `start`, repeats bytes already delivered (those
@@ -766,7 +768,10 @@ mod tests {
         let got = run(&mut h, |h, o| {
             h.on_segment(&L, Timestamp(0), 1, b"abcd", 4, false, o)
         });
-        assert_eq!(got, vec![D::Data(b"abcd".to_vec()), D::Gap(4, GapCause::Snaplen)]);
+        assert_eq!(
+            got,
+            vec![D::Data(b"abcd".to_vec()), D::Gap(4, GapCause::Snaplen)]
+        );
         // Its retransmission, captured whole: nothing to compare it with.
         assert_eq!(seg(&mut h, 1, b"abcdefgh"), vec![]);
         assert_eq!(h.stats().overlap_mismatch_bytes, 0);

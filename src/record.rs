@@ -487,7 +487,9 @@ pub fn render_analysis(a: &Analysis, out: &mut Vec<u8>) {
         j.token(b",\"statements\":");
         j.begin_array();
         let first = std::iter::once((a.kind, a.command.as_str()));
-        for (kind, command) in first.chain(a.statements.iter().map(|s| (s.kind, s.command.as_str()))) {
+        for (kind, command) in
+            first.chain(a.statements.iter().map(|s| (s.kind, s.command.as_str())))
+        {
             j.begin_object();
             j.field("kind");
             j.str(kind.as_str());

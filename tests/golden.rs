@@ -445,7 +445,10 @@ mod dbtap_schema {
                 // Only for a text of several statements, the first one being the record's.
                 let list = list.as_array().ok_or("statements must be a list")?;
                 if list.len() < 2 {
-                    return Err(format!("statements lists fewer than two: {}", r["statements"]));
+                    return Err(format!(
+                        "statements lists fewer than two: {}",
+                        r["statements"]
+                    ));
                 }
                 if list[0]["kind"] != r["kind"] || list[0]["command"] != r["command"] {
                     return Err("the first of statements is the record's kind and command".into());
@@ -466,7 +469,14 @@ mod dbtap_schema {
                 }
             }
         } else {
-            for k in ["kind", "command", "statements", "objects", "fingerprint", "normalized"] {
+            for k in [
+                "kind",
+                "command",
+                "statements",
+                "objects",
+                "fingerprint",
+                "normalized",
+            ] {
                 if obj.contains_key(k) {
                     return Err(format!("{k} on a record without sql"));
                 }

@@ -557,7 +557,9 @@ impl RuleSet {
             let kind_bit = a
                 .statements
                 .iter()
-                .fold(1u32 << (a.kind as u32), |bits, s| bits | 1u32 << (s.kind as u32));
+                .fold(1u32 << (a.kind as u32), |bits, s| {
+                    bits | 1u32 << (s.kind as u32)
+                });
             for &(leaf, mask) in &self.sql_kind_masks {
                 if mask & kind_bit != 0 {
                     set_bit(&mut bits, leaf);

@@ -118,7 +118,9 @@ fn impossible_values_are_errors() {
         err(r#"{ field = "protocol", in = ["mysql", "oracle"] }"#),
         "pack.toml:6: rule R1: `protocol` has no value \"oracle\" (its values: mysql, postgresql, tds, tns)"
     );
-    assert!(err(r#"{ field = "kind", equals = "selekt" }"#).contains("`kind` has no value \"selekt\""));
+    assert!(
+        err(r#"{ field = "kind", equals = "selekt" }"#).contains("`kind` has no value \"selekt\"")
+    );
     assert!(err(r#"{ field = "flags", equals = "partal" }"#).contains("`flags` has no value"));
     assert!(err(r#"{ field = "kind", in = [] }"#).contains("`in` lists no value"));
     assert!(err(r#"{ field = "rows", equals = "many" }"#).contains("`rows` is a number"));
@@ -131,7 +133,11 @@ fn impossible_values_are_errors() {
         r#"{ field = "flags", in = ["partial", "after_gap"] }"#,
     ] {
         let mut set = RuleSet::default();
-        assert!(set.add_text("pack.toml", &format!("{HEAD}when = {ok}\n")).is_ok(), "{ok}");
+        assert!(
+            set.add_text("pack.toml", &format!("{HEAD}when = {ok}\n"))
+                .is_ok(),
+            "{ok}"
+        );
     }
 }
 

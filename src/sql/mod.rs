@@ -20,10 +20,10 @@ mod tests;
 use std::borrow::Cow;
 
 pub use normalize::fingerprint;
-pub use statements::{Statement, MAX_STATEMENTS};
 pub use stage::{
     Mask, SqlOptions, SqlStage, SqlStats, SqlView, MAX_CACHED_SQL_LEN, MAX_CACHED_STATEMENTS,
 };
+pub use statements::{Statement, MAX_STATEMENTS};
 
 /// Tokens read for classification and normalization.
 pub const MAX_TOKENS: usize = 64 * 1024;

@@ -381,9 +381,18 @@ fn find_in(sql: &str, toks: &[Token], dialect: Dialect, depth: u8) -> Secrets {
 /// Words that follow `…PASSWORD =` as a setting, not a password (`SET GLOBAL
 /// log_builtin_as_identified_by_password = ON`, `PASSWORD = NULL`).
 fn is_setting_word(w: &str) -> bool {
-    ["ON", "OFF", "TRUE", "FALSE", "NULL", "DEFAULT", "NONE", "UNLIMITED"]
-        .iter()
-        .any(|k| w.eq_ignore_ascii_case(k))
+    [
+        "ON",
+        "OFF",
+        "TRUE",
+        "FALSE",
+        "NULL",
+        "DEFAULT",
+        "NONE",
+        "UNLIMITED",
+    ]
+    .iter()
+    .any(|k| w.eq_ignore_ascii_case(k))
 }
 
 fn is_password_word(w: &str) -> bool {

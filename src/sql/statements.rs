@@ -121,9 +121,13 @@ enum Verb {
     /// GRANT, REVOKE, DENY, MERGE: nothing splits them but `;`.
     Unsplit,
     /// INSERT: its first SELECT / EXEC / VALUES is its source.
-    Insert { source_seen: bool },
+    Insert {
+        source_seen: bool,
+    },
     /// UPDATE: its first SET is its own.
-    Update { set_seen: bool },
+    Update {
+        set_seen: bool,
+    },
     /// ALTER (TABLE, DATABASE, INDEX, LOGIN, …): ALTER / DROP / SET / ADD / WITH are its clauses.
     Alter,
     Other,

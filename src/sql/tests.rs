@@ -36,8 +36,14 @@ fn later(a: &Analysis) -> Vec<(&'static str, &str)> {
 #[test]
 fn later_statements_of_a_tsql_batch_with_or_without_semicolons() {
     let cases: &[(&str, &[(&str, &str)])] = &[
-        ("SET NOCOUNT ON; DROP TABLE patients", &[("ddl", "DROP TABLE")]),
-        ("SET NOCOUNT ON\nDROP TABLE patients", &[("ddl", "DROP TABLE")]),
+        (
+            "SET NOCOUNT ON; DROP TABLE patients",
+            &[("ddl", "DROP TABLE")],
+        ),
+        (
+            "SET NOCOUNT ON\nDROP TABLE patients",
+            &[("ddl", "DROP TABLE")],
+        ),
         ("INSERT INTO t VALUES (1) SELECT 2", &[("select", "SELECT")]),
         ("UPDATE t SET a = 1 SET NOCOUNT OFF", &[("set", "SET")]),
         (
@@ -72,7 +78,10 @@ fn later_statements_of_a_tsql_batch_with_or_without_semicolons() {
         ("ALTER DATABASE d SET RECOVERY SIMPLE", &[]),
         ("SELECT a FROM t UNION SELECT b FROM u", &[]),
         ("SELECT a FROM t UNION ALL SELECT b FROM u", &[]),
-        ("SELECT * FROM t ORDER BY a OFFSET 5 ROWS FETCH NEXT 5 ROWS ONLY", &[]),
+        (
+            "SELECT * FROM t ORDER BY a OFFSET 5 ROWS FETCH NEXT 5 ROWS ONLY",
+            &[],
+        ),
         ("SELECT * FROM t WITH (NOLOCK) WHERE a = 1", &[]),
         ("GRANT SELECT, INSERT, UPDATE, DELETE ON t TO u", &[]),
         ("DENY EXECUTE ON sp_x TO u", &[]),
@@ -84,11 +93,17 @@ fn later_statements_of_a_tsql_batch_with_or_without_semicolons() {
         ("DROP TABLE IF EXISTS t", &[]),
         ("WITH c AS (SELECT 1 AS a) UPDATE t SET x = 1 FROM c", &[]),
         ("DECLARE c CURSOR FOR SELECT a FROM t FOR UPDATE OF a", &[]),
-        ("CREATE TABLE t (id INT REFERENCES p (id) ON DELETE CASCADE)", &[]),
+        (
+            "CREATE TABLE t (id INT REFERENCES p (id) ON DELETE CASCADE)",
+            &[],
+        ),
         ("EXEC sp_executesql N'DROP TABLE x'", &[]),
         // A routine's body is not run when it is defined.
         ("CREATE PROCEDURE p AS BEGIN DELETE FROM t END", &[]),
-        ("CREATE OR ALTER TRIGGER tr ON t AFTER INSERT AS DELETE FROM u", &[]),
+        (
+            "CREATE OR ALTER TRIGGER tr ON t AFTER INSERT AS DELETE FROM u",
+            &[],
+        ),
         ("CREATE VIEW v AS SELECT a FROM t", &[]),
     ];
     for (sql, want) in cases {
@@ -105,11 +120,15 @@ fn later_statements_in_other_dialects_split_at_semicolons_and_blocks() {
     // Without a semicolon MySQL does not split (a keyword continues the statement).
     assert_eq!(later(&my("SELECT * FROM t FOR UPDATE")), []);
     assert_eq!(
-        later(&my("INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 1")),
+        later(&my(
+            "INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 1"
+        )),
         []
     );
     assert_eq!(
-        later(&my("CREATE PROCEDURE p() BEGIN DELETE FROM t; DROP TABLE u; END")),
+        later(&my(
+            "CREATE PROCEDURE p() BEGIN DELETE FROM t; DROP TABLE u; END"
+        )),
         []
     );
     assert_eq!(
@@ -124,7 +143,9 @@ fn later_statements_in_other_dialects_split_at_semicolons_and_blocks() {
         [("update", "UPDATE"), ("delete", "DELETE")]
     );
     assert_eq!(
-        later(&ora("CREATE OR REPLACE PROCEDURE p IS BEGIN DELETE FROM t; END;")),
+        later(&ora(
+            "CREATE OR REPLACE PROCEDURE p IS BEGIN DELETE FROM t; END;"
+        )),
         []
     );
     // PostgreSQL bodies are literals; the statement after the definition is listed.
@@ -139,7 +160,10 @@ fn later_statements_in_other_dialects_split_at_semicolons_and_blocks() {
         later(&pg("BEGIN; DELETE FROM t; COMMIT")),
         [("delete", "DELETE"), ("tcl", "COMMIT")]
     );
-    assert_eq!(later(&pg("SELECT CASE WHEN a THEN 1 ELSE 2 END FROM t")), []);
+    assert_eq!(
+        later(&pg("SELECT CASE WHEN a THEN 1 ELSE 2 END FROM t")),
+        []
+    );
 }
 
 #[test]
@@ -953,11 +977,15 @@ fn passwords_in_connection_strings_are_redacted() {
 #[test]
 fn a_bare_word_after_password_equals_is_redacted() {
     assert_eq!(
-        ts("CREATE LOGIN bob WITH PASSWORD = S3cret, CHECK_POLICY = OFF").redacted.as_deref(),
+        ts("CREATE LOGIN bob WITH PASSWORD = S3cret, CHECK_POLICY = OFF")
+            .redacted
+            .as_deref(),
         Some("CREATE LOGIN bob WITH PASSWORD = ***, CHECK_POLICY = OFF")
     );
     assert_eq!(
-        my("CHANGE MASTER TO MASTER_PASSWORD = hunter2").redacted.as_deref(),
+        my("CHANGE MASTER TO MASTER_PASSWORD = hunter2")
+            .redacted
+            .as_deref(),
         Some("CHANGE MASTER TO MASTER_PASSWORD = ***")
     );
     for sql in [

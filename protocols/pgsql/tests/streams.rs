@@ -154,7 +154,10 @@ fn md5_logins() {
     // answer (the SSL refusal `N` and AuthenticationMD5Password: 1 + 13 bytes).
     let p = pairs(&run("ssl_rejected_abandoned"));
     assert_eq!(p.len(), 1);
-    let r = p[0].1.as_ref().expect("the server's answer is the record's");
+    let r = p[0]
+        .1
+        .as_ref()
+        .expect("the server's answer is the record's");
     assert_eq!((r.status, r.bytes), (Status::Unknown, 14));
     assert_eq!(
         p[0].0.attributes,

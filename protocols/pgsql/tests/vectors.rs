@@ -1638,7 +1638,11 @@ fn error_response_completes_a_query_even_without_ready_for_query() {
         (C, msg::query("SELECT * FROM no_such_table")),
         (
             S,
-            msg::error("ERROR", "42P01", "relation \"no_such_table\" does not exist"),
+            msg::error(
+                "ERROR",
+                "42P01",
+                "relation \"no_such_table\" does not exist",
+            ),
         ),
     ]));
     let p = pairs(&ev);
@@ -1700,7 +1704,10 @@ fn fatal_error_ends_the_session() {
     assert_eq!(r.completeness, Completeness::Complete);
     let e = r.error.as_ref().unwrap();
     assert_eq!(e.code, ErrorCode::Text("57P01".into()));
-    assert_eq!(e.message, "terminating connection due to administrator command");
+    assert_eq!(
+        e.message,
+        "terminating connection due to administrator command"
+    );
     assert!(!ev.iter().any(|e| matches!(e, DbEvent::Anomaly { .. })));
     // An ERROR (not FATAL) with nothing waiting is counted, not recorded.
     let ev = run(&with_login(&[(S, msg::error("ERROR", "XX000", "stray"))]));

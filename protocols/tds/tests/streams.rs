@@ -761,7 +761,10 @@ fn several_rpcs_in_one_message_share_its_bytes() {
     let mut conv: synth::Conversation = synth::bulk_and_tm().into_iter().take(4).collect();
     let rpcs = [
         rpc(Err("dbo.usp_admit"), &[("@patient", false, &nv("P-0042"))]),
-        rpc(Err("dbo.usp_bed"), &[("@ward", false, &nv("ICU-3")), ("@bed", false, &nv("7"))]),
+        rpc(
+            Err("dbo.usp_bed"),
+            &[("@ward", false, &nv("ICU-3")), ("@bed", false, &nv("7"))],
+        ),
         rpc(Err("dbo.usp_note"), &[]),
     ];
     let call = rpc_message(&rpcs);
@@ -770,7 +773,15 @@ fn several_rpcs_in_one_message_share_its_bytes() {
     let answers = [
         [done(0xFF, 0x0011, 2), returnstatus(0), done(0xFE, 0, 0)].concat(),
         [
-            message(0xAA, 547, 0, 16, "The INSERT statement conflicted", "usp_bed", 12),
+            message(
+                0xAA,
+                547,
+                0,
+                16,
+                "The INSERT statement conflicted",
+                "usp_bed",
+                12,
+            ),
             done(0xFE, 0x0002, 0),
         ]
         .concat(),
