@@ -174,7 +174,7 @@ pub struct Analysis {
     /// The statements after the first, when the text holds several (a batch, a block, a stacked
     /// query): rules test their kinds and commands too. Empty for a single statement.
     pub statements: Vec<Statement>,
-    /// Objects were dropped at [`MAX_OBJECTS`], statements at [`statements::MAX_STATEMENTS`],
+    /// Objects were dropped at [`MAX_OBJECTS`], statements at [`MAX_STATEMENTS`],
     /// or the text had more than [`MAX_TOKENS`] tokens.
     pub truncated: bool,
     /// Normalized text (literals → `?`, lists collapsed, comments gone, case and spacing folded).

@@ -285,12 +285,11 @@ impl PgParser {
                 }
             }
             be::NOTICE => {
-                let max = self.max_attr_len;
                 let first = self.front_op().is_some_and(|op| op.cur.notice.is_none());
                 // The first notice's text: PL/pgSQL RAISE NOTICE output, "table … does not
                 // exist, skipping", deprecation warnings (its head only, past the message
                 // bound).
-                let notice = (first && !body.is_empty()).then(|| self.notice_text(body, max));
+                let notice = (first && !body.is_empty()).then(|| self.notice_text(body));
                 if let Some(op) = self.front_op() {
                     op.cur.warnings += 1;
                     op.cur.bytes += total;
@@ -472,14 +471,14 @@ impl PgParser {
         }
     }
 
-    /// A NoticeResponse as `SQLSTATE: message`, cut at `max` bytes.
-    fn notice_text(&self, body: &[u8], max: usize) -> String {
+    /// A NoticeResponse as `SQLSTATE: message`, cut at the attribute bound.
+    fn notice_text(&self, body: &[u8]) -> String {
         let f = messages::error_fields(body);
         let mut text = String::from_utf8_lossy(f.code.unwrap_or_default()).into_owned();
         text.push_str(": ");
         self.charset
             .decode_into(f.message.unwrap_or_default(), &mut text);
-        dbtap_core::text::truncate_utf8(&mut text, max);
+        dbtap_core::text::truncate_utf8(&mut text, self.max_attr_len);
         text
     }
 
