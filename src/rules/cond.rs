@@ -624,6 +624,7 @@ pub fn test_values(f: &Facts<'_>, field: Field, test: &Test) -> bool {
 fn closed_vocabulary(f: Field) -> Option<Vec<&'static str>> {
     match f {
         Field::Kind => Some(crate::sql::Kind::ALL.iter().map(|k| k.as_str()).collect()),
+        Field::Unfiltered => Some(vec!["update", "delete"]),
         Field::Status => Some(vec!["ok", "error", "unknown"]),
         Field::Protocol => Some(crate::registry::ALL.iter().map(|p| p.name).collect()),
         Field::Flags => Some(crate::record::Flags::all_names().collect()),

@@ -60,6 +60,8 @@ pub enum Field {
     ObjectsExecute,
     Fingerprint,
     Normalized,
+    /// The kinds (`update`, `delete`) of the text's statements that have no WHERE clause.
+    Unfiltered,
     Status,
     ErrorCode,
     Rows,
@@ -88,6 +90,7 @@ pub const FIELD_NAMES: &[(&str, Field)] = &[
     ("objects.execute", Field::ObjectsExecute),
     ("fingerprint", Field::Fingerprint),
     ("normalized", Field::Normalized),
+    ("unfiltered", Field::Unfiltered),
     ("status", Field::Status),
     ("error_code", Field::ErrorCode),
     ("rows", Field::Rows),
@@ -124,6 +127,7 @@ impl Field {
                 | Field::ObjectsExecute
                 | Field::Fingerprint
                 | Field::Normalized
+                | Field::Unfiltered
         )
     }
 
@@ -348,6 +352,14 @@ impl<'a> Facts<'a> {
                 Values::One(Cow::Owned(format!("{:016x}", a.fingerprint)))
             }),
             Field::Normalized => opt(self.analysis.map(|a| a.normalized.as_str())),
+            Field::Unfiltered => self.analysis.map_or(Values::None, |a| {
+                Values::Many(
+                    a.unfiltered
+                        .kinds()
+                        .map(|k| Cow::Borrowed(k.as_str()))
+                        .collect(),
+                )
+            }),
             Field::Status => opt(Some(self.status)),
             Field::ErrorCode => self.error_code.clone().map_or(Values::None, Values::One),
             Field::Rows => num(self.rows),

@@ -69,7 +69,7 @@ fn a_threshold_count_a_window_cannot_hold_is_refused() {
 fn errors_name_the_file_line_and_field() {
     assert_eq!(
         load_err(&format!("{HEAD}when = {{ field = \"usr\", equals = \"x\" }}\n")),
-        "pack.toml:6: rule R1: unknown field `usr` (known: protocol, session_id, user, database, client_program, client_ip, client_port, server_ip, server_port, op, sql, kind, command, objects, objects.read, objects.write, objects.execute, fingerprint, normalized, status, error_code, rows, latency_us, flags)"
+        "pack.toml:6: rule R1: unknown field `usr` (known: protocol, session_id, user, database, client_program, client_ip, client_port, server_ip, server_port, op, sql, kind, command, objects, objects.read, objects.write, objects.execute, fingerprint, normalized, unfiltered, status, error_code, rows, latency_us, flags)"
     );
     assert_eq!(
         load_err(&format!(
@@ -122,6 +122,10 @@ fn impossible_values_are_errors() {
         err(r#"{ field = "kind", equals = "selekt" }"#).contains("`kind` has no value \"selekt\"")
     );
     assert!(err(r#"{ field = "flags", equals = "partal" }"#).contains("`flags` has no value"));
+    assert_eq!(
+        err(r#"{ field = "unfiltered", equals = "select" }"#),
+        "pack.toml:6: rule R1: `unfiltered` has no value \"select\" (its values: update, delete)"
+    );
     assert!(err(r#"{ field = "kind", in = [] }"#).contains("`in` lists no value"));
     assert!(err(r#"{ field = "rows", equals = "many" }"#).contains("`rows` is a number"));
     assert!(err(r#"{ field = "user", ge = 5 }"#).contains("compare numbers: `user` is not one"));
@@ -131,6 +135,7 @@ fn impossible_values_are_errors() {
         r#"{ field = "rows", equals = 5 }"#,
         r#"{ field = "latency_us", gt = 100 }"#,
         r#"{ field = "flags", in = ["partial", "after_gap"] }"#,
+        r#"{ field = "unfiltered", equals = "DELETE" }"#,
     ] {
         let mut set = RuleSet::default();
         assert!(

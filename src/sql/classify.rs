@@ -21,6 +21,8 @@ pub struct Shape {
     pub later: Vec<super::statements::Statement>,
     /// More statements than `statements::MAX_STATEMENTS`; the rest were not listed.
     pub later_truncated: bool,
+    /// The UPDATE and DELETE statements without a WHERE clause of their own.
+    pub unfiltered: super::statements::Unfiltered,
 }
 
 /// Object-type words that may follow CREATE / ALTER / DROP, for the command name.
@@ -177,8 +179,8 @@ fn kw_in(sql: &str, t: Option<&Token>, list: &'static [&'static str]) -> Option<
     list.iter().find(|w| s.eq_ignore_ascii_case(w)).copied()
 }
 
-/// Classify the statement(s) in `toks`.
-pub fn classify(sql: &str, toks: &[Token], dialect: Dialect) -> Shape {
+/// Classify the statement(s) in `toks`; `cut`: the tokens stop before the end of the text.
+pub fn classify(sql: &str, toks: &[Token], dialect: Dialect, cut: bool) -> Shape {
     let mut shape = Shape::default();
     let mut ctes: Vec<&str> = Vec::new();
     let start = statement_start(sql, toks, &mut ctes);
@@ -186,8 +188,10 @@ pub fn classify(sql: &str, toks: &[Token], dialect: Dialect) -> Shape {
     shape.kind = kind;
     shape.command = command;
     objects(sql, toks, dialect, &ctes, &mut shape);
-    (shape.later, shape.later_truncated) =
-        super::statements::later_statements(sql, toks, dialect, start);
+    let scan = super::statements::scan(sql, toks, dialect, start, cut);
+    shape.later = scan.later;
+    shape.later_truncated = scan.truncated;
+    shape.unfiltered = scan.unfiltered;
     shape
 }
 
@@ -298,6 +302,10 @@ fn kind_and_command(
         "SELECT" | "VALUES" => (Kind::Select, cmd1()),
         "TABLE" if dialect == Dialect::Postgres => (Kind::Select, cmd1()),
         "INSERT" | "REPLACE" => (Kind::Insert, cmd1()),
+        // T-SQL's `UPDATE STATISTICS t`: refreshes the optimizer's statistics, no rows change.
+        "UPDATE" if dialect == Dialect::TSql && second == Some("STATISTICS") => {
+            (Kind::Other, Some("UPDATE STATISTICS".into()))
+        }
         "UPDATE" => (Kind::Update, cmd1()),
         "DELETE" => (Kind::Delete, cmd1()),
         "MERGE" | "UPSERT" => (Kind::Merge, cmd1()),

@@ -23,7 +23,7 @@ pub use normalize::fingerprint;
 pub use stage::{
     Mask, SqlOptions, SqlStage, SqlStats, SqlView, MAX_CACHED_SQL_LEN, MAX_CACHED_STATEMENTS,
 };
-pub use statements::{Statement, MAX_STATEMENTS};
+pub use statements::{Statement, Unfiltered, MAX_STATEMENTS};
 
 /// Tokens read for classification and normalization.
 pub const MAX_TOKENS: usize = 64 * 1024;
@@ -174,6 +174,9 @@ pub struct Analysis {
     /// The statements after the first, when the text holds several (a batch, a block, a stacked
     /// query): rules test their kinds and commands too. Empty for a single statement.
     pub statements: Vec<Statement>,
+    /// The UPDATE and DELETE statements of the text that have no WHERE clause of their own
+    /// (see [`Unfiltered`]): rules see their kinds as `unfiltered`.
+    pub unfiltered: Unfiltered,
     /// Objects were dropped at [`MAX_OBJECTS`], statements at [`MAX_STATEMENTS`],
     /// or the text had more than [`MAX_TOKENS`] tokens.
     pub truncated: bool,
@@ -217,7 +220,7 @@ pub fn analyze(sql: &str, dialect: Dialect) -> Analysis {
 }
 
 fn analyze_tokens(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Analysis {
-    let shape = classify::classify(sql, &toks.list, dialect);
+    let shape = classify::classify(sql, &toks.list, dialect, toks.truncated);
     let (redacted, secret_params, secret_tokens, secret_values) = redact_text(sql, dialect, toks);
     // Secrets are values: `?` in the normalized text like any literal (Oracle's unquoted
     // passwords would otherwise stay there as words).
@@ -228,6 +231,7 @@ fn analyze_tokens(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Analysis
         command: shape.command,
         objects: shape.objects,
         statements: shape.later,
+        unfiltered: shape.unfiltered,
         truncated: shape.objects_truncated || shape.later_truncated || toks.truncated,
         normalized,
         fingerprint,

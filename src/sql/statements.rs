@@ -228,19 +228,73 @@ fn as_str(a: &[u8; 16], n: usize) -> &str {
         .unwrap_or_default()
 }
 
-/// The statements after the one starting at `start` (as [`statement_start`] found it), and
-/// whether the list was cut at [`MAX_STATEMENTS`].
-pub fn later_statements(
-    sql: &str,
-    toks: &[Token],
-    dialect: Dialect,
-    start: usize,
-) -> (Vec<Statement>, bool) {
-    let mut found = Vec::new();
+/// The UPDATE and DELETE statements of a text that have no WHERE clause of their own: they
+/// change every row of their table. A WHERE inside parentheses (a subquery, a CTE before the
+/// verb) filters something else: `UPDATE t SET a = (SELECT max(b) FROM u WHERE …)` changes
+/// every row of `t`. `WHERE CURRENT OF cursor` is a WHERE clause (one row).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unfiltered {
+    pub update: bool,
+    pub delete: bool,
+}
+
+impl Unfiltered {
+    /// The kinds, `update` before `delete`.
+    pub fn kinds(self) -> impl Iterator<Item = Kind> {
+        [(self.update, Kind::Update), (self.delete, Kind::Delete)]
+            .into_iter()
+            .filter_map(|(on, kind)| on.then_some(kind))
+    }
+}
+
+/// What [`scan`] found in a text.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The statements after the first.
+    pub later: Vec<Statement>,
+    /// The list was cut at [`MAX_STATEMENTS`].
+    pub truncated: bool,
+    pub unfiltered: Unfiltered,
+}
+
+/// The statement being scanned, for its WHERE clause.
+struct Current {
+    kind: Kind,
+    has_where: bool,
+}
+
+impl Current {
+    fn new(kind: Kind) -> Current {
+        Current {
+            kind,
+            has_where: false,
+        }
+    }
+
+    /// The statement ended (at a `;`, the next statement or the end of the text).
+    fn end(&mut self, unfiltered: &mut Unfiltered) {
+        if !self.has_where {
+            match self.kind {
+                Kind::Update => unfiltered.update = true,
+                Kind::Delete => unfiltered.delete = true,
+                _ => {}
+            }
+        }
+        self.kind = Kind::Other;
+    }
+}
+
+/// The statements after the one starting at `start` (as [`statement_start`] found it), and the
+/// UPDATE and DELETE statements without a WHERE clause. `cut`: the tokens stop before the end of
+/// the text (at `MAX_TOKENS`), so the last statement's WHERE may lie past them and it is not
+/// counted as unfiltered.
+pub fn scan(sql: &str, toks: &[Token], dialect: Dialect, start: usize, cut: bool) -> Scan {
+    let mut found = Scan::default();
     let first = begin_at(sql, toks, start, dialect);
     if first.body {
-        return (found, false);
+        return found;
     }
+    let mut current = Current::new(first.kind);
     let mut verb = first.verb;
     let mut next_starts = first.opens_block;
     let mut depth = 0usize;
@@ -256,6 +310,7 @@ pub fn later_statements(
             if depth == 0 && t.is_punct(sql, b';') {
                 next_starts = true;
                 verb = Verb::Other;
+                current.end(&mut found.unfiltered);
             }
             if depth == 0 && !t.is_punct(sql, b';') {
                 // No statement starts with a literal or an operator (`THEN 1 ELSE 2 END` is
@@ -283,17 +338,20 @@ pub fn later_statements(
                 && TSQL_STARTERS.contains(&word));
         if starts {
             let begun = begin_at(sql, toks, i, dialect);
+            current.end(&mut found.unfiltered);
             if begun.kind != Kind::Other {
-                if found.len() == MAX_STATEMENTS {
-                    return (found, true);
+                if found.later.len() == MAX_STATEMENTS {
+                    found.truncated = true;
+                    return found;
                 }
-                found.push(Statement {
+                found.later.push(Statement {
                     kind: begun.kind,
                     command: begun.command,
                 });
             }
+            current = Current::new(begun.kind);
             if begun.body {
-                break;
+                return found;
             }
             verb = begun.verb;
             next_starts = begun.opens_block;
@@ -301,11 +359,17 @@ pub fn later_statements(
             i = begun.verb_at + 1;
             continue;
         }
+        if word == "WHERE" {
+            current.has_where = true;
+        }
         if verb != Verb::Unsplit && OPENERS.contains(&word) {
             next_starts = true;
         }
         prev = word_buf;
         i += 1;
     }
-    (found, false)
+    if !cut {
+        current.end(&mut found.unfiltered);
+    }
+    found
 }

@@ -175,6 +175,128 @@ fn later_statements_are_capped() {
     assert!(!my(&"SELECT 1;".repeat(MAX_STATEMENTS + 1)).truncated);
 }
 
+// ---- UPDATE and DELETE without a WHERE clause ----
+
+fn unfiltered(a: &Analysis) -> Vec<&'static str> {
+    a.unfiltered.kinds().map(Kind::as_str).collect()
+}
+
+#[test]
+fn update_and_delete_without_a_where_clause_of_their_own() {
+    let none: &[&str] = &[];
+    let cases: &[(Dialect, &str, &[&str])] = &[
+        (Dialect::MySql, "DELETE FROM prescriptions", &["delete"]),
+        (
+            Dialect::MySql,
+            "UPDATE patients SET phone = NULL",
+            &["update"],
+        ),
+        (Dialect::MySql, "DELETE FROM t WHERE id = 7", none),
+        (Dialect::MySql, "update t set a = 1 where b = 2", none),
+        (Dialect::MySql, "SELECT * FROM t", none),
+        // A WHERE in another statement of the text does not filter this one.
+        (
+            Dialect::MySql,
+            "UPDATE t SET a = 1; SELECT * FROM u WHERE id = 1",
+            &["update"],
+        ),
+        (
+            Dialect::TSql,
+            "DELETE FROM audit_log SELECT * FROM t WHERE id = 1",
+            &["delete"],
+        ),
+        (
+            Dialect::TSql,
+            "UPDATE t SET a = 1 WHERE id = 1 DELETE FROM u",
+            &["delete"],
+        ),
+        (
+            Dialect::Postgres,
+            "DELETE FROM t WHERE id = 1; UPDATE u SET a = 2",
+            &["update"],
+        ),
+        // A WHERE inside parentheses filters a subquery, not the rows changed.
+        (
+            Dialect::MySql,
+            "UPDATE patients SET flag = (SELECT max(f) FROM g WHERE g.id = 1)",
+            &["update"],
+        ),
+        (
+            Dialect::Postgres,
+            "WITH x AS (SELECT id FROM t WHERE a = 1) DELETE FROM t",
+            &["delete"],
+        ),
+        (
+            Dialect::Postgres,
+            "WITH x AS (SELECT id FROM t WHERE a = 1) DELETE FROM t WHERE id IN (SELECT id FROM x)",
+            none,
+        ),
+        (
+            Dialect::MySql,
+            "DELETE FROM t WHERE id IN (SELECT id FROM u)",
+            none,
+        ),
+        (Dialect::TSql, "DELETE FROM t WHERE CURRENT OF c", none),
+        (
+            Dialect::Postgres,
+            "UPDATE t SET a = u.a FROM u WHERE t.id = u.id",
+            none,
+        ),
+        // Procedural blocks: each statement on its own.
+        (
+            Dialect::Oracle,
+            "BEGIN DELETE FROM t WHERE id = 1; UPDATE u SET a = 1; END;",
+            &["update"],
+        ),
+        (
+            Dialect::TSql,
+            "IF @x = 1 DELETE FROM t ELSE UPDATE t SET a = 1 WHERE id = 2",
+            &["delete"],
+        ),
+        // Both kinds at once; a word `where` in a literal or comment is no clause.
+        (
+            Dialect::MySql,
+            "DELETE FROM t /* where */; UPDATE u SET note = 'where'",
+            &["update", "delete"],
+        ),
+        // T-SQL's UPDATE STATISTICS changes no rows.
+        (Dialect::TSql, "UPDATE STATISTICS dbo.patients", none),
+        // A routine definition runs none of its body.
+        (Dialect::TSql, "CREATE PROCEDURE p AS DELETE FROM t", none),
+    ];
+    for (dialect, sql, want) in cases {
+        assert_eq!(unfiltered(&analyze(sql, *dialect)), *want, "{sql}");
+    }
+}
+
+#[test]
+fn update_statistics_is_not_an_update_in_tsql() {
+    let a = ts("UPDATE STATISTICS dbo.patients WITH FULLSCAN");
+    assert_eq!(
+        (a.kind, a.command.as_str()),
+        (Kind::Other, "UPDATE STATISTICS")
+    );
+    // Elsewhere `statistics` is a table name.
+    assert_eq!(my("UPDATE statistics SET n = 0").kind, Kind::Update);
+}
+
+#[test]
+fn a_statement_cut_at_the_token_bound_is_not_called_unfiltered() {
+    // Its WHERE lies past the tokens read.
+    let cut = format!(
+        "DELETE FROM t USING {} u WHERE t.id = u.id",
+        "a, ".repeat(MAX_TOKENS)
+    );
+    let a = pg(&cut);
+    assert!(a.truncated);
+    assert!(unfiltered(&a).is_empty());
+    // One that ended before the cut is.
+    let ended = format!("DELETE FROM t; {}", "SELECT 1; ".repeat(MAX_TOKENS));
+    let a = pg(&ended);
+    assert!(a.truncated);
+    assert_eq!(unfiltered(&a), ["delete"]);
+}
+
 // ---- kind and command ----
 
 #[test]
