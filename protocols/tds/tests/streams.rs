@@ -1121,3 +1121,72 @@ fn oltp_transactions_as_a_jdbc_client_sends_them() {
         .sum();
     assert_eq!(rows, want.rows);
 }
+
+/// A server cursor as the Microsoft JDBC driver opens one: the statement and its values sit
+/// where the driver puts them (sp_cursorprepexec: declarations 3rd, statement 4th, values from
+/// the 8th parameter; sp_cursorexecute: values from the 6th), and the browse-mode tokens of the
+/// cursor's result (TABNAME, COLINFO, ORDER) are stepped over.
+#[test]
+fn a_jdbc_server_cursor_prepared_fetched_and_executed_again() {
+    const HANDLE: u64 = 1_073_741_825;
+    let (ev, d, _) = run(&synth::cursor_prepexec(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(ops(&recs), ["login", "rpc", "rpc", "rpc", "rpc", "rpc"]);
+    let values = |q: &dbtap_core::Request| -> Vec<(Option<String>, ParamValue)> {
+        q.decoded_params()
+            .unwrap()
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect()
+    };
+    let stmt = "SELECT id, result FROM dbo.lab WHERE patient = @P0 AND test = @P1 ORDER BY id";
+
+    let (open, r) = &recs[1];
+    assert_eq!(open.procedure.as_deref(), Some("sp_cursorprepexec"));
+    assert_eq!(open.sql.as_deref(), Some(stmt));
+    assert_eq!(
+        attr(open, "param_declarations"),
+        Some("@P0 int,@P1 nvarchar(4000)")
+    );
+    assert_eq!(
+        values(open),
+        [
+            (Some("@P0".to_owned()), ParamValue::Int(4711)),
+            (Some("@P1".to_owned()), ParamValue::Text("HbA1c".into())),
+        ]
+    );
+    assert_eq!(open.stmt_id, Some(HANDLE));
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+
+    let (fetch, r) = &recs[2];
+    assert_eq!(fetch.procedure.as_deref(), Some("sp_cursorfetch"));
+    assert_eq!(
+        values(fetch),
+        [
+            (None, ParamValue::Int(180_150_003)),
+            (None, ParamValue::Int(2)),
+            (None, ParamValue::Int(1)),
+            (None, ParamValue::Int(2)),
+        ]
+    );
+    assert_eq!(r.as_ref().unwrap().rows, Some(2));
+
+    let (exec, r) = &recs[3];
+    assert_eq!(exec.procedure.as_deref(), Some("sp_cursorexecute"));
+    assert_eq!(exec.sql.as_deref(), Some(stmt));
+    assert_eq!(exec.stmt_id, Some(HANDLE));
+    assert_eq!(
+        values(exec),
+        [
+            (Some("@P0".to_owned()), ParamValue::Int(4712)),
+            (Some("@P1".to_owned()), ParamValue::Text("LDL".into())),
+        ]
+    );
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+
+    assert_eq!(recs[4].0.procedure.as_deref(), Some("sp_cursorclose"));
+    let (unprepare, r) = &recs[5];
+    assert_eq!(unprepare.procedure.as_deref(), Some("sp_cursorunprepare"));
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    assert_clean(&ev, &d);
+}

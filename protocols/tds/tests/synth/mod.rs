@@ -1414,6 +1414,135 @@ pub fn informational_and_prepare() -> Conversation {
     conv
 }
 
+/// A server cursor as the Microsoft JDBC driver drives one (`selectMethod=cursor`, or a
+/// scrollable result set): the statement is prepared and its cursor opened in one call,
+/// `sp_cursorprepexec` (ProcID 5), rows come through `sp_cursorfetch` (ProcID 7), the next
+/// execution opens a cursor by handle, `sp_cursorexecute` (ProcID 4), and the cursor and the
+/// handle end with `sp_cursorclose` (ProcID 9) and `sp_cursorunprepare` (ProcID 6). Parameters
+/// in the driver's order, all without names: sp_cursorprepexec handle (in/out), cursor (out),
+/// declarations, statement, scrollopt, ccopt, rowcount (out), then the values;
+/// sp_cursorexecute handle, cursor (out), scrollopt, ccopt, rowcount (out), then the values.
+/// The cursor's result carries the browse-mode tokens of an updatable cursor after its
+/// COLMETADATA: TABNAME (MS-TDS 2.2.7.23), COLINFO (2.2.7.3) and ORDER (2.2.7.17).
+pub fn cursor_prepexec() -> Conversation {
+    const HANDLE: i32 = 1_073_741_825;
+    const CURSOR: i32 = 180_150_003;
+    let mut conv = Vec::new();
+    plain_login(&mut conv, "lis_app", "LIS");
+    let cols = [
+        Col {
+            name: "id",
+            type_info: vec![0x38],
+            value: 9001i32.to_le_bytes().to_vec(),
+        },
+        Col {
+            name: "result",
+            type_info: {
+                let mut ti = vec![0xE7];
+                ti.extend_from_slice(&64u16.to_le_bytes());
+                ti.extend_from_slice(&LATIN1);
+                ti
+            },
+            value: ushort(&u16s("7.1 %")),
+        },
+    ];
+    // TABNAME: one table, NumParts 2 ("dbo", "lab") in US_VARCHARs (TDS 7.1+).
+    let tabname = {
+        let mut b = vec![2];
+        b.extend(us_varchar("dbo"));
+        b.extend(us_varchar("lab"));
+        with_len16(0xA4, &b)
+    };
+    // COLINFO: per column ColNum, TableNum, Status (0x08 KEY for `id`; `result` plain).
+    let colinfo = with_len16(0xA5, &[1, 1, 0x08, 2, 1, 0x00]);
+    // ORDER: the result is ordered by column 1.
+    let order = with_len16(0xA9, &1u16.to_le_bytes());
+    let decl = nv("@P0 int,@P1 nvarchar(4000)");
+    let stmt = nv("SELECT id, result FROM dbo.lab WHERE patient = @P0 AND test = @P1 ORDER BY id");
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(
+            Ok(5),
+            &[
+                ("", true, &int4(0)),
+                ("", true, &int4(0)),
+                ("", false, &decl),
+                ("", false, &stmt),
+                ("", true, &int4(4)),
+                ("", true, &int4(8193)),
+                ("", true, &int4(0)),
+                ("", false, &int4(4711)),
+                ("", false, &nv("HbA1c")),
+            ],
+        )]),
+    );
+    let mut answer = vec![
+        colmetadata(&cols),
+        tabname.clone(),
+        colinfo.clone(),
+        order,
+        done(0xFF, 0x0001, 0),
+        returnvalue_int(0, "", HANDLE),
+        returnvalue_int(1, "", CURSOR),
+        returnvalue_int(4, "", 4),
+        returnvalue_int(5, "", 8193),
+        returnvalue_int(6, "", -1),
+    ];
+    answer.extend([returnstatus(0), done(0xFE, 0x0000, 0)]);
+    server_sends(&mut conv, &answer);
+    // Fetch NEXT (2), from row 1, 2 rows.
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(
+            Ok(7),
+            &[
+                ("", false, &int4(CURSOR)),
+                ("", false, &int4(2)),
+                ("", false, &int4(1)),
+                ("", false, &int4(2)),
+            ],
+        )]),
+    );
+    let mut answer = vec![colmetadata(&cols), tabname, colinfo, row(&cols), row(&cols)];
+    answer.extend(procedure_done(2));
+    server_sends(&mut conv, &answer);
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(
+            Ok(4),
+            &[
+                ("", false, &int4(HANDLE)),
+                ("", true, &int4(0)),
+                ("", true, &int4(4)),
+                ("", true, &int4(8193)),
+                ("", true, &int4(0)),
+                ("", false, &int4(4712)),
+                ("", false, &nv("LDL")),
+            ],
+        )]),
+    );
+    let mut answer = vec![colmetadata(&cols), done(0xFF, 0x0001, 0)];
+    answer.push(returnvalue_int(1, "", CURSOR + 1));
+    answer.extend([returnstatus(0), done(0xFE, 0x0000, 0)]);
+    server_sends(&mut conv, &answer);
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(Ok(9), &[("", false, &int4(CURSOR + 1))])]),
+    );
+    server_sends(&mut conv, &[returnstatus(0), done(0xFE, 0x0000, 0)]);
+    client_sends(
+        &mut conv,
+        0x03,
+        &rpc_message(&[rpc(Ok(6), &[("", false, &int4(HANDLE))])]),
+    );
+    server_sends(&mut conv, &[returnstatus(0), done(0xFE, 0x0000, 0)]);
+    conv
+}
+
 /// ENCRYPT_OFF on both sides: the TLS handshake inside PRELOGIN packets, the LOGIN7 as one TLS
 /// application-data record, then plaintext (MS-TDS 2.2.6.5, 3.2.5.2).
 pub fn login_only_tls() -> Conversation {
@@ -2406,5 +2535,6 @@ pub fn all() -> Vec<(&'static str, Conversation)> {
         ("sql2000", sql2000(false)),
         ("sql2000_login_failed", sql2000(true)),
         ("tds70", tds70()),
+        ("cursor_prepexec", cursor_prepexec()),
     ]
 }
