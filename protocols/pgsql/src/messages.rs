@@ -53,6 +53,9 @@ pub struct ErrorFields<'a> {
     pub message: Option<&'a [u8]>,
     /// `D`: detail.
     pub detail: Option<&'a [u8]>,
+    /// `P`: "the error cursor position as an index into the original query string. The first
+    /// character has index 1, and positions are measured in characters not bytes."
+    pub position: Option<&'a [u8]>,
 }
 
 impl ErrorFields<'_> {
@@ -80,6 +83,7 @@ pub fn error_fields(body: &[u8]) -> ErrorFields<'_> {
             b'C' => f.code = Some(v),
             b'M' => f.message = Some(v),
             b'D' => f.detail = Some(v),
+            b'P' => f.position = Some(v),
             _ => {}
         }
     }

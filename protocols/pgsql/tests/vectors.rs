@@ -474,6 +474,7 @@ fn error_in_a_multi_statement_query_stops_the_rest() {
                 "not_executed_sql".into(),
                 "DROP TABLE audit; SELECT 2".into()
             ),
+            ("error_severity".into(), "ERROR".to_string()),
         ]
     );
 }
@@ -952,7 +953,10 @@ fn error_in_a_pipeline_skips_to_sync() {
     let p = pairs(&ev);
     assert_eq!(
         p[1].0.attributes,
-        vec![("not_executed_statements".into(), "1".to_string())]
+        vec![
+            ("error_severity".into(), "ERROR".to_string()),
+            ("not_executed_statements".into(), "1".to_string()),
+        ]
     );
     // The failed text value is still recorded as sent.
     assert_eq!(
@@ -1971,4 +1975,80 @@ fn a_capture_of_the_client_side_only_carries_the_start_up_user() {
             client_program: None,
         })
     );
+}
+
+/// An ErrorResponse with the given fields, in order (protocol "ErrorResponse": `Byte1` field
+/// code, `String` value, …, a zero byte).
+fn error_fields(fields: &[(u8, &str)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (c, v) in fields {
+        b.push(*c);
+        b.extend(cstr(v));
+    }
+    b.push(0);
+    typed(b'E', &b)
+}
+
+fn attr<'a>(r: &'a dbtap_core::Request, k: &str) -> Option<&'a str> {
+    r.attributes
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The error's severity (`V`, else the localized `S` of servers before 9.6) and cursor position
+/// (`P`, in characters of the query string) are kept; a statement split out of a
+/// multi-statement query counts the position from its own text.
+#[test]
+fn error_severity_and_position_are_recorded() {
+    let ev = run(&with_login(&[
+        (C, msg::query("SELECT * FROM no_such_table")),
+        (
+            S,
+            [
+                // As PostgreSQL 15 answers it.
+                error_fields(&[
+                    (b'S', "ERROR"),
+                    (b'V', "ERROR"),
+                    (b'C', "42P01"),
+                    (b'M', "relation \"no_such_table\" does not exist"),
+                    (b'P', "15"),
+                    (b'F', "parse_relation.c"),
+                    (b'L', "1392"),
+                    (b'R', "parserOpenTable"),
+                ]),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+        (C, msg::query("SELECT 1; SELECT naïve FROM t")),
+        (
+            S,
+            [
+                msg::row_desc("?column?"),
+                msg::data_row(b"1"),
+                msg::complete("SELECT 1"),
+                // A server before 9.6 sends no `V`; this one speaks German.
+                error_fields(&[
+                    (b'S', "FEHLER"),
+                    (b'C', "42703"),
+                    (b'M', "Spalte »naïve« existiert nicht"),
+                    (b'P', "18"),
+                ]),
+                msg::ready(b'I'),
+            ]
+            .concat(),
+        ),
+    ]));
+    let p = pairs(&ev);
+    assert_eq!(p.len(), 4);
+    let q = &p[1].0;
+    assert_eq!(attr(q, "error_severity"), Some("ERROR"));
+    assert_eq!(attr(q, "error_position"), Some("15"));
+    assert_eq!(attr(&p[2].0, "error_severity"), None);
+    let q = &p[3].0;
+    assert_eq!(q.sql.as_deref(), Some("SELECT naïve FROM t"));
+    assert_eq!(attr(q, "error_severity"), Some("FEHLER"));
+    // Character 18 of the whole query is character 8 of its second statement (`naïve`).
+    assert_eq!(attr(q, "error_position"), Some("8"));
 }

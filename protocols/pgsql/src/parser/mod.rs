@@ -128,6 +128,16 @@ pub(crate) struct Outcome {
     pub rolled_back: bool,
     /// The first NoticeResponse, `SQLSTATE: message` (bounded by the attribute length).
     pub notice: Option<Box<str>>,
+    /// The error's severity (`ERROR`, `FATAL`, `PANIC`) and cursor position, when it failed.
+    pub error_at: Option<Box<ErrorAt>>,
+}
+
+/// Where and how badly a statement failed: the ErrorResponse's `V` (else `S`) and `P` fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ErrorAt {
+    pub severity: String,
+    /// 1-based, in characters of the whole query string.
+    pub position: Option<u32>,
 }
 
 /// One operation being built.
@@ -486,6 +496,7 @@ impl PgParser {
                 mark_rollback(&mut op.req);
             }
             notice_attr(&o, &mut op.req.attributes);
+            error_attrs(&o, 0, &mut op.req.attributes);
             let mut r = response_of(&o);
             r.param_count = op.param_count;
             if cut {
@@ -567,6 +578,9 @@ impl PgParser {
             if let Some(with_notice) = results.iter().find(|r| r.notice.is_some()) {
                 notice_attr(with_notice, &mut req.attributes);
             }
+            if let Some(failed) = results.iter().find(|r| r.status == Status::Error) {
+                error_attrs(failed, 0, &mut req.attributes);
+            }
             if results.last().is_some_and(|r| r.rolled_back) {
                 mark_rollback(&mut req);
             }
@@ -609,6 +623,13 @@ impl PgParser {
                 mark_rollback(&mut req);
             }
             notice_attr(&r, &mut req.attributes);
+            let before = splits
+                .get(i)
+                .and_then(|s| sql.get(..s.start))
+                .map_or(0, |head| {
+                    u32::try_from(head.chars().count()).unwrap_or(u32::MAX)
+                });
+            error_attrs(&r, before, &mut req.attributes);
             let mut resp = response_of(&r);
             if i == last && cut {
                 resp.completeness = resp.completeness.merge(cut_completeness(lost, resp.bytes));
@@ -720,6 +741,29 @@ pub(crate) fn result_rows(o: &Outcome) -> Option<u64> {
 fn notice_attr(o: &Outcome, attrs: &mut Vec<(std::borrow::Cow<'static, str>, String)>) {
     if let Some(n) = &o.notice {
         attrs.push(("info".into(), n.to_string()));
+    }
+}
+
+/// The `error_severity` and `error_position` attributes of a failed statement. `before`: the
+/// characters of the query string before the record's own `sql` (a statement split out of a
+/// multi-statement query), which the server's position counts and the record's text does not.
+fn error_attrs(
+    o: &Outcome,
+    before: u32,
+    attrs: &mut Vec<(std::borrow::Cow<'static, str>, String)>,
+) {
+    let Some(at) = o.error_at.as_deref() else {
+        return;
+    };
+    if !at.severity.is_empty() {
+        attrs.push(("error_severity".into(), at.severity.clone()));
+    }
+    if let Some(p) = at
+        .position
+        .and_then(|p| p.checked_sub(before))
+        .filter(|p| *p > 0)
+    {
+        attrs.push(("error_position".into(), p.to_string()));
     }
 }
 

@@ -482,6 +482,22 @@ impl PgParser {
         text
     }
 
+    /// The severity (`V`, never localized, else `S` in the connection's character set) and the
+    /// cursor position of an ErrorResponse.
+    fn error_at(&self, f: &messages::ErrorFields<'_>) -> ErrorAt {
+        let mut severity = match (f.severity_raw, f.severity) {
+            (Some(v), _) => String::from_utf8_lossy(v).into_owned(),
+            (None, Some(s)) => self.charset.decode(s),
+            (None, None) => String::new(),
+        };
+        dbtap_core::text::truncate_utf8(&mut severity, self.max_attr_len);
+        let position = f
+            .position
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| p.parse().ok());
+        ErrorAt { severity, position }
+    }
+
     fn db_error(&self, f: &messages::ErrorFields<'_>) -> DbError {
         let code = f
             .code
@@ -510,13 +526,15 @@ impl PgParser {
     ) {
         let f = messages::error_fields(body);
         let err = self.db_error(&f);
+        let at = self.error_at(&f);
         let Some(e) = self.expect.front().copied() else {
             if f.is_fatal() {
                 // The server ended a session that asked for nothing: pg_terminate_backend
                 // (57P01 "terminating connection due to administrator command"),
                 // idle_session_timeout (57P05), idle_in_transaction_session_timeout (25P03), a
                 // shutdown. No request, but the trail must show who was cut off and why.
-                let req = Self::request(ts, Op::new(OP_TERMINATED), 0);
+                let mut req = Self::request(ts, Op::new(OP_TERMINATED), 0);
+                req.attributes.push(("error_severity".into(), at.severity));
                 let resp = Response {
                     ts_end,
                     status: Status::Error,
@@ -541,6 +559,7 @@ impl PgParser {
             op.cur.ts_end = ts_end;
             op.cur.status = Status::Error;
             op.cur.error = Some(err);
+            op.cur.error_at = Some(Box::new(at));
             op.failed = true;
             match e.kind {
                 ExpKind::Query => {
@@ -793,8 +812,14 @@ impl PgParser {
             be::ERROR => {
                 let f = messages::error_fields(body);
                 let err = self.db_error(&f);
+                let at = self.error_at(&f);
                 self.server_info(out);
                 if let Some(mut l) = self.login.take() {
+                    if !at.severity.is_empty() {
+                        l.req
+                            .attributes
+                            .push(("error_severity".into(), at.severity));
+                    }
                     l.resp.status = Status::Error;
                     l.resp.error = Some(err);
                     l.resp.ts_end = ts_end;
