@@ -78,6 +78,9 @@ pub struct AlertSummary {
     pub by_rule: BTreeMap<String, u64>,
     /// Hits held back by suppression (storm control).
     pub suppressed: u64,
+    /// Suppression periods that held alerts back, each reported by a line of the alerts file
+    /// (not counted in `total`).
+    pub suppression_reports: u64,
     /// Rule hits offered to the correlator.
     pub hits: u64,
     /// Times the correlator's group tables were emptied at their bound.
@@ -138,6 +141,7 @@ impl<'a> Summary<'a> {
                     .collect(),
                 by_rule: a.by_rule.iter().cloned().collect(),
                 suppressed: a.correlator.suppressed,
+                suppression_reports: a.correlator.suppression_reports,
                 hits: a.correlator.hits,
                 groups_dropped: a.correlator.groups_dropped,
                 latency_us_p50: a.latency_us_p50,
@@ -235,7 +239,7 @@ impl<'a> Summary<'a> {
         if let Some(a) = &self.alerts {
             let _ = writeln!(
                 s,
-                "  alerts     {}  by severity: {}  (suppressed {}; latency p50 {} µs, p99 {} µs)",
+                "  alerts     {}  by severity: {}  (suppressed {} in {} reports; latency p50 {} µs, p99 {} µs)",
                 a.total,
                 fmt_map(
                     &a.by_severity
@@ -245,6 +249,7 @@ impl<'a> Summary<'a> {
                         .collect()
                 ),
                 a.suppressed,
+                a.suppression_reports,
                 a.latency_us_p50.map_or("-".into(), |v| v.to_string()),
                 a.latency_us_p99.map_or("-".into(), |v| v.to_string()),
             );

@@ -8,7 +8,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 
 use super::baseline::BaselineFile;
-use super::correlate::{BaselineSeed, Correlator, CorrelatorStats, Fired, Hit};
+use super::correlate::{BaselineSeed, Closed, Correlator, CorrelatorStats, Ended, Fired, Hit};
 use super::RuleSet;
 use crate::json::JsonOut;
 use crate::record::format_rfc3339_micros;
@@ -63,6 +63,8 @@ pub struct AlertStage {
     line: Vec<u8>,
     pending_flush: bool,
     baseline_seed: Option<BaselineSeed>,
+    /// Suppression reports written (added to the correlator's counters at the end).
+    correlator_reports: u64,
 }
 
 impl AlertStage {
@@ -93,6 +95,7 @@ impl AlertStage {
             latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).ok(),
             line: Vec::with_capacity(1024),
             pending_flush: false,
+            correlator_reports: 0,
         }
     }
 
@@ -104,7 +107,11 @@ impl AlertStage {
         read_at: Instant,
     ) -> std::io::Result<()> {
         for hit in hits {
+            self.correlator.expire(hit.ts);
+            self.write_closed()?;
             let Some(fired) = self.correlator.offer(&self.rules, &hit) else {
+                // Tables emptied at their bound report what they held back.
+                self.write_closed()?;
                 continue;
             };
             let rule = &self.rules.rules[usize::from(fired.rule)];
@@ -140,7 +147,24 @@ impl AlertStage {
         Ok(())
     }
 
+    /// Writes the suppression periods the correlator closed (see [`Closed`]).
+    fn write_closed(&mut self) -> std::io::Result<()> {
+        for c in self.correlator.take_closed() {
+            self.correlator_reports += 1;
+            if let Some(out) = &mut self.out {
+                self.line.clear();
+                render_closed(&self.rules, &c, &mut self.line);
+                out.write_all(&self.line)?;
+                self.pending_flush = true;
+            }
+        }
+        Ok(())
+    }
+
     pub fn finish(mut self) -> std::io::Result<AlertReport> {
+        self.correlator.close_all(Ended::CaptureEnd);
+        self.write_closed()?;
+        self.correlator.stats.suppression_reports += std::mem::take(&mut self.correlator_reports);
         self.pending_flush = true;
         self.flush()?;
         let (p50, p99) = match &self.latency {
@@ -250,6 +274,59 @@ fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
     // The record's own JSON line, without its newline.
     j.token(record.strip_suffix(b"\n").unwrap_or(record));
     j.token(b"}\n");
+}
+
+/// A suppression period's report as a JSON line: the rule, how many alerts it held back for
+/// which group, the first and last of them, the period's end and why it is reported now.
+fn render_closed(rules: &RuleSet, c: &Closed, out: &mut Vec<u8>) {
+    let rule = &rules.rules[usize::from(c.rule)];
+    let ts_of = |t: dbtap_core::Timestamp| {
+        let mut b = [0u8; 27];
+        format_rfc3339_micros(t, &mut b).to_owned()
+    };
+    let group = c.group.replace('\u{1f}', " / ");
+    let mut j = JsonOut::new(out);
+    j.token(b"{\"ts\":");
+    // Written when the period is over: at its end, or at the last held alert when the run or
+    // the tables ended first.
+    let at = if c.ended == Ended::Period {
+        c.until
+    } else {
+        c.last
+    };
+    j.raw_str(ts_of(at).as_bytes());
+    j.token(b",\"rule\":{\"id\":");
+    j.str(&rule.id);
+    j.token(b",\"title\":");
+    j.str(&rule.title);
+    j.token(b",\"severity\":");
+    j.str(rule.severity.as_str());
+    j.token(b",\"category\":");
+    j.str(rule.category);
+    j.token(b",\"tags\":");
+    j.begin_array();
+    for t in &rule.tags {
+        j.str(t);
+    }
+    j.end_array();
+    j.token(b"},\"message\":");
+    j.str(&format!(
+        "{}: {} more held back for {} (one alert per {} s)",
+        rule.title, c.held, group, rule.suppress_secs
+    ));
+    j.token(b",\"suppressed\":");
+    j.u64(c.held);
+    j.token(b",\"suppression\":{\"group\":");
+    j.str(&group);
+    j.token(b",\"first\":");
+    j.raw_str(ts_of(c.first).as_bytes());
+    j.token(b",\"last\":");
+    j.raw_str(ts_of(c.last).as_bytes());
+    j.token(b",\"until\":");
+    j.raw_str(ts_of(c.until).as_bytes());
+    j.token(b",\"ended\":");
+    j.raw_str(c.ended.as_str().as_bytes());
+    j.token(b"},\"record\":null}\n");
 }
 
 /// The records behind a threshold or accumulator alert: `[{"session_id": …, "ts": …}, …]`.

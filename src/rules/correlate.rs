@@ -1,7 +1,8 @@
 //! The correlator: threshold windows and alert suppression, fed with rule hits in the writer's
 //! merged record order (the same for any number of workers), in packet time.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::ops::Range;
 
 // foldhash rather than SipHash: the group keys (users, addresses) come from the wire, so the
@@ -263,7 +264,48 @@ impl Window {
 
 struct Suppression {
     until: Timestamp,
+    /// Alerts held back in this period, not reported yet.
     held: u64,
+    /// Times of the first and the last of them.
+    first_held: Timestamp,
+    last_held: Timestamp,
+}
+
+/// Why a suppression period's held-back alerts are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Capture time passed the period's end.
+    Period,
+    /// The run ended inside the period.
+    CaptureEnd,
+    /// The group tables were emptied at [`MAX_GROUPS`].
+    GroupsDropped,
+}
+
+impl Ended {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ended::Period => "period",
+            Ended::CaptureEnd => "capture_end",
+            Ended::GroupsDropped => "groups_dropped",
+        }
+    }
+}
+
+/// A suppression period that held alerts back: they are reported by a line of their own, so a
+/// brute force that went on after its first alert shows how long and how often, even when no
+/// alert of the group follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    pub rule: u16,
+    /// The `suppress_by` values (separated by U+001F).
+    pub group: String,
+    pub held: u64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    /// The period's end.
+    pub until: Timestamp,
+    pub ended: Ended,
 }
 
 /// Per-rule tables keyed by a group string. Nested rather than keyed by `(rule, String)` so that
@@ -295,6 +337,10 @@ impl<V> Groups<V> {
         true
     }
 
+    fn get_mut(&mut self, rule: u16, group: &str) -> Option<&mut V> {
+        self.by_rule.get_mut(&rule)?.get_mut(group)
+    }
+
     /// The group's entry, made with `new` (and the group copied) only when it is not tracked yet.
     fn get_or_insert_with(&mut self, rule: u16, group: &str, new: impl FnOnce() -> V) -> &mut V {
         let len = &mut self.len;
@@ -315,6 +361,8 @@ pub struct CorrelatorStats {
     pub hits: u64,
     pub fired: u64,
     pub suppressed: u64,
+    /// Suppression periods that held alerts back, reported by a line of their own.
+    pub suppression_reports: u64,
     /// Times the group tables were emptied at [`MAX_GROUPS`].
     pub groups_dropped: u64,
     /// Baseline values not learned because the baseline was full.
@@ -332,6 +380,11 @@ pub struct Correlator {
     known: HashMap<u16, HashMap<String, HashSet<String>>>,
     known_values: usize,
     suppression: Groups<Suppression>,
+    /// Suppression periods holding alerts back, soonest end first: (end, rule, group). An entry
+    /// whose group has since started another period is passed over when it comes up.
+    closing: BinaryHeap<Reverse<(Timestamp, u16, String)>>,
+    /// Periods that held alerts back and are over, to be written ([`Correlator::take_closed`]).
+    closed: Vec<Closed>,
     /// Baselines loaded for rules this run does not have: saved again unchanged.
     carried_baselines: std::collections::BTreeMap<String, RuleBaseline>,
     pub stats: CorrelatorStats,
@@ -436,6 +489,61 @@ impl Correlator {
 
 impl Correlator {
     /// Take one hit; returns the alert to write, if any.
+    /// Ends the suppression periods that are over at `now` (capture time) and held alerts back:
+    /// each becomes a [`Closed`] report. Called before each hit is offered, so the reports come
+    /// in the records' order.
+    pub fn expire(&mut self, now: Timestamp) {
+        while let Some(Reverse((until, _, _))) = self.closing.peek() {
+            if *until > now {
+                break;
+            }
+            let Some(Reverse((until, rule, group))) = self.closing.pop() else {
+                break;
+            };
+            let Some(s) = self.suppression.get_mut(rule, &group) else {
+                continue;
+            };
+            if s.until != until || s.held == 0 {
+                continue;
+            }
+            self.closed.push(Closed {
+                rule,
+                group,
+                held: std::mem::take(&mut s.held),
+                first: s.first_held,
+                last: s.last_held,
+                until,
+                ended: Ended::Period,
+            });
+        }
+    }
+
+    /// Reports every period still holding alerts back (the run ends, or the tables are about to
+    /// be emptied), in (end, rule, group) order.
+    pub fn close_all(&mut self, ended: Ended) {
+        let mut open: Vec<Closed> = Vec::new();
+        for (rule, groups) in &mut self.suppression.by_rule {
+            for (group, s) in groups.iter_mut().filter(|(_, s)| s.held > 0) {
+                open.push(Closed {
+                    rule: *rule,
+                    group: group.clone(),
+                    held: std::mem::take(&mut s.held),
+                    first: s.first_held,
+                    last: s.last_held,
+                    until: s.until,
+                    ended,
+                });
+            }
+        }
+        open.sort_by(|a, b| (a.until, a.rule, &a.group).cmp(&(b.until, b.rule, &b.group)));
+        self.closed.append(&mut open);
+    }
+
+    /// The periods ended since the last call, to be written.
+    pub fn take_closed(&mut self) -> std::vec::Drain<'_, Closed> {
+        self.closed.drain(..)
+    }
+
     pub fn offer(&mut self, rules: &RuleSet, hit: &Hit<'_>) -> Option<Fired> {
         self.stats.hits += 1;
         let rule = rules.rules.get(usize::from(hit.rule))?;
@@ -548,6 +656,11 @@ impl Correlator {
         };
         let mut suppressed = 0;
         if rule.suppress_secs > 0 {
+            if self.suppression.len >= MAX_GROUPS {
+                // Report what the tables hold back before they are emptied.
+                self.close_all(Ended::GroupsDropped);
+                self.closing.clear();
+            }
             if self.suppression.make_room() {
                 self.stats.groups_dropped += 1;
             }
@@ -561,14 +674,27 @@ impl Correlator {
                 .suppression
                 .get_or_insert_with(hit.rule, hit.suppress, || {
                     first = true;
-                    Suppression { until, held: 0 }
+                    Suppression {
+                        until,
+                        held: 0,
+                        first_held: hit.ts,
+                        last_held: hit.ts,
+                    }
                 });
             if !first {
                 if hit.ts < s.until {
+                    if s.held == 0 {
+                        s.first_held = hit.ts;
+                        self.closing
+                            .push(Reverse((s.until, hit.rule, hit.suppress.to_owned())));
+                    }
                     s.held += 1;
+                    s.last_held = hit.ts;
                     self.stats.suppressed += 1;
                     return None;
                 }
+                // Held-back alerts are reported when their period ends (`expire`), before any
+                // later hit is offered; this is what a caller that never expires still gets.
                 suppressed = std::mem::take(&mut s.held);
                 s.until = until;
             }

@@ -584,3 +584,94 @@ when = { field = "sql", regex = '(?i)^grant\b' }
     );
     assert!(err.contains("invalid repetition count range"), "{err}");
 }
+
+/// Alerts held back by suppression are reported when their period ends (in capture time), or
+/// at the end of the run, by a line of their own: how many, the first and last, the period's
+/// end. The next alert of the group then starts a new period with nothing held.
+#[test]
+fn suppressed_alerts_are_reported_when_their_period_ends() {
+    use super::correlate::{Closed, Correlator, Ended, Hit};
+    let mut set = RuleSet::default();
+    set.add_text(
+        "p.toml",
+        &format!(
+            "{HEAD}when = {{ field = \"op\", equals = \"login\" }}\nsuppress_secs = 60\n\
+             suppress_by = [\"client_ip\"]\n"
+        ),
+    )
+    .unwrap();
+    let s = |secs: u64| dbtap_core::Timestamp(secs * 1_000_000_000);
+    let hit = |secs: u64, ip: &'static str| Hit {
+        rule: 0,
+        ts: s(secs),
+        session_id: 1,
+        group: "",
+        distinct: None,
+        suppress: ip,
+        amount: 0,
+    };
+    let mut c = Correlator::default();
+    let offer = |c: &mut Correlator, h: Hit<'_>| {
+        c.expire(h.ts);
+        let closed: Vec<Closed> = c.take_closed().collect();
+        (c.offer(&set, &h).map(|f| f.suppressed), closed)
+    };
+    assert_eq!(offer(&mut c, hit(0, "10.0.0.9")), (Some(0), vec![]));
+    assert_eq!(offer(&mut c, hit(5, "10.0.0.7")), (Some(0), vec![]));
+    for t in [10, 20, 30] {
+        assert_eq!(offer(&mut c, hit(t, "10.0.0.9")), (None, vec![]));
+    }
+    // Before the period's end nothing is reported; at it, the three held back are.
+    assert_eq!(offer(&mut c, hit(59, "10.0.0.7")), (None, vec![]));
+    // Both periods (0 → 60 and 5 → 65) are over at 70: reported in the order they ended.
+    let (fired, closed) = offer(&mut c, hit(70, "10.0.0.9"));
+    assert_eq!(
+        closed,
+        vec![
+            Closed {
+                rule: 0,
+                group: "10.0.0.9".into(),
+                held: 3,
+                first: s(10),
+                last: s(30),
+                until: s(60),
+                ended: Ended::Period,
+            },
+            Closed {
+                rule: 0,
+                group: "10.0.0.7".into(),
+                held: 1,
+                first: s(59),
+                last: s(59),
+                until: s(65),
+                ended: Ended::Period,
+            },
+        ]
+    );
+    assert_eq!(fired, Some(0), "a new period, nothing held in it yet");
+    for t in [75, 80] {
+        assert_eq!(offer(&mut c, hit(t, "10.0.0.9")), (None, vec![]));
+    }
+    // The run ends inside the period 70 → 130.
+    c.close_all(Ended::CaptureEnd);
+    let at_end: Vec<Closed> = c.take_closed().collect();
+    assert_eq!(
+        at_end,
+        vec![Closed {
+            rule: 0,
+            group: "10.0.0.9".into(),
+            held: 2,
+            first: s(75),
+            last: s(80),
+            until: s(130),
+            ended: Ended::CaptureEnd,
+        }]
+    );
+    c.close_all(Ended::CaptureEnd);
+    assert_eq!(
+        c.take_closed().count(),
+        0,
+        "each held alert is reported once"
+    );
+    assert_eq!(c.stats.suppressed, 6);
+}
