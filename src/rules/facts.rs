@@ -62,6 +62,8 @@ pub enum Field {
     Normalized,
     /// The kinds (`update`, `delete`) of the text's statements that have no WHERE clause.
     Unfiltered,
+    /// The words of the statement that may name something (see [`crate::sql::identifiers`]).
+    Identifiers,
     Status,
     ErrorCode,
     Rows,
@@ -91,6 +93,7 @@ pub const FIELD_NAMES: &[(&str, Field)] = &[
     ("fingerprint", Field::Fingerprint),
     ("normalized", Field::Normalized),
     ("unfiltered", Field::Unfiltered),
+    ("identifiers", Field::Identifiers),
     ("status", Field::Status),
     ("error_code", Field::ErrorCode),
     ("rows", Field::Rows),
@@ -128,6 +131,7 @@ impl Field {
                 | Field::Fingerprint
                 | Field::Normalized
                 | Field::Unfiltered
+                | Field::Identifiers
         )
     }
 
@@ -360,6 +364,17 @@ impl<'a> Facts<'a> {
                         .collect(),
                 )
             }),
+            // Read from the text as recorded (passwords redacted) in the analysis's dialect, only
+            // when a rule asks: statement tests run once per distinct text.
+            Field::Identifiers => match (self.sql, self.analysis) {
+                (Some(sql), Some(a)) => Values::Many(
+                    crate::sql::identifiers(sql, a.dialect)
+                        .into_iter()
+                        .map(Cow::Borrowed)
+                        .collect(),
+                ),
+                _ => Values::None,
+            },
             Field::Status => opt(Some(self.status)),
             Field::ErrorCode => self.error_code.clone().map_or(Values::None, Values::One),
             Field::Rows => num(self.rows),

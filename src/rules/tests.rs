@@ -69,7 +69,7 @@ fn a_threshold_count_a_window_cannot_hold_is_refused() {
 fn errors_name_the_file_line_and_field() {
     assert_eq!(
         load_err(&format!("{HEAD}when = {{ field = \"usr\", equals = \"x\" }}\n")),
-        "pack.toml:6: rule R1: unknown field `usr` (known: protocol, session_id, user, database, client_program, client_ip, client_port, server_ip, server_port, op, sql, kind, command, objects, objects.read, objects.write, objects.execute, fingerprint, normalized, unfiltered, status, error_code, rows, latency_us, flags)"
+        "pack.toml:6: rule R1: unknown field `usr` (known: protocol, session_id, user, database, client_program, client_ip, client_port, server_ip, server_port, op, sql, kind, command, objects, objects.read, objects.write, objects.execute, fingerprint, normalized, unfiltered, identifiers, status, error_code, rows, latency_us, flags)"
     );
     assert_eq!(
         load_err(&format!(

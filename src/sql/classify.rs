@@ -378,7 +378,7 @@ fn kind_and_command(
 }
 
 /// Strip one level of identifier quoting.
-fn unquote(s: &str) -> &str {
+pub(super) fn unquote(s: &str) -> &str {
     let b = s.as_bytes();
     match (b.first(), b.last()) {
         (Some(b'"'), Some(b'"')) | (Some(b'`'), Some(b'`')) | (Some(b'['), Some(b']'))

@@ -41,8 +41,9 @@ const KEPT_TOKEN_BUFFER: usize = 16 * 1024;
 const MAX_REDACT_TOKENS: usize = 4 * 1024 * 1024;
 
 /// SQL dialect, chosen by the protocol that carried the text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {
+    #[default]
     MySql,
     Postgres,
     TSql,
@@ -167,6 +168,8 @@ pub enum SecretParam {
 /// The analysis of one statement text.
 #[derive(Debug, Default)]
 pub struct Analysis {
+    /// The dialect it was read in.
+    pub dialect: Dialect,
     pub kind: Kind,
     /// Leading keywords, upper-case: `SELECT`, `DROP TABLE`, `CREATE USER`, `GRANT`, `BLOCK`…
     pub command: String,
@@ -227,6 +230,7 @@ fn analyze_tokens(sql: &str, dialect: Dialect, toks: &lexer::Tokens) -> Analysis
     let normalized = normalize::normalize(sql, &toks.list, &secret_tokens);
     let fingerprint = normalize::fingerprint(&normalized);
     Analysis {
+        dialect,
         kind: shape.kind,
         command: shape.command,
         objects: shape.objects,
@@ -276,6 +280,34 @@ pub(crate) fn secret_value(text: &str) -> &str {
         _ => return text,
     };
     body.trim_matches(QUOTES)
+}
+
+/// Distinct identifiers listed by [`identifiers`], at most.
+pub const MAX_IDENTIFIERS: usize = 1024;
+
+/// The words of `sql` that may name something (columns, tables, schemas, functions: bare words,
+/// keywords among them, and quoted identifiers without their quotes), distinct, in order, at
+/// most [`MAX_IDENTIFIERS`] of the first [`MAX_TOKENS`] tokens. For rules on column names
+/// (`identifiers` matched against a pack list of patient-identity columns): literals,
+/// comments and placeholders are not words, and a qualified name gives each part.
+pub fn identifiers(sql: &str, dialect: Dialect) -> Vec<&str> {
+    let toks = lexer::tokenize(sql, dialect, MAX_TOKENS);
+    let mut out: Vec<&str> = Vec::new();
+    for t in &toks.list {
+        let word = match t.tok {
+            lexer::Tok::Word => t.text(sql),
+            lexer::Tok::QuotedIdent => classify::unquote(t.text(sql)),
+            _ => continue,
+        };
+        if word.is_empty() || out.contains(&word) {
+            continue;
+        }
+        if out.len() == MAX_IDENTIFIERS {
+            break;
+        }
+        out.push(word);
+    }
+    out
 }
 
 /// `sql` as any output may show it: every password written in it replaced by `***` and, with

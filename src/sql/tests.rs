@@ -297,6 +297,35 @@ fn a_statement_cut_at_the_token_bound_is_not_called_unfiltered() {
     assert_eq!(unfiltered(&a), ["delete"]);
 }
 
+// ---- identifiers ----
+
+#[test]
+fn identifiers_are_the_names_a_statement_mentions() {
+    assert_eq!(
+        identifiers(
+            "SELECT p.xm, p.\"SFZH\" FROM his.patient p WHERE note = 'lxdh' AND id = ? -- tel",
+            Dialect::Postgres
+        ),
+        ["SELECT", "p", "xm", "SFZH", "FROM", "his", "patient", "WHERE", "note", "AND", "id"]
+    );
+    // T-SQL brackets, MySQL backticks; a MySQL double-quoted text is a literal, not a name.
+    assert_eq!(
+        identifiers("SELECT [Phone No] FROM [dbo].[pat]", Dialect::TSql),
+        ["SELECT", "Phone No", "FROM", "dbo", "pat"]
+    );
+    assert_eq!(
+        identifiers("SELECT `zjhm` FROM t WHERE a = \"sfzh\"", Dialect::MySql),
+        ["SELECT", "zjhm", "FROM", "t", "WHERE", "a"]
+    );
+    let many: String = (0..MAX_IDENTIFIERS + 10)
+        .map(|i| format!("c{i},"))
+        .collect();
+    assert_eq!(
+        identifiers(&format!("SELECT {many} x FROM t"), Dialect::MySql).len(),
+        MAX_IDENTIFIERS
+    );
+}
+
 // ---- kind and command ----
 
 #[test]
