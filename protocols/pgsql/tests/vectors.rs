@@ -1221,14 +1221,57 @@ fn application_name_and_role_changes_update_the_session() {
             .concat(),
         ),
     ]));
+    // Both changes were reported during the query: one update after its records.
     assert!(ev.contains(&DbEvent::Session(SessionUpdate {
+        user: Some("auditor".into()),
         client_program: Some("batch".into()),
         ..Default::default()
     })));
-    assert!(ev.contains(&DbEvent::Session(SessionUpdate {
-        user: Some("auditor".into()),
-        ..Default::default()
-    })));
+}
+
+/// A session change reported during a query's answer holds from the records after that
+/// query's: its statements were sent by the session as it was. PostgreSQL 14+ reports the
+/// change just before ReadyForQuery (after every statement of the query), older servers
+/// inside the SET; either way the SELECT before it and the SET itself keep the login user.
+#[test]
+fn a_session_user_change_applies_after_the_query_that_made_it() {
+    for reported_at_the_end in [true, false] {
+        let status = msg::param_status("session_authorization", "auditor");
+        let mut answer = vec![
+            msg::row_desc("a"),
+            msg::data_row(b"1"),
+            msg::complete("SELECT 1"),
+        ];
+        if !reported_at_the_end {
+            answer.push(status.clone());
+        }
+        answer.push(msg::complete("SET"));
+        if reported_at_the_end {
+            answer.push(status);
+        }
+        answer.push(msg::ready(b'I'));
+        let ev = run(&with_login(&[
+            (
+                C,
+                msg::query("SELECT secret FROM t; SET SESSION AUTHORIZATION auditor"),
+            ),
+            (S, answer.concat()),
+            (C, msg::query("SELECT 2")),
+            (S, [msg::complete("SELECT 1"), msg::ready(b'I')].concat()),
+        ]));
+        let change = ev
+            .iter()
+            .position(|e| matches!(e, DbEvent::Session(u) if u.user.as_deref() == Some("auditor")))
+            .unwrap();
+        let sql_at = |text: &str| {
+            ev.iter()
+                .position(|e| matches!(e, DbEvent::Request(q) if q.sql.as_deref() == Some(text)))
+                .unwrap()
+        };
+        assert!(sql_at("SELECT secret FROM t") < change, "{ev:?}");
+        assert!(sql_at("SET SESSION AUTHORIZATION auditor") < change);
+        assert!(change < sql_at("SELECT 2"));
+    }
 }
 
 // ─── limits, gaps ───────────────────────────────────────────────────────────────────────

@@ -256,6 +256,10 @@ pub struct PgParser {
     pub(crate) database: Option<String>,
     pub(crate) app: Option<String>,
     pub(crate) session_user_reported: Option<String>,
+    /// Session changes (`SET SESSION AUTHORIZATION`, `SET application_name`) reported while
+    /// operations were in flight: they take effect for the records after those of the batch
+    /// that made them (see `session_change`).
+    pub(crate) deferred_session: Option<dbtap_core::event::SessionUpdate>,
     pub(crate) server_version: Option<String>,
     pub(crate) backend_pid: Option<u32>,
     pub(crate) login: Option<Box<LoginState>>,
@@ -304,6 +308,7 @@ impl PgParser {
             database: None,
             app: None,
             session_user_reported: None,
+            deferred_session: None,
             server_version: None,
             backend_pid: None,
             login: None,

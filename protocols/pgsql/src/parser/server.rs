@@ -654,6 +654,33 @@ impl PgParser {
             self.portals.clear();
         }
         self.end_batch(e.batch, status, out);
+        if let Some(u) = self.deferred_session.take() {
+            out.push(DbEvent::Session(u));
+        }
+    }
+
+    /// A change of session user or program. Reported during a query's answer (PostgreSQL 14+
+    /// reports changed settings just before ReadyForQuery, older servers inside the SET), it
+    /// waits for the batch's records: their statements were sent by the session as it was,
+    /// so they keep its user and program, the SET's own record included; the change holds
+    /// from the records after them.
+    fn session_change(&mut self, u: SessionUpdate, out: &mut Vec<DbEvent>) {
+        if self.ops.is_empty() {
+            out.push(DbEvent::Session(u));
+            return;
+        }
+        let d = self
+            .deferred_session
+            .get_or_insert_with(SessionUpdate::default);
+        if u.user.is_some() {
+            d.user = u.user;
+        }
+        if u.client_program.is_some() {
+            d.client_program = u.client_program;
+        }
+        if u.database.is_some() {
+            d.database = u.database;
+        }
     }
 
     /// Emit the operations of batches up to `b`.
@@ -736,20 +763,26 @@ impl PgParser {
                     return;
                 }
                 if after_login && self.app.as_deref() != Some(v.as_str()) {
-                    out.push(DbEvent::Session(SessionUpdate {
-                        client_program: Some(v.clone()),
-                        ..Default::default()
-                    }));
+                    self.session_change(
+                        SessionUpdate {
+                            client_program: Some(v.clone()),
+                            ..Default::default()
+                        },
+                        out,
+                    );
                 }
                 self.app = Some(v);
             }
             b"session_authorization" => {
                 let v = self.charset.decode(value);
                 if after_login && self.user.as_deref() != Some(v.as_str()) {
-                    out.push(DbEvent::Session(SessionUpdate {
-                        user: Some(v.clone()),
-                        ..Default::default()
-                    }));
+                    self.session_change(
+                        SessionUpdate {
+                            user: Some(v.clone()),
+                            ..Default::default()
+                        },
+                        out,
+                    );
                     self.user = Some(v.clone());
                 }
                 self.session_user_reported = Some(v);
