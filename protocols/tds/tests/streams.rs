@@ -1190,3 +1190,34 @@ fn a_jdbc_server_cursor_prepared_fetched_and_executed_again() {
     assert_eq!(r.as_ref().unwrap().status, Status::Ok);
     assert_clean(&ev, &d);
 }
+
+/// An Entra ID (FedAuth, ADAL workflow) login: the login record says how it authenticated and
+/// that its credentials are not shown; the access token the client sends in its FEDAUTH_TOKEN
+/// message appears in no event; the session goes on to its SQL batch.
+#[test]
+fn a_fedauth_login_keeps_its_token_out_of_every_event() {
+    let (ev, d, _) = run(&synth::fedauth_login(), Limits::default());
+    let recs = records(&ev);
+    assert_eq!(ops(&recs), ["login", "query"]);
+    let (login, r) = &recs[0];
+    let l = login.login.as_ref().unwrap();
+    assert_eq!(l.auth_method.as_deref(), Some("fedauth"));
+    assert!(l.credentials_redacted);
+    assert_eq!(l.user, None);
+    assert_eq!(
+        login_attr(login, "prelogin_client_fedauth_required"),
+        Some("true")
+    );
+    assert_eq!(r.as_ref().unwrap().status, Status::Ok);
+    let (q, r) = &recs[1];
+    assert_eq!(
+        q.sql.as_deref(),
+        Some("SELECT TOP 1 name FROM dbo.patients")
+    );
+    assert_eq!(r.as_ref().unwrap().rows, Some(1));
+    let all = format!("{ev:?}");
+    for secret in ["eyJ0eXAi", "SECRET-SIGNATURE"] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+    assert_clean(&ev, &d);
+}

@@ -1414,6 +1414,105 @@ pub fn informational_and_prepare() -> Conversation {
     conv
 }
 
+/// PRELOGIN (MS-TDS 2.2.6.5) with the options given as (token, data), in order.
+pub fn prelogin_options(options: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let table_len = options.len() * 5 + 1;
+    let mut head = Vec::new();
+    let mut body = Vec::new();
+    for (token, d) in options {
+        head.push(*token);
+        head.extend_from_slice(&((table_len + body.len()) as u16).to_be_bytes());
+        head.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        body.extend_from_slice(d);
+    }
+    head.push(0xFF);
+    head.extend(body);
+    head
+}
+
+/// The access token a FedAuth client sends (a JWT, as UTF-16LE in the FEDAUTH_TOKEN message):
+/// a secret, which no output may show.
+pub const FEDAUTH_JWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2RhdGFiYXNlIn0.SECRET-SIGNATURE-7f3a";
+
+/// A Microsoft Entra ID (Azure AD) login through the ADAL workflow (MS-TDS 3.2.5.1, 3.3.5.1):
+/// PRELOGIN with FEDAUTHREQUIRED (2.2.6.5, B_FEDAUTHREQUIRED = 0x01) on both sides; LOGIN7
+/// without user name or password and with the FEDAUTH feature (2.2.6.4: FeatureId 0x02,
+/// bFedAuthLibrary ADAL = 0x02 with fFedAuthEcho, workflow 0x01 user name and password); the
+/// server's FEDAUTHINFO (2.2.7.12: the STS URL and the SPN the client gets its token for); the
+/// client's FEDAUTH_TOKEN message (2.2.6.3, packet type 0x08: DataLen, TokenLen, the token);
+/// the server's LOGINACK with a FEATUREEXTACK for FEDAUTH (2.2.7.11); then a SQL batch.
+pub fn fedauth_login() -> Conversation {
+    let mut conv = Vec::new();
+    let client_prelogin = prelogin_options(&[
+        (0, vec![17, 0, 0, 1, 0, 0]),
+        (1, vec![2]),
+        (2, vec![0]),
+        (3, vec![0, 0, 0x12, 0x34]),
+        (4, vec![0]),
+        (6, vec![1]),
+    ]);
+    client_sends(&mut conv, 0x12, &client_prelogin);
+    let server_prelogin = prelogin_options(&[
+        (0, vec![16, 0, 0x10, 0x67, 0, 0]),
+        (1, vec![2]),
+        (2, vec![0]),
+        (3, vec![]),
+        (4, vec![0]),
+        (6, vec![1]),
+    ]);
+    server_sends_before_login(&mut conv, 0x04, &server_prelogin);
+    let fedauth = feature(0x02, &[(0x02 << 1) | 1, 0x01]);
+    client_sends(
+        &mut conv,
+        0x10,
+        &login7_ext("", "", "HIS.Portal", "EMR", &[], &fedauth),
+    );
+    // FEDAUTHINFO: TokenLength, CountOfInfoIDs, then per ID: FedAuthInfoID, DataLen,
+    // DataOffset (from CountOfInfoIDs), then the data (UTF-16LE).
+    let infos = [
+        (0x01u8, u16s("https://login.example.org/hospital-tenant")),
+        (0x02u8, u16s("https://database.example.org/")),
+    ];
+    let mut opts = Vec::new();
+    let mut data = Vec::new();
+    let table = 4 + infos.len() * 9;
+    for (id, d) in &infos {
+        opts.push(*id);
+        opts.extend_from_slice(&(d.len() as u32).to_le_bytes());
+        opts.extend_from_slice(&((table + data.len()) as u32).to_le_bytes());
+        data.extend_from_slice(d);
+    }
+    let mut body = (infos.len() as u32).to_le_bytes().to_vec();
+    body.extend(opts);
+    body.extend(data);
+    let mut fedauthinfo = vec![0xEE];
+    fedauthinfo.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    fedauthinfo.extend(body);
+    server_sends_before_login(&mut conv, 0x04, &fedauthinfo);
+    // FEDAUTH_TOKEN: DataLen, then FedAuthToken = TokenLen + the token (no nonce: the server's
+    // PRELOGIN sent none).
+    let token = u16s(FEDAUTH_JWT);
+    let mut msg = ((token.len() + 4) as u32).to_le_bytes().to_vec();
+    msg.extend_from_slice(&(token.len() as u32).to_le_bytes());
+    msg.extend(token);
+    client_sends(&mut conv, 0x08, &msg);
+    // LOGINACK, then FEATUREEXTACK: FEDAUTH with no data (ADAL), terminator.
+    let mut ack = vec![0xAE, 0x02];
+    ack.extend_from_slice(&0u32.to_le_bytes());
+    ack.push(0xFF);
+    let mut answer = login_response("EMR");
+    let done_at = answer.len() - 13;
+    answer.splice(done_at..done_at, ack);
+    conv.push((S, packets(0x04, &answer, 4096, SPID)));
+    client_sends(
+        &mut conv,
+        0x01,
+        &sql_batch("SELECT TOP 1 name FROM dbo.patients"),
+    );
+    server_sends(&mut conv, &[done(0xFD, 0x0010, 1)]);
+    conv
+}
+
 /// A server cursor as the Microsoft JDBC driver drives one (`selectMethod=cursor`, or a
 /// scrollable result set): the statement is prepared and its cursor opened in one call,
 /// `sp_cursorprepexec` (ProcID 5), rows come through `sp_cursorfetch` (ProcID 7), the next
@@ -2536,5 +2635,6 @@ pub fn all() -> Vec<(&'static str, Conversation)> {
         ("sql2000_login_failed", sql2000(true)),
         ("tds70", tds70()),
         ("cursor_prepexec", cursor_prepexec()),
+        ("fedauth_login", fedauth_login()),
     ]
 }
