@@ -109,9 +109,10 @@ impl AlertStage {
         for hit in hits {
             self.correlator.expire(hit.ts);
             self.write_closed()?;
-            let Some(fired) = self.correlator.offer(&self.rules, &hit) else {
-                // Tables emptied at their bound report what they held back.
-                self.write_closed()?;
+            let fired = self.correlator.offer(&self.rules, &hit);
+            // Group tables emptied at their bound (in `offer`) report what they held back.
+            self.write_closed()?;
+            let Some(fired) = fired else {
                 continue;
             };
             let rule = &self.rules.rules[usize::from(fired.rule)];

@@ -488,7 +488,6 @@ impl Correlator {
 }
 
 impl Correlator {
-    /// Take one hit; returns the alert to write, if any.
     /// Ends the suppression periods that are over at `now` (capture time) and held alerts back:
     /// each becomes a [`Closed`] report. Called before each hit is offered, so the reports come
     /// in the records' order.
@@ -544,6 +543,7 @@ impl Correlator {
         self.closed.drain(..)
     }
 
+    /// Take one hit; returns the alert to write, if any.
     pub fn offer(&mut self, rules: &RuleSet, hit: &Hit<'_>) -> Option<Fired> {
         self.stats.hits += 1;
         let rule = rules.rules.get(usize::from(hit.rule))?;

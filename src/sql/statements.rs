@@ -338,8 +338,12 @@ pub fn scan(sql: &str, toks: &[Token], dialect: Dialect, start: usize, cut: bool
                 && TSQL_STARTERS.contains(&word));
         if starts {
             let begun = begin_at(sql, toks, i, dialect);
-            current.end(&mut found.unfiltered);
+            // Only a statement that is one ends the one before: after `THEN` in an UPDATE's
+            // `CASE WHEN … THEN col …` the word is an expression (kind `other`), and the
+            // UPDATE's WHERE may still follow.
             if begun.kind != Kind::Other {
+                current.end(&mut found.unfiltered);
+                current = Current::new(begun.kind);
                 if found.later.len() == MAX_STATEMENTS {
                     found.truncated = true;
                     return found;
@@ -349,7 +353,6 @@ pub fn scan(sql: &str, toks: &[Token], dialect: Dialect, start: usize, cut: bool
                     command: begun.command,
                 });
             }
-            current = Current::new(begun.kind);
             if begun.body {
                 return found;
             }

@@ -259,6 +259,23 @@ fn update_and_delete_without_a_where_clause_of_their_own() {
             "DELETE FROM t /* where */; UPDATE u SET note = 'where'",
             &["update", "delete"],
         ),
+        // A CASE expression's THEN is not a block opener: the WHERE after it is the UPDATE's.
+        (
+            Dialect::TSql,
+            "UPDATE t SET a = CASE WHEN b = 1 THEN c ELSE d END WHERE id = 5",
+            none,
+        ),
+        (
+            Dialect::Postgres,
+            "UPDATE t SET a = CASE WHEN b THEN c END; DELETE FROM u WHERE id = 1",
+            &["update"],
+        ),
+        // T-SQL statements of kind `other` (DECLARE, PRINT) do not end the one before.
+        (
+            Dialect::TSql,
+            "DELETE FROM t DECLARE @x INT SELECT @x = 1 FROM u WHERE a = 1",
+            &["delete"],
+        ),
         // T-SQL's UPDATE STATISTICS changes no rows.
         (Dialect::TSql, "UPDATE STATISTICS dbo.patients", none),
         // A routine definition runs none of its body.
