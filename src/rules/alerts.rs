@@ -197,13 +197,12 @@ impl AlertStage {
     }
 }
 
-/// One alert as a JSON line.
-fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
-    let rule = &rules.rules[usize::from(fired.rule)];
-    let mut ts = [0u8; 27];
-    let mut j = JsonOut::new(out);
+/// An alert line's start, up to its message: `{"ts": …, "rule": {id, title, severity,
+/// category, tags}, "message": `.
+fn head(j: &mut JsonOut<'_>, ts: dbtap_core::Timestamp, rule: &super::Rule) {
+    let mut b = [0u8; 27];
     j.token(b"{\"ts\":");
-    j.raw_str(format_rfc3339_micros(fired.ts, &mut ts).as_bytes());
+    j.raw_str(format_rfc3339_micros(ts, &mut b).as_bytes());
     j.token(b",\"rule\":{\"id\":");
     j.str(&rule.id);
     j.token(b",\"title\":");
@@ -219,6 +218,13 @@ fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
     }
     j.end_array();
     j.token(b"},\"message\":");
+}
+
+/// One alert as a JSON line.
+fn render(rules: &RuleSet, fired: &Fired, record: &[u8], out: &mut Vec<u8>) {
+    let rule = &rules.rules[usize::from(fired.rule)];
+    let mut j = JsonOut::new(out);
+    head(&mut j, fired.ts, rule);
     let message = match (&fired.threshold, &fired.accumulate, &fired.baseline) {
         (Some(t), _, _) => format!(
             "{}: {} in {} s from {}",
@@ -287,7 +293,6 @@ fn render_closed(rules: &RuleSet, c: &Closed, out: &mut Vec<u8>) {
     };
     let group = c.group.replace('\u{1f}', " / ");
     let mut j = JsonOut::new(out);
-    j.token(b"{\"ts\":");
     // Written when the period is over: at its end, or at the last held alert when the run or
     // the tables ended first.
     let at = if c.ended == Ended::Period {
@@ -295,22 +300,7 @@ fn render_closed(rules: &RuleSet, c: &Closed, out: &mut Vec<u8>) {
     } else {
         c.last
     };
-    j.raw_str(ts_of(at).as_bytes());
-    j.token(b",\"rule\":{\"id\":");
-    j.str(&rule.id);
-    j.token(b",\"title\":");
-    j.str(&rule.title);
-    j.token(b",\"severity\":");
-    j.str(rule.severity.as_str());
-    j.token(b",\"category\":");
-    j.str(rule.category);
-    j.token(b",\"tags\":");
-    j.begin_array();
-    for t in &rule.tags {
-        j.str(t);
-    }
-    j.end_array();
-    j.token(b"},\"message\":");
+    head(&mut j, at, rule);
     j.str(&format!(
         "{}: {} more held back for {} (one alert per {} s)",
         rule.title, c.held, group, rule.suppress_secs

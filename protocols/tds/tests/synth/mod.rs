@@ -1513,6 +1513,13 @@ pub fn fedauth_login() -> Conversation {
     conv
 }
 
+/// The client calls well-known procedure `id` with unnamed parameters (output flag, value), as
+/// the JDBC driver sends the cursor procedures' parameters.
+fn cursor_call(conv: &mut Conversation, id: u16, params: &[(bool, Typed)]) {
+    let named: Vec<(&str, bool, &Typed)> = params.iter().map(|(o, v)| ("", *o, v)).collect();
+    client_sends(conv, 0x03, &rpc_message(&[rpc(Ok(id), &named)]));
+}
+
 /// A server cursor as the Microsoft JDBC driver drives one (`selectMethod=cursor`, or a
 /// scrollable result set): the statement is prepared and its cursor opened in one call,
 /// `sp_cursorprepexec` (ProcID 5), rows come through `sp_cursorfetch` (ProcID 7), the next
@@ -1558,23 +1565,20 @@ pub fn cursor_prepexec() -> Conversation {
     let order = with_len16(0xA9, &1u16.to_le_bytes());
     let decl = nv("@P0 int,@P1 nvarchar(4000)");
     let stmt = nv("SELECT id, result FROM dbo.lab WHERE patient = @P0 AND test = @P1 ORDER BY id");
-    client_sends(
+    cursor_call(
         &mut conv,
-        0x03,
-        &rpc_message(&[rpc(
-            Ok(5),
-            &[
-                ("", true, &int4(0)),
-                ("", true, &int4(0)),
-                ("", false, &decl),
-                ("", false, &stmt),
-                ("", true, &int4(4)),
-                ("", true, &int4(8193)),
-                ("", true, &int4(0)),
-                ("", false, &int4(4711)),
-                ("", false, &nv("HbA1c")),
-            ],
-        )]),
+        5,
+        &[
+            (true, int4(0)),
+            (true, int4(0)),
+            (false, decl),
+            (false, stmt),
+            (true, int4(4)),
+            (true, int4(8193)),
+            (true, int4(0)),
+            (false, int4(4711)),
+            (false, nv("HbA1c")),
+        ],
     );
     let mut answer = vec![
         colmetadata(&cols),
@@ -1591,53 +1595,39 @@ pub fn cursor_prepexec() -> Conversation {
     answer.extend([returnstatus(0), done(0xFE, 0x0000, 0)]);
     server_sends(&mut conv, &answer);
     // Fetch NEXT (2), from row 1, 2 rows.
-    client_sends(
+    cursor_call(
         &mut conv,
-        0x03,
-        &rpc_message(&[rpc(
-            Ok(7),
-            &[
-                ("", false, &int4(CURSOR)),
-                ("", false, &int4(2)),
-                ("", false, &int4(1)),
-                ("", false, &int4(2)),
-            ],
-        )]),
+        7,
+        &[
+            (false, int4(CURSOR)),
+            (false, int4(2)),
+            (false, int4(1)),
+            (false, int4(2)),
+        ],
     );
     let mut answer = vec![colmetadata(&cols), tabname, colinfo, row(&cols), row(&cols)];
     answer.extend(procedure_done(2));
     server_sends(&mut conv, &answer);
-    client_sends(
+    cursor_call(
         &mut conv,
-        0x03,
-        &rpc_message(&[rpc(
-            Ok(4),
-            &[
-                ("", false, &int4(HANDLE)),
-                ("", true, &int4(0)),
-                ("", true, &int4(4)),
-                ("", true, &int4(8193)),
-                ("", true, &int4(0)),
-                ("", false, &int4(4712)),
-                ("", false, &nv("LDL")),
-            ],
-        )]),
+        4,
+        &[
+            (false, int4(HANDLE)),
+            (true, int4(0)),
+            (true, int4(4)),
+            (true, int4(8193)),
+            (true, int4(0)),
+            (false, int4(4712)),
+            (false, nv("LDL")),
+        ],
     );
     let mut answer = vec![colmetadata(&cols), done(0xFF, 0x0001, 0)];
     answer.push(returnvalue_int(1, "", CURSOR + 1));
     answer.extend([returnstatus(0), done(0xFE, 0x0000, 0)]);
     server_sends(&mut conv, &answer);
-    client_sends(
-        &mut conv,
-        0x03,
-        &rpc_message(&[rpc(Ok(9), &[("", false, &int4(CURSOR + 1))])]),
-    );
+    cursor_call(&mut conv, 9, &[(false, int4(CURSOR + 1))]);
     server_sends(&mut conv, &[returnstatus(0), done(0xFE, 0x0000, 0)]);
-    client_sends(
-        &mut conv,
-        0x03,
-        &rpc_message(&[rpc(Ok(6), &[("", false, &int4(HANDLE))])]),
-    );
+    cursor_call(&mut conv, 6, &[(false, int4(HANDLE))]);
     server_sends(&mut conv, &[returnstatus(0), done(0xFE, 0x0000, 0)]);
     conv
 }
