@@ -293,18 +293,22 @@ pub const MAX_IDENTIFIERS: usize = 1024;
 pub fn identifiers(sql: &str, dialect: Dialect) -> Vec<&str> {
     let toks = lexer::tokenize(sql, dialect, MAX_TOKENS);
     let mut out: Vec<&str> = Vec::new();
+    // A set, not a scan of `out`: a long text of a thousand names repeated would cost a
+    // thousand comparisons per word.
+    let mut seen: foldhash::HashSet<&str> = foldhash::HashSet::default();
     for t in &toks.list {
         let word = match t.tok {
             lexer::Tok::Word => t.text(sql),
             lexer::Tok::QuotedIdent => classify::unquote(t.text(sql)),
             _ => continue,
         };
-        if word.is_empty() || out.contains(&word) {
+        if word.is_empty() || seen.contains(word) {
             continue;
         }
         if out.len() == MAX_IDENTIFIERS {
             break;
         }
+        seen.insert(word);
         out.push(word);
     }
     out
