@@ -252,7 +252,9 @@ mod dbtap_schema {
         "lost_bytes",
         "login",
         "attributes",
-        // SQL analysis: on every record that carries a statement text, and only there.
+    ];
+    /// The SQL analysis: on every record that carries a statement text, and only there.
+    const SQL_ANALYSIS: &[&str] = &[
         "kind",
         "command",
         "statements",
@@ -347,7 +349,8 @@ mod dbtap_schema {
             }
         }
         for k in obj.keys() {
-            if !REQUIRED.contains(&k.as_str()) && !OPTIONAL.contains(&k.as_str()) {
+            let k = k.as_str();
+            if !REQUIRED.contains(&k) && !OPTIONAL.contains(&k) && !SQL_ANALYSIS.contains(&k) {
                 return Err(format!("unknown field {k}"));
             }
         }
@@ -469,15 +472,8 @@ mod dbtap_schema {
                 }
             }
         } else {
-            for k in [
-                "kind",
-                "command",
-                "statements",
-                "objects",
-                "fingerprint",
-                "normalized",
-            ] {
-                if obj.contains_key(k) {
+            for k in SQL_ANALYSIS {
+                if obj.contains_key(*k) {
                     return Err(format!("{k} on a record without sql"));
                 }
             }

@@ -142,6 +142,14 @@ pub fn timeless(ev: &[DbEvent]) -> Vec<DbEvent> {
         .collect()
 }
 
+/// The value of attribute `key` in a request's or a login's attribute list.
+pub fn attribute<'a, K: AsRef<str>>(attrs: &'a [(K, String)], key: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(k, _)| k.as_ref() == key)
+        .map(|(_, v)| v.as_str())
+}
+
 /// One request's operation name (empty when none).
 pub fn op_name(q: &Request) -> String {
     q.op.as_ref()

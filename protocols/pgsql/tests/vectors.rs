@@ -2033,10 +2033,7 @@ fn error_fields(fields: &[(u8, &str)]) -> Vec<u8> {
 }
 
 fn attr<'a>(r: &'a dbtap_core::Request, k: &str) -> Option<&'a str> {
-    r.attributes
-        .iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v.as_str())
+    dbtap_core::testing::attribute(&r.attributes, k)
 }
 
 /// The error's severity (`V`, else the localized `S` of servers before 9.6) and cursor position

@@ -47,19 +47,11 @@ fn ops(recs: &[(dbtap_core::Request, Option<dbtap_core::Response>)]) -> Vec<Stri
 }
 
 fn attr<'a>(r: &'a dbtap_core::Request, k: &str) -> Option<&'a str> {
-    r.attributes
-        .iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v.as_str())
+    dbtap_core::testing::attribute(&r.attributes, k)
 }
 
 fn login_attr<'a>(r: &'a dbtap_core::Request, k: &str) -> Option<&'a str> {
-    r.login
-        .as_ref()?
-        .attributes
-        .iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v.as_str())
+    dbtap_core::testing::attribute(&r.login.as_ref()?.attributes, k)
 }
 
 #[test]

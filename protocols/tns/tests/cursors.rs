@@ -7,10 +7,7 @@ use common::{feed, load, pairs, run, summary, Seg};
 use dbtap_core::{Completeness, Limits, ParamValue, Request, SessionOpts};
 
 fn attr<'a>(q: &'a Request, k: &str) -> Option<&'a str> {
-    q.attributes
-        .iter()
-        .find(|(a, _)| a == k)
-        .map(|(_, v)| v.as_str())
+    dbtap_core::testing::attribute(&q.attributes, k)
 }
 
 fn values(q: &Request) -> Vec<String> {

@@ -6,10 +6,7 @@ use common::{pairs, run, summary};
 use dbtap_core::{Completeness, DbEvent, ErrorCode, Status};
 
 fn attr<'a>(l: &'a dbtap_core::Login, k: &str) -> Option<&'a str> {
-    l.attributes
-        .iter()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v.as_str())
+    dbtap_core::testing::attribute(&l.attributes, k)
 }
 
 #[test]
