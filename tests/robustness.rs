@@ -4,6 +4,10 @@
 //! byte runs overwritten with noise, under deliberately small limits. The run must finish, write
 //! only well-formed JSON lines, and keep the flow table under its memory cap (plus at most one
 //! packet's worth, since eviction runs after the packet that crossed the cap).
+//!
+//! The suite runs a fixed sample (the same damage on every run, so a failure reproduces). A
+//! longer campaign with other damage: `DBTAP_ROBUST_CASES=N` cases per capture and
+//! `DBTAP_ROBUST_SEED=S` (any number; a failure names it, and the same S replays the same cases).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use dbtap::pipeline::{PipelineConfig, Progress};
 use dbtap::reassembly::ReassemblyLimits;
 use dbtap::replay::replay;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 /// Flow table cap used here (small on purpose).
 const CAP: usize = 512 * 1024;
@@ -24,6 +28,34 @@ const ONE_PACKET_SLACK: usize = 64 * 1024 + 2 * 64 * 1024 + 1024 * 1024 + 64 * 1
 /// Longest a replay of one damaged capture may take before it counts as a hang (a replay of
 /// these ≤ 64 KiB files takes milliseconds, even in the checked profile on a busy machine).
 const HANG_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A test runner of `cases` cases (or `DBTAP_ROBUST_CASES`), from the fixed seed (or
+/// `DBTAP_ROBUST_SEED`).
+fn runner(cases: u32) -> TestRunner {
+    let cases = std::env::var("DBTAP_ROBUST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let rng = match seed() {
+        Some(s) => {
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&s.to_le_bytes());
+            TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+        }
+        None => TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    };
+    TestRunner::new_with_rng(config, rng)
+}
+
+/// `DBTAP_ROBUST_SEED`, when set.
+fn seed() -> Option<u64> {
+    std::env::var("DBTAP_ROBUST_SEED").ok()?.parse().ok()
+}
 
 fn captures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
@@ -165,39 +197,19 @@ fn damaged_captures_never_panic_or_overgrow() {
     for cap in caps {
         let original = std::fs::read(&cap).unwrap();
         let name = cap.file_name().unwrap().to_string_lossy().into_owned();
-        // Fixed seed: the same damage on every run, so a failure reproduces.
-        let mut runner = TestRunner::new_with_rng(
-            Config {
-                cases: 24,
-                failure_persistence: None,
-                ..Config::default()
-            },
-            proptest::test_runner::TestRng::deterministic_rng(
-                proptest::test_runner::RngAlgorithm::ChaCha,
-            ),
-        );
-        runner
+        runner(24)
             .run(&damage(), |d| {
                 run_bytes(&apply(&original, &d), &name);
                 Ok(())
             })
-            .unwrap_or_else(|e| panic!("{}: {e}", cap.display()));
+            .unwrap_or_else(|e| panic!("{} (seed {:?}): {e}", cap.display(), seed()));
     }
 }
 
 #[test]
 fn random_payload_streams_on_a_database_port_never_panic() {
     // Whole captures of noise: a pcap header and random records (valid framing, random TCP).
-    let mut runner = TestRunner::new_with_rng(
-        Config {
-            cases: 64,
-            failure_persistence: None,
-            ..Config::default()
-        },
-        proptest::test_runner::TestRng::deterministic_rng(
-            proptest::test_runner::RngAlgorithm::ChaCha,
-        ),
-    );
+    let mut runner = runner(64);
     let packets = proptest::collection::vec(proptest::collection::vec(any::<u8>(), 40..600), 1..40);
     runner
         .run(&packets, |pkts| {
@@ -232,5 +244,5 @@ fn random_payload_streams_on_a_database_port_never_panic() {
             run_bytes(&f, "noise.pcap");
             Ok(())
         })
-        .unwrap();
+        .unwrap_or_else(|e| panic!("seed {:?}: {e}", seed()));
 }
