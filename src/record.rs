@@ -146,10 +146,12 @@ impl Flags {
 
     /// Names of the set flags, in a fixed order.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Flags::NAMES
-            .into_iter()
+        // Most records have no flag: then the table is not walked at all.
+        let table: &'static [(Flags, &'static str)] = if self.0 == 0 { &[] } else { &Flags::NAMES };
+        table
+            .iter()
             .filter(move |(f, _)| self.contains(*f))
-            .map(|(_, n)| n)
+            .map(|(_, n)| *n)
     }
 }
 
