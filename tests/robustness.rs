@@ -32,10 +32,9 @@ const HANG_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// A test runner of `cases` cases (or `DBTAP_ROBUST_CASES`), from the fixed seed (or
 /// `DBTAP_ROBUST_SEED`).
 fn runner(cases: u32) -> TestRunner {
-    let cases = std::env::var("DBTAP_ROBUST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
+    let cases = env_number("DBTAP_ROBUST_CASES").map_or(cases, |n| {
+        u32::try_from(n).unwrap_or_else(|_| panic!("DBTAP_ROBUST_CASES={n}: at most {}", u32::MAX))
+    });
     let config = Config {
         cases,
         failure_persistence: None,
@@ -54,7 +53,18 @@ fn runner(cases: u32) -> TestRunner {
 
 /// `DBTAP_ROBUST_SEED`, when set.
 fn seed() -> Option<u64> {
-    std::env::var("DBTAP_ROBUST_SEED").ok()?.parse().ok()
+    env_number("DBTAP_ROBUST_SEED")
+}
+
+/// A whole number from the environment; a value that is not one stops the test (a typo must not
+/// quietly run the fixed sample instead of the campaign asked for).
+fn env_number(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+    )
 }
 
 fn captures() -> Vec<PathBuf> {
