@@ -43,8 +43,8 @@ pub const ROUND_PACKETS: usize = 1024;
 /// the workers, about `QUEUE_DEPTH` rounds each, stay in the shared cache between the reader's read
 /// and the worker's parse.
 pub const ROUND_BYTES: usize = 1024 * 1024;
-/// Packets ahead of the one being parsed whose payloads the worker prefetches: 4 measured best
-/// (2 to 8 within the noise; the whole round at once was slower, by evicting what it was parsing).
+/// Packets ahead of the one being parsed whose payloads the worker prefetches. 2 to 8 measured
+/// alike; prefetching the whole round at once was slower.
 const PREFETCH_AHEAD: usize = 4;
 /// Batches queued per worker before the reader blocks.
 pub const QUEUE_DEPTH: usize = 4;
