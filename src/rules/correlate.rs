@@ -327,9 +327,14 @@ impl<V> Default for Groups<V> {
 }
 
 impl<V> Groups<V> {
-    /// Empties the tables when they hold [`MAX_GROUPS`] groups; returns whether it did.
+    /// The tables hold [`MAX_GROUPS`] groups: the next new one empties them.
+    fn is_full(&self) -> bool {
+        self.len >= MAX_GROUPS
+    }
+
+    /// Empties the tables when they are full; returns whether it did.
     fn make_room(&mut self) -> bool {
-        if self.len < MAX_GROUPS {
+        if !self.is_full() {
             return false;
         }
         self.by_rule.clear();
@@ -656,7 +661,7 @@ impl Correlator {
         };
         let mut suppressed = 0;
         if rule.suppress_secs > 0 {
-            if self.suppression.len >= MAX_GROUPS {
+            if self.suppression.is_full() {
                 // Report what the tables hold back before they are emptied.
                 self.close_all(Ended::GroupsDropped);
                 self.closing.clear();

@@ -675,3 +675,59 @@ fn suppressed_alerts_are_reported_when_their_period_ends() {
     );
     assert_eq!(c.stats.suppressed, 6);
 }
+
+/// When the suppression tables are full, the alerts they hold back are reported (`ended:
+/// groups_dropped`) before the tables are emptied, and only once.
+#[test]
+fn held_alerts_are_reported_before_full_tables_are_emptied() {
+    use super::correlate::{Closed, Correlator, Ended, Hit, MAX_GROUPS};
+    let mut set = RuleSet::default();
+    set.add_text(
+        "p.toml",
+        &format!(
+            "{HEAD}when = {{ field = \"op\", equals = \"login\" }}\nsuppress_secs = 60\n\
+             suppress_by = [\"client_ip\"]\n"
+        ),
+    )
+    .unwrap();
+    fn hit(ts: u64, ip: &str) -> Hit<'_> {
+        Hit {
+            rule: 0,
+            ts: dbtap_core::Timestamp(ts),
+            session_id: 1,
+            group: "",
+            distinct: None,
+            suppress: ip,
+            amount: 0,
+        }
+    }
+    let mut c = Correlator::default();
+    // One group alerts, then has one alert held back; MAX_GROUPS − 1 other groups alert once.
+    assert!(c.offer(&set, &hit(1, "held")).is_some());
+    assert!(c.offer(&set, &hit(2, "held")).is_none());
+    for i in 1..MAX_GROUPS {
+        let ip = format!("g{i}");
+        assert!(c.offer(&set, &hit(3, &ip)).is_some(), "{ip}");
+    }
+    assert_eq!(c.take_closed().count(), 0);
+    assert_eq!(c.stats.groups_dropped, 0);
+    // The next hit finds the tables full.
+    assert!(c.offer(&set, &hit(4, "new")).is_some());
+    assert_eq!(c.stats.groups_dropped, 1);
+    assert_eq!(
+        c.take_closed().collect::<Vec<_>>(),
+        vec![Closed {
+            rule: 0,
+            group: "held".into(),
+            held: 1,
+            first: dbtap_core::Timestamp(2),
+            last: dbtap_core::Timestamp(2),
+            until: dbtap_core::Timestamp(1 + 60_000_000_000),
+            ended: Ended::GroupsDropped,
+        }]
+    );
+    // Its period's entry went with the tables: nothing more when it would have ended.
+    c.expire(dbtap_core::Timestamp(120_000_000_000));
+    c.close_all(Ended::CaptureEnd);
+    assert_eq!(c.take_closed().count(), 0);
+}
