@@ -628,13 +628,17 @@ impl PgParser {
                 mark_rollback(&mut req);
             }
             notice_attr(&r, &mut req.attributes);
-            let before = splits
-                .get(i)
-                .and_then(|s| sql.get(..s.start))
-                .map_or(0, |head| {
-                    u32::try_from(head.chars().count()).unwrap_or(u32::MAX)
-                });
-            error_attrs(&r, before, &mut req.attributes);
+            // The characters before this statement are counted only for a failed one: a
+            // count per statement would read the text once per statement.
+            if r.error_at.is_some() {
+                let before = splits
+                    .get(i)
+                    .and_then(|s| sql.get(..s.start))
+                    .map_or(0, |head| {
+                        u32::try_from(head.chars().count()).unwrap_or(u32::MAX)
+                    });
+                error_attrs(&r, before, &mut req.attributes);
+            }
             let mut resp = response_of(&r);
             if i == last && cut {
                 resp.completeness = resp.completeness.merge(cut_completeness(lost, resp.bytes));
@@ -760,15 +764,23 @@ fn error_attrs(
     let Some(at) = o.error_at.as_deref() else {
         return;
     };
-    if !at.severity.is_empty() {
-        attrs.push(("error_severity".into(), at.severity.clone()));
-    }
+    severity_attr(&at.severity, attrs);
     if let Some(p) = at
         .position
         .and_then(|p| p.checked_sub(before))
         .filter(|p| *p > 0)
     {
         attrs.push(("error_position".into(), p.to_string()));
+    }
+}
+
+/// The `error_severity` attribute, when the ErrorResponse had a severity.
+pub(crate) fn severity_attr(
+    severity: &str,
+    attrs: &mut Vec<(std::borrow::Cow<'static, str>, String)>,
+) {
+    if !severity.is_empty() {
+        attrs.push(("error_severity".into(), severity.to_owned()));
     }
 }
 

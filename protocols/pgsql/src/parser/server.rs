@@ -534,7 +534,7 @@ impl PgParser {
                 // idle_session_timeout (57P05), idle_in_transaction_session_timeout (25P03), a
                 // shutdown. No request, but the trail must show who was cut off and why.
                 let mut req = Self::request(ts, Op::new(OP_TERMINATED), 0);
-                req.attributes.push(("error_severity".into(), at.severity));
+                severity_attr(&at.severity, &mut req.attributes);
                 let resp = Response {
                     ts_end,
                     status: Status::Error,
@@ -848,11 +848,7 @@ impl PgParser {
                 let at = self.error_at(&f);
                 self.server_info(out);
                 if let Some(mut l) = self.login.take() {
-                    if !at.severity.is_empty() {
-                        l.req
-                            .attributes
-                            .push(("error_severity".into(), at.severity));
-                    }
+                    severity_attr(&at.severity, &mut l.req.attributes);
                     l.resp.status = Status::Error;
                     l.resp.error = Some(err);
                     l.resp.ts_end = ts_end;
