@@ -585,12 +585,8 @@ when = { field = "sql", regex = '(?i)^grant\b' }
     assert!(err.contains("invalid repetition count range"), "{err}");
 }
 
-/// Alerts held back by suppression are reported when their period ends (in capture time), or
-/// at the end of the run, by a line of their own: how many, the first and last, the period's
-/// end. The next alert of the group then starts a new period with nothing held.
-#[test]
-fn suppressed_alerts_are_reported_when_their_period_ends() {
-    use super::correlate::{Closed, Correlator, Ended, Hit};
+/// One rule on logins whose alerts are suppressed for 60 s per client address.
+fn login_suppression_rules() -> RuleSet {
     let mut set = RuleSet::default();
     set.add_text(
         "p.toml",
@@ -600,16 +596,31 @@ fn suppressed_alerts_are_reported_when_their_period_ends() {
         ),
     )
     .unwrap();
-    let s = |secs: u64| dbtap_core::Timestamp(secs * 1_000_000_000);
-    let hit = |secs: u64, ip: &'static str| Hit {
+    set
+}
+
+/// A hit of that rule at `ts` from client address `ip`.
+fn login_hit(ts: dbtap_core::Timestamp, ip: &str) -> super::correlate::Hit<'_> {
+    super::correlate::Hit {
         rule: 0,
-        ts: s(secs),
+        ts,
         session_id: 1,
         group: "",
         distinct: None,
         suppress: ip,
         amount: 0,
-    };
+    }
+}
+
+/// Alerts held back by suppression are reported when their period ends (in capture time), or
+/// at the end of the run, by a line of their own: how many, the first and last, the period's
+/// end. The next alert of the group then starts a new period with nothing held.
+#[test]
+fn suppressed_alerts_are_reported_when_their_period_ends() {
+    use super::correlate::{Closed, Correlator, Ended, Hit};
+    let set = login_suppression_rules();
+    let s = |secs: u64| dbtap_core::Timestamp(secs * 1_000_000_000);
+    let hit = |secs: u64, ip: &'static str| login_hit(s(secs), ip);
     let mut c = Correlator::default();
     let offer = |c: &mut Correlator, h: Hit<'_>| {
         c.expire(h.ts);
@@ -681,25 +692,9 @@ fn suppressed_alerts_are_reported_when_their_period_ends() {
 #[test]
 fn held_alerts_are_reported_before_full_tables_are_emptied() {
     use super::correlate::{Closed, Correlator, Ended, Hit, MAX_GROUPS};
-    let mut set = RuleSet::default();
-    set.add_text(
-        "p.toml",
-        &format!(
-            "{HEAD}when = {{ field = \"op\", equals = \"login\" }}\nsuppress_secs = 60\n\
-             suppress_by = [\"client_ip\"]\n"
-        ),
-    )
-    .unwrap();
+    let set = login_suppression_rules();
     fn hit(ts: u64, ip: &str) -> Hit<'_> {
-        Hit {
-            rule: 0,
-            ts: dbtap_core::Timestamp(ts),
-            session_id: 1,
-            group: "",
-            distinct: None,
-            suppress: ip,
-            amount: 0,
-        }
+        login_hit(dbtap_core::Timestamp(ts), ip)
     }
     let mut c = Correlator::default();
     // One group alerts, then has one alert held back; MAX_GROUPS − 1 other groups alert once.
