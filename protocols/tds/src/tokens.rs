@@ -1490,6 +1490,37 @@ mod tests {
         assert_eq!(acc.cur.rows, Some(3));
     }
 
+    /// OFFSET (MS-TDS 2.2.7.16: token 0x78, "removed in TDS 7.2"; TokenType BYTE, Identifier
+    /// USHORT, OffSetLen USHORT) tells a TDS 7.0/7.1 client where a keyword sits in its SQL text
+    /// (`SET OFFSETS`). It carries nothing an audit record uses: it is stepped over, 5 bytes, and
+    /// the rows around it still count, however the response is cut. The spec gives the
+    /// Identifier no values, so any USHORT is grammatical; 0x0001 here.
+    /// The result follows the TDS 7.1 grammar: COLMETADATA's UserType is a USHORT before 7.2
+    /// (2.2.7.4) and DONE's DoneRowCount a LONG (2.2.7.6).
+    #[test]
+    fn offset_token_is_stepped_over_in_any_chunking() {
+        let mut v = vec![tok::COLMETADATA, 1, 0];
+        // UserType (USHORT), Flags (nullable), INTN(4), ColName "c".
+        v.extend_from_slice(&[0, 0, 0x09, 0x00, 0x26, 4, 1, b'c', 0]);
+        // OFFSET: Identifier 1, OffSetLen 7 (the keyword's offset in the batch text).
+        v.extend_from_slice(&[tok::OFFSET, 0x01, 0x00, 0x07, 0x00]);
+        v.extend_from_slice(&[tok::ROW, 4, 42, 0, 0, 0]);
+        v.extend_from_slice(&[tok::ROW, 0]);
+        // DONE: Status DONE_COUNT (0x10), CurCmd 0xC1 (SELECT), DoneRowCount 2 (LONG).
+        v.extend_from_slice(&[tok::DONE, 0x10, 0, 0xC1, 0, 2, 0, 0, 0]);
+        for cut in 0..=v.len() {
+            let mut ts = TokenStream {
+                tds: Tds::V71,
+                ..TokenStream::default()
+            };
+            let acc = feed_all(&mut ts, &[&v[..cut], &v[cut..]]);
+            assert_eq!(acc.cur.rows, Some(2), "cut at {cut}");
+            assert_eq!(acc.cur.row_tokens, 2, "cut at {cut}");
+            assert!(acc.final_done, "cut at {cut}");
+            assert!(!acc.lost, "cut at {cut}");
+        }
+    }
+
     fn bv(s: &str) -> Vec<u8> {
         let mut v = vec![s.len() as u8];
         v.extend(s.encode_utf16().flat_map(|c| c.to_le_bytes()));
