@@ -196,3 +196,18 @@ pub fn pair_lines(ev: &[DbEvent]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Cases per property test: `PROPTEST_CASES` when it is set, else `default` (each suite's
+/// default is what its properties run in a few seconds). A value that is not a whole number
+/// stops the test with the variable's name: a typo must not quietly run the default sample and
+/// pass for a longer campaign than it was.
+pub fn proptest_cases(default: u32) -> u32 {
+    match std::env::var("PROPTEST_CASES") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("PROPTEST_CASES={v:?} is not a whole number of cases")),
+        Err(std::env::VarError::NotPresent) => default,
+        Err(e) => panic!("PROPTEST_CASES: {e}"),
+    }
+}

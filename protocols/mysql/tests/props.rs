@@ -3,7 +3,7 @@
 mod common;
 
 use common::{feed, load, Seg};
-use dbtap_core::testing::rechunk;
+use dbtap_core::testing::{proptest_cases, rechunk};
 use dbtap_core::{Direction, Limits, SessionOpts, Timestamp};
 use proptest::prelude::*;
 
@@ -26,7 +26,7 @@ const STREAMS: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(128)))]
 
     #[test]
     fn chunking_does_not_change_events(which in 0..STREAMS.len(), cuts in prop::collection::vec(any::<u16>(), 1..32)) {
@@ -136,12 +136,4 @@ fn truncations_of_every_stream_at_every_byte_never_panic() {
             n += step;
         }
     }
-}
-
-/// Cases per property: `PROPTEST_CASES` when set, else 128 (a few seconds in release).
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(128)
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{feed, load, Seg};
-use dbtap_core::testing::{coalesce, rechunk, timeless};
+use dbtap_core::testing::{coalesce, proptest_cases, rechunk, timeless};
 use dbtap_core::{Direction, Limits, SessionOpts, Timestamp};
 use proptest::prelude::*;
 
@@ -199,7 +199,7 @@ fn synthetic_session() -> Vec<Seg> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(128)))]
 
     #[test]
     fn chunking_a_session_of_every_message_kind(cuts in prop::collection::vec(any::<u16>(), 1..64)) {
@@ -403,12 +403,4 @@ fn pending_operations_are_bounded_without_a_server() {
     let (ev, _, p) = feed(&segs, SessionOpts { midstream: true }, limits);
     assert_eq!(common::pairs(&ev).len(), 100);
     assert_eq!(p.pending_operations(), 0);
-}
-
-/// Cases per property: `PROPTEST_CASES` when set, else 128 (a few seconds in release).
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(128)
 }

@@ -2,7 +2,7 @@
 //! random bytes, truncations, bit flips and gaps never panic, hang or grow the parser's memory.
 mod synth;
 
-use dbtap_core::testing::timeless;
+use dbtap_core::testing::{proptest_cases, timeless};
 use dbtap_core::{DbEvent, Direction, Driver, Limits, SessionOpts, StreamParser, Timestamp};
 use dbtap_tds::TdsParser;
 use proptest::prelude::*;
@@ -40,7 +40,7 @@ fn feed(conv: &synth::Conversation, cuts: &[usize], midstream: bool) -> (Vec<DbE
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: proptest_cases(256), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn chunking_does_not_change_events(cuts in proptest::collection::vec(1usize..700, 1..16)) {

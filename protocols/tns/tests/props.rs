@@ -3,7 +3,7 @@
 mod common;
 
 use common::{feed, load, Seg};
-use dbtap_core::testing::{coalesce, rechunk, timeless};
+use dbtap_core::testing::{coalesce, proptest_cases, rechunk, timeless};
 use dbtap_core::{DbEvent, Direction, Limits, SessionOpts, Timestamp};
 use proptest::prelude::*;
 
@@ -36,7 +36,7 @@ fn coalesced_streams_give_the_same_operations() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(64)))]
 
     #[test]
     fn chunking_does_not_change_events(cuts in prop::collection::vec(any::<u16>(), 1..32), which in 0..STREAMS.len()) {
